@@ -1,0 +1,105 @@
+//! `config.toml` of a database.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, StorageError};
+use super::io::{Io, read_file, replace_file};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictPolicy {
+    #[default]
+    Reject,
+    LastWriterWins,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub name: String,
+    /// Identity of the database across sites (a UUID).
+    pub id: String,
+    /// Identity of this site's copy: 8 hex digits, part of every version name.
+    pub node: String,
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    #[serde(default)]
+    pub conflict_policy: ConflictPolicy,
+    /// A keyframe (full copy, XZ) is stored every this many versions of a
+    /// table, so reading any version applies at most this many deltas.
+    #[serde(default = "default_keyframe_every")]
+    pub keyframe_every: u64,
+    /// How long a commit waits for another process's lock before failing.
+    #[serde(default = "default_lock_timeout_ms")]
+    pub lock_timeout_ms: u64,
+}
+
+fn default_delimiter() -> char {
+    '|'
+}
+fn default_keyframe_every() -> u64 {
+    1000
+}
+fn default_lock_timeout_ms() -> u64 {
+    5000
+}
+
+impl Config {
+    pub fn new(name: &str, delimiter: char) -> Config {
+        let id = uuid::Uuid::new_v4();
+        Config {
+            name: name.to_string(),
+            id: id.to_string(),
+            node: new_node_id(),
+            delimiter,
+            conflict_policy: ConflictPolicy::Reject,
+            keyframe_every: default_keyframe_every(),
+            lock_timeout_ms: default_lock_timeout_ms(),
+        }
+    }
+
+    /// The delimiter as a byte (validated ASCII on load).
+    pub fn delimiter_byte(&self) -> u8 {
+        self.delimiter as u8
+    }
+
+    pub fn load(io: &dyn Io, path: &Path) -> Result<Config> {
+        let bytes = read_file(io, path)?;
+        let bad = |detail: String| StorageError::Config {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        cfg.check().map_err(bad)?;
+        Ok(cfg)
+    }
+
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let d = self.delimiter;
+        if !d.is_ascii() || d.is_ascii_alphanumeric() || matches!(d, '"' | '\n' | '\r') {
+            return Err(format!("delimiter {d:?} must be an ASCII punctuation, space or tab"));
+        }
+        if self.node.len() != 8 || !self.node.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("node {:?} must be 8 hex digits", self.node));
+        }
+        if self.keyframe_every == 0 {
+            return Err("keyframe_every must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn save(&self, io: &dyn Io, path: &Path) -> Result<()> {
+        let text = toml::to_string(self).map_err(|e| StorageError::Config {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        replace_file(io, path, text.as_bytes())
+    }
+}
+
+fn new_node_id() -> String {
+    let id = uuid::Uuid::new_v4();
+    id.simple().to_string()[..8].to_string()
+}

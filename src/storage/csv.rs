@@ -1,0 +1,546 @@
+//! Strict CSV for tables: RFC 4180 quoting with the database's delimiter, a
+//! header line, the key in the first column. Parsing is by hand because the
+//! product must *reject* what lenient parsers accept (a stray quote, text
+//! after a closing quote, an unterminated quote) and say where.
+//!
+//! [`TableIndex`] is what the engine keeps of a parsed table: record offsets
+//! and the key set. [`TableIndex::edit`] revalidates only the region a write
+//! changed, which keeps a 1-row commit independent of the table size.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+
+/// A validation error, with the 1-based line (and column when known) in the
+/// content the writer supplied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvError {
+    pub line: u64,
+    pub column: Option<u64>,
+    pub kind: CsvErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CsvErrorKind {
+    NoHeader,
+    NotUtf8,
+    UnterminatedQuote,
+    QuoteInUnquotedField,
+    TextAfterClosingQuote,
+    FieldCount { expected: usize, found: usize },
+    EmptyColumnName,
+    DuplicateColumn(String),
+    EmptyKey,
+    DuplicateKey { key: String, first_line: Option<u64> },
+}
+
+impl fmt::Display for CsvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}", self.line)?;
+        if let Some(c) = self.column {
+            write!(f, ", column {c}")?;
+        }
+        f.write_str(": ")?;
+        match &self.kind {
+            CsvErrorKind::NoHeader => f.write_str("empty content: a header line is required"),
+            CsvErrorKind::NotUtf8 => f.write_str("not valid UTF-8"),
+            CsvErrorKind::UnterminatedQuote => f.write_str("quoted field is never closed"),
+            CsvErrorKind::QuoteInUnquotedField => {
+                f.write_str("quote inside an unquoted field (quote the whole field and double the quote)")
+            }
+            CsvErrorKind::TextAfterClosingQuote => {
+                f.write_str("text after a closing quote (expected a delimiter or end of line)")
+            }
+            CsvErrorKind::FieldCount { expected, found } => {
+                write!(f, "expected {expected} fields, found {found}")
+            }
+            CsvErrorKind::EmptyColumnName => f.write_str("empty column name in the header"),
+            CsvErrorKind::DuplicateColumn(c) => write!(f, "duplicate column name {c:?}"),
+            CsvErrorKind::EmptyKey => f.write_str("empty key (the first column identifies the row)"),
+            CsvErrorKind::DuplicateKey { key, first_line } => match first_line {
+                Some(l) => write!(f, "duplicate key {key:?} (first on line {l})"),
+                None => write!(f, "duplicate key {key:?}"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for CsvError {}
+
+/// One record found by [`parse_record`].
+struct Record {
+    /// Offset just past the record's line terminator (or the end of input).
+    end: usize,
+    fields: usize,
+    /// The decoded first field.
+    key: Vec<u8>,
+    /// Line terminators consumed, including the final one.
+    newlines: u64,
+}
+
+/// Parses the record starting at `pos`. `line` is its 1-based line number,
+/// used for errors only.
+fn parse_record(b: &[u8], mut pos: usize, delim: u8, line: u64) -> Result<Record, CsvError> {
+    let mut fields = 0usize;
+    let mut key = Vec::new();
+    let mut newlines = 0u64;
+    let err = |newlines: u64, field: usize, kind| CsvError {
+        line: line + newlines,
+        column: Some(field as u64 + 1),
+        kind,
+    };
+    loop {
+        // At the start of a field.
+        let quoted = pos < b.len() && b[pos] == b'"';
+        if quoted {
+            pos += 1;
+            loop {
+                let Some(q) = b[pos..].iter().position(|&c| c == b'"' || c == b'\n') else {
+                    return Err(err(newlines, fields, CsvErrorKind::UnterminatedQuote));
+                };
+                if fields == 0 {
+                    key.extend_from_slice(&b[pos..pos + q]);
+                }
+                pos += q;
+                if b[pos] == b'\n' {
+                    newlines += 1;
+                    if fields == 0 {
+                        key.push(b'\n');
+                    }
+                    pos += 1;
+                    continue;
+                }
+                // A quote: doubled means a literal quote, else the field ends.
+                if pos + 1 < b.len() && b[pos + 1] == b'"' {
+                    if fields == 0 {
+                        key.push(b'"');
+                    }
+                    pos += 2;
+                    continue;
+                }
+                pos += 1;
+                break;
+            }
+            fields += 1;
+            match b.get(pos) {
+                None => break,
+                Some(&c) if c == delim => pos += 1,
+                Some(b'\n') => {
+                    pos += 1;
+                    newlines += 1;
+                    break;
+                }
+                Some(b'\r') if b.get(pos + 1) == Some(&b'\n') => {
+                    pos += 2;
+                    newlines += 1;
+                    break;
+                }
+                Some(_) => {
+                    return Err(err(newlines, fields - 1, CsvErrorKind::TextAfterClosingQuote));
+                }
+            }
+        } else {
+            let start = pos;
+            let stop = b[pos..]
+                .iter()
+                .position(|&c| c == delim || c == b'\n' || c == b'"')
+                .map_or(b.len(), |i| pos + i);
+            if stop < b.len() && b[stop] == b'"' {
+                return Err(err(newlines, fields, CsvErrorKind::QuoteInUnquotedField));
+            }
+            let mut value_end = stop;
+            if (stop == b.len() || b[stop] == b'\n') && value_end > start && b[value_end - 1] == b'\r'
+            {
+                value_end -= 1;
+            }
+            if fields == 0 {
+                key.extend_from_slice(&b[start..value_end]);
+            }
+            fields += 1;
+            pos = stop;
+            match b.get(pos) {
+                None => break,
+                Some(b'\n') => {
+                    pos += 1;
+                    newlines += 1;
+                    break;
+                }
+                Some(_) => pos += 1, // the delimiter
+            }
+        }
+    }
+    Ok(Record {
+        end: pos,
+        fields,
+        key,
+        newlines,
+    })
+}
+
+/// What the engine keeps of a valid table's content.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableIndex {
+    pub columns: Vec<String>,
+    /// Offset where the first data record starts (just past the header).
+    pub header_end: usize,
+    /// Start offset of every data record, ascending.
+    pub starts: Vec<usize>,
+    /// Total content length.
+    pub len: usize,
+    pub keys: HashSet<Vec<u8>>,
+}
+
+/// A changed region: `old` bytes of the base were replaced by `new` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hunk {
+    pub old: Range<usize>,
+    pub new: Range<usize>,
+}
+
+fn line_of(b: &[u8], offset: usize) -> u64 {
+    1 + b[..offset.min(b.len())].iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+fn utf8_check(b: &[u8], range: Range<usize>, base_line: u64) -> Result<(), CsvError> {
+    match std::str::from_utf8(&b[range.clone()]) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let at = range.start + e.valid_up_to();
+            Err(CsvError {
+                line: base_line + line_of(&b[range.start..at], at - range.start) - 1,
+                column: None,
+                kind: CsvErrorKind::NotUtf8,
+            })
+        }
+    }
+}
+
+impl TableIndex {
+    pub fn rows(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Byte range of data row `i`.
+    pub fn row_range(&self, i: usize) -> Range<usize> {
+        let end = self.starts.get(i + 1).copied().unwrap_or(self.len);
+        self.starts[i]..end
+    }
+
+    /// Parses and validates a whole table.
+    pub fn parse(b: &[u8], delim: u8) -> Result<TableIndex, CsvError> {
+        if b.is_empty() {
+            return Err(CsvError {
+                line: 1,
+                column: None,
+                kind: CsvErrorKind::NoHeader,
+            });
+        }
+        utf8_check(b, 0..b.len(), 1)?;
+        let (columns, header_end, mut line) = parse_header(b, delim)?;
+        let mut index = TableIndex {
+            columns,
+            header_end,
+            starts: Vec::new(),
+            len: b.len(),
+            keys: HashSet::new(),
+        };
+        let mut pos = header_end;
+        while pos < b.len() {
+            let rec = parse_record(b, pos, delim, line)?;
+            index.check_record(&rec, line)?;
+            if !index.keys.insert(rec.key) {
+                let key = parse_record(b, pos, delim, line)?.key;
+                return Err(duplicate_key(b, &index, &key, line, delim));
+            }
+            index.starts.push(pos);
+            line += rec.newlines;
+            pos = rec.end;
+        }
+        Ok(index)
+    }
+
+    fn check_record(&self, rec: &Record, line: u64) -> Result<(), CsvError> {
+        if rec.fields != self.columns.len() {
+            return Err(CsvError {
+                line,
+                column: None,
+                kind: CsvErrorKind::FieldCount {
+                    expected: self.columns.len(),
+                    found: rec.fields,
+                },
+            });
+        }
+        if rec.key.is_empty() {
+            return Err(CsvError {
+                line,
+                column: Some(1),
+                kind: CsvErrorKind::EmptyKey,
+            });
+        }
+        Ok(())
+    }
+
+    /// Validates `new`, an edit of the content this index describes (`old`),
+    /// re-parsing only the changed region. Returns the index of `new` and the
+    /// row-aligned hunks that turn `old` into `new`.
+    pub fn edit(
+        &self,
+        old: &[u8],
+        new: &[u8],
+        delim: u8,
+    ) -> Result<(TableIndex, Vec<Hunk>), CsvError> {
+        let p = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+        if p < self.header_end || new.len() < self.header_end {
+            // The header changed: every row must be checked again.
+            let index = TableIndex::parse(new, delim)?;
+            let hunks = row_hunks(old, &self.all_starts(), new, &index.all_starts());
+            return Ok((index, hunks));
+        }
+        let max_s = (old.len() - p).min(new.len() - p);
+        let s = old
+            .iter()
+            .rev()
+            .zip(new.iter().rev())
+            .take(max_s)
+            .take_while(|(a, b)| a == b)
+            .count();
+        // First touched row: the one holding byte p (or the first one after the header).
+        let i0 = self.starts.partition_point(|&st| st <= p).saturating_sub(1);
+        let start = self.starts.get(i0).copied().unwrap_or(self.header_end).min(p);
+        let start = start.max(self.header_end);
+        let shift = old.len() as i64 - new.len() as i64;
+        let mut line = line_of(new, start);
+        let mut pos = start;
+        let mut new_starts = Vec::new();
+        let mut new_keys = Vec::new();
+        // Parse new records until the parse realigns with an old record start inside the common suffix.
+        let (new_end, old_end) = loop {
+            if pos >= new.len() {
+                break (new.len(), old.len());
+            }
+            if pos > start && pos >= new.len() - s {
+                let old_pos = (pos as i64 + shift) as usize;
+                if self.starts.binary_search(&old_pos).is_ok() {
+                    break (pos, old_pos);
+                }
+            }
+            let rec = parse_record(new, pos, delim, line)?;
+            self.check_record(&rec, line)?;
+            new_starts.push(pos);
+            new_keys.push((rec.key, line));
+            line += rec.newlines;
+            pos = rec.end;
+        };
+        utf8_check(new, start..new_end, line_of(new, start))?;
+        let j0 = self.starts.partition_point(|&st| st < old_end);
+        // Keys: drop the old region's, add the new region's, reject duplicates.
+        let mut keys = self.keys.clone();
+        for i in i0.min(self.starts.len())..j0 {
+            let r = self.row_range(i);
+            if let Ok(rec) = parse_record(old, r.start, delim, 0) {
+                keys.remove(&rec.key);
+            }
+        }
+        for (key, line) in &new_keys {
+            if !keys.insert(key.clone()) {
+                let mut err = duplicate_key(new, self, key, *line, delim);
+                if let CsvErrorKind::DuplicateKey { first_line, .. } = &mut err.kind {
+                    *first_line = None;
+                }
+                return Err(err);
+            }
+        }
+        let mut starts = Vec::with_capacity(i0 + new_starts.len() + self.starts.len() - j0);
+        starts.extend_from_slice(&self.starts[..i0.min(self.starts.len())]);
+        starts.extend_from_slice(&new_starts);
+        starts.extend(self.starts[j0..].iter().map(|&st| (st as i64 - shift) as usize));
+        let old_region: Vec<usize> = self.starts[i0.min(self.starts.len())..j0].to_vec();
+        let hunks = row_hunks_in(old, &old_region, old_end, new, &new_starts, new_end);
+        let index = TableIndex {
+            columns: self.columns.clone(),
+            header_end: self.header_end,
+            starts,
+            len: new.len(),
+            keys,
+        };
+        Ok((index, hunks))
+    }
+
+    /// Record starts including the header record at 0.
+    fn all_starts(&self) -> Vec<usize> {
+        let mut v = Vec::with_capacity(self.starts.len() + 1);
+        if self.len > 0 {
+            v.push(0);
+        }
+        v.extend_from_slice(&self.starts);
+        v
+    }
+}
+
+fn parse_header(b: &[u8], delim: u8) -> Result<(Vec<String>, usize, u64), CsvError> {
+    let mut columns = Vec::new();
+    let mut pos = 0;
+    let header = parse_record(b, 0, delim, 1)?;
+    // Decode every header field (parse_record only keeps the first).
+    while pos < header.end {
+        let mut field_end = pos;
+        let rec = parse_record(&b[..header.end], pos, delim, 1)?;
+        let _ = rec;
+        // Re-scan field by field: find this field's end by parsing a one-field view.
+        let (value, next) = next_field(b, pos, delim);
+        field_end = field_end.max(next);
+        columns.push(value);
+        pos = field_end;
+        if pos >= header.end || b[pos - 1] == b'\n' {
+            break;
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, c) in columns.iter().enumerate() {
+        let err = |kind| CsvError {
+            line: 1,
+            column: Some(i as u64 + 1),
+            kind,
+        };
+        if c.is_empty() {
+            return Err(err(CsvErrorKind::EmptyColumnName));
+        }
+        if !seen.insert(c.as_str()) {
+            return Err(err(CsvErrorKind::DuplicateColumn(c.clone())));
+        }
+    }
+    Ok((columns, header.end, 1 + header.newlines))
+}
+
+/// Decodes the field at `pos` of an already validated record; returns the
+/// value and the offset just past its delimiter or line terminator.
+fn next_field(b: &[u8], mut pos: usize, delim: u8) -> (String, usize) {
+    let mut out = Vec::new();
+    if b.get(pos) == Some(&b'"') {
+        pos += 1;
+        while pos < b.len() {
+            if b[pos] == b'"' {
+                if b.get(pos + 1) == Some(&b'"') {
+                    out.push(b'"');
+                    pos += 2;
+                    continue;
+                }
+                pos += 1;
+                break;
+            }
+            out.push(b[pos]);
+            pos += 1;
+        }
+    } else {
+        while pos < b.len() && b[pos] != delim && b[pos] != b'\n' {
+            out.push(b[pos]);
+            pos += 1;
+        }
+        if out.last() == Some(&b'\r') && (pos == b.len() || b[pos] == b'\n') {
+            out.pop();
+        }
+    }
+    if b.get(pos) == Some(&b'\r') {
+        pos += 1;
+    }
+    if pos < b.len() {
+        pos += 1; // the delimiter or '\n'
+    }
+    (String::from_utf8_lossy(&out).into_owned(), pos)
+}
+
+/// Decodes every field of the record starting at `pos` (used for diffs and
+/// display; the record must be valid).
+pub fn record_fields(b: &[u8], pos: usize, delim: u8) -> Vec<String> {
+    let end = parse_record(b, pos, delim, 0).map_or(b.len(), |r| r.end);
+    let mut fields = Vec::new();
+    let mut p = pos;
+    loop {
+        let (value, next) = next_field(b, p, delim);
+        fields.push(value);
+        if next >= end || b[next - 1] == b'\n' {
+            break;
+        }
+        p = next;
+    }
+    fields
+}
+
+fn duplicate_key(b: &[u8], index: &TableIndex, key: &[u8], line: u64, delim: u8) -> CsvError {
+    let first_line = index
+        .starts
+        .iter()
+        .find(|&&st| parse_record(b, st, delim, 0).is_ok_and(|r| r.key == key))
+        .map(|&st| line_of(b, st));
+    CsvError {
+        line,
+        column: Some(1),
+        kind: CsvErrorKind::DuplicateKey {
+            key: String::from_utf8_lossy(key).into_owned(),
+            first_line,
+        },
+    }
+}
+
+/// Row-aligned hunks between two whole contents, given their record starts.
+fn row_hunks(old: &[u8], old_starts: &[usize], new: &[u8], new_starts: &[usize]) -> Vec<Hunk> {
+    row_hunks_in(old, old_starts, old.len(), new, new_starts, new.len())
+}
+
+/// Diffs the records of two regions (each given by its record starts and its
+/// end) and returns the changed byte ranges, coalesced.
+fn row_hunks_in(
+    old: &[u8],
+    old_starts: &[usize],
+    old_end: usize,
+    new: &[u8],
+    new_starts: &[usize],
+    new_end: usize,
+) -> Vec<Hunk> {
+    let slices = |b: &'_ [u8], starts: &[usize], end: usize| -> Vec<Vec<u8>> {
+        (0..starts.len())
+            .map(|i| b[starts[i]..starts.get(i + 1).copied().unwrap_or(end)].to_vec())
+            .collect()
+    };
+    let old_rows = slices(old, old_starts, old_end);
+    let new_rows = slices(new, new_starts, new_end);
+    let old_at = |i: usize| old_starts.get(i).copied().unwrap_or(old_end);
+    let new_at = |i: usize| new_starts.get(i).copied().unwrap_or(new_end);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    let ops =
+        similar::capture_diff_slices_deadline(similar::Algorithm::Myers, &old_rows, &new_rows, Some(deadline));
+    let mut hunks: Vec<Hunk> = Vec::new();
+    for op in ops {
+        let (o, n) = match op {
+            similar::DiffOp::Equal { .. } => continue,
+            similar::DiffOp::Delete {
+                old_index,
+                old_len,
+                new_index,
+            } => (old_index..old_index + old_len, new_index..new_index),
+            similar::DiffOp::Insert {
+                old_index,
+                new_index,
+                new_len,
+            } => (old_index..old_index, new_index..new_index + new_len),
+            similar::DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } => (old_index..old_index + old_len, new_index..new_index + new_len),
+        };
+        let h = Hunk {
+            old: old_at(o.start)..old_at(o.end),
+            new: new_at(n.start)..new_at(n.end),
+        };
+        match hunks.last_mut() {
+            Some(last) if last.old.end == h.old.start && last.new.end == h.new.start => {
+                last.old.end = h.old.end;
+                last.new.end = h.new.end;
+            }
+            _ => hunks.push(h),
+        }
+    }
+    hunks
+}

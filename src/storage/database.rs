@@ -1,0 +1,246 @@
+//! A database: a directory with `config.toml`, `registry/` and `tables/`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::config::Config;
+use super::dict::{self, Action, UserDict};
+use super::error::{Result, StorageError};
+use super::io::{Io, RealIo, replace_file, sync_parent};
+use super::names;
+use super::table::{self, Base, CommitOptions, Committed, Table};
+use super::DbCtx;
+
+pub const CONFIG: &str = "config.toml";
+
+#[derive(Debug)]
+pub struct Database {
+    ctx: Arc<DbCtx>,
+    tables: Mutex<HashMap<String, Arc<Table>>>,
+}
+
+/// One line of `table:list` / `db:list`.
+#[derive(Debug, Clone)]
+pub struct TableSummary {
+    pub name: String,
+    pub versions: u64,
+    pub rows: u64,
+    pub size: u64,
+    pub dropped: bool,
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+    move |e| StorageError::io(op, path, e)
+}
+
+impl Database {
+    /// Creates a database at `root` (which must not hold one already).
+    pub fn init(io: Arc<dyn Io>, root: &Path, name: &str, delimiter: char) -> Result<Database> {
+        names::validate(name)?;
+        let cfg_path = root.join(CONFIG);
+        if io.len(&cfg_path).map_err(io_err("stat", &cfg_path))?.is_some() {
+            return Err(StorageError::Exists {
+                kind: "database",
+                name: root.display().to_string(),
+            });
+        }
+        let config = Config::new(name, delimiter);
+        config.check().map_err(|detail| StorageError::Config {
+            path: cfg_path.clone(),
+            detail,
+        })?;
+        for d in ["tables", "registry", "frames"] {
+            let p = root.join(d);
+            io.create_dir(&p).map_err(io_err("create", &p))?;
+        }
+        let reg = root.join("registry");
+        replace_file(&*io, &reg.join("actions.dict"), dict::actions_dict().as_bytes())?;
+        replace_file(&*io, &reg.join("users.dict"), b"")?;
+        // config.toml last: its presence marks a complete database.
+        config.save(&*io, &cfg_path)?;
+        sync_parent(&*io, root)?;
+        Database::open_with(io, root)
+    }
+
+    pub fn open(root: &Path) -> Result<Database> {
+        Database::open_with(Arc::new(RealIo), root)
+    }
+
+    pub fn open_with(io: Arc<dyn Io>, root: &Path) -> Result<Database> {
+        let cfg_path = root.join(CONFIG);
+        if io.len(&cfg_path).map_err(io_err("stat", &cfg_path))?.is_none() {
+            return Err(StorageError::NotFound {
+                kind: "database",
+                name: root.display().to_string(),
+            });
+        }
+        let config = Config::load(&*io, &cfg_path)?;
+        let users = UserDict::load(&*io, &root.join("registry").join("users.dict"))?;
+        Ok(Database {
+            ctx: Arc::new(DbCtx {
+                io,
+                root: root.to_path_buf(),
+                config,
+                users: Mutex::new(users),
+            }),
+            tables: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.ctx.config
+    }
+
+    pub fn name(&self) -> &str {
+        &self.ctx.config.name
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.ctx.root
+    }
+
+    pub fn io(&self) -> &Arc<dyn Io> {
+        &self.ctx.io
+    }
+
+    fn tables_dir(&self) -> PathBuf {
+        self.ctx.root.join("tables")
+    }
+
+    /// Names of every table with at least one version, dropped ones included, sorted.
+    pub fn table_names(&self) -> Result<Vec<String>> {
+        let dir = self.tables_dir();
+        let mut names: Vec<String> = self
+            .ctx
+            .io
+            .list(&dir)
+            .map_err(io_err("list", &dir))?
+            .into_iter()
+            .filter(|n| names::validate(n).is_ok())
+            .filter(|n| {
+                let log = dir.join(n).join(table::LOG);
+                matches!(self.ctx.io.len(&log), Ok(Some(l)) if l > 0)
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Opens a table (cached: one `Table` per name per `Database`).
+    pub fn table(&self, name: &str) -> Result<Arc<Table>> {
+        names::validate(name)?;
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tables.get(name) {
+            return Ok(Arc::clone(t));
+        }
+        let t = Arc::new(Table::open(Arc::clone(&self.ctx), name)?);
+        if t.head_seq()? == 0 {
+            return Err(StorageError::NotFound {
+                kind: "table",
+                name: name.to_string(),
+            });
+        }
+        tables.insert(name.to_string(), Arc::clone(&t));
+        Ok(t)
+    }
+
+    /// A live (not dropped) table.
+    pub fn live_table(&self, name: &str) -> Result<Arc<Table>> {
+        let t = self.table(name)?;
+        if t.is_dropped()? {
+            return Err(StorageError::NotFound {
+                kind: "table",
+                name: format!("{name} (dropped; `rdb table:restore` brings it back)"),
+            });
+        }
+        Ok(t)
+    }
+
+    /// Creates a table with `content` (CSV with a header) as its first
+    /// version. A dropped table of the same name is re-created on top of its
+    /// history.
+    pub fn create_table(&self, name: &str, content: &[u8], user: &str) -> Result<Committed> {
+        names::validate(name)?;
+        if let Ok(t) = self.table(name) {
+            if !t.is_dropped()? {
+                return Err(StorageError::Exists {
+                    kind: "table",
+                    name: name.to_string(),
+                });
+            }
+            return t.commit(Base::Head, content, &CommitOptions::new(Action::Create, user));
+        }
+        // Validate before creating anything on disk.
+        super::csv::TableIndex::parse(content, self.ctx.config.delimiter_byte())?;
+        let dir = self.tables_dir().join(name);
+        self.ctx.io.create_dir(&dir).map_err(io_err("create", &dir))?;
+        sync_parent(&*self.ctx.io, &dir)?;
+        let t = Arc::new(Table::open(Arc::clone(&self.ctx), name)?);
+        let done = t.commit(Base::Version(0), content, &CommitOptions::new(Action::Create, user))?;
+        self.tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), t);
+        Ok(done)
+    }
+
+    /// Drops a table: a version with no content, so history keeps it and a
+    /// rollback restores it.
+    pub fn drop_table(&self, name: &str, user: &str) -> Result<Committed> {
+        let t = self.live_table(name)?;
+        t.commit(Base::Head, b"", &CommitOptions::new(Action::Drop, user))
+    }
+
+    /// Brings a dropped table back as it was before the drop.
+    pub fn restore_table(&self, name: &str, user: &str) -> Result<Committed> {
+        let t = self.table(name)?;
+        let versions = t.versions()?;
+        let Some(before) = versions.iter().rev().find(|v| v.size > 0) else {
+            return Err(StorageError::NotFound {
+                kind: "version with content of table",
+                name: name.to_string(),
+            });
+        };
+        if !t.is_dropped()? {
+            return Err(StorageError::Exists {
+                kind: "table",
+                name: name.to_string(),
+            });
+        }
+        let bytes = t.read_version(before.seq)?;
+        t.commit(Base::Head, &bytes, &CommitOptions::new(Action::Restore, user))
+    }
+
+    pub fn summaries(&self) -> Result<Vec<TableSummary>> {
+        let mut out = Vec::new();
+        for name in self.table_names()? {
+            let t = self.table(&name)?;
+            let versions = t.versions()?;
+            let last = versions.last();
+            out.push(TableSummary {
+                name,
+                versions: versions.len() as u64,
+                rows: last.map_or(0, |v| v.rows),
+                size: last.map_or(0, |v| v.size),
+                dropped: t.is_dropped()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn disk_usage(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.ctx.root)
+    }
+}

@@ -1,0 +1,154 @@
+//! The file operations the storage engine performs, behind a trait so that
+//! crash tests can put a fault-injecting layer ([`super::fault::FaultIo`])
+//! underneath the engine. Every mutation the engine makes goes through here;
+//! reads go through here too so a "crashed" layer can refuse them.
+//!
+//! Durability vocabulary used throughout: a file's *data* is durable after an
+//! fsync of the file; its *name* (creation, rename, removal) is durable after
+//! an fsync of the directory that holds it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::error::{Result, StorageError};
+
+pub trait Io: Send + Sync + std::fmt::Debug {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Length of the file, or `None` when it does not exist.
+    fn len(&self, path: &Path) -> io::Result<Option<u64>>;
+    /// Names of the entries of a directory (unsorted).
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Creates a directory and its parents (no error when it exists).
+    fn create_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Creates a file that must not exist yet, writes `bytes`, and fsyncs the
+    /// file when `sync`. The name is durable only after [`Io::sync_dir`].
+    fn write_new(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()>;
+    /// Appends `bytes` (creating the file if needed) and fsyncs it when `sync`.
+    fn append(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()>;
+    /// Cuts a file to `len` bytes and fsyncs it.
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealIo;
+
+impl Io for RealIo {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    fn len(&self, path: &Path) -> io::Result<Option<u64>> {
+        match fs::metadata(path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            // Names that are not UTF-8 are never ours; skip them.
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+
+    fn write_new(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
+        f.write_all(bytes)?;
+        if sync {
+            f.sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn append(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+        let mut f = OpenOptions::new().append(true).create(true).open(path)?;
+        f.write_all(bytes)?;
+        if sync {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(len)?;
+        f.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::remove_dir_all(dir)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// Marker inside the names of temporary files; open() removes leftovers.
+pub const TEMP_MARKER: &str = ".rdb-tmp-";
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A temp path next to `path`, unique within this process and across processes.
+pub fn temp_path_for(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(
+        ".{name}{TEMP_MARKER}{}-{n}",
+        std::process::id()
+    ))
+}
+
+/// Replaces `path` atomically: write a temp file, fsync it, rename it over
+/// `path`, fsync the directory. After a crash the path holds the old or the
+/// new bytes, never a mix.
+pub fn replace_file(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path_for(path);
+    io.write_new(&tmp, bytes, true)
+        .map_err(|e| StorageError::io("write", &tmp, e))?;
+    if let Err(e) = io.rename(&tmp, path) {
+        let _ = io.remove(&tmp);
+        return Err(StorageError::io("rename", path, e));
+    }
+    sync_parent(io, path)
+}
+
+/// Fsyncs the directory holding `path`.
+pub fn sync_parent(io: &dyn Io, path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    io.sync_dir(dir)
+        .map_err(|e| StorageError::io("fsync directory", dir, e))
+}
+
+/// Reads a file that must exist, mapping the error with its path.
+pub fn read_file(io: &dyn Io, path: &Path) -> Result<Vec<u8>> {
+    io.read(path).map_err(|e| StorageError::io("read", path, e))
+}

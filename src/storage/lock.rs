@@ -1,0 +1,85 @@
+//! Cross-process exclusion: an advisory `flock` on a lock file, taken with a
+//! bounded wait. The holder writes its pid into the file so that a waiter can
+//! say who holds it. The kernel drops the lock when the holder dies, so a
+//! crashed process never leaves a stale lock behind.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::error::{Result, StorageError};
+
+#[derive(Debug)]
+pub struct LockFile {
+    path: PathBuf,
+    file: File,
+}
+
+/// Held lock; released on drop.
+#[derive(Debug)]
+pub struct LockGuard<'a> {
+    lock: &'a LockFile,
+}
+
+impl LockFile {
+    pub fn open(path: &Path) -> Result<LockFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| StorageError::io("open lock", path, e))?;
+        Ok(LockFile {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Takes the lock, waiting at most `timeout`.
+    pub fn acquire(&self, what: &str, timeout: Duration) -> Result<LockGuard<'_>> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            // SAFETY-free: flock on a valid fd owned by self.file.
+            let rc = unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                let mut f = &self.file;
+                let _ = f.set_len(0);
+                let _ = f.rewind();
+                let _ = write!(f, "{}", std::process::id());
+                return Ok(LockGuard { lock: self });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(StorageError::io("lock", &self.path, err));
+            }
+            if start.elapsed() >= timeout {
+                return Err(StorageError::Locked {
+                    what: what.to_string(),
+                    pid: self.holder().unwrap_or(0),
+                    waited_ms: start.elapsed().as_millis() as u64,
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    fn holder(&self) -> Option<u32> {
+        let mut s = String::new();
+        File::open(&self.path).ok()?.read_to_string(&mut s).ok()?;
+        s.trim().parse().ok()
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: unlocking a valid fd; failure leaves the lock to close().
+        unsafe {
+            libc::flock(self.lock.file.as_raw_fd(), libc::LOCK_UN);
+        }
+    }
+}

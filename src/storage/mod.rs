@@ -1,0 +1,42 @@
+//! The storage layer: the backing store of design.md section 4. It knows
+//! nothing of FUSE or SQL. Its door is this module: [`Database`],
+//! [`Table`], [`Registry`] and the types they return.
+
+mod config;
+pub mod csv;
+mod database;
+pub mod delta;
+mod dict;
+mod error;
+pub mod fault;
+pub mod io;
+mod lock;
+mod log;
+pub mod names;
+mod registry;
+mod table;
+mod verify;
+mod zero_bzip2;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub use config::{Config, ConflictPolicy};
+pub use csv::{CsvError, CsvErrorKind, Hunk, TableIndex};
+pub use database::{Database, TableSummary};
+pub use dict::Action;
+pub use error::{Result, StorageError};
+pub use io::{Io, RealIo};
+pub use log::content_hash;
+pub use registry::{DbEntry, Mode, Registry};
+pub use table::{Base, CURRENT, CommitOptions, Committed, LOG, SCHEMA, Table, VersionInfo};
+pub use verify::{Problem, VerifyReport};
+
+/// What every table of one database shares.
+#[derive(Debug)]
+pub(crate) struct DbCtx {
+    pub io: Arc<dyn Io>,
+    pub root: PathBuf,
+    pub config: Config,
+    pub users: Mutex<dict::UserDict>,
+}

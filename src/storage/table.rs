@@ -1,0 +1,598 @@
+//! One table: its version log, its deltas and keyframes, its head.
+//!
+//! Commit protocol (docs/FORMAT.md has the crash analysis):
+//! 1. take the table lock (flock, bounded wait) and catch up with commits
+//!    other processes made;
+//! 2. validate the new bytes (only the changed region) and diff the rows;
+//! 3. write the delta (and a keyframe when one is due), fsync each;
+//! 4. fsync the table directory, so their names are durable;
+//! 5. append the log line and fsync the log: **the commit point**;
+//! 6. replace `current.csv` (temp, fsync, rename, fsync dir).
+//!
+//! A crash before 5 leaves unreferenced files that open removes; a crash
+//! after 5 leaves a stale `current.csv` that open rebuilds from the deltas.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use super::csv::{Hunk, TableIndex};
+use super::delta::{self, Patch, Pieces};
+use super::dict::Action;
+use super::error::{Result, StorageError};
+use super::io::{TEMP_MARKER, read_file, replace_file};
+use super::lock::{LockFile, LockGuard};
+use super::log::{self, DeltaKind, LogEntry, content_hash};
+use super::names::now_us;
+use super::DbCtx;
+
+pub const CURRENT: &str = "current.csv";
+pub const LOG: &str = "version.log";
+pub const LOCK: &str = "lock";
+pub const SCHEMA: &str = "schema.toml";
+
+/// What the writer started from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    /// Whatever the head is now (a blind write: `>`, `cp`, an import).
+    Head,
+    /// The version the writer read (sequence number; 0 = the table had none).
+    Version(u64),
+}
+
+/// Who and what a commit is, for the log.
+#[derive(Debug, Clone)]
+pub struct CommitOptions<'a> {
+    pub action: Action,
+    pub user: &'a str,
+    pub frame: Option<&'a str>,
+}
+
+impl<'a> CommitOptions<'a> {
+    pub fn new(action: Action, user: &'a str) -> Self {
+        CommitOptions {
+            action,
+            user,
+            frame: None,
+        }
+    }
+}
+
+/// A version as the outside world sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// 1-based position in this site's log.
+    pub seq: u64,
+    /// Unique, sortable name (timestamp and node).
+    pub name: String,
+    pub ts_us: u64,
+    pub action: String,
+    pub user: String,
+    pub base: u64,
+    pub size: u64,
+    pub rows: u64,
+    pub hash: String,
+    pub frame: Option<String>,
+}
+
+/// The result of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub version: VersionInfo,
+    /// False when the content equalled the head: no version was written.
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct State {
+    log: Vec<LogEntry>,
+    /// Bytes of version.log this state reflects (to notice other writers).
+    log_len: u64,
+    head: Arc<Vec<u8>>,
+    /// `None` while the head is empty (no version yet, or dropped).
+    index: Option<Arc<TableIndex>>,
+}
+
+#[derive(Debug)]
+pub struct Table {
+    ctx: Arc<DbCtx>,
+    name: String,
+    dir: PathBuf,
+    lock: LockFile,
+    /// Serialises this process's committers; the flock serialises processes.
+    commit_mutex: Mutex<()>,
+    state: RwLock<State>,
+}
+
+fn lock_poisoned<T>(r: std::sync::LockResult<T>) -> T {
+    // A panic in another thread cannot leave State half-updated: it is only
+    // ever replaced whole. So a poisoned lock is safe to use.
+    r.unwrap_or_else(|p| p.into_inner())
+}
+
+impl Table {
+    /// Opens a table directory, recovering from any crash (torn log line,
+    /// leftover temp or unreferenced files, stale `current.csv`).
+    pub(crate) fn open(ctx: Arc<DbCtx>, name: &str) -> Result<Table> {
+        let dir = ctx.root.join("tables").join(name);
+        if ctx
+            .io
+            .len(&dir.join(LOG))
+            .map_err(|e| StorageError::io("stat", dir.join(LOG), e))?
+            .is_none()
+            && ctx
+                .io
+                .len(&dir)
+                .map_err(|e| StorageError::io("stat", &dir, e))?
+                .is_none()
+        {
+            return Err(StorageError::NotFound {
+                kind: "table",
+                name: name.to_string(),
+            });
+        }
+        let lock = LockFile::open(&dir.join(LOCK))?;
+        let table = Table {
+            ctx,
+            name: name.to_string(),
+            dir,
+            lock,
+            commit_mutex: Mutex::new(()),
+            state: RwLock::new(State::default()),
+        };
+        {
+            let _g = table.acquire()?;
+            let state = table.recover()?;
+            *lock_poisoned(table.state.write()) = state;
+        }
+        Ok(table)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn delim(&self) -> u8 {
+        self.ctx.config.delimiter_byte()
+    }
+
+    fn acquire(&self) -> Result<LockGuard<'_>> {
+        self.lock.acquire(
+            &format!("table {}/{}", self.ctx.config.name, self.name),
+            Duration::from_millis(self.ctx.config.lock_timeout_ms),
+        )
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Full recovery; the caller holds the table lock.
+    fn recover(&self) -> Result<State> {
+        let io = &*self.ctx.io;
+        let log_path = self.path(LOG);
+        let bytes = match io.read(&log_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(StorageError::io("read", &log_path, e)),
+        };
+        let parsed = log::parse(&bytes, 0);
+        if let Some(line) = parsed.damaged_line {
+            return Err(StorageError::corrupt(
+                &log_path,
+                format!("line {line} fails its CRC check (run `rdb verify`)"),
+            ));
+        }
+        if parsed.valid_len < bytes.len() {
+            tracing::warn!(table = %self.name, "dropping a torn last line of version.log");
+            io.truncate(&log_path, parsed.valid_len as u64)
+                .map_err(|e| StorageError::io("truncate", &log_path, e))?;
+        }
+        self.remove_leftovers(&parsed.entries)?;
+        let mut state = State {
+            log: parsed.entries,
+            log_len: parsed.valid_len as u64,
+            ..State::default()
+        };
+        self.load_head(&mut state, true)?;
+        Ok(state)
+    }
+
+    /// Removes temp files and deltas or keyframes no log line refers to
+    /// (written by a commit that crashed before its commit point).
+    fn remove_leftovers(&self, entries: &[LogEntry]) -> Result<()> {
+        let io = &*self.ctx.io;
+        let names = io
+            .list(&self.dir)
+            .map_err(|e| StorageError::io("list", &self.dir, e))?;
+        let known: std::collections::HashSet<String> = entries
+            .iter()
+            .flat_map(|e| [e.delta_file(), e.keyframe_file()])
+            .collect();
+        let mut removed = false;
+        for n in names {
+            let ours = n.ends_with(".bsdiff") || n.ends_with(".bsdiff.xz") || n.ends_with(".csv.xz");
+            if n.contains(TEMP_MARKER) || (ours && !known.contains(&n)) {
+                tracing::info!(table = %self.name, file = %n, "removing leftover of an interrupted commit");
+                let p = self.path(&n);
+                io.remove(&p).map_err(|e| StorageError::io("remove", &p, e))?;
+                removed = true;
+            }
+        }
+        if removed {
+            io.sync_dir(&self.dir)
+                .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Loads the head of `state.log` from `current.csv`; rebuilds the file
+    /// from the deltas when it does not match the log (only with `locked`).
+    fn load_head(&self, state: &mut State, locked: bool) -> Result<()> {
+        let io = &*self.ctx.io;
+        let cur = self.path(CURRENT);
+        let Some(last) = state.log.last() else {
+            state.head = Arc::new(Vec::new());
+            state.index = None;
+            return Ok(());
+        };
+        let on_disk = match io.read(&cur) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(StorageError::io("read", &cur, e)),
+        };
+        let head = match on_disk {
+            Some(b) if b.len() as u64 == last.size && content_hash(&b) == last.hash => b,
+            None if last.size == 0 => Vec::new(),
+            _ if !locked => {
+                return Err(StorageError::corrupt(&cur, "head does not match the log (commit in progress)"));
+            }
+            _ => {
+                tracing::warn!(table = %self.name, "current.csv is stale; rebuilding it from the deltas");
+                let seq = state.log.len() as u64;
+                let bytes = self.reconstruct(&state.log, None, seq)?;
+                self.write_current(&bytes)?;
+                bytes
+            }
+        };
+        state.index = if head.is_empty() {
+            None
+        } else {
+            Some(Arc::new(TableIndex::parse(&head, self.delim()).map_err(|e| {
+                StorageError::corrupt(&cur, format!("stored head is not valid CSV: {e}"))
+            })?))
+        };
+        state.head = Arc::new(head);
+        Ok(())
+    }
+
+    fn write_current(&self, bytes: &[u8]) -> Result<()> {
+        let cur = self.path(CURRENT);
+        if bytes.is_empty() {
+            // A dropped table has no current.csv.
+            match self.ctx.io.remove(&cur) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(StorageError::io("remove", &cur, e)),
+            }
+            return super::io::sync_parent(&*self.ctx.io, &cur);
+        }
+        replace_file(&*self.ctx.io, &cur, bytes)
+    }
+
+    /// Catches up with commits made by other processes. Cheap when nothing
+    /// changed (one stat).
+    fn refresh(&self, locked: bool) -> Result<()> {
+        let log_path = self.path(LOG);
+        let len = self
+            .ctx
+            .io
+            .len(&log_path)
+            .map_err(|e| StorageError::io("stat", &log_path, e))?
+            .unwrap_or(0);
+        let current = lock_poisoned(self.state.read()).log_len;
+        if len == current {
+            return Ok(());
+        }
+        let mut state = lock_poisoned(self.state.read()).clone();
+        let bytes = read_file(&*self.ctx.io, &log_path)?;
+        if (bytes.len() as u64) < state.log_len {
+            state = self.recover_or_wait(locked)?;
+        } else {
+            let parsed = log::parse(&bytes, state.log_len as usize);
+            if parsed.damaged_line.is_some() || (parsed.valid_len < bytes.len() && locked) {
+                // Damage, or a torn line we may cut: do a full recovery.
+                state = self.recover_or_wait(locked)?;
+            } else {
+                state.log.extend(parsed.entries);
+                state.log_len = parsed.valid_len as u64;
+                if self.load_head(&mut state, locked).is_err() {
+                    state = self.recover_or_wait(locked)?;
+                }
+            }
+        }
+        *lock_poisoned(self.state.write()) = state;
+        Ok(())
+    }
+
+    fn recover_or_wait(&self, locked: bool) -> Result<State> {
+        if locked {
+            self.recover()
+        } else {
+            let _g = self.acquire()?;
+            self.recover()
+        }
+    }
+
+    fn snapshot(&self) -> Result<State> {
+        self.refresh(false)?;
+        Ok(lock_poisoned(self.state.read()).clone())
+    }
+
+    fn info(&self, log: &[LogEntry], seq: u64) -> Option<VersionInfo> {
+        let e = log.get(seq.checked_sub(1)? as usize)?;
+        let users = lock_poisoned(self.ctx.users.lock());
+        Some(VersionInfo {
+            seq,
+            name: e.name(),
+            ts_us: e.ts_us,
+            action: Action::from_code(e.action).map_or("?", Action::name).to_string(),
+            user: users.name(e.user).to_string(),
+            base: e.base,
+            size: e.size,
+            rows: e.rows,
+            hash: e.hash.clone(),
+            frame: e.frame.clone(),
+        })
+    }
+
+    /// Sequence number of the head (0 when the table has no version).
+    pub fn head_seq(&self) -> Result<u64> {
+        Ok(self.snapshot()?.log.len() as u64)
+    }
+
+    /// The head's bytes and its sequence number.
+    pub fn head(&self) -> Result<(u64, Arc<Vec<u8>>)> {
+        let s = self.snapshot()?;
+        Ok((s.log.len() as u64, s.head))
+    }
+
+    /// Column names of the head (empty when dropped).
+    pub fn columns(&self) -> Result<Vec<String>> {
+        Ok(self
+            .snapshot()?
+            .index
+            .map(|i| i.columns.clone())
+            .unwrap_or_default())
+    }
+
+    /// True when the last version dropped the table.
+    pub fn is_dropped(&self) -> Result<bool> {
+        let s = self.snapshot()?;
+        Ok(s.log.last().is_none_or(|e| e.action == Action::Drop as u32))
+    }
+
+    pub fn versions(&self) -> Result<Vec<VersionInfo>> {
+        let s = self.snapshot()?;
+        Ok((1..=s.log.len() as u64)
+            .filter_map(|q| self.info(&s.log, q))
+            .collect())
+    }
+
+    pub fn version(&self, seq: u64) -> Result<VersionInfo> {
+        let s = self.snapshot()?;
+        self.info(&s.log, seq).ok_or_else(|| self.no_version(seq))
+    }
+
+    fn no_version(&self, seq: u64) -> StorageError {
+        StorageError::NotFound {
+            kind: "version",
+            name: format!("{}@{seq}", self.name),
+        }
+    }
+
+    /// The exact bytes of version `seq`, checked against its hash.
+    pub fn read_version(&self, seq: u64) -> Result<Vec<u8>> {
+        let s = self.snapshot()?;
+        if seq == 0 || seq > s.log.len() as u64 {
+            return Err(self.no_version(seq));
+        }
+        if seq == s.log.len() as u64 {
+            return Ok(s.head.as_ref().clone());
+        }
+        self.reconstruct(&s.log, Some(&s.head), seq)
+    }
+
+    fn load_patch(&self, e: &LogEntry) -> Result<Patch> {
+        let path = self.path(&e.delta_file());
+        let stored = read_file(&*self.ctx.io, &path)?;
+        let bad = |d: String| StorageError::corrupt(&path, d);
+        let raw = delta::unpack(&stored).map_err(|x| bad(x.to_string()))?;
+        Patch::decode(&raw)
+            .map_err(|x| bad(x.to_string()))?
+            .ok_or_else(|| bad("not a ReedBase delta (foreign bsdiff layout)".into()))
+    }
+
+    fn load_keyframe(&self, e: &LogEntry) -> Result<Vec<u8>> {
+        let path = self.path(&e.keyframe_file());
+        let stored = read_file(&*self.ctx.io, &path)?;
+        delta::unpack(&stored).map_err(|x| StorageError::corrupt(&path, x.to_string()))
+    }
+
+    /// Rebuilds version `seq` from the nearest anchor: a keyframe, the start
+    /// of a chain (a version whose base was empty), or the head (walking
+    /// backwards with the removed bytes each delta carries).
+    fn reconstruct(&self, log: &[LogEntry], head: Option<&Arc<Vec<u8>>>, seq: u64) -> Result<Vec<u8>> {
+        let target = (seq - 1) as usize;
+        // Forward anchor: the latest i <= target that is a keyframe or follows an empty version.
+        let fwd = (0..=target)
+            .rev()
+            .find(|&i| log[i].keyframe || i == 0 || log[i - 1].size == 0)
+            .unwrap_or(0);
+        let fwd_cost = target - fwd + usize::from(log[fwd].keyframe) * 20;
+        let back_cost = head.map(|_| log.len() - 1 - target);
+        let bytes = match (head, back_cost) {
+            (Some(h), Some(bc)) if bc < fwd_cost => {
+                let patches = (target + 1..log.len())
+                    .rev()
+                    .map(|i| self.load_patch(&log[i]))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut pieces = Pieces::whole(h.len());
+                for p in &patches {
+                    pieces = pieces.unapply(p).map_err(|x| self.damaged(x))?;
+                }
+                pieces.materialize(h, &patches.iter().collect::<Vec<_>>())
+            }
+            _ => {
+                let anchor = if log[fwd].keyframe {
+                    self.load_keyframe(&log[fwd])?
+                } else {
+                    Vec::new()
+                };
+                let first = if log[fwd].keyframe { fwd + 1 } else { fwd };
+                let patches = (first..=target)
+                    .map(|i| self.load_patch(&log[i]))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut pieces = Pieces::whole(anchor.len());
+                for p in &patches {
+                    pieces = pieces.apply(p).map_err(|x| self.damaged(x))?;
+                }
+                pieces.materialize(&anchor, &patches.iter().collect::<Vec<_>>())
+            }
+        };
+        if content_hash(&bytes) != log[target].hash {
+            return Err(StorageError::corrupt(
+                &self.dir,
+                format!("version {seq} rebuilt from the deltas does not match its hash"),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    fn damaged(&self, e: delta::DeltaError) -> StorageError {
+        StorageError::corrupt(&self.dir, e.to_string())
+    }
+
+    /// Commits `content` as the table's new version (see the module doc).
+    pub fn commit(&self, base: Base, content: &[u8], opts: &CommitOptions) -> Result<Committed> {
+        let _m = lock_poisoned(self.commit_mutex.lock());
+        let _g = self.acquire()?;
+        self.refresh(true)?;
+        let state = lock_poisoned(self.state.read()).clone();
+        let head_seq = state.log.len() as u64;
+        if content == state.head.as_slice() && (head_seq > 0 || content.is_empty()) {
+            if let Some(version) = self.info(&state.log, head_seq) {
+                return Ok(Committed {
+                    version,
+                    created: false,
+                });
+            }
+        }
+        if let Base::Version(b) = base
+            && b != head_seq
+        {
+            return Err(StorageError::BaseMismatch { base: b, head: head_seq });
+        }
+        let old = state.head.as_slice();
+        let (index, hunks) = if content.is_empty() {
+            if opts.action != Action::Drop {
+                TableIndex::parse(content, self.delim())?;
+            }
+            (None, vec![Hunk { old: 0..old.len(), new: 0..0 }])
+        } else {
+            match &state.index {
+                Some(idx) => {
+                    let (i, h) = idx.edit(old, content, self.delim())?;
+                    (Some(Arc::new(i)), h)
+                }
+                None => {
+                    let i = TableIndex::parse(content, self.delim())?;
+                    (Some(Arc::new(i)), vec![Hunk { old: 0..old.len(), new: 0..content.len() }])
+                }
+            }
+        };
+        let entry = self.write_version(&state, content, &hunks, index.as_ref(), opts)?;
+        // Commit point passed: the version exists. Update memory first, so a
+        // failure to refresh current.csv below cannot hide it.
+        let mut next = state;
+        next.log.push(entry);
+        next.log_len += next.log.last().map_or(0, |e| e.encode().len() as u64);
+        next.head = Arc::new(content.to_vec());
+        next.index = index;
+        let seq = next.log.len() as u64;
+        let version = self.info(&next.log, seq);
+        *lock_poisoned(self.state.write()) = next;
+        if let Err(e) = self.write_current(content) {
+            // The next open rebuilds it from the deltas; the version is safe.
+            tracing::error!(table = %self.name, error = %e, "version committed but current.csv not refreshed");
+        }
+        let version = version.ok_or_else(|| self.no_version(seq))?;
+        Ok(Committed {
+            version,
+            created: true,
+        })
+    }
+
+    /// Steps 3-5 of the protocol. Returns the log entry that was made durable.
+    fn write_version(
+        &self,
+        state: &State,
+        content: &[u8],
+        hunks: &[Hunk],
+        index: Option<&Arc<TableIndex>>,
+        opts: &CommitOptions,
+    ) -> Result<LogEntry> {
+        let io = &*self.ctx.io;
+        let old = state.head.as_slice();
+        let prev_ts = state.log.last().map_or(0, |e| e.ts_us);
+        let user = lock_poisoned(self.ctx.users.lock()).code(io, opts.user)?;
+        let anchor = state
+            .log
+            .iter()
+            .rposition(|e| e.keyframe || e.size == 0)
+            .map_or(state.log.len() as u64, |i| (state.log.len() - i) as u64);
+        let keyframe = !old.is_empty()
+            && !content.is_empty()
+            && anchor >= self.ctx.config.keyframe_every;
+        let (stored, is_xz) = delta::pack(delta::encode(old, content, hunks));
+        let entry = LogEntry {
+            ts_us: now_us().max(prev_ts + 1),
+            node: self.ctx.config.node.clone(),
+            action: opts.action as u32,
+            user,
+            base: state.log.len() as u64,
+            size: content.len() as u64,
+            rows: index.map_or(0, |i| i.rows() as u64),
+            hash: content_hash(content),
+            frame: opts.frame.map(str::to_string),
+            delta: if is_xz { DeltaKind::BsdiffXz } else { DeltaKind::Bsdiff },
+            keyframe,
+        };
+        let delta_path = self.path(&entry.delta_file());
+        let kf_path = self.path(&entry.keyframe_file());
+        let cleanup = |e: StorageError| {
+            let _ = io.remove(&delta_path);
+            let _ = io.remove(&kf_path);
+            e
+        };
+        io.write_new(&delta_path, &stored, true)
+            .map_err(|e| cleanup(StorageError::io("write", &delta_path, e)))?;
+        if keyframe {
+            io.write_new(&kf_path, &delta::xz(content, 1), true)
+                .map_err(|e| cleanup(StorageError::io("write", &kf_path, e)))?;
+        }
+        io.sync_dir(&self.dir)
+            .map_err(|e| cleanup(StorageError::io("fsync directory", &self.dir, e)))?;
+        let log_path = self.path(LOG);
+        if let Err(e) = io.append(&log_path, entry.encode().as_bytes(), true) {
+            // Cut whatever part of the line may have reached the file.
+            let _ = io.truncate(&log_path, state.log_len);
+            return Err(cleanup(StorageError::io("append", &log_path, e)));
+        }
+        Ok(entry)
+    }
+}
