@@ -1,1 +1,191 @@
-fn main() {}
+//! Storage benchmarks against the targets of design.md section 9.
+//!
+//! Run: `cargo bench --bench storage` (add `-- --quick` for a short run).
+//! Tables come from `scripts/gen_table.py` (realistic users rows, ~85 B each).
+//! Prints one Markdown table; docs/BENCHMARKS.md records the latest figures.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reedbase::storage::{Action, Base, CommitOptions, Database, RealIo};
+
+fn generate(rows: usize) -> Vec<u8> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_table.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(["users", &rows.to_string(), "--seed", "7"])
+        .output()
+        .expect("run scripts/gen_table.py");
+    assert!(out.status.success(), "generator failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Deterministic pseudo-random numbers (no dependency).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// Changes one cell of one random data row: the `age` column (4th) of row k.
+fn edit_one_row(content: &[u8], rng: &mut Lcg, round: usize) -> Vec<u8> {
+    let text = std::str::from_utf8(content).expect("utf8");
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    // Pick a line that is a simple record (no quotes) so the edit stays valid.
+    loop {
+        let i = 1 + (rng.next() as usize) % (lines.len() - 1);
+        let line = lines[i];
+        if line.contains('"') || !line.ends_with('\n') {
+            continue;
+        }
+        let mut fields: Vec<&str> = line.trim_end_matches('\n').split('|').collect();
+        let age = format!("{}", 18 + (round % 70));
+        fields[3] = &age;
+        let new_line = fields.join("|") + "\n";
+        if new_line == line {
+            continue;
+        }
+        let start: usize = lines[..i].iter().map(|l| l.len()).sum();
+        let mut out = Vec::with_capacity(content.len() + 4);
+        out.extend_from_slice(&content[..start]);
+        out.extend_from_slice(new_line.as_bytes());
+        out.extend_from_slice(&content[start + line.len()..]);
+        return out;
+    }
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn dir_bytes(dir: &Path, filter: impl Fn(&str) -> bool) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| filter(&e.file_name().to_string_lossy()))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+struct Run {
+    commit: Vec<Duration>,
+    delta_bytes: f64,
+    store_bytes: f64,
+}
+
+/// Creates a table of `rows` rows and commits `n` one-row edits.
+fn commit_run(root: &Path, rows: usize, n: usize) -> (Database, Run) {
+    let db = Database::init(Arc::new(RealIo), root, "bench", '|').expect("init");
+    let base = generate(rows);
+    db.create_table("users", &base, "bench").expect("create");
+    let t = db.table("users").expect("table");
+    let tdir = root.join("tables/users");
+    let not_head = |n: &str| n != "current.csv" && n != "lock";
+    let (d0, s0) = (dir_bytes(&tdir, |n| n.contains(".bsdiff")), dir_bytes(&tdir, not_head));
+    let mut rng = Lcg(42);
+    let mut content = base;
+    let mut times = Vec::with_capacity(n);
+    for round in 0..n {
+        let next = edit_one_row(&content, &mut rng, round);
+        let start = Instant::now();
+        let c = t.commit(Base::Head, next.clone(), &CommitOptions::new(Action::Update, "bench")).expect("commit");
+        times.push(start.elapsed());
+        assert!(c.created);
+        content = next;
+    }
+    let (d1, s1) = (dir_bytes(&tdir, |n| n.contains(".bsdiff")), dir_bytes(&tdir, not_head));
+    let run = Run {
+        commit: times,
+        delta_bytes: (d1 - d0) as f64 / n as f64,
+        store_bytes: (s1 - s0) as f64 / n as f64,
+    };
+    (db, run)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (n10k, n100k, nversions) = if quick { (100, 30, 200) } else { (1000, 200, 1000) };
+    println!("| measurement | result | target |");
+    println!("|---|---|---|");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, mut run) = commit_run(&dir.path().join("a"), 10_000, n10k);
+    let size = db.table("users").and_then(|t| t.head()).map(|(_, h)| h.len()).unwrap_or(0);
+    println!(
+        "| commit, 1-row change, 10k rows ({} KB), p50 / p90 / p99 over {n10k} | {} / {} / {} | <= 2 ms p50 |",
+        size / 1000,
+        ms(pct(&mut run.commit, 0.5)),
+        ms(pct(&mut run.commit, 0.9)),
+        ms(pct(&mut run.commit, 0.99))
+    );
+    println!("| delta bytes per 1-row update (10k rows) | {:.0} B | <= 300 B |", run.delta_bytes);
+    println!(
+        "| all bytes stored per 1-row update (delta + log line + keyframes amortised) | {:.0} B | |",
+        run.store_bytes
+    );
+
+    // Reads: the table above has n10k + 1 versions. Cold: a fresh handle
+    // (no decoded deltas cached; the OS page cache is warm). Warm: the same
+    // handle, after one read of every version filled its delta cache.
+    let root = dir.path().join("a");
+    let t = db.table("users").expect("table");
+    let count = t.head_seq().expect("seq");
+    let mut rng = Lcg(9);
+    let picks: Vec<u64> = (0..100).map(|_| 1 + rng.next() % count).collect();
+    let mut cold = Vec::new();
+    for &v in &picks {
+        let fresh = Database::open(&root).expect("open");
+        let ft = fresh.table("users").expect("table");
+        let start = Instant::now();
+        let bytes = ft.read_version(v).expect("read");
+        cold.push(start.elapsed());
+        assert!(!bytes.is_empty());
+    }
+    for v in 1..=count {
+        t.read_version(v).expect("read");
+    }
+    let mut warm = Vec::new();
+    for &v in &picks {
+        let start = Instant::now();
+        let bytes = t.read_version(v).expect("read");
+        warm.push(start.elapsed());
+        assert!(!bytes.is_empty());
+    }
+    let max = |v: &[Duration]| *v.iter().max().unwrap_or(&Duration::ZERO);
+    let (cmax, wmax) = (max(&cold), max(&warm));
+    println!(
+        "| read a random version, 10k rows, {count} versions, cold: p50 / max over {} | {} / {} | <= 5 ms |",
+        cold.len(),
+        ms(pct(&mut cold, 0.5)),
+        ms(cmax)
+    );
+    println!(
+        "| same, warm (decoded deltas cached): p50 / max | {} / {} | <= 5 ms |",
+        ms(pct(&mut warm, 0.5)),
+        ms(wmax)
+    );
+    let _ = nversions;
+    drop(db);
+
+    let (db, mut run) = commit_run(&dir.path().join("b"), 100_000, n100k);
+    let size = db.table("users").and_then(|t| t.head()).map(|(_, h)| h.len()).unwrap_or(0);
+    println!(
+        "| commit, 1-row change, 100k rows ({} MB), p50 / p90 / p99 over {n100k} | {} / {} / {} | <= 10 ms p50 |",
+        size / 1_000_000,
+        ms(pct(&mut run.commit, 0.5)),
+        ms(pct(&mut run.commit, 0.9)),
+        ms(pct(&mut run.commit, 0.99))
+    );
+}

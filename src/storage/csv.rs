@@ -94,9 +94,11 @@ fn parse_record(b: &[u8], mut pos: usize, delim: u8, line: u64) -> Result<Record
         let quoted = pos < b.len() && b[pos] == b'"';
         if quoted {
             pos += 1;
+            let opened_at = newlines;
             loop {
                 let Some(q) = b[pos..].iter().position(|&c| c == b'"' || c == b'\n') else {
-                    return Err(err(newlines, fields, CsvErrorKind::UnterminatedQuote));
+                    // Report the line where the quote opened: that is where the mistake is.
+                    return Err(err(opened_at, fields, CsvErrorKind::UnterminatedQuote));
                 };
                 if fields == 0 {
                     key.extend_from_slice(&b[pos..pos + q]);
@@ -190,11 +192,50 @@ pub struct TableIndex {
     pub keys: HashSet<Vec<u8>>,
 }
 
+/// The validated changed region of an edit.
+struct Region {
+    new_starts: Vec<usize>,
+    new_keys: Vec<Vec<u8>>,
+    new_end: usize,
+    old_end: usize,
+    old_keys: HashSet<Vec<u8>>,
+    i0: usize,
+    j0: usize,
+}
+
 /// A changed region: `old` bytes of the base were replaced by `new` bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hunk {
     pub old: Range<usize>,
     pub new: Range<usize>,
+}
+
+/// Length of the common prefix, compared a block at a time (memcmp speed).
+pub fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 256;
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + BLOCK <= n && a[i..i + BLOCK] == b[i..i + BLOCK] {
+        i += BLOCK;
+    }
+    i + a[i..n].iter().zip(&b[i..n]).take_while(|(x, y)| x == y).count()
+}
+
+/// Length of the common suffix, compared a block at a time.
+pub fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 256;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
+    let mut i = 0;
+    while i + BLOCK <= n && a[n - i - BLOCK..n - i] == b[n - i - BLOCK..n - i] {
+        i += BLOCK;
+    }
+    i + a[..n - i]
+        .iter()
+        .rev()
+        .zip(b[..n - i].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 fn line_of(b: &[u8], offset: usize) -> u64 {
@@ -281,35 +322,68 @@ impl TableIndex {
     }
 
     /// Validates `new`, an edit of the content this index describes (`old`),
-    /// re-parsing only the changed region. Returns the index of `new` and the
-    /// row-aligned hunks that turn `old` into `new`.
-    pub fn edit(
-        &self,
-        old: &[u8],
-        new: &[u8],
-        delim: u8,
-    ) -> Result<(TableIndex, Vec<Hunk>), CsvError> {
-        let p = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    /// re-parsing only the changed region. On success the index describes
+    /// `new` and the row-aligned hunks that turn `old` into `new` are
+    /// returned; on error the index is unchanged.
+    pub fn edit(&mut self, old: &[u8], new: &[u8], delim: u8) -> Result<Vec<Hunk>, CsvError> {
+        let p = common_prefix(old, new);
         if p < self.header_end || new.len() < self.header_end {
             // The header changed: every row must be checked again.
             let index = TableIndex::parse(new, delim)?;
             let hunks = row_hunks(old, &self.all_starts(), new, &index.all_starts());
-            return Ok((index, hunks));
+            *self = index;
+            return Ok(hunks);
         }
         let max_s = (old.len() - p).min(new.len() - p);
-        let s = old
-            .iter()
-            .rev()
-            .zip(new.iter().rev())
-            .take(max_s)
-            .take_while(|(a, b)| a == b)
-            .count();
-        // First touched row: the one holding byte p (or the first one after the header).
+        let s = common_suffix(&old[old.len() - max_s..], &new[new.len() - max_s..]);
+        // First touched row: the one holding byte p.
         let i0 = self.starts.partition_point(|&st| st <= p).saturating_sub(1);
         let start = self.starts.get(i0).copied().unwrap_or(self.header_end).min(p);
         let start = start.max(self.header_end);
         let shift = old.len() as i64 - new.len() as i64;
-        let mut line = line_of(new, start);
+        // Line numbers are counted from the region's start and fixed up only
+        // on error: counting the lines before it would cost a scan of the table.
+        let region = self
+            .scan_region(old, new, delim, (i0, start, s))
+            .map_err(|mut e| {
+                e.line += line_of(new, start) - 1;
+                e
+            })?;
+        let Region {
+            new_starts,
+            new_keys,
+            new_end,
+            old_end,
+            old_keys,
+            i0,
+            j0,
+        } = region;
+        // Valid: update in place.
+        let old_region: Vec<usize> = self.starts[i0..j0].to_vec();
+        let hunks = row_hunks_in(old, &old_region, old_end, new, &new_starts, new_end);
+        for k in &old_keys {
+            self.keys.remove(k);
+        }
+        self.keys.extend(new_keys);
+        for st in &mut self.starts[j0..] {
+            *st = (*st as i64 - shift) as usize;
+        }
+        self.starts.splice(i0..j0, new_starts);
+        self.len = new.len();
+        Ok(hunks)
+    }
+
+    /// Parses and validates the changed region of `new` (see [`Self::edit`]).
+    /// Lines in errors are relative to the region's first line.
+    fn scan_region(
+        &self,
+        old: &[u8],
+        new: &[u8],
+        delim: u8,
+        (i0, start, s): (usize, usize, usize),
+    ) -> Result<Region, CsvError> {
+        let shift = old.len() as i64 - new.len() as i64;
+        let mut line = 1;
         let mut pos = start;
         let mut new_starts = Vec::new();
         let mut new_keys = Vec::new();
@@ -331,39 +405,38 @@ impl TableIndex {
             line += rec.newlines;
             pos = rec.end;
         };
-        utf8_check(new, start..new_end, line_of(new, start))?;
+        utf8_check(new, start..new_end, 1)?;
+        let i0 = i0.min(self.starts.len());
         let j0 = self.starts.partition_point(|&st| st < old_end);
-        // Keys: drop the old region's, add the new region's, reject duplicates.
-        let mut keys = self.keys.clone();
-        for i in i0.min(self.starts.len())..j0 {
-            let r = self.row_range(i);
-            if let Ok(rec) = parse_record(old, r.start, delim, 0) {
-                keys.remove(&rec.key);
-            }
-        }
+        // Keys: the region's old keys leave, its new keys must be unique
+        // among themselves and against every key outside the region.
+        let old_keys: HashSet<Vec<u8>> = (i0..j0)
+            .filter_map(|i| parse_record(old, self.starts[i], delim, 0).ok())
+            .map(|r| r.key)
+            .collect();
+        let mut seen: HashSet<&[u8]> = HashSet::with_capacity(new_keys.len());
         for (key, line) in &new_keys {
-            if !keys.insert(key.clone()) {
-                let mut err = duplicate_key(new, self, key, *line, delim);
-                if let CsvErrorKind::DuplicateKey { first_line, .. } = &mut err.kind {
-                    *first_line = None;
-                }
-                return Err(err);
+            let clash = self.keys.contains(key) && !old_keys.contains(key);
+            if clash || !seen.insert(key) {
+                return Err(CsvError {
+                    line: *line,
+                    column: Some(1),
+                    kind: CsvErrorKind::DuplicateKey {
+                        key: String::from_utf8_lossy(key).into_owned(),
+                        first_line: None,
+                    },
+                });
             }
         }
-        let mut starts = Vec::with_capacity(i0 + new_starts.len() + self.starts.len() - j0);
-        starts.extend_from_slice(&self.starts[..i0.min(self.starts.len())]);
-        starts.extend_from_slice(&new_starts);
-        starts.extend(self.starts[j0..].iter().map(|&st| (st as i64 - shift) as usize));
-        let old_region: Vec<usize> = self.starts[i0.min(self.starts.len())..j0].to_vec();
-        let hunks = row_hunks_in(old, &old_region, old_end, new, &new_starts, new_end);
-        let index = TableIndex {
-            columns: self.columns.clone(),
-            header_end: self.header_end,
-            starts,
-            len: new.len(),
-            keys,
-        };
-        Ok((index, hunks))
+        Ok(Region {
+            new_starts,
+            new_keys: new_keys.into_iter().map(|(k, _)| k).collect(),
+            new_end,
+            old_end,
+            old_keys,
+            i0,
+            j0,
+        })
     }
 
     /// Record starts including the header record at 0.
@@ -375,6 +448,11 @@ impl TableIndex {
         v.extend_from_slice(&self.starts);
         v
     }
+}
+
+/// Column names of a table's content (its header line).
+pub fn header_columns(b: &[u8], delim: u8) -> Result<Vec<String>, CsvError> {
+    parse_header(b, delim).map(|(c, _, _)| c)
 }
 
 fn parse_header(b: &[u8], delim: u8) -> Result<(Vec<String>, usize, u64), CsvError> {

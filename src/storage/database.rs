@@ -169,7 +169,7 @@ impl Database {
                     name: name.to_string(),
                 });
             }
-            return t.commit(Base::Head, content, &CommitOptions::new(Action::Create, user));
+            return t.commit(Base::Head, content.to_vec(), &CommitOptions::new(Action::Create, user));
         }
         // Validate before creating anything on disk.
         super::csv::TableIndex::parse(content, self.ctx.config.delimiter_byte())?;
@@ -177,7 +177,7 @@ impl Database {
         self.ctx.io.create_dir(&dir).map_err(io_err("create", &dir))?;
         sync_parent(&*self.ctx.io, &dir)?;
         let t = Arc::new(Table::open(Arc::clone(&self.ctx), name)?);
-        let done = t.commit(Base::Version(0), content, &CommitOptions::new(Action::Create, user))?;
+        let done = t.commit(Base::Version(0), content.to_vec(), &CommitOptions::new(Action::Create, user))?;
         self.tables
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -189,7 +189,7 @@ impl Database {
     /// rollback restores it.
     pub fn drop_table(&self, name: &str, user: &str) -> Result<Committed> {
         let t = self.live_table(name)?;
-        t.commit(Base::Head, b"", &CommitOptions::new(Action::Drop, user))
+        t.commit(Base::Head, Vec::new(), &CommitOptions::new(Action::Drop, user))
     }
 
     /// Brings a dropped table back as it was before the drop.
@@ -209,7 +209,7 @@ impl Database {
             });
         }
         let bytes = t.read_version(before.seq)?;
-        t.commit(Base::Head, &bytes, &CommitOptions::new(Action::Restore, user))
+        t.commit(Base::Head, bytes, &CommitOptions::new(Action::Restore, user))
     }
 
     pub fn summaries(&self) -> Result<Vec<TableSummary>> {

@@ -244,6 +244,11 @@ impl Patch {
         }))
     }
 
+    /// Memory this decoded patch holds (for cache budgets).
+    pub fn heap_bytes(&self) -> usize {
+        self.extra.len() + self.triples.len() * 24 + 64
+    }
+
     pub fn old_len(&self) -> usize {
         self.old_len
     }

@@ -141,6 +141,22 @@ pub fn replace_file(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
     sync_parent(io, path)
 }
 
+/// Replaces `path` by rename without any fsync: for files that are a cache
+/// of durable state (`current.csv`), which open() checks and rebuilds. After
+/// a crash the path holds the old bytes, the new bytes, or (on file systems
+/// that do not order data before renames) an empty file; never a mix that
+/// passes the hash check.
+pub fn replace_file_unsynced(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path_for(path);
+    io.write_new(&tmp, bytes, false)
+        .map_err(|e| StorageError::io("write", &tmp, e))?;
+    if let Err(e) = io.rename(&tmp, path) {
+        let _ = io.remove(&tmp);
+        return Err(StorageError::io("rename", path, e));
+    }
+    Ok(())
+}
+
 /// Fsyncs the directory holding `path`.
 pub fn sync_parent(io: &dyn Io, path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -1,0 +1,9 @@
+//! The one integration-test binary (ripgrep's layout): library behaviour,
+//! the crash matrix, the model-based property test, and the real `rdb`
+//! binary driven as a user would.
+
+mod cli;
+mod crash;
+mod model;
+mod storage;
+mod util;
