@@ -105,6 +105,7 @@ fn commit_run(root: &Path, rows: usize, n: usize) -> (Database, Run) {
         assert!(c.created);
         content = next;
     }
+    t.flush();
     let (d1, s1) = (dir_bytes(&tdir, |n| n.contains(".bsdiff")), dir_bytes(&tdir, not_head));
     let run = Run {
         commit: times,
@@ -121,6 +122,11 @@ fn main() {
     println!("|---|---|---|");
 
     let dir = tempfile::tempdir().expect("tempdir");
+    if std::env::args().any(|a| a == "--only-100k") {
+        let (_, mut run) = commit_run(&dir.path().join("b"), 100_000, n100k);
+        println!("| commit 100k p50 | {} | |", ms(pct(&mut run.commit, 0.5)));
+        return;
+    }
     let (db, mut run) = commit_run(&dir.path().join("a"), 10_000, n10k);
     let size = db.table("users").and_then(|t| t.head()).map(|(_, h)| h.len()).unwrap_or(0);
     println!(

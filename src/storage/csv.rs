@@ -210,6 +210,14 @@ pub struct Hunk {
     pub new: Range<usize>,
 }
 
+/// Lengths of the common prefix and of the common suffix of what remains
+/// (they never overlap).
+pub fn common_ends(a: &[u8], b: &[u8]) -> (usize, usize) {
+    let p = common_prefix(a, b);
+    let max_s = (a.len() - p).min(b.len() - p);
+    (p, common_suffix(&a[a.len() - max_s..], &b[b.len() - max_s..]))
+}
+
 /// Length of the common prefix, compared a block at a time (memcmp speed).
 pub fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     const BLOCK: usize = 256;
@@ -326,7 +334,19 @@ impl TableIndex {
     /// `new` and the row-aligned hunks that turn `old` into `new` are
     /// returned; on error the index is unchanged.
     pub fn edit(&mut self, old: &[u8], new: &[u8], delim: u8) -> Result<Vec<Hunk>, CsvError> {
-        let p = common_prefix(old, new);
+        let (p, s) = common_ends(old, new);
+        self.edit_with(old, new, delim, p, s)
+    }
+
+    /// [`Self::edit`] with the common prefix and suffix lengths already known.
+    pub fn edit_with(
+        &mut self,
+        old: &[u8],
+        new: &[u8],
+        delim: u8,
+        p: usize,
+        s: usize,
+    ) -> Result<Vec<Hunk>, CsvError> {
         if p < self.header_end || new.len() < self.header_end {
             // The header changed: every row must be checked again.
             let index = TableIndex::parse(new, delim)?;
@@ -334,8 +354,6 @@ impl TableIndex {
             *self = index;
             return Ok(hunks);
         }
-        let max_s = (old.len() - p).min(new.len() - p);
-        let s = common_suffix(&old[old.len() - max_s..], &new[new.len() - max_s..]);
         // First touched row: the one holding byte p.
         let i0 = self.starts.partition_point(|&st| st <= p).saturating_sub(1);
         let start = self.starts.get(i0).copied().unwrap_or(self.header_end).min(p);

@@ -83,9 +83,33 @@ impl Database {
                 root: root.to_path_buf(),
                 config,
                 users: Mutex::new(users),
+                background_head: std::sync::atomic::AtomicBool::new(true),
             }),
             tables: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Makes commits of tables opened from now on write `current.csv`
+    /// before they return, instead of on a background thread. The crash
+    /// tests use it to get a deterministic sequence of I/O operations.
+    pub fn set_inline_head_writes(&self, inline: bool) {
+        self.ctx
+            .background_head
+            .store(!inline, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits until every open table's `current.csv` holds its head.
+    pub fn flush(&self) {
+        let tables: Vec<Arc<Table>> = self
+            .tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for t in tables {
+            t.flush();
+        }
     }
 
     pub fn config(&self) -> &Config {

@@ -9,7 +9,7 @@
 //! - `action`, `user`: codes from `registry/actions.dict` / `users.dict`.
 //! - `base`: sequence number (1-based line number) of the version the writer
 //!   started from; 0 when there was none.
-//! - `hash`: the first 128 bits of the SHA-256 of the version's bytes, hex.
+//! - `hash`: the version hash of `hash.rs` (chunked SHA-256, 128 bits, hex).
 //! - `frame`: the frame id of a multi-table commit, `-` for a plain save.
 //! - `store`: what files hold the version: `b` a `.bsdiff` delta, `x` a
 //!   `.bsdiff.xz` delta, followed by `k` when a `.csv.xz` keyframe exists.
@@ -18,10 +18,6 @@
 //! A line is valid only with its newline and a matching CRC. An invalid *last*
 //! line is a torn append (a crash mid-write) and is cut off on open; an
 //! invalid line anywhere else is damage and is reported.
-
-use std::fmt::Write as _;
-
-use sha2::Digest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeltaKind {
@@ -44,15 +40,7 @@ pub struct LogEntry {
     pub keyframe: bool,
 }
 
-/// Content hash used in the log: SHA-256, first 128 bits, lowercase hex.
-pub fn content_hash(bytes: &[u8]) -> String {
-    let digest = sha2::Sha256::digest(bytes);
-    let mut s = String::with_capacity(32);
-    for b in &digest[..16] {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+pub use super::hash::content_hash;
 
 fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')

@@ -8,6 +8,8 @@ mod database;
 pub mod delta;
 mod dict;
 mod error;
+pub mod hash;
+mod head_writer;
 pub mod fault;
 pub mod io;
 mod lock;
@@ -39,4 +41,7 @@ pub(crate) struct DbCtx {
     pub root: PathBuf,
     pub config: Config,
     pub users: Mutex<dict::UserDict>,
+    /// Write `current.csv` on a background thread (default) or inside the
+    /// commit (deterministic operation counts for the crash tests).
+    pub background_head: std::sync::atomic::AtomicBool,
 }

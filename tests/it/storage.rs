@@ -29,6 +29,7 @@ fn create_commit_read_every_version() {
         assert_eq!(&t.read_version(i as u64 + 1).unwrap(), want, "version {}", i + 1);
     }
     // The head is plain CSV on disk, readable without ReedBase.
+    t.flush();
     let on_disk = std::fs::read(dir.path().join("tables/users/current.csv")).unwrap();
     assert_eq!(&on_disk, expected.last().unwrap());
     // Reopen from disk: same history.
@@ -123,6 +124,7 @@ fn drop_and_restore_keep_history() {
     let db = new_db(dir.path());
     db.create_table("users", USERS, "tester").unwrap();
     db.drop_table("users", "tester").unwrap();
+    db.flush();
     assert!(db.live_table("users").is_err());
     assert!(!dir.path().join("tables/users/current.csv").exists());
     db.restore_table("users", "tester").unwrap();
