@@ -118,6 +118,17 @@ impl UserDict {
         }
         *self = UserDict::load(io, &self.path)?;
         if self.find(&clean).is_none() {
+            // A torn last line (a crash mid-append) is cut before appending.
+            let bytes = match io.read(&self.path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(StorageError::io("read", &self.path, e)),
+            };
+            let whole = bytes.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+            if whole < bytes.len() {
+                io.truncate(&self.path, whole as u64)
+                    .map_err(|e| StorageError::io("truncate", &self.path, e))?;
+            }
             let line = format!("{}|{clean}\n", self.names.len());
             io.append(&self.path, line.as_bytes(), true)
                 .map_err(|e| StorageError::io("append", &self.path, e))?;

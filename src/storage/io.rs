@@ -10,6 +10,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::error::{Result, StorageError};
@@ -114,6 +115,44 @@ pub const TEMP_MARKER: &str = ".rdb-tmp-";
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Names of this process's temp files that are being written right now.
+static IN_FLIGHT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Whether a temp file of this process is being written (not a leftover).
+pub fn temp_in_flight(name: &str) -> bool {
+    IN_FLIGHT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .any(|n| n == name)
+}
+
+/// Marks a temp file in flight until dropped.
+struct InFlight(String);
+
+impl InFlight {
+    fn new(tmp: &Path) -> InFlight {
+        let name = tmp
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        IN_FLIGHT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(name.clone());
+        InFlight(name)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut v = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = v.iter().position(|n| *n == self.0) {
+            v.swap_remove(i);
+        }
+    }
+}
+
 /// A temp path next to `path`, unique within this process and across processes.
 pub fn temp_path_for(path: &Path) -> PathBuf {
     let name = path
@@ -132,6 +171,7 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
 /// new bytes, never a mix.
 pub fn replace_file(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path_for(path);
+    let _flight = InFlight::new(&tmp);
     io.write_new(&tmp, bytes, true)
         .map_err(|e| StorageError::io("write", &tmp, e))?;
     if let Err(e) = io.rename(&tmp, path) {
@@ -148,6 +188,7 @@ pub fn replace_file(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
 /// passes the hash check.
 pub fn replace_file_unsynced(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path_for(path);
+    let _flight = InFlight::new(&tmp);
     io.write_new(&tmp, bytes, false)
         .map_err(|e| StorageError::io("write", &tmp, e))?;
     if let Err(e) = io.rename(&tmp, path) {

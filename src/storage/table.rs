@@ -134,6 +134,23 @@ pub struct Table {
     anchor: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
 }
 
+/// Whether the process that named a temp file (`...rdb-tmp-<pid>-<n>`) is alive.
+fn temp_owner_alive(name: &str) -> bool {
+    let pid = name
+        .rsplit_once(TEMP_MARKER)
+        .and_then(|(_, rest)| rest.split('-').next())
+        .and_then(|p| p.parse::<i32>().ok());
+    match pid {
+        Some(pid) if pid as u32 == std::process::id() => super::io::temp_in_flight(name),
+        // SAFETY: kill with signal 0 only checks for existence.
+        Some(pid) if pid > 0 => unsafe {
+            libc::kill(pid, 0) == 0
+                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        },
+        _ => false,
+    }
+}
+
 fn lock_poisoned<T>(r: std::sync::LockResult<T>) -> T {
     // A panic in another thread cannot leave State half-updated: it is only
     // ever replaced whole. So a poisoned lock is safe to use.
@@ -257,11 +274,17 @@ impl Table {
         let mut removed = false;
         for n in names {
             let ours = n.ends_with(".bsdiff") || n.ends_with(".bsdiff.xz") || n.ends_with(".csv.xz");
-            if n.contains(TEMP_MARKER) || (ours && !known.contains(&n)) {
+            // Temp files of a live process may be in flight (head writers
+            // work without the table lock): only a dead writer's are leftovers.
+            let dead_temp = n.contains(TEMP_MARKER) && !temp_owner_alive(&n);
+            if dead_temp || (ours && !known.contains(&n)) {
                 tracing::info!(table = %self.name, file = %n, "removing leftover of an interrupted commit");
                 let p = self.path(&n);
-                io.remove(&p).map_err(|e| StorageError::io("remove", &p, e))?;
-                removed = true;
+                match io.remove(&p) {
+                    Ok(()) => removed = true,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io("remove", &p, e)),
+                }
             }
         }
         if removed {
@@ -709,10 +732,21 @@ impl Table {
         io.sync_dir(&self.dir)
             .map_err(|e| cleanup(StorageError::io("fsync directory", &self.dir, e)))?;
         let log_path = self.path(LOG);
+        let new_log = state.log_len == 0
+            && io
+                .len(&log_path)
+                .map_err(|e| cleanup(StorageError::io("stat", &log_path, e)))?
+                .is_none();
         if let Err(e) = io.append(&log_path, entry.encode().as_bytes(), true) {
             // Cut whatever part of the line may have reached the file.
             let _ = io.truncate(&log_path, state.log_len);
             return Err(cleanup(StorageError::io("append", &log_path, e)));
+        }
+        if new_log && let Err(e) = io.sync_dir(&self.dir) {
+            // The log's name is durable only once its directory is synced;
+            // without that the commit did not happen: take the line back.
+            let _ = io.truncate(&log_path, 0);
+            return Err(cleanup(StorageError::io("fsync directory", &self.dir, e)));
         }
         Ok(entry)
     }
