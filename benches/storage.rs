@@ -18,7 +18,11 @@ fn generate(rows: usize) -> Vec<u8> {
         .args(["users", &rows.to_string(), "--seed", "7"])
         .output()
         .expect("run scripts/gen_table.py");
-    assert!(out.status.success(), "generator failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "generator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -26,7 +30,10 @@ fn generate(rows: usize) -> Vec<u8> {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -93,20 +100,32 @@ fn commit_run(root: &Path, rows: usize, n: usize) -> (Database, Run) {
     let t = db.table("users").expect("table");
     let tdir = root.join("tables/users");
     let not_head = |n: &str| n != "current.csv" && n != "lock";
-    let (d0, s0) = (dir_bytes(&tdir, |n| n.contains(".bsdiff")), dir_bytes(&tdir, not_head));
+    let (d0, s0) = (
+        dir_bytes(&tdir, |n| n.contains(".bsdiff")),
+        dir_bytes(&tdir, not_head),
+    );
     let mut rng = Lcg(42);
     let mut content = base;
     let mut times = Vec::with_capacity(n);
     for round in 0..n {
         let next = edit_one_row(&content, &mut rng, round);
         let start = Instant::now();
-        let c = t.commit(Base::Head, next.clone(), &CommitOptions::new(Action::Update, "bench")).expect("commit");
+        let c = t
+            .commit(
+                Base::Head,
+                next.clone(),
+                &CommitOptions::new(Action::Update, "bench"),
+            )
+            .expect("commit");
         times.push(start.elapsed());
         assert!(c.created);
         content = next;
     }
     t.flush();
-    let (d1, s1) = (dir_bytes(&tdir, |n| n.contains(".bsdiff")), dir_bytes(&tdir, not_head));
+    let (d1, s1) = (
+        dir_bytes(&tdir, |n| n.contains(".bsdiff")),
+        dir_bytes(&tdir, not_head),
+    );
     let run = Run {
         commit: times,
         delta_bytes: (d1 - d0) as f64 / n as f64,
@@ -117,7 +136,11 @@ fn commit_run(root: &Path, rows: usize, n: usize) -> (Database, Run) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (n10k, n100k, nversions) = if quick { (100, 30, 200) } else { (1000, 200, 1000) };
+    let (n10k, n100k, nversions) = if quick {
+        (100, 30, 200)
+    } else {
+        (1000, 200, 1000)
+    };
     println!("| measurement | result | target |");
     println!("|---|---|---|");
 
@@ -128,7 +151,11 @@ fn main() {
         return;
     }
     let (db, mut run) = commit_run(&dir.path().join("a"), 10_000, n10k);
-    let size = db.table("users").and_then(|t| t.head()).map(|(_, h)| h.len()).unwrap_or(0);
+    let size = db
+        .table("users")
+        .and_then(|t| t.head())
+        .map(|(_, h)| h.len())
+        .unwrap_or(0);
     println!(
         "| commit, 1-row change, 10k rows ({} KB), p50 / p90 / p99 over {n10k} | {} / {} / {} | <= 2 ms p50 |",
         size / 1000,
@@ -136,7 +163,10 @@ fn main() {
         ms(pct(&mut run.commit, 0.9)),
         ms(pct(&mut run.commit, 0.99))
     );
-    println!("| delta bytes per 1-row update (10k rows) | {:.0} B | <= 300 B |", run.delta_bytes);
+    println!(
+        "| delta bytes per 1-row update (10k rows) | {:.0} B | <= 300 B |",
+        run.delta_bytes
+    );
     println!(
         "| all bytes stored per 1-row update (delta + log line + keyframes amortised) | {:.0} B | |",
         run.store_bytes
@@ -186,7 +216,11 @@ fn main() {
     drop(db);
 
     let (db, mut run) = commit_run(&dir.path().join("b"), 100_000, n100k);
-    let size = db.table("users").and_then(|t| t.head()).map(|(_, h)| h.len()).unwrap_or(0);
+    let size = db
+        .table("users")
+        .and_then(|t| t.head())
+        .map(|(_, h)| h.len())
+        .unwrap_or(0);
     println!(
         "| commit, 1-row change, 100k rows ({} MB), p50 / p90 / p99 over {n100k} | {} / {} / {} | <= 10 ms p50 |",
         size / 1_000_000,

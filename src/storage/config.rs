@@ -79,7 +79,9 @@ impl Config {
     pub fn check(&self) -> std::result::Result<(), String> {
         let d = self.delimiter;
         if !d.is_ascii() || d.is_ascii_alphanumeric() || matches!(d, '"' | '\n' | '\r') {
-            return Err(format!("delimiter {d:?} must be an ASCII punctuation, space or tab"));
+            return Err(format!(
+                "delimiter {d:?} must be an ASCII punctuation, space or tab"
+            ));
         }
         if self.node.len() != 8 || !self.node.bytes().all(|c| c.is_ascii_hexdigit()) {
             return Err(format!("node {:?} must be 8 hex digits", self.node));

@@ -27,11 +27,17 @@ pub enum CsvErrorKind {
     UnterminatedQuote,
     QuoteInUnquotedField,
     TextAfterClosingQuote,
-    FieldCount { expected: usize, found: usize },
+    FieldCount {
+        expected: usize,
+        found: usize,
+    },
     EmptyColumnName,
     DuplicateColumn(String),
     EmptyKey,
-    DuplicateKey { key: String, first_line: Option<u64> },
+    DuplicateKey {
+        key: String,
+        first_line: Option<u64>,
+    },
 }
 
 impl fmt::Display for CsvError {
@@ -45,9 +51,9 @@ impl fmt::Display for CsvError {
             CsvErrorKind::NoHeader => f.write_str("empty content: a header line is required"),
             CsvErrorKind::NotUtf8 => f.write_str("not valid UTF-8"),
             CsvErrorKind::UnterminatedQuote => f.write_str("quoted field is never closed"),
-            CsvErrorKind::QuoteInUnquotedField => {
-                f.write_str("quote inside an unquoted field (quote the whole field and double the quote)")
-            }
+            CsvErrorKind::QuoteInUnquotedField => f.write_str(
+                "quote inside an unquoted field (quote the whole field and double the quote)",
+            ),
             CsvErrorKind::TextAfterClosingQuote => {
                 f.write_str("text after a closing quote (expected a delimiter or end of line)")
             }
@@ -56,7 +62,9 @@ impl fmt::Display for CsvError {
             }
             CsvErrorKind::EmptyColumnName => f.write_str("empty column name in the header"),
             CsvErrorKind::DuplicateColumn(c) => write!(f, "duplicate column name {c:?}"),
-            CsvErrorKind::EmptyKey => f.write_str("empty key (the first column identifies the row)"),
+            CsvErrorKind::EmptyKey => {
+                f.write_str("empty key (the first column identifies the row)")
+            }
             CsvErrorKind::DuplicateKey { key, first_line } => match first_line {
                 Some(l) => write!(f, "duplicate key {key:?} (first on line {l})"),
                 None => write!(f, "duplicate key {key:?}"),
@@ -138,7 +146,11 @@ fn parse_record(b: &[u8], mut pos: usize, delim: u8, line: u64) -> Result<Record
                     break;
                 }
                 Some(_) => {
-                    return Err(err(newlines, fields - 1, CsvErrorKind::TextAfterClosingQuote));
+                    return Err(err(
+                        newlines,
+                        fields - 1,
+                        CsvErrorKind::TextAfterClosingQuote,
+                    ));
                 }
             }
         } else {
@@ -151,7 +163,9 @@ fn parse_record(b: &[u8], mut pos: usize, delim: u8, line: u64) -> Result<Record
                 return Err(err(newlines, fields, CsvErrorKind::QuoteInUnquotedField));
             }
             let mut value_end = stop;
-            if (stop == b.len() || b[stop] == b'\n') && value_end > start && b[value_end - 1] == b'\r'
+            if (stop == b.len() || b[stop] == b'\n')
+                && value_end > start
+                && b[value_end - 1] == b'\r'
             {
                 value_end -= 1;
             }
@@ -215,7 +229,10 @@ pub struct Hunk {
 pub fn common_ends(a: &[u8], b: &[u8]) -> (usize, usize) {
     let p = common_prefix(a, b);
     let max_s = (a.len() - p).min(b.len() - p);
-    (p, common_suffix(&a[a.len() - max_s..], &b[b.len() - max_s..]))
+    (
+        p,
+        common_suffix(&a[a.len() - max_s..], &b[b.len() - max_s..]),
+    )
 }
 
 /// Length of the common prefix, compared a block at a time (memcmp speed).
@@ -226,7 +243,11 @@ pub fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     while i + BLOCK <= n && a[i..i + BLOCK] == b[i..i + BLOCK] {
         i += BLOCK;
     }
-    i + a[i..n].iter().zip(&b[i..n]).take_while(|(x, y)| x == y).count()
+    i + a[i..n]
+        .iter()
+        .zip(&b[i..n])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// Length of the common suffix, compared a block at a time.
@@ -247,7 +268,10 @@ pub fn common_suffix(a: &[u8], b: &[u8]) -> usize {
 }
 
 fn line_of(b: &[u8], offset: usize) -> u64 {
-    1 + b[..offset.min(b.len())].iter().filter(|&&c| c == b'\n').count() as u64
+    1 + b[..offset.min(b.len())]
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count() as u64
 }
 
 fn utf8_check(b: &[u8], range: Range<usize>, base_line: u64) -> Result<(), CsvError> {
@@ -356,7 +380,12 @@ impl TableIndex {
         }
         // First touched row: the one holding byte p.
         let i0 = self.starts.partition_point(|&st| st <= p).saturating_sub(1);
-        let start = self.starts.get(i0).copied().unwrap_or(self.header_end).min(p);
+        let start = self
+            .starts
+            .get(i0)
+            .copied()
+            .unwrap_or(self.header_end)
+            .min(p);
         let start = start.max(self.header_end);
         let shift = old.len() as i64 - new.len() as i64;
         // Line numbers are counted from the region's start and fixed up only
@@ -603,8 +632,12 @@ fn row_hunks_in(
     let old_at = |i: usize| old_starts.get(i).copied().unwrap_or(old_end);
     let new_at = |i: usize| new_starts.get(i).copied().unwrap_or(new_end);
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
-    let ops =
-        similar::capture_diff_slices_deadline(similar::Algorithm::Myers, &old_rows, &new_rows, Some(deadline));
+    let ops = similar::capture_diff_slices_deadline(
+        similar::Algorithm::Myers,
+        &old_rows,
+        &new_rows,
+        Some(deadline),
+    );
     let mut hunks: Vec<Hunk> = Vec::new();
     for op in ops {
         let (o, n) = match op {
@@ -624,7 +657,10 @@ fn row_hunks_in(
                 old_len,
                 new_index,
                 new_len,
-            } => (old_index..old_index + old_len, new_index..new_index + new_len),
+            } => (
+                old_index..old_index + old_len,
+                new_index..new_index + new_len,
+            ),
         };
         let h = Hunk {
             old: old_at(o.start)..old_at(o.end),

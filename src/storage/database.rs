@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::DbCtx;
 use super::config::Config;
 use super::dict::{self, Action, UserDict};
 use super::error::{Result, StorageError};
 use super::io::{Io, RealIo, replace_file, sync_parent};
 use super::names;
 use super::table::{self, Base, CommitOptions, Committed, Table};
-use super::DbCtx;
 
 pub const CONFIG: &str = "config.toml";
 
@@ -30,7 +30,10 @@ pub struct TableSummary {
     pub dropped: bool,
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
     move |e| StorageError::io(op, path, e)
 }
 
@@ -39,7 +42,11 @@ impl Database {
     pub fn init(io: Arc<dyn Io>, root: &Path, name: &str, delimiter: char) -> Result<Database> {
         names::validate(name)?;
         let cfg_path = root.join(CONFIG);
-        if io.len(&cfg_path).map_err(io_err("stat", &cfg_path))?.is_some() {
+        if io
+            .len(&cfg_path)
+            .map_err(io_err("stat", &cfg_path))?
+            .is_some()
+        {
             return Err(StorageError::Exists {
                 kind: "database",
                 name: root.display().to_string(),
@@ -55,7 +62,11 @@ impl Database {
             io.create_dir(&p).map_err(io_err("create", &p))?;
         }
         let reg = root.join("registry");
-        replace_file(&*io, &reg.join("actions.dict"), dict::actions_dict().as_bytes())?;
+        replace_file(
+            &*io,
+            &reg.join("actions.dict"),
+            dict::actions_dict().as_bytes(),
+        )?;
         replace_file(&*io, &reg.join("users.dict"), b"")?;
         // config.toml last: its presence marks a complete database.
         config.save(&*io, &cfg_path)?;
@@ -69,7 +80,11 @@ impl Database {
 
     pub fn open_with(io: Arc<dyn Io>, root: &Path) -> Result<Database> {
         let cfg_path = root.join(CONFIG);
-        if io.len(&cfg_path).map_err(io_err("stat", &cfg_path))?.is_none() {
+        if io
+            .len(&cfg_path)
+            .map_err(io_err("stat", &cfg_path))?
+            .is_none()
+        {
             return Err(StorageError::NotFound {
                 kind: "database",
                 name: root.display().to_string(),
@@ -193,15 +208,26 @@ impl Database {
                     name: name.to_string(),
                 });
             }
-            return t.commit(Base::Head, content.to_vec(), &CommitOptions::new(Action::Create, user));
+            return t.commit(
+                Base::Head,
+                content.to_vec(),
+                &CommitOptions::new(Action::Create, user),
+            );
         }
         // Validate before creating anything on disk.
         super::csv::TableIndex::parse(content, self.ctx.config.delimiter_byte())?;
         let dir = self.tables_dir().join(name);
-        self.ctx.io.create_dir(&dir).map_err(io_err("create", &dir))?;
+        self.ctx
+            .io
+            .create_dir(&dir)
+            .map_err(io_err("create", &dir))?;
         sync_parent(&*self.ctx.io, &dir)?;
         let t = Arc::new(Table::open(Arc::clone(&self.ctx), name)?);
-        let done = t.commit(Base::Version(0), content.to_vec(), &CommitOptions::new(Action::Create, user))?;
+        let done = t.commit(
+            Base::Version(0),
+            content.to_vec(),
+            &CommitOptions::new(Action::Create, user),
+        )?;
         self.tables
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -213,7 +239,11 @@ impl Database {
     /// rollback restores it.
     pub fn drop_table(&self, name: &str, user: &str) -> Result<Committed> {
         let t = self.live_table(name)?;
-        t.commit(Base::Head, Vec::new(), &CommitOptions::new(Action::Drop, user))
+        t.commit(
+            Base::Head,
+            Vec::new(),
+            &CommitOptions::new(Action::Drop, user),
+        )
     }
 
     /// Brings a dropped table back as it was before the drop.
@@ -233,7 +263,11 @@ impl Database {
             });
         }
         let bytes = t.read_version(before.seq)?;
-        t.commit(Base::Head, bytes, &CommitOptions::new(Action::Restore, user))
+        t.commit(
+            Base::Head,
+            bytes,
+            &CommitOptions::new(Action::Restore, user),
+        )
     }
 
     pub fn summaries(&self) -> Result<Vec<TableSummary>> {
@@ -256,7 +290,9 @@ impl Database {
     /// Bytes the database occupies on disk.
     pub fn disk_usage(&self) -> u64 {
         fn walk(p: &Path) -> u64 {
-            let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return 0;
+            };
             rd.flatten()
                 .map(|e| match e.metadata() {
                     Ok(m) if m.is_dir() => walk(&e.path()),

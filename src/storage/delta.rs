@@ -297,7 +297,11 @@ pub struct Pieces {
 impl Pieces {
     pub fn whole(len: usize) -> Pieces {
         Pieces {
-            pieces: if len > 0 { vec![(0, 0, len)] } else { Vec::new() },
+            pieces: if len > 0 {
+                vec![(0, 0, len)]
+            } else {
+                Vec::new()
+            },
             len,
             applied: 0,
         }
@@ -367,7 +371,9 @@ impl Pieces {
 
     pub fn unapply(self, p: &Patch) -> Result<Pieces, DeltaError> {
         if self.len != p.new_len {
-            return Err(DeltaError::Mismatch("content length differs from the patch's result"));
+            return Err(DeltaError::Mismatch(
+                "content length differs from the patch's result",
+            ));
         }
         let src = self.applied + 1;
         let mut out = Vec::with_capacity(self.pieces.len() + 2 * p.triples.len());
@@ -452,13 +458,19 @@ mod tests {
         for p in &patches {
             fwd = fwd.apply(p).unwrap();
         }
-        assert_eq!(fwd.materialize(&versions[0], &refs), *versions.last().unwrap());
+        assert_eq!(
+            fwd.materialize(&versions[0], &refs),
+            *versions.last().unwrap()
+        );
         let mut back = Pieces::whole(versions.last().unwrap().len());
         let rev: Vec<&Patch> = patches.iter().rev().collect();
         for p in &rev {
             back = back.unapply(p).unwrap();
         }
-        assert_eq!(back.materialize(versions.last().unwrap(), &rev), versions[0]);
+        assert_eq!(
+            back.materialize(versions.last().unwrap(), &rev),
+            versions[0]
+        );
     }
 
     #[test]
@@ -467,17 +479,26 @@ mod tests {
         let mut new = old.clone();
         new[100] = b'X';
         let mut patch = Vec::new();
-        qbsdiff::Bsdiff::new(&old, &new).compare(&mut patch).unwrap();
+        qbsdiff::Bsdiff::new(&old, &new)
+            .compare(&mut patch)
+            .unwrap();
         assert_eq!(apply(&old, &patch).unwrap(), new);
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in [&b""[..], b"BSDIFF40", b"BSDIFF40\xff\xff\xff\xff\xff\xff\xff\x7f"] {
+        for bad in [
+            &b""[..],
+            b"BSDIFF40",
+            b"BSDIFF40\xff\xff\xff\xff\xff\xff\xff\x7f",
+        ] {
             assert!(apply(b"x", bad).is_err());
         }
         let patch = encode(b"abc", b"abd", &[hunk(0..3, 0..3)]);
-        assert!(apply(b"", &patch).is_err(), "a patch applied to the wrong base must fail");
+        assert!(
+            apply(b"", &patch).is_err(),
+            "a patch applied to the wrong base must fail"
+        );
     }
 
     #[test]
@@ -487,6 +508,9 @@ mod tests {
         let big_new = b"0123456789abcdef|".repeat(10_000);
         let big = encode(b"", &big_new, &[hunk(0..0, 0..big_new.len())]);
         let (stored, is_xz) = pack(big.clone());
-        assert_eq!(unpack(&stored).unwrap(), if is_xz { big } else { stored.clone() });
+        assert_eq!(
+            unpack(&stored).unwrap(),
+            if is_xz { big } else { stored.clone() }
+        );
     }
 }

@@ -10,7 +10,9 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("{op} {path}: {source}")]
+    /// Displays as "<op> <path>"; the OS error is its source (anyhow's
+    /// `{:#}` prints both, without repeating).
+    #[error("{op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -19,7 +21,7 @@ pub enum StorageError {
     },
 
     #[error("invalid CSV: {0}")]
-    Csv(#[from] CsvError),
+    Csv(CsvError),
 
     #[error(
         "version conflict: the write started from version {base} but the head is now version {head}"
@@ -49,6 +51,12 @@ pub enum StorageError {
     Config { path: PathBuf, detail: String },
 }
 
+impl From<CsvError> for StorageError {
+    fn from(e: CsvError) -> Self {
+        StorageError::Csv(e)
+    }
+}
+
 impl StorageError {
     /// Wraps an I/O error with the operation and path it happened on.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
@@ -63,6 +71,14 @@ impl StorageError {
         StorageError::Corrupt {
             path: path.into(),
             detail: detail.into(),
+        }
+    }
+
+    /// The message with its cause, for logs: "write /x/y: No space left on device".
+    pub fn report(&self) -> String {
+        match self {
+            StorageError::Io { source, .. } => format!("{self}: {source}"),
+            _ => self.to_string(),
         }
     }
 

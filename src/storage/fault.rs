@@ -283,13 +283,9 @@ impl Io for FaultIo {
                 let mut moved: HashMap<PathBuf, PathBuf> = HashMap::new();
                 st.undo.retain(|u| match u {
                     Undo::Created(p) | Undo::Removed(p, _) => parent(p) != dir,
-                    Undo::Renamed { from, to, .. } => {
-                        if parent(to) == dir {
-                            moved.insert(from.clone(), to.clone());
-                            false
-                        } else {
-                            true
-                        }
+                    Undo::Renamed { from, to, .. } if parent(to) == dir => {
+                        moved.insert(from.clone(), to.clone());
+                        false
                     }
                     _ => true,
                 });

@@ -27,7 +27,11 @@ fn is_boundary(line: &[u8]) -> bool {
 
 /// Chunks of `b[from..]`, stopping early once `stop(chunk_end, line_start)` says so
 /// (then the returned flag is true).
-fn chunk(b: &[u8], from: usize, mut stop: impl FnMut(usize, usize) -> bool) -> (Vec<(usize, [u8; 32])>, bool) {
+fn chunk(
+    b: &[u8],
+    from: usize,
+    mut stop: impl FnMut(usize, usize) -> bool,
+) -> (Vec<(usize, [u8; 32])>, bool) {
     let mut out = Vec::new();
     let mut chunk_start = from;
     let mut pos = from;
@@ -122,7 +126,10 @@ mod tests {
     use crate::storage::csv::common_ends;
 
     fn table(n: usize, tag: &str) -> Vec<u8> {
-        (0..n).map(|i| format!("{i}|row {i} {tag}\n")).collect::<String>().into_bytes()
+        (0..n)
+            .map(|i| format!("{i}|row {i} {tag}\n"))
+            .collect::<String>()
+            .into_bytes()
     }
 
     fn check_update(old: &[u8], new: &[u8]) {
@@ -137,11 +144,14 @@ mod tests {
         let base = table(3000, "x");
         let text = String::from_utf8(base.clone()).unwrap();
         let edits: Vec<Vec<u8>> = vec![
-            text.replacen("17|row 17 x", "17|row seventeen", 1).into_bytes(),
+            text.replacen("17|row 17 x", "17|row seventeen", 1)
+                .into_bytes(),
             text.replacen("2999|row 2999 x\n", "", 1).into_bytes(),
             format!("{text}3000|new\n").into_bytes(),
             text.replacen("0|row 0 x\n", "", 1).into_bytes(),
-            text.replacen("1500|", "1500a|", 1).replacen("2500|", "2500b|", 1).into_bytes(),
+            text.replacen("1500|", "1500a|", 1)
+                .replacen("2500|", "2500b|", 1)
+                .into_bytes(),
             Vec::new(),
             b"single line without newline".to_vec(),
             text.replace('\n', "\r\n").into_bytes(),

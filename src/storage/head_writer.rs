@@ -71,7 +71,7 @@ impl HeadWriter {
                         }
                     };
                     if let Err(e) = write_head(&*io, &path, &head) {
-                        tracing::error!(file = %path.display(), error = %e, "could not refresh the head file; open() will rebuild it");
+                        tracing::error!(file = %path.display(), error = %e.report(), "could not refresh the head file; open() will rebuild it");
                     }
                     lock(&s).busy = false;
                     s.cv.notify_all();

@@ -160,10 +160,7 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(
-        ".{name}{TEMP_MARKER}{}-{n}",
-        std::process::id()
-    ))
+    path.with_file_name(format!(".{name}{TEMP_MARKER}{}-{n}", std::process::id()))
 }
 
 /// Replaces `path` atomically: write a temp file, fsync it, rename it over

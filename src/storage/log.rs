@@ -199,7 +199,10 @@ mod tests {
         let mut bytes = format!("{a}{a}").into_bytes();
         bytes.extend_from_slice(&a.as_bytes()[..20]);
         let p = parse(&bytes, 0);
-        assert_eq!((p.entries.len(), p.valid_len, p.damaged_line), (2, 2 * a.len(), None));
+        assert_eq!(
+            (p.entries.len(), p.valid_len, p.damaged_line),
+            (2, 2 * a.len(), None)
+        );
         let mut damaged = format!("{a}{a}{a}").into_bytes();
         damaged[a.len() + 3] ^= 1;
         let p = parse(&damaged, 0);

@@ -99,7 +99,18 @@ mod tests {
             assert!(validate(ok).is_ok(), "{ok}");
         }
         let long = "x".repeat(65);
-        for bad in ["", "-x", "_x", "a b", "a/b", "..", "a:b", "é", "a\nb", long.as_str()] {
+        for bad in [
+            "",
+            "-x",
+            "_x",
+            "a b",
+            "a/b",
+            "..",
+            "a:b",
+            "é",
+            "a\nb",
+            long.as_str(),
+        ] {
             assert!(validate(bad).is_err(), "{bad:?}");
         }
     }
@@ -109,7 +120,10 @@ mod tests {
         assert_eq!(format_ts(0), "19700101T000000.000000Z");
         // 2026-11-24 05:15:30.123456 UTC
         assert_eq!(format_ts(1_795_497_330_123_456), "20261124T051530.123456Z");
-        assert_eq!(format_ts_human(1_795_497_330_123_456), "2026-11-24 05:15:30");
+        assert_eq!(
+            format_ts_human(1_795_497_330_123_456),
+            "2026-11-24 05:15:30"
+        );
         assert_eq!(format_ts(951_782_400_000_000), "20000229T000000.000000Z");
         let a = version_name(1_000_000, "ab12cd34");
         let b = version_name(1_000_001, "ab12cd34");

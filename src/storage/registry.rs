@@ -157,7 +157,10 @@ impl Registry {
             Some(e) if e.path.join(CONFIG).is_file() => Ok((e.path.clone(), e.mode)),
             Some(e) => Err(StorageError::NotFound {
                 kind: "database location",
-                name: format!("{name} (registered at {}, which holds no database)", e.path.display()),
+                name: format!(
+                    "{name} (registered at {}, which holds no database)",
+                    e.path.display()
+                ),
             }),
             None => Err(StorageError::NotFound {
                 kind: "database",

@@ -16,17 +16,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use super::DbCtx;
 use super::csv::{Hunk, TableIndex, common_ends, header_columns};
-use super::hash::ChunkedHash;
 use super::delta::{self, Patch, Pieces};
 use super::dict::Action;
 use super::error::{Result, StorageError};
+use super::hash::ChunkedHash;
 use super::head_writer::{HeadWriter, write_head};
 use super::io::{TEMP_MARKER, read_file, replace_file};
 use super::lock::{LockFile, LockGuard};
 use super::log::{self, DeltaKind, LogEntry, content_hash};
 use super::names::now_us;
-use super::DbCtx;
 
 pub const CURRENT: &str = "current.csv";
 pub const LOG: &str = "version.log";
@@ -179,7 +179,10 @@ impl Table {
             });
         }
         let lock = LockFile::open(&dir.join(LOCK))?;
-        let head_writer = if ctx.background_head.load(std::sync::atomic::Ordering::Relaxed) {
+        let head_writer = if ctx
+            .background_head
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             Some(
                 HeadWriter::spawn(Arc::clone(&ctx.io), dir.join(CURRENT))
                     .map_err(|e| StorageError::io("spawn head writer for", dir.join(CURRENT), e))?,
@@ -273,7 +276,8 @@ impl Table {
             .collect();
         let mut removed = false;
         for n in names {
-            let ours = n.ends_with(".bsdiff") || n.ends_with(".bsdiff.xz") || n.ends_with(".csv.xz");
+            let ours =
+                n.ends_with(".bsdiff") || n.ends_with(".bsdiff.xz") || n.ends_with(".csv.xz");
             // Temp files of a live process may be in flight (head writers
             // work without the table lock): only a dead writer's are leftovers.
             let dead_temp = n.contains(TEMP_MARKER) && !temp_owner_alive(&n);
@@ -311,10 +315,18 @@ impl Table {
         };
         let disk_hash = on_disk.as_deref().map(content_hash);
         let head = match on_disk {
-            Some(b) if b.len() as u64 == last.size && disk_hash.as_deref() == Some(last.hash.as_str()) => b,
+            Some(b)
+                if b.len() as u64 == last.size
+                    && disk_hash.as_deref() == Some(last.hash.as_str()) =>
+            {
+                b
+            }
             None if last.size == 0 => Vec::new(),
             _ if !locked => {
-                return Err(StorageError::corrupt(&cur, "head does not match the log (commit in progress)"));
+                return Err(StorageError::corrupt(
+                    &cur,
+                    "head does not match the log (commit in progress)",
+                ));
             }
             _ => {
                 tracing::warn!(table = %self.name, "current.csv is stale; rebuilding it from the deltas");
@@ -420,7 +432,9 @@ impl Table {
             seq,
             name: e.name(),
             ts_us: e.ts_us,
-            action: Action::from_code(e.action).map_or("?", Action::name).to_string(),
+            action: Action::from_code(e.action)
+                .map_or("?", Action::name)
+                .to_string(),
             user: users.name(e.user).to_string(),
             base: e.base,
             size: e.size,
@@ -518,7 +532,12 @@ impl Table {
     /// of a chain (a version whose base was empty), or `known` bytes of some
     /// version (the head, or a stale `current.csv`), walking backwards with
     /// the removed bytes each delta carries when that is shorter.
-    fn reconstruct(&self, log: &[LogEntry], known: Option<(u64, &[u8])>, seq: u64) -> Result<Vec<u8>> {
+    fn reconstruct(
+        &self,
+        log: &[LogEntry],
+        known: Option<(u64, &[u8])>,
+        seq: u64,
+    ) -> Result<Vec<u8>> {
         let target = (seq - 1) as usize;
         // Stored anchor: the latest i <= target that is a keyframe or follows an empty version.
         let stored = (0..=target)
@@ -565,7 +584,9 @@ impl Table {
                                     self.load_keyframe(&log[stored])?
                                 } else {
                                     // A chain start: its delta applies to nothing.
-                                    self.load_patch(&log[stored])?.apply(&[]).map_err(|x| self.damaged(x))?
+                                    self.load_patch(&log[stored])?
+                                        .apply(&[])
+                                        .map_err(|x| self.damaged(x))?
                                 });
                                 *lock_poisoned(self.anchor.lock()) = Some((stored, Arc::clone(&b)));
                                 b
@@ -605,18 +626,23 @@ impl Table {
         let state = lock_poisoned(self.state.read()).clone();
         let head_seq = state.log.len() as u64;
         let (p, s) = common_ends(&state.head, &content);
-        if p == content.len() && p == state.head.len() && (head_seq > 0 || content.is_empty()) {
-            if let Some(version) = self.info(&state.log, head_seq) {
-                return Ok(Committed {
-                    version,
-                    created: false,
-                });
-            }
+        let unchanged = p == content.len() && p == state.head.len();
+        if unchanged
+            && (head_seq > 0 || content.is_empty())
+            && let Some(version) = self.info(&state.log, head_seq)
+        {
+            return Ok(Committed {
+                version,
+                created: false,
+            });
         }
         if let Base::Version(b) = base
             && b != head_seq
         {
-            return Err(StorageError::BaseMismatch { base: b, head: head_seq });
+            return Err(StorageError::BaseMismatch {
+                base: b,
+                head: head_seq,
+            });
         }
         if writer.log_len != Some(state.log_len) {
             // First commit here, or another process committed: parse the head.
@@ -634,19 +660,26 @@ impl Table {
                 TableIndex::parse(&content, self.delim())?;
             }
             writer.index = None;
-            vec![Hunk { old: 0..old.len(), new: 0..0 }]
+            vec![Hunk {
+                old: 0..old.len(),
+                new: 0..0,
+            }]
         } else {
             match &mut writer.index {
                 Some(idx) => idx.edit_with(old, &content, self.delim(), p, s)?,
                 None => {
                     writer.index = Some(TableIndex::parse(&content, self.delim())?);
-                    vec![Hunk { old: 0..old.len(), new: 0..content.len() }]
+                    vec![Hunk {
+                        old: 0..old.len(),
+                        new: 0..content.len(),
+                    }]
                 }
             }
         };
         writer.hash.update(old.len(), &content, p, s);
         let hash = writer.hash.digest();
-        let written = self.write_version(&state, &content, &hunks, writer.index.as_ref(), hash, opts);
+        let written =
+            self.write_version(&state, &content, &hunks, writer.index.as_ref(), hash, opts);
         let entry = match written {
             Ok(e) => e,
             Err(e) => {
@@ -663,7 +696,13 @@ impl Table {
         let mut live = lock_poisoned(self.state.write());
         live.log_len += entry.encode().len() as u64;
         Arc::make_mut(&mut live.log).push(entry);
-        live.columns = Arc::new(writer.index.as_ref().map(|i| i.columns.clone()).unwrap_or_default());
+        live.columns = Arc::new(
+            writer
+                .index
+                .as_ref()
+                .map(|i| i.columns.clone())
+                .unwrap_or_default(),
+        );
         live.head = Arc::clone(&head);
         writer.log_len = Some(live.log_len);
         let seq = live.log.len() as u64;
@@ -671,7 +710,7 @@ impl Table {
         drop(live);
         if let Err(e) = self.write_current(&head, false) {
             // The next open rebuilds it from the deltas; the version is safe.
-            tracing::error!(table = %self.name, error = %e, "version committed but current.csv not refreshed");
+            tracing::error!(table = %self.name, error = %e.report(), "version committed but current.csv not refreshed");
         }
         let version = version.ok_or_else(|| self.no_version(seq))?;
         Ok(Committed {
@@ -699,9 +738,8 @@ impl Table {
             .iter()
             .rposition(|e| e.keyframe || e.size == 0)
             .map_or(state.log.len() as u64, |i| (state.log.len() - i) as u64);
-        let keyframe = !old.is_empty()
-            && !content.is_empty()
-            && anchor >= self.ctx.config.keyframe_every;
+        let keyframe =
+            !old.is_empty() && !content.is_empty() && anchor >= self.ctx.config.keyframe_every;
         let (stored, is_xz) = delta::pack(delta::encode(old, content, hunks));
         let entry = LogEntry {
             ts_us: now_us().max(prev_ts + 1),
@@ -713,7 +751,11 @@ impl Table {
             rows: index.map_or(0, |i| i.rows() as u64),
             hash,
             frame: opts.frame.map(str::to_string),
-            delta: if is_xz { DeltaKind::BsdiffXz } else { DeltaKind::Bsdiff },
+            delta: if is_xz {
+                DeltaKind::BsdiffXz
+            } else {
+                DeltaKind::Bsdiff
+            },
             keyframe,
         };
         let delta_path = self.path(&entry.delta_file());

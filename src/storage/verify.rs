@@ -52,7 +52,9 @@ fn verify_table(dir: &Path, delim: u8, versions: &mut usize) -> Vec<String> {
     };
     let parsed = log::parse(&log_bytes, 0);
     if let Some(line) = parsed.damaged_line {
-        problems.push(format!("{LOG} line {line}: CRC mismatch or unreadable line"));
+        problems.push(format!(
+            "{LOG} line {line}: CRC mismatch or unreadable line"
+        ));
     } else if parsed.valid_len < log_bytes.len() {
         problems.push(format!(
             "{LOG}: torn last line ({} bytes; removed on next open)",
@@ -68,14 +70,15 @@ fn verify_table(dir: &Path, delim: u8, versions: &mut usize) -> Vec<String> {
         let rebuilt = match (&content, std::fs::read(&delta_path)) {
             (_, Err(err)) => Err(format!("version {seq}: delta {}: {err}", e.delta_file())),
             (None, Ok(_)) => Err(String::new()),
-            (Some(prev), Ok(stored)) => delta::unpack(&stored)
-                .and_then(|p| delta::apply_standard(prev, &p))
+            (Some(prev), Ok(stored)) => check_delta(prev, &stored)
                 .map_err(|err| format!("version {seq}: delta {}: {err}", e.delta_file())),
         };
         let mut next = match rebuilt {
             Ok(b) if content_hash(&b) == e.hash && b.len() as u64 == e.size => Some(b),
             Ok(_) => {
-                problems.push(format!("version {seq}: rebuilt bytes do not match the logged hash"));
+                problems.push(format!(
+                    "version {seq}: rebuilt bytes do not match the logged hash"
+                ));
                 None
             }
             Err(msg) => {
@@ -87,36 +90,68 @@ fn verify_table(dir: &Path, delim: u8, versions: &mut usize) -> Vec<String> {
         };
         if e.keyframe {
             let kf = dir.join(e.keyframe_file());
-            match std::fs::read(&kf).map_err(|x| x.to_string()).and_then(|s| {
-                delta::unpack(&s).map_err(|x| x.to_string())
-            }) {
+            match std::fs::read(&kf)
+                .map_err(|x| x.to_string())
+                .and_then(|s| delta::unpack(&s).map_err(|x| x.to_string()))
+            {
                 Ok(b) if content_hash(&b) == e.hash => {
                     if next.is_none() {
                         next = Some(b); // re-anchor the chain
                     }
                 }
-                Ok(_) => problems.push(format!("version {seq}: keyframe does not match the logged hash")),
-                Err(x) => problems.push(format!("version {seq}: keyframe {}: {x}", e.keyframe_file())),
+                Ok(_) => problems.push(format!(
+                    "version {seq}: keyframe does not match the logged hash"
+                )),
+                Err(x) => problems.push(format!(
+                    "version {seq}: keyframe {}: {x}",
+                    e.keyframe_file()
+                )),
             }
         }
         if let Some(b) = &next
             && !b.is_empty()
             && let Err(x) = TableIndex::parse(b, delim)
         {
-            problems.push(format!("version {seq}: stored content is not valid CSV: {x}"));
+            problems.push(format!(
+                "version {seq}: stored content is not valid CSV: {x}"
+            ));
         }
         if next.is_none() && content.is_some() {
-            problems.push(format!("version {seq}: later versions cannot be rebuilt until the next keyframe"));
+            problems.push(format!(
+                "version {seq}: later versions cannot be rebuilt until the next keyframe"
+            ));
         }
         content = next;
     }
     if let Some(last) = parsed.entries.last() {
         match std::fs::read(dir.join(CURRENT)) {
             Ok(b) if content_hash(&b) == last.hash => {}
-            Ok(_) => problems.push(format!("{CURRENT} differs from the head version (rebuilt on next open)")),
+            Ok(_) => problems.push(format!(
+                "{CURRENT} differs from the head version (rebuilt on next open)"
+            )),
             Err(_) if last.size == 0 => {}
             Err(x) => problems.push(format!("{CURRENT}: {x}")),
         }
     }
     problems
+}
+
+/// Applies a stored delta with a standard bspatch, and checks that our
+/// reading of it (whole extra block, backwards too) agrees.
+fn check_delta(prev: &[u8], stored: &[u8]) -> Result<Vec<u8>, String> {
+    let raw = delta::unpack(stored).map_err(|e| e.to_string())?;
+    let next = delta::apply_standard(prev, &raw).map_err(|e| e.to_string())?;
+    match delta::Patch::decode(&raw) {
+        Ok(Some(p)) => {
+            if p.apply(prev).map_err(|e| e.to_string())? != next {
+                return Err("forward application differs from bspatch".into());
+            }
+            if p.unapply(&next).map_err(|e| e.to_string())? != prev {
+                return Err("backward application does not give the previous version".into());
+            }
+        }
+        Ok(None) => return Err("not a ReedBase delta (foreign bsdiff layout)".into()),
+        Err(e) => return Err(e.to_string()),
+    }
+    Ok(next)
 }

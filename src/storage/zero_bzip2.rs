@@ -35,7 +35,11 @@ struct BitWriter {
 
 impl BitWriter {
     fn new(capacity: usize) -> Self {
-        BitWriter { out: Vec::with_capacity(capacity), acc: 0, nbits: 0 }
+        BitWriter {
+            out: Vec::with_capacity(capacity),
+            acc: 0,
+            nbits: 0,
+        }
     }
 
     /// Appends the low `count` bits of `value` (`count <= 32`), most significant first.
@@ -99,7 +103,11 @@ const ZERO_POW: [Op; 64] = {
         let mut s = 1u32 << i;
         let mut b = 0;
         while b < 8 {
-            s = if s & 0x8000_0000 != 0 { (s << 1) ^ CRC_POLY } else { s << 1 };
+            s = if s & 0x8000_0000 != 0 {
+                (s << 1) ^ CRC_POLY
+            } else {
+                s << 1
+            };
             b += 1;
         }
         pows[0][i] = s;
@@ -182,7 +190,9 @@ fn write_block(w: &mut BitWriter, crc: u32, last_col: &[(u8, u64)]) {
     // length L-1, the rest length L (3 -> 1,2,2; 4 -> 2,2,2,2). Kraft sum is exactly 1.
     let big = usize::BITS - (alpha - 1).leading_zeros(); // L
     let short = (1usize << big) - alpha;
-    let lens: Vec<u32> = (0..alpha).map(|i| if i < short { big - 1 } else { big }).collect();
+    let lens: Vec<u32> = (0..alpha)
+        .map(|i| if i < short { big - 1 } else { big })
+        .collect();
     // Canonical codes in bzip2 order (BZ2_hbAssignCodes: per length, ascending symbols get
     // consecutive codes, shifted left between lengths): symbols 0..short get codes
     // 0..short of length L-1, then symbol i >= short gets 2*short + (i - short).
@@ -229,7 +239,10 @@ pub fn zero_stream(n: u64) -> Vec<u8> {
     let full_blocks = runs / MAX_RUNS_PER_BLOCK;
     let partial_runs = runs % MAX_RUNS_PER_BLOCK;
     // ~31 bytes per block; saturate and cap the up-front reservation.
-    let estimate = full_blocks.saturating_add(2).saturating_mul(40).saturating_add(16);
+    let estimate = full_blocks
+        .saturating_add(2)
+        .saturating_mul(40)
+        .saturating_add(16);
     let mut w = BitWriter::new(estimate.min(1 << 24) as usize);
     w.put(32, u64::from(u32::from_be_bytes(*b"BZh9")));
     let mut combined = 0u32;
@@ -238,7 +251,11 @@ pub fn zero_stream(n: u64) -> Vec<u8> {
         // All full blocks are bit-identical: encode once, replay.
         let crc = crc_of_zeros(MAX_RUNS_PER_BLOCK * RUN);
         let mut block = BitWriter::new(64);
-        write_block(&mut block, crc, &[(251, MAX_RUNS_PER_BLOCK), (0, 4 * MAX_RUNS_PER_BLOCK)]);
+        write_block(
+            &mut block,
+            crc,
+            &[(251, MAX_RUNS_PER_BLOCK), (0, 4 * MAX_RUNS_PER_BLOCK)],
+        );
         for _ in 0..full_blocks {
             w.append(&block);
             combined = combined.rotate_left(1) ^ crc;
@@ -273,7 +290,9 @@ mod tests {
     fn check(n: u64) {
         let mut out = Vec::new();
         let data = zero_stream(n);
-        bzip2::read::BzDecoder::new(&data[..]).read_to_end(&mut out).expect("decode");
+        bzip2::read::BzDecoder::new(&data[..])
+            .read_to_end(&mut out)
+            .expect("decode");
         assert_eq!(out.len() as u64, n, "length for n={n}");
         assert!(out.iter().all(|&b| b == 0), "non-zero byte for n={n}");
     }
@@ -284,7 +303,11 @@ mod tests {
         for k in 0..5000u64 {
             assert_eq!(crc_of_zeros(k), !c, "k={k}");
             for _ in 0..8 {
-                c = if c & 0x8000_0000 != 0 { (c << 1) ^ CRC_POLY } else { c << 1 };
+                c = if c & 0x8000_0000 != 0 {
+                    (c << 1) ^ CRC_POLY
+                } else {
+                    c << 1
+                };
             }
         }
     }
@@ -292,7 +315,9 @@ mod tests {
     #[test]
     fn decodes_listed_sizes() {
         let per_block = MAX_RUNS_PER_BLOCK * RUN; // block boundaries
-        let listed = [254, 255, 256, 259, 260, 509, 510, 511, 765, 1020, 840_000, 8_600_000];
+        let listed = [
+            254, 255, 256, 259, 260, 509, 510, 511, 765, 1020, 840_000, 8_600_000,
+        ];
         let big = [46_000_000, per_block - 1, per_block, per_block + 4];
         (0..=600).chain(listed).chain(big).for_each(check);
     }
@@ -301,7 +326,9 @@ mod tests {
     fn decodes_pseudo_random_sizes() {
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;
         for i in 0..200u32 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             // Mostly 8..21-bit sizes, every 20th up to 2^27.
             let bits = if i % 20 == 0 { 27 } else { 8 + i % 14 };
             check((x >> 33) & ((1u64 << bits) - 1));
@@ -327,13 +354,21 @@ mod tests {
 
     #[test]
     fn system_bzip2_decodes() {
-        let probe = Command::new("bzip2").arg("--help").stderr(Stdio::null()).status();
+        let probe = Command::new("bzip2")
+            .arg("--help")
+            .stderr(Stdio::null())
+            .status();
         if probe.is_err() {
-            assert!(std::env::var_os("CI").is_none(), "bzip2 binary missing under CI");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "bzip2 binary missing under CI"
+            );
             println!("bzip2 binary not on PATH; skipping");
             return;
         }
-        for n in [0u64, 1, 3, 4, 5, 254, 255, 256, 840_000, 8_600_000, 46_000_000] {
+        for n in [
+            0u64, 1, 3, 4, 5, 254, 255, 256, 840_000, 8_600_000, 46_000_000,
+        ] {
             let mut cmd = Command::new("bzip2");
             cmd.arg("-dc").stdin(Stdio::piped()).stdout(Stdio::piped());
             let mut child = cmd.spawn().expect("spawn bzip2");

@@ -1,1 +1,449 @@
-fn z(){}
+//! The real `rdb` binary, run as a user would, with a temporary
+//! `REEDBASE_HOME` and working directory per test.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::util::{USERS, rows, set_row};
+
+struct Rdb {
+    home: tempfile::TempDir,
+    cwd: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Run {
+    fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+impl Rdb {
+    fn new() -> Rdb {
+        Rdb {
+            home: tempfile::tempdir().unwrap(),
+            cwd: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cmd(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rdb"));
+        c.args(args)
+            .current_dir(dir)
+            .env("REEDBASE_HOME", self.home.path())
+            .env("USER", "tester")
+            .env_remove("REEDBASE_USER")
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
+        let o: Output = self.cmd(dir, args).output().expect("run rdb");
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: o.stdout,
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_in(self.cwd.path(), args)
+    }
+
+    /// Runs and asserts success.
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "rdb {args:?} failed: {}", r.stderr);
+        r
+    }
+
+    fn stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        let mut child = self
+            .cmd(self.cwd.path(), args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let o = child.wait_with_output().unwrap();
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: o.stdout,
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    fn file(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.cwd.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    fn db_root(&self, name: &str) -> PathBuf {
+        self.home.path().join("databases").join(name)
+    }
+}
+
+#[test]
+fn databases_init_list_info_register() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    assert!(r.db_root("shop").join("config.toml").is_file());
+    // Local database in a project directory, found from a subdirectory.
+    let project = r.cwd.path().join("proj");
+    std::fs::create_dir_all(project.join("sub/deeper")).unwrap();
+    assert_eq!(r.run_in(&project, &["db:init", "notes", "--local"]).code, 0);
+    assert!(project.join(".reedbase/config.toml").is_file());
+    let users = r.file("users.csv", USERS);
+    let deep = project.join("sub/deeper");
+    assert_eq!(
+        r.run_in(&deep, &["table:create", "notes", "users", "--from", &users])
+            .code,
+        0
+    );
+
+    let list = r.ok(&["db:list", "--format", "csv"]).out();
+    assert!(
+        list.starts_with("name,mode,location,tables,versions,size\n"),
+        "{list}"
+    );
+    assert!(
+        list.lines().any(|l| l.starts_with("shop,global,")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("notes,local,") && l.contains(",1,1,")),
+        "{list}"
+    );
+    let info = r.ok(&["db:info", "notes"]).out();
+    assert!(
+        info.contains("mode:            local") && info.contains("users: 3 rows, 1 versions"),
+        "{info}"
+    );
+
+    // Errors: duplicate, invalid and unknown names.
+    let dup = r.run(&["db:init", "shop"]);
+    assert_eq!(dup.code, 5, "{}", dup.stderr);
+    assert!(dup.stderr.contains("already exists"), "{}", dup.stderr);
+    let bad = r.run(&["db:init", "no/slash"]);
+    assert_eq!(bad.code, 4, "{}", bad.stderr);
+    let unknown = r.run(&["db:info", "nope"]);
+    assert_eq!(unknown.code, 3);
+    assert!(
+        unknown.stderr.contains("\"nope\" not found"),
+        "{}",
+        unknown.stderr
+    );
+
+    // Unregister keeps the files; register brings the database back.
+    r.ok(&["db:unregister", "shop"]);
+    assert_eq!(r.run(&["db:info", "shop"]).code, 3);
+    assert!(r.db_root("shop").join("config.toml").is_file());
+    r.ok(&["db:register", r.db_root("shop").to_str().unwrap()]);
+    r.ok(&["db:info", "shop"]);
+    let nodb = r.run(&["db:register", r.cwd.path().to_str().unwrap()]);
+    assert_eq!(nodb.code, 3, "{}", nodb.stderr);
+    // A registered location that vanished is named as such.
+    std::fs::remove_dir_all(r.db_root("shop")).unwrap();
+    let gone = r.run(&["table:list", "shop"]);
+    assert_eq!(gone.code, 3);
+    assert!(gone.stderr.contains("holds no database"), "{}", gone.stderr);
+}
+
+#[test]
+fn tables_create_import_export_drop_restore() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let users = r.file("users.csv", USERS);
+    r.ok(&["table:create", "shop", "users", "--from", &users]);
+    r.ok(&["table:create", "shop", "tags", "--columns", "tag,label"]);
+    assert_eq!(
+        r.ok(&["table:export", "shop", "tags"]).stdout,
+        b"tag|label\n"
+    );
+    let list = r.ok(&["table:list", "shop", "--format", "csv"]).out();
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(list.contains("users,3,1,"), "{list}");
+
+    // Import: one new version; the same content again: none.
+    let v2 = set_row(USERS, "2", "2|Bob|bob@new.org|28");
+    let f2 = r.file("v2.csv", &v2);
+    r.ok(&["table:import", "shop", "users", &f2]);
+    let again = r.ok(&["table:import", "shop", "users", &f2]);
+    assert!(again.stderr.contains("no new version"), "{}", again.stderr);
+    assert_eq!(r.ok(&["table:export", "shop", "users"]).stdout, v2);
+    assert_eq!(
+        r.ok(&["table:export", "shop", "users", "--version", "1"])
+            .stdout,
+        USERS
+    );
+    // Import from stdin into a new table creates it.
+    let empty = r.stdin(&["table:import", "shop", "items", "-"], b"");
+    assert_eq!(empty.code, 4, "empty input is no table: {}", empty.stderr);
+    let piped = r.stdin(&["table:import", "shop", "more", "-"], b"sku|qty\nA1|3\n");
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+
+    // Drop is recorded and reversible.
+    r.ok(&["table:drop", "shop", "users"]);
+    assert_eq!(r.run(&["table:export", "shop", "users"]).code, 3);
+    assert!(!r.ok(&["table:list", "shop"]).out().contains("users"));
+    assert!(
+        r.ok(&["table:list", "shop", "--all"])
+            .out()
+            .contains("users (dropped)")
+    );
+    r.ok(&["table:restore", "shop", "users"]);
+    assert_eq!(r.ok(&["table:export", "shop", "users"]).stdout, v2);
+    let versions = r
+        .ok(&["version:list", "shop", "users", "--format", "csv"])
+        .out();
+    let actions: Vec<&str> = versions
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert_eq!(actions, ["create", "import", "drop", "restore"]);
+}
+
+#[test]
+fn invalid_content_is_refused_with_its_line() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let base = rows(20);
+    let f = r.file("t.csv", &base);
+    r.ok(&["table:create", "shop", "t", "--from", &f]);
+    let cases: [(Vec<u8>, &str); 4] = [
+        (
+            set_row(&base, "10", "10|x"),
+            "line 11: expected 3 fields, found 2",
+        ),
+        (
+            set_row(&base, "10", "3|dup|1"),
+            "line 11, column 1: duplicate key \"3\"",
+        ),
+        (
+            set_row(&base, "10", "10|bad\"quote|1"),
+            "line 11, column 2: quote inside an unquoted field",
+        ),
+        (vec![0xff, 0xfe, b'\n'], "not valid UTF-8"),
+    ];
+    for (content, message) in cases {
+        let bad = r.file("bad.csv", &content);
+        let out = r.run(&["table:import", "shop", "t", &bad]);
+        assert_eq!(out.code, 4, "{}", out.stderr);
+        assert!(
+            out.stderr.contains(message),
+            "wanted {message:?} in {}",
+            out.stderr
+        );
+    }
+    assert_eq!(r.ok(&["table:export", "shop", "t"]).stdout, base);
+    let versions = r
+        .ok(&["version:list", "shop", "t", "--format", "csv"])
+        .out();
+    assert_eq!(versions.lines().count(), 2, "only the create: {versions}");
+}
+
+#[test]
+fn versions_list_show_diff_rollback() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let f = r.file("u.csv", USERS);
+    r.ok(&["table:create", "shop", "users", "--from", &f]);
+    let mut expected = vec![USERS.to_vec()];
+    for i in 0..5 {
+        let next = set_row(
+            expected.last().unwrap(),
+            "1",
+            &format!("1|Alice|alice{i}@example.com|{}", 35 + i),
+        );
+        let f = r.file("next.csv", &next);
+        r.ok(&["table:import", "shop", "users", &f]);
+        expected.push(next);
+    }
+    for (i, want) in expected.iter().enumerate() {
+        let got = r
+            .ok(&["version:show", "shop", "users", &(i + 1).to_string()])
+            .stdout;
+        assert_eq!(&got, want, "version {}", i + 1);
+    }
+    assert_eq!(
+        r.ok(&["version:show", "shop", "users", "head~1"]).stdout,
+        expected[4]
+    );
+    let list = r.ok(&["version:list", "shop", "users"]).out();
+    assert!(list.starts_with("seq  time"), "{list}");
+    assert_eq!(list.lines().count(), 7);
+    assert!(list.contains("tester"), "{list}");
+    // A version by (a prefix of) its name.
+    let csv = r
+        .ok(&["version:list", "shop", "users", "--format", "csv"])
+        .out();
+    let name3 = csv
+        .lines()
+        .nth(3)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(!name3.contains(':'));
+    assert_eq!(
+        r.ok(&["version:show", "shop", "users", &name3]).stdout,
+        expected[2]
+    );
+
+    let text = r.ok(&["version:diff", "shop", "users", "1", "6"]).out();
+    assert!(
+        text.contains("~ id=1: email: \"alice@example.com\" -> \"alice4@example.com\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("0 added, 0 removed, 1 changed rows (2 cells)"),
+        "{text}"
+    );
+    let csv = r
+        .ok(&["version:diff", "shop", "users", "1", "6", "--format", "csv"])
+        .out();
+    assert_eq!(csv.lines().next(), Some("change,key,column,old,new"));
+    assert!(csv.contains("changed,1,age,34,39"), "{csv}");
+
+    r.ok(&["version:rollback", "shop", "users", "2"]);
+    assert_eq!(r.ok(&["table:export", "shop", "users"]).stdout, expected[1]);
+    assert_eq!(
+        r.ok(&["version:list", "shop", "users", "--format", "csv"])
+            .out()
+            .lines()
+            .count(),
+        8
+    );
+    assert_eq!(r.run(&["version:show", "shop", "users", "99"]).code, 3);
+}
+
+#[test]
+fn verify_names_exactly_what_is_damaged() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let f = r.file("t.csv", &rows(300));
+    r.ok(&["table:create", "shop", "t", "--from", &f]);
+    let f2 = r.file("t2.csv", &set_row(&rows(300), "150", "150|changed|0"));
+    r.ok(&["table:import", "shop", "t", &f2]);
+    assert!(
+        r.ok(&["verify"])
+            .out()
+            .contains("shop: ok (1 tables, 2 versions checked)")
+    );
+
+    let tdir = r.db_root("shop").join("tables/t");
+    let mut deltas: Vec<PathBuf> = std::fs::read_dir(&tdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".bsdiff"))
+        .collect();
+    deltas.sort();
+    let second = deltas[1].clone();
+    let mut bytes = std::fs::read(&second).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x55;
+    std::fs::write(&second, bytes).unwrap();
+    let out = r.run(&["verify", "shop"]);
+    assert_eq!(out.code, 7, "{}", out.out());
+    let name = second.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        out.out().contains(&format!("version 2: delta {name}"))
+            || out.out().contains("version 2: rebuilt bytes"),
+        "{}",
+        out.out()
+    );
+
+    // A torn last log line is reported (and dropped on the next open).
+    let r2 = Rdb::new();
+    r2.ok(&["db:init", "shop"]);
+    let f = r2.file("t.csv", USERS);
+    r2.ok(&["table:create", "shop", "t", "--from", &f]);
+    let log = r2.db_root("shop").join("tables/t/version.log");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    file.write_all(b"1795497330123456|abcd").unwrap();
+    let out = r2.run(&["verify"]);
+    assert_eq!(out.code, 7);
+    assert!(out.out().contains("torn last line"), "{}", out.out());
+    r2.ok(&["table:export", "shop", "t"]);
+    r2.ok(&["verify"]);
+}
+
+#[test]
+fn a_locked_table_names_the_holder() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let cfg = r.db_root("shop").join("config.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("lock_timeout_ms = 5000", "lock_timeout_ms = 300");
+    std::fs::write(&cfg, text).unwrap();
+    let f = r.file("t.csv", USERS);
+    r.ok(&["table:create", "shop", "t", "--from", &f]);
+    // Hold the table's lock from this process, as a running daemon would.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(r.db_root("shop").join("tables/t/lock"))
+        .unwrap();
+    // SAFETY: flock on a valid fd we own.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    std::fs::write(
+        r.db_root("shop").join("tables/t/lock"),
+        std::process::id().to_string(),
+    )
+    .unwrap();
+    let f2 = r.file("t2.csv", &set_row(USERS, "1", "1|A|a@b.c|1"));
+    let out = r.run(&["table:import", "shop", "t", &f2]);
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("locked by pid {}", std::process::id())),
+        "{}",
+        out.stderr
+    );
+    drop(lock);
+    r.ok(&["table:import", "shop", "t", &f2]);
+}
+
+#[test]
+fn every_command_has_help() {
+    let r = Rdb::new();
+    let help = r.ok(&["--help"]).out();
+    assert!(help.contains("Exit codes"), "{help}");
+    let commands = [
+        "db:init",
+        "db:list",
+        "db:info",
+        "db:register",
+        "db:unregister",
+        "table:create",
+        "table:list",
+        "table:import",
+        "table:export",
+        "table:drop",
+        "table:restore",
+        "version:list",
+        "version:show",
+        "version:diff",
+        "version:rollback",
+        "verify",
+    ];
+    for c in commands {
+        assert!(help.contains(c), "{c} missing from --help");
+        let out = r.ok(&[c, "--help"]).out();
+        assert!(out.contains("Usage: rdb"), "{c}: {out}");
+    }
+    assert_eq!(r.run(&["no-such-command"]).code, 2);
+}

@@ -38,7 +38,11 @@ fn setup_table(db: &Database) {
 
 fn commit_edit(db: &Database) -> reedbase::storage::Result<Vec<u8>> {
     let t = db.table("t")?;
-    t.commit(Base::Version(1), edited(), &CommitOptions::new(Action::Update, "crash"))?;
+    t.commit(
+        Base::Version(1),
+        edited(),
+        &CommitOptions::new(Action::Update, "crash"),
+    )?;
     Ok(edited())
 }
 
@@ -81,7 +85,11 @@ fn scenarios() -> Vec<Scenario> {
 fn set_keyframe_every(root: &Path, n: u64) {
     let p = root.join("config.toml");
     let cfg = std::fs::read_to_string(&p).expect("config");
-    std::fs::write(&p, cfg.replace("keyframe_every = 1000", &format!("keyframe_every = {n}"))).expect("write config");
+    std::fs::write(
+        &p,
+        cfg.replace("keyframe_every = 1000", &format!("keyframe_every = {n}")),
+    )
+    .expect("write config");
 }
 
 /// Prepares a fresh store for `s` in `dir`.
@@ -106,13 +114,19 @@ fn reopened_content(dir: &Path, ctx: &str) -> Vec<u8> {
         Err(_) => Vec::new(),
     };
     let report = db.verify().expect("verify");
-    assert!(report.problems.is_empty(), "{ctx}: verify after recovery: {:?}", report.problems);
+    assert!(
+        report.problems.is_empty(),
+        "{ctx}: verify after recovery: {:?}",
+        report.problems
+    );
     content
 }
 
 fn leftovers(dir: &Path) -> Vec<String> {
     let tdir = dir.join("tables/t");
-    let Ok(rd) = std::fs::read_dir(&tdir) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(&tdir) else {
+        return Vec::new();
+    };
     rd.flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(".rdb-tmp-"))
@@ -134,7 +148,11 @@ fn every_operation_of_a_commit_can_fail_or_crash() {
         drop(db);
 
         for n in 1..=total {
-            for fault in [Fault::Crash, Fault::Error(libc::EIO), Fault::Error(libc::ENOSPC)] {
+            for fault in [
+                Fault::Crash,
+                Fault::Error(libc::EIO),
+                Fault::Error(libc::ENOSPC),
+            ] {
                 let dir = tempfile::tempdir().expect("tempdir");
                 prepare(&s, dir.path());
                 let io = Arc::new(FaultIo::new(n, fault));
@@ -154,16 +172,29 @@ fn every_operation_of_a_commit_can_fail_or_crash() {
                 }
                 drop(db);
                 let outcome = result.as_ref().map(|_| "ok").map_err(|e| e.to_string());
-                let ctx = format!("{}: fault {fault:?} at operation {n} of {total} ({outcome:?})", s.name);
+                let ctx = format!(
+                    "{}: fault {fault:?} at operation {n} of {total} ({outcome:?})",
+                    s.name
+                );
                 let content = reopened_content(dir.path(), &ctx);
                 let (before, after) = ((s.before)(), (s.after)());
 
                 if result.is_ok() {
-                    assert_eq!(content, after, "{ctx}: success returned but the new version is missing");
+                    assert_eq!(
+                        content, after,
+                        "{ctx}: success returned but the new version is missing"
+                    );
                 } else {
-                    assert!(content == before || content == after, "{ctx}: neither old nor new content");
+                    assert!(
+                        content == before || content == after,
+                        "{ctx}: neither old nor new content"
+                    );
                 }
-                assert!(leftovers(dir.path()).is_empty(), "{ctx}: leftovers {:?}", leftovers(dir.path()));
+                assert!(
+                    leftovers(dir.path()).is_empty(),
+                    "{ctx}: leftovers {:?}",
+                    leftovers(dir.path())
+                );
                 // ...and the store keeps working: the operation can be retried.
                 if result.is_err() && content == before {
                     let db = Database::open(dir.path()).expect("reopen");
@@ -190,9 +221,20 @@ fn a_failed_commit_leaves_the_handle_usable() {
         let seq = t.head_seq().expect("seq");
         let (_, head) = t.head().expect("head");
         let next = set_row(&head, "7", &format!("7|attempt {n}|{n}"));
-        let first = t.commit(Base::Version(seq), next.clone(), &CommitOptions::new(Action::Update, "x"));
-        let again = t.commit(Base::Head, next.clone(), &CommitOptions::new(Action::Update, "x"));
-        assert!(again.is_ok(), "op {n}: retry after {first:?} failed: {again:?}");
+        let first = t.commit(
+            Base::Version(seq),
+            next.clone(),
+            &CommitOptions::new(Action::Update, "x"),
+        );
+        let again = t.commit(
+            Base::Head,
+            next.clone(),
+            &CommitOptions::new(Action::Update, "x"),
+        );
+        assert!(
+            again.is_ok(),
+            "op {n}: retry after {first:?} failed: {again:?}"
+        );
         assert_eq!(t.head().expect("head").1.as_slice(), next.as_slice());
         drop(t);
         drop(db);

@@ -70,7 +70,9 @@ impl Rows {
     fn initial() -> Rows {
         Rows {
             header: vec!["id".into(), "a".into(), "b".into()],
-            rows: (1..=5).map(|i| vec![i.to_string(), format!("a{i}"), format!("b{i}")]).collect(),
+            rows: (1..=5)
+                .map(|i| vec![i.to_string(), format!("a{i}"), format!("b{i}")])
+                .collect(),
             next_key: 6,
         }
     }

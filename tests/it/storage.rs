@@ -1,8 +1,6 @@
 //! The storage engine through its public API.
 
-use reedbase::storage::{
-    Action, Base, CommitOptions, CsvErrorKind, Database, StorageError,
-};
+use reedbase::storage::{Action, Base, CommitOptions, CsvErrorKind, Database, StorageError};
 
 use crate::util::{USERS, new_db, rows, set_row};
 
@@ -15,18 +13,28 @@ fn create_commit_read_every_version() {
     let dir = tempfile::tempdir().unwrap();
     let db = new_db(dir.path());
     let first = db.create_table("users", USERS, "tester").unwrap();
-    assert_eq!((first.version.seq, first.version.rows, first.created), (1, 3, true));
+    assert_eq!(
+        (first.version.seq, first.version.rows, first.created),
+        (1, 3, true)
+    );
     let t = db.table("users").unwrap();
     let mut expected = vec![USERS.to_vec()];
     for i in 0..30 {
         let prev = expected.last().unwrap().clone();
         let next = set_row(&prev, "2", &format!("2|Bob|bob{i}@example.com|{}", 27 + i));
-        let c = t.commit(Base::Version(i + 1), next.clone(), &opts()).unwrap();
+        let c = t
+            .commit(Base::Version(i + 1), next.clone(), &opts())
+            .unwrap();
         assert_eq!(c.version.seq, i + 2);
         expected.push(next);
     }
     for (i, want) in expected.iter().enumerate() {
-        assert_eq!(&t.read_version(i as u64 + 1).unwrap(), want, "version {}", i + 1);
+        assert_eq!(
+            &t.read_version(i as u64 + 1).unwrap(),
+            want,
+            "version {}",
+            i + 1
+        );
     }
     // The head is plain CSV on disk, readable without ReedBase.
     t.flush();
@@ -77,13 +85,46 @@ fn invalid_content_is_rejected_with_line_and_column() {
     let t = db.table("users").unwrap();
     let base = rows(100);
     let cases: Vec<(Vec<u8>, u64, CsvErrorKind)> = vec![
-        (set_row(&base, "50", "50|x"), 51, CsvErrorKind::FieldCount { expected: 3, found: 2 }),
-        (set_row(&base, "50", "7|dup|1"), 51, CsvErrorKind::DuplicateKey { key: "7".into(), first_line: None }),
+        (
+            set_row(&base, "50", "50|x"),
+            51,
+            CsvErrorKind::FieldCount {
+                expected: 3,
+                found: 2,
+            },
+        ),
+        (
+            set_row(&base, "50", "7|dup|1"),
+            51,
+            CsvErrorKind::DuplicateKey {
+                key: "7".into(),
+                first_line: None,
+            },
+        ),
         (set_row(&base, "50", "|nokey|1"), 51, CsvErrorKind::EmptyKey),
-        (set_row(&base, "50", "50|a\"b|1"), 51, CsvErrorKind::QuoteInUnquotedField),
-        (set_row(&base, "50", "50|\"ab\"c|1"), 51, CsvErrorKind::TextAfterClosingQuote),
-        (set_row(&base, "100", "100|\"open|1"), 101, CsvErrorKind::UnterminatedQuote),
-        (set_row(&base, "50", "50|caf\u{e9}|1").into_iter().map(|b| if b == 0xA9 { 0xFF } else { b }).collect(), 51, CsvErrorKind::NotUtf8),
+        (
+            set_row(&base, "50", "50|a\"b|1"),
+            51,
+            CsvErrorKind::QuoteInUnquotedField,
+        ),
+        (
+            set_row(&base, "50", "50|\"ab\"c|1"),
+            51,
+            CsvErrorKind::TextAfterClosingQuote,
+        ),
+        (
+            set_row(&base, "100", "100|\"open|1"),
+            101,
+            CsvErrorKind::UnterminatedQuote,
+        ),
+        (
+            set_row(&base, "50", "50|caf\u{e9}|1")
+                .into_iter()
+                .map(|b| if b == 0xA9 { 0xFF } else { b })
+                .collect(),
+            51,
+            CsvErrorKind::NotUtf8,
+        ),
     ];
     for (content, line, kind) in cases {
         match t.commit(Base::Head, content.clone(), &opts()) {
@@ -104,14 +145,22 @@ fn invalid_content_is_rejected_with_line_and_column() {
 fn header_change_and_quoted_newlines() {
     let dir = tempfile::tempdir().unwrap();
     let db = new_db(dir.path());
-    db.create_table("notes", b"id|text\n1|\"line one\nline two\"\n2|plain\n", "tester").unwrap();
+    db.create_table(
+        "notes",
+        b"id|text\n1|\"line one\nline two\"\n2|plain\n",
+        "tester",
+    )
+    .unwrap();
     let t = db.table("notes").unwrap();
     // Rename a column: every row is checked again.
     let v2 = b"id|body\n1|\"line one\nline two\"\n2|plain\n".to_vec();
     t.commit(Base::Head, v2.clone(), &opts()).unwrap();
     // Add a column: rows with the old field count are rejected.
     let bad = b"id|body|extra\n1|\"line one\nline two\"|x\n2|plain\n".to_vec();
-    assert!(matches!(t.commit(Base::Head, bad.clone(), &opts()), Err(StorageError::Csv(_))));
+    assert!(matches!(
+        t.commit(Base::Head, bad.clone(), &opts()),
+        Err(StorageError::Csv(_))
+    ));
     let good = b"id|body|extra\n1|\"line one\nline two\"|x\n2|plain|y\n".to_vec();
     t.commit(Base::Head, good.clone(), &opts()).unwrap();
     assert_eq!(t.columns().unwrap(), vec!["id", "body", "extra"]);
@@ -130,7 +179,12 @@ fn drop_and_restore_keep_history() {
     db.restore_table("users", "tester").unwrap();
     let t = db.live_table("users").unwrap();
     assert_eq!(t.head().unwrap().1.as_slice(), USERS);
-    let actions: Vec<String> = t.versions().unwrap().into_iter().map(|v| v.action).collect();
+    let actions: Vec<String> = t
+        .versions()
+        .unwrap()
+        .into_iter()
+        .map(|v| v.action)
+        .collect();
     assert_eq!(actions, ["create", "drop", "restore"]);
     assert!(db.verify().unwrap().problems.is_empty());
 }
@@ -141,7 +195,9 @@ fn keyframes_bound_the_chain_and_every_version_reads_back() {
     let db = new_db(dir.path());
     // Small keyframe interval to exercise anchors on both sides.
     let cfg_path = dir.path().join("config.toml");
-    let cfg = std::fs::read_to_string(&cfg_path).unwrap().replace("keyframe_every = 1000", "keyframe_every = 7");
+    let cfg = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("keyframe_every = 1000", "keyframe_every = 7");
     std::fs::write(&cfg_path, cfg).unwrap();
     let db = {
         drop(db);
@@ -152,17 +208,32 @@ fn keyframes_bound_the_chain_and_every_version_reads_back() {
     let mut expected = vec![rows(50)];
     for i in 0..40u64 {
         let key = (i * 13 % 50 + 1).to_string();
-        let next = set_row(expected.last().unwrap(), &key, &format!("{key}|edited {i}|{i}"));
+        let next = set_row(
+            expected.last().unwrap(),
+            &key,
+            &format!("{key}|edited {i}|{i}"),
+        );
         t.commit(Base::Head, next.clone(), &opts()).unwrap();
         expected.push(next);
     }
     let keyframes = std::fs::read_dir(dir.path().join("tables/t"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".csv.xz"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".csv.xz")
+        })
         .count();
     assert_eq!(keyframes, 5, "a keyframe every 7 versions after the first");
     for (i, want) in expected.iter().enumerate() {
-        assert_eq!(&t.read_version(i as u64 + 1).unwrap(), want, "version {}", i + 1);
+        assert_eq!(
+            &t.read_version(i as u64 + 1).unwrap(),
+            want,
+            "version {}",
+            i + 1
+        );
     }
     assert!(db.verify().unwrap().problems.is_empty());
 }
@@ -181,14 +252,27 @@ fn another_process_commit_is_seen() {
     assert_eq!(ta.head_seq().unwrap(), 2);
     assert_eq!(ta.head().unwrap().1.as_slice(), v2.as_slice());
     let v3 = set_row(&v2, "2", "2|Bob|new@example.com|27");
-    assert_eq!(ta.commit(Base::Version(2), v3.clone(), &opts()).unwrap().version.seq, 3);
+    assert_eq!(
+        ta.commit(Base::Version(2), v3.clone(), &opts())
+            .unwrap()
+            .version
+            .seq,
+        3
+    );
 }
 
 #[test]
 fn deltas_are_standard_bsdiff() {
     // A standard bspatch (the `bsdiff` package's) applies every stored delta.
-    if std::process::Command::new("bspatch").arg("-h").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "bspatch must be installed under CI");
+    if std::process::Command::new("bspatch")
+        .arg("-h")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "bspatch must be installed under CI"
+        );
         eprintln!("bspatch not installed; skipping");
         return;
     }
@@ -213,15 +297,27 @@ fn deltas_are_standard_bsdiff() {
         let mut d = d.clone();
         if d.to_string_lossy().ends_with(".xz") {
             // XZ where that made it smaller: `xz -dc` gives the plain patch.
-            let plain = std::process::Command::new("xz").arg("-dc").arg(&d).output().unwrap();
+            let plain = std::process::Command::new("xz")
+                .arg("-dc")
+                .arg(&d)
+                .output()
+                .unwrap();
             assert!(plain.status.success());
             d = tdir.join(format!("plain{i}.bsdiff"));
             std::fs::write(&d, plain.stdout).unwrap();
         }
         let out = tdir.join(format!("out{i}"));
-        let st = std::process::Command::new("bspatch").arg(&base).arg(&out).arg(d).status().unwrap();
+        let st = std::process::Command::new("bspatch")
+            .arg(&base)
+            .arg(&out)
+            .arg(d)
+            .status()
+            .unwrap();
         assert!(st.success());
-        assert_eq!(std::fs::read(&out).unwrap(), t.read_version(i as u64 + 1).unwrap());
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            t.read_version(i as u64 + 1).unwrap()
+        );
         base = out;
     }
 }

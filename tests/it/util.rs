@@ -3,17 +3,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use reedbase::storage::{Database, Io, RealIo};
+use reedbase::storage::{Database, RealIo};
 
 pub const USERS: &[u8] = b"id|name|email|age\n1|Alice|alice@example.com|34\n2|Bob|bob@example.com|27\n3|\"Carol | C\"|carol@example.com|41\n";
 
 /// A fresh database in `dir`.
 pub fn new_db(dir: &Path) -> Database {
     Database::init(Arc::new(RealIo), dir, "shop", '|').expect("init")
-}
-
-pub fn new_db_with(io: Arc<dyn Io>, dir: &Path) -> Database {
-    Database::init(io, dir, "shop", '|').expect("init")
 }
 
 /// A table of `n` rows `i|name i|i*7` with a header.
@@ -30,7 +26,13 @@ pub fn set_row(content: &[u8], key: &str, line: &str) -> Vec<u8> {
     let text = String::from_utf8_lossy(content);
     let prefix = format!("{key}|");
     text.lines()
-        .map(|l| if l.starts_with(&prefix) { line.to_string() } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with(&prefix) {
+                line.to_string()
+            } else {
+                l.to_string()
+            }
+        })
         .map(|l| l + "\n")
         .collect::<String>()
         .into_bytes()

@@ -1,0 +1,234 @@
+//! `db:*` commands and `verify`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use reedbase::storage::{Config, Database, DbEntry, Mode, RealIo, Registry, StorageError};
+
+use super::output::{FormatArg, human_bytes, print_rows};
+use super::{Ctx, exit, fail};
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    pub name: String,
+    /// In ./.reedbase of the current directory (found from subdirectories too).
+    #[arg(long, conflicts_with = "global")]
+    pub local: bool,
+    /// Under $REEDBASE_HOME/databases/<name> (the default).
+    #[arg(long)]
+    pub global: bool,
+    /// Field delimiter of the database's tables.
+    #[arg(long, default_value = "|")]
+    pub delimiter: char,
+}
+
+pub fn init(ctx: &Ctx, a: InitArgs) -> Result<i32> {
+    reedbase::storage::names::validate(&a.name)?;
+    let (root, mode) = if a.local {
+        (ctx.cwd.join(reedbase::storage::LOCAL_DIR), Mode::Local)
+    } else {
+        (
+            Registry::load(&ctx.home)?.global_root(&a.name),
+            Mode::Global,
+        )
+    };
+    // Register first (it checks for duplicate names under the registry lock),
+    // then create; undo the registration if creating fails.
+    Registry::update(&ctx.home, |reg| {
+        reg.add(
+            &a.name,
+            DbEntry {
+                path: root.clone(),
+                mode,
+            },
+        )
+    })?;
+    if let Err(e) = Database::init(Arc::new(RealIo), &root, &a.name, a.delimiter) {
+        let _ = Registry::update(&ctx.home, |reg| reg.remove(&a.name).map(|_| ()));
+        return Err(e.into());
+    }
+    eprintln!(
+        "created {} database {:?} at {}",
+        mode.as_str(),
+        a.name,
+        root.display()
+    );
+    Ok(exit::OK)
+}
+
+pub fn list(ctx: &Ctx, f: FormatArg) -> Result<i32> {
+    let reg = ctx.registry()?;
+    let mut rows = Vec::new();
+    let mut names: Vec<(String, DbEntry)> = reg
+        .entries()
+        .iter()
+        .map(|(n, e)| (n.clone(), e.clone()))
+        .collect();
+    // A local database above the working directory that is not registered still shows.
+    if let Some(local) = Registry::find_local(&ctx.cwd)
+        && let Ok(cfg) = Config::load(&RealIo, &local.join("config.toml"))
+        && !names.iter().any(|(_, e)| same_path(&e.path, &local))
+    {
+        names.push((
+            cfg.name,
+            DbEntry {
+                path: local,
+                mode: Mode::Local,
+            },
+        ));
+    }
+    for (name, e) in names {
+        let (tables, versions, size) = match Database::open(&e.path) {
+            Ok(db) => {
+                let s = db.summaries().unwrap_or_default();
+                let live = s.iter().filter(|t| !t.dropped).count();
+                let versions: u64 = s.iter().map(|t| t.versions).sum();
+                (
+                    live.to_string(),
+                    versions.to_string(),
+                    human_bytes(db.disk_usage()),
+                )
+            }
+            Err(_) => ("-".into(), "-".into(), "missing".into()),
+        };
+        rows.push(vec![
+            name,
+            e.mode.as_str().into(),
+            e.path.display().to_string(),
+            tables,
+            versions,
+            size,
+        ]);
+    }
+    print_rows(
+        f.format,
+        &["name", "mode", "location", "tables", "versions", "size"],
+        &rows,
+    )?;
+    Ok(exit::OK)
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+pub fn info(ctx: &Ctx, name: &str) -> Result<i32> {
+    let (root, mode) = ctx.registry()?.resolve(name, &ctx.cwd)?;
+    let db = Database::open(&root)?;
+    let c = db.config();
+    println!("name:            {}", c.name);
+    println!("mode:            {}", mode.as_str());
+    println!("location:        {}", root.display());
+    println!("id:              {}", c.id);
+    println!("node:            {}", c.node);
+    println!("delimiter:       {:?}", c.delimiter);
+    println!("conflict policy: {:?}", c.conflict_policy);
+    println!("keyframe every:  {} versions", c.keyframe_every);
+    println!("size on disk:    {}", human_bytes(db.disk_usage()));
+    let tables = db.summaries()?;
+    println!(
+        "tables:          {}",
+        tables.iter().filter(|t| !t.dropped).count()
+    );
+    for t in tables {
+        let state = if t.dropped { " (dropped)" } else { "" };
+        println!(
+            "  {}{state}: {} rows, {} versions, {}",
+            t.name,
+            t.rows,
+            t.versions,
+            human_bytes(t.size)
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn register(ctx: &Ctx, path: &Path) -> Result<i32> {
+    let root: PathBuf = path
+        .canonicalize()
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let cfg = Config::load(&RealIo, &root.join("config.toml")).map_err(|e| match e {
+        StorageError::Io { .. } => fail(
+            exit::NOT_FOUND,
+            format!(
+                "{} holds no ReedBase database (no config.toml)",
+                root.display()
+            ),
+        ),
+        other => other.into(),
+    })?;
+    let mode = if root
+        .file_name()
+        .is_some_and(|n| n == reedbase::storage::LOCAL_DIR)
+    {
+        Mode::Local
+    } else {
+        Mode::Global
+    };
+    Registry::update(&ctx.home, |reg| {
+        reg.add(
+            &cfg.name,
+            DbEntry {
+                path: root.clone(),
+                mode,
+            },
+        )
+    })?;
+    eprintln!("registered {:?} at {}", cfg.name, root.display());
+    Ok(exit::OK)
+}
+
+pub fn unregister(ctx: &Ctx, name: &str) -> Result<i32> {
+    let e = Registry::update(&ctx.home, |reg| reg.remove(name))?;
+    eprintln!(
+        "unregistered {name:?} (its files stay at {})",
+        e.path.display()
+    );
+    Ok(exit::OK)
+}
+
+pub fn verify(ctx: &Ctx, name: Option<&str>) -> Result<i32> {
+    let targets: Vec<(String, PathBuf)> = match name {
+        Some(n) => vec![(n.to_string(), ctx.registry()?.resolve(n, &ctx.cwd)?.0)],
+        None => ctx
+            .registry()?
+            .entries()
+            .iter()
+            .map(|(n, e)| (n.clone(), e.path.clone()))
+            .collect(),
+    };
+    let mut damaged = false;
+    for (name, root) in targets {
+        let db = match Database::open(&root) {
+            Ok(db) => db,
+            Err(e) => {
+                println!("{name}: cannot open: {e}");
+                damaged = true;
+                continue;
+            }
+        };
+        let report = db.verify()?;
+        if report.problems.is_empty() {
+            println!(
+                "{name}: ok ({} tables, {} versions checked)",
+                report.tables, report.versions
+            );
+        } else {
+            damaged = true;
+            println!(
+                "{name}: {} problem(s) in {} tables, {} versions",
+                report.problems.len(),
+                report.tables,
+                report.versions
+            );
+            for p in report.problems {
+                println!("  {}: {}", p.table, p.what);
+            }
+        }
+    }
+    Ok(if damaged { exit::DAMAGED } else { exit::OK })
+}

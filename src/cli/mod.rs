@@ -1,0 +1,253 @@
+//! Command definitions and dispatch. Data goes to stdout, messages to
+//! stderr; exit codes are documented in docs/CLI.md and in `rdb --help`.
+
+mod db;
+mod output;
+mod table;
+mod version;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use reedbase::storage::{Database, Registry, StorageError};
+
+/// Exit codes (also in docs/CLI.md).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const ERROR: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const NOT_FOUND: i32 = 3;
+    pub const INVALID: i32 = 4;
+    pub const CONFLICT: i32 = 5;
+    pub const LOCKED: i32 = 6;
+    pub const DAMAGED: i32 = 7;
+}
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 invalid input (CSV, names),
+5 conflict (exists, or the table changed since your base), 6 locked by another process,
+7 damaged store (verify found problems).
+Environment: REEDBASE_HOME (default ~/.reedbase), REEDBASE_USER (default $USER), RUST_LOG.";
+
+#[derive(Parser, Debug)]
+#[command(name = "rdb", version, about = "ReedBase: a versioned CSV database", after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Who to record as the author of changes (default: $REEDBASE_USER, then $USER).
+    #[arg(long, global = true)]
+    user: Option<String>,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a database (global: under $REEDBASE_HOME/databases; local: ./.reedbase).
+    #[command(name = "db:init")]
+    DbInit(db::InitArgs),
+    /// List every registered database.
+    #[command(name = "db:list")]
+    DbList(output::FormatArg),
+    /// Show the details of a database.
+    #[command(name = "db:info")]
+    DbInfo { db: String },
+    /// Register an existing database directory.
+    #[command(name = "db:register")]
+    DbRegister { path: PathBuf },
+    /// Remove a database from the registry (its files stay).
+    #[command(name = "db:unregister")]
+    DbUnregister { db: String },
+    /// Create a table from a CSV file or a list of columns.
+    #[command(name = "table:create")]
+    TableCreate(table::CreateArgs),
+    /// List the tables of a database.
+    #[command(name = "table:list")]
+    TableList(table::ListArgs),
+    /// Replace a table's content with a CSV file ('-' for stdin); creates the table if needed.
+    #[command(name = "table:import")]
+    TableImport {
+        db: String,
+        table: String,
+        file: PathBuf,
+    },
+    /// Write a table (or one of its versions) to stdout.
+    #[command(name = "table:export")]
+    TableExport {
+        db: String,
+        table: String,
+        /// A version: its number, its name, or head.
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Drop a table (recorded in history; table:restore brings it back).
+    #[command(name = "table:drop")]
+    TableDrop { db: String, table: String },
+    /// Bring a dropped table back as it was before the drop.
+    #[command(name = "table:restore")]
+    TableRestore { db: String, table: String },
+    /// List the versions of a table.
+    #[command(name = "version:list")]
+    VersionList {
+        db: String,
+        table: String,
+        #[command(flatten)]
+        format: output::FormatArg,
+    },
+    /// Write the exact bytes of a version to stdout.
+    #[command(name = "version:show")]
+    VersionShow {
+        db: String,
+        table: String,
+        version: String,
+    },
+    /// Row-level differences between two versions.
+    #[command(name = "version:diff")]
+    VersionDiff(version::DiffArgs),
+    /// Make a new version equal to an old one (history is kept).
+    #[command(name = "version:rollback")]
+    VersionRollback {
+        db: String,
+        table: String,
+        version: String,
+    },
+    /// Rebuild every version from the stored deltas and check every hash and CRC.
+    Verify {
+        /// A database name; all registered databases when omitted.
+        db: Option<String>,
+    },
+}
+
+/// Everything a command needs from its surroundings.
+pub struct Ctx {
+    pub home: PathBuf,
+    pub cwd: PathBuf,
+    pub user: String,
+}
+
+impl Ctx {
+    pub fn registry(&self) -> Result<Registry> {
+        Ok(Registry::load(&self.home)?)
+    }
+
+    /// Opens a database by name (local first, then the registry).
+    pub fn open(&self, name: &str) -> Result<Database> {
+        let (root, _) = self.registry()?.resolve(name, &self.cwd)?;
+        Ok(Database::open(&root)?)
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn exit_code(err: &anyhow::Error) -> i32 {
+    if let Some(e) = err.downcast_ref::<StorageError>() {
+        return match e {
+            StorageError::NotFound { .. } => exit::NOT_FOUND,
+            StorageError::Csv(_) | StorageError::InvalidName { .. } => exit::INVALID,
+            StorageError::BaseMismatch { .. } | StorageError::Exists { .. } => exit::CONFLICT,
+            StorageError::Locked { .. } => exit::LOCKED,
+            StorageError::Corrupt { .. } => exit::DAMAGED,
+            StorageError::Io { .. } | StorageError::Config { .. } => exit::ERROR,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<CliError>() {
+        return e.code;
+    }
+    if let Some(e) = err.downcast_ref::<std::io::Error>()
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        return exit::OK;
+    }
+    exit::ERROR
+}
+
+/// An error of the CLI's own, with its exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CliError {
+    pub message: String,
+    pub code: i32,
+}
+
+pub fn fail(code: i32, message: impl Into<String>) -> anyhow::Error {
+    CliError {
+        message: message.into(),
+        code,
+    }
+    .into()
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    init_logging(cli.verbose);
+    let user = cli
+        .user
+        .or_else(|| std::env::var("REEDBASE_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let ctx = Ctx {
+        home: Registry::default_home(),
+        cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        user,
+    };
+    match run(&ctx, cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = exit_code(&e);
+            if code != exit::OK {
+                eprintln!("rdb: {e:#}");
+            }
+            code
+        }
+    }
+}
+
+fn run(ctx: &Ctx, command: Command) -> Result<i32> {
+    match command {
+        Command::DbInit(a) => db::init(ctx, a),
+        Command::DbList(f) => db::list(ctx, f),
+        Command::DbInfo { db } => db::info(ctx, &db),
+        Command::DbRegister { path } => db::register(ctx, &path),
+        Command::DbUnregister { db } => db::unregister(ctx, &db),
+        Command::TableCreate(a) => table::create(ctx, a),
+        Command::TableList(a) => table::list(ctx, a),
+        Command::TableImport { db, table, file } => table::import(ctx, &db, &table, &file),
+        Command::TableExport { db, table, version } => {
+            table::export(ctx, &db, &table, version.as_deref())
+        }
+        Command::TableDrop { db, table } => table::drop(ctx, &db, &table),
+        Command::TableRestore { db, table } => table::restore(ctx, &db, &table),
+        Command::VersionList { db, table, format } => version::list(ctx, &db, &table, format),
+        Command::VersionShow { db, table, version } => version::show(ctx, &db, &table, &version),
+        Command::VersionDiff(a) => version::diff(ctx, a),
+        Command::VersionRollback { db, table, version } => {
+            version::rollback(ctx, &db, &table, &version)
+        }
+        Command::Verify { db } => db::verify(ctx, db.as_deref()),
+    }
+}
