@@ -145,9 +145,18 @@ fn main() {
     println!("|---|---|---|");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    if std::env::args().any(|a| a == "--only-100k") {
-        let (_, mut run) = commit_run(&dir.path().join("b"), 100_000, n100k);
-        println!("| commit 100k p50 | {} | |", ms(pct(&mut run.commit, 0.5)));
+    // For profiling one part: --only-commits <rows>.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--only-commits") {
+        let rows: usize = args
+            .get(i + 1)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(10_000);
+        let (_, mut run) = commit_run(&dir.path().join("only"), rows, n10k);
+        println!(
+            "| commit, {rows} rows, p50 | {} | |",
+            ms(pct(&mut run.commit, 0.5))
+        );
         return;
     }
     let (db, mut run) = commit_run(&dir.path().join("a"), 10_000, n10k);

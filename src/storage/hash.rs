@@ -178,6 +178,21 @@ mod tests {
     }
 
     #[test]
+    fn matches_the_python_definition_in_format_md() {
+        // Values computed with the Python function of docs/FORMAT.md section 5.
+        let data: String = (0..1000).map(|i| format!("{i}|row {i}\n")).collect();
+        assert_eq!(
+            content_hash(data.as_bytes()),
+            "4fb5283d29dbdebfbde45bd60c5d2e63"
+        );
+        assert_eq!(content_hash(b""), "e3b0c44298fc1c149afbf4c8996fb924");
+        assert_eq!(
+            content_hash(b"id|a\n1|x"),
+            "de0063ebada521c003c8ea6c4dc8afef"
+        );
+    }
+
+    #[test]
     fn chunks_are_small_on_average() {
         let h = ChunkedHash::compute(&table(64_000, "y"));
         let n = h.chunks.len();
