@@ -1,9 +1,10 @@
 //! `db:*` commands and `verify`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use reedbase::storage::{Config, Database, DbEntry, Mode, RealIo, Registry, StorageError};
 
 use super::output::{FormatArg, human_bytes, print_rows};
@@ -120,37 +121,43 @@ pub fn info(ctx: &Ctx, name: &str) -> Result<i32> {
     let (root, mode) = ctx.registry()?.resolve(name, &ctx.cwd)?;
     let db = Database::open(&root)?;
     let c = db.config();
-    println!("name:            {}", c.name);
-    println!("mode:            {}", mode.as_str());
-    println!("location:        {}", root.display());
-    println!("id:              {}", c.id);
-    println!("node:            {}", c.node);
-    println!("delimiter:       {:?}", c.delimiter);
-    println!("conflict policy: {:?}", c.conflict_policy);
-    println!("keyframe every:  {} versions", c.keyframe_every);
-    println!("size on disk:    {}", human_bytes(db.disk_usage()));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "name:            {}", c.name)?;
+    writeln!(out, "mode:            {}", mode.as_str())?;
+    writeln!(out, "location:        {}", root.display())?;
+    writeln!(out, "id:              {}", c.id)?;
+    writeln!(out, "node:            {}", c.node)?;
+    writeln!(out, "delimiter:       {:?}", c.delimiter)?;
+    writeln!(out, "conflict policy: {:?}", c.conflict_policy)?;
+    writeln!(out, "keyframe every:  {} versions", c.keyframe_every)?;
+    writeln!(out, "size on disk:    {}", human_bytes(db.disk_usage()))?;
     let tables = db.summaries()?;
-    println!(
+    writeln!(
+        out,
         "tables:          {}",
         tables.iter().filter(|t| !t.dropped).count()
-    );
+    )?;
     for t in tables {
         let state = if t.dropped { " (dropped)" } else { "" };
-        println!(
+        writeln!(
+            out,
             "  {}{state}: {} rows, {} versions, {}",
             t.name,
             t.rows,
             t.versions,
             human_bytes(t.size)
-        );
+        )?;
     }
     Ok(exit::OK)
 }
 
 pub fn register(ctx: &Ctx, path: &Path) -> Result<i32> {
-    let root: PathBuf = path
-        .canonicalize()
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    let root: PathBuf = path.canonicalize().map_err(|e| {
+        fail(
+            exit::NOT_FOUND,
+            format!("cannot open {}: {e}", path.display()),
+        )
+    })?;
     let cfg = Config::load(&RealIo, &root.join("config.toml")).map_err(|e| match e {
         StorageError::Io { .. } => fail(
             exit::NOT_FOUND,
@@ -202,31 +209,34 @@ pub fn verify(ctx: &Ctx, name: Option<&str>) -> Result<i32> {
             .collect(),
     };
     let mut damaged = false;
+    let mut out = std::io::stdout().lock();
     for (name, root) in targets {
         let db = match Database::open(&root) {
             Ok(db) => db,
             Err(e) => {
-                println!("{name}: cannot open: {e}");
+                writeln!(out, "{name}: cannot open: {e}")?;
                 damaged = true;
                 continue;
             }
         };
         let report = db.verify()?;
         if report.problems.is_empty() {
-            println!(
+            writeln!(
+                out,
                 "{name}: ok ({} tables, {} versions checked)",
                 report.tables, report.versions
-            );
+            )?;
         } else {
             damaged = true;
-            println!(
+            writeln!(
+                out,
                 "{name}: {} problem(s) in {} tables, {} versions",
                 report.problems.len(),
                 report.tables,
                 report.versions
-            );
+            )?;
             for p in report.problems {
-                println!("  {}: {}", p.table, p.what);
+                writeln!(out, "  {}: {}", p.table, p.what)?;
             }
         }
     }

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use reedbase::storage::{Action, Base, CommitOptions, StorageError};
 
 use super::output::{FormatArg, human_bytes, print_rows};
@@ -38,7 +38,14 @@ fn read_input(path: &Path) -> Result<Vec<u8>> {
         std::io::stdin().read_to_end(&mut buf)?;
         return Ok(buf);
     }
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    std::fs::read(path).map_err(|e| {
+        let code = if e.kind() == std::io::ErrorKind::NotFound {
+            exit::NOT_FOUND
+        } else {
+            exit::ERROR
+        };
+        fail(code, format!("cannot read {}: {e}", path.display()))
+    })
 }
 
 pub fn create(ctx: &Ctx, a: CreateArgs) -> Result<i32> {

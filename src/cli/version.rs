@@ -91,7 +91,7 @@ pub fn list(ctx: &Ctx, db_name: &str, table: &str, f: FormatArg) -> Result<i32> 
                 v.user,
                 v.rows.to_string(),
                 size,
-                v.hash[..12].to_string(),
+                v.hash.get(..12).unwrap_or(&v.hash).to_string(),
                 v.frame.unwrap_or_else(|| "-".into()),
             ]
         })

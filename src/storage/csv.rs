@@ -371,7 +371,10 @@ impl TableIndex {
         p: usize,
         s: usize,
     ) -> Result<Vec<Hunk>, CsvError> {
-        if p < self.header_end || new.len() < self.header_end {
+        // A header without its newline (a header-only table) can be extended
+        // by the edit itself: treat that like a header change.
+        let open_header = self.header_end == old.len() && !old.ends_with(b"\n");
+        if p < self.header_end || new.len() < self.header_end || open_header {
             // The header changed: every row must be checked again.
             let index = TableIndex::parse(new, delim)?;
             let hunks = row_hunks(old, &self.all_starts(), new, &index.all_starts());
@@ -675,4 +678,78 @@ fn row_hunks_in(
         }
     }
     hunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_only_table_without_newline_can_grow_and_be_checked() {
+        let idx = TableIndex::parse(b"id|v", b'|').unwrap();
+        let mut a = idx.clone();
+        a.edit(b"id|v", b"id|v\n1|a\n", b'|').unwrap();
+        assert_eq!(a, TableIndex::parse(b"id|v\n1|a\n", b'|').unwrap());
+        let mut b = idx.clone();
+        assert!(b.edit(b"id|v", b"id|vx|w\n1|2\n", b'|').is_err());
+        assert_eq!(b, idx, "a rejected edit leaves the index unchanged");
+        let mut c = TableIndex::parse(b"k", b'|').unwrap();
+        c.edit(b"k", b"k\n", b'|').unwrap();
+        assert_eq!(c.rows(), 0);
+    }
+
+    fn table_text() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let field = prop_oneof![
+            "[a-c]{0,3}",
+            Just("\"q|\"\"x\"".to_string()),
+            Just("\"multi\nline\"".to_string()),
+        ];
+        let row = proptest::collection::vec(field, 2..=2);
+        (
+            proptest::collection::vec(row, 0..12),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(rows, crlf, last_nl)| {
+                let nl = if crlf { "\r\n" } else { "\n" };
+                let mut s = String::from("id|v");
+                for (i, r) in rows.iter().enumerate() {
+                    s.push_str(nl);
+                    s.push_str(&format!(
+                        "{i}{}|{}",
+                        r[0].trim_matches('"').replace(['"', '\n', '|'], ""),
+                        r[1]
+                    ));
+                }
+                if last_nl {
+                    s.push_str(nl);
+                }
+                s.into_bytes()
+            })
+    }
+
+    proptest::proptest! {
+        /// The incremental check agrees with a full parse on every edit.
+        #[test]
+        fn edit_agrees_with_full_parse(
+            old in table_text(),
+            at in 0usize..400, del in 0usize..30,
+            ins in "[a-c0-9|\"\n\r]{0,12}",
+        ) {
+            let idx = TableIndex::parse(&old, b'|').unwrap();
+            let at = at.min(old.len());
+            let end = (at + del).min(old.len());
+            let mut new = old.clone();
+            new.splice(at..end, ins.bytes());
+            let full = TableIndex::parse(&new, b'|');
+            let mut inc = idx.clone();
+            let res = inc.edit(&old, &new, b'|');
+            match (&full, &res) {
+                (Ok(f), Ok(_)) => proptest::prop_assert_eq!(f, &inc),
+                (Err(_), Err(_)) => proptest::prop_assert_eq!(&inc, &idx),
+                _ => proptest::prop_assert!(false, "full {:?} vs incremental {:?} for {:?}", full, res, String::from_utf8_lossy(&new)),
+            }
+        }
+    }
 }

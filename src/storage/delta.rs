@@ -22,6 +22,8 @@ const MAGIC: &[u8; 8] = b"BSDIFF40";
 /// exceeds what it could save on bzip2 output.
 const XZ_MIN: usize = 1024;
 const XZ_MAGIC: &[u8; 6] = b"\xFD7zXZ\x00";
+/// Nothing we store unpacks to more than this (a bound against damaged files).
+const MAX_UNPACKED: u64 = 64 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeltaError {
@@ -63,10 +65,20 @@ fn bzip2(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Decompresses a bzip2 block of a patch, reading at most `expected + 1`
+/// bytes (one more reveals a block longer than its patch says).
 fn unbzip2(data: &[u8], expected: usize) -> Result<Vec<u8>, DeltaError> {
-    let mut out = Vec::with_capacity(expected);
-    bzip2::read::BzDecoder::new(data).read_to_end(&mut out)?;
+    let mut out = Vec::with_capacity(expected.min(1 << 24));
+    bzip2::read::BzDecoder::new(data)
+        .take(expected as u64 + 1)
+        .read_to_end(&mut out)?;
     Ok(out)
+}
+
+/// A lower bound on the length of `zero_stream(n)`: every 43 MB of zeros
+/// needs a block of at least 30 bytes.
+fn zero_stream_min_len(n: usize) -> usize {
+    (n / 43_000_000).saturating_mul(30)
 }
 
 /// Trims the bytes a hunk's old and new sides share at both ends, so the
@@ -158,8 +170,13 @@ pub fn xz(data: &[u8], preset: u32) -> Vec<u8> {
 /// Decompresses stored bytes: XZ when they carry the XZ magic, else as is.
 pub fn unpack(stored: &[u8]) -> Result<Vec<u8>, DeltaError> {
     if stored.starts_with(XZ_MAGIC) {
-        let mut out = Vec::with_capacity(stored.len() * 4);
-        xz2::read::XzDecoder::new(stored).read_to_end(&mut out)?;
+        let mut out = Vec::with_capacity(stored.len().saturating_mul(4).min(1 << 26));
+        xz2::read::XzDecoder::new(stored)
+            .take(MAX_UNPACKED)
+            .read_to_end(&mut out)?;
+        if out.len() as u64 == MAX_UNPACKED {
+            return Err(DeltaError::Malformed("unpacks to more than 64 GiB"));
+        }
         Ok(out)
     } else {
         Ok(stored.to_vec())
@@ -209,7 +226,8 @@ impl Patch {
     /// by another tool (apply it with [`apply_standard`]).
     pub fn decode(patch: &[u8]) -> Result<Option<Patch>, DeltaError> {
         let p = parse(patch)?;
-        let ctrl = unbzip2(p.ctrl, 24 * 4)?;
+        // A control triple per hunk: never more triples than bytes of change.
+        let ctrl = unbzip2(p.ctrl, 24 * (p.new_len + p.ctrl.len() + 2).min(1 << 28))?;
         if ctrl.len() % 24 != 0 {
             return Err(DeltaError::Malformed("control block is not whole triples"));
         }
@@ -226,13 +244,19 @@ impl Patch {
             skipped = skipped.saturating_add(s);
             triples.push((a, c, s));
         }
+        // Cheap checks first: a damaged control block must not make us build
+        // (or decompress) gigabytes.
+        if copied.checked_add(inserted) != Some(p.new_len)
+            || p.diff.len() < zero_stream_min_len(copied)
+        {
+            return Ok(None);
+        }
         if p.diff != zero_stream(copied as u64).as_slice() {
             return Ok(None);
         }
-        let extra = unbzip2(p.extra, inserted.saturating_add(skipped).min(1 << 30))?;
-        if extra.len() != inserted.saturating_add(skipped)
-            || copied.saturating_add(inserted) != p.new_len
-        {
+        let extra_len = inserted.saturating_add(skipped);
+        let extra = unbzip2(p.extra, extra_len)?;
+        if extra.len() != extra_len {
             return Ok(None);
         }
         Ok(Some(Patch {

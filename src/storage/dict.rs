@@ -4,8 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use super::error::{Result, StorageError};
 use super::io::Io;
+use super::lock::LockFile;
 
 /// What a version did. The codes are fixed; `actions.dict` lists them for
 /// people reading the raw files.
@@ -116,6 +119,10 @@ impl UserDict {
         if let Some(c) = self.find(&clean) {
             return Ok(c);
         }
+        // Commits to different tables append here concurrently: serialise
+        // the read-cut-append among processes.
+        let lock = LockFile::open(&self.path.with_extension("lock"))?;
+        let _g = lock.acquire("the users dictionary", Duration::from_secs(10))?;
         *self = UserDict::load(io, &self.path)?;
         if self.find(&clean).is_none() {
             // A torn last line (a crash mid-append) is cut before appending.

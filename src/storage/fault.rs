@@ -157,6 +157,11 @@ impl Io for FaultIo {
         self.real.len(path)
     }
 
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.check_alive()?;
+        self.real.read_at(path, offset, len)
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         self.check_alive()?;
         self.real.list(dir)

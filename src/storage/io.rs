@@ -19,6 +19,8 @@ pub trait Io: Send + Sync + std::fmt::Debug {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Length of the file, or `None` when it does not exist.
     fn len(&self, path: &Path) -> io::Result<Option<u64>>;
+    /// Up to `len` bytes at `offset` (fewer at the end of the file).
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>>;
     /// Names of the entries of a directory (unsorted).
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Creates a directory and its parents (no error when it exists).
@@ -51,6 +53,21 @@ impl Io for RealIo {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let f = File::open(path)?;
+        let mut buf = vec![0u8; len];
+        let mut got = 0;
+        while got < len {
+            match f.read_at(&mut buf[got..], offset + got as u64)? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        buf.truncate(got);
+        Ok(buf)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -160,7 +177,14 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}{TEMP_MARKER}{}-{n}", std::process::id()))
+    // pid first (recovery tells live writers' files from leftovers by it),
+    // then a counter and random bits: a reused pid never meets its old names.
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    path.with_file_name(format!(
+        ".{name}{TEMP_MARKER}{}-{n}-{}",
+        std::process::id(),
+        &random[..8]
+    ))
 }
 
 /// Replaces `path` atomically: write a temp file, fsync it, rename it over

@@ -1,4 +1,6 @@
-//! Cross-process exclusion: an advisory `flock` on a lock file, taken with a
+//! Exclusion between processes and between threads: an advisory `flock` on
+//! a lock file (one fd per `LockFile`) plus a mutex, because `flock` belongs
+//! to the open file and so does not exclude threads sharing it. Taken with a
 //! bounded wait. The holder writes its pid into the file so that a waiter can
 //! say who holds it. The kernel drops the lock when the holder dies, so a
 //! crashed process never leaves a stale lock behind.
@@ -7,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::error::{Result, StorageError};
@@ -15,6 +18,9 @@ use super::error::{Result, StorageError};
 pub struct LockFile {
     path: PathBuf,
     file: File,
+    /// Held while a thread of this process holds the flock.
+    held: Mutex<bool>,
+    released: Condvar,
 }
 
 /// Held lock; released on drop.
@@ -35,12 +41,51 @@ impl LockFile {
         Ok(LockFile {
             path: path.to_path_buf(),
             file,
+            held: Mutex::new(false),
+            released: Condvar::new(),
         })
     }
 
     /// Takes the lock, waiting at most `timeout`.
     pub fn acquire(&self, what: &str, timeout: Duration) -> Result<LockGuard<'_>> {
         let start = Instant::now();
+        let locked = |waited: Duration| StorageError::Locked {
+            what: what.to_string(),
+            pid: std::process::id(),
+            waited_ms: waited.as_millis() as u64,
+        };
+        // First among this process's threads...
+        {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            while *held {
+                let left = timeout.saturating_sub(start.elapsed());
+                if left.is_zero() {
+                    return Err(locked(start.elapsed()));
+                }
+                held = self
+                    .released
+                    .wait_timeout(held, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            *held = true;
+        }
+        // ...then among processes.
+        match self.acquire_flock(what, timeout, start) {
+            Ok(()) => Ok(LockGuard { lock: self }),
+            Err(e) => {
+                self.release_thread();
+                Err(e)
+            }
+        }
+    }
+
+    fn release_thread(&self) {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.released.notify_one();
+    }
+
+    fn acquire_flock(&self, what: &str, timeout: Duration, start: Instant) -> Result<()> {
         let mut pause = Duration::from_micros(200);
         loop {
             // SAFETY-free: flock on a valid fd owned by self.file.
@@ -50,7 +95,7 @@ impl LockFile {
                 let _ = f.set_len(0);
                 let _ = f.rewind();
                 let _ = write!(f, "{}", std::process::id());
-                return Ok(LockGuard { lock: self });
+                return Ok(());
             }
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
@@ -81,5 +126,6 @@ impl Drop for LockGuard<'_> {
         unsafe {
             libc::flock(self.lock.file.as_raw_fd(), libc::LOCK_UN);
         }
+        self.lock.release_thread();
     }
 }

@@ -15,9 +15,10 @@
 //!   `.bsdiff.xz` delta, followed by `k` when a `.csv.xz` keyframe exists.
 //! - `crc`: CRC32 of everything before `|crc`, 8 hex digits.
 //!
-//! A line is valid only with its newline and a matching CRC. An invalid *last*
-//! line is a torn append (a crash mid-write) and is cut off on open; an
-//! invalid line anywhere else is damage and is reported.
+//! A line is valid only with its newline and a matching CRC. A last line
+//! without its newline is a torn append (a crash mid-write) and is cut off on
+//! open; a complete line that fails its CRC, even the last, is damage and is
+//! reported (never silently dropped).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeltaKind {
@@ -80,7 +81,12 @@ impl LogEntry {
             return None;
         }
         let f: Vec<&str> = body.split('|').collect();
-        if f.len() != 10 || !is_token(f[1]) || !is_token(f[7]) || !is_token(f[8]) {
+        let hex32 = |h: &str| {
+            h.len() == 32
+                && h.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        };
+        if f.len() != 10 || !is_token(f[1]) || !hex32(f[7]) || !is_token(f[8]) {
             return None;
         }
         let (delta, keyframe) = match f[9] {
@@ -153,9 +159,9 @@ pub fn parse(bytes: &[u8], offset: usize) -> ParsedLog {
                 out.valid_len = pos;
             }
             None => {
-                if pos + nl + 1 < bytes.len() {
-                    out.damaged_line = Some(line_no);
-                }
+                // A whole line (with its newline) that fails is damage, even
+                // at the end: only a line without newline is a torn append.
+                out.damaged_line = Some(line_no);
                 break;
             }
         }

@@ -263,8 +263,11 @@ impl Table {
         Ok(state)
     }
 
-    /// Removes temp files and deltas or keyframes no log line refers to
-    /// (written by a commit that crashed before its commit point).
+    /// Removes temp files of dead processes, and the delta or keyframe of a
+    /// commit that crashed before its commit point: unreferenced, made by this
+    /// node, newer than the last logged version. Other unreferenced files are
+    /// left alone; a log that names nothing while several deltas exist is
+    /// damage, not a crashed commit (one commit leaves at most one delta).
     fn remove_leftovers(&self, entries: &[LogEntry]) -> Result<()> {
         let io = &*self.ctx.io;
         let names = io
@@ -274,21 +277,48 @@ impl Table {
             .iter()
             .flat_map(|e| [e.delta_file(), e.keyframe_file()])
             .collect();
-        let mut removed = false;
+        let last = entries.last().map(LogEntry::name).unwrap_or_default();
+        let node_suffix = format!("-{}", self.ctx.config.node);
+        let mut doomed = Vec::new();
+        let mut unexplained = 0;
         for n in names {
-            let ours =
-                n.ends_with(".bsdiff") || n.ends_with(".bsdiff.xz") || n.ends_with(".csv.xz");
-            // Temp files of a live process may be in flight (head writers
-            // work without the table lock): only a dead writer's are leftovers.
-            let dead_temp = n.contains(TEMP_MARKER) && !temp_owner_alive(&n);
-            if dead_temp || (ours && !known.contains(&n)) {
-                tracing::info!(table = %self.name, file = %n, "removing leftover of an interrupted commit");
-                let p = self.path(&n);
-                match io.remove(&p) {
-                    Ok(()) => removed = true,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StorageError::io("remove", &p, e)),
+            let stem = n
+                .strip_suffix(".bsdiff")
+                .or_else(|| n.strip_suffix(".bsdiff.xz"))
+                .or_else(|| n.strip_suffix(".csv.xz"));
+            if n.contains(TEMP_MARKER) {
+                if !temp_owner_alive(&n) {
+                    doomed.push(n);
                 }
+            } else if let Some(stem) = stem
+                && !known.contains(&n)
+            {
+                if stem.ends_with(&node_suffix) && stem > last.as_str() {
+                    doomed.push(n);
+                } else {
+                    unexplained += 1;
+                    tracing::warn!(table = %self.name, file = %n, "delta not named by version.log; left in place");
+                }
+            }
+        }
+        let deltas = doomed.iter().filter(|n| n.contains(".bsdiff")).count();
+        if entries.is_empty() && deltas + unexplained > 1 {
+            return Err(StorageError::corrupt(
+                self.path(LOG),
+                format!(
+                    "the log names no version but {} deltas exist; restore version.log from a backup",
+                    deltas + unexplained
+                ),
+            ));
+        }
+        let mut removed = false;
+        for n in doomed {
+            tracing::info!(table = %self.name, file = %n, "removing leftover of an interrupted commit");
+            let p = self.path(&n);
+            match io.remove(&p) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io("remove", &p, e)),
             }
         }
         if removed {
@@ -377,22 +407,40 @@ impl Table {
     }
 
     /// Catches up with commits made by other processes. Cheap when nothing
-    /// changed (one stat).
+    /// changed: one stat, and one small read that checks the last line we
+    /// know is still there (a failed append can be cut and replaced by
+    /// another process's line of the same length).
     fn refresh(&self, locked: bool) -> Result<()> {
+        let io = &*self.ctx.io;
         let log_path = self.path(LOG);
-        let len = self
-            .ctx
-            .io
+        let len = io
             .len(&log_path)
             .map_err(|e| StorageError::io("stat", &log_path, e))?
             .unwrap_or(0);
-        let current = lock_poisoned(self.state.read()).log_len;
-        if len == current {
-            return Ok(());
+        let (known_len, last_line) = {
+            let st = lock_poisoned(self.state.read());
+            (st.log_len, st.log.last().map(LogEntry::encode))
+        };
+        let last_intact = |bytes: &[u8]| match &last_line {
+            Some(l) => {
+                bytes.get(known_len as usize - l.len()..known_len as usize) == Some(l.as_bytes())
+            }
+            None => true,
+        };
+        if len == known_len {
+            let tail = match &last_line {
+                Some(l) => io
+                    .read_at(&log_path, known_len - l.len() as u64, l.len())
+                    .map_err(|e| StorageError::io("read", &log_path, e))?,
+                None => Vec::new(),
+            };
+            if last_line.as_ref().is_none_or(|l| tail == l.as_bytes()) {
+                return Ok(());
+            }
         }
         let mut state = lock_poisoned(self.state.read()).clone();
-        let bytes = read_file(&*self.ctx.io, &log_path)?;
-        if (bytes.len() as u64) < state.log_len {
+        let bytes = read_file(io, &log_path)?;
+        if (bytes.len() as u64) < state.log_len || !last_intact(&bytes) {
             state = self.recover_or_wait(locked)?;
         } else {
             let parsed = log::parse(&bytes, state.log_len as usize);
@@ -511,6 +559,13 @@ impl Table {
                 .map_err(|x| bad(x.to_string()))?
                 .ok_or_else(|| bad("not a ReedBase delta (foreign bsdiff layout)".into()))?,
         );
+        if patch.new_len() as u64 != e.size {
+            return Err(bad(format!(
+                "makes {} bytes, the log says {}",
+                patch.new_len(),
+                e.size
+            )));
+        }
         let mut cache = lock_poisoned(self.patches.lock());
         let cost = patch.heap_bytes();
         if cache.bytes + cost > PATCH_CACHE_BYTES {
@@ -774,11 +829,9 @@ impl Table {
         io.sync_dir(&self.dir)
             .map_err(|e| cleanup(StorageError::io("fsync directory", &self.dir, e)))?;
         let log_path = self.path(LOG);
-        let new_log = state.log_len == 0
-            && io
-                .len(&log_path)
-                .map_err(|e| cleanup(StorageError::io("stat", &log_path, e)))?
-                .is_none();
+        // The first line of a log: the file may be new (or was cut to nothing
+        // by recovery), and its name is durable only with its directory.
+        let new_log = state.log_len == 0;
         if let Err(e) = io.append(&log_path, entry.encode().as_bytes(), true) {
             // Cut whatever part of the line may have reached the file.
             let _ = io.truncate(&log_path, state.log_len);
