@@ -436,3 +436,52 @@ fn a_missing_or_damaged_log_never_deletes_history() {
     let db = Database::open(dir.path()).unwrap();
     assert_eq!(db.table("t").unwrap().versions().unwrap().len(), 4);
 }
+
+#[test]
+fn realistic_tables_with_quoted_multiline_text_round_trip() {
+    for delimiter in ['|', ','] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::init(
+            std::sync::Arc::new(reedbase::storage::RealIo),
+            dir.path(),
+            "gen",
+            delimiter,
+        )
+        .unwrap();
+        let base = crate::util::generated("users", 3000, delimiter);
+        assert!(
+            base.windows(2).any(|w| w == b"\"\""),
+            "the generator makes doubled quotes"
+        );
+        db.create_table("users", &base, "tester").unwrap();
+        let t = db.table("users").unwrap();
+        let mut expected = vec![base.clone()];
+        // Edit records that hold quoted newlines: change, delete, duplicate-with-new-key.
+        let text = String::from_utf8(base).unwrap();
+        let records: Vec<&str> = text.split_inclusive('\n').collect();
+        let quoted_nl = records
+            .iter()
+            .position(|l| l.matches('"').count() % 2 == 1)
+            .expect("a multi-line record");
+        let edited = text.replacen(
+            records[quoted_nl],
+            &records[quoted_nl].replacen('"', "\"edited ", 1),
+            1,
+        );
+        t.commit(Base::Head, edited.clone().into_bytes(), &opts())
+            .unwrap();
+        expected.push(edited.clone().into_bytes());
+        let appended = format!(
+            "{edited}9999{d}Neu{d}neu@example.com{d}30{d}DE{d}Köln{d}2026-01-01{d}1.00{d}true{d}\"a{d}b\nc\"\n",
+            d = delimiter
+        );
+        t.commit(Base::Head, appended.clone().into_bytes(), &opts())
+            .unwrap();
+        expected.push(appended.into_bytes());
+        for (i, want) in expected.iter().enumerate() {
+            assert_eq!(&t.read_version(i as u64 + 1).unwrap(), want);
+        }
+        assert_eq!(t.versions().unwrap()[2].rows, 3001);
+        assert!(db.verify().unwrap().problems.is_empty());
+    }
+}

@@ -37,3 +37,25 @@ pub fn set_row(content: &[u8], key: &str, line: &str) -> Vec<u8> {
         .collect::<String>()
         .into_bytes()
 }
+
+/// A realistic table from `scripts/gen_table.py` (names, emails, quoted text
+/// with delimiters, quotes and newlines).
+pub fn generated(kind: &str, rows: usize, delimiter: char) -> Vec<u8> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_table.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args([
+            kind,
+            &rows.to_string(),
+            "--delimiter",
+            &delimiter.to_string(),
+        ])
+        .output()
+        .expect("python3 scripts/gen_table.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
