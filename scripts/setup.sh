@@ -11,6 +11,12 @@ packages=(
   python3     # scripts/gen_table.py, the table generator for tests and benchmarks
   sqlite3     # query peer (later issues compare results with it)
   hyperfine   # whole-command timings in scripts/bench*
+  fuse3       # fusermount3 (mounting as a non-root user), /etc/fuse.conf
+  rsync       # mount tests: rsync default and --inplace saves, rsync -a of a mount
+  vim         # mount tests: vim -es saves (backupcopy yes/no/auto, swap files)
+  nano        # mount tests and the demo
+  psmisc      # fuser -m: who holds a mount
+  procps      # pgrep, kill in scripts
   pkg-config  # lets xz2 link the system liblzma
   liblzma-dev
 )

@@ -4,4 +4,5 @@
 //! `storage` (this crate's foundation; knows nothing of FUSE or SQL) is the
 //! only layer so far. The `rdb` binary in `src/main.rs` + `src/cli/` sits on top.
 
+pub mod fs;
 pub mod storage;

@@ -2,6 +2,7 @@
 //! stderr; exit codes are documented in docs/CLI.md and in `rdb --help`.
 
 mod db;
+mod mount;
 mod output;
 mod table;
 mod version;
@@ -113,6 +114,10 @@ enum Command {
         table: String,
         version: String,
     },
+    /// Mount databases as directories: every save of current.csv is a version.
+    Mount(mount::MountArgs),
+    /// Unmount a mount made by `rdb mount`, after everything is written back.
+    Umount { mountpoint: String },
     /// Rebuild every version from the stored deltas and check every hash and CRC.
     Verify {
         /// A database name; all registered databases when omitted.
@@ -249,5 +254,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
             version::rollback(ctx, &db, &table, &version)
         }
         Command::Verify { db } => db::verify(ctx, db.as_deref()),
+        Command::Mount(a) => mount::run(ctx, a),
+        Command::Umount { mountpoint } => mount::umount(ctx, &mountpoint),
     }
 }

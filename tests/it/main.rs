@@ -5,5 +5,6 @@
 mod cli;
 mod crash;
 mod model;
+mod mount;
 mod storage;
 mod util;

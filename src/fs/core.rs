@@ -1,0 +1,1346 @@
+//! The mounted filesystem's logic, without a kernel: every FUSE operation as
+//! a method on [`ReedFs`] that takes and returns plain values. `fuse.rs`
+//! adapts it to fuser; tests drive it directly.
+//!
+//! Commit points (design.md section 3): `fsync` of a written `current.csv`
+//! handle, the release of a written handle, and a rename onto `current.csv`.
+//! Never a bare flush, never a truncate alone. Everything else in a table
+//! directory is a scratch file held in memory and never versioned.
+//!
+//! Locking: one mutex guards the namespace (inodes, handles, scratch files).
+//! Commits run outside it, so a slow commit on one table never blocks
+//! operations on another.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ffi::OsStr;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::error::{FsError, Result};
+use super::node::{Inodes, Node, ROOT};
+use super::status::{Event, Status};
+use crate::storage::{
+    Action, Base, CURRENT, CommitOptions, Database, StorageError, Table, TableIndex, names,
+};
+
+/// What a mount shows and allows.
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    pub read_only: bool,
+    /// List `@` names in directories (they are always reachable by name).
+    pub show_virtual: bool,
+    /// Largest file a writer may build in a table directory.
+    pub max_file_bytes: u64,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            read_only: false,
+            show_virtual: false,
+            max_file_bytes: 1 << 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Symlink,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: SystemTime,
+}
+
+/// How the kernel should cache an opened file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caching {
+    /// Keep pages across opens; the daemon invalidates them when content changes.
+    Keep,
+    /// Generated content: no page cache, reads follow the handle's snapshot.
+    Direct,
+    Default,
+}
+
+/// Who asks (for file ownership and the author of commits).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Attribute changes of a setattr.
+#[derive(Debug, Clone, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub mtime: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone)]
+struct Scratch {
+    data: Vec<u8>,
+    symlink: Option<Vec<u8>>,
+    perm: u16,
+    uid: u32,
+    gid: u32,
+    mtime: SystemTime,
+}
+
+#[derive(Debug)]
+enum Handle {
+    /// `current.csv`, opened for reading: a snapshot of the head.
+    CurrentRead {
+        data: Arc<Vec<u8>>,
+    },
+    /// `current.csv`, opened for writing: a private buffer committed at
+    /// fsync or release when dirty. `base` is the version it started from
+    /// (`None`: a blind write against the head).
+    CurrentWrite {
+        db: usize,
+        table: String,
+        buf: Vec<u8>,
+        base: Option<u64>,
+        dirty: bool,
+    },
+    Scratch {
+        ino: u64,
+    },
+    /// Generated or historical content, fixed at open.
+    Virtual {
+        data: Arc<Vec<u8>>,
+    },
+}
+
+#[derive(Debug)]
+struct Inner {
+    inodes: Inodes,
+    scratch: HashMap<u64, Scratch>,
+    /// Scratch names per table directory.
+    dirs: HashMap<(usize, String), BTreeMap<String, u64>>,
+    /// Directories made with mkdir that hold no version yet.
+    pending_tables: BTreeSet<(usize, String)>,
+    /// Tables whose `current.csv` was renamed or unlinked away (until recreated).
+    absent: HashSet<(usize, String)>,
+    handles: HashMap<u64, Handle>,
+    next_fh: u64,
+    /// Head version last seen per table, to notice commits made elsewhere.
+    seen: HashMap<(usize, String), u64>,
+    /// Size of the latest written, uncommitted buffer per table (what a
+    /// writer's stat must see, or `>>` appends at the wrong offset).
+    live_size: HashMap<(usize, String), u64>,
+}
+
+pub struct MountedDb {
+    pub name: String,
+    pub db: Database,
+}
+
+pub struct ReedFs {
+    dbs: Vec<MountedDb>,
+    opts: MountOptions,
+    /// Mounting one database: the mountpoint is that database.
+    single: bool,
+    inner: Mutex<Inner>,
+    status: Vec<Status>,
+    /// Inodes whose kernel cache must be dropped (sent by a separate thread).
+    invalidate: Mutex<Option<Sender<u64>>>,
+    owner: Caller,
+    started: SystemTime,
+}
+
+const TEMP_NAME_MAX: usize = 255;
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn ts_time(ts_us: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(ts_us)
+}
+
+fn name_str(name: &OsStr) -> Result<&str> {
+    let s = name.to_str().ok_or(FsError::InvalidName("not UTF-8"))?;
+    if s.len() > TEMP_NAME_MAX {
+        return Err(FsError::NameTooLong);
+    }
+    if s.chars().any(char::is_control) {
+        return Err(FsError::InvalidName("control characters"));
+    }
+    Ok(s)
+}
+
+/// User name for the log: the caller's login name, else `uid:<n>`.
+fn user_name(uid: u32) -> String {
+    let mut buf = vec![0u8; 1024];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into our buffers; we read pw_name only on success.
+    let rc =
+        unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+    if rc == 0 && !out.is_null() && !pwd.pw_name.is_null() {
+        // SAFETY: pw_name points into buf, NUL-terminated.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        if let Ok(s) = name.to_str() {
+            return s.to_string();
+        }
+    }
+    format!("uid:{uid}")
+}
+
+impl ReedFs {
+    pub fn new(dbs: Vec<MountedDb>, single: bool, opts: MountOptions) -> ReedFs {
+        let root = if single { Node::Db(0) } else { Node::Root };
+        let owner = Caller {
+            // SAFETY: trivial libc getters.
+            uid: unsafe { libc::getuid() },
+            gid: unsafe { libc::getgid() },
+        };
+        let status = dbs.iter().map(|_| Status::default()).collect();
+        ReedFs {
+            dbs,
+            opts,
+            single,
+            inner: Mutex::new(Inner {
+                inodes: Inodes::new(root),
+                scratch: HashMap::new(),
+                dirs: HashMap::new(),
+                pending_tables: BTreeSet::new(),
+                absent: HashSet::new(),
+                handles: HashMap::new(),
+                next_fh: 1,
+                seen: HashMap::new(),
+                live_size: HashMap::new(),
+            }),
+            status,
+            invalidate: Mutex::new(None),
+            owner,
+            started: SystemTime::now(),
+        }
+    }
+
+    /// Where to send inodes whose cached pages and attributes are stale.
+    pub fn set_invalidation_sink(&self, tx: Sender<u64>) {
+        *self.invalidate.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    }
+
+    fn invalidate(&self, ino: u64) {
+        if let Some(tx) = self
+            .invalidate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            let _ = tx.send(ino);
+        }
+    }
+
+    pub fn databases(&self) -> &[MountedDb] {
+        &self.dbs
+    }
+
+    /// Waits until every table's `current.csv` in the backing stores is current.
+    pub fn flush_all(&self) {
+        for d in &self.dbs {
+            d.db.flush();
+        }
+    }
+
+    fn node(&self, inner: &Inner, ino: u64) -> Result<Node> {
+        inner.inodes.node(ino).cloned().ok_or(FsError::NotFound)
+    }
+
+    fn table(&self, db: usize, name: &str) -> Result<Arc<Table>> {
+        let t = self.dbs[db].db.table(name).map_err(|e| match e {
+            StorageError::NotFound { .. } => FsError::NotFound,
+            e => FsError::Storage(e),
+        })?;
+        if t.is_dropped()? {
+            return Err(FsError::NotFound);
+        }
+        Ok(t)
+    }
+
+    fn table_exists(&self, inner: &Inner, db: usize, name: &str) -> bool {
+        inner.pending_tables.contains(&(db, name.to_string())) || self.table(db, name).is_ok()
+    }
+
+    /// Notices heads that changed behind our back (a CLI commit) and drops
+    /// the kernel's cache of them.
+    fn check_head(
+        &self,
+        inner: &mut Inner,
+        db: usize,
+        table: &str,
+        t: &Table,
+    ) -> Result<(u64, Arc<Vec<u8>>)> {
+        let (seq, head) = t.head()?;
+        let key = (db, table.to_string());
+        if inner.seen.insert(key, seq).is_some_and(|old| old != seq) {
+            let ino = inner.inodes.ino(&Node::Current(db, table.to_string()));
+            self.invalidate(ino);
+        }
+        Ok((seq, head))
+    }
+
+    fn dir_attr(&self, ino: u64, mtime: SystemTime) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::Dir,
+            size: 0,
+            perm: 0o755,
+            uid: self.owner.uid,
+            gid: self.owner.gid,
+            mtime,
+        }
+    }
+
+    fn file_attr(&self, ino: u64, size: u64, perm: u16, mtime: SystemTime) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::File,
+            size,
+            perm,
+            uid: self.owner.uid,
+            gid: self.owner.gid,
+            mtime,
+        }
+    }
+
+    fn attr_of(&self, inner: &mut Inner, ino: u64, node: &Node) -> Result<Attr> {
+        Ok(match node {
+            Node::Root | Node::Db(_) | Node::Versions(..) | Node::Rejected(_) => {
+                self.dir_attr(ino, self.started)
+            }
+            Node::Table(db, t) => {
+                if !self.table_exists(inner, *db, t) {
+                    return Err(FsError::NotFound);
+                }
+                self.dir_attr(ino, self.started)
+            }
+            Node::Current(db, t) => {
+                if inner.absent.contains(&(*db, t.clone())) {
+                    return Err(FsError::NotFound);
+                }
+                if let Some(&size) = inner.live_size.get(&(*db, t.clone())) {
+                    return Ok(self.file_attr(ino, size, 0o644, SystemTime::now()));
+                }
+                if inner.pending_tables.contains(&(*db, t.clone())) {
+                    return Ok(self.file_attr(ino, 0, 0o644, SystemTime::now()));
+                }
+                let table = self.table(*db, t)?;
+                let (seq, head) = self.check_head(inner, *db, t, &table)?;
+                let mtime = table
+                    .version(seq)
+                    .map_or(self.started, |v| ts_time(v.ts_us));
+                self.file_attr(ino, head.len() as u64, 0o644, mtime)
+            }
+            Node::Scratch(..) => {
+                let s = inner.scratch.get(&ino).ok_or(FsError::NotFound)?;
+                Attr {
+                    ino,
+                    kind: if s.symlink.is_some() {
+                        Kind::Symlink
+                    } else {
+                        Kind::File
+                    },
+                    size: s.symlink.as_ref().map_or(s.data.len(), Vec::len) as u64,
+                    perm: s.perm,
+                    uid: s.uid,
+                    gid: s.gid,
+                    mtime: s.mtime,
+                }
+            }
+            Node::VersionFile(db, t, seq) => {
+                let v = self.table(*db, t)?.version(*seq)?;
+                self.file_attr(ino, v.size, 0o444, ts_time(v.ts_us))
+            }
+            Node::VersionLog(..) | Node::Status(_) | Node::RejectedFile(..) => {
+                let len = self.generate(node)?.len() as u64;
+                self.file_attr(ino, len, 0o444, SystemTime::now())
+            }
+        })
+    }
+
+    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        let mut inner = lock(&self.inner);
+        let node = self.node(&inner, ino)?;
+        self.attr_of(&mut inner, ino, &node)
+    }
+
+    /// The child node called `name` in `parent`, if such a child can exist.
+    fn child(&self, parent: &Node, name: &str) -> Result<Node> {
+        let db_by_name = |n: &str| self.dbs.iter().position(|d| d.name == n);
+        Ok(match parent {
+            Node::Root => Node::Db(db_by_name(name).ok_or(FsError::NotFound)?),
+            Node::Db(db) => match name {
+                "@status" => Node::Status(*db),
+                "@rejected" => Node::Rejected(*db),
+                _ => Node::Table(*db, name.to_string()),
+            },
+            Node::Table(db, t) => match name {
+                CURRENT => Node::Current(*db, t.clone()),
+                "@versions" => Node::Versions(*db, t.clone()),
+                _ => Node::Scratch(*db, t.clone(), name.to_string()),
+            },
+            Node::Versions(db, t) => {
+                if name == "log.csv" {
+                    return Ok(Node::VersionLog(*db, t.clone()));
+                }
+                let stem = name.strip_suffix(".csv").ok_or(FsError::NotFound)?;
+                let table = self.table(*db, t)?;
+                let v = table
+                    .versions()?
+                    .into_iter()
+                    .find(|v| v.name == stem)
+                    .ok_or(FsError::NotFound)?;
+                Node::VersionFile(*db, t.clone(), v.seq)
+            }
+            Node::Rejected(db) => Node::RejectedFile(*db, name.to_string()),
+            _ => return Err(FsError::NotDir),
+        })
+    }
+
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+        let name = name_str(name)?;
+        let mut inner = lock(&self.inner);
+        let pnode = self.node(&inner, parent)?;
+        let node = self.child(&pnode, name)?;
+        if let Node::Scratch(db, t, n) = &node {
+            let ino = *inner
+                .dirs
+                .get(&(*db, t.clone()))
+                .and_then(|d| d.get(n))
+                .ok_or(FsError::NotFound)?;
+            return self.attr_of(&mut inner, ino, &node);
+        }
+        let ino = inner.inodes.ino(&node);
+        self.attr_of(&mut inner, ino, &node)
+    }
+
+    pub fn readdir(&self, ino: u64) -> Result<Vec<(u64, Kind, String)>> {
+        let mut inner = lock(&self.inner);
+        let node = self.node(&inner, ino)?;
+        let show = self.opts.show_virtual;
+        let mut names: Vec<(Node, Kind, String)> = Vec::new();
+        match &node {
+            Node::Root => {
+                for (i, d) in self.dbs.iter().enumerate() {
+                    names.push((Node::Db(i), Kind::Dir, d.name.clone()));
+                }
+            }
+            Node::Db(db) => {
+                let mut tables: BTreeSet<String> = self.dbs[*db]
+                    .db
+                    .table_names()?
+                    .into_iter()
+                    .filter(|t| self.table(*db, t).is_ok())
+                    .collect();
+                tables.extend(
+                    inner
+                        .pending_tables
+                        .iter()
+                        .filter(|(d, _)| d == db)
+                        .map(|(_, t)| t.clone()),
+                );
+                for t in tables {
+                    names.push((Node::Table(*db, t.clone()), Kind::Dir, t));
+                }
+                if show {
+                    names.push((Node::Status(*db), Kind::File, "@status".into()));
+                    names.push((Node::Rejected(*db), Kind::Dir, "@rejected".into()));
+                }
+            }
+            Node::Table(db, t) => {
+                if !self.table_exists(&inner, *db, t) {
+                    return Err(FsError::NotFound);
+                }
+                if !inner.absent.contains(&(*db, t.clone())) {
+                    names.push((Node::Current(*db, t.clone()), Kind::File, CURRENT.into()));
+                }
+                if let Some(dir) = inner.dirs.get(&(*db, t.clone())) {
+                    for (n, &sino) in dir {
+                        let kind = match inner.scratch.get(&sino) {
+                            Some(s) if s.symlink.is_some() => Kind::Symlink,
+                            _ => Kind::File,
+                        };
+                        names.push((Node::Scratch(*db, t.clone(), n.clone()), kind, n.clone()));
+                    }
+                }
+                if show {
+                    names.push((
+                        Node::Versions(*db, t.clone()),
+                        Kind::Dir,
+                        "@versions".into(),
+                    ));
+                }
+            }
+            Node::Versions(db, t) => {
+                for v in self.table(*db, t)?.versions()? {
+                    names.push((
+                        Node::VersionFile(*db, t.clone(), v.seq),
+                        Kind::File,
+                        format!("{}.csv", v.name),
+                    ));
+                }
+                names.push((
+                    Node::VersionLog(*db, t.clone()),
+                    Kind::File,
+                    "log.csv".into(),
+                ));
+            }
+            Node::Rejected(db) => {
+                for f in self.rejected_files(*db) {
+                    names.push((Node::RejectedFile(*db, f.clone()), Kind::File, f));
+                }
+            }
+            _ => return Err(FsError::NotDir),
+        }
+        Ok(names
+            .into_iter()
+            .map(|(n, k, name)| {
+                let ino = match &n {
+                    Node::Scratch(db, t, s) => inner
+                        .dirs
+                        .get(&(*db, t.clone()))
+                        .and_then(|d| d.get(s))
+                        .copied()
+                        .unwrap_or(0),
+                    _ => inner.inodes.ino(&n),
+                };
+                (ino, k, name)
+            })
+            .collect())
+    }
+
+    fn new_fh(inner: &mut Inner, h: Handle) -> u64 {
+        let fh = inner.next_fh;
+        inner.next_fh += 1;
+        inner.handles.insert(fh, h);
+        fh
+    }
+
+    fn check_writable(&self, node: &Node) -> Result<()> {
+        if node.is_virtual() {
+            return Err(FsError::ReadOnly(
+                "history and status files cannot be written",
+            ));
+        }
+        if self.opts.read_only {
+            return Err(FsError::ReadOnly("mounted read-only"));
+        }
+        Ok(())
+    }
+
+    /// Opens a file. `flags` are the open(2) flags.
+    pub fn open(&self, ino: u64, flags: i32) -> Result<(u64, Caching)> {
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let trunc = flags & libc::O_TRUNC != 0;
+        let mut inner = lock(&self.inner);
+        let node = self.node(&inner, ino)?;
+        if node.is_dir() {
+            return Err(FsError::IsDir);
+        }
+        if write || trunc {
+            self.check_writable(&node)?;
+        }
+        match &node {
+            Node::Current(db, t) => {
+                if inner.absent.contains(&(*db, t.clone())) {
+                    return Err(FsError::NotFound);
+                }
+                let pending = inner.pending_tables.contains(&(*db, t.clone()));
+                let (seq, head) = if pending {
+                    (0, Arc::new(Vec::new()))
+                } else {
+                    let table = self.table(*db, t)?;
+                    self.check_head(&mut inner, *db, t, &table)?
+                };
+                if write {
+                    let buf = if trunc {
+                        Vec::new()
+                    } else {
+                        head.as_ref().clone()
+                    };
+                    if trunc {
+                        inner.live_size.insert((*db, t.clone()), 0);
+                    }
+                    let h = Handle::CurrentWrite {
+                        db: *db,
+                        table: t.clone(),
+                        buf,
+                        // O_TRUNC is a blind write: it replaces whatever the head is.
+                        base: (!trunc).then_some(seq),
+                        dirty: trunc,
+                    };
+                    Ok((Self::new_fh(&mut inner, h), Caching::Default))
+                } else {
+                    Ok((
+                        Self::new_fh(&mut inner, Handle::CurrentRead { data: head }),
+                        Caching::Keep,
+                    ))
+                }
+            }
+            Node::Scratch(..) => {
+                let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
+                if trunc {
+                    s.data.clear();
+                    s.mtime = SystemTime::now();
+                }
+                Ok((
+                    Self::new_fh(&mut inner, Handle::Scratch { ino }),
+                    Caching::Default,
+                ))
+            }
+            Node::VersionFile(db, t, seq) => {
+                let data = Arc::new(self.table(*db, t)?.read_version(*seq)?);
+                Ok((
+                    Self::new_fh(&mut inner, Handle::Virtual { data }),
+                    Caching::Keep,
+                ))
+            }
+            _ => {
+                drop(inner);
+                let data = Arc::new(self.generate(&node)?);
+                let mut inner = lock(&self.inner);
+                Ok((
+                    Self::new_fh(&mut inner, Handle::Virtual { data }),
+                    Caching::Direct,
+                ))
+            }
+        }
+    }
+
+    /// Creates (and opens) a file in a table directory: a scratch file, or
+    /// `current.csv` itself after it was renamed or unlinked away.
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> Result<(Attr, u64, Caching)> {
+        let name = name_str(name)?;
+        let mut inner = lock(&self.inner);
+        let pnode = self.node(&inner, parent)?;
+        self.check_writable(&pnode)?;
+        let Node::Table(db, t) = &pnode else {
+            return Err(match pnode {
+                Node::Root | Node::Db(_) => FsError::NotPermitted(
+                    "only tables (directories) live here; files go inside a table directory",
+                ),
+                _ => FsError::NotDir,
+            });
+        };
+        if !self.table_exists(&inner, *db, t) {
+            return Err(FsError::NotFound);
+        }
+        if name.starts_with('@') {
+            return Err(FsError::InvalidName("names starting with @ are reserved"));
+        }
+        let key = (*db, t.clone());
+        if name == CURRENT {
+            if !inner.absent.contains(&key) && flags & libc::O_EXCL != 0 {
+                return Err(FsError::Exists);
+            }
+            // A replacement (mv from another filesystem, vim backupcopy=no):
+            // a blind write of the whole table.
+            inner.absent.remove(&key);
+            inner.live_size.insert(key.clone(), 0);
+            let ino = inner.inodes.ino(&Node::Current(*db, t.clone()));
+            let h = Handle::CurrentWrite {
+                db: *db,
+                table: t.clone(),
+                buf: Vec::new(),
+                base: None,
+                dirty: true,
+            };
+            let fh = Self::new_fh(&mut inner, h);
+            let attr = self.file_attr(ino, 0, 0o644, SystemTime::now());
+            return Ok((attr, fh, Caching::Default));
+        }
+        if let Some(&existing) = inner.dirs.get(&key).and_then(|d| d.get(name)) {
+            if flags & libc::O_EXCL != 0 {
+                return Err(FsError::Exists);
+            }
+            let node = Node::Scratch(*db, t.clone(), name.to_string());
+            let attr = self.attr_of(&mut inner, existing, &node)?;
+            let fh = Self::new_fh(&mut inner, Handle::Scratch { ino: existing });
+            return Ok((attr, fh, Caching::Default));
+        }
+        let node = Node::Scratch(*db, t.clone(), name.to_string());
+        let ino = inner.inodes.ino(&node);
+        inner.scratch.insert(
+            ino,
+            Scratch {
+                data: Vec::new(),
+                symlink: None,
+                perm: (mode & 0o7777) as u16,
+                uid: caller.uid,
+                gid: caller.gid,
+                mtime: SystemTime::now(),
+            },
+        );
+        inner
+            .dirs
+            .entry(key)
+            .or_default()
+            .insert(name.to_string(), ino);
+        let attr = self.attr_of(&mut inner, ino, &node)?;
+        let fh = Self::new_fh(&mut inner, Handle::Scratch { ino });
+        Ok((attr, fh, Caching::Default))
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let inner = lock(&self.inner);
+        let bytes: &[u8] = match inner.handles.get(&fh).ok_or(FsError::BadHandle)? {
+            Handle::CurrentRead { data } | Handle::Virtual { data } => data,
+            Handle::CurrentWrite { buf, .. } => buf,
+            Handle::Scratch { ino } => &inner.scratch.get(ino).ok_or(FsError::NotFound)?.data,
+        };
+        let start = (offset as usize).min(bytes.len());
+        let end = start.saturating_add(size as usize).min(bytes.len());
+        Ok(bytes[start..end].to_vec())
+    }
+
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let max = self.opts.max_file_bytes;
+        let mut inner = lock(&self.inner);
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(FsError::TooBig(max))?;
+        if end > max {
+            return Err(FsError::TooBig(max));
+        }
+        let (buf, live): (&mut Vec<u8>, Option<(usize, String)>) =
+            match inner.handles.get_mut(&fh).ok_or(FsError::BadHandle)? {
+                Handle::CurrentWrite {
+                    buf,
+                    dirty,
+                    db,
+                    table,
+                    ..
+                } => {
+                    *dirty = true;
+                    let key = (*db, table.clone());
+                    (buf, Some(key))
+                }
+                Handle::Scratch { ino } => {
+                    let ino = *ino;
+                    let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
+                    s.mtime = SystemTime::now();
+                    (&mut s.data, None)
+                }
+                _ => return Err(FsError::ReadOnly("opened for reading")),
+            };
+        let offset = offset as usize;
+        if buf.len() < offset + data.len() {
+            buf.resize(offset + data.len(), 0);
+        }
+        buf[offset..offset + data.len()].copy_from_slice(data);
+        let len = buf.len() as u64;
+        if let Some(key) = live {
+            inner.live_size.insert(key, len);
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// A flush (every close sends one). It commits a handle that has
+    /// written data since its last commit: close(2) waits for the flush but
+    /// not for the release, so this is where `cp` and `>` learn that their
+    /// content was refused, and where their commit is durable before close
+    /// returns. A flush with nothing written (the early one of a shell `>`,
+    /// sent before any data) commits nothing.
+    pub fn flush(&self, fh: u64, caller: Caller) -> Result<()> {
+        let written = match lock(&self.inner)
+            .handles
+            .get(&fh)
+            .ok_or(FsError::BadHandle)?
+        {
+            Handle::CurrentWrite { dirty, buf, .. } => *dirty && !buf.is_empty(),
+            _ => false,
+        };
+        if written {
+            self.commit_handle(fh, caller)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// fsync: commits a written `current.csv` handle.
+    pub fn fsync(&self, fh: u64, caller: Caller) -> Result<()> {
+        self.commit_handle(fh, caller)
+    }
+
+    /// The last close of a handle: commits it when it was written.
+    pub fn release(&self, fh: u64, caller: Caller) -> Result<()> {
+        let result = self.commit_handle(fh, caller);
+        let mut inner = lock(&self.inner);
+        if let Some(Handle::CurrentWrite { db, table, .. }) = inner.handles.remove(&fh) {
+            let still_writing = inner
+                .handles
+                .values()
+                .any(|h| matches!(h, Handle::CurrentWrite { db: d, table: t, .. } if *d == db && *t == table));
+            if !still_writing {
+                inner.live_size.remove(&(db, table));
+            }
+        }
+        result
+    }
+
+    fn commit_handle(&self, fh: u64, caller: Caller) -> Result<()> {
+        let (db, table, content, base) = {
+            let mut inner = lock(&self.inner);
+            match inner.handles.get_mut(&fh).ok_or(FsError::BadHandle)? {
+                Handle::CurrentWrite {
+                    db,
+                    table,
+                    buf,
+                    base,
+                    dirty,
+                } if *dirty => {
+                    *dirty = false;
+                    (*db, table.clone(), buf.clone(), *base)
+                }
+                _ => return Ok(()),
+            }
+        };
+        let result = self.commit(db, &table, content, base, Action::Update, caller);
+        let mut inner = lock(&self.inner);
+        if let Some(Handle::CurrentWrite { base: b, dirty, .. }) = inner.handles.get_mut(&fh) {
+            match &result {
+                // Later writes through this handle build on what it committed.
+                Ok(seq) => *b = Some(*seq),
+                // Refused content is kept under @rejected already; the release
+                // must not refuse (and keep) it a second time.
+                Err(FsError::InvalidContent(_) | FsError::Stale(_)) => {}
+                // A transient failure (ENOSPC, EIO): the release tries again.
+                Err(_) => *dirty = true,
+            }
+        }
+        result.map(|_| ())
+    }
+
+    /// Commits `content` as the table's new head. Runs outside the
+    /// namespace lock. Returns the head's sequence number.
+    fn commit(
+        &self,
+        db: usize,
+        table: &str,
+        mut content: Vec<u8>,
+        base: Option<u64>,
+        action: Action,
+        caller: Caller,
+    ) -> Result<u64> {
+        let user = user_name(caller.uid);
+        let mdb = &self.dbs[db];
+        let pending = lock(&self.inner)
+            .pending_tables
+            .contains(&(db, table.to_string()));
+        let outcome = if pending {
+            mdb.db.create_table(table, &content, &user)
+        } else {
+            let t = self.table(db, table)?;
+            if content.is_empty() {
+                // Truncating the file deletes every row: the header stays.
+                let (_, head) = t.head()?;
+                if let Ok(idx) = TableIndex::parse(&head, mdb.db.config().delimiter_byte()) {
+                    content = head[..idx.header_end].to_vec();
+                }
+            }
+            let base = base.map_or(Base::Head, Base::Version);
+            t.commit(base, content.clone(), &CommitOptions::new(action, &user))
+        };
+        let ino = lock(&self.inner)
+            .inodes
+            .ino(&Node::Current(db, table.to_string()));
+        match outcome {
+            Ok(c) => {
+                let mut inner = lock(&self.inner);
+                if pending {
+                    inner.pending_tables.remove(&(db, table.to_string()));
+                }
+                inner.seen.insert((db, table.to_string()), c.version.seq);
+                drop(inner);
+                if c.created {
+                    self.status[db].push(Event::Commit {
+                        table: table.to_string(),
+                        version: c.version.clone(),
+                    });
+                    self.invalidate(ino);
+                }
+                Ok(c.version.seq)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let kept = match &e {
+                    StorageError::Csv(_) | StorageError::BaseMismatch { .. } => {
+                        self.keep_rejected(db, table, &content)
+                    }
+                    _ => None,
+                };
+                self.status[db].push(Event::Rejected {
+                    table: table.to_string(),
+                    reason: message.clone(),
+                    kept: kept.clone(),
+                });
+                tracing::warn!(db = %mdb.name, table, reason = %message, kept = ?kept, "write not committed");
+                Err(match e {
+                    StorageError::Csv(_) => FsError::InvalidContent(message),
+                    StorageError::BaseMismatch { .. } => FsError::Stale(message),
+                    e => FsError::Storage(e),
+                })
+            }
+        }
+    }
+
+    /// Saves rejected bytes under `<db root>/rejected/` (shown as
+    /// `@rejected/`); returns the file name.
+    fn keep_rejected(&self, db: usize, table: &str, content: &[u8]) -> Option<String> {
+        let dir = self.dbs[db].db.root().join("rejected");
+        std::fs::create_dir_all(&dir).ok()?;
+        let name = format!("{table}-{}.csv", names::format_ts(names::now_us()));
+        let path = dir.join(&name);
+        let io = self.dbs[db].db.io();
+        crate::storage::io::replace_file(&**io, &path, content).ok()?;
+        Some(name)
+    }
+
+    fn rejected_files(&self, db: usize) -> Vec<String> {
+        let dir = self.dbs[db].db.root().join("rejected");
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Content of generated files.
+    fn generate(&self, node: &Node) -> Result<Vec<u8>> {
+        match node {
+            Node::Status(db) => Ok(self.status[*db].render(&self.dbs[*db].name).into_bytes()),
+            Node::VersionLog(db, t) => {
+                let d = self.dbs[*db].db.config().delimiter;
+                let mut out =
+                    format!("seq{d}name{d}time{d}action{d}user{d}rows{d}size{d}hash{d}frame\n");
+                for v in self.table(*db, t)?.versions()? {
+                    out.push_str(&format!(
+                        "{}{d}{}{d}{}{d}{}{d}{}{d}{}{d}{}{d}{}{d}{}\n",
+                        v.seq,
+                        v.name,
+                        names::format_ts_human(v.ts_us),
+                        v.action,
+                        v.user,
+                        v.rows,
+                        v.size,
+                        v.hash,
+                        v.frame.unwrap_or_default()
+                    ));
+                }
+                Ok(out.into_bytes())
+            }
+            Node::RejectedFile(db, name) => {
+                if name.contains('/') || name.starts_with('.') {
+                    return Err(FsError::NotFound);
+                }
+                std::fs::read(self.dbs[*db].db.root().join("rejected").join(name))
+                    .map_err(|_| FsError::NotFound)
+            }
+            _ => Err(FsError::NotFound),
+        }
+    }
+
+    pub fn setattr(&self, ino: u64, fh: Option<u64>, set: SetAttr) -> Result<Attr> {
+        let mut inner = lock(&self.inner);
+        let node = self.node(&inner, ino)?;
+        if set.size.is_some() {
+            self.check_writable(&node)?;
+        }
+        if node.is_virtual()
+            && (set.mode.is_some() || set.uid.is_some() || set.gid.is_some() || set.mtime.is_some())
+        {
+            return Err(FsError::ReadOnly(
+                "history and status files cannot be changed",
+            ));
+        }
+        match &node {
+            Node::Current(db, t) => {
+                if let Some(size) = set.size {
+                    // Truncation goes to a write handle: with the caller's fh, or
+                    // any open written handle of this table; never a commit by itself.
+                    let key = (*db, t.clone());
+                    let target = fh
+                        .filter(|f| {
+                            matches!(inner.handles.get(f), Some(Handle::CurrentWrite { .. }))
+                        })
+                        .or_else(|| {
+                            inner.handles.iter().find_map(|(f, h)| match h {
+                                Handle::CurrentWrite {
+                                    db: d, table: tt, ..
+                                } if (*d, tt.clone()) == key => Some(*f),
+                                _ => None,
+                            })
+                        });
+                    match target.and_then(|f| inner.handles.get_mut(&f)) {
+                        Some(Handle::CurrentWrite { buf, dirty, .. }) => {
+                            buf.resize(size as usize, 0);
+                            *dirty = true;
+                            inner.live_size.insert(key, size);
+                        }
+                        _ => {
+                            // truncate(1) without an open handle: commit now.
+                            drop(inner);
+                            let content = if size == 0 {
+                                Vec::new()
+                            } else {
+                                let (_, head) = self.table(*db, t)?.head()?;
+                                let mut h = head.as_ref().clone();
+                                h.resize(size as usize, 0);
+                                h
+                            };
+                            self.commit(*db, t, content, None, Action::Update, self.owner)?;
+                            inner = lock(&self.inner);
+                        }
+                    }
+                }
+                // Mode, owner and times of current.csv are fixed; accept and ignore.
+                self.attr_of(&mut inner, ino, &node)
+            }
+            Node::Scratch(..) => {
+                let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
+                if let Some(size) = set.size {
+                    if size > self.opts.max_file_bytes {
+                        return Err(FsError::TooBig(self.opts.max_file_bytes));
+                    }
+                    s.data.resize(size as usize, 0);
+                }
+                if let Some(m) = set.mode {
+                    s.perm = (m & 0o7777) as u16;
+                }
+                if let Some(u) = set.uid {
+                    s.uid = u;
+                }
+                if let Some(g) = set.gid {
+                    s.gid = g;
+                }
+                s.mtime = set.mtime.unwrap_or_else(SystemTime::now);
+                self.attr_of(&mut inner, ino, &node)
+            }
+            _ => self.attr_of(&mut inner, ino, &node),
+        }
+    }
+
+    /// mkdir in a database directory makes a new table (it exists once its
+    /// `current.csv` is written).
+    pub fn mkdir(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+        let name = name_str(name)?;
+        let mut inner = lock(&self.inner);
+        let pnode = self.node(&inner, parent)?;
+        self.check_writable(&pnode)?;
+        let Node::Db(db) = pnode else {
+            return Err(FsError::NotPermitted(
+                "directories can only be made in a database directory (one per table)",
+            ));
+        };
+        names::validate(name)
+            .map_err(|_| FsError::InvalidName("table names use letters, digits, '_' and '-'"))?;
+        if self.table_exists(&inner, db, name) {
+            return Err(FsError::Exists);
+        }
+        inner.pending_tables.insert((db, name.to_string()));
+        let node = Node::Table(db, name.to_string());
+        let ino = inner.inodes.ino(&node);
+        self.attr_of(&mut inner, ino, &node)
+    }
+
+    pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let name = name_str(name)?;
+        let mut inner = lock(&self.inner);
+        let pnode = self.node(&inner, parent)?;
+        self.check_writable(&pnode)?;
+        let Node::Table(db, t) = &pnode else {
+            return Err(if pnode.is_dir() {
+                FsError::NotPermitted("not a file")
+            } else {
+                FsError::NotDir
+            });
+        };
+        let key = (*db, t.clone());
+        if name == CURRENT {
+            // An unlink followed by a create is a replacement (mv across
+            // filesystems), never a drop: the table stays.
+            if inner.absent.contains(&key) {
+                return Err(FsError::NotFound);
+            }
+            inner.absent.insert(key);
+            return Ok(());
+        }
+        let ino = inner
+            .dirs
+            .get_mut(&key)
+            .and_then(|d| d.remove(name))
+            .ok_or(FsError::NotFound)?;
+        inner.scratch.remove(&ino);
+        inner
+            .inodes
+            .remove(&Node::Scratch(*db, t.clone(), name.to_string()));
+        Ok(())
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let name = name_str(name)?;
+        let mut inner = lock(&self.inner);
+        let pnode = self.node(&inner, parent)?;
+        self.check_writable(&pnode)?;
+        let Node::Db(db) = pnode else {
+            return Err(FsError::NotPermitted("no directories here"));
+        };
+        let key = (db, name.to_string());
+        if inner.pending_tables.contains(&key) {
+            if inner.dirs.get(&key).is_some_and(|d| !d.is_empty()) {
+                return Err(FsError::NotEmpty);
+            }
+            inner.pending_tables.remove(&key);
+            return Ok(());
+        }
+        if self.table(db, name).is_ok() {
+            return Err(FsError::NotPermitted(
+                "tables are dropped with `rdb table:drop`, not rmdir",
+            ));
+        }
+        Err(FsError::NotFound)
+    }
+
+    pub fn symlink(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        target: &[u8],
+        caller: Caller,
+    ) -> Result<Attr> {
+        let name = name_str(name)?;
+        let mut inner = lock(&self.inner);
+        let pnode = self.node(&inner, parent)?;
+        self.check_writable(&pnode)?;
+        let Node::Table(db, t) = &pnode else {
+            return Err(FsError::NotPermitted(
+                "symlinks only inside table directories",
+            ));
+        };
+        if name == CURRENT || name.starts_with('@') {
+            return Err(FsError::Exists);
+        }
+        let key = (*db, t.clone());
+        if inner.dirs.get(&key).is_some_and(|d| d.contains_key(name)) {
+            return Err(FsError::Exists);
+        }
+        let node = Node::Scratch(*db, t.clone(), name.to_string());
+        let ino = inner.inodes.ino(&node);
+        inner.scratch.insert(
+            ino,
+            Scratch {
+                data: Vec::new(),
+                symlink: Some(target.to_vec()),
+                perm: 0o777,
+                uid: caller.uid,
+                gid: caller.gid,
+                mtime: SystemTime::now(),
+            },
+        );
+        inner
+            .dirs
+            .entry(key)
+            .or_default()
+            .insert(name.to_string(), ino);
+        self.attr_of(&mut inner, ino, &node)
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let inner = lock(&self.inner);
+        inner
+            .scratch
+            .get(&ino)
+            .and_then(|s| s.symlink.clone())
+            .ok_or(FsError::InvalidName("not a symlink"))
+    }
+
+    /// Renames within one table directory. Onto `current.csv`: commits the
+    /// file's content (sed -i, rsync, atomic-save editors); the call fails,
+    /// and the file stays, when the content is refused. From `current.csv`:
+    /// the head becomes a scratch file and the table waits for a new
+    /// `current.csv` (vim's backupcopy=no, emacs).
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        noreplace: bool,
+        caller: Caller,
+    ) -> Result<()> {
+        let (name, newname) = (name_str(name)?, name_str(newname)?);
+        let mut inner = lock(&self.inner);
+        let pnode = self.node(&inner, parent)?;
+        let npnode = self.node(&inner, newparent)?;
+        self.check_writable(&pnode)?;
+        self.check_writable(&npnode)?;
+        let (Node::Table(db, t), Node::Table(db2, t2)) = (&pnode, &npnode) else {
+            return Err(FsError::NotPermitted(
+                "only files inside table directories can be renamed",
+            ));
+        };
+        if (db, t) != (db2, t2) {
+            return Err(FsError::CrossDir);
+        }
+        if newname.starts_with('@') {
+            return Err(FsError::InvalidName("names starting with @ are reserved"));
+        }
+        let key = (*db, t.clone());
+        let exists = |inner: &Inner, n: &str| {
+            if n == CURRENT {
+                !inner.absent.contains(&key)
+            } else {
+                inner.dirs.get(&key).is_some_and(|d| d.contains_key(n))
+            }
+        };
+        if !exists(&inner, name) {
+            return Err(FsError::NotFound);
+        }
+        if name == newname {
+            return Ok(());
+        }
+        if noreplace && exists(&inner, newname) {
+            return Err(FsError::Exists);
+        }
+        if newname == CURRENT {
+            let sino = *inner
+                .dirs
+                .get(&key)
+                .and_then(|d| d.get(name))
+                .ok_or(FsError::NotFound)?;
+            let content = inner
+                .scratch
+                .get(&sino)
+                .map(|s| s.data.clone())
+                .ok_or(FsError::NotFound)?;
+            drop(inner);
+            self.commit(*db, t, content, None, Action::Update, caller)?;
+            let mut inner = lock(&self.inner);
+            if let Some(d) = inner.dirs.get_mut(&key) {
+                d.remove(name);
+            }
+            inner.scratch.remove(&sino);
+            inner
+                .inodes
+                .remove(&Node::Scratch(*db, t.clone(), name.to_string()));
+            inner.absent.remove(&key);
+            return Ok(());
+        }
+        if name == CURRENT {
+            // The head moves to a scratch file.
+            let (_, head) = match self.table(*db, t) {
+                Ok(table) => table.head()?,
+                Err(_) => (0, Arc::new(Vec::new())),
+            };
+            self.remove_scratch(&mut inner, *db, t, newname);
+            let node = Node::Scratch(*db, t.clone(), newname.to_string());
+            let ino = inner.inodes.ino(&node);
+            inner.scratch.insert(
+                ino,
+                Scratch {
+                    data: head.as_ref().clone(),
+                    symlink: None,
+                    perm: 0o644,
+                    uid: self.owner.uid,
+                    gid: self.owner.gid,
+                    mtime: SystemTime::now(),
+                },
+            );
+            inner
+                .dirs
+                .entry(key.clone())
+                .or_default()
+                .insert(newname.to_string(), ino);
+            inner.absent.insert(key);
+            return Ok(());
+        }
+        // Scratch to scratch: same inode, new name.
+        self.remove_scratch(&mut inner, *db, t, newname);
+        let ino = inner
+            .dirs
+            .get_mut(&key)
+            .and_then(|d| d.remove(name))
+            .ok_or(FsError::NotFound)?;
+        inner
+            .dirs
+            .entry(key)
+            .or_default()
+            .insert(newname.to_string(), ino);
+        inner.inodes.rename(
+            &Node::Scratch(*db, t.clone(), name.to_string()),
+            Node::Scratch(*db, t.clone(), newname.to_string()),
+        );
+        Ok(())
+    }
+
+    fn remove_scratch(&self, inner: &mut Inner, db: usize, t: &str, name: &str) {
+        if let Some(old) = inner
+            .dirs
+            .get_mut(&(db, t.to_string()))
+            .and_then(|d| d.remove(name))
+        {
+            inner.scratch.remove(&old);
+            inner
+                .inodes
+                .remove(&Node::Scratch(db, t.to_string(), name.to_string()));
+        }
+    }
+
+    /// statfs of the backing store of the first database.
+    pub fn statfs(&self) -> Result<libc::statvfs> {
+        let root = self
+            .dbs
+            .first()
+            .map(|d| d.db.root().to_path_buf())
+            .unwrap_or_else(|| "/".into());
+        let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes())
+            .map_err(|_| FsError::NotFound)?;
+        // SAFETY: statvfs fills the struct we own.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+            return Err(FsError::Storage(StorageError::io(
+                "statfs",
+                root,
+                std::io::Error::last_os_error(),
+            )));
+        }
+        Ok(st)
+    }
+
+    /// Whether `ino` is the root (for the adapter's attribute TTLs).
+    pub fn is_root(ino: u64) -> bool {
+        ino == ROOT
+    }
+
+    pub fn single(&self) -> bool {
+        self.single
+    }
+}

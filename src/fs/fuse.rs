@@ -1,0 +1,545 @@
+//! The thin adapter between fuser and [`ReedFs`]: the only file that names
+//! fuser types, and the one place where errors become errnos.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use super::core::{Attr, Caching, Caller, Kind, ReedFs, SetAttr};
+use super::error::FsError;
+use crate::storage::StorageError;
+
+/// Attributes and entries are never cached by the kernel: sizes must be
+/// exact right after any commit, by us or by another process.
+const TTL: Duration = Duration::ZERO;
+
+/// The errno a caller sees for each error (docs/MOUNT.md lists them).
+pub fn errno(e: &FsError) -> Errno {
+    match e {
+        FsError::NotFound => Errno::ENOENT,
+        FsError::Exists => Errno::EEXIST,
+        FsError::ReadOnly(_) => Errno::EROFS,
+        FsError::NotPermitted(_) => Errno::EPERM,
+        FsError::IsDir => Errno::EISDIR,
+        FsError::NotDir => Errno::ENOTDIR,
+        FsError::NotEmpty => Errno::ENOTEMPTY,
+        FsError::NameTooLong => Errno::ENAMETOOLONG,
+        FsError::InvalidName(_) => Errno::EINVAL,
+        FsError::TooBig(_) => Errno::EFBIG,
+        FsError::CrossDir => Errno::EXDEV,
+        FsError::NotSupported => Errno::ENOTSUP,
+        FsError::BadHandle => Errno::EBADF,
+        FsError::InvalidContent(_) => Errno::EINVAL,
+        FsError::Stale(_) => Errno::ESTALE,
+        FsError::Storage(s) => match s {
+            StorageError::Io { source, .. } => Errno::from(std::io::Error::from_raw_os_error(
+                source.raw_os_error().unwrap_or(libc::EIO),
+            )),
+            StorageError::NotFound { .. } => Errno::ENOENT,
+            StorageError::Exists { .. } => Errno::EEXIST,
+            StorageError::Csv(_) | StorageError::InvalidName { .. } => Errno::EINVAL,
+            StorageError::BaseMismatch { .. } => Errno::ESTALE,
+            StorageError::Locked { .. } => Errno::EBUSY,
+            StorageError::Corrupt { .. } | StorageError::Config { .. } => Errno::EIO,
+        },
+    }
+}
+
+fn fail(op: &str, e: &FsError) -> Errno {
+    tracing::debug!(op, error = %e, "fuse op failed");
+    errno(e)
+}
+
+fn attr(a: &Attr) -> FileAttr {
+    let kind = match a.kind {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+        Kind::Symlink => FileType::Symlink,
+    };
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: a.mtime,
+        mtime: a.mtime,
+        ctime: a.mtime,
+        crtime: a.mtime,
+        kind,
+        perm: a.perm,
+        nlink: if a.kind == Kind::Dir { 2 } else { 1 },
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        flags: 0,
+        blksize: 4096,
+    }
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn fopen(c: Caching) -> FopenFlags {
+    match c {
+        Caching::Keep => FopenFlags::FOPEN_KEEP_CACHE,
+        Caching::Direct => FopenFlags::FOPEN_DIRECT_IO,
+        Caching::Default => FopenFlags::empty(),
+    }
+}
+
+fn time(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
+pub struct FuseFs {
+    core: Arc<ReedFs>,
+}
+
+impl Filesystem for FuseFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.core.lookup(parent.0, name) {
+            Ok(a) => reply.entry(&TTL, &attr(&a), Generation(0)),
+            Err(e) => reply.error(fail("lookup", &e)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.core.getattr(ino.0) {
+            Ok(a) => reply.attr(&TTL, &attr(&a)),
+            Err(e) => reply.error(fail("getattr", &e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let set = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            mtime: mtime.map(time),
+        };
+        match self.core.setattr(ino.0, fh.map(|f| f.0), set) {
+            Ok(a) => reply.attr(&TTL, &attr(&a)),
+            Err(e) => reply.error(fail("setattr", &e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.core.readlink(ino.0) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(fail("readlink", &e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        match self.core.mkdir(parent.0, name) {
+            Ok(a) => reply.entry(&TTL, &attr(&a), Generation(0)),
+            Err(e) => reply.error(fail("mkdir", &e)),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.core.unlink(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(fail("unlink", &e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.core.rmdir(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(fail("rmdir", &e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        match self.core.symlink(
+            parent.0,
+            link_name,
+            target.as_os_str().as_encoded_bytes(),
+            caller(req),
+        ) {
+            Ok(a) => reply.entry(&TTL, &attr(&a), Generation(0)),
+            Err(e) => reply.error(fail("symlink", &e)),
+        }
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        {
+            reply.error(Errno::EINVAL);
+            return;
+        }
+        let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+        match self
+            .core
+            .rename(parent.0, name, newparent.0, newname, noreplace, caller(req))
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(fail("rename", &e)),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.core.open(ino.0, flags.0) {
+            Ok((fh, c)) => reply.opened(FileHandle(fh), fopen(c)),
+            Err(e) => reply.error(fail("open", &e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.core.read(fh.0, offset, size) {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(fail("read", &e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.core.write(fh.0, offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(fail("write", &e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        match self.core.flush(fh.0, caller(req)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(fail("flush", &e)),
+        }
+    }
+
+    fn release(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Errors here reach nobody but @status and the log (recorded by the core).
+        match self.core.release(fh.0, caller(req)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(fail("release", &e)),
+        }
+    }
+
+    fn fsync(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.core.fsync(fh.0, caller(req)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(fail("fsync", &e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let entries = match self.core.readdir(ino.0) {
+            Ok(e) => e,
+            Err(e) => {
+                reply.error(fail("readdir", &e));
+                return;
+            }
+        };
+        let all = [
+            (ino.0, Kind::Dir, ".".to_string()),
+            (ino.0, Kind::Dir, "..".to_string()),
+        ]
+        .into_iter()
+        .chain(entries);
+        for (i, (child, kind, name)) in all.enumerate().skip(offset as usize) {
+            let ft = match kind {
+                Kind::Dir => FileType::Directory,
+                Kind::File => FileType::RegularFile,
+                Kind::Symlink => FileType::Symlink,
+            };
+            if reply.add(INodeNo(child.max(1)), (i + 1) as u64, ft, &name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.core.statfs() {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                255,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(fail("statfs", &e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if size == 0 {
+            reply.size(0);
+        } else {
+            reply.data(&[]);
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::ENOTSUP);
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        match self.core.getattr(ino.0) {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(fail("access", &e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self.core.create(parent.0, name, mode, flags, caller(req)) {
+            Ok((a, fh, c)) => {
+                reply.created(&TTL, &attr(&a), Generation(0), FileHandle(fh), fopen(c))
+            }
+            Err(e) => reply.error(fail("create", &e)),
+        }
+    }
+}
+
+/// How to mount.
+#[derive(Debug, Clone, Default)]
+pub struct FuseOptions {
+    pub read_only: bool,
+    pub allow_other: bool,
+    /// Request threads (reads of one table never wait for a commit on another).
+    pub threads: usize,
+}
+
+/// A live mount; [`Mount::unmount`] unmounts, joins the threads and writes
+/// every table's head to the backing store.
+pub struct Mount {
+    session: Option<fuser::BackgroundSession>,
+    core: Arc<ReedFs>,
+}
+
+pub fn mount(core: Arc<ReedFs>, mountpoint: &Path, opts: &FuseOptions) -> std::io::Result<Mount> {
+    let mut cfg = fuser::Config::default();
+    cfg.mount_options = vec![
+        MountOption::FSName("reedbase".into()),
+        MountOption::Subtype("reedbase".into()),
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    if opts.read_only {
+        cfg.mount_options.push(MountOption::RO);
+    }
+    if opts.allow_other {
+        cfg.acl = fuser::SessionACL::All;
+        cfg.mount_options.push(MountOption::DefaultPermissions);
+    }
+    cfg.n_threads = Some(opts.threads.max(1));
+    let session = fuser::spawn_mount(
+        FuseFs {
+            core: Arc::clone(&core),
+        },
+        mountpoint,
+        &cfg,
+    )?;
+    // Cache invalidations go out from their own thread: sending them from a
+    // request handler, or under a lock a handler needs, can deadlock.
+    let notifier = session.notifier();
+    let (tx, rx) = std::sync::mpsc::channel::<u64>();
+    core.set_invalidation_sink(tx);
+    std::thread::Builder::new()
+        .name("rdb-invalidate".into())
+        .spawn(move || {
+            while let Ok(ino) = rx.recv() {
+                let _ = notifier.inval_inode(INodeNo(ino), 0, 0);
+            }
+        })?;
+    Ok(Mount {
+        session: Some(session),
+        core,
+    })
+}
+
+impl Mount {
+    pub fn unmount(mut self) -> std::io::Result<()> {
+        let r = match self.session.take() {
+            Some(s) => s.umount_and_join(),
+            None => Ok(()),
+        };
+        self.core.flush_all();
+        r
+    }
+
+    pub fn core(&self) -> &Arc<ReedFs> {
+        &self.core
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = s.umount_and_join();
+        }
+        self.core.flush_all();
+    }
+}

@@ -1,0 +1,11 @@
+//! The mounted filesystem. `core` holds the logic and is testable without a
+//! kernel; `fuse` is the only file that names fuser types.
+
+mod core;
+mod error;
+pub mod fuse;
+mod node;
+mod status;
+
+pub use core::{Attr, Caching, Caller, Kind, MountOptions, MountedDb, ReedFs, SetAttr};
+pub use error::{FsError, Result};

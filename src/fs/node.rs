@@ -1,0 +1,106 @@
+//! What every inode number stands for, and the stable mapping between them.
+//! Inode numbers are never reused while mounted; `current.csv` of a table
+//! always has the same one.
+
+use std::collections::HashMap;
+
+pub const ROOT: u64 = 1;
+
+/// A node of the mounted tree. `usize` is the index of a mounted database.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Node {
+    /// The mountpoint: the databases (or, mounting one database, its tables).
+    Root,
+    Db(usize),
+    Table(usize, String),
+    /// `<table>/current.csv`: the head.
+    Current(usize, String),
+    /// Any other file or symlink in a table directory (editor swap files,
+    /// `sed` temps, backups): usable, never versioned.
+    Scratch(usize, String, String),
+    /// `<table>/@versions/`
+    Versions(usize, String),
+    /// `<table>/@versions/<name>.csv` (by sequence number).
+    VersionFile(usize, String, u64),
+    /// `<table>/@versions/log.csv`
+    VersionLog(usize, String),
+    /// `<db>/@status`
+    Status(usize),
+    /// `<db>/@rejected/`: content that failed validation, by file name.
+    Rejected(usize),
+    RejectedFile(usize, String),
+}
+
+impl Node {
+    pub fn is_dir(&self) -> bool {
+        matches!(
+            self,
+            Node::Root | Node::Db(_) | Node::Table(..) | Node::Versions(..) | Node::Rejected(_)
+        )
+    }
+
+    /// Virtual nodes are generated, read-only, and hidden from listings.
+    pub fn is_virtual(&self) -> bool {
+        matches!(
+            self,
+            Node::Versions(..)
+                | Node::VersionFile(..)
+                | Node::VersionLog(..)
+                | Node::Status(_)
+                | Node::Rejected(_)
+                | Node::RejectedFile(..)
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Inodes {
+    by_node: HashMap<Node, u64>,
+    by_ino: HashMap<u64, Node>,
+    next: u64,
+}
+
+impl Inodes {
+    pub fn new(root: Node) -> Inodes {
+        let mut i = Inodes {
+            next: ROOT + 1,
+            ..Inodes::default()
+        };
+        i.by_node.insert(root.clone(), ROOT);
+        i.by_ino.insert(ROOT, root);
+        i
+    }
+
+    /// The inode of `node`, allocated on first use.
+    pub fn ino(&mut self, node: &Node) -> u64 {
+        if let Some(&i) = self.by_node.get(node) {
+            return i;
+        }
+        let i = self.next;
+        self.next += 1;
+        self.by_node.insert(node.clone(), i);
+        self.by_ino.insert(i, node.clone());
+        i
+    }
+
+    pub fn node(&self, ino: u64) -> Option<&Node> {
+        self.by_ino.get(&ino)
+    }
+
+    /// Gives `node`'s inode to `to` (a scratch file renamed: same inode, new name).
+    pub fn rename(&mut self, from: &Node, to: Node) {
+        if let Some(i) = self.by_node.remove(from) {
+            if let Some(old) = self.by_node.remove(&to) {
+                self.by_ino.remove(&old);
+            }
+            self.by_node.insert(to.clone(), i);
+            self.by_ino.insert(i, to);
+        }
+    }
+
+    pub fn remove(&mut self, node: &Node) {
+        if let Some(i) = self.by_node.remove(node) {
+            self.by_ino.remove(&i);
+        }
+    }
+}

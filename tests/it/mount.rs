@@ -1,0 +1,473 @@
+//! The real `rdb mount` daemon in a temporary directory, driven by real
+//! programs (sed, sh, cp, mv, python3, vim, rsync, truncate). Every guard
+//! unmounts on drop, also when a test panics, so a failure never wedges the
+//! suite (../shared/notes/testing-a-mount.md).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::generated;
+
+/// A mounted database `shop` with a `users` table.
+struct Mounted {
+    home: tempfile::TempDir,
+    mp: tempfile::TempDir,
+    /// A directory on another filesystem, for `mv` and scratch copies.
+    work: tempfile::TempDir,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+fn fuse_available() -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "/dev/fuse is required under CI"
+        );
+        eprintln!("skipping mount test: /dev/fuse cannot be opened");
+    }
+    ok
+}
+
+fn mounted_at(mp: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = mp.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(&want))
+}
+
+impl Mounted {
+    fn rdb(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rdb"));
+        c.env("REEDBASE_HOME", self.home.path())
+            .env("USER", "tester");
+        c
+    }
+
+    fn new(table: &[u8]) -> Option<Mounted> {
+        if !fuse_available() {
+            return None;
+        }
+        let m = Mounted {
+            home: tempfile::tempdir().unwrap(),
+            mp: tempfile::tempdir().unwrap(),
+            work: tempfile::tempdir().unwrap(),
+            child: None,
+            log: PathBuf::new(),
+        };
+        assert!(
+            m.rdb()
+                .args(["db:init", "shop"])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let src = m.work.path().join("users.csv");
+        std::fs::write(&src, table).unwrap();
+        assert!(
+            m.rdb()
+                .args(["table:create", "shop", "users", "--from"])
+                .arg(&src)
+                .status()
+                .unwrap()
+                .success()
+        );
+        Some(m.start())
+    }
+
+    fn start(mut self) -> Mounted {
+        self.log = self
+            .work
+            .path()
+            .join(format!("mount-{}.log", std::process::id()));
+        let log = std::fs::File::create(&self.log).unwrap();
+        let child = self
+            .rdb()
+            .args(["mount", "shop"])
+            .arg(self.mp.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let start = Instant::now();
+        while !mounted_at(self.mp.path()) {
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!(
+                    "mount did not come up: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self
+    }
+
+    fn current(&self) -> PathBuf {
+        self.mp.path().join("users/current.csv")
+    }
+
+    /// Runs a shell script in the mount's directory, with a timeout.
+    fn sh(&self, script: &str) -> Output {
+        Command::new("timeout")
+            .args(["30", "sh", "-c", script])
+            .current_dir(self.mp.path())
+            .env("WORK", self.work.path())
+            .output()
+            .unwrap()
+    }
+
+    fn sh_ok(&self, script: &str) {
+        let o = self.sh(script);
+        assert!(
+            o.status.success(),
+            "{script}: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    fn versions(&self) -> usize {
+        let o = self
+            .rdb()
+            .args(["version:list", "shop", "users", "--format", "csv"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).lines().count() - 1
+    }
+
+    fn head_on_disk(&self) -> Vec<u8> {
+        let o = self
+            .rdb()
+            .args(["table:export", "shop", "users"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    }
+
+    /// Stops the daemon with SIGTERM and waits for a clean exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let start = Instant::now();
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(
+                        status.success(),
+                        "daemon exit {status}: {}",
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    );
+                    break;
+                }
+                if start.elapsed() > Duration::from_secs(15) {
+                    let _ = child.kill();
+                    panic!("daemon did not stop on SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        assert!(!mounted_at(self.mp.path()));
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let start = Instant::now();
+            while child.try_wait().ok().flatten().is_none()
+                && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if mounted_at(self.mp.path()) {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.mp.path())
+                .status();
+        }
+    }
+}
+
+fn table() -> Vec<u8> {
+    generated("users", 300, '|')
+}
+
+#[test]
+fn every_save_pattern_commits_exactly_one_version() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    let cur = m.current();
+    let mut expected_versions = 1;
+    // Each step: a tool's save, and a check of the content it must leave.
+    // (tool, script, a line the saved content must hold)
+    let steps: [(&str, &str, &str); 12] = [
+        (
+            "sed -i",
+            "sed -i 's/^1|[^|]*|/1|Sed Name|/' users/current.csv",
+            "\n1|Sed Name|",
+        ),
+        (
+            "shell >",
+            "cat users/current.csv > \"$WORK/t.csv\" && sed 's/^2|[^|]*|/2|Redirect|/' \"$WORK/t.csv\" > users/current.csv",
+            "\n2|Redirect|",
+        ),
+        (
+            "shell >>",
+            "echo '9001|Appended|a@x.org|30|DE|Berlin|2024-01-01|1.00|true|' >> users/current.csv",
+            "\n9001|Appended|a@x.org|30|DE|Berlin|2024-01-01|1.00|true|\n",
+        ),
+        (
+            "cp",
+            "sed 's/^3|[^|]*|/3|Copied|/' users/current.csv > \"$WORK/c.csv\" && cp \"$WORK/c.csv\" users/current.csv",
+            "\n3|Copied|",
+        ),
+        (
+            "mv from another filesystem",
+            "sed 's/^4|[^|]*|/4|Moved|/' users/current.csv > \"$WORK/m.csv\" && mv \"$WORK/m.csv\" users/current.csv",
+            "\n4|Moved|",
+        ),
+        (
+            "python temp file + os.replace",
+            "python3 -c \"import os,tempfile; d=open('users/current.csv').read().replace('\\n5|','\\n5|Py',1); f=tempfile.NamedTemporaryFile('w',dir='users',prefix='.current.csv.',suffix='.tmp',delete=False); f.write(d); f.flush(); os.fsync(f.fileno()); f.close(); os.replace(f.name,'users/current.csv')\"",
+            "\n5|Py",
+        ),
+        (
+            "vim backupcopy=yes (with swap file)",
+            "vim -es -N -u NONE -c 'set backupcopy=yes backup swapfile' -c '%s/^6|/6|VimYes/' -c 'wq' users/current.csv",
+            "\n6|VimYes",
+        ),
+        (
+            "vim backupcopy=no",
+            "vim -es -N -u NONE -c 'set backupcopy=no backup' -c '%s/^7|/7|VimNo/' -c 'wq' users/current.csv",
+            "\n7|VimNo",
+        ),
+        (
+            "vim backupcopy=auto",
+            "vim -es -N -u NONE -c 'set backupcopy=auto' -c '%s/^8|/8|VimAuto/' -c 'wq' users/current.csv",
+            "\n8|VimAuto",
+        ),
+        (
+            "emacs-style: rename away, symlink lock, new file",
+            "ln -s 'user@host.1234' 'users/.#current.csv' && sed 's/^9|/9|Emacs/' users/current.csv > \"$WORK/e.csv\" && mv users/current.csv 'users/current.csv~' && cat \"$WORK/e.csv\" > users/current.csv && rm 'users/.#current.csv' 'users/current.csv~'",
+            "\n9|Emacs",
+        ),
+        (
+            "rsync (temp file + rename)",
+            "sed 's/^10|/10|Rsync/' users/current.csv > \"$WORK/current.csv\" && rsync \"$WORK/current.csv\" users/current.csv",
+            "\n10|Rsync",
+        ),
+        (
+            "rsync --inplace",
+            "sed 's/^11|/11|Inplace/' users/current.csv > \"$WORK/current.csv\" && touch -d '2001-01-01' \"$WORK/current.csv\" && rsync --inplace --no-whole-file -I \"$WORK/current.csv\" users/current.csv",
+            "\n11|Inplace",
+        ),
+    ];
+    for (what, script, needle) in steps {
+        m.sh_ok(script);
+        expected_versions += 1;
+        let content = std::fs::read_to_string(&cur).unwrap();
+        assert!(
+            content.contains(needle),
+            "{what}: {needle:?} missing from:\n{content}"
+        );
+        assert_eq!(
+            m.versions(),
+            expected_versions,
+            "{what}: exactly one new version"
+        );
+        // The committed head is what the mount shows.
+        assert_eq!(m.head_on_disk(), content.as_bytes(), "{what}");
+        // Scratch files never linger as table content.
+        let names: Vec<String> = std::fs::read_dir(m.mp.path().join("users"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| n == "current.csv" || n.ends_with(".swp") || n.ends_with('~')),
+            "{what}: {names:?}"
+        );
+    }
+    // truncate -s 0: every row deleted, the header stays.
+    m.sh_ok("truncate -s 0 users/current.csv");
+    std::thread::sleep(Duration::from_millis(200));
+    let content = std::fs::read_to_string(&cur).unwrap();
+    assert_eq!(
+        content,
+        "id|name|email|age|country|city|created|score|active|bio\n"
+    );
+    assert_eq!(m.versions(), expected_versions + 1);
+}
+
+#[test]
+fn refused_content_fails_the_call_keeps_the_head_and_the_bytes() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    let before = std::fs::read(m.current()).unwrap();
+    // A duplicate key through sed -i: the rename fails.
+    let o = m.sh("sed -i 's/^5|/4|/' users/current.csv");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Invalid argument"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A wrong field count through cp: close fails.
+    std::fs::write(m.work.path().join("bad.csv"), b"id|x\n1\n").unwrap();
+    let o = m.sh("cp \"$WORK/bad.csv\" users/current.csv");
+    assert!(!o.status.success(), "cp of invalid content must fail");
+    assert_eq!(std::fs::read(m.current()).unwrap(), before);
+    assert_eq!(m.versions(), 1);
+    let status = std::fs::read_to_string(m.mp.path().join("@status")).unwrap();
+    assert!(status.contains("duplicate key \"4\""), "{status}");
+    assert!(status.contains("expected 2 fields, found 1"), "{status}");
+    // The refused bytes can be fetched back.
+    let kept: Vec<PathBuf> = std::fs::read_dir(m.mp.path().join("@rejected"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        kept.iter()
+            .any(|p| std::fs::read(p).unwrap() == b"id|x\n1\n")
+    );
+    // Virtual files are read-only; bad names are refused.
+    assert!(!m.sh("echo x > users/@versions/new.csv").status.success());
+    assert!(!m.sh("echo x > @status").status.success());
+    assert!(!m.sh("mkdir users/sub").status.success());
+    assert!(!m.sh("ln users/current.csv users/hard").status.success());
+    assert!(!m.sh("mkdir 'bad name'").status.success());
+}
+
+#[test]
+fn history_is_files_and_hidden_from_listings() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Second|/' users/current.csv");
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Third|/' users/current.csv");
+    // @versions: one file per version, chronological under ls, no ':'.
+    let o = m.sh("ls users/@versions");
+    let names: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("log.csv"));
+    assert!(names.iter().all(|n| !n.contains(':')));
+    let mut sorted = names[..3].to_vec();
+    sorted.sort();
+    assert_eq!(sorted, names[..3]);
+    let first = std::fs::read(m.mp.path().join("users/@versions").join(&names[0])).unwrap();
+    assert_eq!(first, table());
+    let log = std::fs::read_to_string(m.mp.path().join("users/@versions/log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 4, "{log}");
+    // Restore by copying a version over current.csv: a new version.
+    m.sh_ok(&format!(
+        "cp users/@versions/{} users/current.csv",
+        names[0]
+    ));
+    assert_eq!(std::fs::read(m.current()).unwrap(), table());
+    assert_eq!(m.versions(), 4);
+    // Hidden from readdir: ls -a, find, grep -r and rsync -a see tables only.
+    let ls = m.sh("ls -a users");
+    assert_eq!(String::from_utf8_lossy(&ls.stdout), ".\n..\ncurrent.csv\n");
+    let out = m.work.path().join("copy");
+    m.sh_ok(&format!("rsync -a ./ {}/", out.display()));
+    let copied = m.sh(&format!("cd {} && find . -type f | sort", out.display()));
+    assert_eq!(
+        String::from_utf8_lossy(&copied.stdout),
+        "./users/current.csv\n"
+    );
+    let grep = m.sh("grep -rl Second .");
+    assert_eq!(
+        String::from_utf8_lossy(&grep.stdout),
+        "",
+        "grep -r must not walk history"
+    );
+    // A new table: mkdir, then write its current.csv.
+    m.sh_ok("mkdir orders && printf 'id|item\\n1|pen\\n' > orders/current.csv");
+    let tables = m
+        .rdb()
+        .args(["table:list", "shop", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&tables.stdout).contains("orders,1,1,"));
+    // A commit from the CLI while mounted shows at once.
+    let f = m.work.path().join("cli.csv");
+    std::fs::write(&f, b"id|item\n1|pen\n2|ink\n").unwrap();
+    assert!(
+        m.rdb()
+            .args(["table:import", "shop", "orders"])
+            .arg(&f)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        std::fs::read(m.mp.path().join("orders/current.csv")).unwrap(),
+        b"id|item\n1|pen\n2|ink\n"
+    );
+}
+
+#[test]
+fn sigkill_during_a_storm_of_saves_loses_no_acknowledged_save() {
+    let Some(mut m) = Mounted::new(&table()) else {
+        return;
+    };
+    // A writer that appends one numbered row per save and records each save
+    // whose command returned success.
+    let script = "i=0; while [ $i -lt 400 ]; do i=$((i+1)); \
+                  echo \"$((20000+i))|Storm $i|s$i@x.org|30|DE|Kiel|2024-01-01|1.00|true|\" >> users/current.csv && echo $i >> \"$WORK/acked\"; done";
+    let mut writer = Command::new("timeout")
+        .args(["60", "sh", "-c", script])
+        .current_dir(m.mp.path())
+        .env("WORK", m.work.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let mut daemon = m.child.take().unwrap();
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let _ = writer.wait();
+    let _ = Command::new("umount").arg("-l").arg(m.mp.path()).status();
+    let acked: Vec<u32> = std::fs::read_to_string(m.work.path().join("acked"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(!acked.is_empty(), "the storm made no save before the kill");
+    // Remount: every acknowledged save is there, and nothing half-written.
+    let mut m = m.start();
+    let content = std::fs::read_to_string(m.current()).unwrap();
+    for i in &acked {
+        assert!(
+            content.contains(&format!("\n{}|Storm {i}|", 20000 + i)),
+            "acknowledged save {i} lost"
+        );
+    }
+    let v = m.rdb().args(["verify", "shop"]).output().unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    m.stop();
+}
