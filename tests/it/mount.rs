@@ -436,9 +436,11 @@ fn sigkill_during_a_storm_of_saves_loses_no_acknowledged_save() {
         return;
     };
     // A writer that appends one numbered row per save and records each save
-    // whose command returned success.
+    // whose command returned success. coreutils' printf checks the close of
+    // its stdout (where the commit happens); the shell's builtin echo would
+    // not see a failed close.
     let script = "i=0; while [ $i -lt 400 ]; do i=$((i+1)); \
-                  echo \"$((20000+i))|Storm $i|s$i@x.org|30|DE|Kiel|2024-01-01|1.00|true|\" >> users/current.csv && echo $i >> \"$WORK/acked\"; done";
+                  /usr/bin/printf '%s\\n' \"$((20000+i))|Storm $i|s$i@x.org|30|DE|Kiel|2024-01-01|1.00|true|\" >> users/current.csv && echo $i >> \"$WORK/acked\"; done";
     let mut writer = Command::new("timeout")
         .args(["60", "sh", "-c", script])
         .current_dir(m.mp.path())
@@ -459,12 +461,17 @@ fn sigkill_during_a_storm_of_saves_loses_no_acknowledged_save() {
         .collect();
     assert!(!acked.is_empty(), "the storm made no save before the kill");
     // Remount: every acknowledged save is there, and nothing half-written.
+    let versions_before_remount = m.versions();
+    let exported = String::from_utf8_lossy(&m.head_on_disk()).into_owned();
     let mut m = m.start();
     let content = std::fs::read_to_string(m.current()).unwrap();
+    let exported_tail = &exported[exported.len().saturating_sub(130)..];
     for i in &acked {
         assert!(
             content.contains(&format!("\n{}|Storm {i}|", 20000 + i)),
-            "acknowledged save {i} lost"
+            "acknowledged save {i} lost (acked up to {:?}, {versions_before_remount} versions logged, export ends {exported_tail}); content ends: {}",
+            acked.last(),
+            &content[content.len().saturating_sub(400)..]
         );
     }
     let v = m.rdb().args(["verify", "shop"]).output().unwrap();
