@@ -99,6 +99,11 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
         _ => return Err(fail(exit::USAGE, "usage: rdb mount [DB] MOUNTPOINT")),
     };
     let opt = |o: &str| a.options.iter().any(|x| x == o);
+    for o in &a.options {
+        if !matches!(o.as_str(), "ro" | "show_virtual" | "allow_other" | "nonempty") {
+            tracing::warn!(option = %o, "mount option ignored");
+        }
+    }
     let read_only = a.read_only || opt("ro");
     let show_virtual = a.show_virtual || opt("show_virtual");
     let allow_other = a.allow_other || opt("allow_other");

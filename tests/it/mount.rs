@@ -478,3 +478,29 @@ fn sigkill_during_a_storm_of_saves_loses_no_acknowledged_save() {
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
     m.stop();
 }
+
+#[test]
+fn the_mount_helper_mounts_with_fstab_options() {
+    let Some(mut m) = Mounted::new(&table()) else { return };
+    m.stop();
+    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("mount/mount.fuse.reedbase");
+    let home = format!("home={},show_virtual,defaults,_netdev", m.home.path().display());
+    let st = Command::new(&helper)
+        .arg("shop")
+        .arg(m.mp.path())
+        .args(["-o", &home])
+        .env("RDB", env!("CARGO_BIN_EXE_rdb"))
+        .env_remove("REEDBASE_HOME")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(mounted_at(m.mp.path()));
+    // show_virtual reached the daemon: @status is listed.
+    let ls = m.sh("ls");
+    assert!(String::from_utf8_lossy(&ls.stdout).contains("@status"), "{}", String::from_utf8_lossy(&ls.stdout));
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Helper|/' users/current.csv");
+    let um = m.rdb().arg("umount").arg(m.mp.path()).output().unwrap();
+    assert!(um.status.success(), "{}", String::from_utf8_lossy(&um.stderr));
+    assert!(!mounted_at(m.mp.path()));
+    assert!(String::from_utf8_lossy(&m.head_on_disk()).contains("\n1|Helper|"));
+}
