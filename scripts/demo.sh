@@ -1,39 +1,38 @@
 #!/usr/bin/env bash
-# Builds rdb and runs a short scripted tour of the CLI on a demo database.
-# Everything lives under a temporary REEDBASE_HOME (printed at the end) unless
-# REEDBASE_HOME is already set.
+# The main job: builds rdb, creates a demo database from the sample tables in
+# scripts/demo/, mounts it, prints a few things to try, and unmounts cleanly
+# on Ctrl-C. Everything lives under a temporary directory it prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --quiet
 rdb="$PWD/target/release/rdb"
-export REEDBASE_HOME="${REEDBASE_HOME:-$(mktemp -d -t reedbase-demo.XXXXXX)}"
-work=$(mktemp -d -t reedbase-demo-data.XXXXXX)
+base=$(mktemp -d -t reedbase-demo.XXXXXX)
+export REEDBASE_HOME="$base/home"
+mnt="$base/mnt"
+mkdir -p "$mnt"
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+"$rdb" db:init demo
+for t in users orders products; do
+  "$rdb" table:create demo "$t" --from "scripts/demo/$t.csv"
+done
 
-python3 scripts/gen_table.py users 1000 --out "$work/users.csv"
-python3 scripts/gen_table.py orders 3000 --users 1000 --out "$work/orders.csv"
+cat <<TRY
 
-step "$rdb" db:init demo
-step "$rdb" table:create demo users --from "$work/users.csv"
-step "$rdb" table:create demo orders --from "$work/orders.csv"
-step "$rdb" table:list demo
+The demo database is mounted at $mnt (Ctrl-C unmounts). In another shell, try:
 
-# An edit: one user changes city, one order ships.
-sed -e 's/^7|\([^|]*\)|\([^|]*\)|\([^|]*\)|\([^|]*\)|[^|]*|/7|\1|\2|\3|\4|Lisboa|/' "$work/users.csv" > "$work/users2.csv"
-step "$rdb" table:import demo users "$work/users2.csv"
-step "$rdb" table:import demo users "$work/users2.csv"   # same content: no new version
-step "$rdb" version:list demo users
-step "$rdb" version:diff demo users 1 2
-step "$rdb" version:rollback demo users 1
-step "$rdb" version:list demo users
-step "$rdb" table:drop demo orders
-step "$rdb" table:list demo --all
-step "$rdb" table:restore demo orders
-step "$rdb" verify demo
-step "$rdb" db:info demo
+  export REEDBASE_HOME=$REEDBASE_HOME PATH="$(dirname "$rdb"):\$PATH"
+  cd $mnt
+  head -3 users/current.csv
+  sed -i 's/|pending|/|paid|/' orders/current.csv           # one save, one version
+  vim users/current.csv                                     # edit, :w -> a new version
+  grep -c '|paid|' orders/current.csv
+  ls orders/@versions/                                      # every version, as a file
+  cat orders/@versions/log.csv
+  cp orders/@versions/\$(ls orders/@versions | head -1) orders/current.csv   # roll back
+  printf 'id|x\n1\n' > users/current.csv                    # refused: see @status
+  cat @status
+  rdb version:diff demo orders 1 2
 
-rm -rf "$work"
-printf '\nDemo database under REEDBASE_HOME=%s\nTry: REEDBASE_HOME=%s %s version:show demo users 2 | head\n' \
-  "$REEDBASE_HOME" "$REEDBASE_HOME" "$rdb"
+TRY
+exec "$rdb" mount demo "$mnt"
