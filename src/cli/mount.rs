@@ -100,7 +100,10 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     };
     let opt = |o: &str| a.options.iter().any(|x| x == o);
     for o in &a.options {
-        if !matches!(o.as_str(), "ro" | "show_virtual" | "allow_other" | "nonempty") {
+        if !matches!(
+            o.as_str(),
+            "ro" | "show_virtual" | "allow_other" | "nonempty"
+        ) {
             tracing::warn!(option = %o, "mount option ignored");
         }
     }

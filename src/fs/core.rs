@@ -824,11 +824,10 @@ impl ReedFs {
             match &result {
                 // Later writes through this handle build on what it committed.
                 Ok(seq) => *b = Some(*seq),
-                // Refused content is kept under @rejected already; the release
-                // must not refuse (and keep) it a second time.
-                Err(FsError::InvalidContent(_) | FsError::Stale(_)) => {}
-                // A transient failure (ENOSPC, EIO): the release tries again.
-                Err(_) => *dirty = true,
+                // The caller was told and the bytes are kept (@rejected, or an
+                // `.unsaved` file next to current.csv): the release must not
+                // commit behind the caller's back what it reported as failed.
+                Err(_) => *dirty = false,
             }
         }
         result.map(|_| ())
@@ -890,7 +889,9 @@ impl ReedFs {
                     StorageError::Csv(_) | StorageError::BaseMismatch { .. } => {
                         self.keep_rejected(db, table, &content)
                     }
-                    _ => None,
+                    // The backing store failed (ENOSPC, EIO): keep the bytes in memory,
+                    // as a file next to current.csv the user can copy elsewhere.
+                    _ => Some(self.keep_unsaved(db, table, content)),
                 };
                 self.status[db].push(Event::Rejected {
                     table: table.to_string(),
@@ -905,6 +906,32 @@ impl ReedFs {
                 })
             }
         }
+    }
+
+    /// Keeps bytes the backing store could not take as a scratch file
+    /// `<table>/current.csv.unsaved-<time>`; returns its path in the mount.
+    fn keep_unsaved(&self, db: usize, table: &str, content: Vec<u8>) -> String {
+        let name = format!("{CURRENT}.unsaved-{}", names::format_ts(names::now_us()));
+        let mut inner = lock(&self.inner);
+        let node = Node::Scratch(db, table.to_string(), name.clone());
+        let ino = inner.inodes.ino(&node);
+        inner.scratch.insert(
+            ino,
+            Scratch {
+                data: content,
+                symlink: None,
+                perm: 0o600,
+                uid: self.owner.uid,
+                gid: self.owner.gid,
+                mtime: SystemTime::now(),
+            },
+        );
+        inner
+            .dirs
+            .entry((db, table.to_string()))
+            .or_default()
+            .insert(name.clone(), ino);
+        format!("{table}/{name}")
     }
 
     /// Saves rejected bytes under `<db root>/rejected/` (shown as
@@ -1342,5 +1369,270 @@ impl ReedFs {
 
     pub fn single(&self) -> bool {
         self.single
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The filesystem logic without a kernel: what each FUSE call does.
+    use super::*;
+    use crate::storage::RealIo;
+
+    const TABLE: &[u8] = b"id|name\n1|Ann\n2|Bob\n";
+    const ME: Caller = Caller { uid: 0, gid: 0 };
+
+    fn fs_with(opts: MountOptions) -> (tempfile::TempDir, ReedFs) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::init(Arc::new(RealIo), dir.path(), "shop", '|').unwrap();
+        db.create_table("users", TABLE, "t").unwrap();
+        let fs = ReedFs::new(
+            vec![MountedDb {
+                name: "shop".into(),
+                db,
+            }],
+            true,
+            opts,
+        );
+        (dir, fs)
+    }
+
+    fn fs() -> (tempfile::TempDir, ReedFs) {
+        fs_with(MountOptions::default())
+    }
+
+    fn users(fs: &ReedFs) -> u64 {
+        fs.lookup(ROOT, OsStr::new("users")).unwrap().ino
+    }
+
+    fn versions(fs: &ReedFs) -> usize {
+        fs.dbs[0]
+            .db
+            .table("users")
+            .unwrap()
+            .versions()
+            .unwrap()
+            .len()
+    }
+
+    fn head(fs: &ReedFs) -> Vec<u8> {
+        fs.dbs[0]
+            .db
+            .table("users")
+            .unwrap()
+            .head()
+            .unwrap()
+            .1
+            .as_ref()
+            .clone()
+    }
+
+    #[test]
+    fn listing_hides_virtual_names_unless_asked() {
+        let (_d, fs) = fs();
+        let names = |fs: &ReedFs, ino| {
+            fs.readdir(ino)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.2)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&fs, ROOT), ["users"]);
+        let t = users(&fs);
+        assert_eq!(names(&fs, t), ["current.csv"]);
+        // Reachable by name all the same.
+        assert!(fs.lookup(t, OsStr::new("@versions")).is_ok());
+        assert!(fs.lookup(ROOT, OsStr::new("@status")).is_ok());
+        let (_d, fs) = fs_with(MountOptions {
+            show_virtual: true,
+            ..MountOptions::default()
+        });
+        assert_eq!(names(&fs, ROOT), ["users", "@status", "@rejected"]);
+    }
+
+    #[test]
+    fn write_commits_at_the_flush_after_data_never_before() {
+        let (_d, fs) = fs();
+        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT)).unwrap().ino;
+        // A shell `>`: O_TRUNC, an early flush with no data, then data.
+        let (fh, _) = fs.open(cur, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+        fs.flush(fh, ME).unwrap();
+        assert_eq!(versions(&fs), 1, "the early flush commits nothing");
+        fs.write(fh, 0, b"id|name\n1|Ann\n").unwrap();
+        assert_eq!(
+            fs.getattr(cur).unwrap().size,
+            14,
+            "a writer sees its own size"
+        );
+        fs.flush(fh, ME).unwrap();
+        assert_eq!(versions(&fs), 2);
+        fs.release(fh, ME).unwrap();
+        assert_eq!(versions(&fs), 2, "nothing new to commit at release");
+        assert_eq!(head(&fs), b"id|name\n1|Ann\n");
+    }
+
+    #[test]
+    fn truncate_alone_never_commits_and_empty_keeps_the_header() {
+        let (_d, fs) = fs();
+        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT)).unwrap().ino;
+        let (fh, _) = fs.open(cur, libc::O_WRONLY).unwrap();
+        fs.setattr(
+            cur,
+            Some(fh),
+            SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
+        fs.flush(fh, ME).unwrap();
+        assert_eq!(versions(&fs), 1);
+        fs.release(fh, ME).unwrap();
+        assert_eq!(
+            head(&fs),
+            b"id|name\n",
+            "emptying the file deletes the rows, not the header"
+        );
+    }
+
+    #[test]
+    fn rename_onto_current_commits_or_fails_keeping_the_file() {
+        let (_d, fs) = fs();
+        let t = users(&fs);
+        let (a, fh, _) = fs
+            .create(
+                t,
+                OsStr::new("sedX1"),
+                0o600,
+                libc::O_CREAT | libc::O_EXCL,
+                ME,
+            )
+            .unwrap();
+        fs.write(fh, 0, b"id|name\n1|Ann\n1|Dup\n").unwrap();
+        fs.release(fh, ME).unwrap();
+        let err = fs
+            .rename(t, OsStr::new("sedX1"), t, OsStr::new(CURRENT), false, ME)
+            .unwrap_err();
+        assert!(
+            matches!(err, FsError::InvalidContent(ref m) if m.contains("duplicate key")),
+            "{err:?}"
+        );
+        assert_eq!(
+            fs.getattr(a.ino).unwrap().size,
+            20,
+            "the refused file is still there"
+        );
+        assert_eq!(head(&fs), TABLE);
+        let (fh, _) = fs.open(a.ino, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+        fs.write(fh, 0, b"id|name\n1|Ann\n3|Cy\n").unwrap();
+        fs.release(fh, ME).unwrap();
+        fs.rename(t, OsStr::new("sedX1"), t, OsStr::new(CURRENT), false, ME)
+            .unwrap();
+        assert_eq!(head(&fs), b"id|name\n1|Ann\n3|Cy\n");
+        assert!(fs.lookup(t, OsStr::new("sedX1")).is_err());
+        assert_eq!(versions(&fs), 2);
+    }
+
+    #[test]
+    fn renaming_current_away_then_recreating_it_is_one_replacement() {
+        let (_d, fs) = fs();
+        let t = users(&fs);
+        fs.rename(
+            t,
+            OsStr::new(CURRENT),
+            t,
+            OsStr::new("current.csv~"),
+            false,
+            ME,
+        )
+        .unwrap();
+        assert!(matches!(
+            fs.lookup(t, OsStr::new(CURRENT)),
+            Err(FsError::NotFound)
+        ));
+        let backup = fs.lookup(t, OsStr::new("current.csv~")).unwrap();
+        assert_eq!(backup.size, TABLE.len() as u64);
+        let (_, fh, _) = fs
+            .create(
+                t,
+                OsStr::new(CURRENT),
+                0o644,
+                libc::O_CREAT | libc::O_WRONLY,
+                ME,
+            )
+            .unwrap();
+        fs.write(fh, 0, b"id|name\n9|New\n").unwrap();
+        fs.fsync(fh, ME).unwrap();
+        fs.release(fh, ME).unwrap();
+        fs.unlink(t, OsStr::new("current.csv~")).unwrap();
+        assert_eq!(head(&fs), b"id|name\n9|New\n");
+        assert_eq!(versions(&fs), 2);
+    }
+
+    #[test]
+    fn virtual_files_are_read_only_and_limits_hold() {
+        let (_d, fs) = fs_with(MountOptions {
+            max_file_bytes: 64,
+            ..MountOptions::default()
+        });
+        let t = users(&fs);
+        let vdir = fs.lookup(t, OsStr::new("@versions")).unwrap().ino;
+        let v1 = fs.readdir(vdir).unwrap()[0].clone();
+        assert!(matches!(
+            fs.open(v1.0, libc::O_WRONLY),
+            Err(FsError::ReadOnly(_))
+        ));
+        let (fh, _) = fs.open(v1.0, libc::O_RDONLY).unwrap();
+        assert_eq!(fs.read(fh, 0, 4096).unwrap(), TABLE);
+        assert!(matches!(
+            fs.create(vdir, OsStr::new("x"), 0o644, 0, ME),
+            Err(FsError::ReadOnly(_))
+        ));
+        assert!(matches!(
+            fs.mkdir(t, OsStr::new("sub")),
+            Err(FsError::NotPermitted(_))
+        ));
+        assert!(matches!(
+            fs.mkdir(ROOT, OsStr::new("bad name")),
+            Err(FsError::InvalidName(_))
+        ));
+        let long = "x".repeat(300);
+        assert!(matches!(
+            fs.create(t, OsStr::new(&long), 0o644, 0, ME),
+            Err(FsError::NameTooLong)
+        ));
+        let (_, fh, _) = fs.create(t, OsStr::new("big"), 0o644, 0, ME).unwrap();
+        assert!(matches!(
+            fs.write(fh, 60, b"0123456789"),
+            Err(FsError::TooBig(64))
+        ));
+    }
+
+    #[test]
+    fn a_new_table_is_a_directory_then_a_first_save() {
+        let (_d, fs) = fs();
+        let dir = fs.mkdir(ROOT, OsStr::new("orders")).unwrap();
+        let (_, fh, _) = fs
+            .create(
+                dir.ino,
+                OsStr::new(CURRENT),
+                0o644,
+                libc::O_CREAT | libc::O_WRONLY,
+                ME,
+            )
+            .unwrap();
+        fs.write(fh, 0, b"id|item\n1|pen\n").unwrap();
+        fs.flush(fh, ME).unwrap();
+        fs.release(fh, ME).unwrap();
+        assert_eq!(
+            fs.dbs[0]
+                .db
+                .table("orders")
+                .unwrap()
+                .head()
+                .unwrap()
+                .1
+                .as_slice(),
+            b"id|item\n1|pen\n"
+        );
     }
 }

@@ -53,7 +53,12 @@ impl Status {
                 } => {
                     errors.push_str(&format!("  {when}  {table}  {reason}\n"));
                     if let Some(k) = kept {
-                        errors.push_str(&format!("      your bytes: @rejected/{k}\n"));
+                        let at = if k.contains('/') {
+                            k.clone()
+                        } else {
+                            format!("@rejected/{k}")
+                        };
+                        errors.push_str(&format!("      your bytes: {at}\n"));
                     }
                 }
             }

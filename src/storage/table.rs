@@ -102,6 +102,8 @@ struct Writer {
     index: Option<TableIndex>,
     /// Chunk digests of the head, so a commit rehashes only what changed.
     hash: ChunkedHash,
+    /// Whether this handle ran the repairing recovery (under the lock) yet.
+    repaired: bool,
     /// The log length `index` and `hash` describe; differs after another process committed.
     log_len: Option<u64>,
 }
@@ -201,11 +203,24 @@ impl Table {
             head_writer,
             anchor: Mutex::new(None),
         };
-        {
-            let _g = table.acquire()?;
-            let state = table.recover()?;
-            *lock_poisoned(table.state.write()) = state;
-        }
+        // Open repairs (cuts a torn log line, removes leftovers of interrupted
+        // commits, rewrites a stale current.csv) when the lock is free at once;
+        // when a writer holds it, open only reads, so readers never wait, and
+        // the first commit through this handle repairs under the lock.
+        let repaired = match table.lock.acquire(&table.name, Duration::ZERO) {
+            Ok(_g) => {
+                let state = table.recover(true)?;
+                *lock_poisoned(table.state.write()) = state;
+                true
+            }
+            Err(StorageError::Locked { .. }) => {
+                let state = table.recover(false)?;
+                *lock_poisoned(table.state.write()) = state;
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        lock_poisoned(table.writer.lock()).repaired = repaired;
         Ok(table)
     }
 
@@ -233,7 +248,10 @@ impl Table {
     }
 
     /// Full recovery; the caller holds the table lock.
-    fn recover(&self) -> Result<State> {
+    /// Reads the table's state from disk. With `repair` (the caller holds
+    /// the table lock) it also cuts a torn log line, removes leftovers of
+    /// interrupted commits and rewrites a stale `current.csv`.
+    fn recover(&self, repair: bool) -> Result<State> {
         let io = &*self.ctx.io;
         let log_path = self.path(LOG);
         let bytes = match io.read(&log_path) {
@@ -248,18 +266,20 @@ impl Table {
                 format!("line {line} fails its CRC check (run `rdb verify`)"),
             ));
         }
-        if parsed.valid_len < bytes.len() {
+        if repair && parsed.valid_len < bytes.len() {
             tracing::warn!(table = %self.name, "dropping a torn last line of version.log");
             io.truncate(&log_path, parsed.valid_len as u64)
                 .map_err(|e| StorageError::io("truncate", &log_path, e))?;
         }
-        self.remove_leftovers(&parsed.entries)?;
+        if repair {
+            self.remove_leftovers(&parsed.entries)?;
+        }
         let mut state = State {
             log: Arc::new(parsed.entries),
             log_len: parsed.valid_len as u64,
             ..State::default()
         };
-        self.load_head(&mut state, true)?;
+        self.load_head(&mut state, repair)?;
         Ok(state)
     }
 
@@ -330,7 +350,11 @@ impl Table {
 
     /// Loads the head of `state.log` from `current.csv`; rebuilds the file
     /// from the deltas when it does not match the log (only with `locked`).
-    fn load_head(&self, state: &mut State, locked: bool) -> Result<()> {
+    /// Loads the head of `state.log` from `current.csv`, or rebuilds it from
+    /// the deltas when the file does not match the log (a crash, or another
+    /// process's commit whose file is not written yet); `repair` also
+    /// rewrites the file.
+    fn load_head(&self, state: &mut State, repair: bool) -> Result<()> {
         let io = &*self.ctx.io;
         let cur = self.path(CURRENT);
         let Some(last) = state.log.last() else {
@@ -352,14 +376,10 @@ impl Table {
                 b
             }
             None if last.size == 0 => Vec::new(),
-            _ if !locked => {
-                return Err(StorageError::corrupt(
-                    &cur,
-                    "head does not match the log (commit in progress)",
-                ));
-            }
             _ => {
-                tracing::warn!(table = %self.name, "current.csv is stale; rebuilding it from the deltas");
+                if repair {
+                    tracing::warn!(table = %self.name, "current.csv is stale; rebuilding it from the deltas");
+                }
                 let seq = state.log.len() as u64;
                 // A stale file usually holds an earlier version: start from it.
                 let known = disk_hash.as_ref().and_then(|h| {
@@ -367,7 +387,9 @@ impl Table {
                     Some((i as u64 + 1, on_disk.as_deref()?))
                 });
                 let bytes = Arc::new(self.reconstruct(&state.log, known, seq)?);
-                self.write_current(&bytes, true)?;
+                if repair {
+                    self.write_current(&bytes, true)?;
+                }
                 Arc::unwrap_or_clone(bytes)
             }
         };
@@ -441,31 +463,22 @@ impl Table {
         let mut state = lock_poisoned(self.state.read()).clone();
         let bytes = read_file(io, &log_path)?;
         if (bytes.len() as u64) < state.log_len || !last_intact(&bytes) {
-            state = self.recover_or_wait(locked)?;
+            state = self.recover(locked)?;
         } else {
             let parsed = log::parse(&bytes, state.log_len as usize);
             if parsed.damaged_line.is_some() || (parsed.valid_len < bytes.len() && locked) {
                 // Damage, or a torn line we may cut: do a full recovery.
-                state = self.recover_or_wait(locked)?;
+                state = self.recover(locked)?;
             } else {
                 Arc::make_mut(&mut state.log).extend(parsed.entries);
                 state.log_len = parsed.valid_len as u64;
                 if self.load_head(&mut state, locked).is_err() {
-                    state = self.recover_or_wait(locked)?;
+                    state = self.recover(locked)?;
                 }
             }
         }
         *lock_poisoned(self.state.write()) = state;
         Ok(())
-    }
-
-    fn recover_or_wait(&self, locked: bool) -> Result<State> {
-        if locked {
-            self.recover()
-        } else {
-            let _g = self.acquire()?;
-            self.recover()
-        }
     }
 
     fn snapshot(&self) -> Result<State> {
@@ -677,6 +690,12 @@ impl Table {
     pub fn commit(&self, base: Base, content: Vec<u8>, opts: &CommitOptions) -> Result<Committed> {
         let mut writer = lock_poisoned(self.writer.lock());
         let _g = self.acquire()?;
+        if !writer.repaired {
+            // The first commit through this handle repairs what open() only read.
+            let state = self.recover(true)?;
+            *lock_poisoned(self.state.write()) = state;
+            writer.repaired = true;
+        }
         self.refresh(true)?;
         let state = lock_poisoned(self.state.read()).clone();
         let head_seq = state.log.len() as u64;

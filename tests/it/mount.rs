@@ -294,7 +294,10 @@ fn every_save_pattern_commits_exactly_one_version() {
             "{what}: exactly one new version"
         );
         // The committed head is what the mount shows.
-        assert_eq!(m.head_on_disk(), content.as_bytes(), "{what}");
+        assert!(
+            m.head_on_disk() == content.as_bytes(),
+            "{what}: the mount shows the committed head"
+        );
         // Scratch files never linger as table content.
         let names: Vec<String> = std::fs::read_dir(m.mp.path().join("users"))
             .unwrap()
@@ -336,7 +339,10 @@ fn refused_content_fails_the_call_keeps_the_head_and_the_bytes() {
     std::fs::write(m.work.path().join("bad.csv"), b"id|x\n1\n").unwrap();
     let o = m.sh("cp \"$WORK/bad.csv\" users/current.csv");
     assert!(!o.status.success(), "cp of invalid content must fail");
-    assert_eq!(std::fs::read(m.current()).unwrap(), before);
+    assert!(
+        std::fs::read(m.current()).unwrap() == before,
+        "the head is unchanged"
+    );
     assert_eq!(m.versions(), 1);
     let status = std::fs::read_to_string(m.mp.path().join("@status")).unwrap();
     assert!(status.contains("duplicate key \"4\""), "{status}");
@@ -379,7 +385,7 @@ fn history_is_files_and_hidden_from_listings() {
     sorted.sort();
     assert_eq!(sorted, names[..3]);
     let first = std::fs::read(m.mp.path().join("users/@versions").join(&names[0])).unwrap();
-    assert_eq!(first, table());
+    assert!(first == table(), "the first version reads back");
     let log = std::fs::read_to_string(m.mp.path().join("users/@versions/log.csv")).unwrap();
     assert_eq!(log.lines().count(), 4, "{log}");
     // Restore by copying a version over current.csv: a new version.
@@ -387,7 +393,10 @@ fn history_is_files_and_hidden_from_listings() {
         "cp users/@versions/{} users/current.csv",
         names[0]
     ));
-    assert_eq!(std::fs::read(m.current()).unwrap(), table());
+    assert!(
+        std::fs::read(m.current()).unwrap() == table(),
+        "restore by cp"
+    );
     assert_eq!(m.versions(), 4);
     // Hidden from readdir: ls -a, find, grep -r and rsync -a see tables only.
     let ls = m.sh("ls -a users");
@@ -481,10 +490,15 @@ fn sigkill_during_a_storm_of_saves_loses_no_acknowledged_save() {
 
 #[test]
 fn the_mount_helper_mounts_with_fstab_options() {
-    let Some(mut m) = Mounted::new(&table()) else { return };
+    let Some(mut m) = Mounted::new(&table()) else {
+        return;
+    };
     m.stop();
     let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("mount/mount.fuse.reedbase");
-    let home = format!("home={},show_virtual,defaults,_netdev", m.home.path().display());
+    let home = format!(
+        "home={},show_virtual,defaults,_netdev",
+        m.home.path().display()
+    );
     let st = Command::new(&helper)
         .arg("shop")
         .arg(m.mp.path())
@@ -497,10 +511,154 @@ fn the_mount_helper_mounts_with_fstab_options() {
     assert!(mounted_at(m.mp.path()));
     // show_virtual reached the daemon: @status is listed.
     let ls = m.sh("ls");
-    assert!(String::from_utf8_lossy(&ls.stdout).contains("@status"), "{}", String::from_utf8_lossy(&ls.stdout));
+    assert!(
+        String::from_utf8_lossy(&ls.stdout).contains("@status"),
+        "{}",
+        String::from_utf8_lossy(&ls.stdout)
+    );
     m.sh_ok("sed -i 's/^1|[^|]*|/1|Helper|/' users/current.csv");
     let um = m.rdb().arg("umount").arg(m.mp.path()).output().unwrap();
-    assert!(um.status.success(), "{}", String::from_utf8_lossy(&um.stderr));
+    assert!(
+        um.status.success(),
+        "{}",
+        String::from_utf8_lossy(&um.stderr)
+    );
     assert!(!mounted_at(m.mp.path()));
     assert!(String::from_utf8_lossy(&m.head_on_disk()).contains("\n1|Helper|"));
+}
+
+#[test]
+fn a_commit_waiting_on_one_table_never_blocks_reads_of_another() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    m.sh_ok("mkdir orders && printf 'id|item\\n1|pen\\n' > orders/current.csv");
+    // Hold users' table lock, as a slow commit from another process would.
+    let lock_path = m.home.path().join("databases/shop/tables/users/lock");
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    // SAFETY: flock on a valid fd we own.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
+    let mut blocked = Command::new("timeout")
+        .args([
+            "30",
+            "sh",
+            "-c",
+            "sed -i 's/^1|[^|]*|/1|Waiting|/' users/current.csv",
+        ])
+        .current_dir(m.mp.path())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        blocked.try_wait().unwrap().is_none(),
+        "the commit should be waiting for the lock"
+    );
+    // Meanwhile another table reads and writes normally (a hang here fails via timeout).
+    m.sh_ok("timeout 5 cat orders/current.csv > /dev/null && timeout 5 sh -c \"echo '2|ink' >> orders/current.csv\"");
+    m.sh_ok("timeout 5 head -1 users/current.csv > /dev/null");
+    drop(lock);
+    assert!(blocked.wait().unwrap().success());
+    assert!(
+        std::fs::read_to_string(m.current())
+            .unwrap()
+            .contains("\n1|Waiting|")
+    );
+}
+
+#[test]
+fn disk_full_fails_the_save_with_enospc_and_corrupts_nothing() {
+    if !fuse_available() {
+        return;
+    }
+    // The backing store on a 3 MB tmpfs.
+    let store = tempfile::tempdir().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(store.path())
+        .status();
+    if !st.is_ok_and(|s| s.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmpfs mount needed under CI (root)"
+        );
+        eprintln!("skipping: cannot mount a tmpfs");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _tmpfs = Unmount(store.path().to_path_buf());
+    let mut m = Mounted {
+        home: tempfile::TempDir::new_in(store.path()).unwrap(),
+        mp: tempfile::tempdir().unwrap(),
+        work: tempfile::tempdir().unwrap(),
+        child: None,
+        log: PathBuf::new(),
+    };
+    assert!(
+        m.rdb()
+            .args(["db:init", "shop"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let small = generated("users", 200, '|');
+    let src = m.work.path().join("users.csv");
+    std::fs::write(&src, &small).unwrap();
+    assert!(
+        m.rdb()
+            .args(["table:create", "shop", "users", "--from"])
+            .arg(&src)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut m = m.start();
+    // Fill the store, then try to save a big, incompressible-ish table.
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k", "count=1000"])
+        .arg(format!("of={}/filler", store.path().display()))
+        .stderr(Stdio::null())
+        .status();
+    let big = generated("users", 20000, '|');
+    std::fs::write(m.work.path().join("big.csv"), &big).unwrap();
+    let o = m.sh("cp \"$WORK/big.csv\" users/current.csv");
+    assert!(!o.status.success(), "a save on a full disk must fail");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No space left on device"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let now = std::fs::read(m.current()).unwrap();
+    assert!(
+        now == small,
+        "the head changed: {} bytes, was {}",
+        now.len(),
+        small.len()
+    );
+    // The bytes that did not fit are kept next to current.csv, in memory.
+    let unsaved: Vec<String> = std::fs::read_dir(m.mp.path().join("users"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("current.csv.unsaved-"))
+        .collect();
+    assert_eq!(unsaved.len(), 1, "{unsaved:?}");
+    assert!(std::fs::read(m.mp.path().join("users").join(&unsaved[0])).unwrap() == big);
+    // Space again: the next save works and the store verifies.
+    std::fs::remove_file(store.path().join("filler")).unwrap();
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|After|/' users/current.csv");
+    m.stop();
+    let v = m.rdb().args(["verify", "shop"]).output().unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    assert_eq!(m.versions(), 2);
 }

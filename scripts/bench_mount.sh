@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Mount benchmarks against design.md section 9 (docs/BENCHMARKS.md has the
+# latest figures). Needs /dev/fuse, hyperfine and python3 (scripts/setup.sh).
+#   bash scripts/bench_mount.sh            # all (~3 min; the 100 MB table takes longest)
+#   QUICK=1 bash scripts/bench_mount.sh    # skip the 100 MB read
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+rdb="$PWD/target/release/rdb"
+base=$(mktemp -d -t reedbase-bench.XXXXXX)
+export REEDBASE_HOME="$base/home"
+mnt="$base/mnt"; ext4="$base/ext4"
+mkdir -p "$mnt" "$ext4"
+cleanup() {
+  "$rdb" umount "$mnt" >/dev/null 2>&1 || umount -l "$mnt" 2>/dev/null || true
+  rm -rf "$base"
+}
+trap cleanup EXIT
+
+"$rdb" db:init bench >/dev/null 2>&1
+python3 scripts/gen_table.py users 10000 --out "$base/users.csv"
+"$rdb" table:create bench users --from "$base/users.csv" >/dev/null 2>&1
+for i in 1 2 3 4 5 6 7 8; do
+  python3 scripts/gen_table.py products 2000 --seed "$i" --out "$base/p$i.csv"
+  "$rdb" table:create bench "t$i" --from "$base/p$i.csv" >/dev/null 2>&1
+done
+cp "$base/users.csv" "$ext4/current.csv"
+"$rdb" mount bench "$mnt" --daemon >/dev/null
+
+mean() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['mean'])" "$1"; }
+echo "| measurement | result | target |"
+echo "|---|---|---|"
+
+# sed -i of one row, 10k rows: through the mount and on ext4, one run of both.
+hyperfine -N --shell=none --warmup 3 --runs 40 --export-json "$base/sed_mnt.json" \
+  "sed -i s/^5000|[^|]*|/5000|Edited|/ $mnt/users/current.csv" >/dev/null 2>&1 || \
+hyperfine --warmup 3 --runs 40 --export-json "$base/sed_mnt.json" \
+  "sed -i 's/^5000|[^|]*|/5000|Edited|/' $mnt/users/current.csv" >/dev/null
+hyperfine --warmup 3 --runs 40 --export-json "$base/sed_ext4.json" \
+  "sed -i 's/^5000|[^|]*|/5000|Edited|/' $ext4/current.csv" >/dev/null
+m=$(mean "$base/sed_mnt.json"); e=$(mean "$base/sed_ext4.json")
+python3 -c "import sys; m,e=float(sys.argv[1]),float(sys.argv[2]); print(f'| sed -i of one row, 10k rows: mount / ext4 | {m*1e3:.2f} ms / {e*1e3:.2f} ms = {m/e:.1f}x | <= 3x |')" "$m" "$e"
+
+# Commits per second of small edits: one writer, then 8 writers on 8 tables.
+n=200
+start=$(date +%s.%N)
+for i in $(seq 1 $n); do
+  /usr/bin/printf '%s\n' "$((900000+i))|Bench|b@x.org|30|DE|Kiel|2024-01-01|1.00|true|" >> "$mnt/users/current.csv"
+done
+end=$(date +%s.%N)
+python3 -c "import sys; print(f'| commits/s, 1 writer, 1-row appends (>>), 10k-row table | {int(sys.argv[1])/(float(sys.argv[3])-float(sys.argv[2])):.0f} | |')" "$n" "$start" "$end"
+start=$(date +%s.%N)
+for t in 1 2 3 4 5 6 7 8; do
+  ( for i in $(seq 1 $n); do
+      /usr/bin/printf '%s\n' "$((900000+i))|SKU-$i|Bench|Tools|1.00|1|2024-01-01|x" >> "$mnt/t$t/current.csv"
+    done ) &
+done
+wait
+end=$(date +%s.%N)
+python3 -c "import sys; print(f'| commits/s, 8 writers on 8 tables, 2k-row tables | {8*int(sys.argv[1])/(float(sys.argv[3])-float(sys.argv[2])):.0f} | |')" "$n" "$start" "$end"
+
+# Sequential read of a ~100 MB current.csv, warm: mount vs ext4 page cache.
+if [ -z "${QUICK:-}" ]; then
+  python3 scripts/gen_table.py users 1150000 --out "$base/big.csv"
+  "$rdb" table:create bench big --from "$base/big.csv" >/dev/null 2>&1
+  cp "$base/big.csv" "$ext4/big.csv"
+  size=$(stat -c %s "$base/big.csv")
+  cat "$mnt/big/current.csv" > /dev/null; cat "$ext4/big.csv" > /dev/null
+  hyperfine -N --warmup 2 --runs 10 --export-json "$base/read_mnt.json" "cat $mnt/big/current.csv" --output=null >/dev/null
+  hyperfine -N --warmup 2 --runs 10 --export-json "$base/read_ext4.json" "cat $ext4/big.csv" --output=null >/dev/null
+  m=$(mean "$base/read_mnt.json"); e=$(mean "$base/read_ext4.json")
+  python3 -c "import sys; m,e,s=float(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]); print(f'| sequential read of current.csv ({s/1e6:.0f} MB), warm: mount / ext4 | {s/m/1e9:.2f} / {s/e/1e9:.2f} GB/s = {e/m:.2f}x | >= 0.9x |')" "$m" "$e" "$size"
+fi
