@@ -598,7 +598,7 @@ fn disk_full_fails_the_save_with_enospc_and_corrupts_nothing() {
         }
     }
     let _tmpfs = Unmount(store.path().to_path_buf());
-    let mut m = Mounted {
+    let m = Mounted {
         home: tempfile::TempDir::new_in(store.path()).unwrap(),
         mp: tempfile::tempdir().unwrap(),
         work: tempfile::tempdir().unwrap(),
