@@ -35,6 +35,9 @@ pub struct MountArgs {
     /// Request threads.
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
+    /// Largest file a writer may build in a table directory (bytes); larger writes fail with EFBIG.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_file_size: u64,
     /// mount(8)-style options: ro, show_virtual, allow_other, nonempty (comma-separated).
     #[arg(short = 'o', value_delimiter = ',')]
     pub options: Vec<String>,
@@ -186,7 +189,7 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     let opts = MountOptions {
         read_only,
         show_virtual,
-        ..MountOptions::default()
+        max_file_bytes: a.max_file_size,
     };
     let core = Arc::new(ReedFs::new(dbs, db_name.is_some(), opts));
     let fuse_opts = FuseOptions {

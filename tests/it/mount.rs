@@ -310,6 +310,40 @@ fn every_save_pattern_commits_exactly_one_version() {
             "{what}: {names:?}"
         );
     }
+    // nano in a pseudo-terminal: move to line 13, type, save (^O, Enter), exit (^X).
+    let nano = r#"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("nano", ["nano", "--ignorercfiles", "+13", "users/current.csv"])
+def send(b):
+    os.write(fd, b); time.sleep(0.3)
+def drain():
+    try:
+        while os.read(fd, 65536): pass
+    except OSError: pass
+time.sleep(0.8)
+send(b"Nano")
+send(b"\x0f"); send(b"\r"); send(b"\x18")
+import threading; threading.Thread(target=drain, daemon=True).start()
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    m.sh_ok(&format!(
+        "TERM=xterm python3 -c '{}'",
+        nano.replace('\'', "'\\''")
+    ));
+    expected_versions += 1;
+    let content = std::fs::read_to_string(&cur).unwrap();
+    assert!(
+        content.contains("\nNano12|"),
+        "nano: line 13 should start with Nano"
+    );
+    assert_eq!(
+        m.versions(),
+        expected_versions,
+        "nano: exactly one new version"
+    );
     // truncate -s 0: every row deleted, the header stays.
     m.sh_ok("truncate -s 0 users/current.csv");
     std::thread::sleep(Duration::from_millis(200));
@@ -661,4 +695,36 @@ fn disk_full_fails_the_save_with_enospc_and_corrupts_nothing() {
     let v = m.rdb().args(["verify", "shop"]).output().unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
     assert_eq!(m.versions(), 2);
+}
+
+#[test]
+fn mount_refuses_bad_mountpoints_with_clear_messages() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    let run = |args: &[&str]| {
+        let o = m.rdb().args(args).output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let missing = m.work.path().join("nope");
+    let (code, err) = run(&["mount", "shop", missing.to_str().unwrap()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("mountpoint"), "{err}");
+    let full = m.work.path();
+    std::fs::write(full.join("something"), b"x").unwrap();
+    let (code, err) = run(&["mount", "shop", full.to_str().unwrap()]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("not empty"), "{err}");
+    let (code, err) = run(&["mount", "shop", m.mp.path().to_str().unwrap()]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("already a mount point"), "{err}");
+    let (code, err) = run(&[
+        "mount",
+        "nodb",
+        m.work.path().join("empty").to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "{err}");
 }
