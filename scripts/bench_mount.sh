@@ -59,6 +59,18 @@ wait
 end=$(date +%s.%N)
 python3 -c "import sys; print(f'| commits/s, 8 writers on 8 tables, 2k-row tables | {8*int(sys.argv[1])/(float(sys.argv[3])-float(sys.argv[2])):.0f} | |')" "$n" "$start" "$end"
 
+# Listing a table's 10k versions through @versions.
+"$rdb" table:create bench hist --columns id,v >/dev/null 2>&1
+python3 - "$mnt/hist/current.csv" <<'PY'
+import sys
+path = sys.argv[1]
+for i in range(1, 10000):
+    with open(path, "a") as f:
+        f.write(f"{i}|v{i}\n")
+PY
+hyperfine -N --warmup 2 --runs 20 --export-json "$base/ls.json" "ls $mnt/hist/@versions" --output=null >/dev/null
+python3 -c "import sys; print(f'| ls of @versions with 10k versions | {float(sys.argv[1])*1e3:.1f} ms | < 100 ms |')" "$(mean "$base/ls.json")"
+
 # Sequential read of a ~100 MB current.csv, warm: mount vs ext4 page cache.
 if [ -z "${QUICK:-}" ]; then
   python3 scripts/gen_table.py users 1150000 --out "$base/big.csv"
