@@ -477,7 +477,12 @@ impl Table {
                 }
             }
         }
-        *lock_poisoned(self.state.write()) = state;
+        // Commits in this process update the live state while we read without
+        // the lock: never replace it with an older view.
+        let mut live = lock_poisoned(self.state.write());
+        if state.log_len >= live.log_len {
+            *live = state;
+        }
         Ok(())
     }
 
@@ -765,11 +770,16 @@ impl Table {
         // Commit point passed: the version exists. Update memory first, so a
         // failure to refresh current.csv below cannot hide it. Our snapshot
         // goes first so the log is extended in place, not copied.
+        let base_len = state.log_len;
         drop(state);
         let head = Arc::new(content);
         let mut live = lock_poisoned(self.state.write());
-        live.log_len += entry.encode().len() as u64;
-        Arc::make_mut(&mut live.log).push(entry);
+        // A reader's refresh may have loaded our line from disk already (it
+        // reads without the lock); then the live state holds it.
+        if live.log_len == base_len {
+            live.log_len += entry.encode().len() as u64;
+            Arc::make_mut(&mut live.log).push(entry);
+        }
         live.columns = Arc::new(
             writer
                 .index
