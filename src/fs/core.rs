@@ -681,24 +681,16 @@ impl ReedFs {
             let fh = Self::new_fh(&mut inner, Handle::Scratch { ino: existing });
             return Ok((attr, fh, Caching::Default));
         }
+        let file = Scratch {
+            data: Vec::new(),
+            symlink: None,
+            perm: (mode & 0o7777) as u16,
+            uid: caller.uid,
+            gid: caller.gid,
+            mtime: SystemTime::now(),
+        };
+        let ino = Self::add_scratch(&mut inner, *db, t, name, file);
         let node = Node::Scratch(*db, t.clone(), name.to_string());
-        let ino = inner.inodes.ino(&node);
-        inner.scratch.insert(
-            ino,
-            Scratch {
-                data: Vec::new(),
-                symlink: None,
-                perm: (mode & 0o7777) as u16,
-                uid: caller.uid,
-                gid: caller.gid,
-                mtime: SystemTime::now(),
-            },
-        );
-        inner
-            .dirs
-            .entry(key)
-            .or_default()
-            .insert(name.to_string(), ino);
         let attr = self.attr_of(&mut inner, ino, &node)?;
         let fh = Self::new_fh(&mut inner, Handle::Scratch { ino });
         Ok((attr, fh, Caching::Default))
@@ -912,25 +904,15 @@ impl ReedFs {
     /// `<table>/current.csv.unsaved-<time>`; returns its path in the mount.
     fn keep_unsaved(&self, db: usize, table: &str, content: Vec<u8>) -> String {
         let name = format!("{CURRENT}.unsaved-{}", names::format_ts(names::now_us()));
-        let mut inner = lock(&self.inner);
-        let node = Node::Scratch(db, table.to_string(), name.clone());
-        let ino = inner.inodes.ino(&node);
-        inner.scratch.insert(
-            ino,
-            Scratch {
-                data: content,
-                symlink: None,
-                perm: 0o600,
-                uid: self.owner.uid,
-                gid: self.owner.gid,
-                mtime: SystemTime::now(),
-            },
-        );
-        inner
-            .dirs
-            .entry((db, table.to_string()))
-            .or_default()
-            .insert(name.clone(), ino);
+        let file = Scratch {
+            data: content,
+            symlink: None,
+            perm: 0o600,
+            uid: self.owner.uid,
+            gid: self.owner.gid,
+            mtime: SystemTime::now(),
+        };
+        Self::add_scratch(&mut lock(&self.inner), db, table, &name, file);
         format!("{table}/{name}")
     }
 
@@ -1179,25 +1161,20 @@ impl ReedFs {
         if inner.dirs.get(&key).is_some_and(|d| d.contains_key(name)) {
             return Err(FsError::Exists);
         }
-        let node = Node::Scratch(*db, t.clone(), name.to_string());
-        let ino = inner.inodes.ino(&node);
-        inner.scratch.insert(
+        let file = Scratch {
+            data: Vec::new(),
+            symlink: Some(target.to_vec()),
+            perm: 0o777,
+            uid: caller.uid,
+            gid: caller.gid,
+            mtime: SystemTime::now(),
+        };
+        let ino = Self::add_scratch(&mut inner, *db, t, name, file);
+        self.attr_of(
+            &mut inner,
             ino,
-            Scratch {
-                data: Vec::new(),
-                symlink: Some(target.to_vec()),
-                perm: 0o777,
-                uid: caller.uid,
-                gid: caller.gid,
-                mtime: SystemTime::now(),
-            },
-        );
-        inner
-            .dirs
-            .entry(key)
-            .or_default()
-            .insert(name.to_string(), ino);
-        self.attr_of(&mut inner, ino, &node)
+            &Node::Scratch(*db, t.clone(), name.to_string()),
+        )
     }
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
@@ -1287,25 +1264,15 @@ impl ReedFs {
                 Ok(table) => table.head()?,
                 Err(_) => (0, Arc::new(Vec::new())),
             };
-            self.remove_scratch(&mut inner, *db, t, newname);
-            let node = Node::Scratch(*db, t.clone(), newname.to_string());
-            let ino = inner.inodes.ino(&node);
-            inner.scratch.insert(
-                ino,
-                Scratch {
-                    data: head.as_ref().clone(),
-                    symlink: None,
-                    perm: 0o644,
-                    uid: self.owner.uid,
-                    gid: self.owner.gid,
-                    mtime: SystemTime::now(),
-                },
-            );
-            inner
-                .dirs
-                .entry(key.clone())
-                .or_default()
-                .insert(newname.to_string(), ino);
+            let file = Scratch {
+                data: head.as_ref().clone(),
+                symlink: None,
+                perm: 0o644,
+                uid: self.owner.uid,
+                gid: self.owner.gid,
+                mtime: SystemTime::now(),
+            };
+            Self::add_scratch(&mut inner, *db, t, newname, file);
             inner.absent.insert(key);
             return Ok(());
         }
@@ -1326,6 +1293,28 @@ impl ReedFs {
             Node::Scratch(*db, t.clone(), newname.to_string()),
         );
         Ok(())
+    }
+
+    /// Puts a scratch file into a table directory (replacing one of the same
+    /// name); returns its inode.
+    fn add_scratch(inner: &mut Inner, db: usize, table: &str, name: &str, file: Scratch) -> u64 {
+        let key = (db, table.to_string());
+        if let Some(old) = inner.dirs.get_mut(&key).and_then(|d| d.remove(name)) {
+            inner.scratch.remove(&old);
+            inner
+                .inodes
+                .remove(&Node::Scratch(db, table.to_string(), name.to_string()));
+        }
+        let ino = inner
+            .inodes
+            .ino(&Node::Scratch(db, table.to_string(), name.to_string()));
+        inner.scratch.insert(ino, file);
+        inner
+            .dirs
+            .entry(key)
+            .or_default()
+            .insert(name.to_string(), ino);
+        ino
     }
 
     fn remove_scratch(&self, inner: &mut Inner, db: usize, t: &str, name: &str) {
