@@ -35,10 +35,16 @@ pub struct MountArgs {
     /// Request threads.
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
+    /// Serve reads of current.csv from the backing file (FUSE passthrough, root only):
+    /// native read speed, but while a reader has current.csv open, opening it for
+    /// writing fails (EINVAL) and a reader of a newer version waits (EBUSY). Saves by
+    /// rename (sed -i, rsync, editors' atomic saves) are not affected.
+    #[arg(long)]
+    pub passthrough: bool,
     /// Largest file a writer may build in a table directory (bytes); larger writes fail with EFBIG.
     #[arg(long, default_value_t = 1 << 30)]
     pub max_file_size: u64,
-    /// mount(8)-style options: ro, show_virtual, allow_other, nonempty (comma-separated).
+    /// mount(8)-style options: ro, show_virtual, allow_other, nonempty, passthrough (comma-separated).
     #[arg(short = 'o', value_delimiter = ',')]
     pub options: Vec<String>,
 }
@@ -105,7 +111,7 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     for o in &a.options {
         if !matches!(
             o.as_str(),
-            "ro" | "show_virtual" | "allow_other" | "nonempty"
+            "ro" | "show_virtual" | "allow_other" | "nonempty" | "passthrough"
         ) {
             tracing::warn!(option = %o, "mount option ignored");
         }
@@ -113,6 +119,7 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     let read_only = a.read_only || opt("ro");
     let show_virtual = a.show_virtual || opt("show_virtual");
     let allow_other = a.allow_other || opt("allow_other");
+    let passthrough = a.passthrough || opt("passthrough");
     let mp = std::fs::canonicalize(&mp)
         .map_err(|e| fail(exit::NOT_FOUND, format!("mountpoint {mp}: {e}")))?;
     if !mp.is_dir() {
@@ -190,12 +197,14 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
         read_only,
         show_virtual,
         max_file_bytes: a.max_file_size,
+        passthrough,
     };
     let core = Arc::new(ReedFs::new(dbs, db_name.is_some(), opts));
     let fuse_opts = FuseOptions {
         read_only,
         allow_other,
         threads: a.threads,
+        passthrough,
     };
     let m =
         mount(core, &mp, &fuse_opts).with_context(|| format!("mounting at {}", mp.display()))?;

@@ -32,6 +32,10 @@ pub struct MountOptions {
     pub show_virtual: bool,
     /// Largest file a writer may build in a table directory.
     pub max_file_bytes: u64,
+    /// Serve reads of `current.csv` straight from the backing file (FUSE
+    /// passthrough): native read speed, but the kernel then refuses (EINVAL)
+    /// to open the same file for writing while such a reader has it open.
+    pub passthrough: bool,
 }
 
 impl Default for MountOptions {
@@ -40,6 +44,7 @@ impl Default for MountOptions {
             read_only: false,
             show_virtual: false,
             max_file_bytes: 1 << 30,
+            passthrough: false,
         }
     }
 }
@@ -69,6 +74,9 @@ pub enum Caching {
     Keep,
     /// Generated content: no page cache, reads follow the handle's snapshot.
     Direct,
+    /// Reads may go straight to the backing file (`take_backing_file`); if
+    /// the adapter cannot, the handle serves them like `Direct`.
+    Passthrough,
     Default,
 }
 
@@ -101,9 +109,11 @@ struct Scratch {
 
 #[derive(Debug)]
 enum Handle {
-    /// `current.csv`, opened for reading: a snapshot of the head.
+    /// `current.csv`, opened for reading: a snapshot of the head, and with
+    /// passthrough the backing file holding exactly those bytes.
     CurrentRead {
         data: Arc<Vec<u8>>,
+        backing: Option<std::fs::File>,
     },
     /// `current.csv`, opened for writing: a private buffer committed at
     /// fsync or release when dirty. `base` is the version it started from
@@ -585,12 +595,26 @@ impl ReedFs {
                         base: (!trunc).then_some(seq),
                         dirty: trunc,
                     };
-                    Ok((Self::new_fh(&mut inner, h), Caching::Default))
+                    Ok((Self::new_fh(&mut inner, h), self.writer_caching()))
+                } else if self.opts.passthrough && !pending {
+                    drop(inner);
+                    let table = self.table(*db, t)?;
+                    let backing = table
+                        .head_file()?
+                        .filter(|(_, s)| *s == seq)
+                        .map(|(f, _)| f);
+                    let mut inner = lock(&self.inner);
+                    let h = Handle::CurrentRead {
+                        data: head,
+                        backing,
+                    };
+                    Ok((Self::new_fh(&mut inner, h), Caching::Passthrough))
                 } else {
-                    Ok((
-                        Self::new_fh(&mut inner, Handle::CurrentRead { data: head }),
-                        Caching::Keep,
-                    ))
+                    let h = Handle::CurrentRead {
+                        data: head,
+                        backing: None,
+                    };
+                    Ok((Self::new_fh(&mut inner, h), Caching::Keep))
                 }
             }
             Node::Scratch(..) => {
@@ -670,7 +694,7 @@ impl ReedFs {
             };
             let fh = Self::new_fh(&mut inner, h);
             let attr = self.file_attr(ino, 0, 0o644, SystemTime::now());
-            return Ok((attr, fh, Caching::Default));
+            return Ok((attr, fh, self.writer_caching()));
         }
         if let Some(&existing) = inner.dirs.get(&key).and_then(|d| d.get(name)) {
             if flags & libc::O_EXCL != 0 {
@@ -696,10 +720,28 @@ impl ReedFs {
         Ok((attr, fh, Caching::Default))
     }
 
+    /// How writers of `current.csv` are opened: with passthrough readers
+    /// around, the kernel needs writers out of its caching mode.
+    fn writer_caching(&self) -> Caching {
+        if self.opts.passthrough {
+            Caching::Direct
+        } else {
+            Caching::Default
+        }
+    }
+
+    /// The backing file of a passthrough read handle (taken once).
+    pub fn take_backing_file(&self, fh: u64) -> Option<std::fs::File> {
+        match lock(&self.inner).handles.get_mut(&fh) {
+            Some(Handle::CurrentRead { backing, .. }) => backing.take(),
+            _ => None,
+        }
+    }
+
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let inner = lock(&self.inner);
         let bytes: &[u8] = match inner.handles.get(&fh).ok_or(FsError::BadHandle)? {
-            Handle::CurrentRead { data } | Handle::Virtual { data } => data,
+            Handle::CurrentRead { data, .. } | Handle::Virtual { data } => data,
             Handle::CurrentWrite { buf, .. } => buf,
             Handle::Scratch { ino } => &inner.scratch.get(ino).ok_or(FsError::NotFound)?.data,
         };

@@ -1,16 +1,18 @@
 //! The thin adapter between fuser and [`ReedFs`]: the only file that names
 //! fuser types, and the one place where errors become errnos.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use super::core::{Attr, Caching, Caller, Kind, ReedFs, SetAttr};
@@ -95,9 +97,19 @@ fn caller(req: &Request) -> Caller {
 fn fopen(c: Caching) -> FopenFlags {
     match c {
         Caching::Keep => FopenFlags::FOPEN_KEEP_CACHE,
-        Caching::Direct => FopenFlags::FOPEN_DIRECT_IO,
+        Caching::Direct | Caching::Passthrough => FopenFlags::FOPEN_DIRECT_IO,
         Caching::Default => FopenFlags::empty(),
     }
+}
+
+/// Backing files registered with the kernel for passthrough reads. The
+/// kernel allows one backing file per inode at a time, shared by every open.
+#[derive(Default)]
+struct Backing {
+    /// Per inode: the registered id and the (device, inode) of its file.
+    by_inode: HashMap<u64, (Weak<BackingId>, (u64, u64))>,
+    /// What keeps each id alive: the handles using it.
+    by_fh: HashMap<u64, Arc<BackingId>>,
 }
 
 fn time(t: TimeOrNow) -> SystemTime {
@@ -109,12 +121,74 @@ fn time(t: TimeOrNow) -> SystemTime {
 
 pub struct FuseFs {
     core: Arc<ReedFs>,
+    /// Passthrough reads requested and accepted by the kernel.
+    passthrough: bool,
+    backing: Mutex<Backing>,
+}
+
+impl FuseFs {
+    /// Serves a read of `current.csv` straight from its backing file.
+    fn open_passthrough(&self, ino: u64, fh: u64, reply: ReplyOpen) {
+        let Some(file) = self.core.take_backing_file(fh) else {
+            // The backing file does not hold this head (yet): read through us.
+            reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
+            return;
+        };
+        let ident = match file.metadata() {
+            Ok(m) => (m.dev(), m.ino()),
+            Err(e) => {
+                reply.error(Errno::from(e));
+                return;
+            }
+        };
+        let mut b = self.backing.lock().unwrap_or_else(|p| p.into_inner());
+        let live = b
+            .by_inode
+            .get(&ino)
+            .and_then(|(w, id)| w.upgrade().map(|a| (a, *id)));
+        let id = match live {
+            Some((id, same)) if same == ident => id,
+            Some(_) => {
+                // A reader still has an older version's file open, and the
+                // kernel shares one backing file per inode: we can neither
+                // switch it nor serve this open another way.
+                drop(b);
+                let _ = self.core.release(fh, Caller { uid: 0, gid: 0 });
+                reply.error(Errno::EBUSY);
+                return;
+            }
+            None => match reply.open_backing(&file) {
+                Ok(id) => {
+                    let id = Arc::new(id);
+                    b.by_inode.insert(ino, (Arc::downgrade(&id), ident));
+                    id
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "passthrough unavailable for this open; reading through the daemon");
+                    reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
+                    return;
+                }
+            },
+        };
+        b.by_fh.insert(fh, Arc::clone(&id));
+        reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id);
+    }
 }
 
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
+        if self.passthrough {
+            let ok = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && config.set_max_stack_depth(1).is_ok();
+            if !ok {
+                tracing::warn!(
+                    "the kernel does not offer FUSE passthrough; reads go through the daemon"
+                );
+                self.passthrough = false;
+            }
+        }
         Ok(())
     }
 
@@ -257,6 +331,9 @@ impl Filesystem for FuseFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.core.open(ino.0, flags.0) {
+            Ok((fh, Caching::Passthrough)) if self.passthrough => {
+                self.open_passthrough(ino.0, fh, reply)
+            }
             Ok((fh, c)) => reply.opened(FileHandle(fh), fopen(c)),
             Err(e) => reply.error(fail("open", &e)),
         }
@@ -321,6 +398,11 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.backing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_fh
+            .remove(&fh.0);
         // Errors here reach nobody but @status and the log (recorded by the core).
         match self.core.release(fh.0, caller(req)) {
             Ok(()) => reply.ok(),
@@ -472,6 +554,8 @@ pub struct FuseOptions {
     pub allow_other: bool,
     /// Request threads (reads of one table never wait for a commit on another).
     pub threads: usize,
+    /// Ask the kernel for passthrough reads of `current.csv`.
+    pub passthrough: bool,
 }
 
 /// A live mount; [`Mount::unmount`] unmounts, joins the threads and writes
@@ -497,13 +581,12 @@ pub fn mount(core: Arc<ReedFs>, mountpoint: &Path, opts: &FuseOptions) -> std::i
         cfg.mount_options.push(MountOption::DefaultPermissions);
     }
     cfg.n_threads = Some(opts.threads.max(1));
-    let session = fuser::spawn_mount(
-        FuseFs {
-            core: Arc::clone(&core),
-        },
-        mountpoint,
-        &cfg,
-    )?;
+    let fs = FuseFs {
+        core: Arc::clone(&core),
+        passthrough: opts.passthrough,
+        backing: Mutex::new(Backing::default()),
+    };
+    let session = fuser::spawn_mount(fs, mountpoint, &cfg)?;
     // Cache invalidations go out from their own thread: sending them from a
     // request handler, or under a lock a handler needs, can deadlock.
     let notifier = session.notifier();

@@ -134,6 +134,9 @@ pub struct Table {
     /// The last decoded stored anchor (keyframe or chain start): log index
     /// and content. Decoding one costs milliseconds; reads near it reuse it.
     anchor: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
+    /// Identity (dev, inode, mtime) of a `current.csv` found to hold head
+    /// version `seq`, so `head_file` compares the bytes once per version.
+    verified_head_file: Mutex<Option<FileStamp>>,
 }
 
 /// Whether the process that named a temp file (`...rdb-tmp-<pid>-<n>`) is alive.
@@ -152,6 +155,9 @@ fn temp_owner_alive(name: &str) -> bool {
         _ => false,
     }
 }
+
+/// (device, inode, mtime nanoseconds, mtime seconds, head sequence number).
+type FileStamp = (u64, u64, i64, i64, u64);
 
 fn lock_poisoned<T>(r: std::sync::LockResult<T>) -> T {
     // A panic in another thread cannot leave State half-updated: it is only
@@ -202,6 +208,7 @@ impl Table {
             patches: Mutex::new(PatchCache::default()),
             head_writer,
             anchor: Mutex::new(None),
+            verified_head_file: Mutex::new(None),
         };
         // Open repairs (cuts a torn log line, removes leftovers of interrupted
         // commits, rewrites a stale current.csv) when the lock is free at once;
@@ -426,6 +433,39 @@ impl Table {
         if let Some(w) = &self.head_writer {
             w.flush();
         }
+    }
+
+    /// An open `current.csv` that holds exactly the head, with the head's
+    /// sequence number; `None` when the file does not match (another
+    /// process is between its commit and its file write). For serving reads
+    /// from the backing file itself (FUSE passthrough).
+    pub fn head_file(&self) -> Result<Option<(std::fs::File, u64)>> {
+        use std::os::unix::fs::MetadataExt;
+        self.flush();
+        let (seq, head) = self.head()?;
+        let path = self.path(CURRENT);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::io("open", &path, e)),
+        };
+        let m = file
+            .metadata()
+            .map_err(|e| StorageError::io("stat", &path, e))?;
+        if m.len() != head.len() as u64 {
+            return Ok(None);
+        }
+        let stamp = (m.dev(), m.ino(), m.mtime_nsec(), m.mtime(), seq);
+        let mut verified = lock_poisoned(self.verified_head_file.lock());
+        if *verified != Some(stamp) {
+            // Compare once per file and version; the stamp remembers it.
+            let on_disk = std::fs::read(&path).map_err(|e| StorageError::io("read", &path, e))?;
+            if on_disk != *head {
+                return Ok(None);
+            }
+            *verified = Some(stamp);
+        }
+        Ok(Some((file, seq)))
     }
 
     /// Catches up with commits made by other processes. Cheap when nothing
