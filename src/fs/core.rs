@@ -1626,6 +1626,10 @@ mod tests {
             fs.mkdir(ROOT, OsStr::new("bad name")),
             Err(FsError::InvalidName(_))
         ));
+        assert!(matches!(
+            fs.create(t, OsStr::new("bad\x01name"), 0o644, 0, ME),
+            Err(FsError::InvalidName(_))
+        ));
         let long = "x".repeat(300);
         assert!(matches!(
             fs.create(t, OsStr::new(&long), 0o644, 0, ME),

@@ -635,6 +635,16 @@ impl Table {
         Ok(patch)
     }
 
+    /// Loads and decodes the deltas of `entries`, in order. Decoding is
+    /// independent per delta, so a long walk uses every core.
+    fn load_patches(&self, entries: &[LogEntry]) -> Result<Vec<Arc<Patch>>> {
+        use rayon::prelude::*;
+        if entries.len() < 32 {
+            return entries.iter().map(|e| self.load_patch(e)).collect();
+        }
+        entries.par_iter().map(|e| self.load_patch(e)).collect()
+    }
+
     fn load_keyframe(&self, e: &LogEntry) -> Result<Vec<u8>> {
         let path = self.path(&e.keyframe_file());
         let stored = read_file(&*self.ctx.io, &path)?;
@@ -674,10 +684,8 @@ impl Table {
         let known = known.map(|(q, b)| ((q - 1) as usize, b));
         let bytes = match known {
             Some((k, bytes)) if k >= target && (k - target) * STEP < stored_cost => {
-                let patches = (target + 1..=k)
-                    .rev()
-                    .map(|i| self.load_patch(&log[i]))
-                    .collect::<Result<Vec<_>>>()?;
+                let mut patches = self.load_patches(&log[target + 1..=k])?;
+                patches.reverse();
                 let mut pieces = Pieces::whole(bytes.len());
                 for p in &patches {
                     pieces = pieces.unapply(p).map_err(|x| self.damaged(x))?;
@@ -708,9 +716,7 @@ impl Table {
                         (anchor, stored + 1)
                     }
                 };
-                let patches = (first..=target)
-                    .map(|i| self.load_patch(&log[i]))
-                    .collect::<Result<Vec<_>>>()?;
+                let patches = self.load_patches(&log[first..=target])?;
                 let mut pieces = Pieces::whole(anchor.len());
                 for p in &patches {
                     pieces = pieces.apply(p).map_err(|x| self.damaged(x))?;
