@@ -5,4 +5,5 @@
 //! only layer so far. The `rdb` binary in `src/main.rs` + `src/cli/` sits on top.
 
 pub mod fs;
+pub mod merge;
 pub mod storage;

@@ -1,0 +1,432 @@
+//! Three-way merge of table versions, row by row and cell by cell (Dolt's
+//! rule): a conflict exists only where both sides changed the same cell of
+//! the same row to different values, where one side deleted a row the other
+//! changed, or where both inserted the same key with different content.
+//!
+//! The merge layer sits on storage and knows nothing of FUSE or SQL. Its
+//! door is this module: [`merge3`] for bytes, [`commit_merging`] for a table.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::storage::csv::{TableIndex, record_fields};
+use crate::storage::{
+    Base, CommitOptions, Committed, ConflictPolicy, CsvError, StorageError, Table,
+};
+
+/// What kind of disagreement a conflict is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictKind {
+    /// Both sides changed the cell to different values.
+    Cell,
+    /// One side deleted the row, the other changed it.
+    DeleteModify,
+    /// Both sides inserted the key with different content.
+    InsertInsert,
+}
+
+/// One conflicting cell (or row, for deletes): the values of base, ours
+/// (the late writer) and theirs (the head), `None` where the row is absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub kind: ConflictKind,
+    pub key: String,
+    pub column: String,
+    pub base: Option<String>,
+    pub ours: Option<String>,
+    pub theirs: Option<String>,
+}
+
+/// The merged content and what could not merge by itself. With the reject
+/// policy, conflicting cells hold the head's values; with last-writer-wins,
+/// ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merged {
+    pub content: Vec<u8>,
+    pub conflicts: Vec<Conflict>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("invalid CSV in the {side} version: {error}")]
+    Csv { side: &'static str, error: CsvError },
+    #[error("{} conflicting cell(s) with the current head (first: key {:?}, column {:?})", .conflicts.len(), .conflicts.first().map(|c| c.key.clone()).unwrap_or_default(), .conflicts.first().map(|c| c.column.clone()).unwrap_or_default())]
+    Conflicts { conflicts: Vec<Conflict>, head: u64 },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A parsed side: columns, and rows in file order as (key, fields, raw bytes).
+struct Side<'a> {
+    columns: Vec<String>,
+    header_raw: &'a [u8],
+    rows: Vec<(String, Vec<String>, &'a [u8])>,
+    by_key: HashMap<String, usize>,
+}
+
+fn parse<'a>(b: &'a [u8], delim: u8, side: &'static str) -> Result<Side<'a>, MergeError> {
+    if b.is_empty() {
+        return Ok(Side {
+            columns: Vec::new(),
+            header_raw: b,
+            rows: Vec::new(),
+            by_key: HashMap::new(),
+        });
+    }
+    let idx = TableIndex::parse(b, delim).map_err(|error| MergeError::Csv { side, error })?;
+    let mut rows = Vec::with_capacity(idx.rows());
+    for i in 0..idx.rows() {
+        let r = idx.row_range(i);
+        let fields = record_fields(b, r.start, delim);
+        rows.push((fields[0].clone(), fields, &b[r]));
+    }
+    let by_key = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.0.clone(), i))
+        .collect();
+    Ok(Side {
+        columns: idx.columns.clone(),
+        header_raw: &b[..idx.header_end],
+        rows,
+        by_key,
+    })
+}
+
+impl Side<'_> {
+    /// The value of `column` in row `i` ("" when the side lacks the column).
+    fn cell(&self, i: usize, column: &str) -> String {
+        self.columns
+            .iter()
+            .position(|c| c == column)
+            .and_then(|p| self.rows[i].1.get(p).cloned())
+            .unwrap_or_default()
+    }
+
+    fn values(&self, i: usize, columns: &[String]) -> Vec<String> {
+        columns.iter().map(|c| self.cell(i, c)).collect()
+    }
+}
+
+fn render_field(v: &str, delim: u8) -> String {
+    if v.bytes()
+        .any(|c| c == delim || c == b'"' || c == b'\n' || c == b'\r')
+    {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}
+
+fn render(values: &[String], delim: u8) -> Vec<u8> {
+    let d = (delim as char).to_string();
+    let mut line = values
+        .iter()
+        .map(|v| render_field(v, delim))
+        .collect::<Vec<_>>()
+        .join(&d);
+    line.push('\n');
+    line.into_bytes()
+}
+
+/// Merged columns: the head's, minus columns ours removed (that the head
+/// kept from base), plus columns ours added, at the end.
+fn merge_columns(base: &[String], ours: &[String], theirs: &[String]) -> Vec<String> {
+    let mut cols: Vec<String> = theirs
+        .iter()
+        .filter(|c| !(base.contains(c) && !ours.contains(c)) || c.as_str() == theirs[0])
+        .cloned()
+        .collect();
+    for c in ours {
+        if !cols.contains(c) && !base.contains(c) {
+            cols.push(c.clone());
+        }
+    }
+    cols
+}
+
+/// Merges `ours` (a writer's content, started from `base`) with `theirs`
+/// (the head, also descended from `base`).
+pub fn merge3(
+    base: &[u8],
+    ours: &[u8],
+    theirs: &[u8],
+    delim: u8,
+    policy: ConflictPolicy,
+) -> Result<Merged, MergeError> {
+    let b = parse(base, delim, "base")?;
+    let o = parse(ours, delim, "writer's")?;
+    let t = parse(theirs, delim, "head")?;
+    let columns = if t.columns.is_empty() {
+        o.columns.clone()
+    } else if o.columns.is_empty() {
+        t.columns.clone()
+    } else {
+        merge_columns(&b.columns, &o.columns, &t.columns)
+    };
+    let same_shape = |s: &Side| s.columns == columns;
+    let mut conflicts = Vec::new();
+    let ours_wins = policy == ConflictPolicy::LastWriterWins;
+
+    // The merged value of one row present in base and both sides, or None when deleted.
+    let mut out: Vec<Vec<u8>> = Vec::with_capacity(t.rows.len() + o.rows.len());
+    let mut placed: HashSet<String> = HashSet::new();
+    let mut emitted_after: HashMap<String, usize> = HashMap::new();
+    for (ti, (key, _, raw)) in t.rows.iter().enumerate() {
+        let bi = b.by_key.get(key).copied();
+        let oi = o.by_key.get(key).copied();
+        let row: Option<Vec<u8>> = match (bi, oi) {
+            // In base and theirs; ours deleted it.
+            (Some(bi), None) => {
+                let theirs_changed = t.values(ti, &columns) != b.values(bi, &columns);
+                if !theirs_changed {
+                    None
+                } else {
+                    conflicts.push(Conflict {
+                        kind: ConflictKind::DeleteModify,
+                        key: key.clone(),
+                        column: String::new(),
+                        base: Some(b.values(bi, &columns).join("|")),
+                        ours: None,
+                        theirs: Some(t.values(ti, &columns).join("|")),
+                    });
+                    if ours_wins { None } else { Some(raw.to_vec()) }
+                }
+            }
+            // In all three: cell by cell.
+            (Some(bi), Some(oi)) => {
+                let mut vals = Vec::with_capacity(columns.len());
+                for c in &columns {
+                    let (bv, ov, tv) = (b.cell(bi, c), o.cell(oi, c), t.cell(ti, c));
+                    let v = if ov == tv || ov == bv {
+                        tv
+                    } else if tv == bv {
+                        ov
+                    } else {
+                        conflicts.push(Conflict {
+                            kind: ConflictKind::Cell,
+                            key: key.clone(),
+                            column: c.clone(),
+                            base: Some(bv),
+                            ours: Some(ov.clone()),
+                            theirs: Some(tv.clone()),
+                        });
+                        if ours_wins { ov } else { tv }
+                    };
+                    vals.push(v);
+                }
+                Some(choose_raw(
+                    &vals,
+                    &columns,
+                    &t,
+                    ti,
+                    &o,
+                    oi,
+                    delim,
+                    same_shape(&t),
+                    same_shape(&o),
+                ))
+            }
+            // Not in base: theirs inserted it; maybe ours too.
+            (None, Some(oi)) => {
+                let (tv, ov) = (t.values(ti, &columns), o.values(oi, &columns));
+                if tv != ov {
+                    conflicts.push(Conflict {
+                        kind: ConflictKind::InsertInsert,
+                        key: key.clone(),
+                        column: String::new(),
+                        base: None,
+                        ours: Some(ov.join("|")),
+                        theirs: Some(tv.join("|")),
+                    });
+                }
+                let pick = if tv != ov && ours_wins { ov } else { tv };
+                Some(choose_raw(
+                    &pick,
+                    &columns,
+                    &t,
+                    ti,
+                    &o,
+                    oi,
+                    delim,
+                    same_shape(&t),
+                    same_shape(&o),
+                ))
+            }
+            (None, None) => Some(if same_shape(&t) {
+                raw.to_vec()
+            } else {
+                render(&t.values(ti, &columns), delim)
+            }),
+        };
+        placed.insert(key.clone());
+        if let Some(mut r) = row {
+            if !r.ends_with(b"\n") {
+                r.push(b'\n');
+            }
+            out.push(r);
+            emitted_after.insert(key.clone(), out.len());
+        } else {
+            // A deleted row still anchors ours' insertions that followed it.
+            emitted_after.insert(key.clone(), out.len());
+        }
+    }
+    // Rows only ours has: inserted by ours (not in base), or deleted by
+    // theirs (in base): the latter is a conflict only if ours changed it.
+    let mut inserts: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut anchor = 0usize;
+    for (oi, (key, _, raw)) in o.rows.iter().enumerate() {
+        if let Some(&pos) = emitted_after.get(key) {
+            anchor = pos;
+            continue;
+        }
+        if placed.contains(key) {
+            continue;
+        }
+        let row = match b.by_key.get(key) {
+            Some(&bi) => {
+                if o.values(oi, &columns) == b.values(bi, &columns) {
+                    None // theirs deleted it, ours left it alone: deleted
+                } else {
+                    conflicts.push(Conflict {
+                        kind: ConflictKind::DeleteModify,
+                        key: key.clone(),
+                        column: String::new(),
+                        base: Some(b.values(bi, &columns).join("|")),
+                        ours: Some(o.values(oi, &columns).join("|")),
+                        theirs: None,
+                    });
+                    ours_wins.then(|| raw.to_vec())
+                }
+            }
+            None => Some(if same_shape(&o) {
+                raw.to_vec()
+            } else {
+                render(&o.values(oi, &columns), delim)
+            }),
+        };
+        if let Some(mut r) = row {
+            if !r.ends_with(b"\n") {
+                r.push(b'\n');
+            }
+            inserts.push((anchor, r));
+        }
+    }
+    // Splice ours' insertions after their anchors, keeping their order.
+    let mut merged_rows: Vec<Vec<u8>> = Vec::with_capacity(out.len() + inserts.len());
+    let mut ins = inserts.into_iter().peekable();
+    for pos in 0..=out.len() {
+        while let Some((_, r)) = ins.next_if(|(a, _)| *a == pos) {
+            merged_rows.push(r);
+        }
+        if pos < out.len() {
+            merged_rows.push(std::mem::take(&mut out[pos]));
+        }
+    }
+    let header: Vec<u8> = if t.columns == columns && !t.header_raw.is_empty() {
+        let mut h = t.header_raw.to_vec();
+        if !h.ends_with(b"\n") {
+            h.push(b'\n');
+        }
+        h
+    } else {
+        render(&columns, delim)
+    };
+    let mut content = header;
+    for r in merged_rows {
+        content.extend_from_slice(&r);
+    }
+    Ok(Merged { content, conflicts })
+}
+
+/// Raw bytes for a merged row: the head's or ours' exact bytes when the
+/// merged values equal theirs (untouched rows keep their bytes), else rendered.
+#[allow(clippy::too_many_arguments)]
+fn choose_raw(
+    vals: &[String],
+    columns: &[String],
+    t: &Side,
+    ti: usize,
+    o: &Side,
+    oi: usize,
+    delim: u8,
+    t_shape: bool,
+    o_shape: bool,
+) -> Vec<u8> {
+    if t_shape && t.values(ti, columns) == vals {
+        t.rows[ti].2.to_vec()
+    } else if o_shape && o.values(oi, columns) == vals {
+        o.rows[oi].2.to_vec()
+    } else {
+        render(vals, delim)
+    }
+}
+
+/// How a merging commit ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The writer's base was the head: committed as is (or unchanged).
+    Clean(Committed),
+    /// Others committed meanwhile; their changes and ours merged. Under
+    /// last-writer-wins, `conflicts` lists the cells ours overwrote.
+    Merged {
+        committed: Committed,
+        conflicts: Vec<Conflict>,
+    },
+}
+
+/// Commits `content`, written from version `base`, merging with whatever
+/// was committed since. Under the reject policy a conflict fails the commit
+/// (`MergeError::Conflicts`) and nothing changes.
+pub fn commit_merging(
+    table: &Table,
+    base: u64,
+    content: Vec<u8>,
+    opts: &CommitOptions,
+    policy: ConflictPolicy,
+    delim: u8,
+) -> Result<Outcome, MergeError> {
+    let mut attempt = content.clone();
+    let mut from = base;
+    let mut conflicts = Vec::new();
+    let mut merged = false;
+    // Another writer can commit between our merge and our commit: retry.
+    for _ in 0..8 {
+        match table.commit(Base::Version(from), attempt.clone(), opts) {
+            Ok(c) if merged => {
+                return Ok(Outcome::Merged {
+                    committed: c,
+                    conflicts,
+                });
+            }
+            Ok(c) => return Ok(Outcome::Clean(c)),
+            Err(StorageError::BaseMismatch { head, .. }) => {
+                let base_bytes = if base == 0 {
+                    Vec::new()
+                } else {
+                    table.read_version(base)?
+                };
+                let head_bytes = table.read_version(head)?;
+                let m = merge3(&base_bytes, &content, &head_bytes, delim, policy)?;
+                if !m.conflicts.is_empty() && policy == ConflictPolicy::Reject {
+                    return Err(MergeError::Conflicts {
+                        conflicts: m.conflicts,
+                        head,
+                    });
+                }
+                conflicts = m.conflicts;
+                attempt = m.content;
+                from = head;
+                merged = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(MergeError::Storage(StorageError::Locked {
+        what: format!("table {} (too many concurrent commits)", table.name()),
+        pid: std::process::id(),
+        waited_ms: 0,
+    }))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,288 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+
+const BASE: &[u8] = b"id|name|age\n1|Ann|30\n2|Bob|40\n3|Cy|50\n";
+
+fn m(ours: &str, theirs: &str) -> Merged {
+    merge3(
+        BASE,
+        ours.as_bytes(),
+        theirs.as_bytes(),
+        b'|',
+        ConflictPolicy::Reject,
+    )
+    .unwrap()
+}
+
+fn text(m: &Merged) -> String {
+    String::from_utf8(m.content.clone()).unwrap()
+}
+
+#[test]
+fn different_cells_and_rows_merge() {
+    let r = m(
+        "id|name|age\n1|Ann|31\n2|Bob|40\n3|Cy|50\n",
+        "id|name|age\n1|Anne|30\n2|Bob|40\n3|Cy|55\n",
+    );
+    assert!(r.conflicts.is_empty());
+    assert_eq!(text(&r), "id|name|age\n1|Anne|31\n2|Bob|40\n3|Cy|55\n");
+}
+
+#[test]
+fn the_same_change_on_both_sides_is_no_conflict() {
+    let both = "id|name|age\n1|Ann|31\n2|Bob|40\n3|Cy|50\n";
+    let r = m(both, both);
+    assert!(r.conflicts.is_empty());
+    assert_eq!(text(&r), both);
+}
+
+#[test]
+fn a_cell_changed_both_ways_is_a_conflict_resolved_by_policy() {
+    let ours = "id|name|age\n1|Ann|31\n2|Bob|40\n3|Cy|50\n";
+    let theirs = "id|name|age\n1|Ann|32\n2|Bob|40\n3|Cy|50\n";
+    let r = m(ours, theirs);
+    assert_eq!(r.conflicts.len(), 1);
+    let c = &r.conflicts[0];
+    assert_eq!(
+        (c.kind, c.key.as_str(), c.column.as_str()),
+        (ConflictKind::Cell, "1", "age")
+    );
+    assert_eq!(
+        (c.base.as_deref(), c.ours.as_deref(), c.theirs.as_deref()),
+        (Some("30"), Some("31"), Some("32"))
+    );
+    assert_eq!(text(&r), theirs, "reject keeps the head's value");
+    let lww = merge3(
+        BASE,
+        ours.as_bytes(),
+        theirs.as_bytes(),
+        b'|',
+        ConflictPolicy::LastWriterWins,
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8(lww.content).unwrap(), ours);
+    assert_eq!(
+        lww.conflicts.len(),
+        1,
+        "the overwritten cell is still recorded"
+    );
+}
+
+#[test]
+fn deletes_merge_unless_the_other_side_changed_the_row() {
+    // Ours deletes 2, theirs leaves it: deleted.
+    let r = m(
+        "id|name|age\n1|Ann|30\n3|Cy|50\n",
+        "id|name|age\n1|Ann|30\n2|Bob|40\n3|Cy|51\n",
+    );
+    assert!(r.conflicts.is_empty());
+    assert_eq!(text(&r), "id|name|age\n1|Ann|30\n3|Cy|51\n");
+    // Ours deletes 2, theirs changed it: conflict.
+    let r = m(
+        "id|name|age\n1|Ann|30\n3|Cy|50\n",
+        "id|name|age\n1|Ann|30\n2|Bob|41\n3|Cy|50\n",
+    );
+    assert_eq!(r.conflicts[0].kind, ConflictKind::DeleteModify);
+    // Theirs deleted 3, ours changed it: conflict.
+    let r = m(
+        "id|name|age\n1|Ann|30\n2|Bob|40\n3|Cy|52\n",
+        "id|name|age\n1|Ann|30\n2|Bob|40\n",
+    );
+    assert_eq!(r.conflicts[0].kind, ConflictKind::DeleteModify);
+    assert_eq!(r.conflicts[0].theirs, None);
+}
+
+#[test]
+fn inserts_land_after_their_preceding_row() {
+    let r = m(
+        "id|name|age\n1|Ann|30\n10|New|1\n2|Bob|40\n3|Cy|50\n",
+        "id|name|age\n0|Zed|9\n1|Ann|30\n2|Bob|40\n3|Cy|50\n4|Dee|60\n",
+    );
+    assert!(r.conflicts.is_empty());
+    assert_eq!(
+        text(&r),
+        "id|name|age\n0|Zed|9\n1|Ann|30\n10|New|1\n2|Bob|40\n3|Cy|50\n4|Dee|60\n"
+    );
+    // Both insert the same key: equal content once, different content a conflict.
+    let r = m(
+        "id|name|age\n1|Ann|30\n2|Bob|40\n3|Cy|50\n9|X|1\n",
+        "id|name|age\n1|Ann|30\n2|Bob|40\n3|Cy|50\n9|X|1\n",
+    );
+    assert!(r.conflicts.is_empty());
+    assert_eq!(text(&r).matches("9|X|1").count(), 1);
+    let r = m(
+        "id|name|age\n1|Ann|30\n2|Bob|40\n3|Cy|50\n9|X|1\n",
+        "id|name|age\n1|Ann|30\n2|Bob|40\n3|Cy|50\n9|Y|1\n",
+    );
+    assert_eq!(r.conflicts[0].kind, ConflictKind::InsertInsert);
+}
+
+#[test]
+fn a_column_added_on_one_side_merges() {
+    let r = m(
+        "id|name|age|city\n1|Ann|30|Rome\n2|Bob|40|\n3|Cy|50|Oslo\n",
+        "id|name|age\n1|Ann|30\n2|Bob|41\n3|Cy|50\n4|Dee|60\n",
+    );
+    assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+    assert_eq!(
+        text(&r),
+        "id|name|age|city\n1|Ann|30|Rome\n2|Bob|41|\n3|Cy|50|Oslo\n4|Dee|60|\n"
+    );
+}
+
+#[test]
+fn untouched_rows_keep_their_exact_bytes() {
+    let base = b"id|v\n1|\"plain\"\n2|x\n";
+    let r = merge3(
+        base,
+        b"id|v\n1|\"plain\"\n2|y\n",
+        b"id|v\n0|new\n1|\"plain\"\n2|x\n",
+        b'|',
+        ConflictPolicy::Reject,
+    )
+    .unwrap();
+    assert_eq!(r.content, b"id|v\n0|new\n1|\"plain\"\n2|y\n");
+}
+
+// A reference model: tables as key -> (a, b), edits as scripts.
+#[derive(Debug, Clone)]
+enum Edit {
+    Set(usize, bool, u8),
+    Delete(usize),
+    Insert(u16, u8),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        (0usize..20, any::<bool>(), 0u8..4).prop_map(|(r, c, v)| Edit::Set(r, c, v)),
+        (0usize..20).prop_map(Edit::Delete),
+        (100u16..110, 0u8..4).prop_map(|(k, v)| Edit::Insert(k, v)),
+    ]
+}
+
+type Model = Vec<(String, String, String)>;
+
+fn apply(base: &Model, edits: &[Edit]) -> Model {
+    let mut t = base.clone();
+    for e in edits {
+        match *e {
+            Edit::Set(r, c, v) if !t.is_empty() => {
+                let r = r % t.len();
+                if c {
+                    t[r].1 = format!("v{v}")
+                } else {
+                    t[r].2 = format!("w{v}")
+                }
+            }
+            Edit::Delete(r) if !t.is_empty() => {
+                let r = r % t.len();
+                t.remove(r);
+            }
+            Edit::Insert(k, v) if !t.iter().any(|row| row.0 == k.to_string()) => {
+                t.push((k.to_string(), format!("v{v}"), format!("w{v}")));
+            }
+            _ => {}
+        }
+    }
+    t
+}
+
+fn csv(t: &Model) -> Vec<u8> {
+    let mut s = String::from("id|a|b\n");
+    for (k, a, b) in t {
+        s.push_str(&format!("{k}|{a}|{b}\n"));
+    }
+    s.into_bytes()
+}
+
+/// The expected merge as a map, and the expected number of conflicts.
+fn reference(
+    base: &Model,
+    ours: &Model,
+    theirs: &Model,
+) -> (BTreeMap<String, (String, String)>, usize) {
+    let map = |t: &Model| {
+        t.iter()
+            .map(|(k, a, b)| (k.clone(), (a.clone(), b.clone())))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let (b, o, t) = (map(base), map(ours), map(theirs));
+    let keys: std::collections::BTreeSet<&String> =
+        b.keys().chain(o.keys()).chain(t.keys()).collect();
+    let mut out = BTreeMap::new();
+    let mut conflicts = 0;
+    let cell = |bv: &str, ov: &str, tv: &str, n: &mut usize| -> String {
+        if ov == tv || ov == bv {
+            tv.to_string()
+        } else if tv == bv {
+            ov.to_string()
+        } else {
+            *n += 1;
+            tv.to_string()
+        }
+    };
+    for k in keys {
+        match (b.get(k), o.get(k), t.get(k)) {
+            (Some(bv), Some(ov), Some(tv)) => {
+                let a = cell(&bv.0, &ov.0, &tv.0, &mut conflicts);
+                let bb = cell(&bv.1, &ov.1, &tv.1, &mut conflicts);
+                out.insert(k.clone(), (a, bb));
+            }
+            (Some(bv), None, Some(tv)) => {
+                if tv != bv {
+                    conflicts += 1;
+                    out.insert(k.clone(), tv.clone());
+                }
+            }
+            (Some(bv), Some(ov), None) => {
+                if ov != bv {
+                    conflicts += 1;
+                }
+            }
+            (None, Some(ov), Some(tv)) => {
+                if ov != tv {
+                    conflicts += 1;
+                }
+                out.insert(k.clone(), tv.clone());
+            }
+            (None, Some(v), None) | (None, None, Some(v)) => {
+                out.insert(k.clone(), v.clone());
+            }
+            _ => {}
+        }
+    }
+    (out, conflicts)
+}
+
+proptest! {
+    #[test]
+    fn merge_agrees_with_the_reference_model(
+        n in 0usize..12,
+        ours_edits in proptest::collection::vec(edit(), 0..8),
+        theirs_edits in proptest::collection::vec(edit(), 0..8),
+    ) {
+        let base: Model = (0..n).map(|i| (i.to_string(), format!("a{i}"), format!("b{i}"))).collect();
+        let ours = apply(&base, &ours_edits);
+        let theirs = apply(&base, &theirs_edits);
+        let merged = merge3(&csv(&base), &csv(&ours), &csv(&theirs), b'|', ConflictPolicy::Reject).unwrap();
+        let (want, conflicts) = reference(&base, &ours, &theirs);
+        let idx = TableIndex::parse(&merged.content, b'|').unwrap();
+        let got: BTreeMap<String, (String, String)> = idx
+            .starts
+            .iter()
+            .map(|&st| record_fields(&merged.content, st, b'|'))
+            .map(|f| (f[0].clone(), (f[1].clone(), f[2].clone())))
+            .collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(merged.conflicts.len(), conflicts);
+        // Theirs' row order is kept for the rows it has.
+        let pos: Vec<usize> = theirs
+            .iter()
+            .filter_map(|r| idx.starts.iter().position(|&st| record_fields(&merged.content, st, b'|')[0] == r.0))
+            .collect();
+        prop_assert!(pos.windows(2).all(|w| w[0] < w[1]), "head order kept");
+    }
+}
