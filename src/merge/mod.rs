@@ -133,7 +133,8 @@ fn render(values: &[String], delim: u8) -> Vec<u8> {
 fn merge_columns(base: &[String], ours: &[String], theirs: &[String]) -> Vec<String> {
     let mut cols: Vec<String> = theirs
         .iter()
-        .filter(|c| !(base.contains(c) && !ours.contains(c)) || c.as_str() == theirs[0])
+        // Keep a head column unless ours removed it (the key column always stays).
+        .filter(|c| !base.contains(c) || ours.contains(c) || c.as_str() == theirs[0])
         .cloned()
         .collect();
     for c in ours {

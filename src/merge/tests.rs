@@ -231,17 +231,11 @@ fn reference(
                 let bb = cell(&bv.1, &ov.1, &tv.1, &mut conflicts);
                 out.insert(k.clone(), (a, bb));
             }
-            (Some(bv), None, Some(tv)) => {
-                if tv != bv {
-                    conflicts += 1;
-                    out.insert(k.clone(), tv.clone());
-                }
+            (Some(bv), None, Some(tv)) if tv != bv => {
+                conflicts += 1;
+                out.insert(k.clone(), tv.clone());
             }
-            (Some(bv), Some(ov), None) => {
-                if ov != bv {
-                    conflicts += 1;
-                }
-            }
+            (Some(bv), Some(ov), None) if ov != bv => conflicts += 1,
             (None, Some(ov), Some(tv)) => {
                 if ov != tv {
                     conflicts += 1;
