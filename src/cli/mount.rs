@@ -71,9 +71,11 @@ fn state_file(ctx: &Ctx, mp: &Path, ext: &str) -> PathBuf {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
+    // The readable part can collide (a-b, a_b); the CRC of the path does not.
+    let crc = crc32fast::hash(mp.as_os_str().as_encoded_bytes());
     ctx.home
         .join("mounts")
-        .join(format!("{}.{ext}", key.trim_start_matches('_')))
+        .join(format!("{}-{crc:08x}.{ext}", key.trim_start_matches('_')))
 }
 
 fn block_signals() -> libc::sigset_t {

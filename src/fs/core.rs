@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::error::{FsError, Result};
 use super::node::{Inodes, Node, ROOT};
 use super::status::{Event, Status};
+use crate::merge::{self, MergeError, Outcome};
 use crate::storage::{
     Action, Base, CURRENT, CommitOptions, Database, StorageError, Table, TableIndex, names,
 };
@@ -85,6 +86,9 @@ pub enum Caching {
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
+    /// The calling process: a rename-based save merges against the version
+    /// the same process last read.
+    pub pid: u32,
 }
 
 /// Attribute changes of a setattr.
@@ -124,6 +128,9 @@ enum Handle {
         buf: Vec<u8>,
         base: Option<u64>,
         dirty: bool,
+        /// A write was refused (EFBIG): the content is incomplete and is
+        /// never committed.
+        failed: bool,
     },
     Scratch {
         ino: u64,
@@ -148,6 +155,9 @@ struct Inner {
     next_fh: u64,
     /// Head version last seen per table, to notice commits made elsewhere.
     seen: HashMap<(usize, String), u64>,
+    /// Version of a table each process last read or committed (the merge
+    /// base of its next save). Bounded: cleared when it grows past 4096.
+    last_read: HashMap<(u32, usize, String), u64>,
     /// Size of the latest written, uncommitted buffer per table (what a
     /// writer's stat must see, or `>>` appends at the wrong offset).
     live_size: HashMap<(usize, String), u64>,
@@ -217,6 +227,7 @@ impl ReedFs {
             // SAFETY: trivial libc getters.
             uid: unsafe { libc::getuid() },
             gid: unsafe { libc::getgid() },
+            pid: std::process::id(),
         };
         let status = dbs.iter().map(|_| Status::default()).collect();
         ReedFs {
@@ -232,6 +243,7 @@ impl ReedFs {
                 handles: HashMap::new(),
                 next_fh: 1,
                 seen: HashMap::new(),
+                last_read: HashMap::new(),
                 live_size: HashMap::new(),
             }),
             status,
@@ -555,7 +567,7 @@ impl ReedFs {
     }
 
     /// Opens a file. `flags` are the open(2) flags.
-    pub fn open(&self, ino: u64, flags: i32) -> Result<(u64, Caching)> {
+    pub fn open(&self, ino: u64, flags: i32, caller: Caller) -> Result<(u64, Caching)> {
         let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let trunc = flags & libc::O_TRUNC != 0;
         let mut inner = lock(&self.inner);
@@ -572,6 +584,7 @@ impl ReedFs {
                     return Err(FsError::NotFound);
                 }
                 let pending = inner.pending_tables.contains(&(*db, t.clone()));
+                let read_key = (caller.pid, *db, t.clone());
                 let (seq, head) = if pending {
                     (0, Arc::new(Vec::new()))
                 } else {
@@ -591,9 +604,16 @@ impl ReedFs {
                         db: *db,
                         table: t.clone(),
                         buf,
-                        // O_TRUNC is a blind write: it replaces whatever the head is.
-                        base: (!trunc).then_some(seq),
+                        // The writer's base: without O_TRUNC the buffer starts as
+                        // the head, so the head; with O_TRUNC what this process
+                        // last read, else none (a blind write).
+                        base: if trunc {
+                            inner.last_read.get(&read_key).copied()
+                        } else {
+                            Some(seq)
+                        },
                         dirty: trunc,
+                        failed: false,
                     };
                     Ok((Self::new_fh(&mut inner, h), self.writer_caching()))
                 } else if self.opts.passthrough && !pending {
@@ -604,17 +624,24 @@ impl ReedFs {
                         .filter(|(_, s)| *s == seq)
                         .map(|(f, _)| f);
                     let mut inner = lock(&self.inner);
+                    Self::note_read(&mut inner, caller, *db, t, seq);
                     let h = Handle::CurrentRead {
                         data: head,
                         backing,
                     };
                     Ok((Self::new_fh(&mut inner, h), Caching::Passthrough))
                 } else {
+                    Self::note_read(&mut inner, caller, *db, t, seq);
+                    // Direct I/O: the kernel's page cache would clamp reads to
+                    // the size it was last told, which a concurrent commit can
+                    // change in the middle of a read (a torn read, which a tool
+                    // like sed would then save). Reads come from this handle's
+                    // snapshot; `--passthrough` is the fast path.
                     let h = Handle::CurrentRead {
                         data: head,
                         backing: None,
                     };
-                    Ok((Self::new_fh(&mut inner, h), Caching::Keep))
+                    Ok((Self::new_fh(&mut inner, h), Caching::Direct))
                 }
             }
             Node::Scratch(..) => {
@@ -683,14 +710,16 @@ impl ReedFs {
             // A replacement (mv from another filesystem, vim backupcopy=no):
             // a blind write of the whole table.
             inner.absent.remove(&key);
-            inner.live_size.insert(key.clone(), 0);
             let ino = inner.inodes.ino(&Node::Current(*db, t.clone()));
+            // Not dirty until written: a create the kernel then refuses (or
+            // that writes nothing) must not commit an empty table.
             let h = Handle::CurrentWrite {
                 db: *db,
                 table: t.clone(),
                 buf: Vec::new(),
                 base: None,
-                dirty: true,
+                dirty: false,
+                failed: false,
             };
             let fh = Self::new_fh(&mut inner, h);
             let attr = self.file_attr(ino, 0, 0o644, SystemTime::now());
@@ -753,10 +782,11 @@ impl ReedFs {
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
         let max = self.opts.max_file_bytes;
         let mut inner = lock(&self.inner);
-        let end = offset
-            .checked_add(data.len() as u64)
-            .ok_or(FsError::TooBig(max))?;
-        if end > max {
+        let end = offset.checked_add(data.len() as u64).filter(|&e| e <= max);
+        if end.is_none() {
+            if let Some(Handle::CurrentWrite { failed, .. }) = inner.handles.get_mut(&fh) {
+                *failed = true;
+            }
             return Err(FsError::TooBig(max));
         }
         let (buf, live): (&mut Vec<u8>, Option<(usize, String)>) =
@@ -807,6 +837,7 @@ impl ReedFs {
             Handle::CurrentWrite { dirty, buf, .. } => *dirty && !buf.is_empty(),
             _ => false,
         };
+        tracing::debug!(fh, pid = caller.pid, written, "flush");
         if written {
             self.commit_handle(fh, caller)
         } else {
@@ -839,12 +870,16 @@ impl ReedFs {
         let (db, table, content, base) = {
             let mut inner = lock(&self.inner);
             match inner.handles.get_mut(&fh).ok_or(FsError::BadHandle)? {
+                Handle::CurrentWrite { failed: true, .. } => {
+                    return Err(FsError::TooBig(self.opts.max_file_bytes));
+                }
                 Handle::CurrentWrite {
                     db,
                     table,
                     buf,
                     base,
                     dirty,
+                    ..
                 } if *dirty => {
                     *dirty = false;
                     (*db, table.clone(), buf.clone(), *base)
@@ -853,11 +888,22 @@ impl ReedFs {
             }
         };
         let result = self.commit(db, &table, content, base, Action::Update, caller);
+        tracing::debug!(
+            fh,
+            pid = caller.pid,
+            ?base,
+            ok = result.is_ok(),
+            "commit of a handle"
+        );
         let mut inner = lock(&self.inner);
         if let Some(Handle::CurrentWrite { base: b, dirty, .. }) = inner.handles.get_mut(&fh) {
             match &result {
-                // Later writes through this handle build on what it committed.
-                Ok(seq) => *b = Some(*seq),
+                // Later writes through this handle build on what it committed;
+                // the size stat reports is the head's again.
+                Ok(seq) => {
+                    *b = Some(*seq);
+                    inner.live_size.remove(&(db, table.clone()));
+                }
                 // The caller was told and the bytes are kept (@rejected, or an
                 // `.unsaved` file next to current.csv): the release must not
                 // commit behind the caller's back what it reported as failed.
@@ -867,7 +913,18 @@ impl ReedFs {
         result.map(|_| ())
     }
 
-    /// Commits `content` as the table's new head. Runs outside the
+    /// Remembers that `caller` read (or wrote) version `seq` of a table.
+    fn note_read(inner: &mut Inner, caller: Caller, db: usize, table: &str, seq: u64) {
+        if inner.last_read.len() > 4096 {
+            inner.last_read.clear();
+        }
+        inner
+            .last_read
+            .insert((caller.pid, db, table.to_string()), seq);
+    }
+
+    /// Commits `content` as the table's new head, merging with commits made
+    /// since `base` (none: a blind write against the head). Runs outside the
     /// namespace lock. Returns the head's sequence number.
     fn commit(
         &self,
@@ -884,7 +941,9 @@ impl ReedFs {
             .pending_tables
             .contains(&(db, table.to_string()));
         let outcome = if pending {
-            mdb.db.create_table(table, &content, &user)
+            mdb.db
+                .create_table(table, &content, &user)
+                .map_err(MergeError::from)
         } else {
             let t = self.table(db, table)?;
             if content.is_empty() {
@@ -894,8 +953,38 @@ impl ReedFs {
                     content = head[..idx.header_end].to_vec();
                 }
             }
-            let base = base.map_or(Base::Head, Base::Version);
-            t.commit(base, content.clone(), &CommitOptions::new(action, &user))
+            let opts = CommitOptions::new(action, &user);
+            match base {
+                None => t
+                    .commit(Base::Head, content.clone(), &opts)
+                    .map_err(MergeError::from),
+                Some(b) => {
+                    let cfg = mdb.db.config();
+                    merge::commit_merging(
+                        &t,
+                        b,
+                        content.clone(),
+                        &opts,
+                        cfg.conflict_policy,
+                        cfg.delimiter_byte(),
+                    )
+                    .map(|o| match o {
+                        Outcome::Clean(c) => c,
+                        Outcome::Merged {
+                            committed,
+                            conflicts,
+                        } => {
+                            for c in conflicts {
+                                self.status[db].push(Event::Overwritten {
+                                    table: table.to_string(),
+                                    conflict: c,
+                                });
+                            }
+                            committed
+                        }
+                    })
+                }
+            }
         };
         let ino = lock(&self.inner)
             .inodes
@@ -907,6 +996,7 @@ impl ReedFs {
                     inner.pending_tables.remove(&(db, table.to_string()));
                 }
                 inner.seen.insert((db, table.to_string()), c.version.seq);
+                Self::note_read(&mut inner, caller, db, table, c.version.seq);
                 drop(inner);
                 if c.created {
                     self.status[db].push(Event::Commit {
@@ -920,9 +1010,11 @@ impl ReedFs {
             Err(e) => {
                 let message = e.to_string();
                 let kept = match &e {
-                    StorageError::Csv(_) | StorageError::BaseMismatch { .. } => {
-                        self.keep_rejected(db, table, &content)
-                    }
+                    MergeError::Storage(
+                        StorageError::Csv(_) | StorageError::BaseMismatch { .. },
+                    )
+                    | MergeError::Csv { .. }
+                    | MergeError::Conflicts { .. } => self.keep_rejected(db, table, &content),
                     // The backing store failed (ENOSPC, EIO): keep the bytes in memory,
                     // as a file next to current.csv the user can copy elsewhere.
                     _ => Some(self.keep_unsaved(db, table, content)),
@@ -934,9 +1026,12 @@ impl ReedFs {
                 });
                 tracing::warn!(db = %mdb.name, table, reason = %message, kept = ?kept, "write not committed");
                 Err(match e {
-                    StorageError::Csv(_) => FsError::InvalidContent(message),
-                    StorageError::BaseMismatch { .. } => FsError::Stale(message),
-                    e => FsError::Storage(e),
+                    MergeError::Storage(StorageError::Csv(_)) | MergeError::Csv { .. } => {
+                        FsError::InvalidContent(message)
+                    }
+                    MergeError::Storage(StorageError::BaseMismatch { .. })
+                    | MergeError::Conflicts { .. } => FsError::Stale(message),
+                    MergeError::Storage(e) => FsError::Storage(e),
                 })
             }
         }
@@ -1035,21 +1130,16 @@ impl ReedFs {
         match &node {
             Node::Current(db, t) => {
                 if let Some(size) = set.size {
-                    // Truncation goes to a write handle: with the caller's fh, or
-                    // any open written handle of this table; never a commit by itself.
+                    if size > self.opts.max_file_bytes {
+                        return Err(FsError::TooBig(self.opts.max_file_bytes));
+                    }
+                    // Truncation through a write handle (ftruncate, O_TRUNC) goes
+                    // to that handle and never commits by itself; a path
+                    // truncate(2) with no handle commits at once.
                     let key = (*db, t.clone());
-                    let target = fh
-                        .filter(|f| {
-                            matches!(inner.handles.get(f), Some(Handle::CurrentWrite { .. }))
-                        })
-                        .or_else(|| {
-                            inner.handles.iter().find_map(|(f, h)| match h {
-                                Handle::CurrentWrite {
-                                    db: d, table: tt, ..
-                                } if (*d, tt.clone()) == key => Some(*f),
-                                _ => None,
-                            })
-                        });
+                    let target = fh.filter(|f| {
+                        matches!(inner.handles.get(f), Some(Handle::CurrentWrite { .. }))
+                    });
                     match target.and_then(|f| inner.handles.get_mut(&f)) {
                         Some(Handle::CurrentWrite { buf, dirty, .. }) => {
                             buf.resize(size as usize, 0);
@@ -1287,8 +1377,11 @@ impl ReedFs {
                 .get(&sino)
                 .map(|s| s.data.clone())
                 .ok_or(FsError::NotFound)?;
+            // sed -i, rsync, editors' atomic saves: the base is what this
+            // process read; nothing read means a blind write.
+            let base = inner.last_read.get(&(caller.pid, *db, t.clone())).copied();
             drop(inner);
-            self.commit(*db, t, content, None, Action::Update, caller)?;
+            self.commit(*db, t, content, base, Action::Update, caller)?;
             let mut inner = lock(&self.inner);
             if let Some(d) = inner.dirs.get_mut(&key) {
                 d.remove(name);
@@ -1410,7 +1503,11 @@ mod tests {
     use crate::storage::RealIo;
 
     const TABLE: &[u8] = b"id|name\n1|Ann\n2|Bob\n";
-    const ME: Caller = Caller { uid: 0, gid: 0 };
+    const ME: Caller = Caller {
+        uid: 0,
+        gid: 0,
+        pid: 1,
+    };
 
     fn fs_with(opts: MountOptions) -> (tempfile::TempDir, ReedFs) {
         let dir = tempfile::tempdir().unwrap();
@@ -1485,7 +1582,7 @@ mod tests {
         let (_d, fs) = fs();
         let cur = fs.lookup(users(&fs), OsStr::new(CURRENT)).unwrap().ino;
         // A shell `>`: O_TRUNC, an early flush with no data, then data.
-        let (fh, _) = fs.open(cur, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+        let (fh, _) = fs.open(cur, libc::O_WRONLY | libc::O_TRUNC, ME).unwrap();
         fs.flush(fh, ME).unwrap();
         assert_eq!(versions(&fs), 1, "the early flush commits nothing");
         fs.write(fh, 0, b"id|name\n1|Ann\n").unwrap();
@@ -1505,7 +1602,7 @@ mod tests {
     fn truncate_alone_never_commits_and_empty_keeps_the_header() {
         let (_d, fs) = fs();
         let cur = fs.lookup(users(&fs), OsStr::new(CURRENT)).unwrap().ino;
-        let (fh, _) = fs.open(cur, libc::O_WRONLY).unwrap();
+        let (fh, _) = fs.open(cur, libc::O_WRONLY, ME).unwrap();
         fs.setattr(
             cur,
             Some(fh),
@@ -1553,7 +1650,7 @@ mod tests {
             "the refused file is still there"
         );
         assert_eq!(head(&fs), TABLE);
-        let (fh, _) = fs.open(a.ino, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+        let (fh, _) = fs.open(a.ino, libc::O_WRONLY | libc::O_TRUNC, ME).unwrap();
         fs.write(fh, 0, b"id|name\n1|Ann\n3|Cy\n").unwrap();
         fs.release(fh, ME).unwrap();
         fs.rename(t, OsStr::new("sedX1"), t, OsStr::new(CURRENT), false, ME)
@@ -1609,10 +1706,10 @@ mod tests {
         let vdir = fs.lookup(t, OsStr::new("@versions")).unwrap().ino;
         let v1 = fs.readdir(vdir).unwrap()[0].clone();
         assert!(matches!(
-            fs.open(v1.0, libc::O_WRONLY),
+            fs.open(v1.0, libc::O_WRONLY, ME),
             Err(FsError::ReadOnly(_))
         ));
-        let (fh, _) = fs.open(v1.0, libc::O_RDONLY).unwrap();
+        let (fh, _) = fs.open(v1.0, libc::O_RDONLY, ME).unwrap();
         assert_eq!(fs.read(fh, 0, 4096).unwrap(), TABLE);
         assert!(matches!(
             fs.create(vdir, OsStr::new("x"), 0o644, 0, ME),
@@ -1640,6 +1737,103 @@ mod tests {
             fs.write(fh, 60, b"0123456789"),
             Err(FsError::TooBig(64))
         ));
+    }
+
+    #[test]
+    fn concurrent_writers_merge_and_collisions_fail_stale() {
+        let (_d, fs) = fs();
+        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT)).unwrap().ino;
+        let (a, b) = (Caller { pid: 10, ..ME }, Caller { pid: 11, ..ME });
+        // Both open the head (version 1) for writing, each edits a different row.
+        let (fa, _) = fs.open(cur, libc::O_RDWR, a).unwrap();
+        let (fb, _) = fs.open(cur, libc::O_RDWR, b).unwrap();
+        fs.setattr(
+            cur,
+            Some(fa),
+            SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
+        fs.write(fa, 0, b"id|name\n1|Anna\n2|Bob\n").unwrap();
+        fs.fsync(fa, a).unwrap();
+        fs.setattr(
+            cur,
+            Some(fb),
+            SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
+        fs.write(fb, 0, b"id|name\n1|Ann\n2|Bobby\n").unwrap();
+        fs.fsync(fb, b).unwrap();
+        assert_eq!(
+            head(&fs),
+            b"id|name\n1|Anna\n2|Bobby\n",
+            "both edits merged"
+        );
+        fs.release(fa, a).unwrap();
+        fs.release(fb, b).unwrap();
+        // Now both change the same cell: the later one fails and keeps its bytes.
+        let (fa, _) = fs.open(cur, libc::O_RDWR, a).unwrap();
+        let (fb, _) = fs.open(cur, libc::O_RDWR, b).unwrap();
+        fs.setattr(
+            cur,
+            Some(fa),
+            SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
+        fs.write(fa, 0, b"id|name\n1|A\n2|Bobby\n").unwrap();
+        fs.fsync(fa, a).unwrap();
+        fs.setattr(
+            cur,
+            Some(fb),
+            SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
+        fs.write(fb, 0, b"id|name\n1|B\n2|Bobby\n").unwrap();
+        assert!(matches!(fs.fsync(fb, b), Err(FsError::Stale(_))));
+        assert_eq!(head(&fs), b"id|name\n1|A\n2|Bobby\n");
+        assert_eq!(versions(&fs), 4);
+    }
+
+    #[test]
+    fn a_rename_merges_against_what_the_same_process_read() {
+        let (_d, fs) = fs();
+        let t = users(&fs);
+        let cur = fs.lookup(t, OsStr::new(CURRENT)).unwrap().ino;
+        let sed = Caller { pid: 20, ..ME };
+        // sed reads version 1...
+        let (fr, _) = fs.open(cur, libc::O_RDONLY, sed).unwrap();
+        fs.release(fr, sed).unwrap();
+        // ...someone else commits version 2 meanwhile...
+        let other = Caller { pid: 21, ..ME };
+        let (fo, _) = fs.open(cur, libc::O_RDWR, other).unwrap();
+        fs.write(fo, 0, b"id|name\n1|Ann\n2|Bob\n3|Cy\n").unwrap();
+        fs.release(fo, other).unwrap();
+        // ...then sed renames its edit of version 1 into place: merged, nothing lost.
+        let (_, fh, _) = fs
+            .create(
+                t,
+                OsStr::new("sedX"),
+                0o600,
+                libc::O_CREAT | libc::O_EXCL,
+                sed,
+            )
+            .unwrap();
+        fs.write(fh, 0, b"id|name\n1|Ann\n2|Robert\n").unwrap();
+        fs.release(fh, sed).unwrap();
+        fs.rename(t, OsStr::new("sedX"), t, OsStr::new(CURRENT), false, sed)
+            .unwrap();
+        assert_eq!(head(&fs), b"id|name\n1|Ann\n2|Robert\n3|Cy\n");
     }
 
     #[test]

@@ -91,6 +91,7 @@ fn caller(req: &Request) -> Caller {
     Caller {
         uid: req.uid(),
         gid: req.gid(),
+        pid: req.pid(),
     }
 }
 
@@ -153,7 +154,14 @@ impl FuseFs {
                 // kernel shares one backing file per inode: we can neither
                 // switch it nor serve this open another way.
                 drop(b);
-                let _ = self.core.release(fh, Caller { uid: 0, gid: 0 });
+                let _ = self.core.release(
+                    fh,
+                    Caller {
+                        uid: 0,
+                        gid: 0,
+                        pid: 0,
+                    },
+                );
                 reply.error(Errno::EBUSY);
                 return;
             }
@@ -179,6 +187,10 @@ impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
+        // O_TRUNC arrives with the open (else the kernel sends a separate
+        // truncate without the handle); direct-I/O files stay mmap-able.
+        let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
+        let _ = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
         if self.passthrough {
             let ok = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
                 && config.set_max_stack_depth(1).is_ok();
@@ -329,8 +341,8 @@ impl Filesystem for FuseFs {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.core.open(ino.0, flags.0) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.core.open(ino.0, flags.0, caller(req)) {
             Ok((fh, Caching::Passthrough)) if self.passthrough => {
                 self.open_passthrough(ino.0, fh, reply)
             }

@@ -19,6 +19,11 @@ pub enum Event {
         reason: String,
         kept: Option<String>,
     },
+    /// Under last-writer-wins, a cell a merge overwrote.
+    Overwritten {
+        table: String,
+        conflict: crate::merge::Conflict,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +50,10 @@ impl Status {
                 Event::Commit { table, version: v } => commits.push_str(&format!(
                     "  {when}  {table}  version {}  {}  by {}  {} rows\n",
                     v.seq, v.action, v.user, v.rows
+                )),
+                Event::Overwritten { table, conflict: c } => errors.push_str(&format!(
+                    "  {when}  {table}  merged over a concurrent change: key {:?} column {:?}: head had {:?}, this write {:?}\n",
+                    c.key, c.column, c.theirs, c.ours
                 )),
                 Event::Rejected {
                     table,

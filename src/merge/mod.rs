@@ -9,9 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::storage::csv::{TableIndex, record_fields};
-use crate::storage::{
-    Base, CommitOptions, Committed, ConflictPolicy, CsvError, StorageError, Table,
-};
+use crate::storage::{CommitOptions, Committed, ConflictPolicy, CsvError, StorageError, Table};
 
 /// What kind of disagreement a conflict is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,7 +374,8 @@ pub enum Outcome {
 }
 
 /// Commits `content`, written from version `base`, merging with whatever
-/// was committed since. Under the reject policy a conflict fails the commit
+/// was committed since (under the table lock, so concurrent writers never
+/// retry). Under the reject policy a conflict fails the commit
 /// (`MergeError::Conflicts`) and nothing changes.
 pub fn commit_merging(
     table: &Table,
@@ -386,47 +385,26 @@ pub fn commit_merging(
     policy: ConflictPolicy,
     delim: u8,
 ) -> Result<Outcome, MergeError> {
-    let mut attempt = content.clone();
-    let mut from = base;
-    let mut conflicts = Vec::new();
-    let mut merged = false;
-    // Another writer can commit between our merge and our commit: retry.
-    for _ in 0..8 {
-        match table.commit(Base::Version(from), attempt.clone(), opts) {
-            Ok(c) if merged => {
-                return Ok(Outcome::Merged {
-                    committed: c,
-                    conflicts,
+    let mut merged: Option<Vec<Conflict>> = None;
+    let committed =
+        table.commit_resolving(base, content, opts, |base_bytes, ours, head_bytes, head| {
+            let m = merge3(base_bytes, ours, head_bytes, delim, policy)?;
+            if !m.conflicts.is_empty() && policy == ConflictPolicy::Reject {
+                return Err(MergeError::Conflicts {
+                    conflicts: m.conflicts,
+                    head,
                 });
             }
-            Ok(c) => return Ok(Outcome::Clean(c)),
-            Err(StorageError::BaseMismatch { head, .. }) => {
-                let base_bytes = if base == 0 {
-                    Vec::new()
-                } else {
-                    table.read_version(base)?
-                };
-                let head_bytes = table.read_version(head)?;
-                let m = merge3(&base_bytes, &content, &head_bytes, delim, policy)?;
-                if !m.conflicts.is_empty() && policy == ConflictPolicy::Reject {
-                    return Err(MergeError::Conflicts {
-                        conflicts: m.conflicts,
-                        head,
-                    });
-                }
-                conflicts = m.conflicts;
-                attempt = m.content;
-                from = head;
-                merged = true;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(MergeError::Storage(StorageError::Locked {
-        what: format!("table {} (too many concurrent commits)", table.name()),
-        pid: std::process::id(),
-        waited_ms: 0,
-    }))
+            merged = Some(m.conflicts);
+            Ok(m.content)
+        })?;
+    Ok(match merged {
+        Some(conflicts) => Outcome::Merged {
+            committed,
+            conflicts,
+        },
+        None => Outcome::Clean(committed),
+    })
 }
 
 #[cfg(test)]

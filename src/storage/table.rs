@@ -739,6 +739,32 @@ impl Table {
 
     /// Commits `content` as the table's new version (see the module doc).
     pub fn commit(&self, base: Base, content: Vec<u8>, opts: &CommitOptions) -> Result<Committed> {
+        type Resolve = fn(&[u8], &[u8], &[u8], u64) -> Result<Vec<u8>>;
+        self.commit_inner(base, content, opts, None::<Resolve>)
+    }
+
+    /// Commits `content`, written from version `base`. When others committed
+    /// since, `resolve(base, content, head, head seq)` is called under the
+    /// table lock to produce what to commit against the head instead (the
+    /// merge layer's three-way merge), so concurrent writers never starve
+    /// each other with retries.
+    pub fn commit_resolving<E: From<StorageError>>(
+        &self,
+        base: u64,
+        content: Vec<u8>,
+        opts: &CommitOptions,
+        resolve: impl FnOnce(&[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
+    ) -> Result<Committed, E> {
+        self.commit_inner(Base::Version(base), content, opts, Some(resolve))
+    }
+
+    fn commit_inner<E: From<StorageError>>(
+        &self,
+        base: Base,
+        mut content: Vec<u8>,
+        opts: &CommitOptions,
+        resolve: Option<impl FnOnce(&[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>>,
+    ) -> Result<Committed, E> {
         let mut writer = lock_poisoned(self.writer.lock());
         let _g = self.acquire()?;
         if !writer.repaired {
@@ -750,6 +776,49 @@ impl Table {
         self.refresh(true)?;
         let state = lock_poisoned(self.state.read()).clone();
         let head_seq = state.log.len() as u64;
+        if let (Base::Version(b), Some(resolve)) = (base, resolve)
+            && b != head_seq
+        {
+            if b > head_seq {
+                return Err(StorageError::BaseMismatch {
+                    base: b,
+                    head: head_seq,
+                }
+                .into());
+            }
+            let base_bytes = if b == 0 {
+                Vec::new()
+            } else {
+                self.reconstruct(&state.log, Some((head_seq, state.head.as_slice())), b)?
+            };
+            content = resolve(&base_bytes, &content, &state.head, head_seq)?;
+            return self
+                .commit_locked(writer, state, content, opts)
+                .map_err(E::from);
+        }
+        if let Base::Version(b) = base
+            && b != head_seq
+        {
+            return Err(StorageError::BaseMismatch {
+                base: b,
+                head: head_seq,
+            }
+            .into());
+        }
+        self.commit_locked(writer, state, content, opts)
+            .map_err(E::from)
+    }
+
+    /// The commit itself, against the head in `state`; the caller holds the
+    /// writer mutex (`writer`) and the table lock.
+    fn commit_locked(
+        &self,
+        mut writer: std::sync::MutexGuard<'_, Writer>,
+        state: State,
+        content: Vec<u8>,
+        opts: &CommitOptions,
+    ) -> Result<Committed> {
+        let head_seq = state.log.len() as u64;
         let (p, s) = common_ends(&state.head, &content);
         let unchanged = p == content.len() && p == state.head.len();
         if unchanged
@@ -759,14 +828,6 @@ impl Table {
             return Ok(Committed {
                 version,
                 created: false,
-            });
-        }
-        if let Base::Version(b) = base
-            && b != head_seq
-        {
-            return Err(StorageError::BaseMismatch {
-                base: b,
-                head: head_seq,
             });
         }
         if writer.log_len != Some(state.log_len) {

@@ -775,3 +775,48 @@ fn passthrough_reads_are_exact_and_saves_by_rename_still_work() {
     );
     assert_eq!(m.versions(), 3);
 }
+
+#[test]
+fn fifty_concurrent_writers_on_distinct_rows_all_land() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    // Writers 1..=50 each change their own row's name: even ones with sed -i
+    // (rename onto current.csv), odd ones with Python reading and rewriting
+    // the file in place (O_TRUNC after a read in the same process).
+    let mut children = Vec::new();
+    for w in 1..=50u32 {
+        let script = if w % 2 == 0 {
+            format!("sed -i 's/^{w}|[^|]*|/{w}|Writer {w}|/' users/current.csv")
+        } else {
+            format!(
+                "python3 -c \"p='users/current.csv'; d=open(p).read(); \
+                 import re; d=re.sub(r'(?m)^{w}\\|[^|]*\\|', '{w}|Writer {w}|', d, count=1); open(p,'w').write(d)\""
+            )
+        };
+        children.push(
+            Command::new("timeout")
+                .args(["60", "sh", "-c", &script])
+                .current_dir(m.mp.path())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let mut failed = Vec::new();
+    for (i, c) in children.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        if !o.status.success() {
+            failed.push((i + 1, String::from_utf8_lossy(&o.stderr).into_owned()));
+        }
+    }
+    assert!(failed.is_empty(), "writers failed: {failed:?}");
+    let content = std::fs::read_to_string(m.current()).unwrap();
+    let missing: Vec<u32> = (1..=50)
+        .filter(|w| !content.contains(&format!("\n{w}|Writer {w}|")))
+        .collect();
+    assert!(missing.is_empty(), "changes lost: {missing:?}");
+    assert_eq!(m.versions(), 51, "one version per writer");
+    let v = m.rdb().args(["verify", "shop"]).output().unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
