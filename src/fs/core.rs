@@ -604,14 +604,15 @@ impl ReedFs {
                         db: *db,
                         table: t.clone(),
                         buf,
-                        // The writer's base: without O_TRUNC the buffer starts as
-                        // the head, so the head; with O_TRUNC what this process
-                        // last read, else none (a blind write).
-                        base: if trunc {
-                            inner.last_read.get(&read_key).copied()
-                        } else {
-                            Some(seq)
-                        },
+                        // The writer's base: what this process last read (vim
+                        // rewrites in place what it read at start); else the
+                        // head the buffer starts from, or for O_TRUNC none
+                        // (a blind write).
+                        base: inner
+                            .last_read
+                            .get(&read_key)
+                            .copied()
+                            .or((!trunc).then_some(seq)),
                         dirty: trunc,
                         failed: false,
                     };

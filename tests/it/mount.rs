@@ -820,3 +820,27 @@ fn fifty_concurrent_writers_on_distinct_rows_all_land() {
     let v = m.rdb().args(["verify", "shop"]).output().unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }
+
+#[test]
+fn an_editor_saves_against_what_it_opened_not_the_new_head() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    // An editor (here a Python one) reads the table; another process commits
+    // while the editor holds it; then the editor rewrites the file in place
+    // (O_TRUNC). Its save merges against the version it read: both changes
+    // survive. (vim in batch mode reloads the file when it changed on disk,
+    // so it cannot play this part.)
+    m.sh_ok(
+        "python3 -c \"import re, subprocess; p='users/current.csv'; d=open(p).read(); \
+         subprocess.run(['sed', '-i', r's/^6|[^|]*|/6|Other|/', p], check=True); \
+         d=re.sub(r'(?m)^5\\|[^|]*\\|', '5|Editor|', d, count=1); open(p, 'w').write(d)\"",
+    );
+    let content = std::fs::read_to_string(m.current()).unwrap();
+    assert!(content.contains("\n5|Editor|"), "the editor's change");
+    assert!(
+        content.contains("\n6|Other|"),
+        "the concurrent change survives the editor's save"
+    );
+    assert_eq!(m.versions(), 3);
+}
