@@ -40,7 +40,9 @@ pub fn errno(e: &FsError) -> Errno {
         FsError::NotSupported => Errno::ENOTSUP,
         FsError::BadHandle => Errno::EBADF,
         FsError::InvalidContent(_) => Errno::EINVAL,
-        FsError::Stale(_) => Errno::ESTALE,
+        // Not ESTALE: the kernel retries a call that fails with ESTALE,
+        // which would run (and refuse) the merge twice.
+        FsError::Stale(_) => Errno::EBUSY,
         FsError::Storage(s) => match s {
             StorageError::Io { source, .. } => Errno::from(std::io::Error::from_raw_os_error(
                 source.raw_os_error().unwrap_or(libc::EIO),
@@ -48,7 +50,7 @@ pub fn errno(e: &FsError) -> Errno {
             StorageError::NotFound { .. } => Errno::ENOENT,
             StorageError::Exists { .. } => Errno::EEXIST,
             StorageError::Csv(_) | StorageError::InvalidName { .. } => Errno::EINVAL,
-            StorageError::BaseMismatch { .. } => Errno::ESTALE,
+            StorageError::BaseMismatch { .. } => Errno::EBUSY,
             StorageError::Locked { .. } => Errno::EBUSY,
             StorageError::Corrupt { .. } | StorageError::Config { .. } => Errno::EIO,
         },

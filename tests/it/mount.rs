@@ -844,3 +844,78 @@ fn an_editor_saves_against_what_it_opened_not_the_new_head() {
     );
     assert_eq!(m.versions(), 3);
 }
+
+#[test]
+fn colliding_writers_each_end_merged_or_as_a_recorded_conflict() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    // 20 writers all set row 1's name (and each its own row's name too):
+    // every writer either lands (its own row changed, and row 1 holds some
+    // writer's value) or fails with a conflict whose bytes are kept.
+    let mut children = Vec::new();
+    for w in 1..=20u32 {
+        let own = 100 + w;
+        let script = format!(
+            "sed -i -e 's/^1|[^|]*|/1|Collide {w}|/' -e 's/^{own}|[^|]*|/{own}|Own {w}|/' users/current.csv"
+        );
+        children.push(
+            Command::new("timeout")
+                .args(["60", "sh", "-c", &script])
+                .current_dir(m.mp.path())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let mut landed = 0;
+    let mut refused = 0;
+    for (i, c) in children.into_iter().enumerate() {
+        let w = i as u32 + 1;
+        let o = c.wait_with_output().unwrap();
+        let content = std::fs::read_to_string(m.current()).unwrap();
+        if o.status.success() {
+            landed += 1;
+            assert!(
+                content.contains(&format!("\n{}|Own {w}|", 100 + w)),
+                "writer {w} reported success but its row is missing"
+            );
+        } else {
+            refused += 1;
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains("Device or resource busy"),
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(
+                !content.contains(&format!("\n{}|Own {w}|", 100 + w)),
+                "a refused writer's change must not land"
+            );
+        }
+    }
+    assert_eq!(landed + refused, 20);
+    assert!(landed >= 1);
+    let kept: Vec<String> = std::fs::read_dir(m.mp.path().join("@rejected"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        kept.len(),
+        refused,
+        "every refused write keeps its bytes: {kept:?}"
+    );
+    let content = std::fs::read_to_string(m.current()).unwrap();
+    assert!(
+        content.contains("\n1|Collide "),
+        "row 1 holds one writer's value"
+    );
+    assert_eq!(m.versions(), 1 + landed);
+    let status = std::fs::read_to_string(m.mp.path().join("@status")).unwrap();
+    assert_eq!(
+        status.matches("conflicting cell").count(),
+        refused,
+        "{status}"
+    );
+}
