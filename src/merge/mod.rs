@@ -54,11 +54,26 @@ pub enum MergeError {
 }
 
 /// A parsed side: columns, and rows in file order as (key, fields, raw bytes).
+/// Fields are decoded only for rows a merge must look into: most rows are
+/// byte-identical across the three sides and are compared as bytes.
 struct Side<'a> {
     columns: Vec<String>,
     header_raw: &'a [u8],
-    rows: Vec<(String, Vec<String>, &'a [u8])>,
+    rows: Vec<(String, &'a [u8])>,
     by_key: HashMap<String, usize>,
+    delim: u8,
+}
+
+/// The decoded first field of a record (the key), cheaply for unquoted ones.
+fn first_field(raw: &[u8], delim: u8) -> String {
+    if raw.first() == Some(&b'"') {
+        return record_fields(raw, 0, delim).swap_remove(0);
+    }
+    let end = raw
+        .iter()
+        .position(|&c| c == delim || c == b'\n' || c == b'\r')
+        .unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
 fn parse<'a>(b: &'a [u8], delim: u8, side: &'static str) -> Result<Side<'a>, MergeError> {
@@ -68,14 +83,14 @@ fn parse<'a>(b: &'a [u8], delim: u8, side: &'static str) -> Result<Side<'a>, Mer
             header_raw: b,
             rows: Vec::new(),
             by_key: HashMap::new(),
+            delim,
         });
     }
     let idx = TableIndex::parse(b, delim).map_err(|error| MergeError::Csv { side, error })?;
     let mut rows = Vec::with_capacity(idx.rows());
     for i in 0..idx.rows() {
         let r = idx.row_range(i);
-        let fields = record_fields(b, r.start, delim);
-        rows.push((fields[0].clone(), fields, &b[r]));
+        rows.push((first_field(&b[r.clone()], delim), &b[r]));
     }
     let by_key = rows
         .iter()
@@ -87,21 +102,40 @@ fn parse<'a>(b: &'a [u8], delim: u8, side: &'static str) -> Result<Side<'a>, Mer
         header_raw: &b[..idx.header_end],
         rows,
         by_key,
+        delim,
     })
 }
 
 impl Side<'_> {
+    fn fields(&self, i: usize) -> Vec<String> {
+        record_fields(self.rows[i].1, 0, self.delim)
+    }
+
+    fn raw(&self, i: usize) -> &[u8] {
+        self.rows[i].1
+    }
+
     /// The value of `column` in row `i` ("" when the side lacks the column).
     fn cell(&self, i: usize, column: &str) -> String {
         self.columns
             .iter()
             .position(|c| c == column)
-            .and_then(|p| self.rows[i].1.get(p).cloned())
+            .and_then(|p| self.fields(i).get(p).cloned())
             .unwrap_or_default()
     }
 
     fn values(&self, i: usize, columns: &[String]) -> Vec<String> {
-        columns.iter().map(|c| self.cell(i, c)).collect()
+        let fields = self.fields(i);
+        columns
+            .iter()
+            .map(|c| {
+                self.columns
+                    .iter()
+                    .position(|x| x == c)
+                    .and_then(|p| fields.get(p).cloned())
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 }
 
@@ -170,13 +204,19 @@ pub fn merge3(
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(t.rows.len() + o.rows.len());
     let mut placed: HashSet<String> = HashSet::new();
     let mut emitted_after: HashMap<String, usize> = HashMap::new();
-    for (ti, (key, _, raw)) in t.rows.iter().enumerate() {
+    // With the same columns on all sides, rows compare as bytes.
+    let same = b.columns == columns && o.columns == columns && t.columns == columns;
+    for (ti, (key, raw)) in t.rows.iter().enumerate() {
         let bi = b.by_key.get(key).copied();
         let oi = o.by_key.get(key).copied();
         let row: Option<Vec<u8>> = match (bi, oi) {
             // In base and theirs; ours deleted it.
             (Some(bi), None) => {
-                let theirs_changed = t.values(ti, &columns) != b.values(bi, &columns);
+                let theirs_changed = if same {
+                    t.raw(ti) != b.raw(bi)
+                } else {
+                    t.values(ti, &columns) != b.values(bi, &columns)
+                };
                 if !theirs_changed {
                     None
                 } else {
@@ -191,7 +231,11 @@ pub fn merge3(
                     if ours_wins { None } else { Some(raw.to_vec()) }
                 }
             }
-            // In all three: cell by cell.
+            // In all three, ours untouched: the head's row as it is.
+            (Some(bi), Some(oi)) if same && o.raw(oi) == b.raw(bi) => Some(raw.to_vec()),
+            // Theirs untouched: ours.
+            (Some(bi), Some(oi)) if same && t.raw(ti) == b.raw(bi) => Some(o.raw(oi).to_vec()),
+            // Both changed the row: cell by cell.
             (Some(bi), Some(oi)) => {
                 let mut vals = Vec::with_capacity(columns.len());
                 for c in &columns {
@@ -273,7 +317,7 @@ pub fn merge3(
     // theirs (in base): the latter is a conflict only if ours changed it.
     let mut inserts: Vec<(usize, Vec<u8>)> = Vec::new();
     let mut anchor = 0usize;
-    for (oi, (key, _, raw)) in o.rows.iter().enumerate() {
+    for (oi, (key, raw)) in o.rows.iter().enumerate() {
         if let Some(&pos) = emitted_after.get(key) {
             anchor = pos;
             continue;
@@ -283,7 +327,12 @@ pub fn merge3(
         }
         let row = match b.by_key.get(key) {
             Some(&bi) => {
-                if o.values(oi, &columns) == b.values(bi, &columns) {
+                let untouched = if same {
+                    o.raw(oi) == b.raw(bi)
+                } else {
+                    o.values(oi, &columns) == b.values(bi, &columns)
+                };
+                if untouched {
                     None // theirs deleted it, ours left it alone: deleted
                 } else {
                     conflicts.push(Conflict {
@@ -352,9 +401,9 @@ fn choose_raw(
     o_shape: bool,
 ) -> Vec<u8> {
     if t_shape && t.values(ti, columns) == vals {
-        t.rows[ti].2.to_vec()
+        t.rows[ti].1.to_vec()
     } else if o_shape && o.values(oi, columns) == vals {
-        o.rows[oi].2.to_vec()
+        o.rows[oi].1.to_vec()
     } else {
         render(vals, delim)
     }
