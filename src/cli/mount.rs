@@ -226,6 +226,14 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     loop {
         if let Some(sig) = wait_signal(&signals, Duration::from_millis(300)) {
             tracing::info!(signal = sig, "unmounting");
+            if unmount_busy(&mp) {
+                // Exiting now would leave a dead mount behind: keep serving.
+                eprintln!(
+                    "rdb: {} is busy (a process has files or its working directory in it; `fuser -m` names it); still mounted",
+                    mp.display()
+                );
+                continue;
+            }
             break;
         }
         if start.elapsed() > Duration::from_secs(1) && !mounted_at(&mp) {
@@ -242,11 +250,23 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
         }
         // Already unmounted from outside: nothing left to do.
         Err(e) if !mounted_at(&mp) => {
-            tracing::debug!(error = %e, "unmount after external umount");
+            tracing::debug!(error = %e, "already unmounted");
+            eprintln!("unmounted {}", mp.display());
             Ok(exit::OK)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Tries to unmount `mp` ourselves first (as root); true when the kernel
+/// refuses because the mount is in use.
+fn unmount_busy(mp: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(mp.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: umount2 on a NUL-terminated path we own.
+    let rc = unsafe { libc::umount2(c.as_ptr(), 0) };
+    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY)
 }
 
 /// Starts the same command in the background (a new session, stdio to a log
