@@ -1,6 +1,7 @@
 //! Command definitions and dispatch. Data goes to stdout, messages to
 //! stderr; exit codes are documented in docs/CLI.md and in `rdb --help`.
 
+mod conflict;
 mod db;
 mod mount;
 mod output;
@@ -114,6 +115,19 @@ enum Command {
         table: String,
         version: String,
     },
+    /// List unresolved merge conflicts (writes refused because they collided).
+    #[command(name = "conflict:list")]
+    ConflictList {
+        db: String,
+        #[command(flatten)]
+        format: output::FormatArg,
+    },
+    /// Show a conflict's cells: key, column, base, ours (the refused write), theirs (the head).
+    #[command(name = "conflict:show")]
+    ConflictShow { db: String, id: String },
+    /// Resolve a conflict: --ours applies the refused write, --theirs keeps the head, --file commits a table.
+    #[command(name = "conflict:resolve")]
+    ConflictResolve(conflict::ResolveArgs),
     /// Mount databases as directories: every save of current.csv is a version.
     Mount(mount::MountArgs),
     /// Unmount a mount made by `rdb mount`, after everything is written back.
@@ -255,6 +269,9 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         }
         Command::Verify { db } => db::verify(ctx, db.as_deref()),
         Command::Mount(a) => mount::run(ctx, a),
+        Command::ConflictList { db, format } => conflict::list(ctx, &db, format),
+        Command::ConflictShow { db, id } => conflict::show(ctx, &db, &id),
+        Command::ConflictResolve(a) => conflict::resolve(ctx, a),
         Command::Umount { mountpoint } => mount::umount(ctx, &mountpoint),
     }
 }

@@ -343,9 +343,11 @@ impl ReedFs {
 
     fn attr_of(&self, inner: &mut Inner, ino: u64, node: &Node) -> Result<Attr> {
         Ok(match node {
-            Node::Root | Node::Db(_) | Node::Versions(..) | Node::Rejected(_) => {
-                self.dir_attr(ino, self.started)
-            }
+            Node::Root
+            | Node::Db(_)
+            | Node::Versions(..)
+            | Node::Rejected(_)
+            | Node::Conflicts(_) => self.dir_attr(ino, self.started),
             Node::Table(db, t) => {
                 if !self.table_exists(inner, *db, t) {
                     return Err(FsError::NotFound);
@@ -389,7 +391,10 @@ impl ReedFs {
                 let v = self.table(*db, t)?.version(*seq)?;
                 self.file_attr(ino, v.size, 0o444, ts_time(v.ts_us))
             }
-            Node::VersionLog(..) | Node::Status(_) | Node::RejectedFile(..) => {
+            Node::VersionLog(..)
+            | Node::Status(_)
+            | Node::RejectedFile(..)
+            | Node::ConflictFile(..) => {
                 let len = self.generate(node)?.len() as u64;
                 self.file_attr(ino, len, 0o444, SystemTime::now())
             }
@@ -410,6 +415,7 @@ impl ReedFs {
             Node::Db(db) => match name {
                 "@status" => Node::Status(*db),
                 "@rejected" => Node::Rejected(*db),
+                "@conflicts" => Node::Conflicts(*db),
                 _ => Node::Table(*db, name.to_string()),
             },
             Node::Table(db, t) => match name {
@@ -431,6 +437,7 @@ impl ReedFs {
                 Node::VersionFile(*db, t.clone(), v.seq)
             }
             Node::Rejected(db) => Node::RejectedFile(*db, name.to_string()),
+            Node::Conflicts(db) => Node::ConflictFile(*db, name.to_string()),
             _ => return Err(FsError::NotDir),
         })
     }
@@ -483,6 +490,7 @@ impl ReedFs {
                 if show {
                     names.push((Node::Status(*db), Kind::File, "@status".into()));
                     names.push((Node::Rejected(*db), Kind::Dir, "@rejected".into()));
+                    names.push((Node::Conflicts(*db), Kind::Dir, "@conflicts".into()));
                 }
             }
             Node::Table(db, t) => {
@@ -522,6 +530,12 @@ impl ReedFs {
                     Kind::File,
                     "log.csv".into(),
                 ));
+            }
+            Node::Conflicts(db) => {
+                for c in merge::conflicts::list(&self.dbs[*db].db)? {
+                    let name = format!("{}.csv", c.id);
+                    names.push((Node::ConflictFile(*db, name.clone()), Kind::File, name));
+                }
             }
             Node::Rejected(db) => {
                 for f in self.rejected_files(*db) {
@@ -1014,8 +1028,17 @@ impl ReedFs {
                     MergeError::Storage(
                         StorageError::Csv(_) | StorageError::BaseMismatch { .. },
                     )
-                    | MergeError::Csv { .. }
-                    | MergeError::Conflicts { .. } => self.keep_rejected(db, table, &content),
+                    | MergeError::Csv { .. } => self.keep_rejected(db, table, &content),
+                    MergeError::Conflicts { conflicts, head } => merge::conflicts::record(
+                        &mdb.db,
+                        table,
+                        base.unwrap_or(0),
+                        *head,
+                        &content,
+                        conflicts,
+                    )
+                    .ok()
+                    .map(|id| format!("@conflicts/{id}.csv")),
                     // The backing store failed (ENOSPC, EIO): keep the bytes in memory,
                     // as a file next to current.csv the user can copy elsewhere.
                     _ => Some(self.keep_unsaved(db, table, content)),
@@ -1103,6 +1126,10 @@ impl ReedFs {
                     ));
                 }
                 Ok(out.into_bytes())
+            }
+            Node::ConflictFile(db, name) => {
+                let id = name.strip_suffix(".csv").ok_or(FsError::NotFound)?;
+                merge::conflicts::cells(&self.dbs[*db].db, id).map_err(|_| FsError::NotFound)
             }
             Node::RejectedFile(db, name) => {
                 if name.contains('/') || name.starts_with('.') {
@@ -1575,7 +1602,10 @@ mod tests {
             show_virtual: true,
             ..MountOptions::default()
         });
-        assert_eq!(names(&fs, ROOT), ["users", "@status", "@rejected"]);
+        assert_eq!(
+            names(&fs, ROOT),
+            ["users", "@status", "@rejected", "@conflicts"]
+        );
     }
 
     #[test]

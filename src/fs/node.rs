@@ -29,13 +29,21 @@ pub enum Node {
     /// `<db>/@rejected/`: content that failed validation, by file name.
     Rejected(usize),
     RejectedFile(usize, String),
+    /// `<db>/@conflicts/`: refused merges, one `<id>.csv` of cells each.
+    Conflicts(usize),
+    ConflictFile(usize, String),
 }
 
 impl Node {
     pub fn is_dir(&self) -> bool {
         matches!(
             self,
-            Node::Root | Node::Db(_) | Node::Table(..) | Node::Versions(..) | Node::Rejected(_)
+            Node::Root
+                | Node::Db(_)
+                | Node::Table(..)
+                | Node::Versions(..)
+                | Node::Rejected(_)
+                | Node::Conflicts(_)
         )
     }
 
@@ -49,6 +57,8 @@ impl Node {
                 | Node::Status(_)
                 | Node::Rejected(_)
                 | Node::RejectedFile(..)
+                | Node::Conflicts(_)
+                | Node::ConflictFile(..)
         )
     }
 }

@@ -456,5 +456,7 @@ pub fn commit_merging(
     })
 }
 
+pub mod conflicts;
+
 #[cfg(test)]
 mod tests;

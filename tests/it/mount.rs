@@ -895,17 +895,26 @@ fn colliding_writers_each_end_merged_or_as_a_recorded_conflict() {
     }
     assert_eq!(landed + refused, 20);
     assert!(landed >= 1);
-    let kept: Vec<String> = std::fs::read_dir(m.mp.path().join("@rejected"))
+    // Every refused write is a conflict record, as data.
+    let mut kept: Vec<String> = std::fs::read_dir(m.mp.path().join("@conflicts"))
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect()
         })
         .unwrap_or_default();
+    kept.sort();
     assert_eq!(
         kept.len(),
         refused,
-        "every refused write keeps its bytes: {kept:?}"
+        "every refused write is recorded: {kept:?}"
     );
+    for k in &kept {
+        let cells = std::fs::read_to_string(m.mp.path().join("@conflicts").join(k)).unwrap();
+        assert!(
+            cells.starts_with("key|column|base|ours|theirs\n1|name|"),
+            "{cells}"
+        );
+    }
     let content = std::fs::read_to_string(m.current()).unwrap();
     assert!(
         content.contains("\n1|Collide "),
@@ -917,5 +926,64 @@ fn colliding_writers_each_end_merged_or_as_a_recorded_conflict() {
         status.matches("conflicting cell").count(),
         refused,
         "{status}"
+    );
+    if refused < 2 {
+        return;
+    }
+    // Resolve one with --ours (the refused writer's cells win) and one with --theirs.
+    let list = m
+        .rdb()
+        .args(["conflict:list", "shop", "--format", "csv"])
+        .output()
+        .unwrap();
+    let ids: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), refused);
+    let shown = m
+        .rdb()
+        .args(["conflict:show", "shop", &ids[0]])
+        .output()
+        .unwrap();
+    let ours_value = String::from_utf8_lossy(&shown.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split('|')
+        .nth(3)
+        .unwrap()
+        .to_string();
+    let r = m
+        .rdb()
+        .args(["conflict:resolve", "shop", &ids[0], "--ours"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let content = std::fs::read_to_string(m.current()).unwrap();
+    assert!(
+        content.contains(&format!("\n1|{ours_value}|")),
+        "--ours applies the refused cell {ours_value:?}"
+    );
+    let before = std::fs::read(m.current()).unwrap();
+    let r = m
+        .rdb()
+        .args(["conflict:resolve", "shop", &ids[1], "--theirs"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        std::fs::read(m.current()).unwrap() == before,
+        "--theirs keeps the head"
+    );
+    let list = m
+        .rdb()
+        .args(["conflict:list", "shop", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).lines().count() - 1,
+        refused - 2
     );
 }

@@ -1,0 +1,184 @@
+//! Conflicts as data: a refused merge leaves `<db root>/conflicts/<id>.csv`
+//! (one line per conflicting cell: key, column, base, ours, theirs) and
+//! `<id>.ours` (the refused writer's bytes), with `<id>.toml` saying which
+//! table and versions. `rdb conflict:*` and the mount's `@conflicts/` read
+//! them; resolving commits a version and removes them.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Conflict, MergeError, merge3};
+use crate::storage::io::replace_file;
+use crate::storage::names::{format_ts, now_us};
+use crate::storage::{
+    Action, Base, CommitOptions, Committed, ConflictPolicy, Database, StorageError,
+};
+
+/// What a conflict is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictInfo {
+    pub id: String,
+    pub table: String,
+    /// The version the refused writer started from.
+    pub base: u64,
+    /// The head it collided with.
+    pub head: u64,
+    pub cells: usize,
+    pub ts_us: u64,
+}
+
+/// How to resolve.
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    /// Apply the refused write, merged over the current head (its cells win).
+    Ours,
+    /// Keep the head; drop the refused write.
+    Theirs,
+    /// Commit this content as the resolution.
+    Content(Vec<u8>),
+}
+
+fn dir(db: &Database) -> PathBuf {
+    db.root().join("conflicts")
+}
+
+fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |e| StorageError::io("write", path, e)
+}
+
+fn cells_csv(cells: &[Conflict], delim: u8) -> Vec<u8> {
+    let d = delim as char;
+    let field = |v: &str| {
+        if v.bytes()
+            .any(|c| c == delim || c == b'"' || c == b'\n' || c == b'\r')
+        {
+            format!("\"{}\"", v.replace('"', "\"\""))
+        } else {
+            v.to_string()
+        }
+    };
+    let mut out = format!("key{d}column{d}base{d}ours{d}theirs\n");
+    for c in cells {
+        let opt = |v: &Option<String>| v.as_deref().map(field).unwrap_or_default();
+        out.push_str(&format!(
+            "{}{d}{}{d}{}{d}{}{d}{}\n",
+            field(&c.key),
+            field(&c.column),
+            opt(&c.base),
+            opt(&c.ours),
+            opt(&c.theirs)
+        ));
+    }
+    out.into_bytes()
+}
+
+/// Records a refused merge; returns its id.
+pub fn record(
+    db: &Database,
+    table: &str,
+    base: u64,
+    head: u64,
+    ours: &[u8],
+    cells: &[Conflict],
+) -> Result<String, StorageError> {
+    let d = dir(db);
+    std::fs::create_dir_all(&d).map_err(io_err(&d))?;
+    let ts_us = now_us();
+    let id = format!("{table}-{}", format_ts(ts_us));
+    let info = ConflictInfo {
+        id: id.clone(),
+        table: table.to_string(),
+        base,
+        head,
+        cells: cells.len(),
+        ts_us,
+    };
+    let io = db.io();
+    replace_file(&**io, &d.join(format!("{id}.ours")), ours)?;
+    replace_file(
+        &**io,
+        &d.join(format!("{id}.csv")),
+        &cells_csv(cells, db.config().delimiter_byte()),
+    )?;
+    let meta = toml::to_string(&info).map_err(|e| StorageError::Config {
+        path: d.clone(),
+        detail: e.to_string(),
+    })?;
+    // The metadata last: its presence marks a complete record.
+    replace_file(&**io, &d.join(format!("{id}.toml")), meta.as_bytes())?;
+    Ok(id)
+}
+
+/// Every unresolved conflict, oldest first.
+pub fn list(db: &Database) -> Result<Vec<ConflictInfo>, StorageError> {
+    let d = dir(db);
+    let Ok(rd) = std::fs::read_dir(&d) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(id) = name.strip_suffix(".toml")
+            && !id.starts_with('.')
+            && let Ok(info) = get(db, id)
+        {
+            out.push(info);
+        }
+    }
+    out.sort_by_key(|c| (c.ts_us, c.id.clone()));
+    Ok(out)
+}
+
+pub fn get(db: &Database, id: &str) -> Result<ConflictInfo, StorageError> {
+    let path = dir(db).join(format!("{id}.toml"));
+    let not_found = || StorageError::NotFound {
+        kind: "conflict",
+        name: id.to_string(),
+    };
+    if id.contains('/') || id.starts_with('.') {
+        return Err(not_found());
+    }
+    let text = std::fs::read_to_string(&path).map_err(|_| not_found())?;
+    toml::from_str(&text).map_err(|e| StorageError::Config {
+        path,
+        detail: e.to_string(),
+    })
+}
+
+/// The cells file of a conflict (CSV: key, column, base, ours, theirs).
+pub fn cells(db: &Database, id: &str) -> Result<Vec<u8>, StorageError> {
+    get(db, id)?;
+    let path = dir(db).join(format!("{id}.csv"));
+    std::fs::read(&path).map_err(|e| StorageError::io("read", &path, e))
+}
+
+/// Resolves a conflict: commits the resolution (none for `Theirs`) and
+/// removes the record.
+pub fn resolve(
+    db: &Database,
+    id: &str,
+    how: Resolution,
+    user: &str,
+) -> Result<Option<Committed>, MergeError> {
+    let info = get(db, id)?;
+    let table = db.live_table(&info.table)?;
+    let opts = CommitOptions::new(Action::Merge, user);
+    let committed = match how {
+        Resolution::Theirs => None,
+        Resolution::Content(bytes) => Some(table.commit(Base::Head, bytes, &opts)?),
+        Resolution::Ours => {
+            let path = dir(db).join(format!("{id}.ours"));
+            let ours = std::fs::read(&path).map_err(|e| StorageError::io("read", &path, e))?;
+            let delim = db.config().delimiter_byte();
+            let committed = table.commit_resolving(info.base, ours, &opts, |b, o, h, _| {
+                Ok::<_, MergeError>(merge3(b, o, h, delim, ConflictPolicy::LastWriterWins)?.content)
+            })?;
+            Some(committed)
+        }
+    };
+    for ext in ["toml", "csv", "ours"] {
+        let _ = std::fs::remove_file(dir(db).join(format!("{id}.{ext}")));
+    }
+    Ok(committed)
+}
