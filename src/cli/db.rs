@@ -242,3 +242,56 @@ pub fn verify(ctx: &Ctx, name: Option<&str>) -> Result<i32> {
     }
     Ok(if damaged { exit::DAMAGED } else { exit::OK })
 }
+
+/// `db:config <db> [key [value]]`: shows the settings, or sets one.
+pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> Result<i32> {
+    use reedbase::storage::ConflictPolicy;
+    let (root, _) = ctx.registry()?.resolve(name, &ctx.cwd)?;
+    let show = |c: &Config| {
+        println!(
+            "conflict_policy = {}",
+            match c.conflict_policy {
+                ConflictPolicy::Reject => "reject",
+                ConflictPolicy::LastWriterWins => "last-writer-wins",
+            }
+        );
+        println!("keyframe_every = {}", c.keyframe_every);
+        println!("lock_timeout_ms = {}", c.lock_timeout_ms);
+    };
+    let (Some(key), Some(value)) = (key, value) else {
+        let cfg = Config::load(&RealIo, &root.join("config.toml"))?;
+        show(&cfg);
+        return Ok(exit::OK);
+    };
+    let number = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| format!("{key} takes a whole number, not {v:?}"))
+    };
+    let cfg = Database::update_config(&root, |c| {
+        match key {
+            "conflict_policy" => {
+                c.conflict_policy = match value {
+                    "reject" => ConflictPolicy::Reject,
+                    "last-writer-wins" => ConflictPolicy::LastWriterWins,
+                    other => {
+                        return Err(format!(
+                            "conflict_policy is reject or last-writer-wins, not {other:?}"
+                        ));
+                    }
+                }
+            }
+            "keyframe_every" => c.keyframe_every = number(value)?,
+            "lock_timeout_ms" => c.lock_timeout_ms = number(value)?,
+            other => {
+                return Err(format!(
+                    "unknown setting {other:?} (conflict_policy, keyframe_every, lock_timeout_ms)"
+                ));
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| fail(exit::INVALID, e.to_string()))?;
+    show(&cfg);
+    eprintln!("saved; a running mount uses it after it is remounted");
+    Ok(exit::OK)
+}

@@ -56,6 +56,14 @@ enum Command {
     /// Show the details of a database.
     #[command(name = "db:info")]
     DbInfo { db: String },
+    /// Show a database's settings, or set one: conflict_policy (reject | last-writer-wins),
+    /// keyframe_every, lock_timeout_ms.
+    #[command(name = "db:config")]
+    DbConfig {
+        db: String,
+        key: Option<String>,
+        value: Option<String>,
+    },
     /// Register an existing database directory.
     #[command(name = "db:register")]
     DbRegister { path: PathBuf },
@@ -251,6 +259,9 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::DbInit(a) => db::init(ctx, a),
         Command::DbList(f) => db::list(ctx, f),
         Command::DbInfo { db } => db::info(ctx, &db),
+        Command::DbConfig { db, key, value } => {
+            db::config(ctx, &db, key.as_deref(), value.as_deref())
+        }
         Command::DbRegister { path } => db::register(ctx, &path),
         Command::DbUnregister { db } => db::unregister(ctx, &db),
         Command::TableCreate(a) => table::create(ctx, a),

@@ -127,6 +127,25 @@ impl Database {
         }
     }
 
+    /// Changes `config.toml` of the database at `root` (checked, replaced
+    /// atomically). Open handles, and a running mount, keep the config they
+    /// read until reopened.
+    pub fn update_config(
+        root: &Path,
+        change: impl FnOnce(&mut Config) -> std::result::Result<(), String>,
+    ) -> Result<Config> {
+        let path = root.join(CONFIG);
+        let mut cfg = Config::load(&RealIo, &path)?;
+        let bad = |detail: String| StorageError::Config {
+            path: path.clone(),
+            detail,
+        };
+        change(&mut cfg).map_err(bad)?;
+        cfg.check().map_err(bad)?;
+        cfg.save(&RealIo, &path)?;
+        Ok(cfg)
+    }
+
     pub fn config(&self) -> &Config {
         &self.ctx.config
     }

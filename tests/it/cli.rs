@@ -381,6 +381,39 @@ fn verify_names_exactly_what_is_damaged() {
 }
 
 #[test]
+fn settings_are_shown_and_changed_with_checks() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    assert!(
+        r.ok(&["db:config", "shop"])
+            .out()
+            .contains("conflict_policy = reject")
+    );
+    let out = r
+        .ok(&["db:config", "shop", "conflict_policy", "last-writer-wins"])
+        .out();
+    assert!(out.contains("conflict_policy = last-writer-wins"), "{out}");
+    let cfg = std::fs::read_to_string(r.db_root("shop").join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("conflict_policy = \"last-writer-wins\""),
+        "{cfg}"
+    );
+    assert_eq!(
+        r.run(&["db:config", "shop", "conflict_policy", "maybe"])
+            .code,
+        4
+    );
+    assert_eq!(r.run(&["db:config", "shop", "keyframe_every", "0"]).code, 4);
+    assert_eq!(r.run(&["db:config", "shop", "colour", "blue"]).code, 4);
+    r.ok(&["db:config", "shop", "keyframe_every", "500"]);
+    assert!(
+        r.ok(&["db:info", "shop"])
+            .out()
+            .contains("keyframe every:  500 versions")
+    );
+}
+
+#[test]
 fn a_locked_table_names_the_holder() {
     let r = Rdb::new();
     r.ok(&["db:init", "shop"]);
