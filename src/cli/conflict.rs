@@ -64,10 +64,13 @@ pub fn resolve(ctx: &Ctx, a: ResolveArgs) -> Result<i32> {
             std::fs::read(f)
                 .map_err(|e| fail(exit::NOT_FOUND, format!("cannot read {}: {e}", f.display())))?,
         ),
+        _ if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            return resolve_interactively(ctx, &a.db, &a.id);
+        }
         _ => {
             return Err(fail(
                 exit::USAGE,
-                "choose --ours, --theirs or --file <table.csv>",
+                "choose --ours, --theirs or --file <table.csv> (or run on a terminal to choose cell by cell)",
             ));
         }
     };
@@ -77,6 +80,67 @@ pub fn resolve(ctx: &Ctx, a: ResolveArgs) -> Result<i32> {
             a.id, c.version.seq, c.version.name
         ),
         Ok(None) => eprintln!("resolved {}: the head stays", a.id),
+        Err(reedbase::merge::MergeError::Storage(e)) => return Err(e.into()),
+        Err(e) => return Err(fail(exit::CONFLICT, e.to_string())),
+    }
+    Ok(exit::OK)
+}
+
+/// Walks the conflicting cells on a terminal: keep ours, keep theirs, or type a value.
+pub fn resolve_interactively(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
+    use std::io::BufRead;
+    let db = ctx.open(db_name)?;
+    let info = conflicts::get(&db, id)?;
+    let cells = conflicts::cell_list(&db, id).map_err(|e| fail(exit::INVALID, e.to_string()))?;
+    if cells.iter().any(|c| c.column.is_empty()) {
+        return Err(fail(
+            exit::USAGE,
+            "this conflict has whole rows (deleted on one side, or inserted twice): resolve it with --ours, --theirs or --file",
+        ));
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut ask = |prompt: &str| -> Result<String> {
+        eprint!("{prompt}");
+        std::io::stderr().flush()?;
+        match lines.next() {
+            Some(l) => Ok(l?.trim_end().to_string()),
+            None => Err(fail(
+                exit::USAGE,
+                "input ended before every cell was resolved; nothing changed",
+            )),
+        }
+    };
+    let mut values = std::collections::HashMap::new();
+    for (n, c) in cells.iter().enumerate() {
+        eprintln!(
+            "\nconflict {} of {} in {}: key {:?}, column {:?}",
+            n + 1,
+            cells.len(),
+            info.table,
+            c.key,
+            c.column
+        );
+        eprintln!("  base:   {:?}", c.base);
+        eprintln!("  ours:   {:?}   (the refused write)", c.ours);
+        eprintln!("  theirs: {:?}   (the head)", c.theirs);
+        let value = loop {
+            match ask("keep [o]urs, [t]heirs, or [e]nter a value? ")?.as_str() {
+                "o" | "ours" => break c.ours.clone(),
+                "t" | "theirs" => break c.theirs.clone(),
+                "e" | "enter" => break ask("value: ")?,
+                _ => eprintln!("type o, t or e"),
+            }
+        };
+        values.insert((c.key.clone(), c.column.clone()), value);
+    }
+    let table = db.live_table(&info.table)?;
+    let (_, head) = table.head()?;
+    let content = conflicts::with_cells(&head, db.config().delimiter_byte(), &values)
+        .map_err(|e| fail(exit::INVALID, e.to_string()))?;
+    match conflicts::resolve(&db, id, Resolution::Content(content), &ctx.user) {
+        Ok(Some(c)) => eprintln!("resolved {id}: version {}", c.version.seq),
+        Ok(None) => eprintln!("resolved {id}"),
         Err(reedbase::merge::MergeError::Storage(e)) => return Err(e.into()),
         Err(e) => return Err(fail(exit::CONFLICT, e.to_string())),
     }

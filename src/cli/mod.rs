@@ -133,7 +133,8 @@ enum Command {
     /// Show a conflict's cells: key, column, base, ours (the refused write), theirs (the head).
     #[command(name = "conflict:show")]
     ConflictShow { db: String, id: String },
-    /// Resolve a conflict: --ours applies the refused write, --theirs keeps the head, --file commits a table.
+    /// Resolve a conflict: --ours applies the refused write, --theirs keeps the head, --file commits a table;
+    /// without a flag, on a terminal, choose cell by cell.
     #[command(name = "conflict:resolve")]
     ConflictResolve(conflict::ResolveArgs),
     /// Mount databases as directories: every save of current.csv is a version.

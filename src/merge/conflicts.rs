@@ -182,3 +182,66 @@ pub fn resolve(
     }
     Ok(committed)
 }
+
+/// One conflicting cell of a record, as `rdb conflict:show` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellChoice {
+    pub key: String,
+    pub column: String,
+    pub base: String,
+    pub ours: String,
+    pub theirs: String,
+}
+
+/// The conflicting cells of a conflict (row-level conflicts have an empty column).
+pub fn cell_list(db: &Database, id: &str) -> Result<Vec<CellChoice>, MergeError> {
+    let bytes = cells(db, id)?;
+    let delim = db.config().delimiter_byte();
+    let side = super::parse(&bytes, delim, "conflict")?;
+    Ok((0..side.rows.len())
+        .map(|i| {
+            let f = side.fields(i);
+            let get = |n: usize| f.get(n).cloned().unwrap_or_default();
+            CellChoice {
+                key: get(0),
+                column: get(1),
+                base: get(2),
+                ours: get(3),
+                theirs: get(4),
+            }
+        })
+        .collect())
+}
+
+/// The head of `table` with the given cells set: (key, column) -> value.
+/// Rows it does not touch keep their bytes.
+pub fn with_cells(
+    head: &[u8],
+    delim: u8,
+    values: &std::collections::HashMap<(String, String), String>,
+) -> Result<Vec<u8>, MergeError> {
+    let side = super::parse(head, delim, "head")?;
+    let mut out = side.header_raw.to_vec();
+    for i in 0..side.rows.len() {
+        let key = &side.rows[i].0;
+        let touched = side
+            .columns
+            .iter()
+            .any(|c| values.contains_key(&(key.clone(), c.clone())));
+        if !touched {
+            out.extend_from_slice(side.raw(i));
+            if !out.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            continue;
+        }
+        let mut fields = side.fields(i);
+        for (p, c) in side.columns.iter().enumerate() {
+            if let Some(v) = values.get(&(key.clone(), c.clone())) {
+                fields[p] = v.clone();
+            }
+        }
+        out.extend_from_slice(&super::render(&fields, delim));
+    }
+    Ok(out)
+}

@@ -986,4 +986,63 @@ fn colliding_writers_each_end_merged_or_as_a_recorded_conflict() {
         String::from_utf8_lossy(&list.stdout).lines().count() - 1,
         refused - 2
     );
+    if refused < 3 {
+        return;
+    }
+    // On a terminal, cell by cell: type a value of one's own.
+    let driver = r#"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+def drain(seconds):
+    end = time.time() + seconds
+    out = b""
+    while time.time() < end:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if b"? " in out or b"value: " in out:
+            break
+    return out
+drain(5); os.write(fd, b"e\n")
+drain(5); os.write(fd, b"Typed Name\n")
+drain(5)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let st = Command::new("timeout")
+        .args([
+            "30",
+            "python3",
+            "-c",
+            driver,
+            env!("CARGO_BIN_EXE_rdb"),
+            "conflict:resolve",
+            "shop",
+            &ids[2],
+        ])
+        .env("REEDBASE_HOME", m.home.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "interactive resolve");
+    assert!(
+        std::fs::read_to_string(m.current())
+            .unwrap()
+            .contains("\n1|Typed Name|"),
+        "the typed value is the head's"
+    );
+    let list = m
+        .rdb()
+        .args(["conflict:list", "shop", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).lines().count() - 1,
+        refused - 3
+    );
 }
