@@ -135,6 +135,13 @@ enum Handle {
     Scratch {
         ino: u64,
     },
+    /// `@conflicts/<id>.csv` opened for writing: saving it resolves.
+    ConflictEdit {
+        db: usize,
+        id: String,
+        buf: Vec<u8>,
+        dirty: bool,
+    },
     /// Generated or historical content, fixed at open.
     Virtual {
         data: Arc<Vec<u8>>,
@@ -589,6 +596,28 @@ impl ReedFs {
         if node.is_dir() {
             return Err(FsError::IsDir);
         }
+        if let (Node::ConflictFile(db, name), true) = (&node, write || trunc) {
+            // The one writable virtual file: editing it resolves the conflict.
+            if self.opts.read_only {
+                return Err(FsError::ReadOnly("mounted read-only"));
+            }
+            let id = name
+                .strip_suffix(".csv")
+                .ok_or(FsError::NotFound)?
+                .to_string();
+            let buf = if trunc {
+                Vec::new()
+            } else {
+                merge::conflicts::cells(&self.dbs[*db].db, &id).map_err(|_| FsError::NotFound)?
+            };
+            let h = Handle::ConflictEdit {
+                db: *db,
+                id,
+                buf,
+                dirty: trunc,
+            };
+            return Ok((Self::new_fh(&mut inner, h), Caching::Direct));
+        }
         if write || trunc {
             self.check_writable(&node)?;
         }
@@ -786,7 +815,7 @@ impl ReedFs {
         let inner = lock(&self.inner);
         let bytes: &[u8] = match inner.handles.get(&fh).ok_or(FsError::BadHandle)? {
             Handle::CurrentRead { data, .. } | Handle::Virtual { data } => data,
-            Handle::CurrentWrite { buf, .. } => buf,
+            Handle::CurrentWrite { buf, .. } | Handle::ConflictEdit { buf, .. } => buf,
             Handle::Scratch { ino } => &inner.scratch.get(ino).ok_or(FsError::NotFound)?.data,
         };
         let start = (offset as usize).min(bytes.len());
@@ -823,6 +852,10 @@ impl ReedFs {
                     s.mtime = SystemTime::now();
                     (&mut s.data, None)
                 }
+                Handle::ConflictEdit { buf, dirty, .. } => {
+                    *dirty = true;
+                    (buf, None)
+                }
                 _ => return Err(FsError::ReadOnly("opened for reading")),
             };
         let offset = offset as usize;
@@ -849,7 +882,9 @@ impl ReedFs {
             .get(&fh)
             .ok_or(FsError::BadHandle)?
         {
-            Handle::CurrentWrite { dirty, buf, .. } => *dirty && !buf.is_empty(),
+            Handle::CurrentWrite { dirty, buf, .. } | Handle::ConflictEdit { dirty, buf, .. } => {
+                *dirty && !buf.is_empty()
+            }
             _ => false,
         };
         tracing::debug!(fh, pid = caller.pid, written, "flush");
@@ -885,6 +920,31 @@ impl ReedFs {
         let (db, table, content, base) = {
             let mut inner = lock(&self.inner);
             match inner.handles.get_mut(&fh).ok_or(FsError::BadHandle)? {
+                Handle::ConflictEdit { db, id, buf, dirty } if *dirty && !buf.is_empty() => {
+                    *dirty = false;
+                    let (db, id, edited) = (*db, id.clone(), buf.clone());
+                    drop(inner);
+                    let user = user_name(caller.uid);
+                    let mdb = &self.dbs[db].db;
+                    let table = merge::conflicts::get(mdb, &id)
+                        .map(|i| i.table)
+                        .map_err(|_| FsError::NotFound)?;
+                    return match merge::conflicts::resolve_edited(mdb, &id, &edited, &user) {
+                        Ok(Some(c)) => {
+                            let ino = lock(&self.inner)
+                                .inodes
+                                .ino(&Node::Current(db, table.clone()));
+                            self.status[db].push(Event::Commit {
+                                table,
+                                version: c.version,
+                            });
+                            self.invalidate(ino);
+                            Ok(())
+                        }
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(FsError::InvalidContent(e.to_string())),
+                    };
+                }
                 Handle::CurrentWrite { failed: true, .. } => {
                     return Err(FsError::TooBig(self.opts.max_file_bytes));
                 }
@@ -1145,6 +1205,13 @@ impl ReedFs {
     pub fn setattr(&self, ino: u64, fh: Option<u64>, set: SetAttr) -> Result<Attr> {
         let mut inner = lock(&self.inner);
         let node = self.node(&inner, ino)?;
+        if let (Node::ConflictFile(..), Some(size), Some(f)) = (&node, set.size, fh)
+            && let Some(Handle::ConflictEdit { buf, dirty, .. }) = inner.handles.get_mut(&f)
+        {
+            buf.resize(size.min(self.opts.max_file_bytes) as usize, 0);
+            *dirty = true;
+            return self.attr_of(&mut inner, ino, &node);
+        }
         if set.size.is_some() {
             self.check_writable(&node)?;
         }

@@ -58,16 +58,25 @@ fn cells_csv(cells: &[Conflict], delim: u8) -> Vec<u8> {
             v.to_string()
         }
     };
-    let mut out = format!("key{d}column{d}base{d}ours{d}theirs\n");
-    for c in cells {
+    // `cell` numbers the lines (a row can conflict in several columns);
+    // `resolved` starts as the head's value: edit it and save to resolve.
+    let mut out = format!("cell{d}key{d}column{d}base{d}ours{d}theirs{d}resolved\n");
+    for (n, c) in cells.iter().enumerate() {
         let opt = |v: &Option<String>| v.as_deref().map(field).unwrap_or_default();
+        let resolved = if c.column.is_empty() {
+            String::new()
+        } else {
+            opt(&c.theirs)
+        };
         out.push_str(&format!(
-            "{}{d}{}{d}{}{d}{}{d}{}\n",
+            "{}{d}{}{d}{}{d}{}{d}{}{d}{}{d}{}\n",
+            n + 1,
             field(&c.key),
             field(&c.column),
             opt(&c.base),
             opt(&c.ours),
-            opt(&c.theirs)
+            opt(&c.theirs),
+            resolved
         ));
     }
     out.into_bytes()
@@ -203,11 +212,11 @@ pub fn cell_list(db: &Database, id: &str) -> Result<Vec<CellChoice>, MergeError>
             let f = side.fields(i);
             let get = |n: usize| f.get(n).cloned().unwrap_or_default();
             CellChoice {
-                key: get(0),
-                column: get(1),
-                base: get(2),
-                ours: get(3),
-                theirs: get(4),
+                key: get(1),
+                column: get(2),
+                base: get(3),
+                ours: get(4),
+                theirs: get(5),
             }
         })
         .collect())
@@ -244,4 +253,45 @@ pub fn with_cells(
         out.extend_from_slice(&super::render(&fields, delim));
     }
     Ok(out)
+}
+
+/// Resolves a conflict from its edited cells file: every cell takes the
+/// value of its `resolved` column, over the current head.
+pub fn resolve_edited(
+    db: &Database,
+    id: &str,
+    edited: &[u8],
+    user: &str,
+) -> Result<Option<Committed>, MergeError> {
+    let info = get(db, id)?;
+    let delim = db.config().delimiter_byte();
+    let side = super::parse(edited, delim, "edited conflict")?;
+    if side.columns.len() < 7 || side.columns[6] != "resolved" {
+        return Err(MergeError::Csv {
+            side: "edited conflict",
+            error: crate::storage::CsvError {
+                line: 1,
+                column: None,
+                kind: crate::storage::CsvErrorKind::FieldCount {
+                    expected: 7,
+                    found: side.columns.len(),
+                },
+            },
+        });
+    }
+    let mut values = std::collections::HashMap::new();
+    for i in 0..side.rows.len() {
+        let f = side.fields(i);
+        if f[2].is_empty() {
+            return Err(MergeError::Storage(StorageError::Exists {
+                kind: "row-level conflict (resolve it with rdb conflict:resolve --ours or --theirs)",
+                name: f[1].clone(),
+            }));
+        }
+        values.insert((f[1].clone(), f[2].clone()), f[6].clone());
+    }
+    let table = db.live_table(&info.table)?;
+    let (_, head) = table.head()?;
+    let content = with_cells(&head, delim, &values)?;
+    resolve(db, id, Resolution::Content(content), user)
 }

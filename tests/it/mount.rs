@@ -911,7 +911,7 @@ fn colliding_writers_each_end_merged_or_as_a_recorded_conflict() {
     for k in &kept {
         let cells = std::fs::read_to_string(m.mp.path().join("@conflicts").join(k)).unwrap();
         assert!(
-            cells.starts_with("key|column|base|ours|theirs\n1|name|"),
+            cells.starts_with("cell|key|column|base|ours|theirs|resolved\n1|1|name|"),
             "{cells}"
         );
     }
@@ -952,7 +952,7 @@ fn colliding_writers_each_end_merged_or_as_a_recorded_conflict() {
         .nth(1)
         .unwrap()
         .split('|')
-        .nth(3)
+        .nth(4)
         .unwrap()
         .to_string();
     let r = m
@@ -1045,4 +1045,25 @@ sys.exit(os.waitstatus_to_exitcode(status))
         String::from_utf8_lossy(&list.stdout).lines().count() - 1,
         refused - 3
     );
+    if refused < 4 {
+        return;
+    }
+    // Through the mount: edit the `resolved` column of the conflict file and save.
+    let file =
+        m.mp.path()
+            .join("@conflicts")
+            .join(format!("{}.csv", ids[3]));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut cells: Vec<&str> = lines[1].split('|').collect();
+    cells[6] = "Edited Name";
+    lines[1] = cells.join("|");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    assert!(
+        std::fs::read_to_string(m.current())
+            .unwrap()
+            .contains("\n1|Edited Name|"),
+        "saving the edited conflict file resolves it"
+    );
+    assert!(!file.exists(), "a resolved conflict disappears");
 }
