@@ -904,7 +904,18 @@ impl ReedFs {
     pub fn release(&self, fh: u64, caller: Caller) -> Result<()> {
         let result = self.commit_handle(fh, caller);
         let mut inner = lock(&self.inner);
-        if let Some(Handle::CurrentWrite { db, table, .. }) = inner.handles.remove(&fh) {
+        let released = inner.handles.remove(&fh);
+        if let Some(Handle::Scratch { ino }) = released {
+            let open = inner
+                .handles
+                .values()
+                .any(|h| matches!(h, Handle::Scratch { ino: i } if *i == ino));
+            if !open && !inner.inodes.is_named(ino) {
+                inner.scratch.remove(&ino);
+                inner.inodes.forget(ino);
+            }
+        }
+        if let Some(Handle::CurrentWrite { db, table, .. }) = released {
             let still_writing = inner
                 .handles
                 .values()
@@ -1329,15 +1340,10 @@ impl ReedFs {
             inner.absent.insert(key);
             return Ok(());
         }
-        let ino = inner
-            .dirs
-            .get_mut(&key)
-            .and_then(|d| d.remove(name))
-            .ok_or(FsError::NotFound)?;
-        inner.scratch.remove(&ino);
-        inner
-            .inodes
-            .remove(&Node::Scratch(*db, t.clone(), name.to_string()));
+        if !inner.dirs.get(&key).is_some_and(|d| d.contains_key(name)) {
+            return Err(FsError::NotFound);
+        }
+        Self::drop_scratch_name(&mut inner, *db, t, name);
         Ok(())
     }
 
@@ -1478,13 +1484,9 @@ impl ReedFs {
             drop(inner);
             self.commit(*db, t, content, base, Action::Update, caller)?;
             let mut inner = lock(&self.inner);
-            if let Some(d) = inner.dirs.get_mut(&key) {
-                d.remove(name);
+            if inner.dirs.get(&key).and_then(|d| d.get(name)) == Some(&sino) {
+                Self::drop_scratch_name(&mut inner, *db, t, name);
             }
-            inner.scratch.remove(&sino);
-            inner
-                .inodes
-                .remove(&Node::Scratch(*db, t.clone(), name.to_string()));
             inner.absent.remove(&key);
             return Ok(());
         }
@@ -1529,12 +1531,7 @@ impl ReedFs {
     /// name); returns its inode.
     fn add_scratch(inner: &mut Inner, db: usize, table: &str, name: &str, file: Scratch) -> u64 {
         let key = (db, table.to_string());
-        if let Some(old) = inner.dirs.get_mut(&key).and_then(|d| d.remove(name)) {
-            inner.scratch.remove(&old);
-            inner
-                .inodes
-                .remove(&Node::Scratch(db, table.to_string(), name.to_string()));
-        }
+        Self::drop_scratch_name(inner, db, table, name);
         let ino = inner
             .inodes
             .ino(&Node::Scratch(db, table.to_string(), name.to_string()));
@@ -1548,15 +1545,30 @@ impl ReedFs {
     }
 
     fn remove_scratch(&self, inner: &mut Inner, db: usize, t: &str, name: &str) {
-        if let Some(old) = inner
+        Self::drop_scratch_name(inner, db, t, name);
+    }
+
+    /// Removes a scratch file's name. Its content lives on while a handle
+    /// has it open (as after unlink on any file system) and goes with the
+    /// last release.
+    fn drop_scratch_name(inner: &mut Inner, db: usize, t: &str, name: &str) {
+        let Some(ino) = inner
             .dirs
             .get_mut(&(db, t.to_string()))
             .and_then(|d| d.remove(name))
-        {
-            inner.scratch.remove(&old);
-            inner
-                .inodes
-                .remove(&Node::Scratch(db, t.to_string(), name.to_string()));
+        else {
+            return;
+        };
+        inner
+            .inodes
+            .detach(&Node::Scratch(db, t.to_string(), name.to_string()));
+        let open = inner
+            .handles
+            .values()
+            .any(|h| matches!(h, Handle::Scratch { ino: i } if *i == ino));
+        if !open {
+            inner.scratch.remove(&ino);
+            inner.inodes.forget(ino);
         }
     }
 
@@ -1932,6 +1944,49 @@ mod tests {
         fs.rename(t, OsStr::new("sedX"), t, OsStr::new(CURRENT), false, sed)
             .unwrap();
         assert_eq!(head(&fs), b"id|name\n1|Ann\n2|Robert\n3|Cy\n");
+    }
+
+    #[test]
+    fn an_unlinked_scratch_file_stays_usable_while_open() {
+        let (_d, fs) = fs();
+        let t = users(&fs);
+        let (a, fh, _) = fs
+            .create(
+                t,
+                OsStr::new(".x.swp"),
+                0o600,
+                libc::O_CREAT | libc::O_EXCL,
+                ME,
+            )
+            .unwrap();
+        fs.write(fh, 0, b"swap data").unwrap();
+        fs.unlink(t, OsStr::new(".x.swp")).unwrap();
+        assert!(matches!(
+            fs.lookup(t, OsStr::new(".x.swp")),
+            Err(FsError::NotFound)
+        ));
+        fs.write(fh, 9, b" more").unwrap();
+        assert_eq!(fs.read(fh, 0, 100).unwrap(), b"swap data more");
+        assert_eq!(
+            fs.getattr(a.ino).unwrap().size,
+            14,
+            "fstat of an open, unlinked file"
+        );
+        // The name can be reused meanwhile, for a different file.
+        let (b, fh2, _) = fs
+            .create(
+                t,
+                OsStr::new(".x.swp"),
+                0o600,
+                libc::O_CREAT | libc::O_EXCL,
+                ME,
+            )
+            .unwrap();
+        assert_ne!(a.ino, b.ino);
+        fs.release(fh, ME).unwrap();
+        assert!(fs.getattr(a.ino).is_err(), "gone with the last close");
+        assert_eq!(fs.getattr(b.ino).unwrap().size, 0);
+        fs.release(fh2, ME).unwrap();
     }
 
     #[test]

@@ -108,9 +108,24 @@ impl Inodes {
         }
     }
 
-    pub fn remove(&mut self, node: &Node) {
-        if let Some(i) = self.by_node.remove(node) {
-            self.by_ino.remove(&i);
+    /// Takes the name away from `node`'s inode but keeps the inode itself
+    /// resolvable (a file still open after unlink); `forget` ends it.
+    pub fn detach(&mut self, node: &Node) {
+        self.by_node.remove(node);
+    }
+
+    /// Whether `ino` still has its name.
+    pub fn is_named(&self, ino: u64) -> bool {
+        self.by_ino
+            .get(&ino)
+            .is_some_and(|n| self.by_node.get(n) == Some(&ino))
+    }
+
+    pub fn forget(&mut self, ino: u64) {
+        if let Some(n) = self.by_ino.remove(&ino)
+            && self.by_node.get(&n) == Some(&ino)
+        {
+            self.by_node.remove(&n);
         }
     }
 }
