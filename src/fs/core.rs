@@ -131,6 +131,8 @@ enum Handle {
         /// A write was refused (EFBIG): the content is incomplete and is
         /// never committed.
         failed: bool,
+        /// Flushes seen (closes of this open file).
+        flushes: u32,
     },
     Scratch {
         ino: u64,
@@ -658,6 +660,7 @@ impl ReedFs {
                             .or((!trunc).then_some(seq)),
                         dirty: trunc,
                         failed: false,
+                        flushes: 0,
                     };
                     Ok((Self::new_fh(&mut inner, h), self.writer_caching()))
                 } else if self.opts.passthrough && !pending {
@@ -764,6 +767,7 @@ impl ReedFs {
                 base: None,
                 dirty: false,
                 failed: false,
+                flushes: 0,
             };
             let fh = Self::new_fh(&mut inner, h);
             let attr = self.file_attr(ino, 0, 0o644, SystemTime::now());
@@ -879,12 +883,22 @@ impl ReedFs {
     pub fn flush(&self, fh: u64, caller: Caller) -> Result<()> {
         let written = match lock(&self.inner)
             .handles
-            .get(&fh)
+            .get_mut(&fh)
             .ok_or(FsError::BadHandle)?
         {
-            Handle::CurrentWrite { dirty, buf, .. } | Handle::ConflictEdit { dirty, buf, .. } => {
-                *dirty && !buf.is_empty()
+            // An empty buffer commits only at a second close: the first one
+            // of a shell `>` comes before any data, the second of `: > f`
+            // (nothing written) is the end of the save.
+            Handle::CurrentWrite {
+                dirty,
+                buf,
+                flushes,
+                ..
+            } => {
+                *flushes += 1;
+                *dirty && (!buf.is_empty() || *flushes > 1)
             }
+            Handle::ConflictEdit { dirty, buf, .. } => *dirty && !buf.is_empty(),
             _ => false,
         };
         tracing::debug!(fh, pid = caller.pid, written, "flush");
@@ -1944,6 +1958,26 @@ mod tests {
         fs.rename(t, OsStr::new("sedX"), t, OsStr::new(CURRENT), false, sed)
             .unwrap();
         assert_eq!(head(&fs), b"id|name\n1|Ann\n2|Robert\n3|Cy\n");
+    }
+
+    #[test]
+    fn an_empty_redirect_commits_at_its_second_close() {
+        // `: > current.csv`: O_TRUNC, the early close after dup2, then the
+        // close that ends the command, with nothing written.
+        let (_d, fs) = fs();
+        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT)).unwrap().ino;
+        let (fh, _) = fs.open(cur, libc::O_WRONLY | libc::O_TRUNC, ME).unwrap();
+        fs.flush(fh, ME).unwrap();
+        assert_eq!(versions(&fs), 1);
+        fs.flush(fh, ME).unwrap();
+        assert_eq!(
+            versions(&fs),
+            2,
+            "committed before close returns, not at the later release"
+        );
+        assert_eq!(head(&fs), b"id|name\n");
+        fs.release(fh, ME).unwrap();
+        assert_eq!(versions(&fs), 2);
     }
 
     #[test]
