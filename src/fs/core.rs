@@ -2,10 +2,13 @@
 //! a method on [`ReedFs`] that takes and returns plain values. `fuse.rs`
 //! adapts it to fuser; tests drive it directly.
 //!
-//! Commit points (design.md section 3): `fsync` of a written `current.csv`
-//! handle, the release of a written handle, and a rename onto `current.csv`.
-//! Never a bare flush, never a truncate alone. Everything else in a table
-//! directory is a scratch file held in memory and never versioned.
+//! Commit points (docs/MOUNT.md): `fsync` of a written `current.csv`
+//! handle, the close (flush) that follows written data, the second close of
+//! an emptied handle, the release of a handle still dirty, and a rename onto
+//! `current.csv`. Never the early flush a shell `>` sends before any data,
+//! never a truncate alone. Every save merges against its writer's base
+//! (`merge::commit_merging`). Everything else in a table directory is a
+//! scratch file held in memory and never versioned.
 //!
 //! Locking: one mutex guards the namespace (inodes, handles, scratch files).
 //! Commits run outside it, so a slow commit on one table never blocks
