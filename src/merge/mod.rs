@@ -178,8 +178,22 @@ fn merge_columns(base: &[String], ours: &[String], theirs: &[String]) -> Vec<Str
 }
 
 /// Merges `ours` (a writer's content, started from `base`) with `theirs`
-/// (the head, also descended from `base`).
+/// (the head, also descended from `base`). Works on the changed regions
+/// when it can (see `regions`), on whole tables otherwise; both give the
+/// same result.
 pub fn merge3(
+    base: &[u8],
+    ours: &[u8],
+    theirs: &[u8],
+    delim: u8,
+    policy: ConflictPolicy,
+) -> Result<Merged, MergeError> {
+    regions::merge3_regions(base, ours, theirs, delim, policy)
+        .unwrap_or_else(|| merge3_rows(base, ours, theirs, delim, policy))
+}
+
+/// The whole-table merge: parses all three versions.
+fn merge3_rows(
     base: &[u8],
     ours: &[u8],
     theirs: &[u8],
@@ -457,6 +471,7 @@ pub fn commit_merging(
 }
 
 pub mod conflicts;
+mod regions;
 
 #[cfg(test)]
 mod tests;

@@ -280,3 +280,123 @@ proptest! {
         prop_assert!(pos.windows(2).all(|w| w[0] < w[1]), "head order kept");
     }
 }
+
+// The region merge against the whole-table merge, on edits the reference
+// model above does not make: inserts anywhere, moved rows, quoted fields
+// with delimiters and newlines, files without a final newline.
+#[derive(Debug, Clone)]
+enum RowEdit {
+    Set(usize, u8),
+    Delete(usize),
+    InsertAt(usize, u16, u8),
+    Move(usize, usize),
+}
+
+fn row_edit() -> impl Strategy<Value = RowEdit> {
+    prop_oneof![
+        4 => (0usize..200, 0u8..6).prop_map(|(r, v)| RowEdit::Set(r, v)),
+        1 => (0usize..200).prop_map(RowEdit::Delete),
+        2 => (0usize..200, 1000u16..1010, 0u8..6).prop_map(|(r, k, v)| RowEdit::InsertAt(r, k, v)),
+        1 => (0usize..200, 0usize..200).prop_map(|(a, b)| RowEdit::Move(a, b)),
+    ]
+}
+
+fn cell_value(v: u8) -> String {
+    match v {
+        0 => "\"quoted|with\nnewline\"".into(),
+        1 => "\"say \"\"hi\"\"\"".into(),
+        n => format!("v{n}"),
+    }
+}
+
+fn apply_rows(base: &[(String, String)], edits: &[RowEdit]) -> Vec<(String, String)> {
+    let mut t = base.to_vec();
+    for e in edits {
+        let n = t.len();
+        match *e {
+            RowEdit::Set(r, v) if n > 0 => t[r % n].1 = cell_value(v),
+            RowEdit::Delete(r) if n > 0 => {
+                t.remove(r % n);
+            }
+            RowEdit::InsertAt(r, k, v) if !t.iter().any(|row| row.0 == k.to_string()) => {
+                t.insert(r % (n + 1), (k.to_string(), cell_value(v)))
+            }
+            RowEdit::Move(a, b) if n > 0 => {
+                let row = t.remove(a % n);
+                t.insert(b % n, row);
+            }
+            _ => {}
+        }
+    }
+    t
+}
+
+fn rows_csv(t: &[(String, String)], final_newline: bool) -> Vec<u8> {
+    let mut s = String::from("id|v\n");
+    for (k, v) in t {
+        s.push_str(&format!("{k}|{v}\n"));
+    }
+    if !final_newline && t.len() > 1 {
+        s.pop();
+    }
+    s.into_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    #[test]
+    fn region_merge_equals_the_row_merge(
+        n in 0usize..150,
+        ours_edits in proptest::collection::vec(row_edit(), 0..10),
+        theirs_edits in proptest::collection::vec(row_edit(), 0..10),
+        newline in any::<[bool; 3]>(),
+        lww in any::<bool>(),
+    ) {
+        let base: Vec<(String, String)> = (0..n).map(|i| (i.to_string(), format!("b{i}"))).collect();
+        let ours = apply_rows(&base, &ours_edits);
+        let theirs = apply_rows(&base, &theirs_edits);
+        let (b, o, t) = (rows_csv(&base, newline[0]), rows_csv(&ours, newline[1]), rows_csv(&theirs, newline[2]));
+        let policy = if lww { ConflictPolicy::LastWriterWins } else { ConflictPolicy::Reject };
+        let full = merge3_rows(&b, &o, &t, b'|', policy).unwrap();
+        if let Some(fast) = regions::merge3_regions(&b, &o, &t, b'|', policy) {
+            let fast = fast.unwrap();
+            prop_assert_eq!(String::from_utf8_lossy(&fast.content), String::from_utf8_lossy(&full.content));
+            let sorted = |m: &Merged| {
+                let mut c: Vec<String> = m.conflicts.iter().map(|c| format!("{c:?}")).collect();
+                c.sort();
+                c
+            };
+            prop_assert_eq!(sorted(&fast), sorted(&full));
+        }
+    }
+}
+
+#[test]
+fn scattered_edits_take_the_region_path() {
+    let base: Vec<(String, String)> = (0..5000)
+        .map(|i| (i.to_string(), format!("b{i}")))
+        .collect();
+    let mut ours = base.clone();
+    let mut theirs = base.clone();
+    for i in (0..5000).step_by(50) {
+        ours[i].1 = "ours".into();
+        theirs[i + 25].1 = "theirs".into();
+    }
+    ours.insert(777, ("new".into(), "x".into()));
+    theirs.remove(3010);
+    let (b, o, t) = (
+        rows_csv(&base, true),
+        rows_csv(&ours, true),
+        rows_csv(&theirs, true),
+    );
+    let fast = regions::merge3_regions(&b, &o, &t, b'|', ConflictPolicy::Reject)
+        .expect("region path applies")
+        .unwrap();
+    assert!(fast.conflicts.is_empty());
+    assert_eq!(
+        fast.content,
+        merge3_rows(&b, &o, &t, b'|', ConflictPolicy::Reject)
+            .unwrap()
+            .content
+    );
+}

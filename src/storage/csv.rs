@@ -235,13 +235,18 @@ pub fn common_ends(a: &[u8], b: &[u8]) -> (usize, usize) {
     )
 }
 
+/// Block sizes for comparing, largest first: big blocks run at memcmp
+/// speed, the small ones narrow down a difference.
+const BLOCKS: [usize; 3] = [16 * 1024, 512, 16];
+
 /// Length of the common prefix, compared a block at a time (memcmp speed).
 pub fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    const BLOCK: usize = 256;
     let n = a.len().min(b.len());
     let mut i = 0;
-    while i + BLOCK <= n && a[i..i + BLOCK] == b[i..i + BLOCK] {
-        i += BLOCK;
+    for block in BLOCKS {
+        while i + block <= n && a[i..i + block] == b[i..i + block] {
+            i += block;
+        }
     }
     i + a[i..n]
         .iter()
@@ -252,12 +257,13 @@ pub fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 
 /// Length of the common suffix, compared a block at a time.
 pub fn common_suffix(a: &[u8], b: &[u8]) -> usize {
-    const BLOCK: usize = 256;
     let n = a.len().min(b.len());
     let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
     let mut i = 0;
-    while i + BLOCK <= n && a[n - i - BLOCK..n - i] == b[n - i - BLOCK..n - i] {
-        i += BLOCK;
+    for block in BLOCKS {
+        while i + block <= n && a[n - i - block..n - i] == b[n - i - block..n - i] {
+            i += block;
+        }
     }
     i + a[..n - i]
         .iter()
