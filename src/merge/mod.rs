@@ -9,7 +9,10 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::storage::csv::{TableIndex, record_fields};
-use crate::storage::{CommitOptions, Committed, ConflictPolicy, CsvError, StorageError, Table};
+use crate::storage::{
+    CommitOptions, Committed, ConflictPolicy, CsvError, Database, Frame, FrameCommitted,
+    StorageError, Table,
+};
 
 /// What kind of disagreement a conflict is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -468,6 +471,34 @@ pub fn commit_merging(
         },
         None => Outcome::Clean(committed),
     })
+}
+
+/// Commits a frame, merging each table whose head moved since its content
+/// was staged, as single saves do. Under the reject policy a conflict in
+/// any table fails the whole frame (`MergeError::Conflicts`) and nothing
+/// changes; under last-writer-wins the overwritten cells are returned with
+/// their table.
+pub fn commit_frame_merging(
+    db: &Database,
+    frame: Frame,
+    user: &str,
+    policy: ConflictPolicy,
+) -> Result<(FrameCommitted, Vec<(String, Conflict)>), MergeError> {
+    let delim = db.config().delimiter_byte();
+    let mut overwritten = Vec::new();
+    let committed =
+        db.commit_frame_resolving(frame, user, |table, base, ours, head, head_seq| {
+            let m = merge3(base, ours, head, delim, policy)?;
+            if !m.conflicts.is_empty() && policy == ConflictPolicy::Reject {
+                return Err(MergeError::Conflicts {
+                    conflicts: m.conflicts,
+                    head: head_seq,
+                });
+            }
+            overwritten.extend(m.conflicts.into_iter().map(|c| (table.to_string(), c)));
+            Ok(m.content)
+        })?;
+    Ok((committed, overwritten))
 }
 
 pub mod conflicts;

@@ -138,7 +138,10 @@ fn changes(b: &[u8], s: &[u8], start: usize, delim: u8) -> Option<Vec<Change>> {
         if let Some(nl) = memchr::memrchr(b'\n', &b[i..i + m]) {
             // After an even number of quotes from a record start, a newline
             // ends a record: jump to the last one without walking records.
-            if memchr::memchr_iter(b'"', &b[i..i + nl]).count().is_multiple_of(2) {
+            if memchr::memchr_iter(b'"', &b[i..i + nl])
+                .count()
+                .is_multiple_of(2)
+            {
                 r = i + nl + 1;
             }
         }

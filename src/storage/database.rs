@@ -8,6 +8,7 @@ use super::DbCtx;
 use super::config::Config;
 use super::dict::{self, Action, UserDict};
 use super::error::{Result, StorageError};
+use super::frame::{self, Frame, FrameCommitted, FrameInfo};
 use super::io::{Io, RealIo, replace_file, sync_parent};
 use super::names;
 use super::table::{self, Base, CommitOptions, Committed, Table};
@@ -99,6 +100,7 @@ impl Database {
                 config,
                 users: Mutex::new(users),
                 background_head: std::sync::atomic::AtomicBool::new(true),
+                frames: Default::default(),
             }),
             tables: Mutex::new(HashMap::new()),
         })
@@ -183,6 +185,74 @@ impl Database {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// Commits a frame: every staged table or none. A table whose head moved
+    /// since the version its content was staged from fails the frame with
+    /// `BaseMismatch` (the merge layer's `commit_frame_merging` merges instead).
+    pub fn commit_frame(&self, frame: Frame, user: &str) -> Result<FrameCommitted> {
+        let bases: HashMap<String, u64> = frame
+            .staged()
+            .filter_map(|(t, s)| match s.base {
+                Base::Version(b) => Some((t.to_string(), b)),
+                Base::Head => None,
+            })
+            .collect();
+        self.commit_frame_resolving(frame, user, |table, _, _, _, head| {
+            let base = bases.get(table).copied().unwrap_or_default();
+            Err(StorageError::BaseMismatch { base, head })
+        })
+    }
+
+    /// [`Self::commit_frame`] with `resolve(table, base, ours, head,
+    /// head_seq)` producing the content of a part whose head moved.
+    pub fn commit_frame_resolving<E: From<StorageError>>(
+        &self,
+        frame: Frame,
+        user: &str,
+        resolve: impl FnMut(&str, &[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
+    ) -> Result<FrameCommitted, E> {
+        let mut parts = Vec::with_capacity(frame.staged.len());
+        for (name, staged) in &frame.staged {
+            parts.push((self.table(name)?, staged.clone()));
+        }
+        Table::commit_frame(&frame.id, &frame.name, user, parts, resolve)
+    }
+
+    /// Every frame with its status, oldest first.
+    pub fn frames(&self) -> Result<Vec<FrameInfo>> {
+        frame::list(&self.ctx)
+    }
+
+    /// The frame whose id starts with `prefix` (unique).
+    pub fn frame_info(&self, prefix: &str) -> Result<FrameInfo> {
+        let mut found: Vec<FrameInfo> = self
+            .frames()?
+            .into_iter()
+            .filter(|f| f.id.starts_with(prefix) || f.name == prefix)
+            .collect();
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(StorageError::NotFound {
+                kind: "frame",
+                name: prefix.to_string(),
+            }),
+            n => Err(StorageError::NotFound {
+                kind: "frame",
+                name: format!("{prefix} ({n} frames match; give more of the id)"),
+            }),
+        }
+    }
+
+    /// What recovery did since this database was opened (frames rolled
+    /// forward or back), for `@status` and the CLI.
+    pub fn recovery_notes(&self) -> Vec<String> {
+        self.ctx
+            .frames
+            .notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Opens a table (cached: one `Table` per name per `Database`).

@@ -9,6 +9,7 @@ pub mod delta;
 mod dict;
 mod error;
 pub mod fault;
+pub mod frame;
 pub mod hash;
 mod head_writer;
 pub mod io;
@@ -29,6 +30,7 @@ pub use csv::{CsvError, CsvErrorKind, Hunk, TableIndex};
 pub use database::{Database, TableSummary};
 pub use dict::Action;
 pub use error::{Result, StorageError};
+pub use frame::{Decision, Frame, FrameCommitted, FrameInfo, Staged};
 pub use io::{Io, RealIo};
 pub use log::content_hash;
 pub use registry::{DbEntry, LOCAL_DIR, Mode, Registry};
@@ -45,4 +47,6 @@ pub(crate) struct DbCtx {
     /// Write `current.csv` on a background thread (default) or inside the
     /// commit (deterministic operation counts for the crash tests).
     pub background_head: std::sync::atomic::AtomicBool,
+    /// Frame decisions (cached) and what recovery did.
+    pub frames: frame::FrameRecords,
 }

@@ -21,6 +21,7 @@ use super::csv::{Hunk, TableIndex, common_ends, header_columns};
 use super::delta::{self, Patch, Pieces};
 use super::dict::Action;
 use super::error::{Result, StorageError};
+use super::frame::{self, Decision, FrameCommitted, Intent, Staged};
 use super::hash::ChunkedHash;
 use super::head_writer::{HeadWriter, write_head};
 use super::io::{TEMP_MARKER, read_file, replace_file};
@@ -106,6 +107,21 @@ struct Writer {
     repaired: bool,
     /// The log length `index` and `hash` describe; differs after another process committed.
     log_len: Option<u64>,
+}
+
+/// The outcome of validating a new content against the head.
+enum Prepared {
+    /// The content equals the head: nothing to write.
+    Unchanged(Committed),
+    Version(NewVersion),
+}
+
+/// A validated, diffed version, ready for the write steps.
+struct NewVersion {
+    content: Vec<u8>,
+    hunks: Vec<Hunk>,
+    hash: String,
+    rows: u64,
 }
 
 /// Decoded deltas, shared by reads: decoding costs ~25 us a delta, composing
@@ -278,16 +294,63 @@ impl Table {
             io.truncate(&log_path, parsed.valid_len as u64)
                 .map_err(|e| StorageError::io("truncate", &log_path, e))?;
         }
+        let (mut entries, mut valid_len) = (parsed.entries, parsed.valid_len);
+        self.settle_frame_line(&mut entries, &mut valid_len, repair)?;
         if repair {
-            self.remove_leftovers(&parsed.entries)?;
+            self.remove_leftovers(&entries)?;
         }
         let mut state = State {
-            log: Arc::new(parsed.entries),
-            log_len: parsed.valid_len as u64,
+            log: Arc::new(entries),
+            log_len: valid_len as u64,
             ..State::default()
         };
         self.load_head(&mut state, repair)?;
         Ok(state)
+    }
+
+    /// A last log line of a frame that has no commit record is not part of
+    /// the table (yet): it is left out of `entries`. With `repair` (the
+    /// caller holds the table lock, so the frame's writer is gone) the frame
+    /// is decided now, and an aborted line is cut with its files.
+    fn settle_frame_line(
+        &self,
+        entries: &mut Vec<LogEntry>,
+        valid_len: &mut usize,
+        repair: bool,
+    ) -> Result<()> {
+        let Some(id) = entries.last().and_then(|e| e.frame.clone()) else {
+            return Ok(());
+        };
+        let frames = &self.ctx.frames;
+        let decision = match frames.decision(&self.ctx, &id)? {
+            None if repair => Some(frames.decide_after_crash(&self.ctx, &id)?),
+            d => d,
+        };
+        if decision == Some(Decision::Commit) {
+            return Ok(());
+        }
+        let Some(line) = entries.pop() else {
+            return Ok(());
+        };
+        *valid_len -= line.encode().len();
+        if repair {
+            let io = &*self.ctx.io;
+            let log_path = self.path(LOG);
+            tracing::warn!(table = %self.name, frame = %id, "removing the line of an aborted frame");
+            io.truncate(&log_path, *valid_len as u64)
+                .map_err(|e| StorageError::io("truncate", &log_path, e))?;
+            for f in [line.delta_file(), line.keyframe_file()] {
+                let p = self.path(&f);
+                match io.remove(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io("remove", &p, e)),
+                }
+            }
+            io.sync_dir(&self.dir)
+                .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        }
+        Ok(())
     }
 
     /// Removes temp files of dead processes, and the delta or keyframe of a
@@ -510,8 +573,10 @@ impl Table {
                 // Damage, or a torn line we may cut: do a full recovery.
                 state = self.recover(locked)?;
             } else {
-                Arc::make_mut(&mut state.log).extend(parsed.entries);
-                state.log_len = parsed.valid_len as u64;
+                let (mut entries, mut valid_len) = (parsed.entries, parsed.valid_len);
+                self.settle_frame_line(&mut entries, &mut valid_len, locked)?;
+                Arc::make_mut(&mut state.log).extend(entries);
+                state.log_len = valid_len as u64;
                 if self.load_head(&mut state, locked).is_err() {
                     state = self.recover(locked)?;
                 }
@@ -559,6 +624,15 @@ impl Table {
     pub fn head(&self) -> Result<(u64, Arc<Vec<u8>>)> {
         let s = self.snapshot()?;
         Ok((s.log.len() as u64, s.head))
+    }
+
+    /// The version that was the head at time `ts_us` (UTC microseconds): the
+    /// last one committed at or before it; 0 when the table had none yet.
+    /// A frame's versions share one timestamp, so a time is always a frame
+    /// boundary.
+    pub fn seq_at(&self, ts_us: u64) -> Result<u64> {
+        let s = self.snapshot()?;
+        Ok(s.log.partition_point(|e| e.ts_us <= ts_us) as u64)
     }
 
     /// Column names of the head (empty when dropped).
@@ -818,6 +892,32 @@ impl Table {
         content: Vec<u8>,
         opts: &CommitOptions,
     ) -> Result<Committed> {
+        let prepared = match self.prepare(&mut writer, &state, content, opts)? {
+            Prepared::Unchanged(c) => return Ok(c),
+            Prepared::Version(v) => v,
+        };
+        let entry = match self.write_version(&state, &prepared, None, opts) {
+            Ok(e) => e,
+            Err(e) => {
+                // The index already describes the rejected content: drop it.
+                writer.log_len = None;
+                return Err(e);
+            }
+        };
+        self.publish(&mut writer, state, entry, prepared.content)
+    }
+
+    /// Step 2 of the protocol: validates `content` against the head in
+    /// `state` and diffs it. Updates the writer's index and hash to describe
+    /// `content`; a caller that then does not commit must reset them
+    /// (`writer.log_len = None`).
+    fn prepare(
+        &self,
+        writer: &mut Writer,
+        state: &State,
+        content: Vec<u8>,
+        opts: &CommitOptions,
+    ) -> Result<Prepared> {
         let head_seq = state.log.len() as u64;
         let (p, s) = common_ends(&state.head, &content);
         let unchanged = p == content.len() && p == state.head.len();
@@ -825,10 +925,10 @@ impl Table {
             && (head_seq > 0 || content.is_empty())
             && let Some(version) = self.info(&state.log, head_seq)
         {
-            return Ok(Committed {
+            return Ok(Prepared::Unchanged(Committed {
                 version,
                 created: false,
-            });
+            }));
         }
         if writer.log_len != Some(state.log_len) {
             // First commit here, or another process committed: parse the head.
@@ -851,32 +951,37 @@ impl Table {
                 new: 0..0,
             }]
         } else {
-            match &mut writer.index {
-                Some(idx) => idx.edit_with(old, &content, self.delim(), p, s)?,
-                None => {
-                    writer.index = Some(TableIndex::parse(&content, self.delim())?);
+            let edited = match &mut writer.index {
+                Some(idx) => idx.edit_with(old, &content, self.delim(), p, s),
+                None => TableIndex::parse(&content, self.delim()).map(|idx| {
+                    writer.index = Some(idx);
                     vec![Hunk {
                         old: 0..old.len(),
                         new: 0..content.len(),
                     }]
-                }
-            }
+                }),
+            };
+            edited?
         };
         writer.hash.update(old.len(), &content, p, s);
-        let hash = writer.hash.digest();
-        let written =
-            self.write_version(&state, &content, &hunks, writer.index.as_ref(), hash, opts);
-        let entry = match written {
-            Ok(e) => e,
-            Err(e) => {
-                // The index already describes the rejected content: drop it.
-                writer.log_len = None;
-                return Err(e);
-            }
-        };
-        // Commit point passed: the version exists. Update memory first, so a
-        // failure to refresh current.csv below cannot hide it. Our snapshot
-        // goes first so the log is extended in place, not copied.
+        Ok(Prepared::Version(NewVersion {
+            rows: writer.index.as_ref().map_or(0, |i| i.rows() as u64),
+            hash: writer.hash.digest(),
+            content,
+            hunks,
+        }))
+    }
+
+    /// After the commit point: the version exists. Updates memory first, so
+    /// a failure to refresh current.csv below cannot hide it. Our snapshot
+    /// goes first so the log is extended in place, not copied.
+    fn publish(
+        &self,
+        writer: &mut Writer,
+        state: State,
+        entry: LogEntry,
+        content: Vec<u8>,
+    ) -> Result<Committed> {
         let base_len = state.log_len;
         drop(state);
         let head = Arc::new(content);
@@ -911,16 +1016,16 @@ impl Table {
     }
 
     /// Steps 3-5 of the protocol. Returns the log entry that was made durable.
+    /// `ts_us` is the frame's shared timestamp; `None` takes the clock.
     fn write_version(
         &self,
         state: &State,
-        content: &[u8],
-        hunks: &[Hunk],
-        index: Option<&TableIndex>,
-        hash: String,
+        v: &NewVersion,
+        ts_us: Option<u64>,
         opts: &CommitOptions,
     ) -> Result<LogEntry> {
         let io = &*self.ctx.io;
+        let (content, hunks) = (v.content.as_slice(), v.hunks.as_slice());
         let old = state.head.as_slice();
         let prev_ts = state.log.last().map_or(0, |e| e.ts_us);
         let user = lock_poisoned(self.ctx.users.lock()).code(io, opts.user)?;
@@ -933,14 +1038,14 @@ impl Table {
             !old.is_empty() && !content.is_empty() && anchor >= self.ctx.config.keyframe_every;
         let (stored, is_xz) = delta::pack(delta::encode(old, content, hunks));
         let entry = LogEntry {
-            ts_us: now_us().max(prev_ts + 1),
+            ts_us: ts_us.unwrap_or_else(|| now_us().max(prev_ts + 1)),
             node: self.ctx.config.node.clone(),
             action: opts.action as u32,
             user,
             base: state.log.len() as u64,
             size: content.len() as u64,
-            rows: index.map_or(0, |i| i.rows() as u64),
-            hash,
+            rows: v.rows,
+            hash: v.hash.clone(),
             frame: opts.frame.map(str::to_string),
             delta: if is_xz {
                 DeltaKind::BsdiffXz
@@ -980,5 +1085,199 @@ impl Table {
             return Err(cleanup(StorageError::io("fsync directory", &self.dir, e)));
         }
         Ok(entry)
+    }
+}
+
+/// One table of a frame being committed, between its steps.
+struct FramePart {
+    state: State,
+    prepared: Prepared,
+    action: Action,
+    /// The log entry once its version is written.
+    entry: Option<LogEntry>,
+}
+
+impl Table {
+    /// Commits a frame (the protocol is in `frame.rs`): every table's
+    /// version, with one timestamp and the frame id, or none of them.
+    /// `resolve(table, base, ours, head, head_seq)` merges a part whose
+    /// base is no longer the head, as for single commits.
+    pub(crate) fn commit_frame<E: From<StorageError>>(
+        id: &str,
+        name: &str,
+        user: &str,
+        parts: Vec<(Arc<Table>, Staged)>,
+        mut resolve: impl FnMut(&str, &[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
+    ) -> Result<FrameCommitted, E> {
+        let (mut tables, mut staged): (Vec<Arc<Table>>, Vec<Staged>) = parts.into_iter().unzip();
+        // Lock in name order, so two frames never wait for each other in a cycle.
+        let mut order: Vec<usize> = (0..tables.len()).collect();
+        order.sort_by(|&a, &b| tables[a].name.cmp(&tables[b].name));
+        tables = order.iter().map(|&i| Arc::clone(&tables[i])).collect();
+        staged = order.iter().map(|&i| staged[i].clone()).collect();
+        let mut held = Vec::with_capacity(tables.len());
+        for t in &tables {
+            let w = lock_poisoned(t.writer.lock());
+            let g = t.acquire()?;
+            held.push((w, g));
+        }
+        let reset = |held: &mut Vec<(std::sync::MutexGuard<'_, Writer>, LockGuard<'_>)>| {
+            for (w, _) in held.iter_mut() {
+                w.log_len = None;
+            }
+        };
+        let mut parts: Vec<FramePart> = Vec::with_capacity(tables.len());
+        for (i, st) in staged.into_iter().enumerate() {
+            let t = &tables[i];
+            let part = t.frame_prepare(&mut held[i].0, st, id, user, &mut resolve);
+            match part {
+                Ok(p) => parts.push(p),
+                Err(e) => {
+                    reset(&mut held);
+                    return Err(e);
+                }
+            }
+        }
+        let changed: Vec<usize> = (0..parts.len())
+            .filter(|&i| matches!(parts[i].prepared, Prepared::Version(_)))
+            .collect();
+        let ts_us = parts
+            .iter()
+            .filter_map(|p| p.state.log.last().map(|e| e.ts_us + 1))
+            .fold(now_us(), u64::max);
+        let ctx = match tables.first() {
+            Some(t) => Arc::clone(&t.ctx),
+            None => {
+                return Ok(FrameCommitted {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                    ts_us,
+                    tables: Vec::new(),
+                });
+            }
+        };
+        if !changed.is_empty() {
+            let intent = Intent {
+                id: id.to_string(),
+                name: name.to_string(),
+                ts_us,
+                user: user.to_string(),
+                tables: changed
+                    .iter()
+                    .map(|&i| {
+                        let node = &ctx.config.node;
+                        (
+                            tables[i].name.clone(),
+                            super::names::version_name(ts_us, node),
+                        )
+                    })
+                    .collect(),
+            };
+            let written = frame::write_intent(&ctx, &intent).and_then(|()| {
+                for &i in &changed {
+                    let p = &mut parts[i];
+                    let opts = CommitOptions {
+                        action: p.action,
+                        user,
+                        frame: Some(id),
+                    };
+                    if let Prepared::Version(v) = &p.prepared {
+                        p.entry = Some(tables[i].write_version(&p.state, v, Some(ts_us), &opts)?);
+                    }
+                }
+                frame::decide(&ctx, id, Decision::Commit, "")
+            });
+            if let Err(e) = written {
+                // Before the commit point: take back every line written,
+                // then record the abort (readers never counted the lines).
+                for (i, p) in parts.iter().enumerate() {
+                    if let Some(entry) = &p.entry {
+                        tables[i].undo_line(&p.state, entry);
+                    }
+                }
+                frame::remove_record(&ctx, id, "commit");
+                let _ = frame::decide(&ctx, id, Decision::Abort, &e.report());
+                reset(&mut held);
+                return Err(e.into());
+            }
+        }
+        let mut out = Vec::with_capacity(parts.len());
+        for (i, p) in parts.into_iter().enumerate() {
+            let committed = match (p.prepared, p.entry) {
+                (Prepared::Unchanged(c), _) => c,
+                (Prepared::Version(v), Some(entry)) => {
+                    tables[i].publish(&mut held[i].0, p.state, entry, v.content)?
+                }
+                (Prepared::Version(_), None) => return Err(tables[i].no_version(0).into()),
+            };
+            out.push((tables[i].name.clone(), committed));
+        }
+        Ok(FrameCommitted {
+            id: id.to_string(),
+            name: name.to_string(),
+            ts_us,
+            tables: out,
+        })
+    }
+
+    /// Steps 1-2 for one table of a frame: catch up, merge, validate.
+    fn frame_prepare<E: From<StorageError>>(
+        &self,
+        writer: &mut Writer,
+        st: Staged,
+        id: &str,
+        user: &str,
+        resolve: &mut impl FnMut(&str, &[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
+    ) -> Result<FramePart, E> {
+        if !writer.repaired {
+            let state = self.recover(true)?;
+            *lock_poisoned(self.state.write()) = state;
+            writer.repaired = true;
+        }
+        self.refresh(true)?;
+        let state = lock_poisoned(self.state.read()).clone();
+        let head_seq = state.log.len() as u64;
+        let mut content = st.content;
+        if let Base::Version(b) = st.base
+            && b != head_seq
+        {
+            if b > head_seq {
+                return Err(StorageError::BaseMismatch {
+                    base: b,
+                    head: head_seq,
+                }
+                .into());
+            }
+            let base_bytes = if b == 0 {
+                Vec::new()
+            } else {
+                self.reconstruct(&state.log, Some((head_seq, state.head.as_slice())), b)?
+            };
+            content = resolve(&self.name, &base_bytes, &content, &state.head, head_seq)?;
+        }
+        let opts = CommitOptions {
+            action: st.action,
+            user,
+            frame: Some(id),
+        };
+        let prepared = self.prepare(writer, &state, content, &opts)?;
+        Ok(FramePart {
+            state,
+            prepared,
+            action: st.action,
+            entry: None,
+        })
+    }
+
+    /// Takes back a line this process appended (under the lock) and its
+    /// files, best effort: a failure leaves a line of an aborted frame,
+    /// which readers skip and the next locked open removes.
+    fn undo_line(&self, state: &State, entry: &LogEntry) {
+        let io = &*self.ctx.io;
+        let _ = io.truncate(&self.path(LOG), state.log_len);
+        for f in [entry.delta_file(), entry.keyframe_file()] {
+            let _ = io.remove(&self.path(&f));
+        }
+        let _ = io.sync_dir(&self.dir);
     }
 }

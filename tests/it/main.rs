@@ -4,6 +4,7 @@
 
 mod cli;
 mod crash;
+mod frames;
 mod model;
 mod mount;
 mod storage;
