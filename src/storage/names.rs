@@ -82,6 +82,112 @@ pub fn version_name(ts_us: u64, node: &str) -> String {
     format!("{}-{node}", format_ts(ts_us))
 }
 
+/// Days from 1970-01-01 to a civil date (Howard Hinnant's days_from_civil).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A point in time as users write it, to UTC microseconds:
+/// - RFC 3339: `2026-11-24T05:15:30Z`, `2026-11-24T06:15:30+01:00`,
+///   fractions allowed; a space may replace `T`; a bare date is midnight UTC;
+/// - unix seconds: `1795497330` (or `@1795497330`), fractions allowed;
+/// - relative to `now_us`: `-90s`, `-15m`, `-1h`, `-2d`, `-1w`;
+/// - the names of versions and keyframes (`20261124T051530.123456Z`).
+pub fn parse_time(text: &str, now_us: u64) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let bad = || {
+        format!(
+            "{t:?} is not a time: use RFC 3339 (2026-11-24T05:15:30Z), unix seconds, or a relative time like -1h"
+        )
+    };
+    if let Some(rel) = t.strip_prefix('-') {
+        let (num, unit) = rel.split_at(rel.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let secs = match unit {
+            "s" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 604_800,
+            _ => return Err(bad()),
+        };
+        return Ok(now_us.saturating_sub(n.saturating_mul(secs).saturating_mul(1_000_000)));
+    }
+    let unix = t.strip_prefix('@').unwrap_or(t);
+    if !unix.is_empty() && unix.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        let secs: f64 = unix.parse().map_err(|_| bad())?;
+        return Ok((secs * 1e6).round() as u64);
+    }
+    // Version names: 20261124T051530.123456Z
+    let b = t.as_bytes();
+    if b.len() == 23 && b[8] == b'T' && b[15] == b'.' && b[22] == b'Z' {
+        let iso = format!(
+            "{}-{}-{}T{}:{}:{}{}",
+            &t[0..4],
+            &t[4..6],
+            &t[6..8],
+            &t[9..11],
+            &t[11..13],
+            &t[13..15],
+            &t[15..]
+        );
+        return parse_time(&iso, now_us);
+    }
+    let num = |s: &str| s.parse::<u32>().map_err(|_| bad());
+    let date = t.get(..10).ok_or_else(bad)?;
+    let parts: Vec<&str> = date.split('-').collect();
+    if parts.len() != 3 || parts[0].len() != 4 {
+        return Err(bad());
+    }
+    let (y, mo, d) = (i64::from(num(parts[0])?), num(parts[1])?, num(parts[2])?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    let mut secs = days_from_civil(y, mo, d) * 86_400;
+    let mut frac_us = 0u64;
+    let rest = &t[10..];
+    if !rest.is_empty() {
+        let rest = rest.strip_prefix(['T', 't', ' ']).ok_or_else(bad)?;
+        let hms = rest.get(..8).ok_or_else(bad)?;
+        let f: Vec<&str> = hms.split(':').collect();
+        if f.len() != 3 {
+            return Err(bad());
+        }
+        let (h, mi, s) = (num(f[0])?, num(f[1])?, num(f[2])?);
+        if h > 23 || mi > 59 || s > 60 {
+            return Err(bad());
+        }
+        secs += i64::from(h * 3600 + mi * 60 + s);
+        let mut zone = &rest[8..];
+        if let Some(fr) = zone.strip_prefix('.') {
+            let digits = fr.find(|c: char| !c.is_ascii_digit()).unwrap_or(fr.len());
+            let mut us = fr[..digits].to_string();
+            us.truncate(6);
+            while us.len() < 6 {
+                us.push('0');
+            }
+            frac_us = us.parse().map_err(|_| bad())?;
+            zone = &fr[digits..];
+        }
+        secs -= match zone {
+            "Z" | "z" | "" => 0,
+            z if z.len() == 6 && (z.starts_with('+') || z.starts_with('-')) && &z[3..4] == ":" => {
+                let off = i64::from(num(&z[1..3])? * 3600 + num(&z[4..6])? * 60);
+                if z.starts_with('-') { -off } else { off }
+            }
+            _ => return Err(bad()),
+        };
+    }
+    let secs = u64::try_from(secs).map_err(|_| bad())?;
+    Ok(secs * 1_000_000 + frac_us)
+}
+
 /// Microseconds since the Unix epoch.
 pub fn now_us() -> u64 {
     std::time::SystemTime::now()
@@ -112,6 +218,37 @@ mod tests {
             long.as_str(),
         ] {
             assert!(validate(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn times_parse_in_every_form() {
+        let t = 1_795_497_330_000_000; // 2026-11-24 05:15:30 UTC
+        let now = t + 3_600_000_000;
+        for ok in [
+            "2026-11-24T05:15:30Z",
+            "2026-11-24 05:15:30",
+            "2026-11-24T06:15:30+01:00",
+            "2026-11-24T00:15:30-05:00",
+            "1795497330",
+            "@1795497330",
+            "-1h",
+            "-60m",
+            "20261124T051530.000000Z",
+        ] {
+            assert_eq!(parse_time(ok, now), Ok(t), "{ok}");
+        }
+        assert_eq!(parse_time("2026-11-24T05:15:30.5Z", 0), Ok(t + 500_000));
+        assert_eq!(parse_time("2026-11-24", 0), Ok(t - 18_930_000_000));
+        for bad in [
+            "",
+            "yesterday",
+            "-1y",
+            "2026-13-01",
+            "2026-11-24T25:00:00Z",
+            "12:00",
+        ] {
+            assert!(parse_time(bad, now).is_err(), "{bad}");
         }
     }
 
