@@ -359,7 +359,14 @@ impl ReedFs {
             | Node::Db(_)
             | Node::Versions(..)
             | Node::Rejected(_)
-            | Node::Conflicts(_) => self.dir_attr(ino, self.started),
+            | Node::Conflicts(_)
+            | Node::AsOfRoot(_)
+            | Node::AsOf(..) => self.dir_attr(ino, self.started),
+            Node::AsOfFile(db, ts, t) => {
+                let table = self.table(*db, t)?;
+                let v = table.version(table.seq_at(*ts)?)?;
+                self.file_attr(ino, v.size, 0o444, ts_time(v.ts_us))
+            }
             Node::Table(db, t) => {
                 if !self.table_exists(inner, *db, t) {
                     return Err(FsError::NotFound);
@@ -428,6 +435,7 @@ impl ReedFs {
                 "@status" => Node::Status(*db),
                 "@rejected" => Node::Rejected(*db),
                 "@conflicts" => Node::Conflicts(*db),
+                "@as-of" => Node::AsOfRoot(*db),
                 _ => Node::Table(*db, name.to_string()),
             },
             Node::Table(db, t) => match name {
@@ -450,6 +458,23 @@ impl ReedFs {
             }
             Node::Rejected(db) => Node::RejectedFile(*db, name.to_string()),
             Node::Conflicts(db) => Node::ConflictFile(*db, name.to_string()),
+            Node::AsOfRoot(db) => {
+                let ts = names::parse_time(name, names::now_us()).map_err(|e| {
+                    tracing::info!(name, error = %e, "@as-of: not a time");
+                    FsError::NotFound
+                })?;
+                Node::AsOf(*db, ts)
+            }
+            Node::AsOf(db, ts) => {
+                let t = name.strip_suffix(".csv").ok_or(FsError::NotFound)?;
+                let table = self.table(*db, t)?;
+                // Only tables that existed (and were not dropped) then.
+                let seq = table.seq_at(*ts)?;
+                if seq == 0 || table.version(seq)?.size == 0 {
+                    return Err(FsError::NotFound);
+                }
+                Node::AsOfFile(*db, *ts, t.to_string())
+            }
             _ => return Err(FsError::NotDir),
         })
     }
@@ -552,6 +577,23 @@ impl ReedFs {
             Node::Rejected(db) => {
                 for f in self.rejected_files(*db) {
                     names.push((Node::RejectedFile(*db, f.clone()), Kind::File, f));
+                }
+            }
+            // Times are endless: `@as-of/` lists nothing, its children are named by the reader.
+            Node::AsOfRoot(_) => {}
+            Node::AsOf(db, ts) => {
+                for t in self.dbs[*db].db.table_names()? {
+                    let Ok(table) = self.table(*db, &t) else {
+                        continue;
+                    };
+                    let seq = table.seq_at(*ts)?;
+                    if seq > 0 && table.version(seq)?.size > 0 {
+                        names.push((
+                            Node::AsOfFile(*db, *ts, t.clone()),
+                            Kind::File,
+                            format!("{t}.csv"),
+                        ));
+                    }
                 }
             }
             _ => return Err(FsError::NotDir),
@@ -711,6 +753,17 @@ impl ReedFs {
                     Self::new_fh(&mut inner, Handle::Virtual { data }),
                     Caching::Keep,
                 ))
+            }
+            Node::AsOfFile(db, ts, t) => {
+                let table = self.table(*db, t)?;
+                let data = Arc::new(table.read_version(table.seq_at(*ts)?)?);
+                // A past time never changes; a future one follows the head.
+                let caching = if *ts < names::now_us() {
+                    Caching::Keep
+                } else {
+                    Caching::Direct
+                };
+                Ok((Self::new_fh(&mut inner, Handle::Virtual { data }), caching))
             }
             _ => {
                 drop(inner);
@@ -1194,7 +1247,14 @@ impl ReedFs {
     /// Content of generated files.
     fn generate(&self, node: &Node) -> Result<Vec<u8>> {
         match node {
-            Node::Status(db) => Ok(self.status[*db].render(&self.dbs[*db].name).into_bytes()),
+            Node::Status(db) => {
+                let mut text = self.status[*db].render(&self.dbs[*db].name);
+                for note in self.dbs[*db].db.recovery_notes() {
+                    text.push_str(&note);
+                    text.push('\n');
+                }
+                Ok(text.into_bytes())
+            }
             Node::VersionLog(db, t) => {
                 let d = self.dbs[*db].db.config().delimiter;
                 let mut out =

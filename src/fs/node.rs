@@ -32,6 +32,12 @@ pub enum Node {
     /// `<db>/@conflicts/`: refused merges, one `<id>.csv` of cells each.
     Conflicts(usize),
     ConflictFile(usize, String),
+    /// `<db>/@as-of/`: time travel; its children are named by times.
+    AsOfRoot(usize),
+    /// `<db>/@as-of/<time>/` (UTC microseconds): every table as it was then.
+    AsOf(usize, u64),
+    /// `<db>/@as-of/<time>/<table>.csv`
+    AsOfFile(usize, u64, String),
 }
 
 impl Node {
@@ -44,6 +50,8 @@ impl Node {
                 | Node::Versions(..)
                 | Node::Rejected(_)
                 | Node::Conflicts(_)
+                | Node::AsOfRoot(_)
+                | Node::AsOf(..)
         )
     }
 
@@ -59,6 +67,9 @@ impl Node {
                 | Node::RejectedFile(..)
                 | Node::Conflicts(_)
                 | Node::ConflictFile(..)
+                | Node::AsOfRoot(_)
+                | Node::AsOf(..)
+                | Node::AsOfFile(..)
         )
     }
 }

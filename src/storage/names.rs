@@ -124,9 +124,15 @@ pub fn parse_time(text: &str, now_us: u64) -> std::result::Result<u64, String> {
         let secs: f64 = unix.parse().map_err(|_| bad())?;
         return Ok((secs * 1e6).round() as u64);
     }
-    // Version names: 20261124T051530.123456Z
+    // Version names: 20261124T051530.123456Z, with or without `-<node>`.
     let b = t.as_bytes();
-    if b.len() == 23 && b[8] == b'T' && b[15] == b'.' && b[22] == b'Z' {
+    if b.len() >= 23
+        && b[8] == b'T'
+        && b[15] == b'.'
+        && b[22] == b'Z'
+        && (b.len() == 23 || b[23] == b'-')
+    {
+        let t = &t[..23];
         let iso = format!(
             "{}-{}-{}T{}:{}:{}{}",
             &t[0..4],
@@ -235,6 +241,7 @@ mod tests {
             "-1h",
             "-60m",
             "20261124T051530.000000Z",
+            "20261124T051530.000000Z-ab12cd34",
         ] {
             assert_eq!(parse_time(ok, now), Ok(t), "{ok}");
         }

@@ -1067,3 +1067,70 @@ sys.exit(os.waitstatus_to_exitcode(status))
     );
     assert!(!file.exists(), "a resolved conflict disappears");
 }
+
+#[test]
+fn as_of_shows_every_table_at_a_frame_boundary() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Second|/' users/current.csv");
+    let names: Vec<String> = String::from_utf8_lossy(&m.sh("ls users/@versions").stdout)
+        .lines()
+        .filter_map(|n| n.strip_suffix(".csv").map(String::from))
+        .filter(|n| n != "log")
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // A version's name is a time: the table as of then is that version.
+    let first = std::fs::read(m.mp.path().join(format!("@as-of/{}/users.csv", names[0]))).unwrap();
+    assert!(first == table(), "as of the first version");
+    let o = m.sh(&format!(
+        "cmp @as-of/{}/users.csv users/current.csv",
+        names[1]
+    ));
+    assert!(o.status.success(), "as of the second version: the head");
+    // Before the table existed there is nothing; a bad time is ENOENT.
+    assert!(!m.sh("cat @as-of/-1h/users.csv").status.success());
+    assert_eq!(m.sh("ls @as-of/-1h").stdout, b"");
+    assert!(!m.sh("ls @as-of/yesterday").status.success());
+    assert!(!m.sh("echo x > @as-of/-1s/users.csv").status.success());
+    assert!(!String::from_utf8_lossy(&m.sh("ls -a").stdout).contains("@as-of"));
+
+    // A frame over two tables, committed by another process meanwhile.
+    let root = m.home.path().join("databases/shop");
+    let db = reedbase::storage::Database::open(&root).expect("open the mounted database");
+    db.create_table("orders", b"id|item\n1|tea\n", "test")
+        .unwrap();
+    let (_, users) = db.table("users").unwrap().head().unwrap();
+    let users_new = String::from_utf8_lossy(&users)
+        .replace("\n1|Second|", "\n1|Framed|")
+        .into_bytes();
+    assert!(users_new != *users);
+    let mut f = reedbase::storage::Frame::begin("pair").unwrap();
+    f.stage("users", reedbase::storage::Base::Head, users_new.clone())
+        .unwrap();
+    f.stage(
+        "orders",
+        reedbase::storage::Base::Head,
+        b"id|item\n1|tea\n2|cake\n".to_vec(),
+    )
+    .unwrap();
+    let done = db.commit_frame(f, "test").unwrap();
+    let at = |us: u64| format!("@as-of/{}.{:06}", us / 1_000_000, us % 1_000_000);
+    let after = at(done.ts_us);
+    let before = at(done.ts_us - 1);
+    let ls = m.sh(&format!("ls {after}"));
+    assert_eq!(
+        String::from_utf8_lossy(&ls.stdout),
+        "orders.csv\nusers.csv\n"
+    );
+    assert!(std::fs::read(m.mp.path().join(format!("{after}/users.csv"))).unwrap() == users_new);
+    assert_eq!(
+        std::fs::read(m.mp.path().join(format!("{after}/orders.csv"))).unwrap(),
+        b"id|item\n1|tea\n2|cake\n"
+    );
+    assert!(std::fs::read(m.mp.path().join(format!("{before}/users.csv"))).unwrap() == *users);
+    assert_eq!(
+        std::fs::read(m.mp.path().join(format!("{before}/orders.csv"))).unwrap(),
+        b"id|item\n1|tea\n"
+    );
+}
