@@ -21,12 +21,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::{FsError, Result};
-use super::node::{Inodes, Node, ROOT};
+use super::node::{Inodes, Node, ROOT, frame_dir_key};
 use super::status::{Event, Status};
 use crate::merge::{self, MergeError, Outcome};
 use crate::storage::{
     Action, Base, CURRENT, CommitOptions, Database, StorageError, Table, TableIndex, names,
 };
+
+#[path = "frames.rs"]
+mod frames;
 
 /// What a mount shows and allows.
 #[derive(Debug, Clone)]
@@ -136,6 +139,17 @@ enum Handle {
         failed: bool,
         /// Flushes seen (closes of this open file).
         flushes: u32,
+        /// `@frames/<frame>/<table>.csv`: saving stages into the frame
+        /// instead of committing.
+        frame: Option<String>,
+    },
+    /// `@frames/<frame>/ctl` opened for writing: a command, run at close.
+    FrameCtl {
+        db: usize,
+        frame: String,
+        buf: Vec<u8>,
+        /// Who opened it: the author of a commit it runs.
+        caller: Caller,
     },
     Scratch {
         ino: u64,
@@ -173,6 +187,8 @@ struct Inner {
     /// Size of the latest written, uncommitted buffer per table (what a
     /// writer's stat must see, or `>>` appends at the wrong offset).
     live_size: HashMap<(usize, String), u64>,
+    /// Frames being staged under `<db>/@frames/`.
+    frames: HashMap<(usize, String), frames::OpenFrame>,
 }
 
 pub struct MountedDb {
@@ -212,6 +228,11 @@ fn name_str(name: &OsStr) -> Result<&str> {
         return Err(FsError::InvalidName("control characters"));
     }
     Ok(s)
+}
+
+/// Whether a frame's table list (a `frame_tables` result) holds `t`.
+fn inner_frame_has(tables: &Result<Vec<String>>, t: &str) -> bool {
+    tables.as_ref().is_ok_and(|ts| ts.iter().any(|x| x == t))
 }
 
 /// User name for the log: the caller's login name, else `uid:<n>`.
@@ -257,6 +278,7 @@ impl ReedFs {
                 seen: HashMap::new(),
                 last_read: HashMap::new(),
                 live_size: HashMap::new(),
+                frames: HashMap::new(),
             }),
             status,
             invalidate: Mutex::new(None),
@@ -361,7 +383,20 @@ impl ReedFs {
             | Node::Rejected(_)
             | Node::Conflicts(_)
             | Node::AsOfRoot(_)
-            | Node::AsOf(..) => self.dir_attr(ino, self.started),
+            | Node::AsOf(..)
+            | Node::FramesRoot(_) => self.dir_attr(ino, self.started),
+            Node::FrameDir(db, f) => {
+                Self::frame_tables_in(inner, *db, f)?;
+                self.dir_attr(ino, self.started)
+            }
+            Node::FrameTable(db, f, t) => {
+                let len = self.frame_len_in(inner, *db, f, t)?;
+                self.file_attr(ino, len, 0o644, SystemTime::now())
+            }
+            Node::FrameCtl(db, f) => {
+                let len = Self::frame_ctl_text_in(inner, *db, f)?.len() as u64;
+                self.file_attr(ino, len, 0o644, SystemTime::now())
+            }
             Node::AsOfFile(db, ts, t) => {
                 let table = self.table(*db, t)?;
                 let v = table.version(table.seq_at(*ts)?)?;
@@ -427,7 +462,7 @@ impl ReedFs {
     }
 
     /// The child node called `name` in `parent`, if such a child can exist.
-    fn child(&self, parent: &Node, name: &str) -> Result<Node> {
+    fn child(&self, inner: &Inner, parent: &Node, name: &str) -> Result<Node> {
         let db_by_name = |n: &str| self.dbs.iter().position(|d| d.name == n);
         Ok(match parent {
             Node::Root => Node::Db(db_by_name(name).ok_or(FsError::NotFound)?),
@@ -436,6 +471,7 @@ impl ReedFs {
                 "@rejected" => Node::Rejected(*db),
                 "@conflicts" => Node::Conflicts(*db),
                 "@as-of" => Node::AsOfRoot(*db),
+                "@frames" => Node::FramesRoot(*db),
                 _ => Node::Table(*db, name.to_string()),
             },
             Node::Table(db, t) => match name {
@@ -458,6 +494,20 @@ impl ReedFs {
             }
             Node::Rejected(db) => Node::RejectedFile(*db, name.to_string()),
             Node::Conflicts(db) => Node::ConflictFile(*db, name.to_string()),
+            Node::FramesRoot(db) => {
+                Self::frame_tables_in(inner, *db, name)?;
+                Node::FrameDir(*db, name.to_string())
+            }
+            Node::FrameDir(db, f) => {
+                let tables = Self::frame_tables_in(inner, *db, f)?;
+                match name.strip_suffix(".csv") {
+                    _ if name == "ctl" => Node::FrameCtl(*db, f.clone()),
+                    Some(t) if tables.iter().any(|x| x == t) => {
+                        Node::FrameTable(*db, f.clone(), t.to_string())
+                    }
+                    _ => Node::Scratch(*db, frame_dir_key(f), name.to_string()),
+                }
+            }
             Node::AsOfRoot(db) => {
                 let ts = names::parse_time(name, names::now_us()).map_err(|e| {
                     tracing::info!(name, error = %e, "@as-of: not a time");
@@ -483,7 +533,7 @@ impl ReedFs {
         let name = name_str(name)?;
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
-        let node = self.child(&pnode, name)?;
+        let node = self.child(&inner, &pnode, name)?;
         if let Node::Scratch(db, t, n) = &node {
             let ino = *inner
                 .dirs
@@ -528,6 +578,7 @@ impl ReedFs {
                     names.push((Node::Status(*db), Kind::File, "@status".into()));
                     names.push((Node::Rejected(*db), Kind::Dir, "@rejected".into()));
                     names.push((Node::Conflicts(*db), Kind::Dir, "@conflicts".into()));
+                    names.push((Node::FramesRoot(*db), Kind::Dir, "@frames".into()));
                 }
             }
             Node::Table(db, t) => {
@@ -577,6 +628,25 @@ impl ReedFs {
             Node::Rejected(db) => {
                 for f in self.rejected_files(*db) {
                     names.push((Node::RejectedFile(*db, f.clone()), Kind::File, f));
+                }
+            }
+            Node::FramesRoot(db) => {
+                for f in Self::frame_names_in(&inner, *db) {
+                    names.push((Node::FrameDir(*db, f.clone()), Kind::Dir, f));
+                }
+            }
+            Node::FrameDir(db, f) => {
+                for t in Self::frame_tables_in(&inner, *db, f)? {
+                    let n = format!("{t}.csv");
+                    names.push((Node::FrameTable(*db, f.clone(), t), Kind::File, n));
+                }
+                names.push((Node::FrameCtl(*db, f.clone()), Kind::File, "ctl".into()));
+                let key = frame_dir_key(f);
+                if let Some(dir) = inner.dirs.get(&(*db, key.clone())) {
+                    for n in dir.keys() {
+                        let node = Node::Scratch(*db, key.clone(), n.clone());
+                        names.push((node, Kind::File, n.clone()));
+                    }
                 }
             }
             // Times are endless: `@as-of/` lists nothing, its children are named by the reader.
@@ -669,6 +739,47 @@ impl ReedFs {
             self.check_writable(&node)?;
         }
         match &node {
+            Node::FrameTable(db, f, t) if write || trunc => {
+                let buf = if trunc {
+                    Vec::new()
+                } else {
+                    self.frame_content_in(&inner, *db, f, t)?.as_ref().clone()
+                };
+                let h = Handle::CurrentWrite {
+                    db: *db,
+                    table: t.clone(),
+                    buf,
+                    base: None,
+                    dirty: trunc,
+                    failed: false,
+                    flushes: 0,
+                    frame: Some(f.clone()),
+                };
+                Ok((Self::new_fh(&mut inner, h), Caching::Direct))
+            }
+            Node::FrameTable(db, f, t) => {
+                let data = self.frame_content_in(&inner, *db, f, t)?;
+                Ok((
+                    Self::new_fh(&mut inner, Handle::Virtual { data }),
+                    Caching::Direct,
+                ))
+            }
+            Node::FrameCtl(db, f) if write || trunc => {
+                let h = Handle::FrameCtl {
+                    db: *db,
+                    frame: f.clone(),
+                    buf: Vec::new(),
+                    caller,
+                };
+                Ok((Self::new_fh(&mut inner, h), Caching::Direct))
+            }
+            Node::FrameCtl(db, f) => {
+                let data = Arc::new(Self::frame_ctl_text_in(&inner, *db, f)?);
+                Ok((
+                    Self::new_fh(&mut inner, Handle::Virtual { data }),
+                    Caching::Direct,
+                ))
+            }
             Node::Current(db, t) => {
                 if inner.absent.contains(&(*db, t.clone())) {
                     return Err(FsError::NotFound);
@@ -706,6 +817,7 @@ impl ReedFs {
                         dirty: trunc,
                         failed: false,
                         flushes: 0,
+                        frame: None,
                     };
                     Ok((Self::new_fh(&mut inner, h), self.writer_caching()))
                 } else if self.opts.passthrough && !pending {
@@ -791,6 +903,9 @@ impl ReedFs {
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
         self.check_writable(&pnode)?;
+        if let Node::FrameDir(db, f) = &pnode {
+            return self.create_in_frame(&mut inner, *db, f, name, mode, flags, caller);
+        }
         let Node::Table(db, t) = &pnode else {
             return Err(match pnode {
                 Node::Root | Node::Db(_) => FsError::NotPermitted(
@@ -824,18 +939,39 @@ impl ReedFs {
                 dirty: false,
                 failed: false,
                 flushes: 0,
+                frame: None,
             };
             let fh = Self::new_fh(&mut inner, h);
             let attr = self.file_attr(ino, 0, 0o644, SystemTime::now());
             return Ok((attr, fh, self.writer_caching()));
         }
-        if let Some(&existing) = inner.dirs.get(&key).and_then(|d| d.get(name)) {
+        self.create_scratch(&mut inner, *db, t, name, mode, flags, caller)
+    }
+
+    /// Creates (or opens, without O_EXCL) scratch file `name` in directory
+    /// `dir` (a table, or a frame's `frame_dir_key`).
+    #[allow(clippy::too_many_arguments)]
+    fn create_scratch(
+        &self,
+        inner: &mut Inner,
+        db: usize,
+        dir: &str,
+        name: &str,
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> Result<(Attr, u64, Caching)> {
+        let node = Node::Scratch(db, dir.to_string(), name.to_string());
+        if let Some(&existing) = inner
+            .dirs
+            .get(&(db, dir.to_string()))
+            .and_then(|d| d.get(name))
+        {
             if flags & libc::O_EXCL != 0 {
                 return Err(FsError::Exists);
             }
-            let node = Node::Scratch(*db, t.clone(), name.to_string());
-            let attr = self.attr_of(&mut inner, existing, &node)?;
-            let fh = Self::new_fh(&mut inner, Handle::Scratch { ino: existing });
+            let attr = self.attr_of(inner, existing, &node)?;
+            let fh = Self::new_fh(inner, Handle::Scratch { ino: existing });
             return Ok((attr, fh, Caching::Default));
         }
         let file = Scratch {
@@ -846,11 +982,60 @@ impl ReedFs {
             gid: caller.gid,
             mtime: SystemTime::now(),
         };
-        let ino = Self::add_scratch(&mut inner, *db, t, name, file);
-        let node = Node::Scratch(*db, t.clone(), name.to_string());
-        let attr = self.attr_of(&mut inner, ino, &node)?;
-        let fh = Self::new_fh(&mut inner, Handle::Scratch { ino });
+        let ino = Self::add_scratch(inner, db, dir, name, file);
+        let attr = self.attr_of(inner, ino, &node)?;
+        let fh = Self::new_fh(inner, Handle::Scratch { ino });
         Ok((attr, fh, Caching::Default))
+    }
+
+    /// A file created in a frame directory: a table's file (staged when
+    /// saved), `ctl`, or a scratch file.
+    #[allow(clippy::too_many_arguments)]
+    fn create_in_frame(
+        &self,
+        inner: &mut Inner,
+        db: usize,
+        frame: &str,
+        name: &str,
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> Result<(Attr, u64, Caching)> {
+        let tables = Self::frame_tables_in(inner, db, frame)?;
+        let (node, h) = match name.strip_suffix(".csv") {
+            _ if name == "ctl" => (
+                Node::FrameCtl(db, frame.to_string()),
+                Handle::FrameCtl {
+                    db,
+                    frame: frame.to_string(),
+                    buf: Vec::new(),
+                    caller,
+                },
+            ),
+            Some(t) if tables.iter().any(|x| x == t) => (
+                Node::FrameTable(db, frame.to_string(), t.to_string()),
+                Handle::CurrentWrite {
+                    db,
+                    table: t.to_string(),
+                    buf: Vec::new(),
+                    base: None,
+                    dirty: false,
+                    failed: false,
+                    flushes: 0,
+                    frame: Some(frame.to_string()),
+                },
+            ),
+            _ => {
+                let key = frame_dir_key(frame);
+                return self.create_scratch(inner, db, &key, name, mode, flags, caller);
+            }
+        };
+        if flags & libc::O_EXCL != 0 {
+            return Err(FsError::Exists);
+        }
+        let ino = inner.inodes.ino(&node);
+        let attr = self.file_attr(ino, 0, 0o644, SystemTime::now());
+        Ok((attr, Self::new_fh(inner, h), Caching::Direct))
     }
 
     /// How writers of `current.csv` are opened: with passthrough readers
@@ -875,7 +1060,9 @@ impl ReedFs {
         let inner = lock(&self.inner);
         let bytes: &[u8] = match inner.handles.get(&fh).ok_or(FsError::BadHandle)? {
             Handle::CurrentRead { data, .. } | Handle::Virtual { data } => data,
-            Handle::CurrentWrite { buf, .. } | Handle::ConflictEdit { buf, .. } => buf,
+            Handle::CurrentWrite { buf, .. }
+            | Handle::ConflictEdit { buf, .. }
+            | Handle::FrameCtl { buf, .. } => buf,
             Handle::Scratch { ino } => &inner.scratch.get(ino).ok_or(FsError::NotFound)?.data,
         };
         let start = (offset as usize).min(bytes.len());
@@ -886,6 +1073,31 @@ impl ReedFs {
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
         let max = self.opts.max_file_bytes;
         let mut inner = lock(&self.inner);
+        if let Some(Handle::FrameCtl {
+            db,
+            frame,
+            buf,
+            caller,
+        }) = inner.handles.get_mut(&fh)
+        {
+            // A command runs as soon as its line is complete, so the write
+            // itself fails when it does (a shell's `echo commit > ctl`
+            // never sees errors of close).
+            buf.extend_from_slice(data);
+            if buf.len() > 4096 {
+                buf.clear();
+                return Err(FsError::InvalidContent(
+                    "ctl takes `commit` or `abort`".into(),
+                ));
+            }
+            if buf.contains(&b'\n') {
+                let command = String::from_utf8_lossy(&std::mem::take(buf)).into_owned();
+                let (db, frame, caller) = (*db, frame.clone(), *caller);
+                drop(inner);
+                self.frame_command(db, &frame, &command, caller)?;
+            }
+            return Ok(data.len() as u32);
+        }
         let end = offset.checked_add(data.len() as u64).filter(|&e| e <= max);
         if end.is_none() {
             if let Some(Handle::CurrentWrite { failed, .. }) = inner.handles.get_mut(&fh) {
@@ -900,11 +1112,12 @@ impl ReedFs {
                     dirty,
                     db,
                     table,
+                    frame,
                     ..
                 } => {
                     *dirty = true;
-                    let key = (*db, table.clone());
-                    (buf, Some(key))
+                    let key = frame.is_none().then(|| (*db, table.clone()));
+                    (buf, key)
                 }
                 Handle::Scratch { ino } => {
                     let ino = *ino;
@@ -955,6 +1168,7 @@ impl ReedFs {
                 *dirty && (!buf.is_empty() || *flushes > 1)
             }
             Handle::ConflictEdit { dirty, buf, .. } => *dirty && !buf.is_empty(),
+            Handle::FrameCtl { buf, .. } => !buf.is_empty(),
             _ => false,
         };
         tracing::debug!(fh, pid = caller.pid, written, "flush");
@@ -985,7 +1199,13 @@ impl ReedFs {
                 inner.inodes.forget(ino);
             }
         }
-        if let Some(Handle::CurrentWrite { db, table, .. }) = released {
+        if let Some(Handle::CurrentWrite {
+            db,
+            table,
+            frame: None,
+            ..
+        }) = released
+        {
             let still_writing = inner
                 .handles
                 .values()
@@ -1026,8 +1246,28 @@ impl ReedFs {
                         Err(e) => Err(FsError::InvalidContent(e.to_string())),
                     };
                 }
+                Handle::FrameCtl { db, frame, buf, .. } if !buf.is_empty() => {
+                    let (db, frame) = (*db, frame.clone());
+                    let command = String::from_utf8_lossy(&std::mem::take(buf)).into_owned();
+                    drop(inner);
+                    return self.frame_command(db, &frame, &command, caller);
+                }
                 Handle::CurrentWrite { failed: true, .. } => {
                     return Err(FsError::TooBig(self.opts.max_file_bytes));
+                }
+                Handle::CurrentWrite {
+                    db,
+                    table,
+                    buf,
+                    dirty,
+                    frame: Some(frame),
+                    ..
+                } if *dirty => {
+                    *dirty = false;
+                    let (db, table, frame, content) =
+                        (*db, table.clone(), frame.clone(), buf.clone());
+                    drop(inner);
+                    return self.stage(db, &frame, &table, content);
                 }
                 Handle::CurrentWrite {
                     db,
@@ -1348,6 +1588,22 @@ impl ReedFs {
                 // Mode, owner and times of current.csv are fixed; accept and ignore.
                 self.attr_of(&mut inner, ino, &node)
             }
+            Node::FrameTable(..) => {
+                if let Some(size) = set.size {
+                    match fh.and_then(|f| inner.handles.get_mut(&f)) {
+                        Some(Handle::CurrentWrite { buf, dirty, .. }) => {
+                            buf.resize(size.min(self.opts.max_file_bytes) as usize, 0);
+                            *dirty = true;
+                        }
+                        _ => {
+                            return Err(FsError::NotPermitted(
+                                "truncate a frame's file through an open handle (>)",
+                            ));
+                        }
+                    }
+                }
+                self.attr_of(&mut inner, ino, &node)
+            }
             Node::Scratch(..) => {
                 let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
                 if let Some(size) = set.size {
@@ -1379,6 +1635,14 @@ impl ReedFs {
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
         self.check_writable(&pnode)?;
+        if let Node::FramesRoot(db) = pnode {
+            drop(inner);
+            self.begin_frame(db, name)?;
+            let node = Node::FrameDir(db, name.to_string());
+            let mut inner = lock(&self.inner);
+            let ino = inner.inodes.ino(&node);
+            return self.attr_of(&mut inner, ino, &node);
+        }
         let Node::Db(db) = pnode else {
             return Err(FsError::NotPermitted(
                 "directories can only be made in a database directory (one per table)",
@@ -1400,6 +1664,25 @@ impl ReedFs {
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
         self.check_writable(&pnode)?;
+        if let Node::FrameDir(db, f) = &pnode {
+            let key = frame_dir_key(f);
+            if inner
+                .dirs
+                .get(&(*db, key.clone()))
+                .is_some_and(|d| d.contains_key(name))
+            {
+                Self::drop_scratch_name(&mut inner, *db, &key, name);
+                return Ok(());
+            }
+            drop(inner);
+            return match name.strip_suffix(".csv") {
+                Some(t) => self.unstage(*db, f, t),
+                None if name == "ctl" => {
+                    Err(FsError::NotPermitted("ctl stays while the frame does"))
+                }
+                None => Err(FsError::NotFound),
+            };
+        }
         let Node::Table(db, t) = &pnode else {
             return Err(if pnode.is_dir() {
                 FsError::NotPermitted("not a file")
@@ -1429,6 +1712,10 @@ impl ReedFs {
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
         self.check_writable(&pnode)?;
+        if let Node::FramesRoot(db) = pnode {
+            drop(inner);
+            return self.remove_frame(db, name);
+        }
         let Node::Db(db) = pnode else {
             return Err(FsError::NotPermitted("no directories here"));
         };
@@ -1516,6 +1803,42 @@ impl ReedFs {
         let npnode = self.node(&inner, newparent)?;
         self.check_writable(&pnode)?;
         self.check_writable(&npnode)?;
+        if let (Node::FrameDir(db, f), Node::FrameDir(db2, f2)) = (&pnode, &npnode) {
+            if (db, f) != (db2, f2) {
+                return Err(FsError::CrossDir);
+            }
+            let key = (*db, frame_dir_key(f));
+            let sino =
+                *inner
+                    .dirs
+                    .get(&key)
+                    .and_then(|d| d.get(name))
+                    .ok_or(FsError::NotPermitted(
+                        "only scratch files move inside a frame; save onto <table>.csv to stage",
+                    ))?;
+            let target = newname
+                .strip_suffix(".csv")
+                .filter(|t| inner_frame_has(&Self::frame_tables_in(&inner, *db, f), t));
+            if let Some(t) = target {
+                // sed -i, rsync, atomic saves: the file's content is staged.
+                let content = inner
+                    .scratch
+                    .get(&sino)
+                    .map(|s| s.data.clone())
+                    .ok_or(FsError::NotFound)?;
+                drop(inner);
+                self.stage(*db, f, t, content)?;
+                let mut inner = lock(&self.inner);
+                if inner.dirs.get(&key).and_then(|d| d.get(name)) == Some(&sino) {
+                    Self::drop_scratch_name(&mut inner, *db, &key.1, name);
+                }
+                return Ok(());
+            }
+            if newname == "ctl" {
+                return Err(FsError::NotPermitted("ctl is written, not replaced"));
+            }
+            return self.move_scratch(&mut inner, *db, &key.1, name, newname);
+        }
         let (Node::Table(db, t), Node::Table(db2, t2)) = (&pnode, &npnode) else {
             return Err(FsError::NotPermitted(
                 "only files inside table directories can be renamed",
@@ -1585,8 +1908,20 @@ impl ReedFs {
             inner.absent.insert(key);
             return Ok(());
         }
-        // Scratch to scratch: same inode, new name.
-        self.remove_scratch(&mut inner, *db, t, newname);
+        self.move_scratch(&mut inner, *db, t, name, newname)
+    }
+
+    /// Scratch to scratch in directory `dir`: same inode, new name.
+    fn move_scratch(
+        &self,
+        inner: &mut Inner,
+        db: usize,
+        dir: &str,
+        name: &str,
+        newname: &str,
+    ) -> Result<()> {
+        let key = (db, dir.to_string());
+        self.remove_scratch(inner, db, dir, newname);
         let ino = inner
             .dirs
             .get_mut(&key)
@@ -1598,8 +1933,8 @@ impl ReedFs {
             .or_default()
             .insert(newname.to_string(), ino);
         inner.inodes.rename(
-            &Node::Scratch(*db, t.clone(), name.to_string()),
-            Node::Scratch(*db, t.clone(), newname.to_string()),
+            &Node::Scratch(db, dir.to_string(), name.to_string()),
+            Node::Scratch(db, dir.to_string(), newname.to_string()),
         );
         Ok(())
     }

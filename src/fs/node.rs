@@ -38,6 +38,21 @@ pub enum Node {
     AsOf(usize, u64),
     /// `<db>/@as-of/<time>/<table>.csv`
     AsOfFile(usize, u64, String),
+    /// `<db>/@frames/`: frames being staged; mkdir begins one.
+    FramesRoot(usize),
+    /// `<db>/@frames/<frame>/`: the frame's tables, its `ctl`, scratch files.
+    FrameDir(usize, String),
+    /// `<db>/@frames/<frame>/<table>.csv`: staged content (or the table as
+    /// the frame began); writing it stages.
+    FrameTable(usize, String, String),
+    /// `<db>/@frames/<frame>/ctl`: write `commit` or `abort`; read the state.
+    FrameCtl(usize, String),
+}
+
+/// The scratch-file directory key of a frame directory. Table names cannot
+/// hold `@` or `/`, so it never equals a table's.
+pub fn frame_dir_key(frame: &str) -> String {
+    format!("@frames/{frame}")
 }
 
 impl Node {
@@ -52,6 +67,8 @@ impl Node {
                 | Node::Conflicts(_)
                 | Node::AsOfRoot(_)
                 | Node::AsOf(..)
+                | Node::FramesRoot(_)
+                | Node::FrameDir(..)
         )
     }
 

@@ -309,6 +309,11 @@ impl Frame {
         Ok(())
     }
 
+    /// Takes `table` out of the frame again.
+    pub fn unstage(&mut self, table: &str) -> bool {
+        self.staged.remove(table).is_some()
+    }
+
     pub fn staged(&self) -> impl Iterator<Item = (&str, &Staged)> {
         self.staged.iter().map(|(k, v)| (k.as_str(), v))
     }

@@ -1134,3 +1134,93 @@ fn as_of_shows_every_table_at_a_frame_boundary() {
         b"id|item\n1|tea\n"
     );
 }
+
+#[test]
+fn frames_stage_and_commit_several_tables_with_shell_tools_only() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    m.sh_ok("mkdir orders && printf 'id|item\\n1|tea\\n' > orders/current.csv");
+    let users_before = std::fs::read(m.current()).unwrap();
+    m.sh_ok("mkdir @frames/pair");
+    let ls = m.sh("ls @frames/pair");
+    assert_eq!(
+        String::from_utf8_lossy(&ls.stdout),
+        "ctl\norders.csv\nusers.csv\n"
+    );
+    assert!(!String::from_utf8_lossy(&m.sh("ls -a").stdout).contains("@frames"));
+    // Stage with sed -i (temp file + rename) and >> (append).
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Framed|/' @frames/pair/users.csv");
+    m.sh_ok("echo '2|cake' >> @frames/pair/orders.csv");
+    let ctl = String::from_utf8_lossy(&m.sh("cat @frames/pair/ctl").stdout).into_owned();
+    assert!(ctl.contains("staged orders,users"), "{ctl}");
+    // Nothing is visible before the commit.
+    assert!(std::fs::read(m.current()).unwrap() == users_before);
+    assert_eq!(
+        std::fs::read(m.mp.path().join("orders/current.csv")).unwrap(),
+        b"id|item\n1|tea\n"
+    );
+    m.sh_ok("echo commit > @frames/pair/ctl");
+    let ctl = String::from_utf8_lossy(&m.sh("cat @frames/pair/ctl").stdout).into_owned();
+    assert!(ctl.starts_with("committed pair"), "{ctl}");
+    let users = String::from_utf8(std::fs::read(m.current()).unwrap()).unwrap();
+    assert!(users.contains("\n1|Framed|"), "{users}");
+    assert_eq!(
+        std::fs::read(m.mp.path().join("orders/current.csv")).unwrap(),
+        b"id|item\n1|tea\n2|cake\n"
+    );
+    // One frame id and one time in both tables' logs.
+    let logs: Vec<String> = ["users", "orders"]
+        .iter()
+        .map(|t| {
+            let log = std::fs::read_to_string(m.mp.path().join(format!("{t}/@versions/log.csv")))
+                .unwrap();
+            log.lines().last().unwrap().to_string()
+        })
+        .collect();
+    let frame_of = |l: &str| l.rsplit('|').next().unwrap().to_string();
+    let time_of = |l: &str| l.split('|').nth(2).unwrap().to_string();
+    assert!(
+        !frame_of(&logs[0]).is_empty() && frame_of(&logs[0]) == frame_of(&logs[1]),
+        "{logs:?}"
+    );
+    assert_eq!(time_of(&logs[0]), time_of(&logs[1]));
+    m.sh_ok("rmdir @frames/pair");
+    assert!(!m.sh("ls @frames/pair").status.success());
+
+    // Bad content fails its save; the frame stays usable.
+    m.sh_ok("mkdir @frames/second");
+    std::fs::write(m.work.path().join("bad.csv"), b"id|item\n3\n").unwrap();
+    let o = m.sh("cp \"$WORK/bad.csv\" @frames/second/orders.csv");
+    assert!(
+        !o.status.success(),
+        "cp of invalid content into a frame must fail"
+    );
+    // A collision with a commit made meanwhile fails the whole frame (EBUSY),
+    // keeps it staged, and changes no table; abort ends it.
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Mine|/' @frames/second/users.csv");
+    m.sh_ok("echo '3|scone' >> @frames/second/orders.csv");
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Theirs|/' users/current.csv");
+    let heads = || {
+        (
+            std::fs::read(m.current()).unwrap(),
+            std::fs::read(m.mp.path().join("orders/current.csv")).unwrap(),
+        )
+    };
+    let before = heads();
+    let o = m.sh("/bin/echo commit > @frames/second/ctl");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("busy"),
+        "{} / {}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&m.sh("cat @status").stdout)
+    );
+    assert!(heads() == before, "a refused frame changes nothing");
+    let ctl = String::from_utf8_lossy(&m.sh("cat @frames/second/ctl").stdout).into_owned();
+    assert!(ctl.contains("staged orders,users"), "{ctl}");
+    m.sh_ok("echo abort > @frames/second/ctl");
+    let ctl = String::from_utf8_lossy(&m.sh("cat @frames/second/ctl").stdout).into_owned();
+    assert!(ctl.starts_with("aborted"), "{ctl}");
+    assert!(heads() == before);
+}
