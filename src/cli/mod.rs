@@ -3,6 +3,7 @@
 
 mod conflict;
 mod db;
+mod frame;
 mod mount;
 mod output;
 mod table;
@@ -137,6 +138,44 @@ enum Command {
     /// without a flag, on a terminal, choose cell by cell.
     #[command(name = "conflict:resolve")]
     ConflictResolve(conflict::ResolveArgs),
+    /// Begin a frame (changes to several tables committed all at once); prints its id.
+    #[command(name = "frame:begin")]
+    FrameBegin { db: String, name: String },
+    /// Stage a table's new content in a frame ('-' for stdin; an empty file drops the table).
+    #[command(name = "frame:stage")]
+    FrameStage {
+        db: String,
+        /// The frame's id (or a unique prefix of it, or its name).
+        id: String,
+        table: String,
+        file: PathBuf,
+    },
+    /// Commit a staged frame: every table or none, merged with changes made meanwhile.
+    #[command(name = "frame:commit")]
+    FrameCommit { db: String, id: String },
+    /// Discard a staged frame.
+    #[command(name = "frame:abort")]
+    FrameAbort { db: String, id: String },
+    /// List frames: committed, aborted, pending and staged.
+    #[command(name = "frame:list")]
+    FrameList {
+        db: String,
+        #[command(flatten)]
+        format: output::FormatArg,
+    },
+    /// Show a frame and, per table, the rows it changed.
+    #[command(name = "frame:show")]
+    FrameShow { db: String, id: String },
+    /// Undo a frame in every table it changed, keeping later unrelated changes (a new frame).
+    #[command(name = "frame:rollback")]
+    FrameRollback { db: String, id: String },
+    /// Put every table back as it was at a time (a new frame): RFC 3339, unix seconds, -1h, or a version name.
+    #[command(name = "restore:point-in-time")]
+    RestorePointInTime {
+        db: String,
+        #[arg(allow_hyphen_values = true)]
+        time: String,
+    },
     /// Mount databases as directories: every save of current.csv is a version.
     Mount(mount::MountArgs),
     /// Unmount a mount made by `rdb mount`, after everything is written back.
@@ -285,5 +324,18 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::ConflictShow { db, id } => conflict::show(ctx, &db, &id),
         Command::ConflictResolve(a) => conflict::resolve(ctx, a),
         Command::Umount { mountpoint } => mount::umount(ctx, &mountpoint),
+        Command::FrameBegin { db, name } => frame::begin(ctx, &db, &name),
+        Command::FrameStage {
+            db,
+            id,
+            table,
+            file,
+        } => frame::stage(ctx, &db, &id, &table, &file),
+        Command::FrameCommit { db, id } => frame::commit(ctx, &db, &id),
+        Command::FrameAbort { db, id } => frame::abort(ctx, &db, &id),
+        Command::FrameList { db, format } => frame::list(ctx, &db, format),
+        Command::FrameShow { db, id } => frame::show(ctx, &db, &id),
+        Command::FrameRollback { db, id } => frame::rollback(ctx, &db, &id),
+        Command::RestorePointInTime { db, time } => frame::restore_point_in_time(ctx, &db, &time),
     }
 }

@@ -32,7 +32,7 @@ pub struct ListArgs {
     pub format: FormatArg,
 }
 
-fn read_input(path: &Path) -> Result<Vec<u8>> {
+pub(super) fn read_input(path: &Path) -> Result<Vec<u8>> {
     if path == Path::new("-") {
         let mut buf = Vec::new();
         std::io::stdin().read_to_end(&mut buf)?;

@@ -127,7 +127,7 @@ pub fn diff(ctx: &Ctx, a: DiffArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn print_text(d: &RowDiff, va: u64, vb: u64) -> Result<()> {
+pub(super) fn print_text(d: &RowDiff, va: u64, vb: u64) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if d.is_empty() {
         writeln!(out, "versions {va} and {vb} hold the same rows")?;

@@ -471,6 +471,14 @@ fn every_command_has_help() {
         "version:show",
         "version:diff",
         "version:rollback",
+        "frame:begin",
+        "frame:stage",
+        "frame:commit",
+        "frame:abort",
+        "frame:list",
+        "frame:show",
+        "frame:rollback",
+        "restore:point-in-time",
         "verify",
     ];
     for c in commands {
@@ -479,4 +487,350 @@ fn every_command_has_help() {
         assert!(out.contains("Usage: rdb"), "{c}: {out}");
     }
     assert_eq!(r.run(&["no-such-command"]).code, 2);
+}
+
+// ---------------------------------------------------------------------------
+// Frames: frame:*, restore:point-in-time
+// ---------------------------------------------------------------------------
+
+const FRAME_TABLES: [&str; 3] = ["accounts", "audit", "ledger"];
+
+/// A database `shop` with the tables of `FRAME_TABLES`, each `rows(20)`.
+fn frame_db() -> Rdb {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let f = r.file("start.csv", &rows(20));
+    for t in FRAME_TABLES {
+        r.ok(&["table:create", "shop", t, "--from", &f]);
+    }
+    r
+}
+
+impl Rdb {
+    fn head(&self, table: &str) -> Vec<u8> {
+        self.ok(&["table:export", "shop", table]).stdout
+    }
+
+    /// `version:list --format csv` of a table, without its header.
+    fn versions(&self, table: &str) -> Vec<Vec<String>> {
+        self.ok(&["version:list", "shop", table, "--format", "csv"])
+            .out()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// The time of version `seq` of `table` in RFC 3339, to the microsecond
+    /// (from its name: `20261124T051530.123456Z-<node>`).
+    fn version_time(&self, table: &str, seq: usize) -> String {
+        let v = &self.versions(table)[seq - 1];
+        let n = &v[1];
+        format!(
+            "{}-{}-{}T{}:{}:{}{}",
+            &n[0..4],
+            &n[4..6],
+            &n[6..8],
+            &n[9..11],
+            &n[11..13],
+            &n[13..15],
+            &n[15..23]
+        )
+    }
+
+    fn begin_frame(&self, name: &str) -> String {
+        let id = self.ok(&["frame:begin", "shop", name]).out();
+        let id = id.trim().to_string();
+        assert_eq!(id.len(), 36, "a uuid: {id:?}");
+        id
+    }
+
+    /// Stages `content` for `table` in frame `id` (through a file).
+    fn stage(&self, id: &str, table: &str, content: &[u8]) {
+        let f = self.file(&format!("stage-{table}.csv"), content);
+        self.ok(&["frame:stage", "shop", id, table, &f]);
+    }
+
+    fn frame_list_line(&self, id: &str) -> Option<String> {
+        self.ok(&["frame:list", "shop", "--format", "csv"])
+            .out()
+            .lines()
+            .find(|l| l.starts_with(id))
+            .map(str::to_string)
+    }
+}
+
+fn moved(table: &str) -> Vec<u8> {
+    set_row(&rows(20), "7", &format!("7|moved in {table}|1"))
+}
+
+#[test]
+fn frame_begin_stage_commit_changes_every_table_at_once() {
+    let r = frame_db();
+    let id = r.begin_frame("transfer");
+    let staging = r.db_root("shop").join("frames/open").join(&id);
+    assert!(staging.join("frame.toml").is_file());
+    // By a prefix of the id, from a file and from stdin.
+    r.stage(&id[..8], "accounts", &moved("accounts"));
+    let piped = r.stdin(
+        &["frame:stage", "shop", &id, "ledger", "-"],
+        &moved("ledger"),
+    );
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    // Invalid content is refused when staged.
+    let bad = r.file("bad.csv", b"id|name\n1|a|extra\n");
+    assert_eq!(r.run(&["frame:stage", "shop", &id, "audit", &bad]).code, 4);
+    assert_eq!(r.run(&["frame:stage", "shop", &id, "nosuch", &bad]).code, 3);
+    let staged = r.frame_list_line(&id).expect("listed while staged");
+    assert!(staged.ends_with(",\"accounts,ledger\",staged"), "{staged}");
+    assert_eq!(r.head("accounts"), rows(20), "nothing committed yet");
+
+    // Someone else changes another row of accounts meanwhile: it merges.
+    let other = set_row(&rows(20), "3", "3|changed meanwhile|0");
+    let f = r.file("other.csv", &other);
+    r.ok(&["table:import", "shop", "accounts", &f]);
+
+    let done = r.ok(&["frame:commit", "shop", &id[..8]]);
+    let out = done.out();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], id, "{out}");
+    assert!(lines[1].starts_with("accounts: version 3 ("), "{out}");
+    assert!(lines[2].starts_with("ledger: version 2 ("), "{out}");
+    assert_eq!(
+        r.head("accounts"),
+        set_row(&other, "7", "7|moved in accounts|1")
+    );
+    assert_eq!(r.head("ledger"), moved("ledger"));
+    assert_eq!(r.head("audit"), rows(20));
+    // One frame id and one timestamp in both tables' history.
+    let (a, l) = (r.versions("accounts"), r.versions("ledger"));
+    let (a, l) = (a.last().unwrap(), l.last().unwrap());
+    assert_eq!((a[2].as_str(), a[7].as_str()), ("frame", id.as_str()));
+    assert_eq!((l[2].as_str(), l[7].as_str()), ("frame", id.as_str()));
+    assert_eq!(a[1], l[1], "one timestamp");
+    assert_eq!(r.versions("audit").len(), 1);
+
+    let listed = r.frame_list_line(&id).expect("listed");
+    assert!(
+        listed.starts_with(&format!("{id},transfer,"))
+            && listed.ends_with(",\"accounts,ledger\",committed"),
+        "{listed}"
+    );
+    assert!(!staging.exists(), "the staging is removed");
+    let show = r.ok(&["frame:show", "shop", "transfer"]).out();
+    assert!(show.contains("status:  committed"), "{show}");
+    assert!(show.contains("accounts: version 3 (before: 2)"), "{show}");
+    assert!(
+        show.contains("~ id=7: name: \"name 7\" -> \"moved in ledger\""),
+        "{show}"
+    );
+    assert!(!show.contains("changed meanwhile"), "{show}");
+    // The frame is no longer staged.
+    assert_eq!(r.run(&["frame:commit", "shop", &id]).code, 3);
+    assert_eq!(r.run(&["frame:stage", "shop", &id, "audit", &f]).code, 3);
+}
+
+#[test]
+fn frame_abort_leaves_nothing() {
+    let r = frame_db();
+    let id = r.begin_frame("mistake");
+    r.stage(&id, "accounts", &moved("accounts"));
+    r.stage(&id, "ledger", b"");
+    let show = r.ok(&["frame:show", "shop", &id]).out();
+    assert!(show.contains("status:  staged"), "{show}");
+    assert!(show.contains("ledger: staged from version 1"), "{show}");
+    let aborted = r.ok(&["frame:abort", "shop", &id[..6]]);
+    assert!(aborted.stderr.contains("nothing was committed"));
+    assert!(!r.db_root("shop").join("frames/open").join(&id).exists());
+    assert_eq!(r.frame_list_line(&id), None);
+    for t in FRAME_TABLES {
+        assert_eq!(r.head(t), rows(20), "{t}");
+        assert_eq!(r.versions(t).len(), 1, "{t}");
+    }
+    let records: Vec<_> = std::fs::read_dir(r.db_root("shop").join("frames"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "open")
+        .collect();
+    assert!(records.is_empty(), "{records:?}");
+    assert_eq!(r.run(&["frame:commit", "shop", &id]).code, 3);
+    assert_eq!(r.run(&["frame:abort", "shop", &id]).code, 3);
+}
+
+#[test]
+fn frame_commit_conflict_fails_the_whole_frame() {
+    let r = frame_db();
+    let id = r.begin_frame("transfer");
+    r.stage(&id, "accounts", &moved("accounts"));
+    r.stage(&id, "ledger", &moved("ledger"));
+    // A concurrent change of the same cell in one of the tables.
+    let theirs = set_row(&rows(20), "7", "7|theirs|1");
+    let f = r.file("theirs.csv", &theirs);
+    r.ok(&["table:import", "shop", "accounts", &f]);
+
+    let out = r.run(&["frame:commit", "shop", &id]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("accounts: key \"7\", column \"name\": base \"name 7\", frame \"moved in accounts\", head \"theirs\""),
+        "{}",
+        out.stderr
+    );
+    assert!(out.out().is_empty(), "{}", out.out());
+    // Nothing committed, in any table; the staging stays.
+    assert_eq!(r.head("accounts"), theirs);
+    assert_eq!(r.head("ledger"), rows(20));
+    assert_eq!(r.versions("accounts").len(), 2);
+    assert_eq!(r.versions("ledger").len(), 1);
+    let listed = r.frame_list_line(&id).expect("still staged");
+    assert!(listed.ends_with(",staged"), "{listed}");
+
+    // Under last-writer-wins the frame applies and names what it overwrote.
+    r.ok(&["db:config", "shop", "conflict_policy", "last-writer-wins"]);
+    let done = r.ok(&["frame:commit", "shop", &id]);
+    assert!(done.stderr.contains("overwritten"), "{}", done.stderr);
+    assert_eq!(r.head("accounts"), moved("accounts"));
+    assert_eq!(r.head("ledger"), moved("ledger"));
+    assert!(r.frame_list_line(&id).unwrap().ends_with(",committed"));
+}
+
+#[test]
+fn frame_rollback_undoes_a_frame_and_keeps_later_changes() {
+    let r = frame_db();
+    let id = r.begin_frame("transfer");
+    let ledger_frame = set_row(&moved("ledger"), "8", "8|also moved|2");
+    r.stage(&id, "accounts", &moved("accounts"));
+    r.stage(&id, "ledger", &ledger_frame);
+    r.ok(&["frame:commit", "shop", &id]);
+    // A later, unrelated change in one of the frame's tables.
+    let later = set_row(&moved("accounts"), "3", "3|later|0");
+    let f = r.file("later.csv", &later);
+    r.ok(&["table:import", "shop", "accounts", &f]);
+
+    let out = r.ok(&["frame:rollback", "shop", &id[..8]]);
+    let rollback_id = out.out().lines().next().unwrap().to_string();
+    assert_eq!(
+        r.head("accounts"),
+        set_row(&rows(20), "3", "3|later|0"),
+        "the frame's change undone, the later one kept"
+    );
+    assert_eq!(r.head("ledger"), rows(20));
+    assert_eq!(r.head("audit"), rows(20));
+    assert_eq!(r.versions("audit").len(), 1, "untouched");
+    let listed = r.frame_list_line(&rollback_id).expect("a frame");
+    assert!(
+        listed.starts_with(&format!("{rollback_id},rollback-{},", &id[..8]))
+            && listed.ends_with(",\"accounts,ledger\",committed"),
+        "{listed}"
+    );
+    assert_eq!(
+        r.versions("ledger").last().unwrap()[7],
+        rollback_id,
+        "committed as a frame"
+    );
+
+    // A later change to a cell the frame changed: refused under reject...
+    let id2 = r.begin_frame("second");
+    r.stage(
+        &id2,
+        "accounts",
+        &set_row(&r.head("accounts"), "9", "9|g|9"),
+    );
+    r.stage(&id2, "ledger", &set_row(&r.head("ledger"), "9", "9|g|9"));
+    r.ok(&["frame:commit", "shop", &id2]);
+    let overlap = set_row(&r.head("ledger"), "9", "9|overlap|9");
+    let f = r.file("overlap.csv", &overlap);
+    r.ok(&["table:import", "shop", "ledger", &f]);
+    let (accounts, ledger) = (r.head("accounts"), r.head("ledger"));
+    let refused = r.run(&["frame:rollback", "shop", "second"]);
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("ledger: key \"9\", column \"name\""),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!((r.head("accounts"), r.head("ledger")), (accounts, ledger));
+    // ... applied under last-writer-wins, naming the cells it set back.
+    r.ok(&["db:config", "shop", "conflict_policy", "last-writer-wins"]);
+    let applied = r.ok(&["frame:rollback", "shop", "second"]);
+    assert!(
+        applied.stderr.contains("ledger: key \"9\""),
+        "{}",
+        applied.stderr
+    );
+    assert_eq!(r.head("accounts"), set_row(&rows(20), "3", "3|later|0"));
+    assert_eq!(r.head("ledger"), rows(20));
+}
+
+#[test]
+fn restore_point_in_time_puts_every_table_back() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    // Phase 1: two tables.
+    let f = r.file("start.csv", &rows(20));
+    r.ok(&["table:create", "shop", "accounts", "--from", &f]);
+    r.ok(&["table:create", "shop", "ledger", "--from", &f]);
+    // Phase 2: both change.
+    let (a2, l2) = (
+        set_row(&rows(20), "1", "1|a2|1"),
+        set_row(&rows(20), "2", "2|l2|2"),
+    );
+    let f = r.file("a2.csv", &a2);
+    r.ok(&["table:import", "shop", "accounts", &f]);
+    let f = r.file("l2.csv", &l2);
+    r.ok(&["table:import", "shop", "ledger", &f]);
+    let phase2 = r.version_time("ledger", 2);
+    // Phase 3: a frame changes both; a third table appears.
+    let id = r.begin_frame("phase3");
+    let (a3, l3) = (set_row(&a2, "5", "5|a3|5"), set_row(&l2, "5", "5|l3|5"));
+    r.stage(&id, "accounts", &a3);
+    r.stage(&id, "ledger", &l3);
+    r.ok(&["frame:commit", "shop", &id]);
+    let f = r.file("audit.csv", b"k|v\nx|1\n");
+    r.ok(&["table:create", "shop", "audit", "--from", &f]);
+    let phase3 = r.version_time("audit", 1);
+
+    // Back to phase 2 by an RFC 3339 time: audit did not exist then.
+    let out = r.ok(&["restore:point-in-time", "shop", &phase2]);
+    let text = out.out();
+    assert!(text.contains("accounts: version 4 ("), "{text}");
+    assert!(text.contains("audit: version 2 ("), "{text}");
+    assert!(text.contains("dropped: it had no version then"), "{text}");
+    assert_eq!(r.head("accounts"), a2);
+    assert_eq!(r.head("ledger"), l2);
+    assert_eq!(r.run(&["table:export", "shop", "audit"]).code, 3);
+    let restore_id = text.lines().next().unwrap();
+    let listed = r.frame_list_line(restore_id).expect("a frame");
+    assert!(
+        listed.contains(",restore-") && listed.ends_with(",\"accounts,audit,ledger\",committed"),
+        "{listed}"
+    );
+    // The same time again: nothing to do, no version.
+    let again = r.ok(&["restore:point-in-time", "shop", &phase2]);
+    assert!(again.stderr.contains("nothing to do"), "{}", again.stderr);
+    assert!(again.out().is_empty());
+    assert_eq!(r.versions("accounts").len(), 4);
+
+    // An hour ago no table existed: a relative time drops them all.
+    r.ok(&["restore:point-in-time", "shop", "-1h"]);
+    for t in ["accounts", "ledger", "audit"] {
+        assert_eq!(r.run(&["table:export", "shop", t]).code, 3, "{t}");
+    }
+    // A version's full name stands for its time.
+    let name2 = r.versions("ledger")[1][1].clone();
+    r.ok(&["restore:point-in-time", "shop", &name2]);
+    assert_eq!(r.head("accounts"), a2);
+    assert_eq!(r.head("ledger"), l2);
+    assert_eq!(r.run(&["table:export", "shop", "audit"]).code, 3);
+    // And phase 3 brings every table back, the dropped ones included.
+    r.ok(&["restore:point-in-time", "shop", &phase3]);
+    assert_eq!(r.head("accounts"), a3);
+    assert_eq!(r.head("ledger"), l3);
+    assert_eq!(r.head("audit"), b"k|v\nx|1\n");
+    assert_eq!(
+        r.run(&["restore:point-in-time", "shop", "yesterday"]).code,
+        4
+    );
 }
