@@ -151,6 +151,15 @@ fn main() {
         merge_bench();
         return;
     }
+    if args.iter().any(|a| a == "--only-frames") {
+        // --keep DIR: build the database there and leave it (for scripts/bench_frames.sh).
+        let keep = args
+            .iter()
+            .position(|a| a == "--keep")
+            .and_then(|i| args.get(i + 1));
+        frame_bench_in(if quick { 200 } else { 1000 }, keep.map(Path::new));
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--only-commits") {
         let rows: usize = args
             .get(i + 1)
@@ -229,6 +238,7 @@ fn main() {
     drop(db);
 
     merge_bench();
+    frame_bench(if quick { 200 } else { 1000 });
     let (db, mut run) = commit_run(&dir.path().join("b"), 100_000, n100k);
     let size = db
         .table("users")
@@ -304,4 +314,99 @@ fn merge_bench() {
         "| merging commit (rebuild base, merge, commit), same edits, median of 5 | {} | - |",
         ms(pct(&mut commits, 0.5))
     );
+}
+
+/// Frames: the cost of a 3-table frame over three single commits, and
+/// `@as-of` reads (every table at a time) in a database of many frames.
+fn frame_bench(frames: usize) {
+    frame_bench_in(frames, None);
+}
+
+fn frame_bench_in(frames: usize, keep: Option<&Path>) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = keep.unwrap_or(tmp.path());
+    let db = Database::init(Arc::new(RealIo), root, "bench", '|').expect("init");
+    let tables = ["users", "accounts", "ledger"];
+    let base = generate(10_000);
+    for t in tables {
+        db.create_table(t, &base, "bench").expect("create");
+    }
+    let opts = CommitOptions::new(Action::Update, "bench");
+    let mut rng = Lcg(11);
+    let mut content: Vec<Vec<u8>> = vec![base; 3];
+    let (mut singles, mut framed) = (Vec::new(), Vec::new());
+    let mut times = Vec::with_capacity(frames);
+    for round in 0..frames + 100 {
+        // First alternate three single commits with one frame of the same
+        // edits (for the overhead), then frames only.
+        let next: Vec<Vec<u8>> = content
+            .iter()
+            .map(|c| edit_one_row(c, &mut rng, round))
+            .collect();
+        let start = Instant::now();
+        if round < 200 && round % 2 == 0 {
+            for (t, c) in tables.iter().zip(&next) {
+                db.table(t)
+                    .expect("table")
+                    .commit(Base::Head, c.clone(), &opts)
+                    .expect("commit");
+            }
+            singles.push(start.elapsed());
+        } else {
+            let mut f = reedbase::storage::Frame::begin("bench").expect("begin");
+            for (t, c) in tables.iter().zip(&next) {
+                f.stage(t, Base::Head, c.clone()).expect("stage");
+            }
+            let done = db.commit_frame(f, "bench").expect("frame");
+            framed.push(start.elapsed());
+            times.push(done.ts_us);
+        }
+        content = next;
+    }
+    let (s50, f50) = (pct(&mut singles, 0.5), pct(&mut framed[..100], 0.5));
+    println!(
+        "| 3-table frame commit (10k rows each) vs three single commits, p50 over 100 each | {} vs {} (overhead {:+.2} ms) | overhead <= 1 ms |",
+        ms(f50),
+        ms(s50),
+        (f50.as_secs_f64() - s50.as_secs_f64()) * 1e3
+    );
+    // @as-of: every table at a random frame's time, as the mount serves it
+    // (seq_at + read_version); cold = fresh handles.
+    db.flush();
+    let mut pick = Lcg(13);
+    let at: Vec<u64> = (0..50)
+        .map(|_| times[(pick.next() as usize) % times.len()])
+        .collect();
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for &ts in &at {
+        let fresh = Database::open(root).expect("open");
+        let t = fresh.table("users").expect("table");
+        let start = Instant::now();
+        let bytes = t.read_version(t.seq_at(ts).expect("seq_at")).expect("read");
+        cold.push(start.elapsed());
+        assert!(!bytes.is_empty());
+    }
+    let t = db.table("users").expect("table");
+    for &ts in &at {
+        t.read_version(t.seq_at(ts).expect("seq_at")).expect("read");
+    }
+    for &ts in &at {
+        let start = Instant::now();
+        let bytes = t.read_version(t.seq_at(ts).expect("seq_at")).expect("read");
+        warm.push(start.elapsed());
+        assert!(!bytes.is_empty());
+    }
+    let versions = t.head_seq().expect("seq");
+    println!(
+        "| @as-of read of a 10k-row table, {} frames ({versions} versions): cold p50 / max, warm p50 | {} / {} / {} | <= 5 ms |",
+        times.len(),
+        ms(pct(&mut cold, 0.5)),
+        ms(*cold.iter().max().unwrap_or(&Duration::ZERO)),
+        ms(pct(&mut warm, 0.5))
+    );
+    if let Some(dir) = keep {
+        // The frame times, one per line, for reading @as-of through a mount.
+        let list: String = times.iter().map(|t| format!("{t}\n")).collect();
+        std::fs::write(dir.join("frame-times.txt"), list).expect("write frame times");
+    }
 }

@@ -578,6 +578,7 @@ impl ReedFs {
                     names.push((Node::Status(*db), Kind::File, "@status".into()));
                     names.push((Node::Rejected(*db), Kind::Dir, "@rejected".into()));
                     names.push((Node::Conflicts(*db), Kind::Dir, "@conflicts".into()));
+                    names.push((Node::AsOfRoot(*db), Kind::Dir, "@as-of".into()));
                     names.push((Node::FramesRoot(*db), Kind::Dir, "@frames".into()));
                 }
             }
@@ -2095,7 +2096,14 @@ mod tests {
         });
         assert_eq!(
             names(&fs, ROOT),
-            ["users", "@status", "@rejected", "@conflicts"]
+            [
+                "users",
+                "@status",
+                "@rejected",
+                "@conflicts",
+                "@as-of",
+                "@frames"
+            ]
         );
     }
 

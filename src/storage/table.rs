@@ -134,6 +134,11 @@ struct PatchCache {
 
 const PATCH_CACHE_BYTES: usize = 64 << 20;
 
+/// Rebuilt old versions kept per table (by name), each at most
+/// `RECENT_BYTES / RECENT_VERSIONS` bytes.
+const RECENT_VERSIONS: usize = 8;
+const RECENT_BYTES: usize = 64 << 20;
+
 #[derive(Debug)]
 pub struct Table {
     ctx: Arc<DbCtx>,
@@ -150,6 +155,8 @@ pub struct Table {
     /// The last decoded stored anchor (keyframe or chain start): log index
     /// and content. Decoding one costs milliseconds; reads near it reuse it.
     anchor: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
+    /// Old versions rebuilt recently: (version name, bytes), oldest first.
+    recent: Mutex<std::collections::VecDeque<(String, Arc<Vec<u8>>)>>,
     /// Identity (dev, inode, mtime) of a `current.csv` found to hold head
     /// version `seq`, so `head_file` compares the bytes once per version.
     verified_head_file: Mutex<Option<FileStamp>>,
@@ -224,6 +231,7 @@ impl Table {
             patches: Mutex::new(PatchCache::default()),
             head_writer,
             anchor: Mutex::new(None),
+            recent: Mutex::new(Default::default()),
             verified_head_file: Mutex::new(None),
         };
         // Open repairs (cuts a torn log line, removes leftovers of interrupted
@@ -674,7 +682,23 @@ impl Table {
         if seq == s.log.len() as u64 {
             return Ok(s.head.as_ref().clone());
         }
-        self.reconstruct(&s.log, Some((s.log.len() as u64, s.head.as_slice())), seq)
+        // A version's name is unique and its bytes never change: reads of the
+        // same old version (an `@as-of` time, a version file) reuse them.
+        let name = s.log[seq as usize - 1].name();
+        let mut recent = lock_poisoned(self.recent.lock());
+        if let Some((_, bytes)) = recent.iter().find(|(n, _)| *n == name) {
+            return Ok(bytes.as_ref().clone());
+        }
+        drop(recent);
+        let bytes = self.reconstruct(&s.log, Some((s.log.len() as u64, s.head.as_slice())), seq)?;
+        recent = lock_poisoned(self.recent.lock());
+        if bytes.len() <= RECENT_BYTES / RECENT_VERSIONS {
+            if recent.len() == RECENT_VERSIONS {
+                recent.pop_front();
+            }
+            recent.push_back((name, Arc::new(bytes.clone())));
+        }
+        Ok(bytes)
     }
 
     fn load_patch(&self, e: &LogEntry) -> Result<Arc<Patch>> {
