@@ -151,6 +151,27 @@ fn main() {
         merge_bench();
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--only-cold-reads") {
+        // Cold @as-of reads of a database kept by `--only-frames --keep DIR` (for profiling).
+        let root = Path::new(args.get(i + 1).expect("--only-cold-reads DIR"));
+        let times = std::fs::read_to_string(root.join("frame-times.txt")).expect("frame times");
+        let times: Vec<u64> = times.lines().filter_map(|l| l.parse().ok()).collect();
+        let mut cold = Vec::new();
+        for ts in times.iter().step_by(10) {
+            let db = Database::open(root).expect("open");
+            let t = db.table("users").expect("table");
+            let start = Instant::now();
+            t.read_version(t.seq_at(*ts).expect("seq_at"))
+                .expect("read");
+            cold.push(start.elapsed());
+        }
+        println!(
+            "| cold @as-of reads, p50 over {} | {} | |",
+            cold.len(),
+            ms(pct(&mut cold, 0.5))
+        );
+        return;
+    }
     if args.iter().any(|a| a == "--only-frames") {
         // --keep DIR: build the database there and leave it (for scripts/bench_frames.sh).
         let keep = args
@@ -326,6 +347,22 @@ fn frame_bench_in(frames: usize, keep: Option<&Path>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = keep.unwrap_or(tmp.path());
     let db = Database::init(Arc::new(RealIo), root, "bench", '|').expect("init");
+    // REEDBASE_KEYFRAME_EVERY=<n>: measure another keyframe interval.
+    let db = match std::env::var("REEDBASE_KEYFRAME_EVERY")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(n) => {
+            drop(db);
+            Database::update_config(root, |c| {
+                c.keyframe_every = n;
+                Ok(())
+            })
+            .expect("config");
+            Database::open(root).expect("reopen")
+        }
+        None => db,
+    };
     let tables = ["users", "accounts", "ledger"];
     let base = generate(10_000);
     for t in tables {

@@ -14,6 +14,7 @@ trap '"$rdb" umount "$mnt" >/dev/null 2>&1 || umount -l "$mnt" 2>/dev/null || tr
 cargo bench --quiet --bench storage -- --only-frames --keep "$base/db" | tail -n +1
 "$rdb" db:register "$base/db" >/dev/null
 "$rdb" mount bench "$mnt" --daemon >/dev/null
+sleep 1  # the daemon decodes recent history in the background after mounting
 # Ten frame times spread over the history, as unix seconds with microseconds.
 mapfile -t picks < <(awk 'NR % 100 == 50 { printf "%d.%06d\n", $1 / 1000000, $1 % 1000000 }' "$base/db/frame-times.txt")
 cmds=()

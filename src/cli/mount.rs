@@ -202,6 +202,12 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
         passthrough,
     };
     let core = Arc::new(ReedFs::new(dbs, db_name.is_some(), opts));
+    // Decode recent history in the background, so the first `@as-of` and
+    // `@versions/` reads find their deltas decoded.
+    let warm = Arc::clone(&core);
+    let _ = std::thread::Builder::new()
+        .name("rdb-prefetch".into())
+        .spawn(move || warm.prefetch_history());
     let fuse_opts = FuseOptions {
         read_only,
         allow_other,

@@ -303,6 +303,27 @@ impl ReedFs {
         }
     }
 
+    /// Decodes each table's recent history into its delta cache (see
+    /// `Table::prefetch_history`); for a background thread after mounting.
+    pub fn prefetch_history(&self) {
+        const VERSIONS: usize = 5000;
+        for (i, d) in self.dbs.iter().enumerate() {
+            for t in d.db.table_names().unwrap_or_default() {
+                let Ok(table) = self.table(i, &t) else {
+                    continue;
+                };
+                match table.prefetch_history(VERSIONS) {
+                    Ok(n) => {
+                        tracing::debug!(db = %d.name, table = %t, deltas = n, "history prefetched")
+                    }
+                    Err(e) => {
+                        tracing::warn!(db = %d.name, table = %t, error = %e, "history prefetch failed")
+                    }
+                }
+            }
+        }
+    }
+
     pub fn databases(&self) -> &[MountedDb] {
         &self.dbs
     }

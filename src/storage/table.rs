@@ -139,6 +139,13 @@ const PATCH_CACHE_BYTES: usize = 64 << 20;
 const RECENT_VERSIONS: usize = 8;
 const RECENT_BYTES: usize = 64 << 20;
 
+/// Whole old versions by log index, with the version's name.
+type Checkpoints = std::collections::BTreeMap<usize, (String, Arc<Vec<u8>>)>;
+
+/// Versions between in-memory checkpoints, and their memory bound per table.
+const CHECKPOINT_EVERY: usize = 100;
+const CHECKPOINT_BYTES: usize = 64 << 20;
+
 #[derive(Debug)]
 pub struct Table {
     ctx: Arc<DbCtx>,
@@ -155,6 +162,10 @@ pub struct Table {
     /// The last decoded stored anchor (keyframe or chain start): log index
     /// and content. Decoding one costs milliseconds; reads near it reuse it.
     anchor: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
+    /// Whole old versions kept in memory as read anchors, by log index
+    /// (with the version's name, checked on use): built by
+    /// `prefetch_history` every `CHECKPOINT_EVERY` versions back from the head.
+    checkpoints: Mutex<Checkpoints>,
     /// Old versions rebuilt recently: (version name, bytes), oldest first.
     recent: Mutex<std::collections::VecDeque<(String, Arc<Vec<u8>>)>>,
     /// Identity (dev, inode, mtime) of a `current.csv` found to hold head
@@ -232,6 +243,7 @@ impl Table {
             head_writer,
             anchor: Mutex::new(None),
             recent: Mutex::new(Default::default()),
+            checkpoints: Mutex::new(Default::default()),
             verified_head_file: Mutex::new(None),
         };
         // Open repairs (cuts a torn log line, removes leftovers of interrupted
@@ -690,7 +702,26 @@ impl Table {
             return Ok(bytes.as_ref().clone());
         }
         drop(recent);
-        let bytes = self.reconstruct(&s.log, Some((s.log.len() as u64, s.head.as_slice())), seq)?;
+        // Start from the nearest whole version in memory: the head or a checkpoint.
+        let target = seq as usize - 1;
+        let nearest = {
+            let cps = lock_poisoned(self.checkpoints.lock());
+            let below = cps.range(..=target).next_back();
+            let above = cps.range(target..).next();
+            [below, above]
+                .into_iter()
+                .flatten()
+                .filter(|(i, (n, _))| s.log.get(**i).is_some_and(|e| e.name() == *n))
+                .min_by_key(|(i, _)| i.abs_diff(target))
+                .map(|(i, (_, b))| (*i, Arc::clone(b)))
+        };
+        let head_index = s.log.len() - 1;
+        let bytes = match nearest {
+            Some((i, b)) if i.abs_diff(target) < head_index - target => {
+                self.reconstruct(&s.log, Some((i as u64 + 1, b.as_slice())), seq)?
+            }
+            _ => self.reconstruct(&s.log, Some((s.log.len() as u64, s.head.as_slice())), seq)?,
+        };
         recent = lock_poisoned(self.recent.lock());
         if bytes.len() <= RECENT_BYTES / RECENT_VERSIONS {
             if recent.len() == RECENT_VERSIONS {
@@ -735,6 +766,86 @@ impl Table {
 
     /// Loads and decodes the deltas of `entries`, in order. Decoding is
     /// independent per delta, so a long walk uses every core.
+    /// Estimated microseconds to go through the deltas of `entries`: ~25 to
+    /// decode one, ~2 to compose one already decoded.
+    fn chain_cost(&self, entries: &[LogEntry]) -> usize {
+        let cache = lock_poisoned(self.patches.lock());
+        entries
+            .iter()
+            .map(|e| {
+                if cache.patches.contains_key(&e.delta_file()) {
+                    2
+                } else {
+                    25
+                }
+            })
+            .sum()
+    }
+
+    /// Decodes the deltas of the last `versions` versions into the cache, so
+    /// later reads of old versions (`@as-of`, `@versions/`) start warm. A
+    /// daemon calls it in the background after mounting; bounded by the
+    /// cache's byte limit. Returns how many deltas it decoded.
+    pub fn prefetch_history(&self, versions: usize) -> Result<usize> {
+        let s = self.snapshot()?;
+        let from = s.log.len().saturating_sub(versions);
+        let entries = &s.log[from..];
+        let mut decoded = 0;
+        for chunk in entries.chunks(256) {
+            if lock_poisoned(self.patches.lock()).bytes > PATCH_CACHE_BYTES / 2 {
+                break;
+            }
+            decoded += self.load_patches(chunk)?.len();
+        }
+        self.build_checkpoints(&s)?;
+        Ok(decoded)
+    }
+
+    /// Walks back from the head over the decoded deltas and keeps a whole
+    /// version every `CHECKPOINT_EVERY` (fewer for big tables, within
+    /// `CHECKPOINT_BYTES`), so a read of any old version composes at most
+    /// about half that many deltas. Stops at the first delta not decoded.
+    fn build_checkpoints(&self, s: &State) -> Result<()> {
+        let n = s.log.len();
+        if n < 2 * CHECKPOINT_EVERY || s.head.is_empty() {
+            return Ok(());
+        }
+        let every = CHECKPOINT_EVERY.max(n * s.head.len() / CHECKPOINT_BYTES + 1);
+        let mut anchor: Arc<Vec<u8>> = Arc::clone(&s.head);
+        let mut pieces = Pieces::whole(anchor.len());
+        let mut used: Vec<Arc<Patch>> = Vec::new();
+        let mut made = std::collections::BTreeMap::new();
+        // Entry i's delta turns version i (index i - 1) into version i + 1.
+        for i in (1..n).rev() {
+            let file = s.log[i].delta_file();
+            let Some(patch) = lock_poisoned(self.patches.lock())
+                .patches
+                .get(&file)
+                .cloned()
+            else {
+                break; // not decoded: stop here
+            };
+            pieces = pieces.unapply(&patch).map_err(|x| self.damaged(x))?;
+            used.push(patch);
+            if (n - i).is_multiple_of(every) {
+                let refs: Vec<&Patch> = used.iter().map(|p| &**p).collect();
+                let bytes = pieces.materialize(&anchor, &refs);
+                if content_hash(&bytes) != s.log[i - 1].hash {
+                    return Err(StorageError::corrupt(
+                        &self.dir,
+                        format!("version {i} rebuilt from the deltas does not match its hash"),
+                    ));
+                }
+                anchor = Arc::new(bytes);
+                made.insert(i - 1, (s.log[i - 1].name(), Arc::clone(&anchor)));
+                pieces = Pieces::whole(anchor.len());
+                used.clear();
+            }
+        }
+        *lock_poisoned(self.checkpoints.lock()) = made;
+        Ok(())
+    }
+
     fn load_patches(&self, entries: &[LogEntry]) -> Result<Vec<Arc<Patch>>> {
         use rayon::prelude::*;
         if entries.len() < 32 {
@@ -765,10 +876,11 @@ impl Table {
             .rev()
             .find(|&i| log[i].keyframe || i == 0 || log[i - 1].size == 0)
             .unwrap_or(0);
-        // Cost model, in microseconds measured cold on the reference machine:
-        // decoding a delta ~25; decoding a whole table ~1 per 100 bytes from
-        // a keyframe (XZ), ~1 per 30 bytes from a chain start (bzip2).
-        const STEP: usize = 25;
+        // Cost model, in microseconds measured on the reference machine:
+        // decoding a delta ~25 (composing a decoded one ~2); decoding a whole
+        // table ~1 per 100 bytes from a keyframe (XZ), ~1 per 30 bytes from a
+        // chain start (bzip2).
+        let chain = |range: std::ops::Range<usize>| self.chain_cost(&log[range]);
         let cached = lock_poisoned(self.anchor.lock())
             .as_ref()
             .filter(|(i, _)| *i == stored)
@@ -778,10 +890,10 @@ impl Table {
             (None, true) => log[stored].size as usize / 100,
             (None, false) => log[stored].size as usize / 30,
         };
-        let stored_cost = decode + (target - stored) * STEP;
+        let stored_cost = decode + chain(stored + 1..target + 1);
         let known = known.map(|(q, b)| ((q - 1) as usize, b));
         let bytes = match known {
-            Some((k, bytes)) if k >= target && (k - target) * STEP < stored_cost => {
+            Some((k, bytes)) if k >= target && chain(target + 1..k + 1) < stored_cost => {
                 let mut patches = self.load_patches(&log[target + 1..=k])?;
                 patches.reverse();
                 let mut pieces = Pieces::whole(bytes.len());
@@ -792,7 +904,7 @@ impl Table {
             }
             _ => {
                 let (anchor, first): (Arc<Vec<u8>>, usize) = match known {
-                    Some((k, bytes)) if k < target && (target - k) * STEP < stored_cost => {
+                    Some((k, bytes)) if k < target && chain(k + 1..target + 1) < stored_cost => {
                         (Arc::new(bytes.to_vec()), k + 1)
                     }
                     _ => {
