@@ -220,6 +220,7 @@ impl Database {
     }
 
     /// Every frame with its status, oldest first.
+    /// (See also [`Frame::commit`], the same call from the frame's side.)
     pub fn frames(&self) -> Result<Vec<FrameInfo>> {
         frame::list(&self.ctx)
     }
@@ -391,5 +392,12 @@ impl Database {
                 .sum()
         }
         walk(&self.ctx.root)
+    }
+}
+
+impl Frame {
+    /// Commits the frame to `db`: `db.commit_frame(self, user)`.
+    pub fn commit(self, db: &Database, user: &str) -> Result<FrameCommitted> {
+        db.commit_frame(self, user)
     }
 }

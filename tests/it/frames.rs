@@ -49,7 +49,7 @@ fn a_frame_commits_every_table_with_one_timestamp_and_id() {
     let db = setup(dir.path());
     let f = frame();
     let id = f.id().to_string();
-    let done = db.commit_frame(f, "ann").unwrap();
+    let done = f.commit(&db, "ann").unwrap();
     assert_eq!(done.id, id);
     assert_eq!(done.tables.len(), 3);
     let versions: Vec<_> = TABLES
