@@ -6,4 +6,5 @@
 
 pub mod fs;
 pub mod merge;
+pub mod query;
 pub mod storage;

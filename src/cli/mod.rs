@@ -6,6 +6,7 @@ mod db;
 mod frame;
 mod mount;
 mod output;
+mod query;
 mod table;
 mod version;
 
@@ -25,12 +26,13 @@ pub mod exit {
     pub const CONFLICT: i32 = 5;
     pub const LOCKED: i32 = 6;
     pub const DAMAGED: i32 = 7;
+    pub const QUERY: i32 = 8;
 }
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 invalid input (CSV, names),
 5 conflict (exists, or the table changed since your base), 6 locked by another process,
-7 damaged store (verify found problems).
+7 damaged store (verify found problems), 8 bad query (syntax, unknown name, type, limit).
 Environment: REEDBASE_HOME (default ~/.reedbase), REEDBASE_USER (default $USER), RUST_LOG.";
 
 #[derive(Parser, Debug)]
@@ -57,6 +59,14 @@ enum Command {
     /// Show the details of a database.
     #[command(name = "db:info")]
     DbInfo { db: String },
+    /// Run a ReedQL query (SELECT) and print its result.
+    #[command(name = "db:query")]
+    DbQuery {
+        db: String,
+        sql: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: query::QueryFormat,
+    },
     /// Show a database's settings, or set one: conflict_policy (reject | last-writer-wins),
     /// keyframe_every, lock_timeout_ms.
     #[command(name = "db:config")]
@@ -299,6 +309,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::DbInit(a) => db::init(ctx, a),
         Command::DbList(f) => db::list(ctx, f),
         Command::DbInfo { db } => db::info(ctx, &db),
+        Command::DbQuery { db, sql, format } => query::run(ctx, &db, &sql, format),
         Command::DbConfig { db, key, value } => {
             db::config(ctx, &db, key.as_deref(), value.as_deref())
         }

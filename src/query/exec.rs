@@ -1,0 +1,786 @@
+//! Execution of a bound SELECT over rows: join (hash join on an equality,
+//! else nested loop under the join limit), filter, group and aggregate,
+//! project, DISTINCT, ORDER BY, LIMIT. Expressions follow SQLite's rules
+//! (`value.rs`).
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+use super::error::{ErrorKind, QueryError};
+use super::plan::{AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, Select};
+use super::value::{Type, Value};
+use super::{Limits, ResultSet};
+
+/// What expressions read: a row of the joined tables, or a group.
+enum Ctx<'a> {
+    Row(&'a [Value]),
+    Group {
+        keys: &'a [Value],
+        aggs: &'a [Value],
+    },
+    Const,
+}
+
+pub fn eval_const(e: &Expr) -> Result<Value, QueryError> {
+    eval(e, &Ctx::Const)
+}
+
+fn runtime(message: impl Into<String>) -> QueryError {
+    QueryError::new(ErrorKind::Runtime, message)
+}
+
+fn eval(e: &Expr, ctx: &Ctx) -> Result<Value, QueryError> {
+    Ok(match e {
+        Expr::Col(i, _) => match ctx {
+            Ctx::Row(r) => r.get(*i).cloned().unwrap_or(Value::Null),
+            _ => return Err(runtime("a column outside of a row")),
+        },
+        Expr::Key(i) => match ctx {
+            Ctx::Group { keys, .. } => keys.get(*i).cloned().unwrap_or(Value::Null),
+            _ => return Err(runtime("a group key outside of a group")),
+        },
+        Expr::Agg(i) => match ctx {
+            Ctx::Group { aggs, .. } => aggs.get(*i).cloned().unwrap_or(Value::Null),
+            _ => return Err(runtime("an aggregate outside of a group")),
+        },
+        Expr::Lit(v) => v.clone(),
+        Expr::Neg(x) => match eval(x, ctx)?.as_number() {
+            None => Value::Null,
+            Some(Value::Int(i)) => i.checked_neg().map_or(Value::Real(-(i as f64)), Value::Int),
+            Some(Value::Real(r)) => Value::Real(-r),
+            Some(_) => Value::Null,
+        },
+        Expr::Not(x) => match eval(x, ctx)?.truth() {
+            None => Value::Null,
+            Some(b) => Value::Int(i64::from(!b)),
+        },
+        Expr::Arith(op, a, b) => arith(*op, &eval(a, ctx)?, &eval(b, ctx)?),
+        Expr::Concat(a, b) => {
+            let (a, b) = (eval(a, ctx)?, eval(b, ctx)?);
+            if a.is_null() || b.is_null() {
+                Value::Null
+            } else {
+                Value::text(&format!("{a}{b}"))
+            }
+        }
+        Expr::Cmp(op, a, b, coerce) => {
+            let (a, b) = coerced(eval(a, ctx)?, eval(b, ctx)?, *coerce);
+            match a.sql_cmp(&b) {
+                None => Value::Null,
+                Some(o) => Value::Int(i64::from(cmp_holds(*op, o))),
+            }
+        }
+        Expr::And(a, b) => {
+            let x = eval(a, ctx)?.truth();
+            if x == Some(false) {
+                return Ok(Value::Int(0));
+            }
+            match (x, eval(b, ctx)?.truth()) {
+                (_, Some(false)) => Value::Int(0),
+                (Some(true), Some(true)) => Value::Int(1),
+                _ => Value::Null,
+            }
+        }
+        Expr::Or(a, b) => {
+            let x = eval(a, ctx)?.truth();
+            if x == Some(true) {
+                return Ok(Value::Int(1));
+            }
+            match (x, eval(b, ctx)?.truth()) {
+                (_, Some(true)) => Value::Int(1),
+                (Some(false), Some(false)) => Value::Int(0),
+                _ => Value::Null,
+            }
+        }
+        Expr::IsNull(x, negated) => Value::Int(i64::from(eval(x, ctx)?.is_null() != *negated)),
+        Expr::InList(x, items, negated) => {
+            let left_affinity = match &**x {
+                Expr::Col(_, t) => *t,
+                _ => None,
+            };
+            let v = eval(x, ctx)?;
+            if v.is_null() {
+                return Ok(Value::Null);
+            }
+            let mut saw_null = false;
+            let mut found = false;
+            for i in items {
+                let item = eval(i, ctx)?;
+                let (l, r) = coerced(
+                    v.clone(),
+                    item,
+                    Coerce(None, left_affinity.filter(|_| !matches!(i, Expr::Col(..)))),
+                );
+                match l.sql_cmp(&r) {
+                    None => saw_null = true,
+                    Some(Ordering::Equal) => {
+                        found = true;
+                        break;
+                    }
+                    Some(_) => {}
+                }
+            }
+            in_result(found, saw_null, *negated)
+        }
+        Expr::InSet(x, set, negated) => {
+            let v = eval(x, ctx)?;
+            if v.is_null() {
+                return Ok(Value::Null);
+            }
+            in_result(set.values.contains(&v), set.has_null, *negated)
+        }
+        Expr::Like {
+            expr,
+            pattern,
+            escape,
+            negated,
+        } => {
+            let (v, p) = (eval(expr, ctx)?, eval(pattern, ctx)?);
+            if v.is_null() || p.is_null() {
+                return Ok(Value::Null);
+            }
+            let m = like(&p.to_string(), &v.to_string(), *escape);
+            Value::Int(i64::from(m != *negated))
+        }
+        Expr::Func(f, args) => func(*f, args, ctx)?,
+    })
+}
+
+fn in_result(found: bool, saw_null: bool, negated: bool) -> Value {
+    match (found, saw_null) {
+        (true, _) => Value::Int(i64::from(!negated)),
+        (false, true) => Value::Null,
+        (false, false) => Value::Int(i64::from(negated)),
+    }
+}
+
+fn coerced(a: Value, b: Value, c: Coerce) -> (Value, Value) {
+    let a = match c.0 {
+        Some(t) => a.with_affinity(t),
+        None => a,
+    };
+    let b = match c.1 {
+        Some(t) => b.with_affinity(t),
+        None => b,
+    };
+    (a, b)
+}
+
+fn cmp_holds(op: CmpOp, o: Ordering) -> bool {
+    match op {
+        CmpOp::Eq => o == Ordering::Equal,
+        CmpOp::Ne => o != Ordering::Equal,
+        CmpOp::Lt => o == Ordering::Less,
+        CmpOp::Le => o != Ordering::Greater,
+        CmpOp::Gt => o == Ordering::Greater,
+        CmpOp::Ge => o != Ordering::Less,
+    }
+}
+
+fn arith(op: ArithOp, a: &Value, b: &Value) -> Value {
+    let (Some(x), Some(y)) = (a.as_number(), b.as_number()) else {
+        return Value::Null;
+    };
+    match (x, y) {
+        (Value::Int(x), Value::Int(y)) => {
+            let r = match op {
+                ArithOp::Add => x.checked_add(y),
+                ArithOp::Sub => x.checked_sub(y),
+                ArithOp::Mul => x.checked_mul(y),
+                ArithOp::Div => {
+                    if y == 0 {
+                        return Value::Null;
+                    }
+                    x.checked_div(y)
+                }
+                ArithOp::Mod => {
+                    if y == 0 {
+                        return Value::Null;
+                    }
+                    Some(x.checked_rem(y).unwrap_or(0))
+                }
+            };
+            match r {
+                Some(i) => Value::Int(i),
+                // Overflow: SQLite goes on in floating point.
+                None => real_arith(op, x as f64, y as f64),
+            }
+        }
+        (x, y) => {
+            let (Some(x), Some(y)) = (x.as_f64(), y.as_f64()) else {
+                return Value::Null;
+            };
+            real_arith(op, x, y)
+        }
+    }
+}
+
+fn real_arith(op: ArithOp, x: f64, y: f64) -> Value {
+    let r = match op {
+        ArithOp::Add => x + y,
+        ArithOp::Sub => x - y,
+        ArithOp::Mul => x * y,
+        ArithOp::Div => {
+            if y == 0.0 {
+                return Value::Null;
+            }
+            x / y
+        }
+        ArithOp::Mod => {
+            // SQLite: both operands as integers, the result a real.
+            let (a, b) = (x as i64, y as i64);
+            if b == 0 {
+                return Value::Null;
+            }
+            return Value::Real(a.checked_rem(b).unwrap_or(0) as f64);
+        }
+    };
+    if r.is_nan() {
+        Value::Null
+    } else {
+        Value::Real(r)
+    }
+}
+
+/// SQL LIKE: `%` any run, `_` one character; ASCII letters match either
+/// case; `escape` makes the next pattern character literal.
+fn like(pattern: &str, text: &str, escape: Option<char>) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let eq =
+        |a: char, b: char| a == b || (a.is_ascii() && b.is_ascii() && a.eq_ignore_ascii_case(&b));
+    // Iterative matcher with backtracking to the last `%`.
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        if pi < p.len() {
+            let c = p[pi];
+            if Some(c) == escape {
+                match p.get(pi + 1) {
+                    Some(&lit) if ti < t.len() && eq(lit, t[ti]) => {
+                        pi += 2;
+                        ti += 1;
+                        continue;
+                    }
+                    // An escape at the end of the pattern matches nothing.
+                    _ => {}
+                }
+            } else if c == '%' {
+                star = Some((pi, ti));
+                pi += 1;
+                continue;
+            } else if ti < t.len() && (c == '_' || eq(c, t[ti])) {
+                pi += 1;
+                ti += 1;
+                continue;
+            }
+        } else if ti == t.len() {
+            return true;
+        }
+        match star {
+            Some((sp, st)) if st < t.len() => {
+                star = Some((sp, st + 1));
+                pi = sp + 1;
+                ti = st + 1;
+            }
+            _ => return false,
+        }
+    }
+}
+
+fn func(f: Func, args: &[Expr], ctx: &Ctx) -> Result<Value, QueryError> {
+    if f == Func::Coalesce {
+        for a in args {
+            let v = eval(a, ctx)?;
+            if !v.is_null() {
+                return Ok(v);
+            }
+        }
+        return Ok(Value::Null);
+    }
+    let v: Vec<Value> = args
+        .iter()
+        .map(|a| eval(a, ctx))
+        .collect::<Result<_, _>>()?;
+    let first = v.first().cloned().unwrap_or(Value::Null);
+    if first.is_null() {
+        return Ok(Value::Null);
+    }
+    Ok(match f {
+        Func::Lower => Value::text(&first.to_string().to_ascii_lowercase()),
+        Func::Upper => Value::text(&first.to_string().to_ascii_uppercase()),
+        Func::Length => Value::Int(first.to_string().chars().count() as i64),
+        Func::Abs => match first.as_number() {
+            Some(Value::Int(i)) => i
+                .checked_abs()
+                .map_or(Value::Real((i as f64).abs()), Value::Int),
+            Some(Value::Real(r)) => Value::Real(r.abs()),
+            _ => Value::Null,
+        },
+        Func::Substr => {
+            let int = |v: &Value| match v.as_number() {
+                Some(Value::Int(i)) => Some(i),
+                Some(Value::Real(r)) => Some(r as i64),
+                _ => None,
+            };
+            let Some(start) = v.get(1).and_then(int) else {
+                return Ok(Value::Null);
+            };
+            let len = match v.get(2) {
+                None => None,
+                Some(x) => match int(x) {
+                    Some(l) => Some(l),
+                    None => return Ok(Value::Null),
+                },
+            };
+            Value::text(&substr(&first.to_string(), start, len))
+        }
+        Func::Coalesce => Value::Null,
+    })
+}
+
+/// SQLite's substr: 1-based; 0 is a position before the first character;
+/// a negative start counts from the end; a negative length takes the
+/// characters before the start.
+fn substr(s: &str, start: i64, len: Option<i64>) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len() as i64;
+    let (mut p1, mut p2, neg) = match len {
+        Some(l) if l < 0 => (start, l.saturating_neg(), true),
+        Some(l) => (start, l, false),
+        None => (start, i64::MAX / 4, false),
+    };
+    if p1 < 0 {
+        p1 += n;
+        if p1 < 0 {
+            p2 = (p2 + p1).max(0);
+            p1 = 0;
+        }
+    } else if p1 > 0 {
+        p1 -= 1;
+    } else if p2 > 0 {
+        p2 -= 1;
+    }
+    if neg {
+        p1 -= p2;
+        if p1 < 0 {
+            p2 += p1;
+            p1 = 0;
+        }
+    }
+    let from = p1.clamp(0, n) as usize;
+    let to = p1.saturating_add(p2.max(0)).clamp(0, n) as usize;
+    if from >= to {
+        return String::new();
+    }
+    chars[from..to].iter().collect()
+}
+
+/// A group: its key, its aggregates' states, and the values each DISTINCT
+/// aggregate has seen.
+type GroupState = (Vec<Value>, Vec<Acc>, Vec<HashSet<Value>>);
+
+/// One aggregate's running state.
+#[derive(Debug, Clone)]
+enum Acc {
+    Count(i64),
+    Sum {
+        int: i64,
+        real: f64,
+        is_real: bool,
+        any: bool,
+    },
+    Avg {
+        sum: f64,
+        n: i64,
+    },
+    Min(Value),
+    Max(Value),
+}
+
+fn new_acc(a: &AggCall) -> Acc {
+    match a.func {
+        AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
+        AggFunc::Sum => Acc::Sum {
+            int: 0,
+            real: 0.0,
+            is_real: false,
+            any: false,
+        },
+        AggFunc::Avg => Acc::Avg { sum: 0.0, n: 0 },
+        AggFunc::Min => Acc::Min(Value::Null),
+        AggFunc::Max => Acc::Max(Value::Null),
+    }
+}
+
+fn accumulate(acc: &mut Acc, v: Value) -> Result<(), QueryError> {
+    match acc {
+        Acc::Count(n) => *n += 1,
+        Acc::Sum {
+            int,
+            real,
+            is_real,
+            any,
+        } => {
+            *any = true;
+            match v.as_number() {
+                Some(Value::Int(i)) if !*is_real => {
+                    *int = int
+                        .checked_add(i)
+                        .ok_or_else(|| runtime("integer overflow in SUM"))?;
+                }
+                Some(x) => {
+                    if !*is_real {
+                        *is_real = true;
+                        *real = *int as f64;
+                    }
+                    *real += x.as_f64().unwrap_or(0.0);
+                }
+                None => {}
+            }
+        }
+        Acc::Avg { sum, n } => {
+            *sum += v.as_f64().unwrap_or(0.0);
+            *n += 1;
+        }
+        Acc::Min(m) => {
+            if m.is_null() || v.sort_cmp(m) == Ordering::Less {
+                *m = v;
+            }
+        }
+        Acc::Max(m) => {
+            if m.is_null() || v.sort_cmp(m) == Ordering::Greater {
+                *m = v;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn finish(acc: Acc) -> Value {
+    match acc {
+        Acc::Count(n) => Value::Int(n),
+        Acc::Sum { any: false, .. } => Value::Null,
+        Acc::Sum {
+            int, real, is_real, ..
+        } => {
+            if is_real {
+                Value::Real(real)
+            } else {
+                Value::Int(int)
+            }
+        }
+        Acc::Avg { n: 0, .. } => Value::Null,
+        Acc::Avg { sum, n } => Value::Real(sum / n as f64),
+        Acc::Min(v) | Acc::Max(v) => v,
+    }
+}
+
+/// Joins the sources into rows of all their columns.
+fn joined_rows(s: &Select, limits: &Limits) -> Result<Vec<Vec<Value>>, QueryError> {
+    let Some(first) = s.sources.first() else {
+        // SELECT without FROM: one empty row.
+        return Ok(vec![Vec::new()]);
+    };
+    let mut rows: Vec<Vec<Value>> = first.table.rows.clone();
+    for (j, src) in s.joins.iter().zip(&s.sources[1..]) {
+        let right = &src.table.rows;
+        let width = src.table.columns.len();
+        let mut out = Vec::new();
+        let emit = |row: Vec<Value>, out: &mut Vec<Vec<Value>>| -> Result<(), QueryError> {
+            if out.len() as u64 >= limits.max_join_rows {
+                return Err(QueryError::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "the join with {} makes more than {} rows (query.max_join_rows)",
+                        src.name, limits.max_join_rows
+                    ),
+                ));
+            }
+            out.push(row);
+            Ok(())
+        };
+        let matches_on = |row: &[Value]| -> Result<bool, QueryError> {
+            Ok(match &j.on {
+                None => true,
+                Some(on) => eval(on, &Ctx::Row(row))?.truth() == Some(true),
+            })
+        };
+        if let Some((lcol, rcol)) = j.equi {
+            let mut by_key: HashMap<&Value, Vec<usize>> = HashMap::new();
+            for (i, r) in right.iter().enumerate() {
+                if let Some(k) = r.get(rcol).filter(|k| !k.is_null()) {
+                    by_key.entry(k).or_default().push(i);
+                }
+            }
+            for l in rows {
+                let mut matched = false;
+                if let Some(ids) = l.get(lcol).and_then(|k| by_key.get(k)) {
+                    for &i in ids {
+                        let mut row = l.clone();
+                        row.extend(right[i].iter().cloned());
+                        if matches_on(&row)? {
+                            matched = true;
+                            emit(row, &mut out)?;
+                        }
+                    }
+                }
+                if !matched && j.left {
+                    let mut row = l;
+                    row.resize(row.len() + width, Value::Null);
+                    emit(row, &mut out)?;
+                }
+            }
+        } else {
+            let product = rows.len() as u64 * right.len().max(1) as u64;
+            if product > limits.max_join_rows.saturating_mul(4) {
+                return Err(QueryError::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "join with {} has no equality condition: up to {product} rows, more than query.max_join_rows ({})",
+                        src.name, limits.max_join_rows
+                    ),
+                ));
+            }
+            for l in rows {
+                let mut matched = false;
+                for r in right {
+                    let mut row = l.clone();
+                    row.extend(r.iter().cloned());
+                    if matches_on(&row)? {
+                        matched = true;
+                        emit(row, &mut out)?;
+                    }
+                }
+                if !matched && j.left {
+                    let mut row = l;
+                    row.resize(row.len() + width, Value::Null);
+                    emit(row, &mut out)?;
+                }
+            }
+        }
+        rows = out;
+    }
+    Ok(rows)
+}
+
+/// Runs a bound SELECT to completion.
+pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
+    let mut rows = joined_rows(s, limits)?;
+    if let Some(f) = &s.filter {
+        let mut kept = Vec::with_capacity(rows.len());
+        for r in rows {
+            if eval(f, &Ctx::Row(&r))?.truth() == Some(true) {
+                kept.push(r);
+            }
+        }
+        rows = kept;
+    }
+    // (output row, sort keys) pairs.
+    let mut out: Vec<(Vec<Value>, Vec<Value>)> = Vec::new();
+    match &s.grouping {
+        None => {
+            for r in &rows {
+                let ctx = Ctx::Row(r);
+                let proj = s
+                    .projection
+                    .iter()
+                    .map(|e| eval(e, &ctx))
+                    .collect::<Result<_, _>>()?;
+                let keys = s
+                    .order
+                    .iter()
+                    .map(|o| eval(&o.expr, &ctx))
+                    .collect::<Result<_, _>>()?;
+                out.push((proj, keys));
+            }
+        }
+        Some((keys, aggs)) => {
+            let mut groups: HashMap<Vec<Value>, usize> = HashMap::new();
+            let mut states: Vec<GroupState> = Vec::new();
+            for r in &rows {
+                let ctx = Ctx::Row(r);
+                let key: Vec<Value> = keys
+                    .iter()
+                    .map(|k| eval(k, &ctx))
+                    .collect::<Result<_, _>>()?;
+                let g = match groups.get(&key) {
+                    Some(&g) => g,
+                    None => {
+                        states.push((
+                            key.clone(),
+                            aggs.iter().map(new_acc).collect(),
+                            vec![HashSet::new(); aggs.len()],
+                        ));
+                        groups.insert(key, states.len() - 1);
+                        states.len() - 1
+                    }
+                };
+                let (_, accs, seen) = &mut states[g];
+                for (i, a) in aggs.iter().enumerate() {
+                    let v = match &a.arg {
+                        None => Value::Int(1),
+                        Some(x) => eval(x, &ctx)?,
+                    };
+                    if a.func != AggFunc::CountStar && v.is_null() {
+                        continue;
+                    }
+                    if a.distinct && !seen[i].insert(v.clone()) {
+                        continue;
+                    }
+                    accumulate(&mut accs[i], v)?;
+                }
+            }
+            // Without GROUP BY, an aggregate query has one group, rows or not.
+            if keys.is_empty() && states.is_empty() {
+                states.push((Vec::new(), aggs.iter().map(new_acc).collect(), Vec::new()));
+            }
+            for (key, accs, _) in states {
+                let agg_values: Vec<Value> = accs.into_iter().map(finish).collect();
+                let ctx = Ctx::Group {
+                    keys: &key,
+                    aggs: &agg_values,
+                };
+                if let Some(h) = &s.having
+                    && eval(h, &ctx)?.truth() != Some(true)
+                {
+                    continue;
+                }
+                let proj = s
+                    .projection
+                    .iter()
+                    .map(|e| eval(e, &ctx))
+                    .collect::<Result<_, _>>()?;
+                let sort = s
+                    .order
+                    .iter()
+                    .map(|o| eval(&o.expr, &ctx))
+                    .collect::<Result<_, _>>()?;
+                out.push((proj, sort));
+            }
+        }
+    }
+    if s.distinct {
+        let mut seen = HashSet::new();
+        out.retain(|(p, _)| seen.insert(p.clone()));
+    }
+    if !s.order.is_empty() {
+        out.sort_by(|(_, a), (_, b)| {
+            for (k, o) in s.order.iter().enumerate() {
+                let (x, y) = (&a[k], &b[k]);
+                let ord = match (x.is_null(), y.is_null()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => {
+                        if o.nulls_first {
+                            Ordering::Less
+                        } else {
+                            Ordering::Greater
+                        }
+                    }
+                    (false, true) => {
+                        if o.nulls_first {
+                            Ordering::Greater
+                        } else {
+                            Ordering::Less
+                        }
+                    }
+                    (false, false) => {
+                        let c = x.sort_cmp(y);
+                        if o.desc { c.reverse() } else { c }
+                    }
+                };
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+            }
+            Ordering::Equal
+        });
+    }
+    let rows: Vec<Vec<Value>> = out
+        .into_iter()
+        .map(|(p, _)| p)
+        .skip(s.offset as usize)
+        .take(s.limit.map_or(usize::MAX, |l| l as usize))
+        .collect();
+    let types = result_types(&s.projection, &rows);
+    Ok(ResultSet {
+        columns: s.names.clone(),
+        types,
+        rows,
+    })
+}
+
+/// A result column's type, for JSON output: the column's type when it is
+/// one, else what its values are.
+fn result_types(projection: &[Expr], rows: &[Vec<Value>]) -> Vec<Option<Type>> {
+    projection
+        .iter()
+        .enumerate()
+        .map(|(i, e)| match e {
+            Expr::Col(_, t) => *t,
+            _ => rows.iter().find_map(|r| match r.get(i) {
+                Some(Value::Int(_)) => Some(Type::Integer),
+                Some(Value::Real(_)) => Some(Type::Real),
+                Some(Value::Text(_)) => Some(Type::Text),
+                _ => None,
+            }),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::value::format_real;
+    use super::*;
+
+    #[test]
+    fn like_and_substr_follow_sqlite() {
+        assert!(like("ABC", "abc", None));
+        assert!(!like("É", "é", None));
+        assert!(like("_", "é", None));
+        assert!(!like("a", "ab", None));
+        assert!(like("a%b%", "axxbyy", None));
+        assert!(like("a!%b", "a%b", Some('!')));
+        assert!(!like("a!%b", "axb", Some('!')));
+        assert!(!like("a!", "a", Some('!')));
+        assert!(like("a!!", "a!", Some('!')));
+        let cases = [
+            (0, None, "hello"),
+            (0, Some(2), "h"),
+            (-2, None, "lo"),
+            (-2, Some(1), "l"),
+            (2, None, "ello"),
+            (2, Some(-1), "h"),
+            (10, None, ""),
+            (1, Some(0), ""),
+            (-10, Some(3), ""),
+        ];
+        for (start, len, want) in cases {
+            assert_eq!(
+                substr("hello", start, len),
+                want,
+                "substr(hello, {start}, {len:?})"
+            );
+        }
+        assert_eq!(format_real(2.5), "2.5");
+    }
+
+    #[test]
+    fn arithmetic_is_sqlites() {
+        let i = Value::Int;
+        assert_eq!(arith(ArithOp::Div, &i(5), &i(2)), i(2));
+        assert_eq!(arith(ArithOp::Div, &i(-5), &i(2)), i(-2));
+        assert!(arith(ArithOp::Div, &i(1), &i(0)).is_null());
+        assert!(arith(ArithOp::Mod, &i(1), &i(0)).is_null());
+        assert_eq!(arith(ArithOp::Mod, &i(-5), &i(3)), i(-2));
+        assert_eq!(
+            arith(ArithOp::Mod, &Value::Real(5.5), &i(2)),
+            Value::Real(1.0)
+        );
+        assert_eq!(
+            arith(ArithOp::Add, &i(i64::MAX), &i(1)),
+            Value::Real(i64::MAX as f64 + 1.0)
+        );
+        assert_eq!(arith(ArithOp::Add, &i(1), &Value::text("x")), i(1));
+    }
+}

@@ -1,0 +1,134 @@
+//! ReedQL: SQL over the tables of a database (docs/QUERY.md). Parse
+//! (`parse.rs`, sqlparser with ReedQL's `AS OF`), bind (`plan.rs`: names,
+//! types, aggregates), execute (`exec.rs`), format (`output.rs`). Values
+//! follow SQLite's semantics (`value.rs`), checked by a differential test
+//! against the real sqlite3.
+//!
+//! The query layer sits on storage (and merge, for writes later); the
+//! mount and the CLI use it through this door: [`Engine`].
+
+mod error;
+mod exec;
+pub mod output;
+mod parse;
+mod plan;
+mod table;
+pub mod value;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use error::{ErrorKind, QueryError};
+pub use table::{TypedTable, infer};
+pub use value::{Type, Value};
+
+use crate::storage::Database;
+
+/// Limits a query runs under (errors name them).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Rows a join may produce.
+    pub max_join_rows: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_join_rows: 50_000_000,
+        }
+    }
+}
+
+/// A query's result: column names and types, and rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultSet {
+    pub columns: Vec<String>,
+    /// A column's type where known (for JSON): its source column's, else
+    /// what its values are.
+    pub types: Vec<Option<Type>>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// Runs queries against one database, keeping parsed table versions.
+pub struct Engine<'db> {
+    db: &'db Database,
+    limits: Limits,
+    /// Parsed versions by (table, version name).
+    tables: Mutex<HashMap<(String, String), table::TableRef>>,
+}
+
+impl<'db> Engine<'db> {
+    pub fn new(db: &'db Database) -> Engine<'db> {
+        Engine {
+            db,
+            limits: Limits::default(),
+            tables: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Engine<'db> {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Runs one SELECT.
+    pub fn query(&self, sql: &str) -> Result<ResultSet, QueryError> {
+        let statement = parse::parse(sql)?;
+        match &statement {
+            sqlparser::ast::Statement::Query(q) => {
+                let select = plan::Binder::new(self, sql).bind_query(q)?;
+                exec::run(&select, &self.limits)
+            }
+            other => Err(QueryError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "ReedQL runs SELECT queries; not: {}",
+                    other.to_string().split_whitespace().next().unwrap_or("")
+                ),
+            )),
+        }
+    }
+
+    /// A table as of `ts_us` (None: the head), parsed once per version.
+    fn table(&self, name: &str, ts_us: Option<u64>) -> Result<table::TableRef, QueryError> {
+        let t = self.db.live_table(name).or_else(|e| match ts_us {
+            // A dropped table still has a history to read.
+            Some(_) => self.db.table(name),
+            None => Err(e),
+        })?;
+        let seq = match ts_us {
+            None => t.head_seq()?,
+            Some(ts) => t.seq_at(ts)?,
+        };
+        if seq == 0 {
+            return Err(QueryError::new(
+                ErrorKind::Unknown,
+                format!("table {name} did not exist at that time"),
+            ));
+        }
+        let version = t.version(seq)?.name;
+        let key = (name.to_string(), version);
+        if let Some(p) = self
+            .tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(Arc::clone(p));
+        }
+        let content = t.read_version(seq)?;
+        let parsed = Arc::new(TypedTable::parse(
+            &content,
+            self.db.config().delimiter_byte(),
+        )?);
+        self.tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, Arc::clone(&parsed));
+        Ok(parsed)
+    }
+}

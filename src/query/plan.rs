@@ -1,0 +1,1282 @@
+//! Binding: a parsed SELECT becomes a plan over the tables' rows. Names
+//! are resolved (case-insensitively), column types give comparisons their
+//! affinity, aggregates are collected, and everything ReedQL does not
+//! support is refused with its position.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use sqlparser::ast as sql;
+use sqlparser::ast::Spanned;
+
+use super::Engine;
+use super::error::{ErrorKind, QueryError};
+use super::exec;
+use super::table::TableRef;
+use super::value::{Type, Value};
+
+/// A bound expression, evaluated against a row (the joined columns of every
+/// source) or, after grouping, against a group (keys then aggregates).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// Column `idx` of the row; its type gives comparisons their affinity.
+    Col(usize, Option<Type>),
+    Lit(Value),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    Arith(ArithOp, Box<Expr>, Box<Expr>),
+    Concat(Box<Expr>, Box<Expr>),
+    /// Comparison; `coerce` says which side takes which affinity first.
+    Cmp(CmpOp, Box<Expr>, Box<Expr>, Coerce),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    IsNull(Box<Expr>, bool),
+    InList(Box<Expr>, Vec<Expr>, bool),
+    InSet(Box<Expr>, Arc<InSet>, bool),
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        escape: Option<char>,
+        negated: bool,
+    },
+    Func(Func, Vec<Expr>),
+    /// After grouping: group key `i`.
+    Key(usize),
+    /// After grouping: aggregate `i`.
+    Agg(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// Affinity to apply to the (left, right) operand before comparing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Coerce(pub Option<Type>, pub Option<Type>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    Lower,
+    Upper,
+    Length,
+    Substr,
+    Coalesce,
+    Abs,
+}
+
+/// The values of an uncorrelated `IN (SELECT ...)`, computed once.
+#[derive(Debug, PartialEq)]
+pub struct InSet {
+    pub values: HashSet<Value>,
+    pub has_null: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggCall {
+    pub func: AggFunc,
+    pub distinct: bool,
+    pub arg: Option<Expr>,
+}
+
+/// One table of the FROM clause.
+#[derive(Debug)]
+pub struct Source {
+    pub name: String,
+    pub alias: String,
+    pub table: TableRef,
+    /// Index of its first column in the joined row.
+    pub offset: usize,
+}
+
+#[derive(Debug)]
+pub struct Join {
+    pub left: bool,
+    pub on: Option<Expr>,
+    /// An equality between a column already in the row and one of the
+    /// joined table (index within that table): a hash join.
+    pub equi: Option<(usize, usize)>,
+}
+
+#[derive(Debug)]
+pub struct OrderKey {
+    pub expr: Expr,
+    pub desc: bool,
+    pub nulls_first: bool,
+}
+
+/// A bound SELECT.
+#[derive(Debug)]
+pub struct Select {
+    pub sources: Vec<Source>,
+    /// `joins[i]` joins `sources[i + 1]`.
+    pub joins: Vec<Join>,
+    pub filter: Option<Expr>,
+    /// GROUP BY keys and aggregates (present for aggregate queries).
+    pub grouping: Option<(Vec<Expr>, Vec<AggCall>)>,
+    pub having: Option<Expr>,
+    pub projection: Vec<Expr>,
+    pub names: Vec<String>,
+    pub distinct: bool,
+    pub order: Vec<OrderKey>,
+    pub limit: Option<u64>,
+    pub offset: u64,
+}
+
+fn pos_of(node: &impl Spanned) -> Option<(u64, u64)> {
+    let s = node.span().start;
+    (s.line > 0).then_some((s.line, s.column))
+}
+
+fn err(kind: ErrorKind, node: &impl Spanned, message: impl Into<String>) -> QueryError {
+    QueryError::new(kind, message).at(pos_of(node))
+}
+
+fn unsupported(node: &impl Spanned, what: &str) -> QueryError {
+    err(
+        ErrorKind::Unsupported,
+        node,
+        format!("ReedQL does not support {what}"),
+    )
+}
+
+/// The select items as typed (for result column names): the text after
+/// SELECT [DISTINCT|ALL] up to FROM (or the end), split at top-level commas.
+fn select_item_texts(sql: &str, select: &sql::Select) -> Option<Vec<String>> {
+    let start = select.select_token.0.span.end;
+    let mut at = 0;
+    for (i, l) in sql.split_inclusive('\n').enumerate() {
+        if i as u64 + 1 == start.line {
+            at += l
+                .char_indices()
+                .nth(start.column.checked_sub(1)? as usize)
+                .map_or(l.len(), |(b, _)| b);
+            break;
+        }
+        at += l.len();
+    }
+    let rest = sql.get(at..)?;
+    let mut items = Vec::new();
+    let (mut depth, mut quote, mut item_start) = (0i32, None::<char>, 0usize);
+    let bytes = rest.as_bytes();
+    let mut end = rest.len();
+    let mut i = 0;
+    while i < rest.len() {
+        let c = bytes[i] as char;
+        match quote {
+            Some(q) => {
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' | '`' => quote = Some(c),
+                '[' => quote = Some(']'),
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    items.push(rest[item_start..i].trim().to_string());
+                    item_start = i + 1;
+                }
+                _ if depth == 0
+                    && rest[i..].len() >= 4
+                    && rest[i..i + 4].eq_ignore_ascii_case("from")
+                    && (i == 0
+                        || !(bytes[i - 1] as char).is_alphanumeric() && bytes[i - 1] != b'_')
+                    && rest[i + 4..]
+                        .chars()
+                        .next()
+                        .is_none_or(|n| !n.is_alphanumeric() && n != '_') =>
+                {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    items.push(rest[item_start..end].trim().to_string());
+    if let Some(first) = items.first_mut() {
+        for kw in ["DISTINCT", "ALL"] {
+            if first.len() > kw.len()
+                && first[..kw.len()].eq_ignore_ascii_case(kw)
+                && first.as_bytes()[kw.len()].is_ascii_whitespace()
+            {
+                *first = first[kw.len()..].trim().to_string();
+            }
+        }
+    }
+    (items.len() == select.projection.len()).then_some(items)
+}
+
+/// The text of `node` as typed in `sql` (for result column names).
+fn typed_text(sql: &str, node: &impl Spanned) -> Option<String> {
+    let span = node.span();
+    let offset = |line: u64, col: u64| -> Option<usize> {
+        let mut at = 0;
+        for (i, l) in sql.split_inclusive('\n').enumerate() {
+            if i as u64 + 1 == line {
+                let chars = l.char_indices().nth(col.checked_sub(1)? as usize);
+                return Some(at + chars.map_or(l.len(), |(b, _)| b));
+            }
+            at += l.len();
+        }
+        (line as usize > sql.split_inclusive('\n').count()).then_some(sql.len())
+    };
+    let (a, mut b) = (
+        offset(span.start.line, span.start.column)?,
+        offset(span.end.line, span.end.column)?,
+    );
+    // A call's span can stop before its closing parentheses: take them.
+    let open = |t: &str| t.matches('(').count() as i64 - t.matches(')').count() as i64;
+    while open(sql.get(a..b)?) > 0 {
+        let rest = sql.get(b..)?;
+        let close = rest.find(')')?;
+        if !rest[..close].trim().is_empty() {
+            break;
+        }
+        b += close + 1;
+    }
+    sql.get(a..b)
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+fn is_aggregate_name(name: &str, args: usize) -> bool {
+    matches!(name, "COUNT" | "SUM" | "AVG" | "TOTAL")
+        || (matches!(name, "MIN" | "MAX") && args == 1)
+}
+
+fn function_parts(
+    f: &sql::Function,
+) -> Result<(String, bool, Vec<&sql::FunctionArgExpr>), QueryError> {
+    let name = f.name.to_string().to_ascii_uppercase();
+    match &f.args {
+        sql::FunctionArguments::None => Ok((name, false, Vec::new())),
+        sql::FunctionArguments::Subquery(_) => {
+            Err(unsupported(f, "a subquery as a function argument"))
+        }
+        sql::FunctionArguments::List(list) => {
+            if !list.clauses.is_empty() || f.filter.is_some() || f.over.is_some() {
+                return Err(unsupported(
+                    f,
+                    "function clauses (FILTER, OVER, ORDER BY in calls)",
+                ));
+            }
+            let distinct = matches!(
+                list.duplicate_treatment,
+                Some(sql::DuplicateTreatment::Distinct)
+            );
+            let mut args = Vec::new();
+            for a in &list.args {
+                match a {
+                    sql::FunctionArg::Unnamed(e) => args.push(e),
+                    _ => return Err(unsupported(f, "named function arguments")),
+                }
+            }
+            Ok((name, distinct, args))
+        }
+    }
+}
+
+/// Whether an expression contains an aggregate call (outside subqueries).
+fn has_aggregate(e: &sql::Expr) -> bool {
+    use sql::Expr as E;
+    match e {
+        E::Function(f) => {
+            function_parts(f).is_ok_and(|(n, _, a)| is_aggregate_name(&n, a.len()))
+                || match &f.args {
+                    sql::FunctionArguments::List(l) => l.args.iter().any(|a| match a {
+                        sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(x)) => {
+                            has_aggregate(x)
+                        }
+                        _ => false,
+                    }),
+                    _ => false,
+                }
+        }
+        E::BinaryOp { left, right, .. } => has_aggregate(left) || has_aggregate(right),
+        E::UnaryOp { expr, .. } | E::Nested(expr) | E::IsNull(expr) | E::IsNotNull(expr) => {
+            has_aggregate(expr)
+        }
+        E::Between {
+            expr, low, high, ..
+        } => has_aggregate(expr) || has_aggregate(low) || has_aggregate(high),
+        E::In { expr, target, .. } => {
+            has_aggregate(expr)
+                || matches!(target, sql::InTarget::List(l) if l.iter().any(has_aggregate))
+        }
+        E::Like { expr, pattern, .. } => has_aggregate(expr) || has_aggregate(pattern),
+        E::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            has_aggregate(expr)
+                || substring_from.as_deref().is_some_and(has_aggregate)
+                || substring_for.as_deref().is_some_and(has_aggregate)
+        }
+        _ => false,
+    }
+}
+
+/// Binds statements of one query; it may run subqueries.
+pub struct Binder<'e> {
+    pub engine: &'e Engine<'e>,
+    pub sql: &'e str,
+    /// Nesting of expressions being bound (a second guard after the parser's).
+    depth: usize,
+}
+
+const MAX_DEPTH: usize = 200;
+
+/// What names resolve against: the sources, or after grouping the keys.
+struct Scope<'a> {
+    sources: &'a [Source],
+}
+
+impl Scope<'_> {
+    fn column(
+        &self,
+        qualifier: Option<&str>,
+        name: &str,
+    ) -> Result<Option<(usize, Option<Type>)>, String> {
+        let mut found = None;
+        for s in self.sources {
+            if let Some(q) = qualifier
+                && !q.eq_ignore_ascii_case(&s.alias)
+                && !q.eq_ignore_ascii_case(&s.name)
+            {
+                continue;
+            }
+            if let Some(c) = s
+                .table
+                .columns
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(name))
+            {
+                if found.is_some() {
+                    return Err(format!(
+                        "column {name:?} is ambiguous: qualify it with its table"
+                    ));
+                }
+                found = Some((s.offset + c, s.table.types[c]));
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl<'e> Binder<'e> {
+    pub fn new(engine: &'e Engine<'e>, sql: &'e str) -> Binder<'e> {
+        Binder {
+            engine,
+            sql,
+            depth: 0,
+        }
+    }
+
+    pub fn bind_query(&mut self, q: &sql::Query) -> Result<Select, QueryError> {
+        if q.with.is_some() {
+            return Err(unsupported(q, "WITH"));
+        }
+        if q.fetch.is_some() || !q.locks.is_empty() {
+            return Err(unsupported(q, "FETCH or locking clauses"));
+        }
+        let sql::SetExpr::Select(s) = &*q.body else {
+            return Err(unsupported(q, "UNION, INTERSECT, EXCEPT and VALUES"));
+        };
+        if s.top.is_some() || s.into.is_some() || s.prewhere.is_some() || s.qualify.is_some() {
+            return Err(unsupported(&**s, "TOP, INTO, PREWHERE or QUALIFY"));
+        }
+        // FROM and JOINs.
+        let mut sources: Vec<Source> = Vec::new();
+        let mut join_asts: Vec<(&sql::Join, usize)> = Vec::new();
+        if s.from.len() > 1 {
+            return Err(unsupported(&**s, "comma joins: use JOIN ... ON"));
+        }
+        for twj in &s.from {
+            let first = self.source(&twj.relation, 0)?;
+            let mut offset = first.table.columns.len();
+            sources.push(first);
+            for j in &twj.joins {
+                let src = self.source(&j.relation, offset)?;
+                offset += src.table.columns.len();
+                join_asts.push((j, sources.len()));
+                sources.push(src);
+            }
+        }
+        let mut joins = Vec::new();
+        for (j, idx) in join_asts {
+            let (left, constraint) = match &j.join_operator {
+                sql::JoinOperator::Join(c) | sql::JoinOperator::Inner(c) => (false, Some(c)),
+                sql::JoinOperator::Left(c) | sql::JoinOperator::LeftOuter(c) => (true, Some(c)),
+                sql::JoinOperator::CrossJoin(_) => (false, None),
+                _ => {
+                    return Err(unsupported(
+                        &j.relation,
+                        "this kind of join (JOIN and LEFT JOIN are)",
+                    ));
+                }
+            };
+            let on = match constraint {
+                Some(sql::JoinConstraint::On(e)) => Some(e),
+                Some(sql::JoinConstraint::None) | None => None,
+                Some(_) => return Err(unsupported(&j.relation, "USING and NATURAL joins: use ON")),
+            };
+            // ON sees the tables up to and including this one.
+            let scope = Scope {
+                sources: &sources[..=idx],
+            };
+            let on = on.map(|e| self.expr(e, &scope, None)).transpose()?;
+            let new_start = sources[idx].offset;
+            let equi = on.as_ref().and_then(|e| find_equi(e, new_start));
+            joins.push(Join { left, on, equi });
+        }
+        let scope = Scope { sources: &sources };
+        let filter = s
+            .selection
+            .as_ref()
+            .map(|e| self.expr(e, &scope, None))
+            .transpose()?;
+        if filter.as_ref().is_some_and(contains_agg) {
+            return Err(err(
+                ErrorKind::Type,
+                s.selection
+                    .as_ref()
+                    .unwrap_or(&sql::Expr::value(sql::Value::Null)),
+                "aggregates are not allowed in WHERE: use HAVING",
+            ));
+        }
+        // Projection (with * expanded).
+        let mut items: Vec<(ProjItem, String)> = Vec::new();
+        let texts = select_item_texts(self.sql, s);
+        for (n, item) in s.projection.iter().enumerate() {
+            match item {
+                sql::SelectItem::UnnamedExpr(e) => {
+                    let name = match e {
+                        sql::Expr::Identifier(i) => i.value.clone(),
+                        sql::Expr::CompoundIdentifier(p) => {
+                            p.last().map(|i| i.value.clone()).unwrap_or_default()
+                        }
+                        _ => texts
+                            .as_ref()
+                            .and_then(|t| t.get(n).cloned())
+                            .or_else(|| typed_text(self.sql, e))
+                            .unwrap_or_else(|| e.to_string()),
+                    };
+                    items.push((ProjItem::Ast(e), name));
+                }
+                sql::SelectItem::ExprWithAlias { expr, alias } => {
+                    items.push((ProjItem::Ast(expr), alias.value.clone()));
+                }
+                sql::SelectItem::Wildcard(_) => {
+                    for src in &sources {
+                        for (c, name) in src.table.columns.iter().enumerate() {
+                            items.push((
+                                ProjItem::Col(src.offset + c, src.table.types[c]),
+                                name.clone(),
+                            ));
+                        }
+                    }
+                }
+                sql::SelectItem::QualifiedWildcard(kind, _) => {
+                    let q = kind.to_string();
+                    let src = sources
+                        .iter()
+                        .find(|s| {
+                            q.eq_ignore_ascii_case(&s.alias) || q.eq_ignore_ascii_case(&s.name)
+                        })
+                        .ok_or_else(|| {
+                            err(ErrorKind::Unknown, item, format!("no table {q:?} in FROM"))
+                        })?;
+                    for (c, name) in src.table.columns.iter().enumerate() {
+                        items.push((
+                            ProjItem::Col(src.offset + c, src.table.types[c]),
+                            name.clone(),
+                        ));
+                    }
+                }
+                _ => return Err(unsupported(item, "this select item")),
+            }
+        }
+        // Aggregation?
+        let group_asts: Vec<&sql::Expr> = match &s.group_by {
+            sql::GroupByExpr::Expressions(e, mods) if mods.is_empty() => e.iter().collect(),
+            _ => return Err(unsupported(&**s, "GROUP BY ALL and grouping modifiers")),
+        };
+        let order_asts: Vec<&sql::OrderByExpr> = match &q.order_by {
+            None => Vec::new(),
+            Some(o) => match &o.kind {
+                sql::OrderByKind::Expressions(e) => e.iter().collect(),
+                sql::OrderByKind::All(_) => return Err(unsupported(o, "ORDER BY ALL")),
+            },
+        };
+        let aggregate = !group_asts.is_empty()
+            || s.having.is_some()
+            || items
+                .iter()
+                .any(|(i, _)| matches!(i, ProjItem::Ast(e) if has_aggregate(e)))
+            || order_asts.iter().any(|o| has_aggregate(&o.expr));
+        let mut aggs: Vec<AggCall> = Vec::new();
+        let keys: Vec<Expr> = group_asts
+            .iter()
+            .map(|g| self.group_key(g, &scope, &items))
+            .collect::<Result<_, _>>()?;
+        let mut projection = Vec::new();
+        let mut names = Vec::new();
+        for (item, name) in &items {
+            let e = match item {
+                ProjItem::Col(i, t) => Expr::Col(*i, *t),
+                ProjItem::Ast(a) => {
+                    let e = self.expr(a, &scope, aggregate.then_some(&mut aggs))?;
+                    if aggregate { lift(e, &keys, a)? } else { e }
+                }
+            };
+            projection.push(e);
+            names.push(name.clone());
+        }
+        let having = match &s.having {
+            Some(h) => {
+                let e = self.expr(h, &scope, Some(&mut aggs))?;
+                Some(lift(e, &keys, h)?)
+            }
+            None => None,
+        };
+        let mut order = Vec::new();
+        for o in order_asts {
+            let expr = self.order_term(
+                &o.expr,
+                &scope,
+                &items,
+                &projection,
+                aggregate,
+                &mut aggs,
+                &keys,
+            )?;
+            let desc = matches!(o.options.sort, Some(sql::OrderBySort::Desc));
+            if matches!(o.options.sort, Some(sql::OrderBySort::Using(_))) {
+                return Err(unsupported(&o.expr, "ORDER BY ... USING"));
+            }
+            // SQLite: NULLs are smallest (first ascending, last descending).
+            let nulls_first = o.options.nulls_first.unwrap_or(!desc);
+            order.push(OrderKey {
+                expr,
+                desc,
+                nulls_first,
+            });
+        }
+        let (limit, offset) = self.limit(q)?;
+        let distinct = match &s.distinct {
+            None | Some(sql::Distinct::All) => false,
+            Some(sql::Distinct::Distinct) => true,
+            Some(sql::Distinct::On(_)) => return Err(unsupported(&**s, "DISTINCT ON")),
+        };
+        Ok(Select {
+            sources,
+            joins,
+            filter,
+            grouping: aggregate.then_some((keys, aggs)),
+            having,
+            projection,
+            names,
+            distinct,
+            order,
+            limit,
+            offset,
+        })
+    }
+
+    /// A GROUP BY term: an expression, an output alias or an ordinal.
+    fn group_key(
+        &mut self,
+        g: &sql::Expr,
+        scope: &Scope,
+        items: &[(ProjItem, String)],
+    ) -> Result<Expr, QueryError> {
+        if let Some(i) = ordinal(g) {
+            return match items.get(i.wrapping_sub(1)) {
+                Some((ProjItem::Ast(a), _)) => self.expr(a, scope, None),
+                Some((ProjItem::Col(c, t), _)) => Ok(Expr::Col(*c, *t)),
+                None => Err(err(
+                    ErrorKind::Unknown,
+                    g,
+                    format!("GROUP BY term out of range: {i}"),
+                )),
+            };
+        }
+        if let sql::Expr::Identifier(id) = g
+            && scope.column(None, &id.value).ok().flatten().is_none()
+            && let Some((ProjItem::Ast(a), _)) = items
+                .iter()
+                .find(|(_, n)| n.eq_ignore_ascii_case(&id.value))
+        {
+            return self.expr(a, scope, None);
+        }
+        let e = self.expr(g, scope, None)?;
+        if contains_agg(&e) {
+            return Err(err(
+                ErrorKind::Type,
+                g,
+                "aggregates are not allowed in GROUP BY",
+            ));
+        }
+        Ok(e)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn order_term(
+        &mut self,
+        e: &sql::Expr,
+        scope: &Scope,
+        items: &[(ProjItem, String)],
+        projection: &[Expr],
+        aggregate: bool,
+        aggs: &mut Vec<AggCall>,
+        keys: &[Expr],
+    ) -> Result<Expr, QueryError> {
+        if let Some(i) = ordinal(e) {
+            return projection.get(i.wrapping_sub(1)).cloned().ok_or_else(|| {
+                err(
+                    ErrorKind::Unknown,
+                    e,
+                    format!("ORDER BY term out of range: {i}"),
+                )
+            });
+        }
+        if let sql::Expr::Identifier(id) = e
+            && let Some(p) = items
+                .iter()
+                .position(|(_, n)| n.eq_ignore_ascii_case(&id.value))
+            && (matches!(items[p].0, ProjItem::Ast(a) if !matches!(a, sql::Expr::Identifier(_)))
+                || scope.column(None, &id.value).ok().flatten().is_none())
+        {
+            return Ok(projection[p].clone());
+        }
+        let bound = self.expr(e, scope, aggregate.then_some(aggs))?;
+        if aggregate {
+            lift(bound, keys, e)
+        } else {
+            Ok(bound)
+        }
+    }
+
+    fn limit(&mut self, q: &sql::Query) -> Result<(Option<u64>, u64), QueryError> {
+        let (limit, offset) = match &q.limit_clause {
+            None => (None, None),
+            Some(sql::LimitClause::LimitOffset {
+                limit,
+                offset,
+                limit_by,
+            }) => {
+                if !limit_by.is_empty() {
+                    return Err(unsupported(q, "LIMIT BY"));
+                }
+                (limit.as_ref(), offset.as_ref().map(|o| &o.value))
+            }
+            Some(sql::LimitClause::OffsetCommaLimit { offset, limit }) => {
+                (Some(limit), Some(offset))
+            }
+        };
+        let empty = Scope { sources: &[] };
+        let mut number = |e: &sql::Expr| -> Result<i64, QueryError> {
+            let bound = self.expr(e, &empty, None)?;
+            match exec::eval_const(&bound)? {
+                Value::Int(i) => Ok(i),
+                _ => Err(err(ErrorKind::Type, e, "LIMIT and OFFSET take integers")),
+            }
+        };
+        let limit = limit.map(&mut number).transpose()?;
+        let offset = offset.map(&mut number).transpose()?;
+        Ok((
+            limit.filter(|l| *l >= 0).map(|l| l as u64),
+            offset.unwrap_or(0).max(0) as u64,
+        ))
+    }
+
+    fn source(&mut self, f: &sql::TableFactor, offset: usize) -> Result<Source, QueryError> {
+        let sql::TableFactor::Table {
+            name,
+            alias,
+            version,
+            args,
+            ..
+        } = f
+        else {
+            return Err(unsupported(f, "subqueries in FROM"));
+        };
+        if args.is_some() {
+            return Err(unsupported(f, "table functions"));
+        }
+        let table_name = name.to_string();
+        let as_of = match version {
+            None => None,
+            Some(sql::TableVersion::ForSystemTimeAsOf(e)) => {
+                let bound = self.expr(e, &Scope { sources: &[] }, None)?;
+                let text = match exec::eval_const(&bound)? {
+                    Value::Null => return Err(err(ErrorKind::Type, e, "AS OF takes a time")),
+                    v => v.to_string(),
+                };
+                let ts = crate::storage::names::parse_time(&text, crate::storage::names::now_us())
+                    .map_err(|m| err(ErrorKind::Type, e, m))?;
+                Some(ts)
+            }
+            Some(_) => {
+                return Err(unsupported(
+                    f,
+                    "this table version clause (use AS OF '<time>')",
+                ));
+            }
+        };
+        let table = self
+            .engine
+            .table(&table_name, as_of)
+            .map_err(|e| e.at(pos_of(name)))?;
+        Ok(Source {
+            alias: alias
+                .as_ref()
+                .map_or_else(|| table_name.clone(), |a| a.name.value.clone()),
+            name: table_name,
+            table,
+            offset,
+        })
+    }
+
+    /// Binds an expression; `aggs` collects aggregate calls (None: they are
+    /// not allowed here).
+    fn expr(
+        &mut self,
+        e: &sql::Expr,
+        scope: &Scope,
+        aggs: Option<&mut Vec<AggCall>>,
+    ) -> Result<Expr, QueryError> {
+        self.depth += 1;
+        let r = if self.depth > MAX_DEPTH {
+            Err(err(ErrorKind::Limit, e, "expression nested too deeply"))
+        } else {
+            self.expr_inner(e, scope, aggs)
+        };
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(
+        &mut self,
+        e: &sql::Expr,
+        scope: &Scope,
+        mut aggs: Option<&mut Vec<AggCall>>,
+    ) -> Result<Expr, QueryError> {
+        use sql::Expr as E;
+        let b = Box::new;
+        Ok(match e {
+            E::Identifier(id) => column(scope, None, &id.value, e)?,
+            E::CompoundIdentifier(parts) => match parts.as_slice() {
+                [t, c] => column(scope, Some(&t.value), &c.value, e)?,
+                _ => return Err(unsupported(e, "names with more than two parts")),
+            },
+            E::Value(v) => Expr::Lit(literal(&v.value, e)?),
+            E::Nested(inner) => self.expr(inner, scope, aggs)?,
+            E::UnaryOp { op, expr } => {
+                let x = self.expr(expr, scope, aggs)?;
+                match op {
+                    sql::UnaryOperator::Minus => {
+                        check_numeric(&x, expr)?;
+                        Expr::Neg(b(x))
+                    }
+                    sql::UnaryOperator::Plus => x,
+                    sql::UnaryOperator::Not => Expr::Not(b(x)),
+                    _ => return Err(unsupported(e, &format!("the operator {op}"))),
+                }
+            }
+            E::BinaryOp { left, op, right } => {
+                let l = self.expr(left, scope, aggs.as_deref_mut())?;
+                let r = self.expr(right, scope, aggs)?;
+                use sql::BinaryOperator as O;
+                let arith = |o: ArithOp| -> Result<Expr, QueryError> {
+                    check_numeric(&l, left)?;
+                    check_numeric(&r, right)?;
+                    Ok(Expr::Arith(o, b(l.clone()), b(r.clone())))
+                };
+                match op {
+                    O::Plus => arith(ArithOp::Add)?,
+                    O::Minus => arith(ArithOp::Sub)?,
+                    O::Multiply => arith(ArithOp::Mul)?,
+                    O::Divide => arith(ArithOp::Div)?,
+                    O::Modulo => arith(ArithOp::Mod)?,
+                    O::StringConcat => Expr::Concat(b(l), b(r)),
+                    O::And => Expr::And(b(l), b(r)),
+                    O::Or => Expr::Or(b(l), b(r)),
+                    O::Eq => cmp(CmpOp::Eq, l, r),
+                    O::NotEq => cmp(CmpOp::Ne, l, r),
+                    O::Lt => cmp(CmpOp::Lt, l, r),
+                    O::LtEq => cmp(CmpOp::Le, l, r),
+                    O::Gt => cmp(CmpOp::Gt, l, r),
+                    O::GtEq => cmp(CmpOp::Ge, l, r),
+                    _ => return Err(unsupported(e, &format!("the operator {op}"))),
+                }
+            }
+            E::IsNull(x) => Expr::IsNull(b(self.expr(x, scope, aggs)?), false),
+            E::IsNotNull(x) => Expr::IsNull(b(self.expr(x, scope, aggs)?), true),
+            E::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let x = self.expr(expr, scope, aggs.as_deref_mut())?;
+                let lo = self.expr(low, scope, aggs.as_deref_mut())?;
+                let hi = self.expr(high, scope, aggs)?;
+                let both = Expr::And(b(cmp(CmpOp::Ge, x.clone(), lo)), b(cmp(CmpOp::Le, x, hi)));
+                if *negated { Expr::Not(b(both)) } else { both }
+            }
+            E::In {
+                expr,
+                target,
+                negated,
+                ..
+            } => {
+                let x = self.expr(expr, scope, aggs.as_deref_mut())?;
+                match target {
+                    sql::InTarget::List(list) => {
+                        let mut items = Vec::with_capacity(list.len());
+                        for i in list {
+                            items.push(self.expr(i, scope, aggs.as_deref_mut())?);
+                        }
+                        Expr::InList(b(x), items, *negated)
+                    }
+                    sql::InTarget::Subquery(q) => {
+                        let set = self.in_subquery(q)?;
+                        Expr::InSet(b(x), Arc::new(set), *negated)
+                    }
+                    _ => return Err(unsupported(e, "this form of IN")),
+                }
+            }
+            E::Like {
+                negated,
+                any,
+                expr,
+                pattern,
+                escape_char,
+            } => {
+                if *any {
+                    return Err(unsupported(e, "LIKE ANY"));
+                }
+                let escape = match escape_char.as_deref() {
+                    None => None,
+                    Some(E::Value(v)) => match &v.value {
+                        sql::Value::SingleQuotedString(s) if s.chars().count() == 1 => {
+                            s.chars().next()
+                        }
+                        _ => {
+                            return Err(err(
+                                ErrorKind::Type,
+                                e,
+                                "ESCAPE expression must be a single character",
+                            ));
+                        }
+                    },
+                    Some(other) => {
+                        return Err(err(
+                            ErrorKind::Type,
+                            other,
+                            "ESCAPE takes a one-character string",
+                        ));
+                    }
+                };
+                Expr::Like {
+                    expr: b(self.expr(expr, scope, aggs.as_deref_mut())?),
+                    pattern: b(self.expr(pattern, scope, aggs)?),
+                    escape,
+                    negated: *negated,
+                }
+            }
+            E::Function(f) => self.function(f, scope, aggs)?,
+            E::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let Some(from) = substring_from else {
+                    return Err(err(
+                        ErrorKind::Type,
+                        e,
+                        "wrong number of arguments to function SUBSTR()",
+                    ));
+                };
+                let mut args = vec![
+                    self.expr(expr, scope, aggs.as_deref_mut())?,
+                    self.expr(from, scope, aggs.as_deref_mut())?,
+                ];
+                if let Some(n) = substring_for {
+                    args.push(self.expr(n, scope, aggs)?);
+                }
+                Expr::Func(Func::Substr, args)
+            }
+            E::Subquery(_) => {
+                return Err(unsupported(
+                    e,
+                    "scalar subqueries (IN (SELECT ...) is supported)",
+                ));
+            }
+            _ => return Err(unsupported(e, &format!("the expression {e}"))),
+        })
+    }
+
+    fn function(
+        &mut self,
+        f: &sql::Function,
+        scope: &Scope,
+        aggs: Option<&mut Vec<AggCall>>,
+    ) -> Result<Expr, QueryError> {
+        let (name, distinct, args) = function_parts(f)?;
+        if is_aggregate_name(&name, args.len()) {
+            let Some(aggs) = aggs else {
+                return Err(err(
+                    ErrorKind::Type,
+                    f,
+                    format!("{name}() is an aggregate and not allowed here"),
+                ));
+            };
+            let func = match name.as_str() {
+                "COUNT"
+                    if matches!(args.as_slice(), [sql::FunctionArgExpr::Wildcard]) && !distinct =>
+                {
+                    AggFunc::CountStar
+                }
+                "COUNT" => AggFunc::Count,
+                "SUM" => AggFunc::Sum,
+                "AVG" => AggFunc::Avg,
+                "MIN" => AggFunc::Min,
+                "MAX" => AggFunc::Max,
+                _ => return Err(unsupported(f, &format!("{name}()"))),
+            };
+            let arg = match (func, args.as_slice()) {
+                (AggFunc::CountStar, _) => None,
+                (_, [sql::FunctionArgExpr::Expr(a)]) => {
+                    // Arguments are bound over rows, never nested aggregates.
+                    let x = self.expr(a, scope, None)?;
+                    if matches!(func, AggFunc::Sum | AggFunc::Avg) {
+                        check_numeric(&x, a)?;
+                    }
+                    Some(x)
+                }
+                _ => {
+                    return Err(err(
+                        ErrorKind::Type,
+                        f,
+                        format!("{name}() takes one argument"),
+                    ));
+                }
+            };
+            let call = AggCall {
+                func,
+                distinct,
+                arg,
+            };
+            let i = match aggs.iter().position(|a| *a == call) {
+                Some(i) => i,
+                None => {
+                    aggs.push(call);
+                    aggs.len() - 1
+                }
+            };
+            return Ok(Expr::Agg(i));
+        }
+        if distinct {
+            return Err(unsupported(f, "DISTINCT in a scalar function"));
+        }
+        let (func, arity) = match name.as_str() {
+            "LOWER" => (Func::Lower, 1..=1),
+            "UPPER" => (Func::Upper, 1..=1),
+            "LENGTH" => (Func::Length, 1..=1),
+            "SUBSTR" | "SUBSTRING" => (Func::Substr, 2..=3),
+            "COALESCE" => (Func::Coalesce, 2..=usize::MAX),
+            "IFNULL" => (Func::Coalesce, 2..=2),
+            "ABS" => (Func::Abs, 1..=1),
+            _ => {
+                return Err(err(
+                    ErrorKind::Unknown,
+                    f,
+                    format!("no such function: {name}"),
+                ));
+            }
+        };
+        if !arity.contains(&args.len()) {
+            return Err(err(
+                ErrorKind::Type,
+                f,
+                format!("wrong number of arguments to function {name}()"),
+            ));
+        }
+        let mut bound = Vec::with_capacity(args.len());
+        let mut aggs = aggs;
+        for a in args {
+            let sql::FunctionArgExpr::Expr(a) = a else {
+                return Err(unsupported(f, "* as a function argument"));
+            };
+            bound.push(self.expr(a, scope, aggs.as_deref_mut())?);
+        }
+        Ok(Expr::Func(func, bound))
+    }
+
+    fn in_subquery(&mut self, q: &sql::Query) -> Result<InSet, QueryError> {
+        let select = self.bind_query(q)?;
+        if select.projection.len() != 1 {
+            return Err(err(
+                ErrorKind::Type,
+                q,
+                "a subquery in IN must return one column",
+            ));
+        }
+        let result = exec::run(&select, self.engine.limits())?;
+        let mut set = InSet {
+            values: HashSet::new(),
+            has_null: false,
+        };
+        for row in result.rows {
+            match row.into_iter().next() {
+                Some(Value::Null) | None => set.has_null = true,
+                Some(v) => {
+                    set.values.insert(v);
+                }
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// A projection item before binding.
+enum ProjItem<'a> {
+    Ast(&'a sql::Expr),
+    Col(usize, Option<Type>),
+}
+
+fn ordinal(e: &sql::Expr) -> Option<usize> {
+    match e {
+        sql::Expr::Value(v) => match &v.value {
+            sql::Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn column(
+    scope: &Scope,
+    qualifier: Option<&str>,
+    name: &str,
+    node: &sql::Expr,
+) -> Result<Expr, QueryError> {
+    match scope.column(qualifier, name) {
+        Ok(Some((i, t))) => Ok(Expr::Col(i, t)),
+        Ok(None) => {
+            let full = qualifier.map_or(name.to_string(), |q| format!("{q}.{name}"));
+            Err(err(
+                ErrorKind::Unknown,
+                node,
+                format!("no such column: {full}"),
+            ))
+        }
+        Err(m) => Err(err(ErrorKind::Unknown, node, m)),
+    }
+}
+
+fn literal(v: &sql::Value, node: &sql::Expr) -> Result<Value, QueryError> {
+    Ok(match v {
+        sql::Value::Number(n, _) => match n.parse::<i64>() {
+            Ok(i) if !n.contains(['.', 'e', 'E']) => Value::Int(i),
+            _ => n
+                .parse::<f64>()
+                .map(Value::Real)
+                .map_err(|_| err(ErrorKind::Syntax, node, format!("bad number {n}")))?,
+        },
+        sql::Value::SingleQuotedString(s) => Value::text(s),
+        sql::Value::Null => Value::Null,
+        sql::Value::Boolean(b) => Value::Int(i64::from(*b)),
+        _ => return Err(unsupported(node, &format!("the literal {v}"))),
+    })
+}
+
+/// The affinity an expression carries: a column's type; nothing else.
+fn affinity(e: &Expr) -> Option<Type> {
+    match e {
+        Expr::Col(_, t) => *t,
+        _ => None,
+    }
+}
+
+fn is_column(e: &Expr) -> bool {
+    matches!(e, Expr::Col(..))
+}
+
+/// A comparison with SQLite's affinity rules: a numeric column makes the
+/// other side numeric (when it is text or has no affinity); a TEXT column
+/// makes an operand without affinity text.
+fn cmp(op: CmpOp, l: Expr, r: Expr) -> Expr {
+    let numeric = |t: Option<Type>| matches!(t, Some(Type::Integer | Type::Real));
+    let (la, ra) = (affinity(&l), affinity(&r));
+    let coerce = if numeric(la) && !numeric(ra) {
+        Coerce(None, la)
+    } else if numeric(ra) && !numeric(la) {
+        Coerce(ra, None)
+    } else if la == Some(Type::Text) && !is_column(&r) {
+        Coerce(None, Some(Type::Text))
+    } else if ra == Some(Type::Text) && !is_column(&l) {
+        Coerce(Some(Type::Text), None)
+    } else {
+        Coerce(None, None)
+    };
+    Expr::Cmp(op, Box::new(l), Box::new(r), coerce)
+}
+
+/// Arithmetic on a TEXT column is a type error (SQLite would read its
+/// numeric prefix; ReedQL says so instead: docs/QUERY.md).
+fn check_numeric(e: &Expr, node: &sql::Expr) -> Result<(), QueryError> {
+    if let Expr::Col(_, Some(Type::Text)) = e {
+        return Err(err(
+            ErrorKind::Type,
+            node,
+            format!("{node} is a TEXT column: arithmetic needs numbers"),
+        ));
+    }
+    Ok(())
+}
+
+fn contains_agg(e: &Expr) -> bool {
+    let mut found = false;
+    walk(e, &mut |x| found |= matches!(x, Expr::Agg(_)));
+    found
+}
+
+fn walk(e: &Expr, f: &mut impl FnMut(&Expr)) {
+    f(e);
+    match e {
+        Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) | Expr::InSet(x, _, _) => walk(x, f),
+        Expr::Arith(_, a, c)
+        | Expr::Concat(a, c)
+        | Expr::Cmp(_, a, c, _)
+        | Expr::And(a, c)
+        | Expr::Or(a, c) => {
+            walk(a, f);
+            walk(c, f);
+        }
+        Expr::InList(x, l, _) => {
+            walk(x, f);
+            l.iter().for_each(|i| walk(i, f));
+        }
+        Expr::Like { expr, pattern, .. } => {
+            walk(expr, f);
+            walk(pattern, f);
+        }
+        Expr::Func(_, a) => a.iter().for_each(|i| walk(i, f)),
+        Expr::Col(..) | Expr::Lit(_) | Expr::Key(_) | Expr::Agg(_) => {}
+    }
+}
+
+/// Rewrites an expression over rows into one over groups: a subexpression
+/// equal to a GROUP BY key becomes that key; any other column is an error.
+fn lift(e: Expr, keys: &[Expr], node: &sql::Expr) -> Result<Expr, QueryError> {
+    if let Some(i) = keys.iter().position(|k| *k == e) {
+        return Ok(Expr::Key(i));
+    }
+    let l = |x: Box<Expr>| lift(*x, keys, node).map(Box::new);
+    Ok(match e {
+        Expr::Col(..) => {
+            return Err(err(
+                ErrorKind::Type,
+                node,
+                format!("{node}: a column must be in GROUP BY or inside an aggregate"),
+            ));
+        }
+        Expr::Lit(_) | Expr::Agg(_) | Expr::Key(_) => e,
+        Expr::Neg(x) => Expr::Neg(l(x)?),
+        Expr::Not(x) => Expr::Not(l(x)?),
+        Expr::Arith(o, a, c) => Expr::Arith(o, l(a)?, l(c)?),
+        Expr::Concat(a, c) => Expr::Concat(l(a)?, l(c)?),
+        Expr::Cmp(o, a, c, k) => Expr::Cmp(o, l(a)?, l(c)?, k),
+        Expr::And(a, c) => Expr::And(l(a)?, l(c)?),
+        Expr::Or(a, c) => Expr::Or(l(a)?, l(c)?),
+        Expr::IsNull(x, n) => Expr::IsNull(l(x)?, n),
+        Expr::InList(x, items, n) => Expr::InList(
+            l(x)?,
+            items
+                .into_iter()
+                .map(|i| lift(i, keys, node))
+                .collect::<Result<_, _>>()?,
+            n,
+        ),
+        Expr::InSet(x, s, n) => Expr::InSet(l(x)?, s, n),
+        Expr::Like {
+            expr,
+            pattern,
+            escape,
+            negated,
+        } => Expr::Like {
+            expr: l(expr)?,
+            pattern: l(pattern)?,
+            escape,
+            negated,
+        },
+        Expr::Func(f, a) => Expr::Func(
+            f,
+            a.into_iter()
+                .map(|i| lift(i, keys, node))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+/// `left.col = new.col` (either way round) in an ON condition, at its top
+/// level or inside an AND: (row column, column of the new table).
+fn find_equi(on: &Expr, new_start: usize) -> Option<(usize, usize)> {
+    match on {
+        Expr::Cmp(CmpOp::Eq, a, c, _) => match (&**a, &**c) {
+            (Expr::Col(x, tx), Expr::Col(y, ty)) if same_class(*tx, *ty) => {
+                if *x < new_start && *y >= new_start {
+                    Some((*x, *y - new_start))
+                } else if *y < new_start && *x >= new_start {
+                    Some((*y, *x - new_start))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        },
+        Expr::And(a, c) => find_equi(a, new_start).or_else(|| find_equi(c, new_start)),
+        _ => None,
+    }
+}
+
+/// Whether two column types compare by value identity (so a hash join
+/// gives what `=` gives): both numeric, or both text.
+fn same_class(a: Option<Type>, b: Option<Type>) -> bool {
+    let numeric = |t| matches!(t, Some(Type::Integer | Type::Real));
+    (numeric(a) && numeric(b)) || (a == Some(Type::Text) && b == Some(Type::Text))
+}

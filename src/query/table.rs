@@ -1,0 +1,128 @@
+//! A table version as typed rows, with column types inferred from the data
+//! (docs/QUERY.md, "Types"): an empty field is NULL; a column is INTEGER
+//! when every other value is a plain integer that fits 64 bits, REAL when
+//! every value is a plain decimal number, else TEXT. "Plain" is strict
+//! (`-?(0|[1-9][0-9]*)`, optionally `.digits` and an exponent): `007`,
+//! `+5`, ` 12`, `1.`, `inf` stay text, in ReedQL and in the SQLite load the
+//! differential test uses alike.
+
+use std::sync::Arc;
+
+use super::error::{ErrorKind, QueryError};
+use super::value::{Type, Value};
+use crate::storage::TableIndex;
+use crate::storage::csv::record_fields;
+
+/// One version of a table, parsed.
+#[derive(Debug)]
+pub struct TypedTable {
+    pub columns: Vec<String>,
+    /// `None`: no value in the column (every field empty): untyped.
+    pub types: Vec<Option<Type>>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+fn is_plain_integer(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    !digits.is_empty()
+        && digits.bytes().all(|c| c.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && s.parse::<i64>().is_ok()
+}
+
+fn is_plain_number(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let int_ok = !int.is_empty()
+        && int.bytes().all(|c| c.is_ascii_digit())
+        && (int == "0" || !int.starts_with('0'));
+    let frac_ok = frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()));
+    let exp_ok = exponent.is_none_or(|e| {
+        let d = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit())
+    });
+    int_ok && frac_ok && exp_ok && s.parse::<f64>().is_ok_and(f64::is_finite)
+}
+
+/// The type of a column from its non-empty values.
+pub fn infer<'a>(values: impl Iterator<Item = &'a str>) -> Option<Type> {
+    let mut ty = None;
+    for v in values.filter(|v| !v.is_empty()) {
+        ty = match ty {
+            None | Some(Type::Integer) if is_plain_integer(v) => Some(Type::Integer),
+            None | Some(Type::Integer) | Some(Type::Real) if is_plain_number(v) => Some(Type::Real),
+            _ => return Some(Type::Text),
+        };
+    }
+    ty
+}
+
+impl TypedTable {
+    /// Parses a table's content (CSV with a header; empty: a table without
+    /// columns or rows).
+    pub fn parse(content: &[u8], delim: u8) -> Result<TypedTable, QueryError> {
+        if content.is_empty() {
+            return Ok(TypedTable {
+                columns: Vec::new(),
+                types: Vec::new(),
+                rows: Vec::new(),
+            });
+        }
+        let index = TableIndex::parse(content, delim)
+            .map_err(|e| QueryError::new(ErrorKind::Storage, format!("stored table: {e}")))?;
+        let fields: Vec<Vec<String>> = index
+            .starts
+            .iter()
+            .map(|&st| record_fields(content, st, delim))
+            .collect();
+        let types: Vec<Option<Type>> = (0..index.columns.len())
+            .map(|c| infer(fields.iter().map(|r| r.get(c).map_or("", String::as_str))))
+            .collect();
+        let rows = fields
+            .iter()
+            .map(|r| {
+                types
+                    .iter()
+                    .enumerate()
+                    .map(|(c, ty)| {
+                        let f = r.get(c).map_or("", String::as_str);
+                        Value::from_field(f, ty.unwrap_or(Type::Text))
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(TypedTable {
+            columns: index.columns.clone(),
+            types,
+            rows,
+        })
+    }
+}
+
+/// A shared parsed version.
+pub type TableRef = Arc<TypedTable>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inference_is_strict() {
+        assert_eq!(infer(["1", "", "-20"].into_iter()), Some(Type::Integer));
+        assert_eq!(infer(["1", "2.5", "1e3"].into_iter()), Some(Type::Real));
+        for text in [
+            "007", "+5", " 12", "1.", ".5", "inf", "NaN", "1_000", "0x1A",
+        ] {
+            assert_eq!(infer(["1", text].into_iter()), Some(Type::Text), "{text}");
+        }
+        assert_eq!(infer(["", ""].into_iter()), None);
+        assert_eq!(infer(["9223372036854775808"].into_iter()), Some(Type::Real));
+    }
+}

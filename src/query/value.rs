@@ -1,0 +1,366 @@
+//! Values and their semantics, which follow SQLite's (docs/QUERY.md): NULL
+//! sorts first, numbers compare numerically whatever their storage class and
+//! before text, integer arithmetic stays integer (division truncates),
+//! division by zero is NULL, text in arithmetic counts as its numeric prefix.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+/// One SQL value.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(Arc<str>),
+}
+
+/// A column's declared or inferred type (SQLite's affinity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    Integer,
+    Real,
+    Text,
+}
+
+impl Type {
+    pub fn name(self) -> &'static str {
+        match self {
+            Type::Integer => "INTEGER",
+            Type::Real => "REAL",
+            Type::Text => "TEXT",
+        }
+    }
+}
+
+impl Value {
+    pub fn text(s: &str) -> Value {
+        Value::Text(Arc::from(s))
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// A CSV field of a column of type `ty`: empty is NULL; a numeric column
+    /// keeps a value that does not parse as text (schema checks are the
+    /// storage layer's).
+    pub fn from_field(field: &str, ty: Type) -> Value {
+        if field.is_empty() {
+            return Value::Null;
+        }
+        match ty {
+            Type::Integer => field
+                .parse::<i64>()
+                .map(Value::Int)
+                .unwrap_or_else(|_| Value::text(field)),
+            Type::Real => field
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(Value::Real)
+                .unwrap_or_else(|| Value::text(field)),
+            Type::Text => Value::text(field),
+        }
+    }
+
+    /// The value with a column's affinity applied (SQLite: a text literal
+    /// compared with a numeric column is read as a number when it is one).
+    pub fn with_affinity(self, ty: Type) -> Value {
+        match (ty, self) {
+            (Type::Integer | Type::Real, Value::Text(t)) => match numeric_text(&t) {
+                Some(n) => n,
+                None => Value::Text(t),
+            },
+            (Type::Text, Value::Int(i)) => Value::text(&i.to_string()),
+            (Type::Text, Value::Real(r)) => Value::text(&format_real(r)),
+            (_, v) => v,
+        }
+    }
+
+    /// The number a value stands for in arithmetic (text: its numeric
+    /// prefix, or 0); None for NULL.
+    pub fn as_number(&self) -> Option<Value> {
+        match self {
+            Value::Null => None,
+            Value::Int(_) | Value::Real(_) => Some(self.clone()),
+            Value::Text(t) => Some(numeric_prefix(t)),
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self.as_number()? {
+            Value::Int(i) => Some(i as f64),
+            Value::Real(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Truthiness in WHERE: NULL and 0 are false.
+    pub fn truth(&self) -> Option<bool> {
+        match self {
+            Value::Null => None,
+            Value::Int(i) => Some(*i != 0),
+            Value::Real(r) => Some(*r != 0.0),
+            Value::Text(_) => self.as_f64().map(|f| f != 0.0),
+        }
+    }
+
+    /// Total order of ORDER BY, GROUP BY and DISTINCT: NULL, then numbers
+    /// (numerically), then text (bytewise, SQLite's BINARY collation).
+    pub fn sort_cmp(&self, other: &Value) -> Ordering {
+        use Value::*;
+        let rank = |v: &Value| match v {
+            Null => 0,
+            Int(_) | Real(_) => 1,
+            Text(_) => 2,
+        };
+        match (self, other) {
+            (Int(a), Int(b)) => a.cmp(b),
+            (Int(a), Real(b)) => cmp_int_real(*a, *b),
+            (Real(a), Int(b)) => cmp_int_real(*b, *a).reverse(),
+            (Real(a), Real(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
+            (Text(a), Text(b)) => a.as_bytes().cmp(b.as_bytes()),
+            _ => rank(self).cmp(&rank(other)),
+        }
+    }
+
+    /// `=`, `<` ...: NULL when either side is NULL.
+    pub fn sql_cmp(&self, other: &Value) -> Option<Ordering> {
+        if self.is_null() || other.is_null() {
+            return None;
+        }
+        Some(self.sort_cmp(other))
+    }
+}
+
+/// Compares an integer with a real exactly (no rounding of large integers).
+fn cmp_int_real(i: i64, r: f64) -> Ordering {
+    if r.is_nan() {
+        return Ordering::Greater;
+    }
+    if r >= 9.3e18 {
+        return Ordering::Less;
+    }
+    if r <= -9.3e18 {
+        return Ordering::Greater;
+    }
+    let t = r.trunc();
+    match i.cmp(&(t as i64)) {
+        Ordering::Equal => 0.0f64.partial_cmp(&(r - t)).unwrap_or(Ordering::Equal),
+        o => o,
+    }
+}
+
+/// The whole text as a number, if it is one (leading/trailing spaces allowed).
+fn numeric_text(t: &str) -> Option<Value> {
+    let s = t.trim();
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(Value::Int(i));
+    }
+    if s.bytes().any(|c| c.is_ascii_digit())
+        && !s.contains(['x', 'X', '_'])
+        && let Ok(f) = s.parse::<f64>()
+        && f.is_finite()
+    {
+        return Some(Value::Real(f));
+    }
+    None
+}
+
+/// The longest numeric prefix of a text (SQLite's cast): "12ab" is 12,
+/// "1.5e3x" is 1500.0, "abc" is 0.
+fn numeric_prefix(t: &str) -> Value {
+    let s = t.trim_start();
+    let b = s.as_bytes();
+    let mut end = 0;
+    if end < b.len() && (b[end] == b'+' || b[end] == b'-') {
+        end += 1;
+    }
+    let digits_start = end;
+    while end < b.len() && b[end].is_ascii_digit() {
+        end += 1;
+    }
+    let int_end = end;
+    let mut real = false;
+    if end < b.len() && b[end] == b'.' {
+        let mut e = end + 1;
+        while e < b.len() && b[e].is_ascii_digit() {
+            e += 1;
+        }
+        if e > end + 1 || int_end > digits_start {
+            real = true;
+            end = e;
+        }
+    }
+    if end > digits_start && end < b.len() && (b[end] == b'e' || b[end] == b'E') {
+        let mut e = end + 1;
+        if e < b.len() && (b[e] == b'+' || b[e] == b'-') {
+            e += 1;
+        }
+        let exp_digits = e;
+        while e < b.len() && b[e].is_ascii_digit() {
+            e += 1;
+        }
+        if e > exp_digits {
+            real = true;
+            end = e;
+        }
+    }
+    let text = &s[..end];
+    if !real {
+        return text
+            .parse::<i64>()
+            .map(Value::Int)
+            .or_else(|_| text.parse::<f64>().map(Value::Real))
+            .unwrap_or(Value::Int(0));
+    }
+    text.parse::<f64>()
+        .map(Value::Real)
+        .unwrap_or(Value::Int(0))
+}
+
+/// A real as SQLite prints it (`%!.15g`): 15 significant digits, and always
+/// a decimal point or exponent, so 3.0 stays "3.0".
+pub fn format_real(r: f64) -> String {
+    if r.is_nan() {
+        return String::new();
+    }
+    if r.is_infinite() {
+        return if r > 0.0 { "Inf" } else { "-Inf" }.to_string();
+    }
+    if r == 0.0 {
+        return "0.0".to_string();
+    }
+    let exp = r.abs().log10().floor() as i32;
+    if (-5..15).contains(&exp) {
+        let decimals = (14 - exp).max(0) as usize;
+        let mut s = format!("{r:.decimals$}");
+        if s.contains('.') {
+            while s.ends_with('0') {
+                s.pop();
+            }
+            if s.ends_with('.') {
+                s.push('0');
+            }
+        } else {
+            s.push_str(".0");
+        }
+        s
+    } else {
+        let mut m = format!("{r:.14e}");
+        // Rust prints 1.00000000000000e20: trim the mantissa, sign the exponent.
+        if let Some((mant, e)) = m.clone().split_once('e') {
+            let mut mant = mant.to_string();
+            if mant.contains('.') {
+                while mant.ends_with('0') {
+                    mant.pop();
+                }
+                if mant.ends_with('.') {
+                    mant.push('0');
+                }
+            }
+            let e: i32 = e.parse().unwrap_or(0);
+            m = format!("{mant}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+        }
+        m
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => Ok(()),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Real(r) => f.write_str(&format_real(*r)),
+            Value::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        self.sort_cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Value {}
+
+impl std::hash::Hash for Value {
+    /// Consistent with `eq`: an integral real hashes as its integer.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        match self {
+            Value::Null => 0u8.hash(h),
+            Value::Int(i) => {
+                1u8.hash(h);
+                i.hash(h);
+            }
+            Value::Real(r) => {
+                1u8.hash(h);
+                if r.fract() == 0.0 && r.abs() < 9.2e18 {
+                    (*r as i64).hash(h);
+                } else {
+                    r.to_bits().hash(h);
+                }
+            }
+            Value::Text(t) => {
+                2u8.hash(h);
+                t.hash(h);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reals_print_as_sqlite_does() {
+        for (r, s) in [
+            (2.5, "2.5"),
+            (3.0, "3.0"),
+            (1.0 / 3.0, "0.333333333333333"),
+            (-0.5, "-0.5"),
+            (1e20, "1.0e+20"),
+            (123456.789, "123456.789"),
+            (0.0001, "0.0001"),
+        ] {
+            assert_eq!(format_real(r), s, "{r}");
+        }
+    }
+
+    #[test]
+    fn ordering_and_coercion() {
+        let (i, r, t, n) = (
+            Value::Int(2),
+            Value::Real(2.5),
+            Value::text("a"),
+            Value::Null,
+        );
+        assert_eq!(n.sort_cmp(&i), Ordering::Less);
+        assert_eq!(i.sort_cmp(&r), Ordering::Less);
+        assert_eq!(r.sort_cmp(&t), Ordering::Less);
+        assert_eq!(Value::Int(3), Value::Real(3.0));
+        assert_eq!(i.sql_cmp(&n), None);
+        assert_eq!(
+            numeric_prefix("12ab").sort_cmp(&Value::Int(12)),
+            Ordering::Equal
+        );
+        assert_eq!(
+            numeric_prefix("1.5e3x").sort_cmp(&Value::Real(1500.0)),
+            Ordering::Equal
+        );
+        assert_eq!(
+            numeric_prefix("abc").sort_cmp(&Value::Int(0)),
+            Ordering::Equal
+        );
+        assert_eq!(
+            Value::text("30")
+                .with_affinity(Type::Integer)
+                .sort_cmp(&Value::Int(30)),
+            Ordering::Equal
+        );
+    }
+}
