@@ -203,13 +203,14 @@ fn select_item_texts(sql: &str, select: &sql::Select) -> Option<Vec<String>> {
                     item_start = i + 1;
                 }
                 _ if depth == 0
-                    && rest[i..].len() >= 4
-                    && rest[i..i + 4].eq_ignore_ascii_case("from")
+                    && rest
+                        .get(i..i + 4)
+                        .is_some_and(|w| w.eq_ignore_ascii_case("from"))
                     && (i == 0
-                        || !(bytes[i - 1] as char).is_alphanumeric() && bytes[i - 1] != b'_')
-                    && rest[i + 4..]
-                        .chars()
-                        .next()
+                        || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'))
+                    && rest
+                        .get(i + 4..)
+                        .and_then(|r| r.chars().next())
                         .is_none_or(|n| !n.is_alphanumeric() && n != '_') =>
                 {
                     end = i;
@@ -223,9 +224,13 @@ fn select_item_texts(sql: &str, select: &sql::Select) -> Option<Vec<String>> {
     items.push(rest[item_start..end].trim().to_string());
     if let Some(first) = items.first_mut() {
         for kw in ["DISTINCT", "ALL"] {
-            if first.len() > kw.len()
-                && first[..kw.len()].eq_ignore_ascii_case(kw)
-                && first.as_bytes()[kw.len()].is_ascii_whitespace()
+            if first
+                .get(..kw.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(kw))
+                && first
+                    .as_bytes()
+                    .get(kw.len())
+                    .is_some_and(u8::is_ascii_whitespace)
             {
                 *first = first[kw.len()..].trim().to_string();
             }
@@ -352,6 +357,9 @@ pub struct Binder<'e> {
     pub sql: &'e str,
     /// Nesting of expressions being bound (a second guard after the parser's).
     depth: usize,
+    /// Output aliases HAVING may name (SQLite resolves them there), while
+    /// it is bound.
+    aliases: Vec<(String, sql::Expr)>,
 }
 
 const MAX_DEPTH: usize = 200;
@@ -399,6 +407,7 @@ impl<'e> Binder<'e> {
             engine,
             sql,
             depth: 0,
+            aliases: Vec::new(),
         }
     }
 
@@ -507,7 +516,10 @@ impl<'e> Binder<'e> {
                     }
                 }
                 sql::SelectItem::QualifiedWildcard(kind, _) => {
-                    let q = kind.to_string();
+                    let q = match kind {
+                        sql::SelectItemQualifiedWildcardKind::ObjectName(n) => n.to_string(),
+                        sql::SelectItemQualifiedWildcardKind::Expr(e) => e.to_string(),
+                    };
                     let src = sources
                         .iter()
                         .find(|s| {
@@ -564,8 +576,19 @@ impl<'e> Binder<'e> {
         }
         let having = match &s.having {
             Some(h) => {
-                let e = self.expr(h, &scope, Some(&mut aggs))?;
-                Some(lift(e, &keys, h)?)
+                self.aliases = s
+                    .projection
+                    .iter()
+                    .filter_map(|i| match i {
+                        sql::SelectItem::ExprWithAlias { expr, alias } => {
+                            Some((alias.value.clone(), expr.clone()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let e = self.expr(h, &scope, Some(&mut aggs));
+                self.aliases.clear();
+                Some(lift(e?, &keys, h)?)
             }
             None => None,
         };
@@ -795,7 +818,26 @@ impl<'e> Binder<'e> {
         use sql::Expr as E;
         let b = Box::new;
         Ok(match e {
-            E::Identifier(id) => column(scope, None, &id.value, e)?,
+            E::Identifier(id) => match column(scope, None, &id.value, e) {
+                Ok(c) => c,
+                Err(not_found) => {
+                    let alias = self
+                        .aliases
+                        .iter()
+                        .position(|(a, _)| a.eq_ignore_ascii_case(&id.value));
+                    match alias {
+                        Some(i) => {
+                            // Bound without aliases: an alias never expands into itself.
+                            let target = self.aliases[i].1.clone();
+                            let saved = std::mem::take(&mut self.aliases);
+                            let bound = self.expr(&target, scope, aggs);
+                            self.aliases = saved;
+                            bound?
+                        }
+                        None => return Err(not_found),
+                    }
+                }
+            },
             E::CompoundIdentifier(parts) => match parts.as_slice() {
                 [t, c] => column(scope, Some(&t.value), &c.value, e)?,
                 _ => return Err(unsupported(e, "names with more than two parts")),

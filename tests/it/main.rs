@@ -7,5 +7,6 @@ mod crash;
 mod frames;
 mod model;
 mod mount;
+mod query;
 mod storage;
 mod util;

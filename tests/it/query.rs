@@ -1,0 +1,925 @@
+//! ReedQL against the real sqlite3: the same generated tables are loaded
+//! into a ReedBase database and into sqlite3 (with ReedQL's inferred column
+//! types), then a corpus of generated and hand-written queries runs on
+//! both. Results must agree: in order where the ORDER BY is total, else as
+//! multisets; reals within a relative 1e-9.
+
+use std::cmp::Ordering;
+use std::path::Path;
+use std::process::Command;
+
+use reedbase::query::{Engine, ErrorKind, Type, Value, infer};
+use reedbase::storage::Database;
+
+use crate::util::new_db;
+
+/// splitmix64: the corpus stays the same whatever crates change.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1) as u64) as i64
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const WORDS: &[&str] = &[
+    "apple",
+    "Apple",
+    "APPLE",
+    "banana",
+    "a_b",
+    "a%b",
+    "it's",
+    "é",
+    "É",
+    "x|y",
+    "multi\nline",
+    "10",
+    "9",
+    "cherry",
+    "b",
+];
+
+fn field(v: &str) -> String {
+    if v.contains(['|', '"', '\n']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}
+
+fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = header.join("|") + "\n";
+    for r in rows {
+        s.push_str(&r.iter().map(|v| field(v)).collect::<Vec<_>>().join("|"));
+        s.push('\n');
+    }
+    s
+}
+
+/// t1: k key, a small ints with ties, b ints, r reals, s awkward text, g a
+/// few groups; t2: k key, t1_k pointing into t1 (some misses, some NULL), c, s.
+fn tables(rng: &mut Rng) -> (String, String) {
+    let mut keys: Vec<i64> = (1..=200).collect();
+    for i in (1..keys.len()).rev() {
+        keys.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let opt = |rng: &mut Rng, p: u64, v: String| if rng.chance(p) { String::new() } else { v };
+    let mut t1 = Vec::new();
+    for k in keys {
+        let a = rng.range(-5, 5).to_string();
+        let b = rng.range(0, 1000).to_string();
+        let r = format!("{:.2}", rng.range(-5000, 5000) as f64 / 100.0);
+        let s = rng.pick(WORDS).to_string();
+        let g = rng.pick(&["red", "green", "blue"]).to_string();
+        t1.push(vec![
+            k.to_string(),
+            opt(rng, 15, a),
+            opt(rng, 10, b),
+            opt(rng, 10, r),
+            opt(rng, 10, s),
+            opt(rng, 12, g),
+        ]);
+    }
+    let mut t2 = Vec::new();
+    for k in 1..=80 {
+        let t1_k = if rng.chance(10) {
+            String::new()
+        } else if rng.chance(10) {
+            rng.range(201, 250).to_string()
+        } else {
+            rng.range(1, 200).to_string()
+        };
+        t2.push(vec![
+            k.to_string(),
+            t1_k,
+            rng.range(0, 9).to_string(),
+            rng.pick(&["tea", "cake", "scone", "Tea"]).to_string(),
+        ]);
+    }
+    (
+        csv(&["k", "a", "b", "r", "s", "g"], &t1),
+        csv(&["k", "t1_k", "c", "s"], &t2),
+    )
+}
+
+/// Loads a CSV into sqlite3 through a text staging table, so empty fields
+/// become NULL and the declared types give the same affinity as ReedQL's.
+fn sqlite_load(db: &Path, name: &str, csv_path: &Path, columns: &[(&str, &str)]) {
+    let staging: Vec<String> = columns.iter().map(|(c, _)| format!("{c} TEXT")).collect();
+    let typed: Vec<String> = columns.iter().map(|(c, t)| format!("{c} {t}")).collect();
+    let nullif: Vec<String> = columns
+        .iter()
+        .map(|(c, _)| format!("NULLIF({c}, '')"))
+        .collect();
+    let script = format!(
+        ".bail on\n.mode csv\n.separator |\nCREATE TEMP TABLE s_{name}({});\n.import --skip 1 {} s_{name}\nCREATE TABLE {name}({});\nINSERT INTO {name} SELECT {} FROM s_{name};\n",
+        staging.join(", "),
+        csv_path.display(),
+        typed.join(", "),
+        nullif.join(", ")
+    );
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("sqlite3 (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "sqlite3 load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Parses sqlite3's `.mode quote` output into typed rows.
+fn parse_quote(out: &str) -> Vec<Vec<Value>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let chars: Vec<char> = out.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '\n' => {
+                rows.push(std::mem::take(&mut row));
+                i += 1;
+            }
+            ',' => i += 1,
+            '\'' => {
+                let mut s = String::new();
+                i += 1;
+                while i < chars.len() {
+                    if chars[i] == '\'' {
+                        if chars.get(i + 1) == Some(&'\'') {
+                            s.push('\'');
+                            i += 2;
+                            continue;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    s.push(chars[i]);
+                    i += 1;
+                }
+                row.push(Value::text(&s));
+            }
+            _ => {
+                let start = i;
+                while i < chars.len() && chars[i] != ',' && chars[i] != '\n' {
+                    i += 1;
+                }
+                let tok: String = chars[start..i].iter().collect();
+                row.push(if tok == "NULL" {
+                    Value::Null
+                } else if let Ok(n) = tok.parse::<i64>() {
+                    Value::Int(n)
+                } else {
+                    Value::Real(tok.parse::<f64>().unwrap_or(f64::NAN))
+                });
+            }
+        }
+    }
+    if !row.is_empty() {
+        rows.push(row);
+    }
+    rows
+}
+
+fn sqlite_query(db: &Path, sql: &str) -> Result<Vec<Vec<Value>>, String> {
+    let out = Command::new("sqlite3")
+        .args(["-batch", "-bail", "-readonly"])
+        .arg(db)
+        .args([".mode quote", sql])
+        .output()
+        .expect("run sqlite3");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(parse_quote(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn same_cell(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Real(x), Value::Real(y)) => (x - y).abs() <= 1e-9 * 1f64.max(x.abs()).max(y.abs()),
+        (Value::Text(x), Value::Text(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn same_rows(a: &[Vec<Value>], b: &[Vec<Value>]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_cell(p, q)))
+}
+
+fn sorted(rows: &[Vec<Value>]) -> Vec<Vec<Value>> {
+    let mut r = rows.to_vec();
+    r.sort_by(|x, y| {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| p.sort_cmp(q))
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    });
+    r
+}
+
+/// A query and whether its ORDER BY fixes the row order completely.
+struct Q {
+    sql: String,
+    ordered: bool,
+}
+
+fn int_expr(rng: &mut Rng, depth: u32) -> String {
+    match if depth == 0 {
+        rng.below(3)
+    } else {
+        rng.below(7)
+    } {
+        0 => rng.pick(&["a", "b", "k"]).to_string(),
+        1 => rng.range(-3, 12).to_string(),
+        2 => rng.pick(&["a", "b"]).to_string(),
+        3 => format!(
+            "({} {} {})",
+            int_expr(rng, depth - 1),
+            rng.pick(&["+", "-", "*", "/", "%"]),
+            int_expr(rng, depth - 1)
+        ),
+        4 => format!("ABS({})", int_expr(rng, depth - 1)),
+        5 => format!("COALESCE(a, {})", int_expr(rng, depth - 1)),
+        _ => format!("LENGTH({})", text_expr(rng, depth - 1)),
+    }
+}
+
+fn text_expr(rng: &mut Rng, depth: u32) -> String {
+    match if depth == 0 {
+        rng.below(2)
+    } else {
+        rng.below(6)
+    } {
+        0 => rng.pick(&["s", "g"]).to_string(),
+        1 => format!("'{}'", rng.pick(&["red", "apple", "x", ""])),
+        2 => format!("LOWER({})", text_expr(rng, depth - 1)),
+        3 => format!("UPPER({})", text_expr(rng, depth - 1)),
+        4 => format!(
+            "SUBSTR({}, {}, {})",
+            text_expr(rng, depth - 1),
+            rng.range(-3, 6),
+            rng.range(-2, 4)
+        ),
+        _ => format!(
+            "({} || {})",
+            text_expr(rng, depth - 1),
+            rng.pick(&["g", "s", "r", "a", "'-'"])
+        ),
+    }
+}
+
+fn pred(rng: &mut Rng, depth: u32) -> String {
+    match if depth == 0 {
+        rng.below(7)
+    } else {
+        rng.below(10)
+    } {
+        0 => format!(
+            "{} {} {}",
+            int_expr(rng, 1),
+            rng.pick(&["=", "<>", "<", "<=", ">", ">="]),
+            int_expr(rng, 1)
+        ),
+        1 => format!(
+            "{} IS {}NULL",
+            rng.pick(&["a", "b", "r", "s", "g"]),
+            if rng.chance(50) { "NOT " } else { "" }
+        ),
+        2 => {
+            let lo = rng.range(-4, 300);
+            format!(
+                "{} {}BETWEEN {lo} AND {}",
+                rng.pick(&["a", "b", "r"]),
+                if rng.chance(30) { "NOT " } else { "" },
+                lo + rng.range(0, 400)
+            )
+        }
+        3 => {
+            let mut items: Vec<String> = (0..rng.range(1, 4))
+                .map(|_| rng.range(-5, 5).to_string())
+                .collect();
+            if rng.chance(25) {
+                items.push("NULL".into());
+            }
+            format!(
+                "a {}IN ({})",
+                if rng.chance(30) { "NOT " } else { "" },
+                items.join(", ")
+            )
+        }
+        4 => {
+            let pat = rng.pick(&[
+                "a%", "%e", "A%", "_", "a!_b", "a!%b", "%ppl%", "é", "1%", "%",
+            ]);
+            let esc = if pat.contains('!') { " ESCAPE '!'" } else { "" };
+            format!(
+                "s {}LIKE '{pat}'{esc}",
+                if rng.chance(25) { "NOT " } else { "" }
+            )
+        }
+        5 => format!(
+            "g {} '{}'",
+            rng.pick(&["=", "<>", "<", ">"]),
+            rng.pick(&["red", "green", "blue", "m"])
+        ),
+        6 => format!(
+            "r {} {}",
+            rng.pick(&["<", ">", ">="]),
+            rng.range(-40, 40) as f64 / 2.0
+        ),
+        7 => format!("NOT ({})", pred(rng, depth - 1)),
+        8 => format!("({} AND {})", pred(rng, depth - 1), pred(rng, depth - 1)),
+        _ => format!("({} OR {})", pred(rng, depth - 1), pred(rng, depth - 1)),
+    }
+}
+
+fn generate(rng: &mut Rng) -> Q {
+    let q = |sql: String, ordered: bool| Q { sql, ordered };
+    match rng.below(10) {
+        0 | 1 => {
+            let exprs: Vec<String> = (0..rng.range(1, 3))
+                .map(|i| {
+                    let e = if rng.chance(50) {
+                        int_expr(rng, 2)
+                    } else {
+                        text_expr(rng, 2)
+                    };
+                    format!("{e} AS c{i}")
+                })
+                .collect();
+            q(
+                format!(
+                    "SELECT k, {} FROM t1 WHERE {} ORDER BY k",
+                    exprs.join(", "),
+                    pred(rng, 2)
+                ),
+                true,
+            )
+        }
+        2 => {
+            let x = rng.pick(&["a", "b", "r", "s", "g"]);
+            let n = rng.pick(&["a", "b", "r"]);
+            q(
+                format!(
+                    "SELECT COUNT(*), COUNT({x}), COUNT(DISTINCT {x}), SUM({n}), AVG({n}), MIN({x}), MAX({x}) FROM t1 WHERE {}",
+                    pred(rng, 2)
+                ),
+                true,
+            )
+        }
+        3 => {
+            let (keys, order) = if rng.chance(50) {
+                ("g", "g")
+            } else {
+                ("g, a", "g, a")
+            };
+            let having = if rng.chance(50) {
+                format!(" HAVING COUNT(*) > {}", rng.range(0, 20))
+            } else {
+                String::new()
+            };
+            let wh = if rng.chance(60) {
+                format!(" WHERE {}", pred(rng, 1))
+            } else {
+                String::new()
+            };
+            q(
+                format!(
+                    "SELECT {keys}, COUNT(*) AS n, SUM(b) AS sb, AVG(r) AS ar, MIN(s) AS mn, MAX(a) AS mx FROM t1{wh} GROUP BY {keys}{having} ORDER BY {order}"
+                ),
+                true,
+            )
+        }
+        4 => q(
+            format!(
+                "SELECT DISTINCT g, a FROM t1 WHERE {} ORDER BY g, a",
+                pred(rng, 1)
+            ),
+            true,
+        ),
+        5 => {
+            let join = if rng.chance(50) { "LEFT JOIN" } else { "JOIN" };
+            let extra = if rng.chance(40) {
+                format!(" AND t2.c > {}", rng.range(0, 8))
+            } else {
+                String::new()
+            };
+            if rng.chance(40) {
+                q(
+                    format!(
+                        "SELECT t1.g, COUNT(t2.k) AS n, SUM(t2.c) AS sc, MAX(t2.s) AS ms FROM t1 {join} t2 ON t2.t1_k = t1.k{extra} GROUP BY t1.g ORDER BY t1.g"
+                    ),
+                    true,
+                )
+            } else {
+                q(
+                    format!(
+                        "SELECT t1.k, t2.k, t1.s, t2.c, t2.s FROM t1 {join} t2 ON t2.t1_k = t1.k{extra} WHERE {} ORDER BY t1.k, t2.k",
+                        pred(rng, 1).replace("s ", "t1.s ").replace("(s", "(t1.s")
+                    ),
+                    true,
+                )
+            }
+        }
+        6 => q(
+            format!(
+                "SELECT k, a FROM t1 WHERE k {}IN (SELECT t1_k FROM t2 WHERE c < {}) ORDER BY k",
+                if rng.chance(40) { "NOT " } else { "" },
+                rng.range(0, 10)
+            ),
+            true,
+        ),
+        7 => q(
+            format!(
+                "SELECT k, a / (b % 3), b % (a + 1), a * r, r / a, -a, b / 7.0 FROM t1 WHERE {} ORDER BY k",
+                pred(rng, 1)
+            ),
+            true,
+        ),
+        8 => {
+            let col = rng.pick(&["a", "r", "s", "g"]);
+            let dir = rng.pick(&["", " DESC", " ASC NULLS LAST", " DESC NULLS FIRST"]);
+            q(
+                format!(
+                    "SELECT k, {col} FROM t1 WHERE {} ORDER BY {col}{dir}, k LIMIT {} OFFSET {}",
+                    pred(rng, 1),
+                    rng.range(0, 30),
+                    rng.range(0, 20)
+                ),
+                true,
+            )
+        }
+        _ => q(
+            format!("SELECT s, g, a FROM t1 WHERE {}", pred(rng, 3)),
+            false,
+        ),
+    }
+}
+
+/// Hand-written: the SQLite rules one by one, joins and NULLs, ordinals and aliases.
+const HANDWRITTEN: &[(&str, bool)] = &[
+    ("SELECT 5/2, 5/2.0, 5.0/2, -5/2, 5%3, -5%3", true),
+    ("SELECT 5.5%2, 7.9%2, -7%2.5, 5%0.5", true),
+    ("SELECT 1/0, 1.0/0, 1%0, 0/0", true),
+    ("SELECT 9223372036854775807+1", true),
+    ("SELECT '10'<'9', 10<'9', '10'=10, 1<'a'", true),
+    (
+        "SELECT 1=1.0, 2*3||4, 1||2, 1.5||'x', 1||2.0, 'a'||NULL",
+        true,
+    ),
+    (
+        "SELECT NULL AND 0, NULL OR 1, NOT NULL, NULL AND 1, NULL OR 0",
+        true,
+    ),
+    (
+        "SELECT NULL IN (1,2), 1 IN (1,NULL), 3 IN (1,NULL), 3 NOT IN (1,NULL)",
+        true,
+    ),
+    (
+        "SELECT 2 BETWEEN 3 AND 1, 2 BETWEEN NULL AND 3, 5 BETWEEN NULL AND 3",
+        true,
+    ),
+    (
+        "SELECT 'abc' LIKE 'ABC', 'é' LIKE 'É', 'é' LIKE '_', 'ab' LIKE 'a', 10 LIKE '1%'",
+        true,
+    ),
+    (
+        "SELECT 'a' LIKE 'a!' ESCAPE '!', 'a!' LIKE 'a!!' ESCAPE '!'",
+        true,
+    ),
+    (
+        "SELECT length(NULL), length('héllo'), length(12345), length(1.50), length(1.0/3)",
+        true,
+    ),
+    (
+        "SELECT upper('héllo'), lower('ÀB'), coalesce(NULL, NULL, 3, 4), coalesce(NULL, 'x')",
+        true,
+    ),
+    (
+        "SELECT substr('hello', 0), substr('hello', 0, 2), substr('hello', -2), substr('hello', -2, 1), substr('hello', 2, -1), substr('hello', 10), substr(12345, 2, 2)",
+        true,
+    ),
+    ("SELECT 1+'x', '3'*'4', ' 12 '+0, '12abc'+0, 1+NULL", true),
+    ("SELECT 0.1+0.2, 1e20, 100.0/3, 1.0/3", true),
+    ("SELECT k FROM t1 WHERE a > '2' ORDER BY k", true),
+    ("SELECT k FROM t1 WHERE s = 10 ORDER BY k", true),
+    ("SELECT k FROM t1 WHERE s > 9 ORDER BY k", true),
+    ("SELECT k FROM t1 WHERE a IN ('3', 4) ORDER BY k", true),
+    ("SELECT k FROM t1 WHERE a + 0 > '2' ORDER BY k", true),
+    (
+        "SELECT k FROM t1 WHERE r = '12.5' OR r = -3 ORDER BY k",
+        true,
+    ),
+    (
+        "SELECT COUNT(*), COUNT(a), SUM(a), AVG(a), MIN(a), MAX(a), SUM(r), MIN(s), MAX(s) FROM t1",
+        true,
+    ),
+    (
+        "SELECT COUNT(*), SUM(a), AVG(a), MIN(a) FROM t1 WHERE k < 0",
+        true,
+    ),
+    (
+        "SELECT COUNT(DISTINCT g), COUNT(DISTINCT a), COUNT(g) FROM t1",
+        true,
+    ),
+    ("SELECT DISTINCT g FROM t1 ORDER BY g", true),
+    ("SELECT DISTINCT g FROM t1 ORDER BY g DESC", true),
+    ("SELECT g, COUNT(*) FROM t1 GROUP BY g ORDER BY g", true),
+    (
+        "SELECT g, COUNT(*) AS n FROM t1 GROUP BY g HAVING n > 40 ORDER BY n, g",
+        true,
+    ),
+    ("SELECT COUNT(*) FROM t1 HAVING COUNT(*) > 5", true),
+    (
+        "SELECT g, a, COUNT(*) FROM t1 GROUP BY 1, 2 ORDER BY 1, 2",
+        true,
+    ),
+    (
+        "SELECT g AS colour, SUM(b) AS total FROM t1 GROUP BY colour ORDER BY total DESC, colour",
+        true,
+    ),
+    (
+        "SELECT a % 3 AS m, COUNT(*) FROM t1 GROUP BY a % 3 ORDER BY m",
+        true,
+    ),
+    (
+        "SELECT a, COUNT(*) FROM t1 WHERE a IS NOT NULL GROUP BY a HAVING SUM(b) > 1000 ORDER BY a",
+        true,
+    ),
+    (
+        "SELECT t1.k, t2.k FROM t1 JOIN t2 ON t2.t1_k = t1.k ORDER BY t1.k, t2.k",
+        true,
+    ),
+    (
+        "SELECT t1.k, t2.k, t2.c FROM t1 LEFT JOIN t2 ON t2.t1_k = t1.k ORDER BY t1.k, t2.k",
+        true,
+    ),
+    (
+        "SELECT t2.k, t1.g FROM t2 LEFT JOIN t1 ON t1.k = t2.t1_k ORDER BY t2.k",
+        true,
+    ),
+    (
+        "SELECT t1.k, t2.k FROM t1 JOIN t2 ON t2.c = t1.a AND t2.k < 10 ORDER BY t1.k, t2.k",
+        true,
+    ),
+    (
+        "SELECT t1.g, t2.s, COUNT(*) FROM t1 JOIN t2 ON t1.k = t2.t1_k GROUP BY t1.g, t2.s ORDER BY 1, 2",
+        true,
+    ),
+    (
+        "SELECT x.k, y.k FROM t1 AS x JOIN t2 y ON y.t1_k = x.k WHERE x.a > 0 ORDER BY x.k, y.k",
+        true,
+    ),
+    (
+        "SELECT t1.k FROM t1 LEFT JOIN t2 ON t2.t1_k = t1.k WHERE t2.k IS NULL ORDER BY t1.k",
+        true,
+    ),
+    (
+        "SELECT COUNT(*), COUNT(t2.k) FROM t1 LEFT JOIN t2 ON t2.t1_k = t1.k",
+        true,
+    ),
+    (
+        "SELECT t1.k, t2.k FROM t1 JOIN t2 ON t2.k > t1.k + 195 ORDER BY t1.k, t2.k",
+        true,
+    ),
+    (
+        "SELECT k FROM t1 WHERE k IN (SELECT t1_k FROM t2) ORDER BY k",
+        true,
+    ),
+    (
+        "SELECT k FROM t1 WHERE k NOT IN (SELECT t1_k FROM t2) ORDER BY k",
+        true,
+    ),
+    (
+        "SELECT k FROM t1 WHERE k NOT IN (SELECT t1_k FROM t2 WHERE t1_k IS NOT NULL) ORDER BY k",
+        true,
+    ),
+    (
+        "SELECT k FROM t1 WHERE a IN (SELECT c FROM t2 WHERE s = 'tea') ORDER BY k",
+        true,
+    ),
+    (
+        "SELECT k, s FROM t1 WHERE s LIKE '%|%' OR s LIKE '%\n%' ORDER BY k",
+        true,
+    ),
+    (
+        "SELECT k FROM t1 WHERE s LIKE 'a!%b' ESCAPE '!' ORDER BY k",
+        true,
+    ),
+    ("SELECT k FROM t1 WHERE s LIKE 'a_b' ORDER BY k", true),
+    ("SELECT k, a FROM t1 ORDER BY a, k LIMIT 5", true),
+    (
+        "SELECT k, a FROM t1 ORDER BY a DESC, k LIMIT 5 OFFSET 3",
+        true,
+    ),
+    (
+        "SELECT k, a FROM t1 ORDER BY a NULLS LAST, k LIMIT 10",
+        true,
+    ),
+    ("SELECT k FROM t1 ORDER BY k LIMIT -1 OFFSET 195", true),
+    ("SELECT k FROM t1 ORDER BY k LIMIT 2 OFFSET -1", true),
+    ("SELECT k FROM t1 ORDER BY k LIMIT 0", true),
+    ("SELECT k, r FROM t1 ORDER BY r DESC, k LIMIT 7", true),
+    ("SELECT k, s FROM t1 ORDER BY s, k LIMIT 20", true),
+    ("SELECT * FROM t2 ORDER BY k LIMIT 5", true),
+    ("SELECT t2.* FROM t2 ORDER BY 1 LIMIT 3", true),
+    ("SELECT k, COALESCE(s, g, 'none') FROM t1 ORDER BY k", true),
+    (
+        "SELECT k, UPPER(s), LOWER(g), LENGTH(s), SUBSTR(s, 2, 3) FROM t1 ORDER BY k",
+        true,
+    ),
+    (
+        "SELECT k, s || '/' || g, r || '', a || b FROM t1 ORDER BY k",
+        true,
+    ),
+    (
+        "SELECT k, -r, ABS(r), ABS(a), r * 100 FROM t1 ORDER BY k",
+        true,
+    ),
+    ("SELECT SUM(r), AVG(r), SUM(b) / COUNT(b) FROM t1", true),
+    (
+        "SELECT g, AVG(a), SUM(a) * 1.0 / COUNT(a) FROM t1 GROUP BY g ORDER BY g",
+        true,
+    ),
+    ("SELECT s, g FROM t1 WHERE NOT (a > 0 OR b < 500)", false),
+    ("SELECT a, b FROM t1 WHERE a = b % 5", false),
+];
+
+#[test]
+fn reedql_agrees_with_sqlite_on_a_corpus_of_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(std::env::var("REEDQL_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261124));
+    let (t1, t2) = tables(&mut rng);
+    // The intended types are the ones ReedQL infers.
+    let db = new_db(&dir.path().join("db"));
+    db.create_table("t1", t1.as_bytes(), "test").unwrap();
+    db.create_table("t2", t2.as_bytes(), "test").unwrap();
+    let col = |text: &str, i: usize| -> Vec<String> {
+        let parsed = csv_column(text, i);
+        parsed
+    };
+    assert_eq!(
+        infer(col(&t1, 1).iter().map(String::as_str)),
+        Some(Type::Integer)
+    );
+    assert_eq!(
+        infer(col(&t1, 3).iter().map(String::as_str)),
+        Some(Type::Real)
+    );
+    assert_eq!(
+        infer(col(&t1, 4).iter().map(String::as_str)),
+        Some(Type::Text)
+    );
+    let sqlite = dir.path().join("diff.db");
+    for (name, text, cols) in [
+        (
+            "t1",
+            &t1,
+            vec![
+                ("k", "INTEGER"),
+                ("a", "INTEGER"),
+                ("b", "INTEGER"),
+                ("r", "REAL"),
+                ("s", "TEXT"),
+                ("g", "TEXT"),
+            ],
+        ),
+        (
+            "t2",
+            &t2,
+            vec![
+                ("k", "INTEGER"),
+                ("t1_k", "INTEGER"),
+                ("c", "INTEGER"),
+                ("s", "TEXT"),
+            ],
+        ),
+    ] {
+        let path = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&path, text).unwrap();
+        sqlite_load(&sqlite, name, &path, &cols);
+    }
+    let n: usize = std::env::var("REEDQL_DIFF_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(260);
+    let mut corpus: Vec<Q> = HANDWRITTEN
+        .iter()
+        .map(|(s, o)| Q {
+            sql: s.to_string(),
+            ordered: *o,
+        })
+        .collect();
+    corpus.extend((0..n).map(|_| generate(&mut rng)));
+    assert!(corpus.len() >= 300, "{} queries", corpus.len());
+    let engine = Engine::new(&db);
+    let mut failures = Vec::new();
+    let mut nonempty = 0;
+    for (i, q) in corpus.iter().enumerate() {
+        let want = sqlite_query(&sqlite, &q.sql);
+        let got = engine.query(&q.sql);
+        let ok = match (&want, &got) {
+            (Ok(w), Ok(g)) => {
+                if !w.is_empty() {
+                    nonempty += 1;
+                }
+                if q.ordered {
+                    same_rows(&g.rows, w)
+                } else {
+                    same_rows(&sorted(&g.rows), &sorted(w))
+                }
+            }
+            (Err(_), Err(_)) => true,
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!(
+                "#{i}: {}\n  sqlite: {:?}\n  reedql: {:?}",
+                q.sql,
+                want.map(|r| r.into_iter().take(6).collect::<Vec<_>>()),
+                got.map(|r| r.rows.into_iter().take(6).collect::<Vec<_>>())
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries disagree with sqlite3:\n{}",
+        failures.len(),
+        corpus.len(),
+        failures
+            .iter()
+            .take(12)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        nonempty > corpus.len() / 2,
+        "only {nonempty} queries returned rows: the corpus is too weak"
+    );
+}
+
+/// Column `i` of a CSV with `|`, quoted fields allowed (test data only).
+fn csv_column(text: &str, i: usize) -> Vec<String> {
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = Database::init(
+        std::sync::Arc::new(reedbase::storage::RealIo),
+        db_dir.path(),
+        "x",
+        '|',
+    )
+    .unwrap();
+    db.create_table("c", text.as_bytes(), "t").unwrap();
+    let (_, head) = db.table("c").unwrap().head().unwrap();
+    let idx = reedbase::storage::TableIndex::parse(&head, b'|').unwrap();
+    idx.starts
+        .iter()
+        .map(|&st| reedbase::storage::csv::record_fields(&head, st, b'|')[i].clone())
+        .collect()
+}
+
+#[test]
+fn bad_queries_fail_with_a_kind_and_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("users", b"id|name|age\n1|Ann|30\n2|Bob|\n", "test")
+        .unwrap();
+    let engine = Engine::new(&db);
+    type Case<'a> = (&'a str, ErrorKind, Option<(u64, u64)>);
+    let cases: &[Case] = &[
+        (
+            "SELECT id FROM users WHERE",
+            ErrorKind::Syntax,
+            Some((1, 27)),
+        ),
+        ("SELECT nope FROM users", ErrorKind::Unknown, Some((1, 8))),
+        ("SELECT id FROM nosuch", ErrorKind::Unknown, Some((1, 16))),
+        ("SELECT name + 1 FROM users", ErrorKind::Type, Some((1, 8))),
+        ("SELECT SUM(name) FROM users", ErrorKind::Type, None),
+        ("SELECT name, COUNT(*) FROM users", ErrorKind::Type, None),
+        (
+            "SELECT id FROM users WHERE COUNT(*) > 1",
+            ErrorKind::Type,
+            None,
+        ),
+        ("SELECT coalesce(NULL) FROM users", ErrorKind::Type, None),
+        ("SELECT nofunc(id) FROM users", ErrorKind::Unknown, None),
+        (
+            "SELECT id FROM users UNION SELECT id FROM users",
+            ErrorKind::Unsupported,
+            None,
+        ),
+        (
+            "SELECT id FROM users AS OF 'yesterday'",
+            ErrorKind::Type,
+            None,
+        ),
+        (
+            "SELECT id FROM users u AS OF '-1h'",
+            ErrorKind::Syntax,
+            None,
+        ),
+    ];
+    for (sql, kind, pos) in cases {
+        let e = engine.query(sql).expect_err(sql);
+        assert_eq!(e.kind, *kind, "{sql}: {e}");
+        if pos.is_some() {
+            assert_eq!(e.pos, *pos, "{sql}: {e}");
+        }
+    }
+    // Deep nesting and long chains are refused, never a crash.
+    let deep = format!("SELECT {}1{} FROM users", "(".repeat(300), ")".repeat(300));
+    assert_eq!(engine.query(&deep).unwrap_err().kind, ErrorKind::Limit);
+    let long = format!(
+        "SELECT id FROM users WHERE {}",
+        vec!["id = 1"; 3000].join(" OR ")
+    );
+    assert_eq!(engine.query(&long).unwrap_err().kind, ErrorKind::Limit);
+    // A join without an equality is bounded by the join limit.
+    let small = Engine::new(&db).with_limits(reedbase::query::Limits { max_join_rows: 1 });
+    let e = small
+        .query("SELECT a.id FROM users a JOIN users b ON a.id < b.id + 5")
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    assert!(e.message.contains("max_join_rows"), "{e}");
+}
+
+#[test]
+fn as_of_reads_a_table_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    let first = db
+        .create_table("users", b"id|name\n1|Ann\n", "test")
+        .unwrap();
+    let t = db.table("users").unwrap();
+    t.commit(
+        reedbase::storage::Base::Head,
+        b"id|name\n1|Ann\n2|Bob\n".to_vec(),
+        &reedbase::storage::CommitOptions::new(reedbase::storage::Action::Update, "test"),
+    )
+    .unwrap();
+    let engine = Engine::new(&db);
+    let count = |sql: &str| match engine.query(sql).unwrap().rows[0][0] {
+        Value::Int(n) => n,
+        ref v => panic!("{v:?}"),
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM users"), 2);
+    let at = format!(
+        "{}.{:06}",
+        first.version.ts_us / 1_000_000,
+        first.version.ts_us % 1_000_000
+    );
+    assert_eq!(
+        count(&format!("SELECT COUNT(*) FROM users AS OF '{at}'")),
+        1
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT COUNT(*) FROM users AS OF '{}'",
+            first.version.name
+        )),
+        1
+    );
+    let e = engine
+        .query("SELECT COUNT(*) FROM users AS OF '-1h'")
+        .unwrap_err();
+    assert!(e.message.contains("did not exist"), "{e}");
+}
