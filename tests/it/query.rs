@@ -692,10 +692,7 @@ fn reedql_agrees_with_sqlite_on_a_corpus_of_queries() {
     let db = new_db(&dir.path().join("db"));
     db.create_table("t1", t1.as_bytes(), "test").unwrap();
     db.create_table("t2", t2.as_bytes(), "test").unwrap();
-    let col = |text: &str, i: usize| -> Vec<String> {
-        let parsed = csv_column(text, i);
-        parsed
-    };
+    let col = csv_column;
     assert_eq!(
         infer(col(&t1, 1).iter().map(String::as_str)),
         Some(Type::Integer)
