@@ -479,6 +479,7 @@ fn every_command_has_help() {
         "frame:show",
         "frame:rollback",
         "restore:point-in-time",
+        "db:query",
         "verify",
     ];
     for c in commands {
@@ -833,4 +834,65 @@ fn restore_point_in_time_puts_every_table_back() {
         r.run(&["restore:point-in-time", "shop", "yesterday"]).code,
         4
     );
+}
+
+#[test]
+fn db_query_prints_csv_json_and_tables_and_fails_bad_queries_with_exit_8() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let f = r.file(
+        "u.csv",
+        b"id|name|city\n1|Ann|Rome\n2|Bob|Oslo\n3|Cy|Rome\n4|\"D|x\"|\n",
+    );
+    r.ok(&["table:create", "shop", "users", "--from", &f]);
+    let csv = r
+        .ok(&[
+            "db:query",
+            "shop",
+            "SELECT city, COUNT(*) AS n FROM users GROUP BY city ORDER BY city",
+        ])
+        .out();
+    assert_eq!(csv, "city|n\n|1\nOslo|1\nRome|2\n");
+    let json = r
+        .ok(&[
+            "db:query",
+            "shop",
+            "SELECT id, name FROM users WHERE id = 4",
+            "--format",
+            "json",
+        ])
+        .out();
+    assert_eq!(json, "[\n  {\"id\": 4, \"name\": \"D|x\"}\n]\n");
+    let quoted = r
+        .ok(&["db:query", "shop", "SELECT name FROM users WHERE id = 4"])
+        .out();
+    assert_eq!(quoted, "name\n\"D|x\"\n");
+    let table = r
+        .ok(&[
+            "db:query",
+            "shop",
+            "SELECT id, city FROM users ORDER BY id LIMIT 2",
+            "--format",
+            "table",
+        ])
+        .out();
+    assert!(
+        table.starts_with("id  city\n1   Rome\n2   Oslo\n(2 rows)"),
+        "{table}"
+    );
+    let bad = r.run(&["db:query", "shop", "SELECT nope FROM users"]);
+    assert_eq!(bad.code, 8, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("1:8") && bad.stderr.contains("nope"),
+        "{}",
+        bad.stderr
+    );
+    let syntax = r.run(&["db:query", "shop", "SELECT id FROM users WHERE"]);
+    assert_eq!(syntax.code, 8);
+    assert!(
+        syntax.stderr.contains("syntax error at 1:27"),
+        "{}",
+        syntax.stderr
+    );
+    assert_eq!(r.run(&["db:query", "nodb", "SELECT 1"]).code, 3);
 }
