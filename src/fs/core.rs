@@ -203,6 +203,8 @@ pub struct ReedFs {
     single: bool,
     inner: Mutex<Inner>,
     status: Vec<Status>,
+    /// Parsed table versions for `@query/`, one cache per database.
+    queries: Vec<crate::query::TableCache>,
     /// Inodes whose kernel cache must be dropped (sent by a separate thread).
     invalidate: Mutex<Option<Sender<u64>>>,
     owner: Caller,
@@ -228,6 +230,30 @@ fn name_str(name: &OsStr) -> Result<&str> {
         return Err(FsError::InvalidName("control characters"));
     }
     Ok(s)
+}
+
+/// A query from a file name under `@query/`: `%2F` is `/` and `%25` is `%`
+/// (names cannot hold `/`); any other `%` stays as typed, so `LIKE 'a%'`
+/// needs no encoding.
+fn decode_query_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let code = rest.get(i + 1..i + 3);
+        match code.map(str::to_ascii_uppercase).as_deref() {
+            Some("2F") => out.push('/'),
+            Some("25") => out.push('%'),
+            _ => {
+                out.push('%');
+                rest = &rest[i + 1..];
+                continue;
+            }
+        }
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether a frame's table list (a `frame_tables` result) holds `t`.
@@ -263,7 +289,9 @@ impl ReedFs {
             pid: std::process::id(),
         };
         let status = dbs.iter().map(|_| Status::default()).collect();
+        let queries = dbs.iter().map(|_| Default::default()).collect();
         ReedFs {
+            queries,
             dbs,
             opts,
             single,
@@ -300,6 +328,30 @@ impl ReedFs {
             .as_ref()
         {
             let _ = tx.send(ino);
+        }
+    }
+
+    /// Runs a query of `@query/` and renders its result as CSV. A bad query
+    /// fails (EINVAL) with its message and position in `@status`.
+    fn run_query(&self, db: usize, sql: &str) -> Result<Vec<u8>> {
+        let mdb = &self.dbs[db].db;
+        let engine = crate::query::Engine::with_cache(mdb, &self.queries[db]);
+        match engine.query(sql) {
+            Ok(r) => Ok(crate::query::output::csv(&r, mdb.config().delimiter_byte()).into_bytes()),
+            Err(e) => {
+                let reason = e.to_string();
+                self.status[db].push(Event::Rejected {
+                    table: "@query".into(),
+                    reason: format!("{reason} (query: {sql})"),
+                    kept: None,
+                });
+                Err(match e.kind {
+                    crate::query::ErrorKind::Storage | crate::query::ErrorKind::Runtime => {
+                        FsError::InvalidContent(reason)
+                    }
+                    _ => FsError::InvalidContent(reason),
+                })
+            }
         }
     }
 
@@ -405,7 +457,10 @@ impl ReedFs {
             | Node::Conflicts(_)
             | Node::AsOfRoot(_)
             | Node::AsOf(..)
-            | Node::FramesRoot(_) => self.dir_attr(ino, self.started),
+            | Node::FramesRoot(_)
+            | Node::QueryRoot(_) => self.dir_attr(ino, self.started),
+            // Results come with direct I/O: the size is found by reading.
+            Node::QueryFile(..) => self.file_attr(ino, 0, 0o444, SystemTime::now()),
             Node::FrameDir(db, f) => {
                 Self::frame_tables_in(inner, *db, f)?;
                 self.dir_attr(ino, self.started)
@@ -493,6 +548,7 @@ impl ReedFs {
                 "@conflicts" => Node::Conflicts(*db),
                 "@as-of" => Node::AsOfRoot(*db),
                 "@frames" => Node::FramesRoot(*db),
+                "@query" => Node::QueryRoot(*db),
                 _ => Node::Table(*db, name.to_string()),
             },
             Node::Table(db, t) => match name {
@@ -519,6 +575,7 @@ impl ReedFs {
                 Self::frame_tables_in(inner, *db, name)?;
                 Node::FrameDir(*db, name.to_string())
             }
+            Node::QueryRoot(db) => Node::QueryFile(*db, decode_query_name(name)),
             Node::FrameDir(db, f) => {
                 let tables = Self::frame_tables_in(inner, *db, f)?;
                 match name.strip_suffix(".csv") {
@@ -601,6 +658,7 @@ impl ReedFs {
                     names.push((Node::Conflicts(*db), Kind::Dir, "@conflicts".into()));
                     names.push((Node::AsOfRoot(*db), Kind::Dir, "@as-of".into()));
                     names.push((Node::FramesRoot(*db), Kind::Dir, "@frames".into()));
+                    names.push((Node::QueryRoot(*db), Kind::Dir, "@query".into()));
                 }
             }
             Node::Table(db, t) => {
@@ -671,8 +729,8 @@ impl ReedFs {
                     }
                 }
             }
-            // Times are endless: `@as-of/` lists nothing, its children are named by the reader.
-            Node::AsOfRoot(_) => {}
+            // Times and queries are endless: these list nothing; readers name their children.
+            Node::AsOfRoot(_) | Node::QueryRoot(_) => {}
             Node::AsOf(db, ts) => {
                 for t in self.dbs[*db].db.table_names()? {
                     let Ok(table) = self.table(*db, &t) else {
@@ -886,6 +944,15 @@ impl ReedFs {
                 Ok((
                     Self::new_fh(&mut inner, Handle::Virtual { data }),
                     Caching::Keep,
+                ))
+            }
+            Node::QueryFile(db, sql) => {
+                drop(inner);
+                let data = Arc::new(self.run_query(*db, sql)?);
+                let mut inner = lock(&self.inner);
+                Ok((
+                    Self::new_fh(&mut inner, Handle::Virtual { data }),
+                    Caching::Direct,
                 ))
             }
             Node::AsOfFile(db, ts, t) => {
@@ -2123,7 +2190,8 @@ mod tests {
                 "@rejected",
                 "@conflicts",
                 "@as-of",
-                "@frames"
+                "@frames",
+                "@query"
             ]
         );
     }

@@ -47,6 +47,10 @@ pub enum Node {
     FrameTable(usize, String, String),
     /// `<db>/@frames/<frame>/ctl`: write `commit` or `abort`; read the state.
     FrameCtl(usize, String),
+    /// `<db>/@query/`: every name under it is a query.
+    QueryRoot(usize),
+    /// `<db>/@query/<sql>`: the query's result as CSV (decoded name).
+    QueryFile(usize, String),
 }
 
 /// The scratch-file directory key of a frame directory. Table names cannot
@@ -69,6 +73,7 @@ impl Node {
                 | Node::AsOf(..)
                 | Node::FramesRoot(_)
                 | Node::FrameDir(..)
+                | Node::QueryRoot(_)
         )
     }
 
@@ -87,6 +92,8 @@ impl Node {
                 | Node::AsOfRoot(_)
                 | Node::AsOf(..)
                 | Node::AsOfFile(..)
+                | Node::QueryRoot(_)
+                | Node::QueryFile(..)
         )
     }
 }

@@ -49,20 +49,46 @@ pub struct ResultSet {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Runs queries against one database, keeping parsed table versions.
-pub struct Engine<'db> {
-    db: &'db Database,
-    limits: Limits,
-    /// Parsed versions by (table, version name).
+/// Parsed table versions, by (table, version name), kept between queries
+/// by whoever owns it (a mount keeps one per database). Bounded: emptied
+/// when it holds more than `MAX_CACHED` versions.
+#[derive(Debug, Default)]
+pub struct TableCache {
     tables: Mutex<HashMap<(String, String), table::TableRef>>,
 }
 
+const MAX_CACHED: usize = 64;
+
+/// Runs queries against one database.
+pub struct Engine<'db> {
+    db: &'db Database,
+    limits: Limits,
+    cache: std::borrow::Cow<'db, TableCache>,
+}
+
+impl Clone for TableCache {
+    /// A new, empty cache (a cache is never shared by cloning).
+    fn clone(&self) -> TableCache {
+        TableCache::default()
+    }
+}
+
 impl<'db> Engine<'db> {
+    /// An engine with a cache of its own (one-shot use, like the CLI).
     pub fn new(db: &'db Database) -> Engine<'db> {
         Engine {
             db,
             limits: Limits::default(),
-            tables: Mutex::new(HashMap::new()),
+            cache: std::borrow::Cow::Owned(TableCache::default()),
+        }
+    }
+
+    /// An engine that reuses `cache` across queries (a daemon).
+    pub fn with_cache(db: &'db Database, cache: &'db TableCache) -> Engine<'db> {
+        Engine {
+            db,
+            limits: Limits::default(),
+            cache: std::borrow::Cow::Borrowed(cache),
         }
     }
 
@@ -113,6 +139,7 @@ impl<'db> Engine<'db> {
         let version = t.version(seq)?.name;
         let key = (name.to_string(), version);
         if let Some(p) = self
+            .cache
             .tables
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -125,10 +152,11 @@ impl<'db> Engine<'db> {
             &content,
             self.db.config().delimiter_byte(),
         )?);
-        self.tables
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, Arc::clone(&parsed));
+        let mut tables = self.cache.tables.lock().unwrap_or_else(|p| p.into_inner());
+        if tables.len() >= MAX_CACHED {
+            tables.clear();
+        }
+        tables.insert(key, Arc::clone(&parsed));
         Ok(parsed)
     }
 }

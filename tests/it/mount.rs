@@ -1293,3 +1293,39 @@ fn sigkill_during_a_storm_of_frames_leaves_every_frame_whole() {
     let v = m.rdb().args(["verify", "shop"]).output().unwrap();
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }
+
+#[test]
+fn queries_are_files_under_at_query() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    let o = m.sh("cat '@query/SELECT COUNT(*) AS n FROM users'");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = std::fs::read_to_string(m.current())
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    assert_eq!(String::from_utf8_lossy(&o.stdout), format!("n\n{rows}\n"));
+    // `/` is written %2F; a `%` of LIKE stays as it is.
+    let o = m.sh("cat \"@query/SELECT id %2F 2 AS h FROM users WHERE id <= 3 ORDER BY id\"");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "h\n0\n1\n1\n");
+    let like = m.sh("cat \"@query/SELECT COUNT(*) FROM users WHERE email LIKE '%@%'\"");
+    assert_eq!(
+        String::from_utf8_lossy(&like.stdout),
+        format!("COUNT(*)\n{rows}\n")
+    );
+    // A commit shows in the next query.
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Queried|/' users/current.csv");
+    let o = m.sh("cat \"@query/SELECT id FROM users WHERE name = 'Queried'\"");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "id\n1\n");
+    // A bad query fails the read with EINVAL, never an empty success; @status has why.
+    let bad = m.sh("cat '@query/SELECT nope FROM users'");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Invalid argument"));
+    let status = std::fs::read_to_string(m.mp.path().join("@status")).unwrap();
+    assert!(status.contains("no such column: nope"), "{status}");
+    assert!(status.contains("1:8"), "{status}");
+    assert!(!String::from_utf8_lossy(&m.sh("ls -a").stdout).contains("@query"));
+    assert!(!m.sh("echo x > '@query/SELECT 1'").status.success());
+}
