@@ -476,14 +476,67 @@ fn finish(acc: Acc) -> Value {
     }
 }
 
-/// Joins the sources into rows of all their columns.
-fn joined_rows(s: &Select, limits: &Limits) -> Result<Vec<Vec<Value>>, QueryError> {
+/// Rows of the first source that can satisfy the filter: by a hash index
+/// when the filter requires `column = constant` of that source (anything
+/// else in the filter is checked later), else all of them.
+fn first_rows<'t>(s: &'t Select) -> Result<Vec<&'t [Value]>, QueryError> {
     let Some(first) = s.sources.first() else {
         // SELECT without FROM: one empty row.
-        return Ok(vec![Vec::new()]);
+        return Ok(vec![&[]]);
     };
-    let mut rows: Vec<Vec<Value>> = first.table.rows.clone();
-    for (j, src) in s.joins.iter().zip(&s.sources[1..]) {
+    let table = &first.table;
+    let width = table.columns.len();
+    if let Some((col, key)) = s.filter.as_ref().and_then(|f| index_probe(f, width)) {
+        let ids = table.lookup(col, &key);
+        return Ok(ids
+            .iter()
+            .map(|&i| table.rows[i as usize].as_slice())
+            .collect());
+    }
+    Ok(table.rows.iter().map(Vec::as_slice).collect())
+}
+
+/// A conjunct `Col(c) = constant` of the filter with `c` in the first
+/// source: (column, the constant with the column's affinity).
+fn index_probe(filter: &Expr, width: usize) -> Option<(usize, Value)> {
+    match filter {
+        Expr::And(a, b) => index_probe(a, width).or_else(|| index_probe(b, width)),
+        Expr::Cmp(CmpOp::Eq, a, b, coerce) => {
+            let (col, ty, lit, lit_coerce) = match (&**a, &**b) {
+                (Expr::Col(c, t), Expr::Lit(v)) => (*c, *t, v, coerce.1),
+                (Expr::Lit(v), Expr::Col(c, t)) => (*c, *t, v, coerce.0),
+                _ => return None,
+            };
+            if col >= width || lit.is_null() {
+                return None;
+            }
+            let key = match lit_coerce {
+                Some(t) => lit.clone().with_affinity(t),
+                None => lit.clone(),
+            };
+            // The index holds values as stored: only a key of the same
+            // class as the column's values can find them.
+            let same = match (ty, &key) {
+                (Some(Type::Integer | Type::Real), Value::Int(_) | Value::Real(_)) => true,
+                (Some(Type::Text), Value::Text(_)) => true,
+                _ => false,
+            };
+            same.then_some((col, key))
+        }
+        _ => None,
+    }
+}
+
+/// Joins the sources into rows of all their columns.
+fn joined_rows(s: &Select, limits: &Limits) -> Result<Vec<Vec<Value>>, QueryError> {
+    let mut rows: Vec<Vec<Value>> = Vec::new();
+    let first = first_rows(s)?;
+    for (n, (j, src)) in s.joins.iter().zip(&s.sources[1..]).enumerate() {
+        let left: Vec<&[Value]> = if n == 0 {
+            first.clone()
+        } else {
+            rows.iter().map(Vec::as_slice).collect()
+        };
         let right = &src.table.rows;
         let width = src.table.columns.len();
         let mut out = Vec::new();
@@ -506,33 +559,14 @@ fn joined_rows(s: &Select, limits: &Limits) -> Result<Vec<Vec<Value>>, QueryErro
                 Some(on) => eval(on, &Ctx::Row(row))?.truth() == Some(true),
             })
         };
-        if let Some((lcol, rcol)) = j.equi {
-            let mut by_key: HashMap<&Value, Vec<usize>> = HashMap::new();
-            for (i, r) in right.iter().enumerate() {
-                if let Some(k) = r.get(rcol).filter(|k| !k.is_null()) {
-                    by_key.entry(k).or_default().push(i);
-                }
-            }
-            for l in rows {
-                let mut matched = false;
-                if let Some(ids) = l.get(lcol).and_then(|k| by_key.get(k)) {
-                    for &i in ids {
-                        let mut row = l.clone();
-                        row.extend(right[i].iter().cloned());
-                        if matches_on(&row)? {
-                            matched = true;
-                            emit(row, &mut out)?;
-                        }
-                    }
-                }
-                if !matched && j.left {
-                    let mut row = l;
-                    row.resize(row.len() + width, Value::Null);
-                    emit(row, &mut out)?;
-                }
-            }
-        } else {
-            let product = rows.len() as u64 * right.len().max(1) as u64;
+        let combine = |l: &[Value], r: &[Value]| {
+            let mut row = Vec::with_capacity(l.len() + r.len());
+            row.extend_from_slice(l);
+            row.extend_from_slice(r);
+            row
+        };
+        if j.equi.is_none() {
+            let product = left.len() as u64 * right.len().max(1) as u64;
             if product > limits.max_join_rows.saturating_mul(4) {
                 return Err(QueryError::new(
                     ErrorKind::Limit,
@@ -542,21 +576,33 @@ fn joined_rows(s: &Select, limits: &Limits) -> Result<Vec<Vec<Value>>, QueryErro
                     ),
                 ));
             }
-            for l in rows {
-                let mut matched = false;
-                for r in right {
-                    let mut row = l.clone();
-                    row.extend(r.iter().cloned());
-                    if matches_on(&row)? {
-                        matched = true;
-                        emit(row, &mut out)?;
-                    }
-                }
-                if !matched && j.left {
-                    let mut row = l;
-                    row.resize(row.len() + width, Value::Null);
+        }
+        for l in left {
+            let mut matched = false;
+            // A hash join probes the joined table's index of its column.
+            let candidates: Vec<usize> = match j.equi {
+                Some((lcol, rcol)) => match l.get(lcol) {
+                    Some(k) if !k.is_null() => src
+                        .table
+                        .lookup(rcol, k)
+                        .iter()
+                        .map(|&i| i as usize)
+                        .collect(),
+                    _ => Vec::new(),
+                },
+                None => (0..right.len()).collect(),
+            };
+            for i in candidates {
+                let row = combine(l, &right[i]);
+                if matches_on(&row)? {
+                    matched = true;
                     emit(row, &mut out)?;
                 }
+            }
+            if !matched && j.left {
+                let mut row = l.to_vec();
+                row.resize(row.len() + width, Value::Null);
+                emit(row, &mut out)?;
             }
         }
         rows = out;
@@ -566,21 +612,29 @@ fn joined_rows(s: &Select, limits: &Limits) -> Result<Vec<Vec<Value>>, QueryErro
 
 /// Runs a bound SELECT to completion.
 pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
-    let mut rows = joined_rows(s, limits)?;
-    if let Some(f) = &s.filter {
-        let mut kept = Vec::with_capacity(rows.len());
-        for r in rows {
-            if eval(f, &Ctx::Row(&r))?.truth() == Some(true) {
-                kept.push(r);
+    let joined;
+    let candidates: Vec<&[Value]> = if s.joins.is_empty() {
+        first_rows(s)?
+    } else {
+        joined = joined_rows(s, limits)?;
+        joined.iter().map(Vec::as_slice).collect()
+    };
+    let mut rows: Vec<&[Value]> = Vec::with_capacity(candidates.len());
+    match &s.filter {
+        Some(f) => {
+            for r in candidates {
+                if eval(f, &Ctx::Row(r))?.truth() == Some(true) {
+                    rows.push(r);
+                }
             }
         }
-        rows = kept;
+        None => rows = candidates,
     }
     // (output row, sort keys) pairs.
     let mut out: Vec<(Vec<Value>, Vec<Value>)> = Vec::new();
     match &s.grouping {
         None => {
-            for r in &rows {
+            for &r in &rows {
                 let ctx = Ctx::Row(r);
                 let proj = s
                     .projection
@@ -598,7 +652,7 @@ pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
         Some((keys, aggs)) => {
             let mut groups: HashMap<Vec<Value>, usize> = HashMap::new();
             let mut states: Vec<GroupState> = Vec::new();
-            for r in &rows {
+            for &r in &rows {
                 let ctx = Ctx::Row(r);
                 let key: Vec<Value> = keys
                     .iter()

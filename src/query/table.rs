@@ -6,7 +6,8 @@
 //! `+5`, ` 12`, `1.`, `inf` stay text, in ReedQL and in the SQLite load the
 //! differential test uses alike.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use super::error::{ErrorKind, QueryError};
 use super::value::{Type, Value};
@@ -20,6 +21,10 @@ pub struct TypedTable {
     /// `None`: no value in the column (every field empty): untyped.
     pub types: Vec<Option<Type>>,
     pub rows: Vec<Vec<Value>>,
+    /// Hash index per column (value -> row numbers, NULLs left out), built
+    /// the first time a query looks a value up in that column: equality
+    /// filters and join keys. A version never changes, so neither do they.
+    indexes: Vec<OnceLock<HashMap<Value, Vec<u32>>>>,
 }
 
 fn is_plain_integer(s: &str) -> bool {
@@ -73,6 +78,7 @@ impl TypedTable {
                 columns: Vec::new(),
                 types: Vec::new(),
                 rows: Vec::new(),
+                indexes: Vec::new(),
             });
         }
         let index = TableIndex::parse(content, delim)
@@ -99,10 +105,36 @@ impl TypedTable {
             })
             .collect();
         Ok(TypedTable {
+            indexes: (0..index.columns.len()).map(|_| OnceLock::new()).collect(),
             columns: index.columns.clone(),
             types,
             rows,
         })
+    }
+
+    /// Row numbers whose column `col` equals `key` (SQL equality: 1 and 1.0
+    /// are one key), through the column's index.
+    pub fn lookup(&self, col: usize, key: &Value) -> &[u32] {
+        let Some(cell) = self.indexes.get(col) else {
+            return &[];
+        };
+        let index = cell.get_or_init(|| {
+            let mut m: HashMap<Value, Vec<u32>> = HashMap::new();
+            for (i, r) in self.rows.iter().enumerate() {
+                if let Some(v) = r.get(col).filter(|v| !v.is_null()) {
+                    m.entry(v.clone()).or_default().push(i as u32);
+                }
+            }
+            m
+        });
+        index.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Columns whose index has been built (for EXPLAIN and listings).
+    pub fn indexed_columns(&self) -> Vec<usize> {
+        (0..self.indexes.len())
+            .filter(|&c| self.indexes[c].get().is_some())
+            .collect()
     }
 }
 
