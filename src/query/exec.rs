@@ -479,7 +479,7 @@ fn finish(acc: Acc) -> Value {
 /// Rows of the first source that can satisfy the filter: by a hash index
 /// when the filter requires `column = constant` of that source (anything
 /// else in the filter is checked later), else all of them.
-fn first_rows<'t>(s: &'t Select) -> Result<Vec<&'t [Value]>, QueryError> {
+fn first_rows(s: &Select) -> Result<Vec<&[Value]>, QueryError> {
     let Some(first) = s.sources.first() else {
         // SELECT without FROM: one empty row.
         return Ok(vec![&[]]);
@@ -516,11 +516,13 @@ fn index_probe(filter: &Expr, width: usize) -> Option<(usize, Value)> {
             };
             // The index holds values as stored: only a key of the same
             // class as the column's values can find them.
-            let same = match (ty, &key) {
-                (Some(Type::Integer | Type::Real), Value::Int(_) | Value::Real(_)) => true,
-                (Some(Type::Text), Value::Text(_)) => true,
-                _ => false,
-            };
+            let same = matches!(
+                (ty, &key),
+                (
+                    Some(Type::Integer | Type::Real),
+                    Value::Int(_) | Value::Real(_)
+                ) | (Some(Type::Text), Value::Text(_))
+            );
             same.then_some((col, key))
         }
         _ => None,
