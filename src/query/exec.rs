@@ -784,6 +784,87 @@ fn result_types(projection: &[Expr], rows: &[Vec<Value>]) -> Vec<Option<Type>> {
         .collect()
 }
 
+/// The plan of a bound SELECT, one step per row (EXPLAIN): how each table
+/// is read (index lookup or scan), joins, filter, grouping, order, limit.
+pub fn explain(s: &Select) -> ResultSet {
+    let mut lines = Vec::new();
+    let col_name = |i: usize| -> String {
+        for src in &s.sources {
+            if i >= src.offset && i < src.offset + src.table.columns.len() {
+                return format!("{}.{}", src.alias, src.table.columns[i - src.offset]);
+            }
+        }
+        format!("#{i}")
+    };
+    if let Some(first) = s.sources.first() {
+        let width = first.table.columns.len();
+        match s.filter.as_ref().and_then(|f| index_probe(f, width)) {
+            Some((c, key)) => lines.push(format!(
+                "IndexLookup {}.{} = {key} (hash index, {} rows)",
+                first.alias,
+                first.table.columns[c],
+                first.table.rows.len()
+            )),
+            None => lines.push(format!(
+                "Scan {} ({} rows)",
+                first.name,
+                first.table.rows.len()
+            )),
+        }
+    } else {
+        lines.push("Values (one row)".to_string());
+    }
+    for (j, src) in s.joins.iter().zip(&s.sources[1..]) {
+        let kind = if j.left { "LeftJoin" } else { "Join" };
+        lines.push(match j.equi {
+            Some((l, r)) => format!(
+                "{kind} {} by hash index on {}.{} = {}",
+                src.name,
+                src.alias,
+                src.table.columns[r],
+                col_name(l)
+            ),
+            None => format!(
+                "{kind} {} by nested loop ({} rows)",
+                src.name,
+                src.table.rows.len()
+            ),
+        });
+    }
+    if s.filter.is_some() {
+        lines.push("Filter (WHERE)".into());
+    }
+    if let Some((keys, aggs)) = &s.grouping {
+        lines.push(format!(
+            "Aggregate ({} keys, {} aggregates)",
+            keys.len(),
+            aggs.len()
+        ));
+        if s.having.is_some() {
+            lines.push("Filter (HAVING)".into());
+        }
+    }
+    lines.push(format!("Project {}", s.names.join(", ")));
+    if s.distinct {
+        lines.push("Distinct".into());
+    }
+    if !s.order.is_empty() {
+        lines.push(format!("Sort ({} keys)", s.order.len()));
+    }
+    if s.limit.is_some() || s.offset > 0 {
+        lines.push(format!(
+            "Limit {} offset {}",
+            s.limit.map_or("none".to_string(), |l| l.to_string()),
+            s.offset
+        ));
+    }
+    ResultSet {
+        columns: vec!["plan".into()],
+        types: vec![Some(Type::Text)],
+        rows: lines.into_iter().map(|l| vec![Value::text(&l)]).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::value::format_real;

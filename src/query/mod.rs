@@ -7,6 +7,7 @@
 //! The query layer sits on storage (and merge, for writes later); the
 //! mount and the CLI use it through this door: [`Engine`].
 
+mod cache;
 mod error;
 mod exec;
 pub mod output;
@@ -55,6 +56,8 @@ pub struct ResultSet {
 #[derive(Debug, Default)]
 pub struct TableCache {
     tables: Mutex<HashMap<(String, String), table::TableRef>>,
+    /// Results by query and the versions it read.
+    pub results: cache::ResultCache,
 }
 
 const MAX_CACHED: usize = 64;
@@ -106,8 +109,33 @@ impl<'db> Engine<'db> {
         let statement = parse::parse(sql)?;
         match &statement {
             sqlparser::ast::Statement::Query(q) => {
+                let mut binder = plan::Binder::new(self, sql);
+                let select = binder.bind_query(q)?;
+                // Binding resolved every table's version: the cache key.
+                let mut read = binder.read;
+                read.sort();
+                read.dedup();
+                let key = (statement.to_string(), read);
+                if let Some(hit) = self.cache.results.get(&key) {
+                    return Ok(hit.as_ref().clone());
+                }
+                let result = exec::run(&select, &self.limits)?;
+                self.cache
+                    .results
+                    .put(key, std::sync::Arc::new(result.clone()));
+                Ok(result)
+            }
+            sqlparser::ast::Statement::Explain {
+                statement: inner, ..
+            } => {
+                let sqlparser::ast::Statement::Query(q) = &**inner else {
+                    return Err(QueryError::new(
+                        ErrorKind::Unsupported,
+                        "EXPLAIN takes a SELECT",
+                    ));
+                };
                 let select = plan::Binder::new(self, sql).bind_query(q)?;
-                exec::run(&select, &self.limits)
+                Ok(exec::explain(&select))
             }
             other => Err(QueryError::new(
                 ErrorKind::Unsupported,
@@ -119,8 +147,26 @@ impl<'db> Engine<'db> {
         }
     }
 
-    /// A table as of `ts_us` (None: the head), parsed once per version.
-    fn table(&self, name: &str, ts_us: Option<u64>) -> Result<table::TableRef, QueryError> {
+    /// A table as of `ts_us` (None: the head), parsed once per version,
+    /// with the version's name.
+    fn table(
+        &self,
+        name: &str,
+        ts_us: Option<u64>,
+    ) -> Result<(table::TableRef, String), QueryError> {
+        // SQL names are case-insensitive; table directories are not: the
+        // exact name first, then a case-insensitive match.
+        let exact = self.db.table(name).is_ok();
+        let name = if exact {
+            name.to_string()
+        } else {
+            self.db
+                .table_names()?
+                .into_iter()
+                .find(|t| t.eq_ignore_ascii_case(name))
+                .unwrap_or_else(|| name.to_string())
+        };
+        let name = name.as_str();
         let t = self.db.live_table(name).or_else(|e| match ts_us {
             // A dropped table still has a history to read.
             Some(_) => self.db.table(name),
@@ -137,7 +183,7 @@ impl<'db> Engine<'db> {
             ));
         }
         let version = t.version(seq)?.name;
-        let key = (name.to_string(), version);
+        let key = (name.to_string(), version.clone());
         if let Some(p) = self
             .cache
             .tables
@@ -145,7 +191,7 @@ impl<'db> Engine<'db> {
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
         {
-            return Ok(Arc::clone(p));
+            return Ok((Arc::clone(p), version));
         }
         let content = t.read_version(seq)?;
         let parsed = Arc::new(TypedTable::parse(
@@ -157,6 +203,6 @@ impl<'db> Engine<'db> {
             tables.clear();
         }
         tables.insert(key, Arc::clone(&parsed));
-        Ok(parsed)
+        Ok((parsed, version))
     }
 }

@@ -360,6 +360,9 @@ pub struct Binder<'e> {
     /// Output aliases HAVING may name (SQLite resolves them there), while
     /// it is bound.
     aliases: Vec<(String, sql::Expr)>,
+    /// Every (table, version) read, subqueries included: what a cached
+    /// result depends on.
+    pub read: Vec<(String, String)>,
 }
 
 const MAX_DEPTH: usize = 200;
@@ -408,6 +411,7 @@ impl<'e> Binder<'e> {
             sql,
             depth: 0,
             aliases: Vec::new(),
+            read: Vec::new(),
         }
     }
 
@@ -777,10 +781,11 @@ impl<'e> Binder<'e> {
                 ));
             }
         };
-        let table = self
+        let (table, version) = self
             .engine
             .table(&table_name, as_of)
             .map_err(|e| e.at(pos_of(name)))?;
+        self.read.push((table_name.to_lowercase(), version));
         Ok(Source {
             alias: alias
                 .as_ref()

@@ -920,3 +920,56 @@ fn as_of_reads_a_table_at_a_time() {
         .unwrap_err();
     assert!(e.message.contains("did not exist"), "{e}");
 }
+
+#[test]
+fn results_are_cached_by_query_and_versions_and_explain_shows_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("users", b"id|name\n1|Ann\n2|Bob\n", "test")
+        .unwrap();
+    let cache = reedbase::query::TableCache::default();
+    let engine = Engine::with_cache(&db, &cache);
+    let count = "SELECT COUNT(*) FROM users WHERE name <> 'x'";
+    let first = engine.query(count).unwrap();
+    // The same query, written differently: one entry.
+    let again = engine
+        .query("select COUNT(*)\n  from users  where name <> 'x'")
+        .unwrap();
+    assert_eq!(first.rows, again.rows);
+    assert_eq!(cache.results.len(), 1);
+    // A commit makes a new version: the next run sees it.
+    db.table("users")
+        .unwrap()
+        .commit(
+            reedbase::storage::Base::Head,
+            b"id|name\n1|Ann\n2|Bob\n3|Cy\n".to_vec(),
+            &reedbase::storage::CommitOptions::new(reedbase::storage::Action::Update, "test"),
+        )
+        .unwrap();
+    assert!(matches!(
+        engine.query(count).unwrap().rows[0][0],
+        Value::Int(3)
+    ));
+    // Unquoted table names match case-insensitively, as SQL's do.
+    assert!(matches!(
+        engine.query("SELECT COUNT(*) FROM USERS").unwrap().rows[0][0],
+        Value::Int(3)
+    ));
+    assert_eq!(cache.results.len(), 3);
+    let plan = |sql: &str| -> String {
+        engine
+            .query(&format!("EXPLAIN {sql}"))
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r[0].to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let p = plan("SELECT name FROM users WHERE id = 2");
+    assert!(p.starts_with("IndexLookup users.id = 2"), "{p}");
+    let p = plan("SELECT name FROM users WHERE name LIKE 'A%'");
+    assert!(p.starts_with("Scan users (3 rows)"), "{p}");
+    let p = plan("SELECT a.name FROM users a JOIN users b ON b.id = a.id");
+    assert!(p.contains("Join users by hash index on b.id = a.id"), "{p}");
+}
