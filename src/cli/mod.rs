@@ -59,7 +59,8 @@ enum Command {
     /// Show the details of a database.
     #[command(name = "db:info")]
     DbInfo { db: String },
-    /// Run a ReedQL query (SELECT) and print its result.
+    /// Run a ReedQL query (SELECT) and print its result, or a write (INSERT, UPDATE,
+    /// DELETE) that commits like a save and prints `changes|version`.
     #[command(name = "db:query")]
     DbQuery {
         db: String,

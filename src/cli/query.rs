@@ -19,7 +19,7 @@ pub fn run(ctx: &Ctx, db: &str, sql: &str, format: QueryFormat) -> Result<i32> {
     let (root, _) = ctx.registry()?.resolve(db, &ctx.cwd)?;
     let db = Database::open(&root)?;
     let engine = Engine::new(&db);
-    let result = engine.query(sql).map_err(|e| {
+    let result = engine.execute(sql, &ctx.user).map_err(|e| {
         let code = match e.kind {
             ErrorKind::Storage | ErrorKind::Runtime => exit::ERROR,
             _ => exit::QUERY,

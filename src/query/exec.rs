@@ -25,6 +25,11 @@ pub fn eval_const(e: &Expr) -> Result<Value, QueryError> {
     eval(e, &Ctx::Const)
 }
 
+/// Evaluates an expression over one row.
+pub fn eval_row(e: &Expr, row: &[Value]) -> Result<Value, QueryError> {
+    eval(e, &Ctx::Row(row))
+}
+
 fn runtime(message: impl Into<String>) -> QueryError {
     QueryError::new(ErrorKind::Runtime, message)
 }

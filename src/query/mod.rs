@@ -8,6 +8,7 @@
 //! mount and the CLI use it through this door: [`Engine`].
 
 mod cache;
+mod dml;
 mod error;
 mod exec;
 pub mod output;
@@ -137,13 +138,31 @@ impl<'db> Engine<'db> {
                 let select = plan::Binder::new(self, sql).bind_query(q)?;
                 Ok(exec::explain(&select))
             }
+            sqlparser::ast::Statement::Insert(_)
+            | sqlparser::ast::Statement::Update(_)
+            | sqlparser::ast::Statement::Delete(_) => Err(QueryError::new(
+                ErrorKind::Unsupported,
+                "this runs reading queries only; INSERT, UPDATE and DELETE run with `rdb db:query`",
+            )),
             other => Err(QueryError::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "ReedQL runs SELECT queries; not: {}",
+                    "ReedQL runs SELECT, INSERT, UPDATE and DELETE; not: {}",
                     other.to_string().split_whitespace().next().unwrap_or("")
                 ),
             )),
+        }
+    }
+
+    /// Runs a query or a write (INSERT, UPDATE, DELETE) by `user`. A write
+    /// commits through the merge layer and returns `changes|version`.
+    pub fn execute(&self, sql: &str, user: &str) -> Result<ResultSet, QueryError> {
+        let statement = parse::parse(sql)?;
+        match &statement {
+            sqlparser::ast::Statement::Insert(_)
+            | sqlparser::ast::Statement::Update(_)
+            | sqlparser::ast::Statement::Delete(_) => dml::run(self, sql, &statement, user),
+            _ => self.query(sql),
         }
     }
 

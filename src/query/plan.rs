@@ -640,6 +640,19 @@ impl<'e> Binder<'e> {
         })
     }
 
+    /// Binds an expression over the rows of `sources` (no aggregates): the
+    /// WHERE and SET of INSERT, UPDATE and DELETE.
+    pub fn row_expr(&mut self, e: &sql::Expr, sources: &[Source]) -> Result<Expr, QueryError> {
+        let scope = Scope { sources };
+        self.expr(e, &scope, None)
+    }
+
+    /// A constant expression (INSERT's VALUES).
+    pub fn const_expr(&mut self, e: &sql::Expr) -> Result<Value, QueryError> {
+        let bound = self.expr(e, &Scope { sources: &[] }, None)?;
+        exec::eval_const(&bound)
+    }
+
     /// A GROUP BY term: an expression, an output alias or an ordinal.
     fn group_key(
         &mut self,

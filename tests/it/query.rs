@@ -973,3 +973,90 @@ fn results_are_cached_by_query_and_versions_and_explain_shows_the_plan() {
     let p = plan("SELECT a.name FROM users a JOIN users b ON b.id = a.id");
     assert!(p.contains("Join users by hash index on b.id = a.id"), "{p}");
 }
+
+#[test]
+fn insert_update_delete_commit_and_agree_with_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(&dir.path().join("db"));
+    let text = "k|a|r|s\n1|10|1.5|one\n2||2.5|two\n3|30||\"t|3\"\n4|40|4.5|\n";
+    db.create_table("t", text.as_bytes(), "test").unwrap();
+    let sqlite = dir.path().join("w.db");
+    let path = dir.path().join("t.csv");
+    std::fs::write(&path, text).unwrap();
+    sqlite_load(
+        &sqlite,
+        "t",
+        &path,
+        &[
+            ("k", "INTEGER"),
+            ("a", "INTEGER"),
+            ("r", "REAL"),
+            ("s", "TEXT"),
+        ],
+    );
+    let engine = Engine::new(&db);
+    let writes = [
+        (
+            "INSERT INTO t VALUES (5, 50, 5.5, 'five'), (6, NULL, 0.25, 'x|y')",
+            2,
+        ),
+        ("INSERT INTO t (k, s) VALUES (7, 'seven')", 1),
+        ("UPDATE t SET a = a * 2, s = UPPER(s) WHERE k <= 3", 3),
+        ("UPDATE t SET r = r + 1 WHERE s IS NULL OR a IS NULL", 4),
+        ("DELETE FROM t WHERE a > 55", 1),
+        (
+            "INSERT INTO t SELECT k + 100, a, r, s FROM t WHERE k < 3",
+            2,
+        ),
+        ("DELETE FROM t WHERE k = 999", 0),
+    ];
+    let seq_before = db.table("t").unwrap().head_seq().unwrap();
+    for (i, (w, n)) in writes.iter().enumerate() {
+        let r = engine
+            .execute(w, "tester")
+            .unwrap_or_else(|e| panic!("{w}: {e}"));
+        assert_eq!(r.columns, ["changes", "version"]);
+        assert!(
+            matches!(r.rows[0][0], Value::Int(c) if c == *n),
+            "{w}: {:?}",
+            r.rows
+        );
+        let out = Command::new("sqlite3")
+            .arg(&sqlite)
+            .arg(w)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sqlite3 {w}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A write that changes nothing makes no version.
+        let seq = db.table("t").unwrap().head_seq().unwrap();
+        let made = writes[..=i].iter().filter(|(_, n)| *n > 0).count() as u64;
+        assert_eq!(seq, seq_before + made, "after {w}");
+    }
+    let all = "SELECT k, a, r, s FROM t ORDER BY k";
+    let ours = engine.query(all).unwrap().rows;
+    let theirs = sqlite_query(&sqlite, all).unwrap();
+    assert!(
+        same_rows(&ours, &theirs),
+        "ours {ours:?}\nsqlite {theirs:?}"
+    );
+    let version = db.table("t").unwrap().version(seq_before + 1).unwrap();
+    assert_eq!(
+        (version.action.as_str(), version.user.as_str()),
+        ("sql", "tester")
+    );
+    // A write that breaks the table is refused, and nothing changes.
+    let e = engine
+        .execute("INSERT INTO t (k) VALUES (1)", "tester")
+        .unwrap_err();
+    assert!(e.message.contains("duplicate key"), "{e}");
+    assert!(same_rows(&engine.query(all).unwrap().rows, &theirs));
+    // Reading contexts (the mount's @query) refuse writes.
+    assert_eq!(
+        engine.query("DELETE FROM t").unwrap_err().kind,
+        ErrorKind::Unsupported
+    );
+}
