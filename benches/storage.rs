@@ -151,6 +151,25 @@ fn main() {
         merge_bench();
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--only-query") {
+        // --only-query DIR SQL: time a ReedQL query in-process (tables parsed
+        // once; each run a distinct no-op constant so the result cache misses).
+        let root = Path::new(args.get(i + 1).expect("--only-query DIR SQL"));
+        let sql = args.get(i + 2).expect("--only-query DIR SQL");
+        let db = Database::open(root).expect("open");
+        let cache = reedbase::query::TableCache::default();
+        let engine = reedbase::query::Engine::with_cache(&db, &cache);
+        engine.query(&sql.replace("{n}", "0")).expect("query");
+        let mut times = Vec::new();
+        for n in 1..=30 {
+            let q = sql.replace("{n}", &n.to_string());
+            let start = Instant::now();
+            engine.query(&q).expect("query");
+            times.push(start.elapsed());
+        }
+        println!("| {sql} | {} | |", ms(pct(&mut times, 0.5)));
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--only-cold-reads") {
         // Cold @as-of reads of a database kept by `--only-frames --keep DIR` (for profiling).
         let root = Path::new(args.get(i + 1).expect("--only-cold-reads DIR"));

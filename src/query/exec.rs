@@ -11,6 +11,53 @@ use super::plan::{AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, Select};
 use super::value::{Type, Value};
 use super::{Limits, ResultSet};
 
+/// A fast hasher for group and index maps (FxHash's multiply-rotate): the
+/// keys are table values, not attacker-chosen in a way that matters here.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        let tail = chunks
+            .remainder()
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        self.write_u64(tail);
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// The value a column reference reads, borrowed (no clone); other
+/// expressions are evaluated.
+fn eval_cow<'r>(e: &Expr, row: &'r [Value]) -> Result<std::borrow::Cow<'r, Value>, QueryError> {
+    Ok(match e {
+        Expr::Col(i, _) => match row.get(*i) {
+            Some(v) => std::borrow::Cow::Borrowed(v),
+            None => std::borrow::Cow::Owned(Value::Null),
+        },
+        _ => std::borrow::Cow::Owned(eval(e, &Ctx::Row(row))?),
+    })
+}
+
 /// What expressions read: a row of the joined tables, or a group.
 enum Ctx<'a> {
     Row(&'a [Value]),
@@ -381,6 +428,9 @@ fn substr(s: &str, start: i64, len: Option<i64>) -> String {
     chars[from..to].iter().collect()
 }
 
+/// An output row and its ORDER BY keys.
+type OutRow = (Vec<Value>, Vec<Value>);
+
 /// A group: its key, its aggregates' states, and the values each DISTINCT
 /// aggregate has seen.
 type GroupState = (Vec<Value>, Vec<Acc>, Vec<HashSet<Value>>);
@@ -418,7 +468,7 @@ fn new_acc(a: &AggCall) -> Acc {
     }
 }
 
-fn accumulate(acc: &mut Acc, v: Value) -> Result<(), QueryError> {
+fn accumulate(acc: &mut Acc, v: &Value) -> Result<(), QueryError> {
     match acc {
         Acc::Count(n) => *n += 1,
         Acc::Sum {
@@ -450,12 +500,12 @@ fn accumulate(acc: &mut Acc, v: Value) -> Result<(), QueryError> {
         }
         Acc::Min(m) => {
             if m.is_null() || v.sort_cmp(m) == Ordering::Less {
-                *m = v;
+                *m = v.clone();
             }
         }
         Acc::Max(m) => {
             if m.is_null() || v.sort_cmp(m) == Ordering::Greater {
-                *m = v;
+                *m = v.clone();
             }
         }
     }
@@ -619,6 +669,9 @@ fn joined_rows(s: &Select, limits: &Limits) -> Result<Vec<Vec<Value>>, QueryErro
 
 /// Runs a bound SELECT to completion.
 pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
+    if let Some(result) = run_grouped_by_dict(s)? {
+        return Ok(result);
+    }
     let joined;
     let candidates: Vec<&[Value]> = if s.joins.is_empty() {
         first_rows(s)?
@@ -638,7 +691,7 @@ pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
         None => rows = candidates,
     }
     // (output row, sort keys) pairs.
-    let mut out: Vec<(Vec<Value>, Vec<Value>)> = Vec::new();
+    let mut out: Vec<OutRow> = Vec::new();
     match &s.grouping {
         None => {
             for &r in &rows {
@@ -657,70 +710,113 @@ pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
             }
         }
         Some((keys, aggs)) => {
-            let mut groups: HashMap<Vec<Value>, usize> = HashMap::new();
+            // Groups by key: a single plain column is looked up by reference
+            // (no key is built per row); anything else by its values.
+            let mut by_ref: FastMap<&Value, usize> = FastMap::default();
+            let mut by_value: FastMap<Vec<Value>, usize> = FastMap::default();
+            let single_col = match keys.as_slice() {
+                [Expr::Col(i, _)] => Some(*i),
+                _ => None,
+            };
             let mut states: Vec<GroupState> = Vec::new();
+            let null = Value::Null;
+            let one = Value::Int(1);
             for &r in &rows {
-                let ctx = Ctx::Row(r);
-                let key: Vec<Value> = keys
-                    .iter()
-                    .map(|k| eval(k, &ctx))
-                    .collect::<Result<_, _>>()?;
-                let g = match groups.get(&key) {
-                    Some(&g) => g,
+                let found = match single_col {
+                    Some(i) => by_ref.get(r.get(i).unwrap_or(&null)).copied(),
                     None => {
+                        let key: Vec<Value> = keys
+                            .iter()
+                            .map(|k| eval(k, &Ctx::Row(r)))
+                            .collect::<Result<_, _>>()?;
+                        by_value.get(&key).copied()
+                    }
+                };
+                let g = match found {
+                    Some(g) => g,
+                    None => {
+                        let key: Vec<Value> = keys
+                            .iter()
+                            .map(|k| eval(k, &Ctx::Row(r)))
+                            .collect::<Result<_, _>>()?;
                         states.push((
                             key.clone(),
                             aggs.iter().map(new_acc).collect(),
                             vec![HashSet::new(); aggs.len()],
                         ));
-                        groups.insert(key, states.len() - 1);
+                        match single_col {
+                            Some(i) => {
+                                by_ref.insert(r.get(i).unwrap_or(&null), states.len() - 1);
+                            }
+                            None => {
+                                by_value.insert(key, states.len() - 1);
+                            }
+                        }
                         states.len() - 1
                     }
                 };
                 let (_, accs, seen) = &mut states[g];
                 for (i, a) in aggs.iter().enumerate() {
                     let v = match &a.arg {
-                        None => Value::Int(1),
-                        Some(x) => eval(x, &ctx)?,
+                        None => std::borrow::Cow::Borrowed(&one),
+                        Some(x) => eval_cow(x, r)?,
                     };
                     if a.func != AggFunc::CountStar && v.is_null() {
                         continue;
                     }
-                    if a.distinct && !seen[i].insert(v.clone()) {
+                    if a.distinct && !seen[i].insert(v.as_ref().clone()) {
                         continue;
                     }
-                    accumulate(&mut accs[i], v)?;
+                    accumulate(&mut accs[i], &v)?;
                 }
             }
-            // Without GROUP BY, an aggregate query has one group, rows or not.
-            if keys.is_empty() && states.is_empty() {
-                states.push((Vec::new(), aggs.iter().map(new_acc).collect(), Vec::new()));
-            }
-            for (key, accs, _) in states {
-                let agg_values: Vec<Value> = accs.into_iter().map(finish).collect();
-                let ctx = Ctx::Group {
-                    keys: &key,
-                    aggs: &agg_values,
-                };
-                if let Some(h) = &s.having
-                    && eval(h, &ctx)?.truth() != Some(true)
-                {
-                    continue;
-                }
-                let proj = s
-                    .projection
-                    .iter()
-                    .map(|e| eval(e, &ctx))
-                    .collect::<Result<_, _>>()?;
-                let sort = s
-                    .order
-                    .iter()
-                    .map(|o| eval(&o.expr, &ctx))
-                    .collect::<Result<_, _>>()?;
-                out.push((proj, sort));
-            }
+            out = groups_to_rows(s, keys.is_empty(), aggs, states)?;
         }
     }
+    Ok(finish_output(s, out))
+}
+
+/// Finished groups as (output row, sort keys): aggregates finished, HAVING
+/// applied, projection and ORDER BY keys evaluated over each group.
+fn groups_to_rows(
+    s: &Select,
+    no_keys: bool,
+    aggs: &[AggCall],
+    mut states: Vec<GroupState>,
+) -> Result<Vec<OutRow>, QueryError> {
+    // Without GROUP BY, an aggregate query has one group, rows or not.
+    if no_keys && states.is_empty() {
+        states.push((Vec::new(), aggs.iter().map(new_acc).collect(), Vec::new()));
+    }
+    let mut out = Vec::with_capacity(states.len());
+    for (key, accs, _) in states {
+        let agg_values: Vec<Value> = accs.into_iter().map(finish).collect();
+        let ctx = Ctx::Group {
+            keys: &key,
+            aggs: &agg_values,
+        };
+        if let Some(h) = &s.having
+            && eval(h, &ctx)?.truth() != Some(true)
+        {
+            continue;
+        }
+        let proj = s
+            .projection
+            .iter()
+            .map(|e| eval(e, &ctx))
+            .collect::<Result<_, _>>()?;
+        let sort = s
+            .order
+            .iter()
+            .map(|o| eval(&o.expr, &ctx))
+            .collect::<Result<_, _>>()?;
+        out.push((proj, sort));
+    }
+    Ok(out)
+}
+
+/// DISTINCT, ORDER BY, OFFSET and LIMIT over (output row, sort keys).
+fn finish_output(s: &Select, mut out: Vec<OutRow>) -> ResultSet {
     if s.distinct {
         let mut seen = HashSet::new();
         out.retain(|(p, _)| seen.insert(p.clone()));
@@ -764,11 +860,73 @@ pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
         .take(s.limit.map_or(usize::MAX, |l| l as usize))
         .collect();
     let types = result_types(&s.projection, &rows);
-    Ok(ResultSet {
+    ResultSet {
         columns: s.names.clone(),
         types,
         rows,
-    })
+    }
+}
+
+/// GROUP BY one column of a single table through the column's dictionary:
+/// rows go to groups by code, no hashing (None: the query is not of that
+/// shape, or the column has too many distinct values).
+fn run_grouped_by_dict(s: &Select) -> Result<Option<ResultSet>, QueryError> {
+    let (Some((keys, aggs)), true, [src]) = (&s.grouping, s.joins.is_empty(), s.sources.as_slice())
+    else {
+        return Ok(None);
+    };
+    let [Expr::Col(col, _)] = keys.as_slice() else {
+        return Ok(None);
+    };
+    let table = &src.table;
+    let Some(dict) = table.dict(*col) else {
+        return Ok(None);
+    };
+    let width = table.columns.len();
+    let ids: Vec<u32> = match s.filter.as_ref().and_then(|f| index_probe(f, width)) {
+        Some((c, key)) => table.lookup(c, &key).to_vec(),
+        None => (0..table.rows.len() as u32).collect(),
+    };
+    let mut slot: Vec<Option<usize>> = vec![None; dict.values.len()];
+    let mut states: Vec<GroupState> = Vec::new();
+    let one = Value::Int(1);
+    for id in ids {
+        let row = table.rows[id as usize].as_slice();
+        if let Some(f) = &s.filter
+            && eval(f, &Ctx::Row(row))?.truth() != Some(true)
+        {
+            continue;
+        }
+        let code = dict.codes[id as usize] as usize;
+        let g = match slot[code] {
+            Some(g) => g,
+            None => {
+                states.push((
+                    vec![dict.values[code].clone()],
+                    aggs.iter().map(new_acc).collect(),
+                    vec![HashSet::new(); aggs.len()],
+                ));
+                slot[code] = Some(states.len() - 1);
+                states.len() - 1
+            }
+        };
+        let (_, accs, seen) = &mut states[g];
+        for (i, a) in aggs.iter().enumerate() {
+            let v = match &a.arg {
+                None => std::borrow::Cow::Borrowed(&one),
+                Some(x) => eval_cow(x, row)?,
+            };
+            if a.func != AggFunc::CountStar && v.is_null() {
+                continue;
+            }
+            if a.distinct && !seen[i].insert(v.as_ref().clone()) {
+                continue;
+            }
+            accumulate(&mut accs[i], &v)?;
+        }
+    }
+    let out = groups_to_rows(s, false, aggs, states)?;
+    Ok(Some(finish_output(s, out)))
 }
 
 /// A result column's type, for JSON output: the column's type when it is

@@ -477,7 +477,11 @@ impl<'e> Binder<'e> {
             .selection
             .as_ref()
             .map(|e| self.expr(e, &scope, None))
-            .transpose()?;
+            .transpose()?
+            .map(fold)
+            .transpose()?
+            // A filter that is always true filters nothing.
+            .filter(|f| !matches!(f, Expr::Lit(v) if v.truth() == Some(true)));
         if filter.as_ref().is_some_and(contains_agg) {
             return Err(err(
                 ErrorKind::Type,
@@ -1227,6 +1231,32 @@ fn check_numeric(e: &Expr, node: &sql::Expr) -> Result<(), QueryError> {
         ));
     }
     Ok(())
+}
+
+/// Folds constant parts of a filter: an expression without columns becomes
+/// its value, and a conjunct that is always true drops out of an AND.
+fn fold(e: Expr) -> Result<Expr, QueryError> {
+    let mut constant = true;
+    walk(&e, &mut |x| {
+        constant &= !matches!(x, Expr::Col(..) | Expr::Key(_) | Expr::Agg(_))
+    });
+    if constant {
+        return Ok(Expr::Lit(exec::eval_const(&e)?));
+    }
+    Ok(match e {
+        Expr::And(a, b) => {
+            let (a, b) = (fold(*a)?, fold(*b)?);
+            let always = |x: &Expr| matches!(x, Expr::Lit(v) if v.truth() == Some(true));
+            if always(&a) {
+                b
+            } else if always(&b) {
+                a
+            } else {
+                Expr::And(Box::new(a), Box::new(b))
+            }
+        }
+        other => other,
+    })
 }
 
 fn contains_agg(e: &Expr) -> bool {

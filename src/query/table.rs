@@ -25,7 +25,21 @@ pub struct TypedTable {
     /// the first time a query looks a value up in that column: equality
     /// filters and join keys. A version never changes, so neither do they.
     indexes: Vec<OnceLock<HashMap<Value, Vec<u32>>>>,
+    /// Dictionary codes per column, built the first time a query groups by
+    /// it; `None` when the column has too many distinct values.
+    dicts: Vec<OnceLock<Option<Dict>>>,
 }
+
+/// A column as codes into its distinct values (NULL is one of them), so
+/// grouping by it is an array lookup instead of hashing every row.
+#[derive(Debug)]
+pub struct Dict {
+    pub codes: Vec<u32>,
+    pub values: Vec<Value>,
+}
+
+/// Most distinct values a dictionary holds.
+const MAX_DICT: usize = 4096;
 
 fn is_plain_integer(s: &str) -> bool {
     let digits = s.strip_prefix('-').unwrap_or(s);
@@ -79,6 +93,7 @@ impl TypedTable {
                 types: Vec::new(),
                 rows: Vec::new(),
                 indexes: Vec::new(),
+                dicts: Vec::new(),
             });
         }
         let index = TableIndex::parse(content, delim)
@@ -106,6 +121,7 @@ impl TypedTable {
             .collect();
         Ok(TypedTable {
             indexes: (0..index.columns.len()).map(|_| OnceLock::new()).collect(),
+            dicts: (0..index.columns.len()).map(|_| OnceLock::new()).collect(),
             columns: index.columns.clone(),
             types,
             rows,
@@ -128,6 +144,35 @@ impl TypedTable {
             m
         });
         index.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The column's dictionary (built on first use), if it has at most
+    /// `MAX_DICT` distinct values.
+    pub fn dict(&self, col: usize) -> Option<&Dict> {
+        self.dicts
+            .get(col)?
+            .get_or_init(|| {
+                let mut codes = Vec::with_capacity(self.rows.len());
+                let mut values: Vec<Value> = Vec::new();
+                let mut seen: HashMap<&Value, u32> = HashMap::new();
+                for r in &self.rows {
+                    let v = r.get(col)?;
+                    let code = match seen.get(v) {
+                        Some(&c) => c,
+                        None => {
+                            if values.len() == MAX_DICT {
+                                return None;
+                            }
+                            values.push(v.clone());
+                            seen.insert(v, values.len() as u32 - 1);
+                            values.len() as u32 - 1
+                        }
+                    };
+                    codes.push(code);
+                }
+                Some(Dict { codes, values })
+            })
+            .as_ref()
     }
 
     /// Columns whose index has been built (for EXPLAIN and listings).
