@@ -207,7 +207,7 @@ pub fn run(
             }
             let mut content = t.head[..t.index.header_end].to_vec();
             let mut n = 0;
-            for (i, row) in t.typed.rows.iter().enumerate() {
+            for (i, row) in t.typed.rows().enumerate() {
                 let range = t.index.row_range(i);
                 let hit = match &filter {
                     None => true,
@@ -263,7 +263,7 @@ pub fn run(
                 .transpose()?;
             let mut content = t.head[..t.index.header_end].to_vec();
             let mut n = 0;
-            for (i, row) in t.typed.rows.iter().enumerate() {
+            for (i, row) in t.typed.rows().enumerate() {
                 let hit = match &filter {
                     None => true,
                     Some(f) => eval_row(f, row)?.truth() == Some(true),

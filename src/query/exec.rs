@@ -4,51 +4,34 @@
 //! (`value.rs`).
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::error::{ErrorKind, QueryError};
 use super::plan::{AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, Select};
 use super::value::{Type, Value};
 use super::{Limits, ResultSet};
 
-/// A fast hasher for group and index maps (FxHash's multiply-rotate): the
-/// keys are table values, not attacker-chosen in a way that matters here.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher(u64);
+use super::value::FastMap;
 
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-        let tail = chunks
-            .remainder()
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-        self.write_u64(tail);
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
+/// A row of the joined tables, without copying: one slice per source
+/// (`parts[p]` is source `p`'s row, empty where a LEFT JOIN found none),
+/// and where each source's columns start in the joined numbering.
+#[derive(Clone, Copy)]
+struct Row<'a> {
+    parts: &'a [&'a [Value]],
+    offsets: &'a [usize],
+}
+
+impl<'a> Row<'a> {
+    fn get(&self, i: usize) -> Option<&'a Value> {
+        let p = self.offsets.iter().rposition(|&o| o <= i)?;
+        self.parts.get(p)?.get(i - self.offsets[p])
     }
 }
 
-pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
-
 /// The value a column reference reads, borrowed (no clone); other
 /// expressions are evaluated.
-fn eval_cow<'r>(e: &Expr, row: &'r [Value]) -> Result<std::borrow::Cow<'r, Value>, QueryError> {
+fn eval_cow<'r>(e: &Expr, row: Row<'r>) -> Result<std::borrow::Cow<'r, Value>, QueryError> {
     Ok(match e {
         Expr::Col(i, _) => match row.get(*i) {
             Some(v) => std::borrow::Cow::Borrowed(v),
@@ -60,7 +43,7 @@ fn eval_cow<'r>(e: &Expr, row: &'r [Value]) -> Result<std::borrow::Cow<'r, Value
 
 /// What expressions read: a row of the joined tables, or a group.
 enum Ctx<'a> {
-    Row(&'a [Value]),
+    Row(Row<'a>),
     Group {
         keys: &'a [Value],
         aggs: &'a [Value],
@@ -72,9 +55,16 @@ pub fn eval_const(e: &Expr) -> Result<Value, QueryError> {
     eval(e, &Ctx::Const)
 }
 
-/// Evaluates an expression over one row.
+/// Evaluates an expression over one row of one table.
 pub fn eval_row(e: &Expr, row: &[Value]) -> Result<Value, QueryError> {
-    eval(e, &Ctx::Row(row))
+    let parts = [row];
+    eval(
+        e,
+        &Ctx::Row(Row {
+            parts: &parts,
+            offsets: &[0],
+        }),
+    )
 }
 
 fn runtime(message: impl Into<String>) -> QueryError {
@@ -542,13 +532,12 @@ fn first_rows(s: &Select) -> Result<Vec<&[Value]>, QueryError> {
     let table = &first.table;
     let width = table.columns.len();
     if let Some((col, key)) = s.filter.as_ref().and_then(|f| index_probe(f, width)) {
-        let ids = table.lookup(col, &key);
-        return Ok(ids
-            .iter()
-            .map(|&i| table.rows[i as usize].as_slice())
+        return Ok(table
+            .lookup(col, &key)
+            .map(|i| table.row(i as usize))
             .collect());
     }
-    Ok(table.rows.iter().map(Vec::as_slice).collect())
+    Ok(table.rows().collect())
 }
 
 /// A conjunct `Col(c) = constant` of the filter with `c` in the first
@@ -584,46 +573,23 @@ fn index_probe(filter: &Expr, width: usize) -> Option<(usize, Value)> {
     }
 }
 
-/// Joins the sources into rows of all their columns.
-fn joined_rows(s: &Select, limits: &Limits) -> Result<Vec<Vec<Value>>, QueryError> {
-    let mut rows: Vec<Vec<Value>> = Vec::new();
-    let first = first_rows(s)?;
+/// Joins the sources: the result holds, for each joined row, one slice per
+/// source (`stride` = the number of sources), so nothing is copied.
+fn joined_rows<'t>(
+    s: &'t Select,
+    limits: &Limits,
+    offsets: &'t [usize],
+) -> Result<Vec<&'t [Value]>, QueryError> {
+    let mut rows: Vec<&'t [Value]> = first_rows(s)?;
+    let empty: &'t [Value] = &[];
     for (n, (j, src)) in s.joins.iter().zip(&s.sources[1..]).enumerate() {
-        let left: Vec<&[Value]> = if n == 0 {
-            first.clone()
-        } else {
-            rows.iter().map(Vec::as_slice).collect()
-        };
-        let right = &src.table.rows;
-        let width = src.table.columns.len();
-        let mut out = Vec::new();
-        let emit = |row: Vec<Value>, out: &mut Vec<Vec<Value>>| -> Result<(), QueryError> {
-            if out.len() as u64 >= limits.max_join_rows {
-                return Err(QueryError::new(
-                    ErrorKind::Limit,
-                    format!(
-                        "the join with {} makes more than {} rows (query.max_join_rows)",
-                        src.name, limits.max_join_rows
-                    ),
-                ));
-            }
-            out.push(row);
-            Ok(())
-        };
-        let matches_on = |row: &[Value]| -> Result<bool, QueryError> {
-            Ok(match &j.on {
-                None => true,
-                Some(on) => eval(on, &Ctx::Row(row))?.truth() == Some(true),
-            })
-        };
-        let combine = |l: &[Value], r: &[Value]| {
-            let mut row = Vec::with_capacity(l.len() + r.len());
-            row.extend_from_slice(l);
-            row.extend_from_slice(r);
-            row
-        };
+        let stride = n + 1;
+        let right = &src.table;
+        let mut out: Vec<&'t [Value]> = Vec::new();
+        let mut count = 0u64;
+        let mut buf: Vec<&[Value]> = Vec::with_capacity(stride + 1);
         if j.equi.is_none() {
-            let product = left.len() as u64 * right.len().max(1) as u64;
+            let product = (rows.len() / stride) as u64 * right.len().max(1) as u64;
             if product > limits.max_join_rows.saturating_mul(4) {
                 return Err(QueryError::new(
                     ErrorKind::Limit,
@@ -634,32 +600,69 @@ fn joined_rows(s: &Select, limits: &Limits) -> Result<Vec<Vec<Value>>, QueryErro
                 ));
             }
         }
-        for l in left {
+        for left in rows.chunks_exact(stride) {
             let mut matched = false;
-            // A hash join probes the joined table's index of its column.
-            let candidates: Vec<usize> = match j.equi {
-                Some((lcol, rcol)) => match l.get(lcol) {
-                    Some(k) if !k.is_null() => src
-                        .table
-                        .lookup(rcol, k)
-                        .iter()
-                        .map(|&i| i as usize)
-                        .collect(),
-                    _ => Vec::new(),
-                },
-                None => (0..right.len()).collect(),
+            let left_row = Row {
+                parts: left,
+                offsets,
             };
-            for i in candidates {
-                let row = combine(l, &right[i]);
-                if matches_on(&row)? {
+            // A hash join probes the joined table's index of its column;
+            // when ON is just that equality, a match needs no more checking.
+            let mut visit = |i: usize, checked: bool| -> Result<(), QueryError> {
+                let r = right.row(i);
+                let ok = checked
+                    || match &j.on {
+                        None => true,
+                        Some(on) => {
+                            buf.clear();
+                            buf.extend_from_slice(left);
+                            buf.push(r);
+                            eval(
+                                on,
+                                &Ctx::Row(Row {
+                                    parts: &buf,
+                                    offsets,
+                                }),
+                            )?
+                            .truth()
+                                == Some(true)
+                        }
+                    };
+                if ok {
                     matched = true;
-                    emit(row, &mut out)?;
+                    count += 1;
+                    out.extend_from_slice(left);
+                    out.push(r);
+                }
+                Ok(())
+            };
+            match j.equi {
+                Some((lcol, rcol)) => {
+                    if let Some(k) = left_row.get(lcol).filter(|k| !k.is_null()) {
+                        for i in right.lookup(rcol, k) {
+                            visit(i as usize, j.on_is_equi)?;
+                        }
+                    }
+                }
+                None => {
+                    for i in 0..right.len() {
+                        visit(i, false)?;
+                    }
                 }
             }
             if !matched && j.left {
-                let mut row = l.to_vec();
-                row.resize(row.len() + width, Value::Null);
-                emit(row, &mut out)?;
+                count += 1;
+                out.extend_from_slice(left);
+                out.push(empty);
+            }
+            if count > limits.max_join_rows {
+                return Err(QueryError::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "the join with {} makes more than {} rows (query.max_join_rows)",
+                        src.name, limits.max_join_rows
+                    ),
+                ));
             }
         }
         rows = out;
@@ -672,23 +675,29 @@ pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
     if let Some(result) = run_grouped_by_dict(s)? {
         return Ok(result);
     }
-    let joined;
-    let candidates: Vec<&[Value]> = if s.joins.is_empty() {
+    let offsets: Vec<usize> = if s.sources.is_empty() {
+        vec![0]
+    } else {
+        s.sources.iter().map(|src| src.offset).collect()
+    };
+    let stride = offsets.len();
+    let flat: Vec<&[Value]> = if s.joins.is_empty() {
         first_rows(s)?
     } else {
-        joined = joined_rows(s, limits)?;
-        joined.iter().map(Vec::as_slice).collect()
+        joined_rows(s, limits, &offsets)?
     };
-    let mut rows: Vec<&[Value]> = Vec::with_capacity(candidates.len());
-    match &s.filter {
-        Some(f) => {
-            for r in candidates {
-                if eval(f, &Ctx::Row(r))?.truth() == Some(true) {
-                    rows.push(r);
-                }
-            }
+    let mut rows: Vec<Row> = Vec::with_capacity(flat.len() / stride);
+    for parts in flat.chunks_exact(stride) {
+        let row = Row {
+            parts,
+            offsets: &offsets,
+        };
+        if let Some(f) = &s.filter
+            && eval(f, &Ctx::Row(row))?.truth() != Some(true)
+        {
+            continue;
         }
-        None => rows = candidates,
+        rows.push(row);
     }
     // (output row, sort keys) pairs.
     let mut out: Vec<OutRow> = Vec::new();
@@ -884,14 +893,18 @@ fn run_grouped_by_dict(s: &Select) -> Result<Option<ResultSet>, QueryError> {
     };
     let width = table.columns.len();
     let ids: Vec<u32> = match s.filter.as_ref().and_then(|f| index_probe(f, width)) {
-        Some((c, key)) => table.lookup(c, &key).to_vec(),
-        None => (0..table.rows.len() as u32).collect(),
+        Some((c, key)) => table.lookup(c, &key).collect(),
+        None => (0..table.len() as u32).collect(),
     };
     let mut slot: Vec<Option<usize>> = vec![None; dict.values.len()];
     let mut states: Vec<GroupState> = Vec::new();
     let one = Value::Int(1);
     for id in ids {
-        let row = table.rows[id as usize].as_slice();
+        let parts = [table.row(id as usize)];
+        let row = Row {
+            parts: &parts,
+            offsets: &[0],
+        };
         if let Some(f) = &s.filter
             && eval(f, &Ctx::Row(row))?.truth() != Some(true)
         {
@@ -966,13 +979,9 @@ pub fn explain(s: &Select) -> ResultSet {
                 "IndexLookup {}.{} = {key} (hash index, {} rows)",
                 first.alias,
                 first.table.columns[c],
-                first.table.rows.len()
+                first.table.len()
             )),
-            None => lines.push(format!(
-                "Scan {} ({} rows)",
-                first.name,
-                first.table.rows.len()
-            )),
+            None => lines.push(format!("Scan {} ({} rows)", first.name, first.table.len())),
         }
     } else {
         lines.push("Values (one row)".to_string());
@@ -990,7 +999,7 @@ pub fn explain(s: &Select) -> ResultSet {
             None => format!(
                 "{kind} {} by nested loop ({} rows)",
                 src.name,
-                src.table.rows.len()
+                src.table.len()
             ),
         });
     }

@@ -120,6 +120,8 @@ pub struct Join {
     /// An equality between a column already in the row and one of the
     /// joined table (index within that table): a hash join.
     pub equi: Option<(usize, usize)>,
+    /// ON is exactly that equality: a hash match needs no more checking.
+    pub on_is_equi: bool,
 }
 
 #[derive(Debug)]
@@ -470,7 +472,13 @@ impl<'e> Binder<'e> {
             let on = on.map(|e| self.expr(e, &scope, None)).transpose()?;
             let new_start = sources[idx].offset;
             let equi = on.as_ref().and_then(|e| find_equi(e, new_start));
-            joins.push(Join { left, on, equi });
+            let on_is_equi = equi.is_some() && matches!(on, Some(Expr::Cmp(CmpOp::Eq, ..)));
+            joins.push(Join {
+                left,
+                on,
+                equi,
+                on_is_equi,
+            });
         }
         let scope = Scope { sources: &sources };
         let filter = s

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use super::error::{ErrorKind, QueryError};
-use super::value::{Type, Value};
+use super::value::{FastMap, Type, Value};
 use crate::storage::TableIndex;
 use crate::storage::csv::record_fields;
 
@@ -20,14 +20,46 @@ pub struct TypedTable {
     pub columns: Vec<String>,
     /// `None`: no value in the column (every field empty): untyped.
     pub types: Vec<Option<Type>>,
-    pub rows: Vec<Vec<Value>>,
+    /// Every row's values, row after row in one allocation (a scan reads
+    /// memory in order instead of chasing a pointer per row).
+    cells: Vec<Value>,
+    len: usize,
     /// Hash index per column (value -> row numbers, NULLs left out), built
     /// the first time a query looks a value up in that column: equality
     /// filters and join keys. A version never changes, so neither do they.
-    indexes: Vec<OnceLock<HashMap<Value, Vec<u32>>>>,
+    indexes: Vec<OnceLock<ColumnIndex>>,
     /// Dictionary codes per column, built the first time a query groups by
     /// it; `None` when the column has too many distinct values.
     dicts: Vec<OnceLock<Option<Dict>>>,
+}
+
+/// A hash index of a column: the first row of each value, and for each row
+/// the next row with the same value (`NO_ROW` ends a chain), so a lookup is
+/// one probe and rows come out in table order.
+#[derive(Debug)]
+struct ColumnIndex {
+    first: FastMap<Value, u32>,
+    next: Vec<u32>,
+}
+
+const NO_ROW: u32 = u32::MAX;
+
+/// The rows of one value in an index, in table order.
+pub struct Matches<'a> {
+    next: &'a [u32],
+    cur: u32,
+}
+
+impl Iterator for Matches<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        if self.cur == NO_ROW {
+            return None;
+        }
+        let row = self.cur;
+        self.cur = self.next.get(row as usize).copied().unwrap_or(NO_ROW);
+        Some(row)
+    }
 }
 
 /// A column as codes into its distinct values (NULL is one of them), so
@@ -91,7 +123,8 @@ impl TypedTable {
             return Ok(TypedTable {
                 columns: Vec::new(),
                 types: Vec::new(),
-                rows: Vec::new(),
+                cells: Vec::new(),
+                len: 0,
                 indexes: Vec::new(),
                 dicts: Vec::new(),
             });
@@ -106,44 +139,68 @@ impl TypedTable {
         let types: Vec<Option<Type>> = (0..index.columns.len())
             .map(|c| infer(fields.iter().map(|r| r.get(c).map_or("", String::as_str))))
             .collect();
-        let rows = fields
-            .iter()
-            .map(|r| {
-                types
-                    .iter()
-                    .enumerate()
-                    .map(|(c, ty)| {
-                        let f = r.get(c).map_or("", String::as_str);
-                        Value::from_field(f, ty.unwrap_or(Type::Text))
-                    })
-                    .collect()
-            })
-            .collect();
+        let width = types.len();
+        let mut cells = Vec::with_capacity(fields.len() * width);
+        for r in &fields {
+            for (c, ty) in types.iter().enumerate() {
+                let f = r.get(c).map_or("", String::as_str);
+                cells.push(Value::from_field(f, ty.unwrap_or(Type::Text)));
+            }
+        }
         Ok(TypedTable {
             indexes: (0..index.columns.len()).map(|_| OnceLock::new()).collect(),
             dicts: (0..index.columns.len()).map(|_| OnceLock::new()).collect(),
             columns: index.columns.clone(),
             types,
-            rows,
+            cells,
+            len: fields.len(),
         })
     }
 
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Row `i`'s values.
+    pub fn row(&self, i: usize) -> &[Value] {
+        let w = self.columns.len();
+        self.cells.get(i * w..(i + 1) * w).unwrap_or(&[])
+    }
+
+    /// Every row, in order.
+    pub fn rows(&self) -> impl Iterator<Item = &[Value]> {
+        (0..self.len).map(|i| self.row(i))
+    }
+
     /// Row numbers whose column `col` equals `key` (SQL equality: 1 and 1.0
-    /// are one key), through the column's index.
-    pub fn lookup(&self, col: usize, key: &Value) -> &[u32] {
+    /// are one key), through the column's index, in table order.
+    pub fn lookup(&self, col: usize, key: &Value) -> Matches<'_> {
         let Some(cell) = self.indexes.get(col) else {
-            return &[];
+            return Matches {
+                next: &[],
+                cur: NO_ROW,
+            };
         };
         let index = cell.get_or_init(|| {
-            let mut m: HashMap<Value, Vec<u32>> = HashMap::new();
-            for (i, r) in self.rows.iter().enumerate() {
-                if let Some(v) = r.get(col).filter(|v| !v.is_null()) {
-                    m.entry(v.clone()).or_default().push(i as u32);
+            let mut first: FastMap<Value, u32> = FastMap::default();
+            let mut next = vec![NO_ROW; self.len];
+            // Backwards, so each chain runs in table order.
+            for i in (0..self.len).rev() {
+                if let Some(v) = self.row(i).get(col).filter(|v| !v.is_null()) {
+                    next[i] = first.insert(v.clone(), i as u32).unwrap_or(NO_ROW);
                 }
             }
-            m
+            ColumnIndex { first, next }
         });
-        index.get(key).map_or(&[], Vec::as_slice)
+        Matches {
+            next: &index.next,
+            cur: index.first.get(key).copied().unwrap_or(NO_ROW),
+        }
     }
 
     /// The column's dictionary (built on first use), if it has at most
@@ -152,10 +209,10 @@ impl TypedTable {
         self.dicts
             .get(col)?
             .get_or_init(|| {
-                let mut codes = Vec::with_capacity(self.rows.len());
+                let mut codes = Vec::with_capacity(self.len);
                 let mut values: Vec<Value> = Vec::new();
                 let mut seen: HashMap<&Value, u32> = HashMap::new();
-                for r in &self.rows {
+                for r in self.rows() {
                     let v = r.get(col)?;
                     let code = match seen.get(v) {
                         Some(&c) => c,

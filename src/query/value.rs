@@ -7,6 +7,41 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
+/// A fast hasher for group and index maps (FxHash's multiply-rotate): the
+/// keys are table values, not attacker-chosen in a way that matters here.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        let tail = chunks
+            .remainder()
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        self.write_u64(tail);
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
 /// One SQL value.
 #[derive(Debug, Clone)]
 pub enum Value {
