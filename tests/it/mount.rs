@@ -1328,4 +1328,12 @@ fn queries_are_files_under_at_query() {
     assert!(status.contains("1:8"), "{status}");
     assert!(!String::from_utf8_lossy(&m.sh("ls -a").stdout).contains("@query"));
     assert!(!m.sh("echo x > '@query/SELECT 1'").status.success());
+    // A name that is not UTF-8 is refused (EINVAL), never run.
+    let o = m.sh("python3 -c \"import os; os.open(b'@query/SELECT \\xff', os.O_RDONLY)\" 2>&1");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Invalid argument"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
