@@ -336,7 +336,14 @@ impl ReedFs {
     fn run_query(&self, db: usize, sql: &str) -> Result<Vec<u8>> {
         let mdb = &self.dbs[db].db;
         let engine = crate::query::Engine::with_cache(mdb, &self.queries[db]);
-        match engine.query(sql) {
+        let started = std::time::Instant::now();
+        let result = engine.query(sql);
+        tracing::debug!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            ok = result.is_ok(),
+            "query run"
+        );
+        match result {
             Ok(r) => Ok(crate::query::output::csv(&r, mdb.config().delimiter_byte()).into_bytes()),
             Err(e) => {
                 let reason = e.to_string();
