@@ -352,12 +352,7 @@ impl ReedFs {
                     reason: format!("{reason} (query: {sql})"),
                     kept: None,
                 });
-                Err(match e.kind {
-                    crate::query::ErrorKind::Storage | crate::query::ErrorKind::Runtime => {
-                        FsError::InvalidContent(reason)
-                    }
-                    _ => FsError::InvalidContent(reason),
-                })
+                Err(FsError::InvalidContent(reason))
             }
         }
     }
@@ -2157,6 +2152,20 @@ mod tests {
             .len()
     }
 
+    /// Truncates through handle `fh` and writes `bytes` (as `>` does).
+    fn rewrite(fs: &ReedFs, ino: u64, fh: u64, bytes: &[u8]) {
+        fs.setattr(
+            ino,
+            Some(fh),
+            SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
+        fs.write(fh, 0, bytes).unwrap();
+    }
+
     fn head(fs: &ReedFs) -> Vec<u8> {
         fs.dbs[0]
             .db
@@ -2373,27 +2382,9 @@ mod tests {
         // Both open the head (version 1) for writing, each edits a different row.
         let (fa, _) = fs.open(cur, libc::O_RDWR, a).unwrap();
         let (fb, _) = fs.open(cur, libc::O_RDWR, b).unwrap();
-        fs.setattr(
-            cur,
-            Some(fa),
-            SetAttr {
-                size: Some(0),
-                ..SetAttr::default()
-            },
-        )
-        .unwrap();
-        fs.write(fa, 0, b"id|name\n1|Anna\n2|Bob\n").unwrap();
+        rewrite(&fs, cur, fa, b"id|name\n1|Anna\n2|Bob\n");
         fs.fsync(fa, a).unwrap();
-        fs.setattr(
-            cur,
-            Some(fb),
-            SetAttr {
-                size: Some(0),
-                ..SetAttr::default()
-            },
-        )
-        .unwrap();
-        fs.write(fb, 0, b"id|name\n1|Ann\n2|Bobby\n").unwrap();
+        rewrite(&fs, cur, fb, b"id|name\n1|Ann\n2|Bobby\n");
         fs.fsync(fb, b).unwrap();
         assert_eq!(
             head(&fs),
@@ -2405,27 +2396,9 @@ mod tests {
         // Now both change the same cell: the later one fails and keeps its bytes.
         let (fa, _) = fs.open(cur, libc::O_RDWR, a).unwrap();
         let (fb, _) = fs.open(cur, libc::O_RDWR, b).unwrap();
-        fs.setattr(
-            cur,
-            Some(fa),
-            SetAttr {
-                size: Some(0),
-                ..SetAttr::default()
-            },
-        )
-        .unwrap();
-        fs.write(fa, 0, b"id|name\n1|A\n2|Bobby\n").unwrap();
+        rewrite(&fs, cur, fa, b"id|name\n1|A\n2|Bobby\n");
         fs.fsync(fa, a).unwrap();
-        fs.setattr(
-            cur,
-            Some(fb),
-            SetAttr {
-                size: Some(0),
-                ..SetAttr::default()
-            },
-        )
-        .unwrap();
-        fs.write(fb, 0, b"id|name\n1|B\n2|Bobby\n").unwrap();
+        rewrite(&fs, cur, fb, b"id|name\n1|B\n2|Bobby\n");
         assert!(matches!(fs.fsync(fb, b), Err(FsError::Stale(_))));
         assert_eq!(head(&fs), b"id|name\n1|A\n2|Bobby\n");
         assert_eq!(versions(&fs), 4);

@@ -274,17 +274,7 @@ fn merge3_rows(
                     };
                     vals.push(v);
                 }
-                Some(choose_raw(
-                    &vals,
-                    &columns,
-                    &t,
-                    ti,
-                    &o,
-                    oi,
-                    delim,
-                    same_shape(&t),
-                    same_shape(&o),
-                ))
+                Some(choose_raw(&vals, &columns, (&t, ti), (&o, oi)))
             }
             // Not in base: theirs inserted it; maybe ours too.
             (None, Some(oi)) => {
@@ -300,17 +290,7 @@ fn merge3_rows(
                     });
                 }
                 let pick = if tv != ov && ours_wins { ov } else { tv };
-                Some(choose_raw(
-                    &pick,
-                    &columns,
-                    &t,
-                    ti,
-                    &o,
-                    oi,
-                    delim,
-                    same_shape(&t),
-                    same_shape(&o),
-                ))
+                Some(choose_raw(&pick, &columns, (&t, ti), (&o, oi)))
             }
             (None, None) => Some(if same_shape(&t) {
                 raw.to_vec()
@@ -404,25 +384,21 @@ fn merge3_rows(
 }
 
 /// Raw bytes for a merged row: the head's or ours' exact bytes when the
-/// merged values equal theirs (untouched rows keep their bytes), else rendered.
-#[allow(clippy::too_many_arguments)]
+/// merged values equal that side's row (and it has the merged columns), so
+/// untouched rows keep their bytes; else rendered.
 fn choose_raw(
     vals: &[String],
     columns: &[String],
-    t: &Side,
-    ti: usize,
-    o: &Side,
-    oi: usize,
-    delim: u8,
-    t_shape: bool,
-    o_shape: bool,
+    (t, ti): (&Side, usize),
+    (o, oi): (&Side, usize),
 ) -> Vec<u8> {
-    if t_shape && t.values(ti, columns) == vals {
+    let same = |s: &Side, i: usize| s.columns == columns && s.values(i, columns) == vals;
+    if same(t, ti) {
         t.rows[ti].1.to_vec()
-    } else if o_shape && o.values(oi, columns) == vals {
+    } else if same(o, oi) {
         o.rows[oi].1.to_vec()
     } else {
-        render(vals, delim)
+        render(vals, t.delim)
     }
 }
 

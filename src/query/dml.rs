@@ -68,20 +68,14 @@ struct Target {
 }
 
 fn target(engine: &Engine, name: &sql::ObjectName) -> Result<Target, QueryError> {
-    let wanted = name.to_string();
     let db = engine.db;
-    let exact = db.live_table(&wanted).is_ok();
-    let resolved = if exact {
-        wanted.clone()
-    } else {
-        db.table_names()?
-            .into_iter()
-            .find(|t| t.eq_ignore_ascii_case(&wanted))
-            .ok_or_else(|| {
-                QueryError::new(ErrorKind::Unknown, format!("no such table: {wanted}"))
-            })?
-    };
-    let table = db.live_table(&resolved)?;
+    let (resolved, table) = engine.resolve_table(&name.to_string())?;
+    if table.is_dropped()? {
+        return Err(QueryError::new(
+            ErrorKind::Unknown,
+            format!("table {resolved} is dropped (`rdb table:restore` brings it back)"),
+        ));
+    }
     let (seq, head) = table.head()?;
     let delim = db.config().delimiter_byte();
     let typed = Arc::new(TypedTable::parse(&head, delim)?);

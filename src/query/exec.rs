@@ -729,7 +729,6 @@ pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
             };
             let mut states: Vec<GroupState> = Vec::new();
             let null = Value::Null;
-            let one = Value::Int(1);
             for &r in &rows {
                 let found = match single_col {
                     Some(i) => by_ref.get(r.get(i).unwrap_or(&null)).copied(),
@@ -764,25 +763,33 @@ pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
                         states.len() - 1
                     }
                 };
-                let (_, accs, seen) = &mut states[g];
-                for (i, a) in aggs.iter().enumerate() {
-                    let v = match &a.arg {
-                        None => std::borrow::Cow::Borrowed(&one),
-                        Some(x) => eval_cow(x, r)?,
-                    };
-                    if a.func != AggFunc::CountStar && v.is_null() {
-                        continue;
-                    }
-                    if a.distinct && !seen[i].insert(v.as_ref().clone()) {
-                        continue;
-                    }
-                    accumulate(&mut accs[i], &v)?;
-                }
+                feed(aggs, &mut states[g], r)?;
             }
             out = groups_to_rows(s, keys.is_empty(), aggs, states)?;
         }
     }
     Ok(finish_output(s, out))
+}
+
+/// Adds one row to a group's aggregates (NULLs skipped except by COUNT(*),
+/// repeats skipped by DISTINCT aggregates).
+fn feed(aggs: &[AggCall], state: &mut GroupState, row: Row) -> Result<(), QueryError> {
+    let one = Value::Int(1);
+    let (_, accs, seen) = state;
+    for (i, a) in aggs.iter().enumerate() {
+        let v = match &a.arg {
+            None => std::borrow::Cow::Borrowed(&one),
+            Some(x) => eval_cow(x, row)?,
+        };
+        if a.func != AggFunc::CountStar && v.is_null() {
+            continue;
+        }
+        if a.distinct && !seen[i].insert(v.as_ref().clone()) {
+            continue;
+        }
+        accumulate(&mut accs[i], &v)?;
+    }
+    Ok(())
 }
 
 /// Finished groups as (output row, sort keys): aggregates finished, HAVING
@@ -898,7 +905,6 @@ fn run_grouped_by_dict(s: &Select) -> Result<Option<ResultSet>, QueryError> {
     };
     let mut slot: Vec<Option<usize>> = vec![None; dict.values.len()];
     let mut states: Vec<GroupState> = Vec::new();
-    let one = Value::Int(1);
     for id in ids {
         let parts = [table.row(id as usize)];
         let row = Row {
@@ -923,20 +929,7 @@ fn run_grouped_by_dict(s: &Select) -> Result<Option<ResultSet>, QueryError> {
                 states.len() - 1
             }
         };
-        let (_, accs, seen) = &mut states[g];
-        for (i, a) in aggs.iter().enumerate() {
-            let v = match &a.arg {
-                None => std::borrow::Cow::Borrowed(&one),
-                Some(x) => eval_cow(x, row)?,
-            };
-            if a.func != AggFunc::CountStar && v.is_null() {
-                continue;
-            }
-            if a.distinct && !seen[i].insert(v.as_ref().clone()) {
-                continue;
-            }
-            accumulate(&mut accs[i], &v)?;
-        }
+        feed(aggs, &mut states[g], row)?;
     }
     let out = groups_to_rows(s, false, aggs, states)?;
     Ok(Some(finish_output(s, out)))

@@ -166,6 +166,31 @@ impl<'db> Engine<'db> {
         }
     }
 
+    /// A table by its SQL name: names are case-insensitive, table
+    /// directories are not, so the exact name first, then a case-insensitive
+    /// match. Dropped tables are found too (they have a history).
+    fn resolve_table(
+        &self,
+        name: &str,
+    ) -> Result<(String, Arc<crate::storage::Table>), QueryError> {
+        match self.db.table(name) {
+            Ok(t) => Ok((name.to_string(), t)),
+            Err(crate::storage::StorageError::NotFound { .. }) => {
+                let found = self
+                    .db
+                    .table_names()?
+                    .into_iter()
+                    .find(|t| t.eq_ignore_ascii_case(name))
+                    .ok_or_else(|| {
+                        QueryError::new(ErrorKind::Unknown, format!("no such table: {name}"))
+                    })?;
+                let t = self.db.table(&found)?;
+                Ok((found, t))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// A table as of `ts_us` (None: the head), parsed once per version,
     /// with the version's name.
     fn table(
@@ -173,24 +198,8 @@ impl<'db> Engine<'db> {
         name: &str,
         ts_us: Option<u64>,
     ) -> Result<(table::TableRef, String), QueryError> {
-        // SQL names are case-insensitive; table directories are not: the
-        // exact name first, then a case-insensitive match.
-        let exact = self.db.table(name).is_ok();
-        let name = if exact {
-            name.to_string()
-        } else {
-            self.db
-                .table_names()?
-                .into_iter()
-                .find(|t| t.eq_ignore_ascii_case(name))
-                .unwrap_or_else(|| name.to_string())
-        };
+        let (name, t) = self.resolve_table(name)?;
         let name = name.as_str();
-        let t = self.db.live_table(name).or_else(|e| match ts_us {
-            // A dropped table still has a history to read.
-            Some(_) => self.db.table(name),
-            None => Err(e),
-        })?;
         let seq = match ts_us {
             None => t.head_seq()?,
             Some(ts) => t.seq_at(ts)?,
@@ -201,7 +210,15 @@ impl<'db> Engine<'db> {
                 format!("table {name} did not exist at that time"),
             ));
         }
-        let version = t.version(seq)?.name;
+        let version = t.version(seq)?;
+        // A dropped table has only a history: read it with AS OF.
+        if ts_us.is_none() && version.size == 0 {
+            return Err(QueryError::new(
+                ErrorKind::Unknown,
+                format!("table {name} is dropped (`rdb table:restore` brings it back)"),
+            ));
+        }
+        let version = version.name;
         let key = (name.to_string(), version.clone());
         if let Some(p) = self
             .cache

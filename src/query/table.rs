@@ -231,13 +231,6 @@ impl TypedTable {
             })
             .as_ref()
     }
-
-    /// Columns whose index has been built (for EXPLAIN and listings).
-    pub fn indexed_columns(&self) -> Vec<usize> {
-        (0..self.indexes.len())
-            .filter(|&c| self.indexes[c].get().is_some())
-            .collect()
-    }
 }
 
 /// A shared parsed version.

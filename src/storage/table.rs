@@ -977,46 +977,51 @@ impl Table {
     ) -> Result<Committed, E> {
         let mut writer = lock_poisoned(self.writer.lock());
         let _g = self.acquire()?;
-        if !writer.repaired {
-            // The first commit through this handle repairs what open() only read.
-            let state = self.recover(true)?;
-            *lock_poisoned(self.state.write()) = state;
-            writer.repaired = true;
-        }
-        self.refresh(true)?;
-        let state = lock_poisoned(self.state.read()).clone();
+        let state = self.catch_up(&mut writer)?;
         let head_seq = state.log.len() as u64;
-        if let (Base::Version(b), Some(resolve)) = (base, resolve)
+        if let Base::Version(b) = base
             && b != head_seq
         {
-            if b > head_seq {
+            let Some(resolve) = resolve else {
                 return Err(StorageError::BaseMismatch {
                     base: b,
                     head: head_seq,
                 }
                 .into());
-            }
-            let base_bytes = if b == 0 {
-                Vec::new()
-            } else {
-                self.reconstruct(&state.log, Some((head_seq, state.head.as_slice())), b)?
             };
+            let base_bytes = self.base_bytes(&state, b)?;
             content = resolve(&base_bytes, &content, &state.head, head_seq)?;
-            return self
-                .commit_locked(writer, state, content, opts)
-                .map_err(E::from);
-        }
-        if let Base::Version(b) = base
-            && b != head_seq
-        {
-            return Err(StorageError::BaseMismatch {
-                base: b,
-                head: head_seq,
-            }
-            .into());
         }
         self.commit_locked(writer, state, content, opts)
             .map_err(E::from)
+    }
+
+    /// Under the table lock: repairs what open() only read (the first time
+    /// through this handle) and catches up with other processes' commits.
+    fn catch_up(&self, writer: &mut Writer) -> Result<State> {
+        if !writer.repaired {
+            let state = self.recover(true)?;
+            *lock_poisoned(self.state.write()) = state;
+            writer.repaired = true;
+        }
+        self.refresh(true)?;
+        Ok(lock_poisoned(self.state.read()).clone())
+    }
+
+    /// The bytes of version `b`, a writer's base, for a merge with the head
+    /// in `state` (empty for 0: the table had no version).
+    fn base_bytes(&self, state: &State, b: u64) -> Result<Vec<u8>> {
+        let head_seq = state.log.len() as u64;
+        if b > head_seq {
+            return Err(StorageError::BaseMismatch {
+                base: b,
+                head: head_seq,
+            });
+        }
+        if b == 0 {
+            return Ok(Vec::new());
+        }
+        self.reconstruct(&state.log, Some((head_seq, state.head.as_slice())), b)
     }
 
     /// The commit itself, against the head in `state`; the caller holds the
@@ -1365,30 +1370,13 @@ impl Table {
         user: &str,
         resolve: &mut impl FnMut(&str, &[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
     ) -> Result<FramePart, E> {
-        if !writer.repaired {
-            let state = self.recover(true)?;
-            *lock_poisoned(self.state.write()) = state;
-            writer.repaired = true;
-        }
-        self.refresh(true)?;
-        let state = lock_poisoned(self.state.read()).clone();
+        let state = self.catch_up(writer)?;
         let head_seq = state.log.len() as u64;
         let mut content = st.content;
         if let Base::Version(b) = st.base
             && b != head_seq
         {
-            if b > head_seq {
-                return Err(StorageError::BaseMismatch {
-                    base: b,
-                    head: head_seq,
-                }
-                .into());
-            }
-            let base_bytes = if b == 0 {
-                Vec::new()
-            } else {
-                self.reconstruct(&state.log, Some((head_seq, state.head.as_slice())), b)?
-            };
+            let base_bytes = self.base_bytes(&state, b)?;
             content = resolve(&self.name, &base_bytes, &content, &state.head, head_seq)?;
         }
         let opts = CommitOptions {
