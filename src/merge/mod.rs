@@ -357,6 +357,10 @@ fn merge3_rows(
         }
     }
     // Splice ours' insertions after their anchors, keeping their order.
+    // Anchors are not monotonic when the two sides order shared rows
+    // differently; a stable sort keeps ours' order among equal anchors, and
+    // the splice below needs them ascending or it would drop rows.
+    inserts.sort_by_key(|(anchor, _)| *anchor);
     let mut merged_rows: Vec<Vec<u8>> = Vec::with_capacity(out.len() + inserts.len());
     let mut ins = inserts.into_iter().peekable();
     for pos in 0..=out.len() {

@@ -400,3 +400,21 @@ fn scattered_edits_take_the_region_path() {
             .content
     );
 }
+
+#[test]
+fn inserts_anchored_out_of_order_are_all_kept() {
+    // Both sides insert 103 and 106, in opposite orders; ours also inserts
+    // 101 after 106 and 102 after 103. CI found 102 dropped here.
+    let base = b"id|a|b\n";
+    let ours = b"id|a|b\n106|v0|w0\n101|v0|w0\n103|v0|w0\n102|v0|w0\n";
+    let theirs = b"id|a|b\n103|v0|w0\n106|v0|w0\n";
+    for r in [
+        merge3_rows(base, ours, theirs, b'|', ConflictPolicy::Reject).unwrap(),
+        merge3(base, ours, theirs, b'|', ConflictPolicy::Reject).unwrap(),
+    ] {
+        assert_eq!(
+            String::from_utf8(r.content).unwrap(),
+            "id|a|b\n103|v0|w0\n102|v0|w0\n106|v0|w0\n101|v0|w0\n"
+        );
+    }
+}
