@@ -68,6 +68,36 @@ enum Command {
         #[arg(long, value_enum, default_value = "csv")]
         format: query::QueryFormat,
     },
+    /// Save a query under a name (text from the argument or stdin); it is checked
+    /// first. The mount shows it as `@query/<name>.sql`, its result as `<name>.csv`.
+    #[command(name = "query:save")]
+    QuerySave {
+        db: String,
+        name: String,
+        sql: Option<String>,
+    },
+    /// List saved queries.
+    #[command(name = "query:list")]
+    QueryList { db: String },
+    /// Print a saved query's text, or with --history every version of it.
+    #[command(name = "query:show")]
+    QueryShow {
+        db: String,
+        name: String,
+        #[arg(long)]
+        history: bool,
+    },
+    /// Run a saved query.
+    #[command(name = "query:run")]
+    QueryRun {
+        db: String,
+        name: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: query::QueryFormat,
+    },
+    /// Delete a saved query (its history stays).
+    #[command(name = "query:drop")]
+    QueryDrop { db: String, name: String },
     /// Show a database's settings, or set one: conflict_policy (reject | last-writer-wins),
     /// keyframe_every, lock_timeout_ms.
     #[command(name = "db:config")]
@@ -235,7 +265,9 @@ fn exit_code(err: &anyhow::Error) -> i32 {
     if let Some(e) = err.downcast_ref::<StorageError>() {
         return match e {
             StorageError::NotFound { .. } => exit::NOT_FOUND,
-            StorageError::Csv(_) | StorageError::InvalidName { .. } => exit::INVALID,
+            StorageError::Csv(_)
+            | StorageError::Invalid { .. }
+            | StorageError::InvalidName { .. } => exit::INVALID,
             StorageError::BaseMismatch { .. } | StorageError::Exists { .. } => exit::CONFLICT,
             StorageError::Locked { .. } => exit::LOCKED,
             StorageError::Corrupt { .. } => exit::DAMAGED,
@@ -311,6 +343,11 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::DbList(f) => db::list(ctx, f),
         Command::DbInfo { db } => db::info(ctx, &db),
         Command::DbQuery { db, sql, format } => query::run(ctx, &db, &sql, format),
+        Command::QuerySave { db, name, sql } => query::save(ctx, &db, &name, sql),
+        Command::QueryList { db } => query::list(ctx, &db),
+        Command::QueryShow { db, name, history } => query::show(ctx, &db, &name, history),
+        Command::QueryRun { db, name, format } => query::run_saved(ctx, &db, &name, format),
+        Command::QueryDrop { db, name } => query::drop(ctx, &db, &name),
         Command::DbConfig { db, key, value } => {
             db::config(ctx, &db, key.as_deref(), value.as_deref())
         }

@@ -1,6 +1,6 @@
-//! `rdb db:query`: ReedQL without a mount.
+//! `rdb db:query` and `rdb query:*`: ReedQL and saved queries without a mount.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use anyhow::Result;
 
@@ -15,22 +15,108 @@ pub enum QueryFormat {
     Table,
 }
 
-pub fn run(ctx: &Ctx, db: &str, sql: &str, format: QueryFormat) -> Result<i32> {
+fn open(ctx: &Ctx, db: &str) -> Result<Database> {
     let (root, _) = ctx.registry()?.resolve(db, &ctx.cwd)?;
-    let db = Database::open(&root)?;
-    let engine = Engine::new(&db);
-    let result = engine.execute(sql, &ctx.user).map_err(|e| {
-        let code = match e.kind {
-            ErrorKind::Storage | ErrorKind::Runtime => exit::ERROR,
-            _ => exit::QUERY,
-        };
-        fail(code, e.to_string())
-    })?;
+    Ok(Database::open(&root)?)
+}
+
+/// A query error as the CLI reports it: exit 8 for the query's fault.
+fn query_failed(e: reedbase::query::QueryError) -> anyhow::Error {
+    let code = match e.kind {
+        ErrorKind::Storage | ErrorKind::Runtime => exit::ERROR,
+        _ => exit::QUERY,
+    };
+    fail(code, e.to_string())
+}
+
+pub fn run(ctx: &Ctx, db: &str, sql: &str, format: QueryFormat) -> Result<i32> {
+    let db = open(ctx, db)?;
+    let result = Engine::new(&db)
+        .execute(sql, &ctx.user)
+        .map_err(query_failed)?;
+    print(&db, &result, format)
+}
+
+fn print(db: &Database, result: &reedbase::query::ResultSet, format: QueryFormat) -> Result<i32> {
     let text = match format {
-        QueryFormat::Csv => output::csv(&result, db.config().delimiter_byte()),
-        QueryFormat::Json => output::json(&result),
-        QueryFormat::Table => output::table(&result),
+        QueryFormat::Csv => output::csv(result, db.config().delimiter_byte()),
+        QueryFormat::Json => output::json(result),
+        QueryFormat::Table => output::table(result),
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(exit::OK)
+}
+
+/// The current text of saved query `name`, or a not-found error.
+fn saved_text(db: &Database, name: &str) -> Result<String> {
+    db.saved_query(name)?
+        .and_then(|q| q.text)
+        .ok_or_else(|| fail(exit::NOT_FOUND, format!("no saved query {name:?}")))
+}
+
+pub fn save(ctx: &Ctx, db: &str, name: &str, sql: Option<String>) -> Result<i32> {
+    let db = open(ctx, db)?;
+    let sql = match sql {
+        Some(s) => s,
+        None => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            s
+        }
+    };
+    Engine::new(&db).check(&sql).map_err(query_failed)?;
+    let saved = db.save_query(name, &sql)?;
+    eprintln!("saved query {name} (version {})", saved.version);
+    Ok(exit::OK)
+}
+
+pub fn list(ctx: &Ctx, db: &str) -> Result<i32> {
+    let db = open(ctx, db)?;
+    let mut out = std::io::stdout().lock();
+    for name in db.saved_queries()? {
+        writeln!(out, "{name}")?;
+    }
+    Ok(exit::OK)
+}
+
+pub fn show(ctx: &Ctx, db: &str, name: &str, history: bool) -> Result<i32> {
+    let db = open(ctx, db)?;
+    let mut out = std::io::stdout().lock();
+    if !history {
+        let text = saved_text(&db, name)?;
+        out.write_all(text.as_bytes())?;
+        if !text.ends_with('\n') {
+            out.write_all(b"\n")?;
+        }
+        return Ok(exit::OK);
+    }
+    let versions = db.saved_query_history(name)?;
+    if versions.is_empty() {
+        return Err(fail(exit::NOT_FOUND, format!("no saved query {name:?}")));
+    }
+    for v in versions {
+        let text = v.text.as_deref().unwrap_or("(deleted)");
+        writeln!(
+            out,
+            "-- {} {}\n{}",
+            v.version,
+            reedbase::storage::names::format_ts_human(v.ts_us),
+            text.trim_end()
+        )?;
+    }
+    Ok(exit::OK)
+}
+
+pub fn run_saved(ctx: &Ctx, db: &str, name: &str, format: QueryFormat) -> Result<i32> {
+    let db = open(ctx, db)?;
+    let sql = saved_text(&db, name)?;
+    let result = Engine::new(&db).query(&sql).map_err(query_failed)?;
+    print(&db, &result, format)
+}
+
+pub fn drop(ctx: &Ctx, db: &str, name: &str) -> Result<i32> {
+    let db = open(ctx, db)?;
+    let deleted = db.delete_query(name)?;
+    eprintln!("deleted query {name} (version {})", deleted.version);
     Ok(exit::OK)
 }

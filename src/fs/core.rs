@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::{FsError, Result};
-use super::node::{Inodes, Node, ROOT, frame_dir_key};
+use super::node::{Inodes, Node, QUERY_DIR_KEY, ROOT, ResultFormat, frame_dir_key};
 use super::status::{Event, Status};
 use crate::merge::{self, MergeError, Outcome};
 use crate::storage::{
@@ -30,6 +30,8 @@ use crate::storage::{
 
 #[path = "frames.rs"]
 mod frames;
+#[path = "queries.rs"]
+mod queries;
 
 /// What a mount shows and allows.
 #[derive(Debug, Clone)]
@@ -154,10 +156,11 @@ enum Handle {
     Scratch {
         ino: u64,
     },
-    /// `@conflicts/<id>.csv` opened for writing: saving it resolves.
-    ConflictEdit {
+    /// A writable virtual file opened for writing: its buffer is applied
+    /// at the close that follows written data.
+    VirtualEdit {
         db: usize,
-        id: String,
+        target: EditTarget,
         buf: Vec<u8>,
         dirty: bool,
     },
@@ -165,6 +168,15 @@ enum Handle {
     Virtual {
         data: Arc<Vec<u8>>,
     },
+}
+
+/// What saving a [`Handle::VirtualEdit`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EditTarget {
+    /// `@conflicts/<id>.csv`: resolves the conflict.
+    Conflict(String),
+    /// `@query/<name>.sql`: saves the query.
+    SavedQuery(String),
 }
 
 #[derive(Debug)]
@@ -331,9 +343,9 @@ impl ReedFs {
         }
     }
 
-    /// Runs a query of `@query/` and renders its result as CSV. A bad query
-    /// fails (EINVAL) with its message and position in `@status`.
-    fn run_query(&self, db: usize, sql: &str) -> Result<Vec<u8>> {
+    /// Runs a query of `@query/` and renders its result. A bad query fails
+    /// (EINVAL) with its message and position in `@status`.
+    fn run_query(&self, db: usize, sql: &str, format: ResultFormat) -> Result<Vec<u8>> {
         let mdb = &self.dbs[db].db;
         let engine = crate::query::Engine::with_cache(mdb, &self.queries[db]);
         let started = std::time::Instant::now();
@@ -344,7 +356,11 @@ impl ReedFs {
             "query run"
         );
         match result {
-            Ok(r) => Ok(crate::query::output::csv(&r, mdb.config().delimiter_byte()).into_bytes()),
+            Ok(r) => Ok(match format {
+                ResultFormat::Csv => crate::query::output::csv(&r, mdb.config().delimiter_byte()),
+                ResultFormat::Json => crate::query::output::json(&r),
+            }
+            .into_bytes()),
             Err(e) => {
                 let reason = e.to_string();
                 self.status[db].push(Event::Rejected {
@@ -463,6 +479,16 @@ impl ReedFs {
             | Node::QueryRoot(_) => self.dir_attr(ino, self.started),
             // Results come with direct I/O: the size is found by reading.
             Node::QueryFile(..) => self.file_attr(ino, 0, 0o444, SystemTime::now()),
+            Node::SavedQuery(db, name) => {
+                let (text, mtime) = self.saved_file_in(inner, *db, name)?;
+                self.file_attr(ino, text.len() as u64, 0o644, mtime)
+            }
+            Node::SavedResult(db, name, _) => {
+                if self.dbs[*db].db.saved_query(name)?.is_none() {
+                    return Err(FsError::NotFound);
+                }
+                self.file_attr(ino, 0, 0o444, SystemTime::now())
+            }
             Node::FrameDir(db, f) => {
                 Self::frame_tables_in(inner, *db, f)?;
                 self.dir_attr(ino, self.started)
@@ -577,7 +603,14 @@ impl ReedFs {
                 Self::frame_tables_in(inner, *db, name)?;
                 Node::FrameDir(*db, name.to_string())
             }
-            Node::QueryRoot(db) => Node::QueryFile(*db, decode_query_name(name)),
+            Node::QueryRoot(db) => match queries::classify(name) {
+                queries::QueryName::Saved(stem) => Node::SavedQuery(*db, stem.to_string()),
+                queries::QueryName::Result(stem, f) => Node::SavedResult(*db, stem.to_string(), f),
+                queries::QueryName::Sql => Node::QueryFile(*db, decode_query_name(name)),
+                queries::QueryName::Scratch => {
+                    Node::Scratch(*db, QUERY_DIR_KEY.to_string(), name.to_string())
+                }
+            },
             Node::FrameDir(db, f) => {
                 let tables = Self::frame_tables_in(inner, *db, f)?;
                 match name.strip_suffix(".csv") {
@@ -731,8 +764,22 @@ impl ReedFs {
                     }
                 }
             }
-            // Times and queries are endless: these list nothing; readers name their children.
-            Node::AsOfRoot(_) | Node::QueryRoot(_) => {}
+            // Times are endless: this lists nothing; readers name its children.
+            Node::AsOfRoot(_) => {}
+            // Saved queries (not their results: a listing runs nothing) and
+            // scratch files.
+            Node::QueryRoot(db) => {
+                for q in self.dbs[*db].db.saved_queries()? {
+                    let name = format!("{q}.sql");
+                    names.push((Node::SavedQuery(*db, q), Kind::File, name));
+                }
+                if let Some(dir) = inner.dirs.get(&(*db, QUERY_DIR_KEY.to_string())) {
+                    for n in dir.keys() {
+                        let node = Node::Scratch(*db, QUERY_DIR_KEY.to_string(), n.clone());
+                        names.push((node, Kind::File, n.clone()));
+                    }
+                }
+            }
             Node::AsOf(db, ts) => {
                 for t in self.dbs[*db].db.table_names()? {
                     let Ok(table) = self.table(*db, &t) else {
@@ -809,13 +856,16 @@ impl ReedFs {
             } else {
                 merge::conflicts::cells(&self.dbs[*db].db, &id).map_err(|_| FsError::NotFound)?
             };
-            let h = Handle::ConflictEdit {
+            let h = Handle::VirtualEdit {
                 db: *db,
-                id,
+                target: EditTarget::Conflict(id),
                 buf,
                 dirty: trunc,
             };
             return Ok((Self::new_fh(&mut inner, h), Caching::Direct));
+        }
+        if let Some((h, caching)) = self.open_query_node(&mut inner, &node, write, trunc)? {
+            return Ok((Self::new_fh(&mut inner, h), caching));
         }
         if write || trunc {
             self.check_writable(&node)?;
@@ -950,7 +1000,16 @@ impl ReedFs {
             }
             Node::QueryFile(db, sql) => {
                 drop(inner);
-                let data = Arc::new(self.run_query(*db, sql)?);
+                let data = Arc::new(self.run_query(*db, sql, ResultFormat::Csv)?);
+                let mut inner = lock(&self.inner);
+                Ok((
+                    Self::new_fh(&mut inner, Handle::Virtual { data }),
+                    Caching::Direct,
+                ))
+            }
+            Node::SavedResult(db, name, format) => {
+                drop(inner);
+                let data = Arc::new(self.run_saved(*db, name, *format)?);
                 let mut inner = lock(&self.inner);
                 Ok((
                     Self::new_fh(&mut inner, Handle::Virtual { data }),
@@ -993,6 +1052,9 @@ impl ReedFs {
         let name = name_str(name)?;
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
+        if let Node::QueryRoot(db) = pnode {
+            return self.create_in_query(&mut inner, db, name, mode, flags, caller);
+        }
         self.check_writable(&pnode)?;
         if let Node::FrameDir(db, f) = &pnode {
             return self.create_in_frame(&mut inner, *db, f, name, mode, flags, caller);
@@ -1152,7 +1214,7 @@ impl ReedFs {
         let bytes: &[u8] = match inner.handles.get(&fh).ok_or(FsError::BadHandle)? {
             Handle::CurrentRead { data, .. } | Handle::Virtual { data } => data,
             Handle::CurrentWrite { buf, .. }
-            | Handle::ConflictEdit { buf, .. }
+            | Handle::VirtualEdit { buf, .. }
             | Handle::FrameCtl { buf, .. } => buf,
             Handle::Scratch { ino } => &inner.scratch.get(ino).ok_or(FsError::NotFound)?.data,
         };
@@ -1216,7 +1278,7 @@ impl ReedFs {
                     s.mtime = SystemTime::now();
                     (&mut s.data, None)
                 }
-                Handle::ConflictEdit { buf, dirty, .. } => {
+                Handle::VirtualEdit { buf, dirty, .. } => {
                     *dirty = true;
                     (buf, None)
                 }
@@ -1258,7 +1320,7 @@ impl ReedFs {
                 *flushes += 1;
                 *dirty && (!buf.is_empty() || *flushes > 1)
             }
-            Handle::ConflictEdit { dirty, buf, .. } => *dirty && !buf.is_empty(),
+            Handle::VirtualEdit { dirty, buf, .. } => *dirty && !buf.is_empty(),
             Handle::FrameCtl { buf, .. } => !buf.is_empty(),
             _ => false,
         };
@@ -1312,7 +1374,23 @@ impl ReedFs {
         let (db, table, content, base) = {
             let mut inner = lock(&self.inner);
             match inner.handles.get_mut(&fh).ok_or(FsError::BadHandle)? {
-                Handle::ConflictEdit { db, id, buf, dirty } if *dirty && !buf.is_empty() => {
+                Handle::VirtualEdit {
+                    db,
+                    target: EditTarget::SavedQuery(name),
+                    buf,
+                    dirty,
+                } if *dirty && !buf.is_empty() => {
+                    *dirty = false;
+                    let (db, name, text) = (*db, name.clone(), buf.clone());
+                    drop(inner);
+                    return self.save_query(db, &name, &text);
+                }
+                Handle::VirtualEdit {
+                    db,
+                    target: EditTarget::Conflict(id),
+                    buf,
+                    dirty,
+                } if *dirty && !buf.is_empty() => {
                     *dirty = false;
                     let (db, id, edited) = (*db, id.clone(), buf.clone());
                     drop(inner);
@@ -1500,7 +1578,7 @@ impl ReedFs {
                     MergeError::Storage(
                         StorageError::Csv(_) | StorageError::BaseMismatch { .. },
                     )
-                    | MergeError::Csv { .. } => self.keep_rejected(db, table, &content),
+                    | MergeError::Csv { .. } => self.keep_rejected(db, table, "csv", &content),
                     MergeError::Conflicts { conflicts, head } => merge::conflicts::record(
                         &mdb.db,
                         table,
@@ -1550,11 +1628,11 @@ impl ReedFs {
     }
 
     /// Saves rejected bytes under `<db root>/rejected/` (shown as
-    /// `@rejected/`); returns the file name.
-    fn keep_rejected(&self, db: usize, table: &str, content: &[u8]) -> Option<String> {
+    /// `@rejected/`) as `<stem>-<time>.<ext>`; returns the file name.
+    fn keep_rejected(&self, db: usize, stem: &str, ext: &str, content: &[u8]) -> Option<String> {
         let dir = self.dbs[db].db.root().join("rejected");
         std::fs::create_dir_all(&dir).ok()?;
-        let name = format!("{table}-{}.csv", names::format_ts(names::now_us()));
+        let name = format!("{stem}-{}.{ext}", names::format_ts(names::now_us()));
         let path = dir.join(&name);
         let io = self.dbs[db].db.io();
         crate::storage::io::replace_file(&**io, &path, content).ok()?;
@@ -1624,8 +1702,9 @@ impl ReedFs {
     pub fn setattr(&self, ino: u64, fh: Option<u64>, set: SetAttr) -> Result<Attr> {
         let mut inner = lock(&self.inner);
         let node = self.node(&inner, ino)?;
-        if let (Node::ConflictFile(..), Some(size), Some(f)) = (&node, set.size, fh)
-            && let Some(Handle::ConflictEdit { buf, dirty, .. }) = inner.handles.get_mut(&f)
+        if let (Node::ConflictFile(..) | Node::SavedQuery(..), Some(size), Some(f)) =
+            (&node, set.size, fh)
+            && let Some(Handle::VirtualEdit { buf, dirty, .. }) = inner.handles.get_mut(&f)
         {
             buf.resize(size.min(self.opts.max_file_bytes) as usize, 0);
             *dirty = true;
@@ -1754,6 +1833,9 @@ impl ReedFs {
         let name = name_str(name)?;
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
+        if let Node::QueryRoot(db) = pnode {
+            return self.unlink_in_query(inner, db, name);
+        }
         self.check_writable(&pnode)?;
         if let Node::FrameDir(db, f) = &pnode {
             let key = frame_dir_key(f);
@@ -1892,6 +1974,14 @@ impl ReedFs {
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
         let npnode = self.node(&inner, newparent)?;
+        match (&pnode, &npnode) {
+            (Node::QueryRoot(a), Node::QueryRoot(b)) if a == b => {
+                let db = *a;
+                return self.rename_in_query(inner, db, name, newname, noreplace);
+            }
+            (Node::QueryRoot(_), _) | (_, Node::QueryRoot(_)) => return Err(FsError::CrossDir),
+            _ => {}
+        }
         self.check_writable(&pnode)?;
         self.check_writable(&npnode)?;
         if let (Node::FrameDir(db, f), Node::FrameDir(db2, f2)) = (&pnode, &npnode) {

@@ -49,7 +49,9 @@ pub fn errno(e: &FsError) -> Errno {
             )),
             StorageError::NotFound { .. } => Errno::ENOENT,
             StorageError::Exists { .. } => Errno::EEXIST,
-            StorageError::Csv(_) | StorageError::InvalidName { .. } => Errno::EINVAL,
+            StorageError::Csv(_)
+            | StorageError::Invalid { .. }
+            | StorageError::InvalidName { .. } => Errno::EINVAL,
             StorageError::BaseMismatch { .. } => Errno::EBUSY,
             StorageError::Locked { .. } => Errno::EBUSY,
             StorageError::Corrupt { .. } | StorageError::Config { .. } => Errno::EIO,

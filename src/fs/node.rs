@@ -51,7 +51,22 @@ pub enum Node {
     QueryRoot(usize),
     /// `<db>/@query/<sql>`: the query's result as CSV (decoded name).
     QueryFile(usize, String),
+    /// `<db>/@query/<name>.sql`: a saved query's text; writing it saves.
+    SavedQuery(usize, String),
+    /// `<db>/@query/<name>.csv` or `.json`: a saved query's result.
+    SavedResult(usize, String, ResultFormat),
 }
+
+/// How a saved query's result is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResultFormat {
+    Csv,
+    Json,
+}
+
+/// The scratch-file directory key of `@query/` (temp files of `sed -i` and
+/// editors saving a query). Table names cannot hold `@`.
+pub const QUERY_DIR_KEY: &str = "@query";
 
 /// The scratch-file directory key of a frame directory. Table names cannot
 /// hold `@` or `/`, so it never equals a table's.
@@ -94,6 +109,8 @@ impl Node {
                 | Node::AsOfFile(..)
                 | Node::QueryRoot(_)
                 | Node::QueryFile(..)
+                | Node::SavedQuery(..)
+                | Node::SavedResult(..)
         )
     }
 }

@@ -19,6 +19,11 @@ pub enum Event {
         reason: String,
         kept: Option<String>,
     },
+    /// A saved file that is not a table (a saved query) got a new version.
+    Saved {
+        file: String,
+        version: String,
+    },
     /// Under last-writer-wins, a cell a merge overwrote.
     Overwritten {
         table: String,
@@ -51,6 +56,9 @@ impl Status {
                     "  {when}  {table}  version {}  {}  by {}  {} rows\n",
                     v.seq, v.action, v.user, v.rows
                 )),
+                Event::Saved { file, version } => {
+                    commits.push_str(&format!("  {when}  {file}  saved {version}\n"))
+                }
                 Event::Overwritten { table, conflict: c } => errors.push_str(&format!(
                     "  {when}  {table}  merged over a concurrent change: key {:?} column {:?}: head had {:?}, this write {:?}\n",
                     c.key, c.column, c.theirs, c.ours

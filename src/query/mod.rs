@@ -154,6 +154,18 @@ impl<'db> Engine<'db> {
         }
     }
 
+    /// Checks that `sql` is a reading query that binds against the current
+    /// tables, without running it (how saved queries are checked).
+    pub fn check(&self, sql: &str) -> Result<(), QueryError> {
+        let statement = parse::parse(sql)?;
+        if let sqlparser::ast::Statement::Query(q) = &statement {
+            plan::Binder::new(self, sql).bind_query(q)?;
+            return Ok(());
+        }
+        // EXPLAIN is cheap; anything else fails as a run would.
+        self.query(sql).map(|_| ())
+    }
+
     /// Runs a query or a write (INSERT, UPDATE, DELETE) by `user`. A write
     /// commits through the merge layer and returns `changes|version`.
     pub fn execute(&self, sql: &str, user: &str) -> Result<ResultSet, QueryError> {

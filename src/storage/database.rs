@@ -11,6 +11,7 @@ use super::error::{Result, StorageError};
 use super::frame::{self, Frame, FrameCommitted, FrameInfo};
 use super::io::{Io, RealIo, replace_file, sync_parent};
 use super::names;
+use super::saved_query::{self, SavedQuery};
 use super::table::{self, Base, CommitOptions, Committed, Table};
 
 pub const CONFIG: &str = "config.toml";
@@ -254,6 +255,40 @@ impl Database {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Saves a new version of the query text `name` (docs/FORMAT.md,
+    /// "Saved queries"); durable when it returns.
+    pub fn save_query(&self, name: &str, text: &str) -> Result<SavedQuery> {
+        let node = &self.ctx.config.node;
+        saved_query::write(&*self.ctx.io, &self.ctx.root, node, name, Some(text))
+    }
+
+    /// Deletes saved query `name` (a new version that says so).
+    pub fn delete_query(&self, name: &str) -> Result<SavedQuery> {
+        if self.saved_query(name)?.is_none() {
+            return Err(StorageError::NotFound {
+                kind: "saved query",
+                name: name.to_string(),
+            });
+        }
+        let node = &self.ctx.config.node;
+        saved_query::write(&*self.ctx.io, &self.ctx.root, node, name, None)
+    }
+
+    /// The current version of saved query `name`, None when there is none.
+    pub fn saved_query(&self, name: &str) -> Result<Option<SavedQuery>> {
+        saved_query::current(&*self.ctx.io, &self.ctx.root, name)
+    }
+
+    /// Names of the saved queries, sorted.
+    pub fn saved_queries(&self) -> Result<Vec<String>> {
+        saved_query::list(&*self.ctx.io, &self.ctx.root)
+    }
+
+    /// Every version of saved query `name`, oldest first (deletions too).
+    pub fn saved_query_history(&self, name: &str) -> Result<Vec<SavedQuery>> {
+        saved_query::history(&*self.ctx.io, &self.ctx.root, name)
     }
 
     /// Opens a table (cached: one `Table` per name per `Database`).

@@ -35,6 +35,10 @@ pub enum StorageError {
         waited_ms: u64,
     },
 
+    /// Content the store refuses (not CSV, which has its own variant).
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
+
     #[error("invalid name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
 

@@ -18,6 +18,7 @@ mod log;
 pub mod names;
 mod registry;
 pub mod rowdiff;
+mod saved_query;
 mod table;
 mod verify;
 mod zero_bzip2;
@@ -34,6 +35,7 @@ pub use frame::{Decision, Frame, FrameCommitted, FrameInfo, Staged};
 pub use io::{Io, RealIo};
 pub use log::content_hash;
 pub use registry::{DbEntry, LOCAL_DIR, Mode, Registry};
+pub use saved_query::{MAX_QUERY_BYTES, SavedQuery};
 pub use table::{Base, CURRENT, CommitOptions, Committed, LOG, SCHEMA, Table, VersionInfo};
 pub use verify::{Problem, VerifyReport};
 

@@ -896,3 +896,36 @@ fn db_query_prints_csv_json_and_tables_and_fails_bad_queries_with_exit_8() {
     );
     assert_eq!(r.run(&["db:query", "nodb", "SELECT 1"]).code, 3);
 }
+
+#[test]
+fn saved_queries_save_list_show_run_and_drop() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let f = r.file(
+        "u.csv",
+        b"id|name|city\n1|Ann|Rome\n2|Bob|Oslo\n3|Cy|Rome\n",
+    );
+    r.ok(&["table:create", "shop", "users", "--from", &f]);
+    let sql = "SELECT city, COUNT(*) AS n FROM users GROUP BY city ORDER BY city";
+    r.ok(&["query:save", "shop", "by_city", sql]);
+    assert_eq!(r.ok(&["query:list", "shop"]).out(), "by_city\n");
+    assert_eq!(
+        r.ok(&["query:show", "shop", "by_city"]).out(),
+        format!("{sql}\n")
+    );
+    let run = r.ok(&["query:run", "shop", "by_city"]).out();
+    assert_eq!(run, r.ok(&["db:query", "shop", sql]).out());
+    assert_eq!(run, "city|n\nOslo|1\nRome|2\n");
+    // A bad query is never saved; the name keeps its last good text.
+    let bad = r.run(&["query:save", "shop", "by_city", "SELECT nope FROM users"]);
+    assert_eq!(bad.code, 8, "{}", bad.stderr);
+    assert_eq!(r.run(&["query:save", "shop", "../x", "SELECT 1"]).code, 4);
+    r.ok(&["query:save", "shop", "by_city", "SELECT 1 AS one"]);
+    r.ok(&["query:drop", "shop", "by_city"]);
+    assert_eq!(r.ok(&["query:list", "shop"]).out(), "");
+    assert_eq!(r.run(&["query:run", "shop", "by_city"]).code, 3);
+    assert_eq!(r.run(&["query:drop", "shop", "by_city"]).code, 3);
+    let history = r.ok(&["query:show", "shop", "by_city", "--history"]).out();
+    let texts: Vec<&str> = history.lines().filter(|l| !l.starts_with("-- ")).collect();
+    assert_eq!(texts, [sql, "SELECT 1 AS one", "(deleted)"], "{history}");
+}

@@ -1337,3 +1337,80 @@ fn queries_are_files_under_at_query() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+#[test]
+fn saved_queries_are_versioned_files_run_as_csv_and_json() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    let out = |script: &str| {
+        let o = m.sh(script);
+        assert!(
+            o.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let sql = "SELECT id, name FROM users WHERE id <= 2 ORDER BY id";
+    m.sh_ok(&format!("echo '{sql}' > @query/first.sql"));
+    // The saved query's result equals the same query run by its text.
+    let adhoc = out(&format!("cat '@query/{sql}'"));
+    assert_eq!(adhoc.lines().count(), 3, "{adhoc}");
+    assert_eq!(out("cat @query/first.csv"), adhoc);
+    let json = out(
+        "python3 -c 'import json; r = json.load(open(\"@query/first.json\")); print(len(r), sorted(r[0]))'",
+    );
+    assert_eq!(json.trim(), "2 ['id', 'name']");
+    assert_eq!(out("cat @query/first.sql"), format!("{sql}\n"));
+    assert_eq!(
+        out("ls @query"),
+        "first.sql\n",
+        "listings name saved queries only"
+    );
+    // sed -i (a temp file renamed onto the query) saves a new version.
+    m.sh_ok("sed -i 's/id <= 2/id <= 3/' @query/first.sql");
+    assert_eq!(out("cat @query/first.csv").lines().count(), 4);
+    assert_eq!(out("ls @query"), "first.sql\n", "sed's temp file is gone");
+    // So does vim, with its swap file and backup next to the query.
+    m.sh_ok("vim -es -u NONE -c '%s/id <= 3/id <= 4/' -c wq @query/first.sql");
+    assert_eq!(out("cat @query/first.csv").lines().count(), 5);
+    m.sh_ok("sed -i 's/id <= 4/id <= 3/' @query/first.sql");
+    // A bad query fails the save where cp sees it, and the saved one stays.
+    std::fs::write(m.work.path().join("bad.sql"), "SELECT nope FROM users\n").unwrap();
+    let bad = m.sh("cp \"$WORK/bad.sql\" @query/first.sql");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Invalid argument"));
+    let status = std::fs::read_to_string(m.mp.path().join("@status")).unwrap();
+    assert!(
+        status.contains("@query/first.sql") && status.contains("no such column: nope"),
+        "{status}"
+    );
+    assert_eq!(out("cat @query/first.csv").lines().count(), 4);
+    // Every save is a version in the backing store, as an immutable file.
+    let dir = m.home.path().join("databases/shop/queries/first");
+    let versions = |ext: &str| {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(ext)
+            })
+            .count()
+    };
+    assert_eq!(versions(".sql"), 4);
+    // mv renames; rm deletes (a version that says so); results go with them.
+    m.sh_ok("mv @query/first.sql @query/second.sql");
+    assert!(!m.sh("cat @query/first.csv").status.success());
+    assert_eq!(out("cat @query/second.csv").lines().count(), 4);
+    m.sh_ok("rm @query/second.sql");
+    assert_eq!(out("ls @query"), "");
+    let gone = m.sh("cat @query/second.csv");
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("No such file"));
+    assert_eq!(versions(".deleted"), 1, "first's deletion by the rename");
+    // Query results are read-only; the mount's read-only option covers saves.
+    assert!(!m.sh("echo x > @query/second.csv").status.success());
+}

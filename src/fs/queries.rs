@@ -1,0 +1,358 @@
+//! `<db>/@query/`: queries as files (docs/MOUNT.md, "Queries"). A child
+//! module of `core`: it works on the filesystem's state directly.
+//!
+//! - `cat "@query/<sql>"` runs the query named by the file name.
+//! - `@query/<name>.sql` is a saved query: writing it (`>`, `cp`, `tee`,
+//!   `sed -i`, a rename onto it) checks the query and saves a new version
+//!   in the backing store; `rm` deletes it (also a version). `ls @query/`
+//!   lists the saved queries.
+//! - `@query/<name>.csv` and `<name>.json` run the saved query.
+//! - Any other name that does not start like a query is a scratch file,
+//!   so `sed -i` and editors can keep their temp files next to a query.
+//!
+//! A bad query fails where the caller sees it (EINVAL at open, or at the
+//! close of a save) and its message, with the position, is in `@status`.
+
+use std::sync::Arc;
+
+use super::{Caching, Caller, EditTarget, Event, FsError, Handle, Inner, Node, ReedFs, Result};
+use crate::fs::node::{QUERY_DIR_KEY, ResultFormat};
+use crate::storage::{MAX_QUERY_BYTES, names};
+
+/// What a name under `@query/` stands for.
+pub(super) enum QueryName<'a> {
+    /// `<name>.sql`
+    Saved(&'a str),
+    /// `<name>.csv` / `<name>.json`
+    Result(&'a str, ResultFormat),
+    /// A name that starts like a statement: the query itself (undecoded).
+    Sql,
+    /// Anything else: a scratch file.
+    Scratch,
+}
+
+/// Words a query can start with. A name that starts otherwise (`sedAbC12`,
+/// `4913`, `.x.sql.swp`) is never run as SQL, so tools can create it.
+const STATEMENT_STARTS: [&str; 7] = [
+    "select", "explain", "with", "values", "insert", "update", "delete",
+];
+
+pub(super) fn classify(name: &str) -> QueryName<'_> {
+    let saved = |ext: &str| {
+        name.strip_suffix(ext)
+            .filter(|stem| names::validate(stem).is_ok())
+    };
+    if let Some(stem) = saved(".sql") {
+        return QueryName::Saved(stem);
+    }
+    if let Some(stem) = saved(".csv") {
+        return QueryName::Result(stem, ResultFormat::Csv);
+    }
+    if let Some(stem) = saved(".json") {
+        return QueryName::Result(stem, ResultFormat::Json);
+    }
+    let first: String = name
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if STATEMENT_STARTS.contains(&first.as_str()) {
+        QueryName::Sql
+    } else {
+        QueryName::Scratch
+    }
+}
+
+impl ReedFs {
+    /// The saved query's current text, or the buffer of a save in progress
+    /// (so a file being written exists before its first close).
+    pub(super) fn saved_text_in(&self, inner: &Inner, db: usize, name: &str) -> Result<Vec<u8>> {
+        self.saved_file_in(inner, db, name).map(|(text, _)| text)
+    }
+
+    /// The saved query's text and mtime: the time of its version (editors
+    /// compare mtimes before they write), or now for a save in progress.
+    pub(super) fn saved_file_in(
+        &self,
+        inner: &Inner,
+        db: usize,
+        name: &str,
+    ) -> Result<(Vec<u8>, std::time::SystemTime)> {
+        if let Some(buf) = inner.handles.values().find_map(|h| match h {
+            Handle::VirtualEdit {
+                db: d,
+                target: EditTarget::SavedQuery(n),
+                buf,
+                ..
+            } if *d == db && n == name => Some(buf),
+            _ => None,
+        }) {
+            return Ok((buf.clone(), std::time::SystemTime::now()));
+        }
+        match self.dbs[db].db.saved_query(name)? {
+            Some(q) => Ok((
+                q.text.unwrap_or_default().into_bytes(),
+                super::ts_time(q.ts_us),
+            )),
+            None => Err(FsError::NotFound),
+        }
+    }
+
+    /// Runs saved query `name` and renders its result.
+    pub(super) fn run_saved(&self, db: usize, name: &str, format: ResultFormat) -> Result<Vec<u8>> {
+        let text = self.dbs[db]
+            .db
+            .saved_query(name)?
+            .and_then(|q| q.text)
+            .ok_or(FsError::NotFound)?;
+        self.run_query(db, &text, format)
+    }
+
+    /// Checks `text` as a reading query and saves it as a new version of
+    /// `name`. A bad query is refused (EINVAL) with its message in
+    /// `@status`, and its bytes are kept under `@rejected/`.
+    pub(super) fn save_query(&self, db: usize, name: &str, text: &[u8]) -> Result<()> {
+        let mdb = &self.dbs[db].db;
+        let checked = match std::str::from_utf8(text) {
+            Err(_) => Err("a saved query must be UTF-8 text".to_string()),
+            Ok(sql) if sql.len() > MAX_QUERY_BYTES => {
+                Err(format!("a saved query is at most {MAX_QUERY_BYTES} bytes"))
+            }
+            Ok(sql) => crate::query::Engine::with_cache(mdb, &self.queries[db])
+                .check(sql)
+                .map(|()| sql)
+                .map_err(|e| e.to_string()),
+        };
+        let file = format!("@query/{name}.sql");
+        let sql = match checked {
+            Ok(sql) => sql,
+            Err(reason) => {
+                let kept = self.keep_rejected(db, &format!("query-{name}"), "sql", text);
+                self.status[db].push(Event::Rejected {
+                    table: file,
+                    reason: reason.clone(),
+                    kept,
+                });
+                return Err(FsError::InvalidContent(reason));
+            }
+        };
+        let saved = mdb.save_query(name, sql)?;
+        self.status[db].push(Event::Saved {
+            file,
+            version: saved.version,
+        });
+        Ok(())
+    }
+
+    /// `rm @query/<name>.sql`.
+    pub(super) fn delete_saved(&self, db: usize, name: &str) -> Result<()> {
+        let deleted = self.dbs[db].db.delete_query(name)?;
+        self.status[db].push(Event::Saved {
+            file: format!("@query/{name}.sql"),
+            version: format!("{} (deleted)", deleted.version),
+        });
+        Ok(())
+    }
+
+    /// Opens a node under `@query/` that is not a scratch file.
+    pub(super) fn open_query_node(
+        &self,
+        inner: &mut Inner,
+        node: &Node,
+        write: bool,
+        trunc: bool,
+    ) -> Result<Option<(Handle, Caching)>> {
+        Ok(Some(match node {
+            Node::SavedQuery(db, name) if write || trunc => {
+                if self.opts.read_only {
+                    return Err(FsError::ReadOnly("mounted read-only"));
+                }
+                let buf = if trunc {
+                    Vec::new()
+                } else {
+                    self.saved_text_in(inner, *db, name)?
+                };
+                let h = Handle::VirtualEdit {
+                    db: *db,
+                    target: EditTarget::SavedQuery(name.clone()),
+                    buf,
+                    dirty: trunc,
+                };
+                (h, Caching::Direct)
+            }
+            Node::SavedQuery(db, name) => {
+                let data = Arc::new(self.saved_text_in(inner, *db, name)?);
+                (Handle::Virtual { data }, Caching::Direct)
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// `create` in `@query/`: a saved query's file, or a scratch file.
+    pub(super) fn create_in_query(
+        &self,
+        inner: &mut Inner,
+        db: usize,
+        name: &str,
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> Result<(super::Attr, u64, Caching)> {
+        if self.opts.read_only {
+            return Err(FsError::ReadOnly("mounted read-only"));
+        }
+        match classify(name) {
+            QueryName::Saved(stem) => {
+                let node = Node::SavedQuery(db, stem.to_string());
+                if flags & libc::O_EXCL != 0 && self.saved_text_in(inner, db, stem).is_ok() {
+                    return Err(FsError::Exists);
+                }
+                // Not dirty until written: a create that writes nothing
+                // saves nothing.
+                let h = Handle::VirtualEdit {
+                    db,
+                    target: EditTarget::SavedQuery(stem.to_string()),
+                    buf: Vec::new(),
+                    dirty: false,
+                };
+                let ino = inner.inodes.ino(&node);
+                let fh = Self::new_fh(inner, h);
+                let attr = self.file_attr(ino, 0, 0o644, std::time::SystemTime::now());
+                Ok((attr, fh, Caching::Direct))
+            }
+            QueryName::Result(..) | QueryName::Sql => Err(FsError::ReadOnly(
+                "query results are read-only; save a query as <name>.sql",
+            )),
+            QueryName::Scratch => {
+                self.create_scratch(inner, db, QUERY_DIR_KEY, name, mode, flags, caller)
+            }
+        }
+    }
+
+    /// `rm` in `@query/`.
+    pub(super) fn unlink_in_query(
+        &self,
+        mut inner: std::sync::MutexGuard<'_, Inner>,
+        db: usize,
+        name: &str,
+    ) -> Result<()> {
+        if self.opts.read_only {
+            return Err(FsError::ReadOnly("mounted read-only"));
+        }
+        match classify(name) {
+            QueryName::Saved(stem) => {
+                drop(inner);
+                self.delete_saved(db, stem)
+            }
+            QueryName::Scratch if Self::query_scratch(&inner, db, name).is_some() => {
+                Self::drop_scratch_name(&mut inner, db, QUERY_DIR_KEY, name);
+                Ok(())
+            }
+            QueryName::Scratch => Err(FsError::NotFound),
+            QueryName::Result(..) | QueryName::Sql => {
+                Err(FsError::ReadOnly("query results cannot be removed"))
+            }
+        }
+    }
+
+    fn query_scratch(inner: &Inner, db: usize, name: &str) -> Option<u64> {
+        inner
+            .dirs
+            .get(&(db, QUERY_DIR_KEY.to_string()))
+            .and_then(|d| d.get(name))
+            .copied()
+    }
+
+    /// `mv` inside `@query/`: a scratch file onto `<name>.sql` saves it
+    /// (`sed -i`, atomic saves); `<a>.sql` to `<b>.sql` renames a saved
+    /// query (a save of b and a deletion of a); `<a>.sql` to a scratch name
+    /// moves its text out (an editor's backup) and deletes it.
+    pub(super) fn rename_in_query(
+        &self,
+        mut inner: std::sync::MutexGuard<'_, Inner>,
+        db: usize,
+        name: &str,
+        newname: &str,
+        noreplace: bool,
+    ) -> Result<()> {
+        if self.opts.read_only {
+            return Err(FsError::ReadOnly("mounted read-only"));
+        }
+        let target_exists = |inner: &Inner, n: &str| match classify(n) {
+            QueryName::Saved(stem) => self.saved_text_in(inner, db, stem).is_ok(),
+            _ => Self::query_scratch(inner, db, n).is_some(),
+        };
+        if name == newname {
+            return Ok(());
+        }
+        if noreplace && target_exists(&inner, newname) {
+            return Err(FsError::Exists);
+        }
+        match (classify(name), classify(newname)) {
+            (QueryName::Scratch, QueryName::Saved(stem)) => {
+                let sino = Self::query_scratch(&inner, db, name).ok_or(FsError::NotFound)?;
+                let text = inner
+                    .scratch
+                    .get(&sino)
+                    .map(|s| s.data.clone())
+                    .ok_or(FsError::NotFound)?;
+                drop(inner);
+                self.save_query(db, stem, &text)?;
+                let mut inner = super::lock(&self.inner);
+                if Self::query_scratch(&inner, db, name) == Some(sino) {
+                    Self::drop_scratch_name(&mut inner, db, QUERY_DIR_KEY, name);
+                }
+                Ok(())
+            }
+            (QueryName::Saved(from), QueryName::Saved(to)) => {
+                let text = self.saved_text_in(&inner, db, from)?;
+                drop(inner);
+                self.save_query(db, to, &text)?;
+                self.delete_saved(db, from)
+            }
+            (QueryName::Saved(from), QueryName::Scratch) => {
+                let data = self.saved_text_in(&inner, db, from)?;
+                let file = super::Scratch {
+                    data,
+                    symlink: None,
+                    perm: 0o644,
+                    uid: self.owner.uid,
+                    gid: self.owner.gid,
+                    mtime: std::time::SystemTime::now(),
+                };
+                Self::add_scratch(&mut inner, db, QUERY_DIR_KEY, newname, file);
+                drop(inner);
+                self.delete_saved(db, from)
+            }
+            (QueryName::Scratch, QueryName::Scratch) => {
+                self.move_scratch(&mut inner, db, QUERY_DIR_KEY, name, newname)
+            }
+            _ => Err(FsError::NotPermitted(
+                "in @query/, only saved queries (<name>.sql) and scratch files move",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_saved_queries_results_sql_or_scratch() {
+        assert!(matches!(classify("top.sql"), QueryName::Saved("top")));
+        assert!(matches!(
+            classify("top-10.json"),
+            QueryName::Result("top-10", ResultFormat::Json)
+        ));
+        assert!(matches!(classify("SELECT * FROM t"), QueryName::Sql));
+        assert!(matches!(classify("  select 1"), QueryName::Sql));
+        assert!(matches!(classify("sedAbC123"), QueryName::Scratch));
+        assert!(matches!(classify(".top.sql.swp"), QueryName::Scratch));
+        assert!(matches!(classify("top.sql~"), QueryName::Scratch));
+        assert!(matches!(classify("4913"), QueryName::Scratch));
+        // A query whose text happens to end in `.csv` still starts like one.
+        assert!(matches!(classify("SELECT a.csv FROM a"), QueryName::Sql));
+    }
+}
