@@ -9,10 +9,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use super::error::{ErrorKind, QueryError};
+use super::error::QueryError;
 use super::value::{FastMap, Type, Value};
-use crate::storage::TableIndex;
-use crate::storage::csv::record_fields;
+use crate::storage::csv;
 
 /// One version of a table, parsed.
 #[derive(Debug)]
@@ -129,31 +128,48 @@ impl TypedTable {
                 dicts: Vec::new(),
             });
         }
-        let index = TableIndex::parse(content, delim)
-            .map_err(|e| QueryError::new(ErrorKind::Storage, format!("stored table: {e}")))?;
-        let fields: Vec<Vec<String>> = index
-            .starts
-            .iter()
-            .map(|&st| record_fields(content, st, delim))
-            .collect();
-        let types: Vec<Option<Type>> = (0..index.columns.len())
-            .map(|c| infer(fields.iter().map(|r| r.get(c).map_or("", String::as_str))))
-            .collect();
-        let width = types.len();
-        let mut cells = Vec::with_capacity(fields.len() * width);
-        for r in &fields {
-            for (c, ty) in types.iter().enumerate() {
-                let f = r.get(c).map_or("", String::as_str);
-                cells.push(Value::from_field(f, ty.unwrap_or(Type::Text)));
+        // One pass over the bytes: every field, borrowed unless quoted. The
+        // content is a stored version, validated when it was committed.
+        let mut columns: Vec<String> = Vec::new();
+        let mut fields = csv::fields(content, delim);
+        for (f, last) in fields.by_ref() {
+            columns.push(f.into_owned());
+            if last {
+                break;
             }
         }
+        let width = columns.len();
+        let mut flat: Vec<std::borrow::Cow<'_, str>> = Vec::new();
+        let mut in_row = 0;
+        for (f, last) in fields {
+            if in_row < width {
+                flat.push(f);
+            }
+            in_row += 1;
+            if last {
+                // A short record (never stored, but cheap to tolerate) is
+                // padded with empty fields.
+                flat.extend((in_row..width).map(|_| std::borrow::Cow::Borrowed("")));
+                in_row = 0;
+            }
+        }
+        let len = flat.len() / width.max(1);
+        flat.truncate(len * width);
+        let types: Vec<Option<Type>> = (0..width)
+            .map(|c| infer(flat.iter().skip(c).step_by(width).map(|f| f.as_ref())))
+            .collect();
+        let cells: Vec<Value> = flat
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Value::from_field(f, types[i % width].unwrap_or(Type::Text)))
+            .collect();
         Ok(TypedTable {
-            indexes: (0..index.columns.len()).map(|_| OnceLock::new()).collect(),
-            dicts: (0..index.columns.len()).map(|_| OnceLock::new()).collect(),
-            columns: index.columns.clone(),
+            indexes: (0..width).map(|_| OnceLock::new()).collect(),
+            dicts: (0..width).map(|_| OnceLock::new()).collect(),
+            columns,
             types,
             cells,
-            len: fields.len(),
+            len,
         })
     }
 

@@ -7,6 +7,7 @@
 //! and the key set. [`TableIndex::edit`] revalidates only the region a write
 //! changed, which keeps a 1-row commit independent of the table size.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
@@ -515,19 +516,14 @@ fn parse_header(b: &[u8], delim: u8) -> Result<(Vec<String>, usize, u64), CsvErr
     let mut columns = Vec::new();
     let mut pos = 0;
     let header = parse_record(b, 0, delim, 1)?;
-    // Decode every header field (parse_record only keeps the first).
+    // parse_record validated the line; decode each of its fields.
     while pos < header.end {
-        let mut field_end = pos;
-        let rec = parse_record(&b[..header.end], pos, delim, 1)?;
-        let _ = rec;
-        // Re-scan field by field: find this field's end by parsing a one-field view.
-        let (value, next) = next_field(b, pos, delim);
-        field_end = field_end.max(next);
-        columns.push(value);
-        pos = field_end;
-        if pos >= header.end || b[pos - 1] == b'\n' {
+        let (value, next, last) = next_field(&b[..header.end], pos, delim);
+        columns.push(field_text(value).into_owned());
+        if last {
             break;
         }
+        pos = next;
     }
     let mut seen = HashSet::new();
     for (i, c) in columns.iter().enumerate() {
@@ -546,41 +542,69 @@ fn parse_header(b: &[u8], delim: u8) -> Result<(Vec<String>, usize, u64), CsvErr
     Ok((columns, header.end, 1 + header.newlines))
 }
 
-/// Decodes the field at `pos` of an already validated record; returns the
-/// value and the offset just past its delimiter or line terminator.
-fn next_field(b: &[u8], mut pos: usize, delim: u8) -> (String, usize) {
-    let mut out = Vec::new();
-    if b.get(pos) == Some(&b'"') {
+/// Decodes the field at `pos` of an already validated record (borrowed
+/// unless it was quoted); returns it, the offset just past its delimiter or
+/// line terminator, and whether it was the record's last field.
+fn next_field(b: &[u8], mut pos: usize, delim: u8) -> (Cow<'_, [u8]>, usize, bool) {
+    let value: Cow<'_, [u8]> = if b.get(pos) == Some(&b'"') {
+        let mut out = Vec::new();
         pos += 1;
-        while pos < b.len() {
-            if b[pos] == b'"' {
-                if b.get(pos + 1) == Some(&b'"') {
-                    out.push(b'"');
-                    pos += 2;
-                    continue;
-                }
+        while let Some(k) = memchr::memchr(b'"', &b[pos..]) {
+            out.extend_from_slice(&b[pos..pos + k]);
+            pos += k + 1;
+            if b.get(pos) == Some(&b'"') {
+                out.push(b'"');
                 pos += 1;
+            } else {
                 break;
             }
-            out.push(b[pos]);
-            pos += 1;
         }
+        Cow::Owned(out)
     } else {
-        while pos < b.len() && b[pos] != delim && b[pos] != b'\n' {
-            out.push(b[pos]);
-            pos += 1;
+        let len = memchr::memchr2(delim, b'\n', &b[pos..]).unwrap_or(b.len() - pos);
+        let mut field = &b[pos..pos + len];
+        pos += len;
+        if field.last() == Some(&b'\r') && b.get(pos).is_none_or(|&c| c == b'\n') {
+            field = &field[..field.len() - 1];
         }
-        if out.last() == Some(&b'\r') && (pos == b.len() || b[pos] == b'\n') {
-            out.pop();
-        }
-    }
+        Cow::Borrowed(field)
+    };
     if b.get(pos) == Some(&b'\r') {
         pos += 1;
     }
+    let last = b.get(pos).is_none_or(|&c| c == b'\n');
     if pos < b.len() {
         pos += 1; // the delimiter or '\n'
     }
-    (String::from_utf8_lossy(&out).into_owned(), pos)
+    (value, pos, last)
+}
+
+fn field_text(f: Cow<'_, [u8]>) -> Cow<'_, str> {
+    match f {
+        Cow::Borrowed(s) => String::from_utf8_lossy(s),
+        Cow::Owned(v) => Cow::Owned(
+            String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        ),
+    }
+}
+
+/// Every field of a stored table's content (validated when it was
+/// committed), header first, in one pass: (value, whether it ends its
+/// record). Values are borrowed unless quoted. For readers that parse a
+/// whole version (queries); no validation, no allocation per plain field.
+pub fn fields(b: &[u8], delim: u8) -> impl Iterator<Item = (Cow<'_, str>, bool)> {
+    let mut pos = 0;
+    // After a field that did not end its record, one more follows even at
+    // the end of the content (`1|` ends with an empty field).
+    let mut in_record = false;
+    std::iter::from_fn(move || {
+        if pos >= b.len() && !in_record {
+            return None;
+        }
+        let (value, next, last) = next_field(b, pos, delim);
+        (pos, in_record) = (next, !last);
+        Some((field_text(value), last))
+    })
 }
 
 /// Decodes every field of the record starting at `pos` (used for diffs and
@@ -590,9 +614,9 @@ pub fn record_fields(b: &[u8], pos: usize, delim: u8) -> Vec<String> {
     let mut fields = Vec::new();
     let mut p = pos;
     loop {
-        let (value, next) = next_field(b, p, delim);
-        fields.push(value);
-        if next >= end || b[next - 1] == b'\n' {
+        let (value, next, last) = next_field(&b[..end], p, delim);
+        fields.push(field_text(value).into_owned());
+        if last {
             break;
         }
         p = next;
@@ -688,6 +712,24 @@ fn row_hunks_in(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fields_split_stored_content_like_record_fields() {
+        let b = b"id|v|w\r\n1|\"a|\"\"b\"\"\nc\"|\n2||x\n3|y|";
+        let got: Vec<(String, bool)> = fields(b, b'|').map(|(f, l)| (f.into_owned(), l)).collect();
+        let want = [
+            ("id", false), ("v", false), ("w", true),
+            ("1", false), ("a|\"b\"\nc", false), ("", true),
+            ("2", false), ("", false), ("x", true),
+            ("3", false), ("y", false), ("", true),
+        ];
+        let want: Vec<(String, bool)> = want.iter().map(|(f, l)| (f.to_string(), *l)).collect();
+        assert_eq!(got, want);
+        let idx = TableIndex::parse(b, b'|').unwrap();
+        let rows: Vec<Vec<String>> = idx.starts.iter().map(|&st| record_fields(b, st, b'|')).collect();
+        assert_eq!(rows[0], ["1", "a|\"b\"\nc", ""]);
+        assert_eq!(rows[2], ["3", "y", ""]);
+    }
+
     use super::*;
 
     #[test]
