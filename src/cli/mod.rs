@@ -7,6 +7,7 @@ mod frame;
 mod mount;
 mod output;
 mod query;
+mod schema;
 mod table;
 mod version;
 
@@ -98,6 +99,25 @@ enum Command {
     /// Delete a saved query (its history stays).
     #[command(name = "query:drop")]
     QueryDrop { db: String, name: String },
+    /// Print a table's schema.toml (declared column types), or with --history every
+    /// version of it.
+    #[command(name = "schema:show")]
+    SchemaShow {
+        db: String,
+        table: String,
+        #[arg(long)]
+        history: bool,
+    },
+    /// Set a table's schema.toml from a file (or stdin); it is checked first.
+    #[command(name = "schema:set")]
+    SchemaSet {
+        db: String,
+        table: String,
+        file: Option<String>,
+    },
+    /// Remove a table's schema.toml (a new version; the history stays).
+    #[command(name = "schema:drop")]
+    SchemaDrop { db: String, table: String },
     /// Show a database's settings, or set one: conflict_policy (reject | last-writer-wins),
     /// keyframe_every, lock_timeout_ms.
     #[command(name = "db:config")]
@@ -348,6 +368,9 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::QueryShow { db, name, history } => query::show(ctx, &db, &name, history),
         Command::QueryRun { db, name, format } => query::run_saved(ctx, &db, &name, format),
         Command::QueryDrop { db, name } => query::drop(ctx, &db, &name),
+        Command::SchemaShow { db, table, history } => schema::show(ctx, &db, &table, history),
+        Command::SchemaSet { db, table, file } => schema::set(ctx, &db, &table, file.as_deref()),
+        Command::SchemaDrop { db, table } => schema::drop(ctx, &db, &table),
         Command::DbConfig { db, key, value } => {
             db::config(ctx, &db, key.as_deref(), value.as_deref())
         }

@@ -25,13 +25,15 @@ use super::node::{Inodes, Node, QUERY_DIR_KEY, ROOT, ResultFormat, frame_dir_key
 use super::status::{Event, Status};
 use crate::merge::{self, MergeError, Outcome};
 use crate::storage::{
-    Action, Base, CURRENT, CommitOptions, Database, StorageError, Table, TableIndex, names,
+    Action, Base, CURRENT, CommitOptions, Database, SCHEMA, StorageError, Table, TableIndex, names,
 };
 
 #[path = "frames.rs"]
 mod frames;
 #[path = "queries.rs"]
 mod queries;
+#[path = "schema.rs"]
+mod schema;
 
 /// What a mount shows and allows.
 #[derive(Debug, Clone)]
@@ -177,6 +179,8 @@ enum EditTarget {
     Conflict(String),
     /// `@query/<name>.sql`: saves the query.
     SavedQuery(String),
+    /// `<table>/schema.toml`: saves the table's schema.
+    Schema(String),
 }
 
 #[derive(Debug)]
@@ -479,6 +483,10 @@ impl ReedFs {
             | Node::QueryRoot(_) => self.dir_attr(ino, self.started),
             // Results come with direct I/O: the size is found by reading.
             Node::QueryFile(..) => self.file_attr(ino, 0, 0o444, SystemTime::now()),
+            Node::Schema(db, t) => {
+                let (text, mtime) = self.schema_file_in(inner, *db, t)?;
+                self.file_attr(ino, text.len() as u64, 0o644, mtime)
+            }
             Node::SavedQuery(db, name) => {
                 let (text, mtime) = self.saved_file_in(inner, *db, name)?;
                 self.file_attr(ino, text.len() as u64, 0o644, mtime)
@@ -581,6 +589,7 @@ impl ReedFs {
             },
             Node::Table(db, t) => match name {
                 CURRENT => Node::Current(*db, t.clone()),
+                SCHEMA => Node::Schema(*db, t.clone()),
                 "@versions" => Node::Versions(*db, t.clone()),
                 _ => Node::Scratch(*db, t.clone(), name.to_string()),
             },
@@ -702,6 +711,9 @@ impl ReedFs {
                 }
                 if !inner.absent.contains(&(*db, t.clone())) {
                     names.push((Node::Current(*db, t.clone()), Kind::File, CURRENT.into()));
+                }
+                if self.schema_file_in(&inner, *db, t).is_ok() {
+                    names.push((Node::Schema(*db, t.clone()), Kind::File, SCHEMA.into()));
                 }
                 if let Some(dir) = inner.dirs.get(&(*db, t.clone())) {
                     for (n, &sino) in dir {
@@ -871,6 +883,29 @@ impl ReedFs {
             self.check_writable(&node)?;
         }
         match &node {
+            Node::Schema(db, t) if write || trunc => {
+                let buf = if trunc {
+                    Vec::new()
+                } else {
+                    self.schema_file_in(&inner, *db, t)
+                        .map(|(b, _)| b)
+                        .unwrap_or_default()
+                };
+                let h = Handle::VirtualEdit {
+                    db: *db,
+                    target: EditTarget::Schema(t.clone()),
+                    buf,
+                    dirty: trunc,
+                };
+                Ok((Self::new_fh(&mut inner, h), Caching::Direct))
+            }
+            Node::Schema(db, t) => {
+                let data = Arc::new(self.schema_file_in(&inner, *db, t)?.0);
+                Ok((
+                    Self::new_fh(&mut inner, Handle::Virtual { data }),
+                    Caching::Direct,
+                ))
+            }
             Node::FrameTable(db, f, t) if write || trunc => {
                 let buf = if trunc {
                     Vec::new()
@@ -1074,6 +1109,30 @@ impl ReedFs {
             return Err(FsError::InvalidName("names starting with @ are reserved"));
         }
         let key = (*db, t.clone());
+        if name == SCHEMA {
+            if inner.pending_tables.contains(&key) {
+                return Err(FsError::NotPermitted(
+                    "save the table's current.csv before its schema",
+                ));
+            }
+            let node = Node::Schema(*db, t.clone());
+            if flags & libc::O_EXCL != 0 && self.schema_file_in(&inner, *db, t).is_ok() {
+                return Err(FsError::Exists);
+            }
+            let h = Handle::VirtualEdit {
+                db: *db,
+                target: EditTarget::Schema(t.clone()),
+                buf: Vec::new(),
+                dirty: false,
+            };
+            let ino = inner.inodes.ino(&node);
+            let fh = Self::new_fh(&mut inner, h);
+            return Ok((
+                self.file_attr(ino, 0, 0o644, SystemTime::now()),
+                fh,
+                Caching::Direct,
+            ));
+        }
         if name == CURRENT {
             if !inner.absent.contains(&key) && flags & libc::O_EXCL != 0 {
                 return Err(FsError::Exists);
@@ -1374,6 +1433,18 @@ impl ReedFs {
         let (db, table, content, base) = {
             let mut inner = lock(&self.inner);
             match inner.handles.get_mut(&fh).ok_or(FsError::BadHandle)? {
+                Handle::VirtualEdit {
+                    db,
+                    target: EditTarget::Schema(table),
+                    buf,
+                    dirty,
+                } if *dirty => {
+                    // An emptied schema is a valid one (no declared types).
+                    *dirty = false;
+                    let (db, table, text) = (*db, table.clone(), buf.clone());
+                    drop(inner);
+                    return self.save_schema(db, &table, &text);
+                }
                 Handle::VirtualEdit {
                     db,
                     target: EditTarget::SavedQuery(name),
@@ -1702,8 +1773,11 @@ impl ReedFs {
     pub fn setattr(&self, ino: u64, fh: Option<u64>, set: SetAttr) -> Result<Attr> {
         let mut inner = lock(&self.inner);
         let node = self.node(&inner, ino)?;
-        if let (Node::ConflictFile(..) | Node::SavedQuery(..), Some(size), Some(f)) =
-            (&node, set.size, fh)
+        if let (
+            Node::ConflictFile(..) | Node::SavedQuery(..) | Node::Schema(..),
+            Some(size),
+            Some(f),
+        ) = (&node, set.size, fh)
             && let Some(Handle::VirtualEdit { buf, dirty, .. }) = inner.handles.get_mut(&f)
         {
             buf.resize(size.min(self.opts.max_file_bytes) as usize, 0);
@@ -1864,6 +1938,10 @@ impl ReedFs {
             });
         };
         let key = (*db, t.clone());
+        if name == SCHEMA {
+            drop(inner);
+            return self.delete_schema(*db, t);
+        }
         if name == CURRENT {
             // An unlink followed by a create is a replacement (mv across
             // filesystems), never a drop: the table stays.
@@ -2035,6 +2113,8 @@ impl ReedFs {
         let exists = |inner: &Inner, n: &str| {
             if n == CURRENT {
                 !inner.absent.contains(&key)
+            } else if n == SCHEMA {
+                self.schema_file_in(inner, *db, t).is_ok()
             } else {
                 inner.dirs.get(&key).is_some_and(|d| d.contains_key(n))
             }
@@ -2047,6 +2127,9 @@ impl ReedFs {
         }
         if noreplace && exists(&inner, newname) {
             return Err(FsError::Exists);
+        }
+        if newname == SCHEMA || name == SCHEMA {
+            return self.rename_schema(inner, *db, t, name, newname);
         }
         if newname == CURRENT {
             let sino = *inner

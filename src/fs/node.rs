@@ -15,6 +15,8 @@ pub enum Node {
     Table(usize, String),
     /// `<table>/current.csv`: the head.
     Current(usize, String),
+    /// `<table>/schema.toml`: the declared column types; writing it saves.
+    Schema(usize, String),
     /// Any other file or symlink in a table directory (editor swap files,
     /// `sed` temps, backups): usable, never versioned.
     Scratch(usize, String, String),

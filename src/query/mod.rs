@@ -230,7 +230,13 @@ impl<'db> Engine<'db> {
                 format!("table {name} is dropped (`rdb table:restore` brings it back)"),
             ));
         }
-        let version = version.name;
+        // A declared schema types the table too: its version is part of
+        // the parsed table's identity (and so of the result cache's key).
+        let schema = self.db.schema(name)?;
+        let version = match &schema {
+            Some((_, v)) => format!("{}+schema-{v}", version.name),
+            None => version.name,
+        };
         let key = (name.to_string(), version.clone());
         if let Some(p) = self
             .cache
@@ -242,9 +248,11 @@ impl<'db> Engine<'db> {
             return Ok((Arc::clone(p), version));
         }
         let content = t.read_version(seq)?;
-        let parsed = Arc::new(TypedTable::parse(
+        let declared = schema.map(|(s, _)| s.columns).unwrap_or_default();
+        let parsed = Arc::new(TypedTable::parse_declared(
             &content,
             self.db.config().delimiter_byte(),
+            &declared,
         )?);
         let mut tables = self.cache.tables.lock().unwrap_or_else(|p| p.into_inner());
         if tables.len() >= MAX_CACHED {

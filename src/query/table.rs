@@ -6,11 +6,12 @@
 //! `+5`, ` 12`, `1.`, `inf` stay text, in ReedQL and in the SQLite load the
 //! differential test uses alike.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use super::error::QueryError;
 use super::value::{FastMap, Type, Value};
+use crate::storage::ColumnType;
 use crate::storage::csv;
 
 /// One version of a table, parsed.
@@ -118,6 +119,17 @@ impl TypedTable {
     /// Parses a table's content (CSV with a header; empty: a table without
     /// columns or rows).
     pub fn parse(content: &[u8], delim: u8) -> Result<TypedTable, QueryError> {
+        Self::parse_declared(content, delim, &BTreeMap::new())
+    }
+
+    /// Parses a table's content; a column `declared` names (from
+    /// `schema.toml`) gets that type with SQLite's affinity instead of an
+    /// inferred one.
+    pub fn parse_declared(
+        content: &[u8],
+        delim: u8,
+        declared: &BTreeMap<String, ColumnType>,
+    ) -> Result<TypedTable, QueryError> {
         if content.is_empty() {
             return Ok(TypedTable {
                 columns: Vec::new(),
@@ -155,13 +167,29 @@ impl TypedTable {
         }
         let len = flat.len() / width.max(1);
         flat.truncate(len * width);
+        let declared: Vec<Option<Type>> = columns
+            .iter()
+            .map(|c| {
+                declared.get(c).map(|t| match t {
+                    ColumnType::Integer => Type::Integer,
+                    ColumnType::Real => Type::Real,
+                    ColumnType::Text => Type::Text,
+                })
+            })
+            .collect();
         let types: Vec<Option<Type>> = (0..width)
-            .map(|c| infer(flat.iter().skip(c).step_by(width).map(|f| f.as_ref())))
+            .map(|c| {
+                declared[c]
+                    .or_else(|| infer(flat.iter().skip(c).step_by(width).map(|f| f.as_ref())))
+            })
             .collect();
         let cells: Vec<Value> = flat
             .iter()
             .enumerate()
-            .map(|(i, f)| Value::from_field(f, types[i % width].unwrap_or(Type::Text)))
+            .map(|(i, f)| match declared[i % width] {
+                Some(ty) => Value::from_declared(f, ty),
+                None => Value::from_field(f, types[i % width].unwrap_or(Type::Text)),
+            })
             .collect();
         Ok(TypedTable {
             indexes: (0..width).map(|_| OnceLock::new()).collect(),

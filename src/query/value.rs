@@ -100,6 +100,27 @@ impl Value {
         }
     }
 
+    /// A stored field of a column whose type `schema.toml` declares, with
+    /// SQLite's column affinity: in an INTEGER column a numeric text becomes
+    /// an integer (a real only when it is not a whole number in range), in a
+    /// REAL column a real; any other text stays text. Empty is NULL.
+    pub fn from_declared(field: &str, ty: Type) -> Value {
+        if field.is_empty() {
+            return Value::Null;
+        }
+        match (ty, numeric_text(field)) {
+            (Type::Integer, Some(Value::Real(r)))
+                if r.fract() == 0.0
+                    && (-9.223_372_036_854_775e18..9.223_372_036_854_775e18).contains(&r) =>
+            {
+                Value::Int(r as i64)
+            }
+            (Type::Real, Some(Value::Int(i))) => Value::Real(i as f64),
+            (Type::Integer | Type::Real, Some(n)) => n,
+            _ => Value::text(field),
+        }
+    }
+
     /// The value with a column's affinity applied (SQLite: a text literal
     /// compared with a numeric column is read as a number when it is one).
     pub fn with_affinity(self, ty: Type) -> Value {

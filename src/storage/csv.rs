@@ -583,7 +583,8 @@ fn field_text(f: Cow<'_, [u8]>) -> Cow<'_, str> {
     match f {
         Cow::Borrowed(s) => String::from_utf8_lossy(s),
         Cow::Owned(v) => Cow::Owned(
-            String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            String::from_utf8(v)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         ),
     }
 }
@@ -717,15 +718,27 @@ mod tests {
         let b = b"id|v|w\r\n1|\"a|\"\"b\"\"\nc\"|\n2||x\n3|y|";
         let got: Vec<(String, bool)> = fields(b, b'|').map(|(f, l)| (f.into_owned(), l)).collect();
         let want = [
-            ("id", false), ("v", false), ("w", true),
-            ("1", false), ("a|\"b\"\nc", false), ("", true),
-            ("2", false), ("", false), ("x", true),
-            ("3", false), ("y", false), ("", true),
+            ("id", false),
+            ("v", false),
+            ("w", true),
+            ("1", false),
+            ("a|\"b\"\nc", false),
+            ("", true),
+            ("2", false),
+            ("", false),
+            ("x", true),
+            ("3", false),
+            ("y", false),
+            ("", true),
         ];
         let want: Vec<(String, bool)> = want.iter().map(|(f, l)| (f.to_string(), *l)).collect();
         assert_eq!(got, want);
         let idx = TableIndex::parse(b, b'|').unwrap();
-        let rows: Vec<Vec<String>> = idx.starts.iter().map(|&st| record_fields(b, st, b'|')).collect();
+        let rows: Vec<Vec<String>> = idx
+            .starts
+            .iter()
+            .map(|&st| record_fields(b, st, b'|'))
+            .collect();
         assert_eq!(rows[0], ["1", "a|\"b\"\nc", ""]);
         assert_eq!(rows[2], ["3", "y", ""]);
     }

@@ -11,7 +11,9 @@ use super::error::{Result, StorageError};
 use super::frame::{self, Frame, FrameCommitted, FrameInfo};
 use super::io::{Io, RealIo, replace_file, sync_parent};
 use super::names;
+use super::revisions::{self, Revision};
 use super::saved_query::{self, SavedQuery};
+use super::schema::Schema;
 use super::table::{self, Base, CommitOptions, Committed, Table};
 
 pub const CONFIG: &str = "config.toml";
@@ -289,6 +291,52 @@ impl Database {
     /// Every version of saved query `name`, oldest first (deletions too).
     pub fn saved_query_history(&self, name: &str) -> Result<Vec<SavedQuery>> {
         saved_query::history(&*self.ctx.io, &self.ctx.root, name)
+    }
+
+    fn schema_dir(&self, table: &str) -> Result<std::path::PathBuf> {
+        names::validate(table)?;
+        Ok(self.tables_dir().join(table).join("schema"))
+    }
+
+    /// Table `table`'s schema text and its version, None when it has none.
+    pub fn schema_text(&self, table: &str) -> Result<Option<Revision>> {
+        revisions::current(&*self.ctx.io, &self.schema_dir(table)?, "toml")
+    }
+
+    /// Table `table`'s parsed schema (checked against its current columns)
+    /// and the schema's version; None when it has none.
+    pub fn schema(&self, table: &str) -> Result<Option<(Schema, String)>> {
+        let Some(rev) = self.schema_text(table)? else {
+            return Ok(None);
+        };
+        let header = self.table(table)?.columns()?;
+        let text = rev.text.unwrap_or_default();
+        Ok(Some((Schema::parse(&text, table, &header)?, rev.version)))
+    }
+
+    /// Sets table `table`'s schema (checked first) as a new version, or
+    /// removes it (`None`). Durable when it returns.
+    pub fn set_schema(&self, table: &str, text: Option<&str>) -> Result<Revision> {
+        let dir = self.schema_dir(table)?;
+        let t = self.table(table)?;
+        match text {
+            Some(text) => {
+                Schema::parse(text, table, &t.columns()?)?;
+            }
+            None if !revisions::exists(&*self.ctx.io, &dir, "toml")? => {
+                return Err(StorageError::NotFound {
+                    kind: "schema of table",
+                    name: table.to_string(),
+                });
+            }
+            None => {}
+        }
+        revisions::write(&*self.ctx.io, &dir, "toml", &self.ctx.config.node, text)
+    }
+
+    /// Every version of table `table`'s schema, oldest first.
+    pub fn schema_history(&self, table: &str) -> Result<Vec<Revision>> {
+        revisions::history(&*self.ctx.io, &self.schema_dir(table)?, "toml")
     }
 
     /// Opens a table (cached: one `Table` per name per `Database`).

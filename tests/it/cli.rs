@@ -929,3 +929,45 @@ fn saved_queries_save_list_show_run_and_drop() {
     let texts: Vec<&str> = history.lines().filter(|l| !l.starts_with("-- ")).collect();
     assert_eq!(texts, [sql, "SELECT 1 AS one", "(deleted)"], "{history}");
 }
+
+#[test]
+fn schema_set_show_and_drop_type_queries() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let f = r.file("u.csv", b"id|zip\n1|00501\n2|10001\n");
+    r.ok(&["table:create", "shop", "users", "--from", &f]);
+    let q = [
+        "db:query",
+        "shop",
+        "SELECT zip FROM users ORDER BY id",
+        "--format",
+        "json",
+    ];
+    assert!(
+        r.ok(&q).out().contains("\"zip\": \"00501\""),
+        "inferred TEXT (007-style)"
+    );
+    let s = r.file("s.toml", b"[columns]\nzip = \"integer\"\n");
+    r.ok(&["schema:set", "shop", "users", &s]);
+    assert_eq!(
+        r.ok(&["schema:show", "shop", "users"]).out(),
+        "[columns]\nzip = \"integer\"\n"
+    );
+    assert!(
+        r.ok(&q).out().contains("\"zip\": 501"),
+        "{}",
+        r.ok(&q).out()
+    );
+    let bad = r.file("b.toml", b"[columns]\nzip = \"money\"\n");
+    let refused = r.run(&["schema:set", "shop", "users", &bad]);
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("unknown variant"),
+        "{}",
+        refused.stderr
+    );
+    r.ok(&["schema:drop", "shop", "users"]);
+    assert_eq!(r.run(&["schema:show", "shop", "users"]).code, 3);
+    assert_eq!(r.run(&["schema:drop", "shop", "users"]).code, 3);
+    assert!(r.ok(&q).out().contains("\"zip\": \"00501\""));
+}

@@ -1414,3 +1414,78 @@ fn saved_queries_are_versioned_files_run_as_csv_and_json() {
     // Query results are read-only; the mount's read-only option covers saves.
     assert!(!m.sh("echo x > @query/second.csv").status.success());
 }
+
+#[test]
+fn schema_toml_is_a_versioned_file_that_types_queries() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    let out = |script: &str| {
+        let o = m.sh(script);
+        assert!(
+            o.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert!(!m.sh("cat users/schema.toml").status.success());
+    assert_eq!(out("ls users"), "current.csv\n");
+    m.sh_ok("echo 'SELECT age FROM users WHERE id = 1' > @query/age.sql");
+    let age_json = || out("cat @query/age.json").replace([' ', '\n'], "");
+    assert!(age_json().starts_with("[{\"age\":") && !age_json().contains("\"age\":\""));
+    // Declared TEXT: the same column now reads as text.
+    m.sh_ok("printf '[columns]\\nage = \"text\"\\n' > users/schema.toml");
+    assert_eq!(out("cat users/schema.toml"), "[columns]\nage = \"text\"\n");
+    assert_eq!(out("ls users"), "current.csv\nschema.toml\n");
+    assert!(age_json().contains("\"age\":\""), "{}", age_json());
+    assert!(
+        !m.sh("cat '@query/SELECT age + 1 FROM users'")
+            .status
+            .success()
+    );
+    // A schema that names a missing column is refused where cp sees it.
+    std::fs::write(
+        m.work.path().join("bad.toml"),
+        "[columns]\nnope = \"text\"\n",
+    )
+    .unwrap();
+    let bad = m.sh("cp \"$WORK/bad.toml\" users/schema.toml");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Invalid argument"));
+    let status = std::fs::read_to_string(m.mp.path().join("@status")).unwrap();
+    assert!(
+        status.contains("users/schema.toml") && status.contains("\"nope\""),
+        "{status}"
+    );
+    assert_eq!(out("cat users/schema.toml"), "[columns]\nage = \"text\"\n");
+    // sed -i saves through a rename; rm removes; inference is back.
+    m.sh_ok("sed -i 's/text/integer/' users/schema.toml");
+    assert!(!age_json().contains("\"age\":\""), "{}", age_json());
+    m.sh_ok("vim -es -u NONE -c '%s/integer/real/' -c wq users/schema.toml");
+    assert!(age_json().contains(".0"), "declared REAL: {}", age_json());
+    m.sh_ok("rm users/schema.toml");
+    assert!(!m.sh("cat users/schema.toml").status.success());
+    let history = m
+        .rdb()
+        .args(["schema:show", "shop", "users", "--history"])
+        .output()
+        .unwrap();
+    let history = String::from_utf8_lossy(&history.stdout);
+    let kinds: Vec<&str> = history
+        .lines()
+        .filter(|l| l.starts_with("age = ") || *l == "# (removed)")
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "age = \"text\"",
+            "age = \"integer\"",
+            "age = \"real\"",
+            "# (removed)"
+        ],
+        "{history}"
+    );
+    // The table's versions are untouched by schema saves.
+    assert_eq!(m.versions(), 1);
+}

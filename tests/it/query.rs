@@ -1060,3 +1060,104 @@ fn insert_update_delete_commit_and_agree_with_sqlite() {
         ErrorKind::Unsupported
     );
 }
+
+/// schema.toml types a column with SQLite's column affinity: the same data
+/// in sqlite3 with the same declared types answers the same.
+#[test]
+fn declared_types_from_schema_toml_agree_with_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(&dir.path().join("db"));
+    // n: INTEGER with texts that look like numbers in every way; x: REAL;
+    // z: TEXT holding digits; w: left to inference.
+    let n = [
+        "007",
+        "+5",
+        " 12",
+        "3.0",
+        "2.5",
+        "abc",
+        "10",
+        "1e3",
+        "",
+        "-0",
+        "99999999999999999999",
+        "0x1A",
+        "1.",
+        ".5",
+        "12 ",
+        "-7",
+    ];
+    let x = ["5", "7.5", "abc", "", "1e2", "-3", "0.25", "8"];
+    let z = ["10", "9", "100", "007", "", "1.50", "x", "2"];
+    let rows: Vec<Vec<String>> = (0..n.len())
+        .map(|i| {
+            vec![
+                (i + 1).to_string(),
+                n[i].to_string(),
+                x[i % x.len()].to_string(),
+                z[i % z.len()].to_string(),
+                (i * 3 % 7).to_string(),
+            ]
+        })
+        .collect();
+    let text = csv(&["k", "n", "x", "z", "w"], &rows);
+    db.create_table("t3", text.as_bytes(), "test").unwrap();
+    db.set_schema(
+        "t3",
+        Some("[columns]\nn = \"integer\"\nx = \"real\"\nz = \"text\"\n"),
+    )
+    .unwrap();
+    let sqlite = dir.path().join("typed.db");
+    let path = dir.path().join("t3.csv");
+    std::fs::write(&path, &text).unwrap();
+    let cols = [
+        ("k", "INTEGER"),
+        ("n", "INTEGER"),
+        ("x", "REAL"),
+        ("z", "TEXT"),
+        ("w", "INTEGER"),
+    ];
+    sqlite_load(&sqlite, "t3", &path, &cols);
+    let engine = Engine::new(&db);
+    let queries = [
+        "SELECT k, n FROM t3 ORDER BY k",
+        "SELECT k, x FROM t3 ORDER BY k",
+        "SELECT k, z FROM t3 ORDER BY z, k",
+        "SELECT n, COUNT(*) FROM t3 GROUP BY n ORDER BY n",
+        "SELECT k FROM t3 WHERE n = 7 ORDER BY k",
+        "SELECT k FROM t3 WHERE n > 5 ORDER BY k",
+        "SELECT k FROM t3 WHERE n = '12' ORDER BY k",
+        "SELECT k FROM t3 WHERE z > '5' ORDER BY k",
+        "SELECT k FROM t3 WHERE z = 10 ORDER BY k",
+        "SELECT k FROM t3 WHERE x < 6 ORDER BY k",
+        "SELECT SUM(n), SUM(x), MAX(z), MIN(n), AVG(x) FROM t3",
+        "SELECT k, n + 1, x * 2, z || '' FROM t3 ORDER BY k",
+        "SELECT k, w FROM t3 ORDER BY w, k",
+        "SELECT DISTINCT z FROM t3 ORDER BY z",
+    ];
+    let mut failures = Vec::new();
+    for sql in queries {
+        let want = sqlite_query(&sqlite, sql).unwrap();
+        let got = engine.query(sql).unwrap();
+        if !same_rows(&got.rows, &want) {
+            failures.push(format!(
+                "{sql}\n  sqlite: {want:?}\n  reedql: {:?}",
+                got.rows
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Without the schema, inference types n as TEXT: the same query differs.
+    db.set_schema("t3", None).unwrap();
+    let inferred = Engine::new(&db)
+        .query("SELECT k FROM t3 WHERE n = 7 ORDER BY k")
+        .unwrap();
+    assert!(inferred.rows.is_empty(), "{:?}", inferred.rows);
+    // A schema naming a column the table lacks is refused.
+    let bad = db.set_schema("t3", Some("[columns]\nnope = \"text\"\n"));
+    assert!(
+        bad.unwrap_err()
+            .to_string()
+            .contains("\"nope\" is not in the table")
+    );
+}

@@ -1,0 +1,133 @@
+//! `<db>/<table>/schema.toml`: the table's declared column types
+//! (docs/MOUNT.md, "Schemas"). A child module of `core`. Reading it gives
+//! the current schema; any save (`>`, `cp`, `sed -i`, an editor) checks the
+//! text and stores it as a new version; `rm` removes it (also a version).
+//! A bad schema fails the save with EINVAL, says why in `@status` and keeps
+//! its bytes in `@rejected/`; the table keeps its last good schema.
+
+use super::{EditTarget, Event, FsError, Handle, Inner, ReedFs, Result};
+
+impl ReedFs {
+    /// The schema's text and mtime: the time of its version, or now for a
+    /// save in progress (which makes the file exist before its first close).
+    pub(super) fn schema_file_in(
+        &self,
+        inner: &Inner,
+        db: usize,
+        table: &str,
+    ) -> Result<(Vec<u8>, std::time::SystemTime)> {
+        if let Some(buf) = inner.handles.values().find_map(|h| match h {
+            Handle::VirtualEdit {
+                db: d,
+                target: EditTarget::Schema(t),
+                buf,
+                ..
+            } if *d == db && t == table => Some(buf),
+            _ => None,
+        }) {
+            return Ok((buf.clone(), std::time::SystemTime::now()));
+        }
+        match self.dbs[db].db.schema_text(table)? {
+            Some(r) => Ok((
+                r.text.unwrap_or_default().into_bytes(),
+                super::ts_time(r.ts_us),
+            )),
+            None => Err(FsError::NotFound),
+        }
+    }
+
+    /// Checks and stores `text` as table `table`'s schema.
+    pub(super) fn save_schema(&self, db: usize, table: &str, text: &[u8]) -> Result<()> {
+        let file = format!("{table}/{}", crate::storage::SCHEMA);
+        let result = match std::str::from_utf8(text) {
+            Ok(t) => self.dbs[db]
+                .db
+                .set_schema(table, Some(t))
+                .map_err(|e| e.to_string()),
+            Err(_) => Err("schema.toml must be UTF-8 text".to_string()),
+        };
+        match result {
+            Ok(rev) => {
+                self.status[db].push(Event::Saved {
+                    file,
+                    version: rev.version,
+                });
+                Ok(())
+            }
+            Err(reason) => {
+                let kept = self.keep_rejected(db, &format!("{table}-schema"), "toml", text);
+                self.status[db].push(Event::Rejected {
+                    table: file,
+                    reason: reason.clone(),
+                    kept,
+                });
+                Err(FsError::InvalidContent(reason))
+            }
+        }
+    }
+
+    /// `rm <table>/schema.toml`.
+    pub(super) fn delete_schema(&self, db: usize, table: &str) -> Result<()> {
+        let rev = self.dbs[db].db.set_schema(table, None)?;
+        self.status[db].push(Event::Saved {
+            file: format!("{table}/{}", crate::storage::SCHEMA),
+            version: format!("{} (removed)", rev.version),
+        });
+        Ok(())
+    }
+}
+
+impl ReedFs {
+    /// A rename in a table directory onto or away from `schema.toml`: a
+    /// scratch file onto it saves its content (`sed -i`, atomic saves);
+    /// moving it away (an editor's backup) keeps the text in the scratch
+    /// file and removes the schema. `current.csv` is not a schema's source
+    /// or target.
+    pub(super) fn rename_schema(
+        &self,
+        mut inner: std::sync::MutexGuard<'_, Inner>,
+        db: usize,
+        table: &str,
+        name: &str,
+        newname: &str,
+    ) -> Result<()> {
+        use crate::storage::{CURRENT, SCHEMA};
+        if name == CURRENT || newname == CURRENT {
+            return Err(FsError::NotPermitted(
+                "schema.toml and current.csv do not replace each other",
+            ));
+        }
+        let key = (db, table.to_string());
+        if newname == SCHEMA {
+            let sino = *inner
+                .dirs
+                .get(&key)
+                .and_then(|d| d.get(name))
+                .ok_or(FsError::NotFound)?;
+            let text = inner
+                .scratch
+                .get(&sino)
+                .map(|s| s.data.clone())
+                .ok_or(FsError::NotFound)?;
+            drop(inner);
+            self.save_schema(db, table, &text)?;
+            let mut inner = super::lock(&self.inner);
+            if inner.dirs.get(&key).and_then(|d| d.get(name)) == Some(&sino) {
+                Self::drop_scratch_name(&mut inner, db, table, name);
+            }
+            return Ok(());
+        }
+        let (data, _) = self.schema_file_in(&inner, db, table)?;
+        let file = super::Scratch {
+            data,
+            symlink: None,
+            perm: 0o644,
+            uid: self.owner.uid,
+            gid: self.owner.gid,
+            mtime: std::time::SystemTime::now(),
+        };
+        Self::add_scratch(&mut inner, db, table, newname, file);
+        drop(inner);
+        self.delete_schema(db, table)
+    }
+}
