@@ -257,6 +257,9 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
         );
         println!("keyframe_every = {}", c.keyframe_every);
         println!("lock_timeout_ms = {}", c.lock_timeout_ms);
+        println!("auto_index_after = {}", c.auto_index_after);
+        println!("index_memory_mb = {}", c.index_memory_mb);
+        println!("max_join_rows = {}", c.max_join_rows);
     };
     let (Some(key), Some(value)) = (key, value) else {
         let cfg = Config::load(&RealIo, &root.join("config.toml"))?;
@@ -282,9 +285,12 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
             }
             "keyframe_every" => c.keyframe_every = number(value)?,
             "lock_timeout_ms" => c.lock_timeout_ms = number(value)?,
+            "auto_index_after" => c.auto_index_after = number(value)?.max(1),
+            "index_memory_mb" => c.index_memory_mb = number(value)?,
+            "max_join_rows" => c.max_join_rows = number(value)?,
             other => {
                 return Err(format!(
-                    "unknown setting {other:?} (conflict_policy, keyframe_every, lock_timeout_ms)"
+                    "unknown setting {other:?} (conflict_policy, keyframe_every, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows)"
                 ));
             }
         }

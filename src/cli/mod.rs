@@ -96,6 +96,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "csv")]
         format: query::QueryFormat,
     },
+    /// List hash indices: every table's key column and the columns queries made
+    /// indices for, as the mount's query engine last reported them.
+    #[command(name = "index:list")]
+    IndexList {
+        db: String,
+        #[command(flatten)]
+        format: output::FormatArg,
+    },
     /// Delete a saved query (its history stays).
     #[command(name = "query:drop")]
     QueryDrop { db: String, name: String },
@@ -368,6 +376,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::QueryShow { db, name, history } => query::show(ctx, &db, &name, history),
         Command::QueryRun { db, name, format } => query::run_saved(ctx, &db, &name, format),
         Command::QueryDrop { db, name } => query::drop(ctx, &db, &name),
+        Command::IndexList { db, format } => query::index_list(ctx, &db, format.format),
         Command::SchemaShow { db, table, history } => schema::show(ctx, &db, &table, history),
         Command::SchemaSet { db, table, file } => schema::set(ctx, &db, &table, file.as_deref()),
         Command::SchemaDrop { db, table } => schema::drop(ctx, &db, &table),

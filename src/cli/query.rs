@@ -120,3 +120,74 @@ pub fn drop(ctx: &Ctx, db: &str, name: &str) -> Result<i32> {
     eprintln!("deleted query {name} (version {})", deleted.version);
     Ok(exit::OK)
 }
+
+/// `rdb index:list`: what a daemon's engine wrote to `state/indexes`, plus
+/// every table's key column (indexed at its first lookup).
+pub fn index_list(ctx: &Ctx, db: &str, format: super::output::Format) -> Result<i32> {
+    use reedbase::query::index::{IndexKind, IndexState};
+    let db = open(ctx, db)?;
+    let state: IndexState = match db.read_state("indexes")? {
+        Some(bytes) => toml::from_str(&String::from_utf8_lossy(&bytes))
+            .map_err(|e| fail(exit::ERROR, format!("state/indexes: {e}")))?,
+        None => IndexState::default(),
+    };
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let live = state.pid != 0 && unsafe { libc::kill(state.pid as i32, 0) } == 0;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for table in db.table_names()? {
+        let columns = db.table(&table)?.columns()?;
+        let Some(key) = columns.first() else {
+            continue;
+        };
+        let mut listed: Vec<_> = state.index.iter().filter(|i| i.table == table).collect();
+        if !listed.iter().any(|i| &i.column == key) {
+            rows.push(vec![
+                table.clone(),
+                key.clone(),
+                "key".into(),
+                "0".into(),
+                "built at the first lookup".into(),
+                String::new(),
+            ]);
+        }
+        listed.sort_by_key(|i| (i.kind != IndexKind::Key, i.column.clone()));
+        for i in listed {
+            let status = match (i.built, live) {
+                (true, true) => format!("built ({})", i.version),
+                (true, false) => "built when the mount last ran".into(),
+                (false, _)
+                    if i.kind == IndexKind::Auto && i.lookups < db.config().auto_index_after =>
+                {
+                    format!(
+                        "not yet ({} of {} lookups)",
+                        i.lookups,
+                        db.config().auto_index_after
+                    )
+                }
+                (false, _) => "built at the next lookup".into(),
+            };
+            let memory = if i.built {
+                format!("{} KiB", i.bytes.div_ceil(1024))
+            } else {
+                String::new()
+            };
+            rows.push(vec![
+                i.table.clone(),
+                i.column.clone(),
+                match i.kind {
+                    IndexKind::Key => "key".into(),
+                    IndexKind::Auto => "auto".into(),
+                },
+                i.lookups.to_string(),
+                status,
+                memory,
+            ]);
+        }
+    }
+    super::output::print_rows(
+        format,
+        &["table", "column", "kind", "lookups", "state", "memory"],
+        &rows,
+    )?;
+    Ok(exit::OK)
+}

@@ -78,7 +78,12 @@ fn target(engine: &Engine, name: &sql::ObjectName) -> Result<Target, QueryError>
     }
     let (seq, head) = table.head()?;
     let delim = db.config().delimiter_byte();
-    let typed = Arc::new(TypedTable::parse(&head, delim)?);
+    // Typed as queries type it: with the declared schema, if any.
+    let declared = db
+        .schema(&resolved)?
+        .map(|(s, _)| s.columns)
+        .unwrap_or_default();
+    let typed = Arc::new(TypedTable::parse_declared(&head, delim, &declared)?);
     let index = TableIndex::parse(&head, delim)
         .map_err(|e| QueryError::new(ErrorKind::Storage, format!("stored table: {e}")))?;
     Ok(Target {
@@ -136,7 +141,7 @@ pub fn run(
                         .collect::<Result<_, _>>()?,
                     _ => {
                         let select = binder.bind_query(q)?;
-                        super::exec::run(&select, engine.limits())?.rows
+                        super::exec::run(&select, &engine.env())?.rows
                     }
                 },
                 None => return Err(unsupported("INSERT without VALUES or SELECT")),
@@ -303,6 +308,8 @@ fn source(t: &Target, alias: Option<String>) -> Source {
         alias: alias.unwrap_or_else(|| t.name.clone()),
         name: t.name.clone(),
         table: Arc::clone(&t.typed),
+        // The head as this write parsed it (not shared with queries).
+        version: format!("write-{}", t.seq),
         offset: 0,
     }
 }

@@ -5,9 +5,12 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::error::{ErrorKind, QueryError};
-use super::plan::{AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, Select};
+use super::index::{IndexPolicy, Indexes};
+use super::plan::{AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, Select, Source};
+use super::table::ColumnIndex;
 use super::value::{Type, Value};
 use super::{Limits, ResultSet};
 
@@ -521,23 +524,45 @@ fn finish(acc: Acc) -> Value {
     }
 }
 
-/// Rows of the first source that can satisfy the filter: by a hash index
-/// when the filter requires `column = constant` of that source (anything
-/// else in the filter is checked later), else all of them.
-fn first_rows(s: &Select) -> Result<Vec<&[Value]>, QueryError> {
+/// What execution needs besides the query: limits and the index policy.
+pub struct Env<'a> {
+    pub limits: &'a Limits,
+    pub indexes: &'a Indexes,
+    pub policy: IndexPolicy,
+}
+
+impl Env<'_> {
+    /// The index for an equality lookup on `col` of `src`, if the policy
+    /// has one (counts the lookup).
+    fn index(&self, src: &Source, col: usize) -> Option<Arc<ColumnIndex>> {
+        self.indexes
+            .for_lookup(self.policy, &src.name, &src.version, &src.table, col)
+    }
+}
+
+/// Row numbers of the first source that can satisfy the filter: through a
+/// hash index when the filter requires `column = constant` of that source
+/// and the column has one (anything else in the filter is checked later),
+/// else all of them.
+fn first_ids(s: &Select, env: &Env) -> Option<Vec<u32>> {
+    let first = s.sources.first()?;
+    let width = first.table.columns.len();
+    let (col, key) = s.filter.as_ref().and_then(|f| index_probe(f, width))?;
+    let ix = env.index(first, col)?;
+    Some(ix.lookup(&key).collect())
+}
+
+/// Rows of the first source that can satisfy the filter (`first_ids`).
+fn first_rows<'t>(s: &'t Select, env: &Env) -> Result<Vec<&'t [Value]>, QueryError> {
     let Some(first) = s.sources.first() else {
         // SELECT without FROM: one empty row.
         return Ok(vec![&[]]);
     };
     let table = &first.table;
-    let width = table.columns.len();
-    if let Some((col, key)) = s.filter.as_ref().and_then(|f| index_probe(f, width)) {
-        return Ok(table
-            .lookup(col, &key)
-            .map(|i| table.row(i as usize))
-            .collect());
-    }
-    Ok(table.rows().collect())
+    Ok(match first_ids(s, env) {
+        Some(ids) => ids.into_iter().map(|i| table.row(i as usize)).collect(),
+        None => table.rows().collect(),
+    })
 }
 
 /// A conjunct `Col(c) = constant` of the filter with `c` in the first
@@ -577,10 +602,11 @@ fn index_probe(filter: &Expr, width: usize) -> Option<(usize, Value)> {
 /// source (`stride` = the number of sources), so nothing is copied.
 fn joined_rows<'t>(
     s: &'t Select,
-    limits: &Limits,
+    env: &Env,
     offsets: &'t [usize],
 ) -> Result<Vec<&'t [Value]>, QueryError> {
-    let mut rows: Vec<&'t [Value]> = first_rows(s)?;
+    let limits = env.limits;
+    let mut rows: Vec<&'t [Value]> = first_rows(s, env)?;
     let empty: &'t [Value] = &[];
     for (n, (j, src)) in s.joins.iter().zip(&s.sources[1..]).enumerate() {
         let stride = n + 1;
@@ -588,6 +614,11 @@ fn joined_rows<'t>(
         let mut out: Vec<&'t [Value]> = Vec::new();
         let mut count = 0u64;
         let mut buf: Vec<&[Value]> = Vec::with_capacity(stride + 1);
+        // A hash join: the joined column's index, or a throwaway one.
+        let hash = j.equi.map(|(_, rcol)| {
+            env.index(src, rcol)
+                .unwrap_or_else(|| Arc::new(ColumnIndex::build(right, rcol)))
+        });
         if j.equi.is_none() {
             let product = (rows.len() / stride) as u64 * right.len().max(1) as u64;
             if product > limits.max_join_rows.saturating_mul(4) {
@@ -636,15 +667,15 @@ fn joined_rows<'t>(
                 }
                 Ok(())
             };
-            match j.equi {
-                Some((lcol, rcol)) => {
+            match (j.equi, &hash) {
+                (Some((lcol, _)), Some(hash)) => {
                     if let Some(k) = left_row.get(lcol).filter(|k| !k.is_null()) {
-                        for i in right.lookup(rcol, k) {
+                        for i in hash.lookup(k) {
                             visit(i as usize, j.on_is_equi)?;
                         }
                     }
                 }
-                None => {
+                _ => {
                     for i in 0..right.len() {
                         visit(i, false)?;
                     }
@@ -671,8 +702,8 @@ fn joined_rows<'t>(
 }
 
 /// Runs a bound SELECT to completion.
-pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
-    if let Some(result) = run_grouped_by_dict(s)? {
+pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
+    if let Some(result) = run_grouped_by_dict(s, env)? {
         return Ok(result);
     }
     let offsets: Vec<usize> = if s.sources.is_empty() {
@@ -682,9 +713,9 @@ pub fn run(s: &Select, limits: &Limits) -> Result<ResultSet, QueryError> {
     };
     let stride = offsets.len();
     let flat: Vec<&[Value]> = if s.joins.is_empty() {
-        first_rows(s)?
+        first_rows(s, env)?
     } else {
-        joined_rows(s, limits, &offsets)?
+        joined_rows(s, env, &offsets)?
     };
     let mut rows: Vec<Row> = Vec::with_capacity(flat.len() / stride);
     for parts in flat.chunks_exact(stride) {
@@ -886,7 +917,7 @@ fn finish_output(s: &Select, mut out: Vec<OutRow>) -> ResultSet {
 /// GROUP BY one column of a single table through the column's dictionary:
 /// rows go to groups by code, no hashing (None: the query is not of that
 /// shape, or the column has too many distinct values).
-fn run_grouped_by_dict(s: &Select) -> Result<Option<ResultSet>, QueryError> {
+fn run_grouped_by_dict(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError> {
     let (Some((keys, aggs)), true, [src]) = (&s.grouping, s.joins.is_empty(), s.sources.as_slice())
     else {
         return Ok(None);
@@ -898,9 +929,8 @@ fn run_grouped_by_dict(s: &Select) -> Result<Option<ResultSet>, QueryError> {
     let Some(dict) = table.dict(*col) else {
         return Ok(None);
     };
-    let width = table.columns.len();
-    let ids: Vec<u32> = match s.filter.as_ref().and_then(|f| index_probe(f, width)) {
-        Some((c, key)) => table.lookup(c, &key).collect(),
+    let ids: Vec<u32> = match first_ids(s, env) {
+        Some(ids) => ids,
         None => (0..table.len() as u32).collect(),
     };
     let mut slot: Vec<Option<usize>> = vec![None; dict.values.len()];
@@ -955,7 +985,7 @@ fn result_types(projection: &[Expr], rows: &[Vec<Value>]) -> Vec<Option<Type>> {
 
 /// The plan of a bound SELECT, one step per row (EXPLAIN): how each table
 /// is read (index lookup or scan), joins, filter, grouping, order, limit.
-pub fn explain(s: &Select) -> ResultSet {
+pub fn explain(s: &Select, env: &Env) -> ResultSet {
     let mut lines = Vec::new();
     let col_name = |i: usize| -> String {
         for src in &s.sources {
@@ -965,13 +995,20 @@ pub fn explain(s: &Select) -> ResultSet {
         }
         format!("#{i}")
     };
+    let describe =
+        |src: &Source, col: usize| env.indexes.describe(env.policy, &src.name, &src.table, col);
     if let Some(first) = s.sources.first() {
         let width = first.table.columns.len();
-        match s.filter.as_ref().and_then(|f| index_probe(f, width)) {
-            Some((c, key)) => lines.push(format!(
-                "IndexLookup {}.{} = {key} (hash index, {} rows)",
-                first.alias,
-                first.table.columns[c],
+        let probe = s.filter.as_ref().and_then(|f| index_probe(f, width));
+        match probe.map(|(c, key)| (describe(first, c), key)) {
+            Some(((true, how), key)) => lines.push(format!(
+                "IndexLookup {} = {key} by {how} ({} rows)",
+                first.name,
+                first.table.len()
+            )),
+            Some(((false, how), _)) => lines.push(format!(
+                "Scan {} ({} rows): {how}",
+                first.name,
                 first.table.len()
             )),
             None => lines.push(format!("Scan {} ({} rows)", first.name, first.table.len())),
@@ -982,13 +1019,16 @@ pub fn explain(s: &Select) -> ResultSet {
     for (j, src) in s.joins.iter().zip(&s.sources[1..]) {
         let kind = if j.left { "LeftJoin" } else { "Join" };
         lines.push(match j.equi {
-            Some((l, r)) => format!(
-                "{kind} {} by hash index on {}.{} = {}",
-                src.name,
-                src.alias,
-                src.table.columns[r],
-                col_name(l)
-            ),
+            Some((l, r)) => {
+                let how = match describe(src, r) {
+                    (true, how) => how,
+                    (false, _) => format!(
+                        "a hash table on {}.{} built for this query",
+                        src.alias, src.table.columns[r]
+                    ),
+                };
+                format!("{kind} {} on {} by {how}", src.name, col_name(l))
+            }
             None => format!(
                 "{kind} {} by nested loop ({} rows)",
                 src.name,

@@ -11,6 +11,7 @@ mod cache;
 mod dml;
 mod error;
 mod exec;
+pub mod index;
 pub mod output;
 mod parse;
 mod plan;
@@ -52,21 +53,98 @@ pub struct ResultSet {
 }
 
 /// Parsed table versions, by (table, version name), kept between queries
-/// by whoever owns it (a mount keeps one per database). Bounded: emptied
-/// when it holds more than `MAX_CACHED` versions.
+/// by whoever owns it (a mount keeps one per database), with what else a
+/// query needs: results, indices. Parsed versions are bounded by
+/// `MAX_PARSED_BYTES`, least recently used first; a table's older versions
+/// go before anything else once a newer one is parsed.
 #[derive(Debug, Default)]
 pub struct TableCache {
-    tables: Mutex<HashMap<(String, String), table::TableRef>>,
+    tables: Mutex<ParsedTables>,
     /// Results by query and the versions it read.
     pub results: cache::ResultCache,
+    /// Which columns are indexed (`index.rs`).
+    pub indexes: index::Indexes,
 }
 
-const MAX_CACHED: usize = 64;
+/// Memory parsed versions may hold (rows and their content; indices have
+/// their own bound).
+const MAX_PARSED_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, Default)]
+struct ParsedTables {
+    map: HashMap<(String, String), Parsed>,
+    clock: u64,
+}
+
+#[derive(Debug)]
+struct Parsed {
+    table: table::TableRef,
+    /// The version's bytes: the next version is derived from them.
+    content: Arc<Vec<u8>>,
+    bytes: u64,
+    used: u64,
+}
+
+impl ParsedTables {
+    fn get(&mut self, key: &(String, String)) -> Option<table::TableRef> {
+        self.clock += 1;
+        let e = self.map.get_mut(key)?;
+        e.used = self.clock;
+        Some(Arc::clone(&e.table))
+    }
+
+    /// The newest cached version of `table` with the same schema part
+    /// (`+schema-...`) as `version`: what a new version derives from.
+    fn latest(&self, table: &str, version: &str) -> Option<(table::TableRef, Arc<Vec<u8>>)> {
+        let schema_of = |v: &str| v.split_once('+').map(|(_, s)| s.to_string());
+        self.map
+            .iter()
+            .filter(|((t, v), _)| t == table && schema_of(v) == schema_of(version))
+            .max_by(|a, b| a.0.1.cmp(&b.0.1))
+            .map(|(_, e)| (Arc::clone(&e.table), Arc::clone(&e.content)))
+    }
+
+    fn insert(&mut self, key: (String, String), table: table::TableRef, content: Arc<Vec<u8>>) {
+        self.clock += 1;
+        // The table's older versions are for AS OF now: first to go.
+        for ((t, v), e) in self.map.iter_mut() {
+            if *t == key.0 && *v < key.1 {
+                e.used = 0;
+            }
+        }
+        let bytes = table.bytes() + content.len() as u64;
+        let mut total: u64 = self.map.values().map(|e| e.bytes).sum();
+        while total + bytes > MAX_PARSED_BYTES {
+            let Some(lru) = self
+                .map
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(e) = self.map.remove(&lru) {
+                total -= e.bytes;
+            }
+        }
+        let used = self.clock;
+        self.map.insert(
+            key,
+            Parsed {
+                table,
+                content,
+                bytes,
+                used,
+            },
+        );
+    }
+}
 
 /// Runs queries against one database.
 pub struct Engine<'db> {
     db: &'db Database,
     limits: Limits,
+    policy: index::IndexPolicy,
     cache: std::borrow::Cow<'db, TableCache>,
 }
 
@@ -80,20 +158,65 @@ impl Clone for TableCache {
 impl<'db> Engine<'db> {
     /// An engine with a cache of its own (one-shot use, like the CLI).
     pub fn new(db: &'db Database) -> Engine<'db> {
-        Engine {
-            db,
-            limits: Limits::default(),
-            cache: std::borrow::Cow::Owned(TableCache::default()),
-        }
+        Self::with_cow(db, std::borrow::Cow::Owned(TableCache::default()))
     }
 
     /// An engine that reuses `cache` across queries (a daemon).
     pub fn with_cache(db: &'db Database, cache: &'db TableCache) -> Engine<'db> {
+        Self::with_cow(db, std::borrow::Cow::Borrowed(cache))
+    }
+
+    /// Limits and index policy come from the database's config.toml.
+    fn with_cow(db: &'db Database, cache: std::borrow::Cow<'db, TableCache>) -> Engine<'db> {
+        let c = db.config();
         Engine {
             db,
-            limits: Limits::default(),
-            cache: std::borrow::Cow::Borrowed(cache),
+            limits: Limits {
+                max_join_rows: c.max_join_rows,
+            },
+            policy: index::IndexPolicy {
+                auto_after: c.auto_index_after.max(1),
+                max_bytes: c.index_memory_mb.saturating_mul(1 << 20),
+            },
+            cache,
         }
+    }
+
+    /// What execution needs of the engine.
+    fn env(&self) -> exec::Env<'_> {
+        exec::Env {
+            limits: &self.limits,
+            indexes: &self.cache.indexes,
+            policy: self.policy,
+        }
+    }
+
+    /// Writes the index list to the database's local state when it changed
+    /// (for `rdb index:list`); best effort.
+    fn persist_indexes(&self) {
+        if !self.cache.indexes.take_dirty() {
+            return;
+        }
+        let state = self.cache.indexes.snapshot(self.policy);
+        match toml::to_string(&state) {
+            Ok(text) => {
+                if let Err(e) = self.db.write_state("indexes", text.as_bytes()) {
+                    tracing::debug!(error = %e, "index state not written");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "index state not encoded"),
+        }
+    }
+
+    /// The index list as this engine's cache knows it.
+    pub fn index_state(&self) -> index::IndexState {
+        self.cache.indexes.snapshot(self.policy)
+    }
+
+    /// Overrides the database's index settings (benchmarks, tests).
+    pub fn with_policy(mut self, policy: index::IndexPolicy) -> Engine<'db> {
+        self.policy = policy;
+        self
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Engine<'db> {
@@ -120,7 +243,8 @@ impl<'db> Engine<'db> {
                 if let Some(hit) = self.cache.results.get(&key) {
                     return Ok(hit.as_ref().clone());
                 }
-                let result = exec::run(&select, &self.limits)?;
+                let result = exec::run(&select, &self.env())?;
+                self.persist_indexes();
                 self.cache
                     .results
                     .put(key, std::sync::Arc::new(result.clone()));
@@ -136,7 +260,7 @@ impl<'db> Engine<'db> {
                     ));
                 };
                 let select = plan::Binder::new(self, sql).bind_query(q)?;
-                Ok(exec::explain(&select))
+                Ok(exec::explain(&select, &self.env()))
             }
             sqlparser::ast::Statement::Insert(_)
             | sqlparser::ast::Statement::Update(_)
@@ -204,17 +328,23 @@ impl<'db> Engine<'db> {
     }
 
     /// A table as of `ts_us` (None: the head), parsed once per version,
-    /// with the version's name.
+    /// with the version's name and the table's stored name.
     fn table(
         &self,
         name: &str,
         ts_us: Option<u64>,
-    ) -> Result<(table::TableRef, String), QueryError> {
+    ) -> Result<(table::TableRef, String, String), QueryError> {
         let (name, t) = self.resolve_table(name)?;
         let name = name.as_str();
-        let seq = match ts_us {
-            None => t.head_seq()?,
-            Some(ts) => t.seq_at(ts)?,
+        // The head comes with its bytes (shared, not copied).
+        let head = match ts_us {
+            None => Some(t.head()?),
+            Some(_) => None,
+        };
+        let seq = match (&head, ts_us) {
+            (Some((seq, _)), _) => *seq,
+            (None, Some(ts)) => t.seq_at(ts)?,
+            (None, None) => 0,
         };
         if seq == 0 {
             return Err(QueryError::new(
@@ -238,27 +368,39 @@ impl<'db> Engine<'db> {
             None => version.name,
         };
         let key = (name.to_string(), version.clone());
-        if let Some(p) = self
-            .cache
+        let cached = {
+            let mut tables = self.cache.tables.lock().unwrap_or_else(|p| p.into_inner());
+            match tables.get(&key) {
+                Some(p) => return Ok((p, version, name.to_string())),
+                None => tables.latest(name, &version),
+            }
+        };
+        let content = match head {
+            Some((_, bytes)) => bytes,
+            None => Arc::new(t.read_version(seq)?),
+        };
+        let delim = self.db.config().delimiter_byte();
+        // A new version of a table already parsed: derived from it (the rows
+        // the commit did not touch are reused), else parsed whole.
+        let derived =
+            cached.and_then(|(old, old_content)| old.derive(&old_content, &content, delim));
+        let parsed = Arc::new(match derived {
+            Some(d) => d,
+            None => {
+                let declared = schema.map(|(s, _)| s.columns).unwrap_or_default();
+                TypedTable::parse_declared(&content, delim, &declared)?
+            }
+        });
+        self.cache
             .tables
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok((Arc::clone(p), version));
-        }
-        let content = t.read_version(seq)?;
-        let declared = schema.map(|(s, _)| s.columns).unwrap_or_default();
-        let parsed = Arc::new(TypedTable::parse_declared(
-            &content,
-            self.db.config().delimiter_byte(),
-            &declared,
-        )?);
-        let mut tables = self.cache.tables.lock().unwrap_or_else(|p| p.into_inner());
-        if tables.len() >= MAX_CACHED {
-            tables.clear();
-        }
-        tables.insert(key, Arc::clone(&parsed));
-        Ok((parsed, version))
+            .insert(key, Arc::clone(&parsed), content);
+        // A new version: index what the old ones had indexed.
+        self.cache
+            .indexes
+            .maintain(self.policy, name, &version, &parsed);
+        self.persist_indexes();
+        Ok((parsed, version, name.to_string()))
     }
 }

@@ -106,9 +106,12 @@ pub struct AggCall {
 /// One table of the FROM clause.
 #[derive(Debug)]
 pub struct Source {
+    /// The table's name as stored (names resolve case-insensitively).
     pub name: String,
     pub alias: String,
     pub table: TableRef,
+    /// The version read (with the schema's, when it has one).
+    pub version: String,
     /// Index of its first column in the joined row.
     pub offset: usize,
 }
@@ -806,17 +809,18 @@ impl<'e> Binder<'e> {
                 ));
             }
         };
-        let (table, version) = self
+        let (table, version, stored_name) = self
             .engine
             .table(&table_name, as_of)
             .map_err(|e| e.at(pos_of(name)))?;
-        self.read.push((table_name.to_lowercase(), version));
+        self.read.push((stored_name.clone(), version.clone()));
         Ok(Source {
             alias: alias
                 .as_ref()
                 .map_or_else(|| table_name.clone(), |a| a.name.value.clone()),
-            name: table_name,
+            name: stored_name,
             table,
+            version,
             offset,
         })
     }
@@ -1127,7 +1131,7 @@ impl<'e> Binder<'e> {
                 "a subquery in IN must return one column",
             ));
         }
-        let result = exec::run(&select, self.engine.limits())?;
+        let result = exec::run(&select, &self.engine.env())?;
         let mut set = InSet {
             values: HashSet::new(),
             has_null: false,

@@ -7,7 +7,7 @@
 //! differential test uses alike.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::error::QueryError;
 use super::value::{FastMap, Type, Value};
@@ -24,22 +24,65 @@ pub struct TypedTable {
     /// memory in order instead of chasing a pointer per row).
     cells: Vec<Value>,
     len: usize,
-    /// Hash index per column (value -> row numbers, NULLs left out), built
-    /// the first time a query looks a value up in that column: equality
-    /// filters and join keys. A version never changes, so neither do they.
-    indexes: Vec<OnceLock<ColumnIndex>>,
+    /// Hash index per column (value -> row numbers, NULLs left out), when
+    /// built: `index.rs` decides which and drops them to bound memory. A
+    /// version never changes, so an index never needs updating.
+    indexes: Vec<Mutex<Option<Arc<ColumnIndex>>>>,
     /// Dictionary codes per column, built the first time a query groups by
     /// it; `None` when the column has too many distinct values.
     dicts: Vec<OnceLock<Option<Dict>>>,
+    /// Types `schema.toml` declares (None: inferred).
+    declared: Vec<Option<Type>>,
+    /// Value classes per column (what inference decided from).
+    classes: Vec<Classes>,
+    /// Bytes of the header line (0: unknown).
+    header_len: usize,
+    /// Whether the content has a quoted field (then `derive` does not apply).
+    has_quotes: bool,
 }
 
 /// A hash index of a column: the first row of each value, and for each row
 /// the next row with the same value (`NO_ROW` ends a chain), so a lookup is
 /// one probe and rows come out in table order.
 #[derive(Debug)]
-struct ColumnIndex {
+pub struct ColumnIndex {
     first: FastMap<Value, u32>,
     next: Vec<u32>,
+}
+
+impl ColumnIndex {
+    /// Builds the index of column `col` of `t`.
+    pub fn build(t: &TypedTable, col: usize) -> ColumnIndex {
+        let mut first: FastMap<Value, u32> = FastMap::default();
+        let mut next = vec![NO_ROW; t.len];
+        // Backwards, so each chain runs in table order.
+        for i in (0..t.len).rev() {
+            if let Some(v) = t.row(i).get(col).filter(|v| !v.is_null()) {
+                next[i] = first.insert(v.clone(), i as u32).unwrap_or(NO_ROW);
+            }
+        }
+        ColumnIndex { first, next }
+    }
+
+    /// Row numbers whose value equals `key` (SQL equality: 1 and 1.0 are
+    /// one key), in table order.
+    pub fn lookup(&self, key: &Value) -> Matches<'_> {
+        Matches {
+            next: &self.next,
+            cur: self.first.get(key).copied().unwrap_or(NO_ROW),
+        }
+    }
+
+    /// Approximate memory: map entries (a value shares its text with the
+    /// table) and the row chain.
+    pub fn bytes(&self) -> u64 {
+        (self.first.capacity() * 40 + self.next.len() * 4) as u64
+    }
+
+    /// Distinct values.
+    pub fn distinct(&self) -> usize {
+        self.first.len()
+    }
 }
 
 const NO_ROW: u32 = u32::MAX;
@@ -102,17 +145,91 @@ fn is_plain_number(s: &str) -> bool {
     int_ok && frac_ok && exp_ok && s.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
+/// How many non-empty values of a column are plain integers, other plain
+/// numbers, and anything else: the column's inferred type follows, and a
+/// new version updates the counts instead of looking at every value again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Classes {
+    ints: u32,
+    reals: u32,
+    texts: u32,
+}
+
+impl Classes {
+    fn add(&mut self, v: &str, sign: i32) {
+        if v.is_empty() {
+            return;
+        }
+        let c = if is_plain_integer(v) {
+            &mut self.ints
+        } else if is_plain_number(v) {
+            &mut self.reals
+        } else {
+            &mut self.texts
+        };
+        *c = c.wrapping_add_signed(sign);
+    }
+
+    fn ty(&self) -> Option<Type> {
+        if self.texts > 0 {
+            Some(Type::Text)
+        } else if self.reals > 0 {
+            Some(Type::Real)
+        } else if self.ints > 0 {
+            Some(Type::Integer)
+        } else {
+            None
+        }
+    }
+}
+
 /// The type of a column from its non-empty values.
 pub fn infer<'a>(values: impl Iterator<Item = &'a str>) -> Option<Type> {
-    let mut ty = None;
-    for v in values.filter(|v| !v.is_empty()) {
-        ty = match ty {
-            None | Some(Type::Integer) if is_plain_integer(v) => Some(Type::Integer),
-            None | Some(Type::Integer) | Some(Type::Real) if is_plain_number(v) => Some(Type::Real),
-            _ => return Some(Type::Text),
-        };
+    let mut c = Classes::default();
+    for v in values {
+        c.add(v, 1);
     }
-    ty
+    c.ty()
+}
+
+/// Fields grouped into records of `width`: a short record is padded with
+/// empty fields, extra fields are dropped.
+fn group_records<'a>(
+    fields: impl Iterator<Item = (std::borrow::Cow<'a, str>, bool)>,
+    width: usize,
+) -> Vec<std::borrow::Cow<'a, str>> {
+    let mut flat: Vec<std::borrow::Cow<'a, str>> = Vec::new();
+    let mut in_row = 0;
+    for (f, last) in fields {
+        if in_row < width {
+            flat.push(f);
+        }
+        in_row += 1;
+        if last {
+            flat.extend((in_row..width).map(|_| std::borrow::Cow::Borrowed("")));
+            in_row = 0;
+        }
+    }
+    let len = flat.len() / width.max(1);
+    flat.truncate(len * width);
+    flat
+}
+
+/// Typed cells of `flat` fields: declared types with SQLite's affinity,
+/// else the inferred ones.
+fn typed_cells(
+    flat: &[std::borrow::Cow<'_, str>],
+    declared: &[Option<Type>],
+    types: &[Option<Type>],
+) -> Vec<Value> {
+    let width = types.len().max(1);
+    flat.iter()
+        .enumerate()
+        .map(|(i, f)| match declared[i % width] {
+            Some(ty) => Value::from_declared(f, ty),
+            None => Value::from_field(f, types[i % width].unwrap_or(Type::Text)),
+        })
+        .collect()
 }
 
 impl TypedTable {
@@ -138,6 +255,10 @@ impl TypedTable {
                 len: 0,
                 indexes: Vec::new(),
                 dicts: Vec::new(),
+                declared: Vec::new(),
+                classes: Vec::new(),
+                header_len: 0,
+                has_quotes: false,
             });
         }
         // One pass over the bytes: every field, borrowed unless quoted. The
@@ -151,22 +272,14 @@ impl TypedTable {
             }
         }
         let width = columns.len();
-        let mut flat: Vec<std::borrow::Cow<'_, str>> = Vec::new();
-        let mut in_row = 0;
-        for (f, last) in fields {
-            if in_row < width {
-                flat.push(f);
-            }
-            in_row += 1;
-            if last {
-                // A short record (never stored, but cheap to tolerate) is
-                // padded with empty fields.
-                flat.extend((in_row..width).map(|_| std::borrow::Cow::Borrowed("")));
-                in_row = 0;
-            }
-        }
+        let flat = group_records(fields, width);
+        // `derive` needs records to be lines: no quoted field anywhere.
+        let has_quotes = memchr::memchr(b'"', content).is_some();
+        let header_len = match memchr::memchr(b'\n', content) {
+            Some(nl) if !has_quotes => nl + 1,
+            _ => 0,
+        };
         let len = flat.len() / width.max(1);
-        flat.truncate(len * width);
         let declared: Vec<Option<Type>> = columns
             .iter()
             .map(|c| {
@@ -177,27 +290,94 @@ impl TypedTable {
                 })
             })
             .collect();
+        let mut classes = vec![Classes::default(); width];
+        for (i, f) in flat.iter().enumerate() {
+            classes[i % width.max(1)].add(f, 1);
+        }
         let types: Vec<Option<Type>> = (0..width)
-            .map(|c| {
-                declared[c]
-                    .or_else(|| infer(flat.iter().skip(c).step_by(width).map(|f| f.as_ref())))
-            })
+            .map(|c| declared[c].or_else(|| classes[c].ty()))
             .collect();
-        let cells: Vec<Value> = flat
-            .iter()
-            .enumerate()
-            .map(|(i, f)| match declared[i % width] {
-                Some(ty) => Value::from_declared(f, ty),
-                None => Value::from_field(f, types[i % width].unwrap_or(Type::Text)),
-            })
-            .collect();
+        let cells = typed_cells(&flat, &declared, &types);
         Ok(TypedTable {
-            indexes: (0..width).map(|_| OnceLock::new()).collect(),
+            indexes: (0..width).map(|_| Mutex::new(None)).collect(),
             dicts: (0..width).map(|_| OnceLock::new()).collect(),
             columns,
             types,
             cells,
             len,
+            declared,
+            classes,
+            header_len,
+            has_quotes,
+        })
+    }
+
+    /// The next version of this table, from this version's content `old`
+    /// and the new content `new`, reusing every row outside the region the
+    /// commit changed: cost in proportion to the change, not the table.
+    /// None when that does not apply (the header changed, quoted fields,
+    /// a column's inferred type changed): parse `new` instead.
+    pub fn derive(&self, old: &[u8], new: &[u8], delim: u8) -> Option<TypedTable> {
+        let width = self.columns.len();
+        if self.has_quotes || width == 0 || self.header_len == 0 {
+            return None;
+        }
+        let (p, s) = csv::common_ends(old, new);
+        if p < self.header_len {
+            return None;
+        }
+        // The changed region as whole records: from the start of the record
+        // holding the first difference to the end of the record holding the
+        // last (its newline lies in the common suffix, so it is the same
+        // record end on both sides).
+        let start = memchr::memrchr(b'\n', &old[..p]).map_or(0, |i| i + 1);
+        if start < self.header_len {
+            return None;
+        }
+        let old_end = old.len() - s;
+        let end = memchr::memchr(b'\n', &old[old_end..]).map_or(old.len(), |i| old_end + i + 1);
+        let new_end = end + new.len() - old.len();
+        let (old_mid, new_mid) = (&old[start..end], &new[start..new_end]);
+        if memchr::memchr(b'"', new_mid).is_some() {
+            return None;
+        }
+        let before = memchr::memchr_iter(b'\n', &old[self.header_len..start]).count();
+        let removed = group_records(csv::fields(old_mid, delim), width);
+        let added = group_records(csv::fields(new_mid, delim), width);
+        let (removed_rows, added_rows) = (removed.len() / width, added.len() / width);
+        if before + removed_rows > self.len {
+            return None;
+        }
+        let mut classes = self.classes.clone();
+        for (i, f) in removed.iter().enumerate() {
+            classes[i % width].add(f, -1);
+        }
+        for (i, f) in added.iter().enumerate() {
+            classes[i % width].add(f, 1);
+        }
+        let types: Vec<Option<Type>> = (0..width)
+            .map(|c| self.declared[c].or_else(|| classes[c].ty()))
+            .collect();
+        if types != self.types {
+            return None;
+        }
+        let mut cells = Vec::with_capacity(
+            self.cells.len() + added.len() - removed.len().min(self.cells.len()),
+        );
+        cells.extend_from_slice(&self.cells[..before * width]);
+        cells.extend(typed_cells(&added, &self.declared, &types));
+        cells.extend_from_slice(&self.cells[(before + removed_rows) * width..]);
+        Some(TypedTable {
+            indexes: (0..width).map(|_| Mutex::new(None)).collect(),
+            dicts: (0..width).map(|_| OnceLock::new()).collect(),
+            columns: self.columns.clone(),
+            types,
+            len: self.len - removed_rows + added_rows,
+            cells,
+            declared: self.declared.clone(),
+            classes,
+            header_len: self.header_len,
+            has_quotes: false,
         })
     }
 
@@ -221,30 +401,48 @@ impl TypedTable {
         (0..self.len).map(|i| self.row(i))
     }
 
-    /// Row numbers whose column `col` equals `key` (SQL equality: 1 and 1.0
-    /// are one key), through the column's index, in table order.
-    pub fn lookup(&self, col: usize, key: &Value) -> Matches<'_> {
-        let Some(cell) = self.indexes.get(col) else {
-            return Matches {
-                next: &[],
-                cur: NO_ROW,
-            };
-        };
-        let index = cell.get_or_init(|| {
-            let mut first: FastMap<Value, u32> = FastMap::default();
-            let mut next = vec![NO_ROW; self.len];
-            // Backwards, so each chain runs in table order.
-            for i in (0..self.len).rev() {
-                if let Some(v) = self.row(i).get(col).filter(|v| !v.is_null()) {
-                    next[i] = first.insert(v.clone(), i as u32).unwrap_or(NO_ROW);
-                }
-            }
-            ColumnIndex { first, next }
-        });
-        Matches {
-            next: &index.next,
-            cur: index.first.get(key).copied().unwrap_or(NO_ROW),
+    /// Column `col`'s index, if built.
+    pub fn index(&self, col: usize) -> Option<Arc<ColumnIndex>> {
+        self.indexes
+            .get(col)?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Column `col`'s index, built now if it was not; with whether it was built now.
+    pub fn build_index(&self, col: usize) -> Option<(Arc<ColumnIndex>, bool)> {
+        let mut slot = self
+            .indexes
+            .get(col)?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(ix) = &*slot {
+            return Some((Arc::clone(ix), false));
         }
+        let ix = Arc::new(ColumnIndex::build(self, col));
+        *slot = Some(Arc::clone(&ix));
+        Some((ix, true))
+    }
+
+    /// Drops column `col`'s index (queries running with it keep their copy).
+    pub fn drop_index(&self, col: usize) {
+        if let Some(slot) = self.indexes.get(col) {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    /// Approximate memory of the parsed rows (not indices).
+    pub fn bytes(&self) -> u64 {
+        let text: usize = self
+            .cells
+            .iter()
+            .map(|v| match v {
+                Value::Text(t) => t.len() + 16,
+                _ => 0,
+            })
+            .sum();
+        (self.cells.len() * std::mem::size_of::<Value>() + text) as u64
     }
 
     /// The column's dictionary (built on first use), if it has at most
@@ -295,5 +493,75 @@ mod tests {
         }
         assert_eq!(infer(["", ""].into_iter()), None);
         assert_eq!(infer(["9223372036854775808"].into_iter()), Some(Type::Real));
+    }
+}
+
+#[cfg(test)]
+mod derive_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALUES: [&str; 8] = ["1", "22", "-3", "2.5", "x", "", "007", "1e3"];
+
+    fn content(rows: &[(u32, usize, usize)], trailing_newline: bool) -> Vec<u8> {
+        let mut s = String::from("id|a|b\n");
+        for (k, a, b) in rows {
+            s.push_str(&format!("{k}|{}|{}\n", VALUES[*a], VALUES[*b]));
+        }
+        if !trailing_newline && !rows.is_empty() {
+            s.pop();
+        }
+        s.into_bytes()
+    }
+
+    /// Cells as comparable text: type and value.
+    fn shape(t: &TypedTable) -> (Vec<String>, Vec<Option<Type>>, Vec<String>) {
+        let cells = t.rows().flatten().map(|v| format!("{v:?}")).collect();
+        (t.columns.clone(), t.types.clone(), cells)
+    }
+
+    #[test]
+    fn a_changed_cell_reuses_the_rest() {
+        let rows: Vec<_> = (0..50).map(|k| (k, (k % 3) as usize, 1)).collect();
+        let old = content(&rows, true);
+        let mut changed = rows.clone();
+        changed[20].1 = 1;
+        changed.remove(30);
+        changed.insert(40, (99, 2, 0));
+        let new = content(&changed, true);
+        let t = TypedTable::parse(&old, b'|').unwrap();
+        let d = t.derive(&old, &new, b'|').expect("applies");
+        assert_eq!(shape(&d), shape(&TypedTable::parse(&new, b'|').unwrap()));
+        // A text value in an integer column changes its type: a full parse.
+        let mut typed = rows.clone();
+        typed[5].1 = 4;
+        assert!(t.derive(&old, &content(&typed, true), b'|').is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn derive_equals_a_full_parse(
+            rows in proptest::collection::vec((0u32..1000, 0usize..8, 0usize..8), 0..30),
+            edits in proptest::collection::vec((0usize..40, 0usize..8, 0u8..4), 1..6),
+            old_nl in any::<bool>(),
+            new_nl in any::<bool>(),
+        ) {
+            let mut rows: Vec<(u32, usize, usize)> = rows;
+            let old = content(&rows, old_nl);
+            for (at, v, kind) in edits {
+                let at = at % (rows.len() + 1);
+                match kind {
+                    0 if at < rows.len() => rows[at].1 = v,
+                    1 if at < rows.len() => { rows.remove(at); }
+                    2 => rows.insert(at, (5000 + at as u32, v, v)),
+                    _ => rows.push((7000, v, 0)),
+                }
+            }
+            let new = content(&rows, new_nl);
+            let t = TypedTable::parse(&old, b'|').unwrap();
+            if let Some(d) = t.derive(&old, &new, b'|') {
+                prop_assert_eq!(shape(&d), shape(&TypedTable::parse(&new, b'|').unwrap()));
+            }
+        }
     }
 }

@@ -33,6 +33,16 @@ pub struct Config {
     /// How long a commit waits for another process's lock before failing.
     #[serde(default = "default_lock_timeout_ms")]
     pub lock_timeout_ms: u64,
+    /// Queries: equality lookups on a (non-key) column before it gets a
+    /// hash index (1: at the first).
+    #[serde(default = "default_auto_index_after")]
+    pub auto_index_after: u64,
+    /// Queries: memory all hash indices of the database may hold, in MiB.
+    #[serde(default = "default_index_memory_mb")]
+    pub index_memory_mb: u64,
+    /// Queries: rows a join may produce before the query fails.
+    #[serde(default = "default_max_join_rows")]
+    pub max_join_rows: u64,
 }
 
 fn default_delimiter() -> char {
@@ -43,6 +53,15 @@ fn default_keyframe_every() -> u64 {
 }
 fn default_lock_timeout_ms() -> u64 {
     5000
+}
+fn default_auto_index_after() -> u64 {
+    2
+}
+fn default_index_memory_mb() -> u64 {
+    256
+}
+fn default_max_join_rows() -> u64 {
+    50_000_000
 }
 
 impl Config {
@@ -56,6 +75,9 @@ impl Config {
             conflict_policy: ConflictPolicy::Reject,
             keyframe_every: default_keyframe_every(),
             lock_timeout_ms: default_lock_timeout_ms(),
+            auto_index_after: default_auto_index_after(),
+            index_memory_mb: default_index_memory_mb(),
+            max_join_rows: default_max_join_rows(),
         }
     }
 

@@ -293,6 +293,30 @@ impl Database {
         saved_query::history(&*self.ctx.io, &self.ctx.root, name)
     }
 
+    /// Writes local state of this site that is not data (what a daemon's
+    /// query engine keeps, for `rdb index:list`): `state/<name>`, replaced
+    /// atomically but not fsynced (losing it loses nothing); never synced.
+    pub fn write_state(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        names::validate(name)?;
+        let dir = self.ctx.root.join("state");
+        self.ctx
+            .io
+            .create_dir(&dir)
+            .map_err(io_err("create", &dir))?;
+        super::io::replace_file_unsynced(&*self.ctx.io, &dir.join(name), bytes)
+    }
+
+    /// Reads what `write_state` wrote, None when nothing was.
+    pub fn read_state(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        names::validate(name)?;
+        let path = self.ctx.root.join("state").join(name);
+        match self.ctx.io.read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io("read", &path, e)),
+        }
+    }
+
     fn schema_dir(&self, table: &str) -> Result<std::path::PathBuf> {
         names::validate(table)?;
         Ok(self.tables_dir().join(table).join("schema"))

@@ -1489,3 +1489,58 @@ fn schema_toml_is_a_versioned_file_that_types_queries() {
     // The table's versions are untouched by schema saves.
     assert_eq!(m.versions(), 1);
 }
+
+#[test]
+fn filtered_columns_get_indices_that_index_list_and_explain_show() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    let index_list = || {
+        let o = m
+            .rdb()
+            .args(["index:list", "shop", "--format", "csv"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let listed = index_list();
+    assert!(
+        listed.contains("users,id,key,0,built at the first lookup"),
+        "{listed}"
+    );
+    let explain = |sql: &str| {
+        let o = m.sh(&format!("cat \"@query/EXPLAIN {sql}\""));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let q = "SELECT id FROM users WHERE country = 'DE'";
+    assert!(
+        explain(q).contains("no index on users.country yet: 0 of 2"),
+        "{}",
+        explain(q)
+    );
+    // Two lookups (auto_index_after = 2): the second builds the index.
+    m.sh_ok(&format!("cat \"@query/{q}\" > /dev/null"));
+    m.sh_ok("cat \"@query/SELECT name FROM users WHERE country = 'PL'\" > /dev/null");
+    assert!(
+        explain(q).contains("auto hash index on users.country ("),
+        "{}",
+        explain(q)
+    );
+    let listed = index_list();
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with("users,country,auto,2,built ("))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(row.ends_with("KiB"), "{row}");
+    // The threshold is a setting.
+    let set = m
+        .rdb()
+        .args(["db:config", "shop", "auto_index_after", "5"])
+        .output()
+        .unwrap();
+    assert!(set.status.success());
+    let shown = m.rdb().args(["db:config", "shop"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("auto_index_after = 5"));
+}

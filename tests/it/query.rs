@@ -967,11 +967,17 @@ fn results_are_cached_by_query_and_versions_and_explain_shows_the_plan() {
             .join("\n")
     };
     let p = plan("SELECT name FROM users WHERE id = 2");
-    assert!(p.starts_with("IndexLookup users.id = 2"), "{p}");
+    assert!(
+        p.starts_with("IndexLookup users = 2 by key hash index on users.id"),
+        "{p}"
+    );
     let p = plan("SELECT name FROM users WHERE name LIKE 'A%'");
     assert!(p.starts_with("Scan users (3 rows)"), "{p}");
     let p = plan("SELECT a.name FROM users a JOIN users b ON b.id = a.id");
-    assert!(p.contains("Join users by hash index on b.id = a.id"), "{p}");
+    assert!(
+        p.contains("Join users on a.id by key hash index on users.id"),
+        "{p}"
+    );
 }
 
 #[test]
@@ -1160,4 +1166,97 @@ fn declared_types_from_schema_toml_agree_with_sqlite() {
             .to_string()
             .contains("\"nope\" is not in the table")
     );
+}
+
+#[test]
+fn indices_follow_the_policy_stay_in_their_memory_bound_and_follow_commits() {
+    use reedbase::query::index::IndexPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    let mut text = String::from("id|a|b\n");
+    for i in 0..2000 {
+        text.push_str(&format!("{i}|{}|w{}\n", i % 50, i % 7));
+    }
+    db.create_table("t", text.as_bytes(), "test").unwrap();
+    let cache = reedbase::query::TableCache::default();
+    // 15 kB: room for the index of a (50 values) or of b (7 values), not
+    // both, and never for the key's (2000 values).
+    let policy = IndexPolicy {
+        auto_after: 3,
+        max_bytes: 15_000,
+    };
+    let engine = Engine::with_cache(&db, &cache).with_policy(policy);
+    let explain = |sql: &str| -> String {
+        let r = engine.query(&format!("EXPLAIN {sql}")).unwrap();
+        r.rows
+            .iter()
+            .map(|r| r[0].to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let count = |sql: &str| match engine.query(sql).unwrap().rows[0][0] {
+        Value::Int(n) => n,
+        ref v => panic!("{v:?}"),
+    };
+    let built = |col: &str| {
+        engine
+            .index_state()
+            .index
+            .into_iter()
+            .find(|i| i.table == "t" && i.column == col)
+            .map(|i| (i.lookups, i.built))
+    };
+    let by_a = "SELECT COUNT(*) FROM t WHERE a = 5 AND id >= 0";
+    assert!(
+        explain(by_a).contains("no index on t.a yet: 0 of 3"),
+        "{}",
+        explain(by_a)
+    );
+    // Different queries (the result cache must not answer them).
+    assert_eq!(count(by_a), 40);
+    assert_eq!(count("SELECT COUNT(*) FROM t WHERE a = 6"), 40);
+    assert_eq!(built("a"), Some((2, false)), "below the threshold: scans");
+    assert!(explain(by_a).contains("auto hash index on t.a, built by this query"));
+    assert_eq!(count("SELECT COUNT(*) FROM t WHERE a = 7"), 40);
+    assert_eq!(built("a"), Some((3, true)));
+    assert!(
+        explain(by_a).contains("auto hash index on t.a (50 values"),
+        "{}",
+        explain(by_a)
+    );
+    // b's index does not fit beside a's: a (least recently used) goes.
+    for n in 0..3 {
+        assert_eq!(
+            count(&format!("SELECT COUNT(*) FROM t WHERE b = 'w{n}'")),
+            286
+        );
+    }
+    assert_eq!(built("b"), Some((3, true)));
+    assert_eq!(built("a"), Some((3, false)), "evicted");
+    // The key's index is too large for the bound: not kept, still correct.
+    assert_eq!(count("SELECT COUNT(*) FROM t WHERE id = 1999"), 1);
+    assert_eq!(built("id"), Some((1, false)));
+    // A commit: the first query of the new version indexes b at once.
+    let new_text = text.replace("\n1999|49|w4\n", "\n1999|49|w0\n");
+    assert_ne!(new_text, text);
+    let t = db.table("t").unwrap();
+    let c = t
+        .commit(
+            reedbase::storage::Base::Head,
+            new_text.into_bytes(),
+            &reedbase::storage::CommitOptions::new(reedbase::storage::Action::Update, "test"),
+        )
+        .unwrap();
+    assert_eq!(count("SELECT COUNT(*) FROM t WHERE id >= 0"), 2000);
+    let state = engine.index_state();
+    let b = state.index.iter().find(|i| i.column == "b").unwrap();
+    assert!(
+        b.built && b.version.starts_with(&c.version.name),
+        "{b:?} vs {}",
+        c.version.name
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM t WHERE b = 'w0'"), 287);
+    // What rdb index:list reads.
+    let saved = String::from_utf8(db.read_state("indexes").unwrap().unwrap()).unwrap();
+    assert!(saved.contains("column = \"b\""), "{saved}");
 }
