@@ -170,6 +170,55 @@ fn main() {
         println!("| {sql} | {} | |", ms(pct(&mut times, 0.5)));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--only-query-after-commit") {
+        // --only-query-after-commit DIR: a query's cost right after a commit
+        // that changes one row of `users` (the new version must be typed
+        // before the query runs), against parsing the version whole.
+        let root = Path::new(args.get(i + 1).expect("--only-query-after-commit DIR"));
+        let db = Database::open(root).expect("open");
+        let cache = reedbase::query::TableCache::default();
+        let engine = reedbase::query::Engine::with_cache(&db, &cache);
+        let sql = "SELECT COUNT(*) FROM users WHERE age > {n}";
+        engine.query(&sql.replace("{n}", "0")).expect("query");
+        let t = db.table("users").expect("users");
+        let delim = db.config().delimiter_byte();
+        let (mut after, mut whole) = (Vec::new(), Vec::new());
+        for n in 1..=20 {
+            let (_, head) = t.head().expect("head");
+            // Change row n's age field (the 4th) to a fresh number.
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            // A plain record (no quotes) near row n * 997.
+            let at = (n * 997..lines.len())
+                .find(|&l| !lines[l].contains('"') && lines[l].split('|').count() == 10)
+                .expect("a plain record");
+            let mut fields: Vec<String> = lines[at].split('|').map(str::to_string).collect();
+            fields[3] = (20 + n).to_string();
+            lines[at] = fields.join("|");
+            let content = lines.join("\n") + "\n";
+            t.commit(
+                reedbase::storage::Base::Head,
+                content.into_bytes(),
+                &reedbase::storage::CommitOptions::new(reedbase::storage::Action::Update, "bench"),
+            )
+            .expect("commit");
+            let start = Instant::now();
+            engine
+                .query(&sql.replace("{n}", &n.to_string()))
+                .expect("query");
+            after.push(start.elapsed());
+            let (_, head) = t.head().expect("head");
+            let start = Instant::now();
+            reedbase::query::TypedTable::parse(&head, delim).expect("parse");
+            whole.push(start.elapsed());
+        }
+        println!(
+            "| first query after a 1-row commit, p50 | {} | parsing the version whole: {} |",
+            ms(pct(&mut after, 0.5)),
+            ms(pct(&mut whole, 0.5))
+        );
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--only-cold-reads") {
         // Cold @as-of reads of a database kept by `--only-frames --keep DIR` (for profiling).
         let root = Path::new(args.get(i + 1).expect("--only-cold-reads DIR"));

@@ -23,7 +23,7 @@ use std::ops::Range;
 
 use super::{MergeError, Merged, first_field, merge3_rows};
 use crate::storage::ConflictPolicy;
-use crate::storage::csv::common_prefix;
+use crate::storage::csv::{common_prefix, record_end};
 
 /// Records looked at on each side to find where two sides agree again
 /// after a difference. A larger change sends the merge to the slow path.
@@ -35,24 +35,6 @@ const SYNC_WINDOW: usize = 64;
 struct Change {
     base: Range<usize>,
     side: Range<usize>,
-}
-
-/// End of the record that starts at `start`: one past its newline, or the
-/// end of the buffer. Newlines inside quotes do not end a record; doubled
-/// quotes toggle twice and so leave the state as it was.
-fn record_end(b: &[u8], start: usize) -> usize {
-    let mut quoted = false;
-    let mut pos = start;
-    while let Some(k) = memchr::memchr2(b'"', b'\n', &b[pos..]) {
-        let at = pos + k;
-        if b[at] == b'"' {
-            quoted = !quoted;
-        } else if !quoted {
-            return at + 1;
-        }
-        pos = at + 1;
-    }
-    b.len()
 }
 
 /// The next `SYNC_WINDOW` records from `start`: (key, start, end).
@@ -284,14 +266,6 @@ pub(super) fn merge3_regions(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn record_end_skips_quoted_newlines() {
-        let b = b"1|\"a\nb\"|x\n2|y\n3|z";
-        assert_eq!(record_end(b, 0), 10);
-        assert_eq!(record_end(b, 10), 14);
-        assert_eq!(record_end(b, 14), b.len());
-    }
 
     #[test]
     fn changes_find_edits_inserts_and_deletes() {

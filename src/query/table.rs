@@ -35,10 +35,10 @@ pub struct TypedTable {
     declared: Vec<Option<Type>>,
     /// Value classes per column (what inference decided from).
     classes: Vec<Classes>,
-    /// Bytes of the header line (0: unknown).
+    /// Bytes of the header record.
     header_len: usize,
-    /// Whether the content has a quoted field (then `derive` does not apply).
-    has_quotes: bool,
+    /// Where each row's record starts in the content (for `derive`).
+    starts: Vec<usize>,
 }
 
 /// A hash index of a column: the first row of each value, and for each row
@@ -258,7 +258,7 @@ impl TypedTable {
                 declared: Vec::new(),
                 classes: Vec::new(),
                 header_len: 0,
-                has_quotes: false,
+                starts: Vec::new(),
             });
         }
         // One pass over the bytes: every field, borrowed unless quoted. The
@@ -273,12 +273,8 @@ impl TypedTable {
         }
         let width = columns.len();
         let flat = group_records(fields, width);
-        // `derive` needs records to be lines: no quoted field anywhere.
-        let has_quotes = memchr::memchr(b'"', content).is_some();
-        let header_len = match memchr::memchr(b'\n', content) {
-            Some(nl) if !has_quotes => nl + 1,
-            _ => 0,
-        };
+        let header_len = csv::record_end(content, 0);
+        let starts = csv::record_starts(content, header_len);
         let len = flat.len() / width.max(1);
         let declared: Vec<Option<Type>> = columns
             .iter()
@@ -308,44 +304,60 @@ impl TypedTable {
             declared,
             classes,
             header_len,
-            has_quotes,
+            starts,
         })
     }
 
     /// The next version of this table, from this version's content `old`
     /// and the new content `new`, reusing every row outside the region the
     /// commit changed: cost in proportion to the change, not the table.
-    /// None when that does not apply (the header changed, quoted fields,
-    /// a column's inferred type changed): parse `new` instead.
+    /// None when that does not apply (the header changed, a column's
+    /// inferred type changed, a record count that does not add up): parse
+    /// `new` instead.
+    ///
+    /// Why the region's ends are record boundaries in `new` too: its start
+    /// follows a newline in the common prefix, where both contents have
+    /// the same quote state. Its end follows a newline in the common
+    /// suffix; were `new` inside quotes there, the suffix (whose quotes
+    /// balance, as it is whole records of `old`) would leave `new` inside
+    /// quotes at its end, and a stored version is valid CSV.
     pub fn derive(&self, old: &[u8], new: &[u8], delim: u8) -> Option<TypedTable> {
         let width = self.columns.len();
-        if self.has_quotes || width == 0 || self.header_len == 0 {
+        if width == 0 || self.starts.len() != self.len {
             return None;
         }
         let (p, s) = csv::common_ends(old, new);
-        if p < self.header_len {
+        // The header is the same, and ends its line (else rows would be
+        // appended to it).
+        if p < self.header_len || !old[..self.header_len].ends_with(b"\n") {
             return None;
         }
-        // The changed region as whole records: from the start of the record
-        // holding the first difference to the end of the record holding the
-        // last (its newline lies in the common suffix, so it is the same
-        // record end on both sides).
-        let start = memchr::memrchr(b'\n', &old[..p]).map_or(0, |i| i + 1);
-        if start < self.header_len {
-            return None;
-        }
+        // Rows [first, last) are the ones the change touches: from the row
+        // holding the first differing byte to the row holding the first
+        // byte of the common suffix (so its end's newline is in the suffix).
+        let first = self.starts.partition_point(|&st| st <= p).saturating_sub(1);
         let old_end = old.len() - s;
-        let end = memchr::memchr(b'\n', &old[old_end..]).map_or(old.len(), |i| old_end + i + 1);
-        let new_end = end + new.len() - old.len();
-        let (old_mid, new_mid) = (&old[start..end], &new[start..new_end]);
-        if memchr::memchr(b'"', new_mid).is_some() {
+        let last = if old_end >= old.len() {
+            self.len
+        } else {
+            self.starts.partition_point(|&st| st <= old_end)
+        };
+        let start = if self.len == 0 {
+            self.header_len
+        } else {
+            self.starts[first]
+        };
+        let end = self.starts.get(last).copied().unwrap_or(old.len());
+        let delta = new.len() as i64 - old.len() as i64;
+        let new_end = (end as i64 + delta) as usize;
+        if start > end || start > new_end || new_end > new.len() {
             return None;
         }
-        let before = memchr::memchr_iter(b'\n', &old[self.header_len..start]).count();
+        let (old_mid, new_mid) = (&old[start..end], &new[start..new_end]);
         let removed = group_records(csv::fields(old_mid, delim), width);
         let added = group_records(csv::fields(new_mid, delim), width);
         let (removed_rows, added_rows) = (removed.len() / width, added.len() / width);
-        if before + removed_rows > self.len {
+        if removed_rows != last - first {
             return None;
         }
         let mut classes = self.classes.clone();
@@ -361,12 +373,21 @@ impl TypedTable {
         if types != self.types {
             return None;
         }
-        let mut cells = Vec::with_capacity(
-            self.cells.len() + added.len() - removed.len().min(self.cells.len()),
-        );
-        cells.extend_from_slice(&self.cells[..before * width]);
+        let mut cells = Vec::with_capacity((self.len - removed_rows + added_rows) * width);
+        cells.extend_from_slice(&self.cells[..first * width]);
         cells.extend(typed_cells(&added, &self.declared, &types));
-        cells.extend_from_slice(&self.cells[(before + removed_rows) * width..]);
+        cells.extend_from_slice(&self.cells[last * width..]);
+        let mut starts = Vec::with_capacity(self.len - removed_rows + added_rows);
+        starts.extend_from_slice(&self.starts[..first]);
+        starts.extend(csv::record_starts(&new[..new_end], start));
+        starts.extend(
+            self.starts[last..]
+                .iter()
+                .map(|&st| (st as i64 + delta) as usize),
+        );
+        if starts.len() != self.len - removed_rows + added_rows {
+            return None;
+        }
         Some(TypedTable {
             indexes: (0..width).map(|_| Mutex::new(None)).collect(),
             dicts: (0..width).map(|_| OnceLock::new()).collect(),
@@ -377,7 +398,7 @@ impl TypedTable {
             declared: self.declared.clone(),
             classes,
             header_len: self.header_len,
-            has_quotes: false,
+            starts,
         })
     }
 
@@ -501,7 +522,19 @@ mod derive_tests {
     use super::*;
     use proptest::prelude::*;
 
-    const VALUES: [&str; 8] = ["1", "22", "-3", "2.5", "x", "", "007", "1e3"];
+    const VALUES: [&str; 11] = [
+        "1",
+        "22",
+        "-3",
+        "2.5",
+        "x",
+        "",
+        "007",
+        "1e3",
+        "\"q|\"\"\n\"",
+        "\"\n\"",
+        "\"\"",
+    ];
 
     fn content(rows: &[(u32, usize, usize)], trailing_newline: bool) -> Vec<u8> {
         let mut s = String::from("id|a|b\n");
@@ -522,7 +555,10 @@ mod derive_tests {
 
     #[test]
     fn a_changed_cell_reuses_the_rest() {
-        let rows: Vec<_> = (0..50).map(|k| (k, (k % 3) as usize, 1)).collect();
+        // Quoted fields with newlines and delimiters in column b.
+        let rows: Vec<_> = (0..50)
+            .map(|k| (k, (k % 3) as usize, 8 + (k % 2) as usize))
+            .collect();
         let old = content(&rows, true);
         let mut changed = rows.clone();
         changed[20].1 = 1;
@@ -541,8 +577,8 @@ mod derive_tests {
     proptest! {
         #[test]
         fn derive_equals_a_full_parse(
-            rows in proptest::collection::vec((0u32..1000, 0usize..8, 0usize..8), 0..30),
-            edits in proptest::collection::vec((0usize..40, 0usize..8, 0u8..4), 1..6),
+            rows in proptest::collection::vec((0u32..1000, 0usize..11, 0usize..11), 0..30),
+            edits in proptest::collection::vec((0usize..40, 0usize..11, 0u8..4), 1..6),
             old_nl in any::<bool>(),
             new_nl in any::<bool>(),
         ) {
