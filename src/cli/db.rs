@@ -260,6 +260,7 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
         println!("auto_index_after = {}", c.auto_index_after);
         println!("index_memory_mb = {}", c.index_memory_mb);
         println!("max_join_rows = {}", c.max_join_rows);
+        println!("max_rows_in_memory = {}", c.max_rows_in_memory);
     };
     let (Some(key), Some(value)) = (key, value) else {
         let cfg = Config::load(&RealIo, &root.join("config.toml"))?;
@@ -288,9 +289,10 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
             "auto_index_after" => c.auto_index_after = number(value)?.max(1),
             "index_memory_mb" => c.index_memory_mb = number(value)?,
             "max_join_rows" => c.max_join_rows = number(value)?,
+            "max_rows_in_memory" => c.max_rows_in_memory = number(value)?.max(1),
             other => {
                 return Err(format!(
-                    "unknown setting {other:?} (conflict_policy, keyframe_every, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows)"
+                    "unknown setting {other:?} (conflict_policy, keyframe_every, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows, max_rows_in_memory)"
                 ));
             }
         }

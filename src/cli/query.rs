@@ -31,10 +31,28 @@ fn query_failed(e: reedbase::query::QueryError) -> anyhow::Error {
 
 pub fn run(ctx: &Ctx, db: &str, sql: &str, format: QueryFormat) -> Result<i32> {
     let db = open(ctx, db)?;
-    let result = Engine::new(&db)
-        .execute(sql, &ctx.user)
-        .map_err(query_failed)?;
-    print(&db, &result, format)
+    let engine = Engine::new(&db);
+    let streamed = match format {
+        QueryFormat::Csv => output::Format::Csv(db.config().delimiter_byte()),
+        QueryFormat::Json => output::Format::Json,
+        // An aligned table needs every row for its widths.
+        QueryFormat::Table => {
+            let result = engine.execute(sql, &ctx.user).map_err(query_failed)?;
+            return print(&db, &result, format);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match engine.execute_to(sql, &ctx.user, streamed, &mut out) {
+        Ok(()) => {}
+        // `rdb ... | head`: the reader has what it wanted.
+        Err(e) if e.message.contains("Broken pipe") => return Ok(exit::OK),
+        Err(e) => return Err(query_failed(e)),
+    }
+    match out.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
+        other => other.map(|()| exit::OK).map_err(Into::into),
+    }
 }
 
 fn print(db: &Database, result: &reedbase::query::ResultSet, format: QueryFormat) -> Result<i32> {

@@ -170,6 +170,10 @@ enum Handle {
     Virtual {
         data: Arc<Vec<u8>>,
     },
+    /// A query result too large for memory, in an anonymous file.
+    Spilled {
+        file: Arc<std::fs::File>,
+    },
 }
 
 /// What saving a [`Handle::VirtualEdit`] does.
@@ -347,24 +351,34 @@ impl ReedFs {
         }
     }
 
-    /// Runs a query of `@query/` and renders its result. A bad query fails
-    /// (EINVAL) with its message and position in `@status`.
-    fn run_query(&self, db: usize, sql: &str, format: ResultFormat) -> Result<Vec<u8>> {
+    /// Runs a query of `@query/` and renders its result (in memory, or in
+    /// an anonymous file when large). A bad query fails (EINVAL) with its
+    /// message and position in `@status`.
+    fn run_query(&self, db: usize, sql: &str, format: ResultFormat) -> Result<Handle> {
         let mdb = &self.dbs[db].db;
         let engine = crate::query::Engine::with_cache(mdb, &self.queries[db]);
         let started = std::time::Instant::now();
-        let result = engine.query(sql);
+        let format = match format {
+            ResultFormat::Csv => crate::query::output::Format::Csv(mdb.config().delimiter_byte()),
+            ResultFormat::Json => crate::query::output::Format::Json,
+        };
+        let mut spool = queries::Spool::new(mdb, queries::SPILL_BYTES);
+        let result = engine.query_to(sql, format, &mut spool);
         tracing::debug!(
             elapsed_us = started.elapsed().as_micros() as u64,
             ok = result.is_ok(),
             "query run"
         );
         match result {
-            Ok(r) => Ok(match format {
-                ResultFormat::Csv => crate::query::output::csv(&r, mdb.config().delimiter_byte()),
-                ResultFormat::Json => crate::query::output::json(&r),
-            }
-            .into_bytes()),
+            Ok(()) => match spool.finish() {
+                Ok(queries::Spooled::Memory(data)) => Ok(Handle::Virtual { data }),
+                Ok(queries::Spooled::File(file)) => Ok(Handle::Spilled { file }),
+                Err(e) => Err(FsError::Storage(StorageError::io(
+                    "write a query result to",
+                    mdb.root().join("state"),
+                    e,
+                ))),
+            },
             Err(e) => {
                 let reason = e.to_string();
                 self.status[db].push(Event::Rejected {
@@ -1035,21 +1049,15 @@ impl ReedFs {
             }
             Node::QueryFile(db, sql) => {
                 drop(inner);
-                let data = Arc::new(self.run_query(*db, sql, ResultFormat::Csv)?);
+                let h = self.run_query(*db, sql, ResultFormat::Csv)?;
                 let mut inner = lock(&self.inner);
-                Ok((
-                    Self::new_fh(&mut inner, Handle::Virtual { data }),
-                    Caching::Direct,
-                ))
+                Ok((Self::new_fh(&mut inner, h), Caching::Direct))
             }
             Node::SavedResult(db, name, format) => {
                 drop(inner);
-                let data = Arc::new(self.run_saved(*db, name, *format)?);
+                let h = self.run_saved(*db, name, *format)?;
                 let mut inner = lock(&self.inner);
-                Ok((
-                    Self::new_fh(&mut inner, Handle::Virtual { data }),
-                    Caching::Direct,
-                ))
+                Ok((Self::new_fh(&mut inner, h), Caching::Direct))
             }
             Node::AsOfFile(db, ts, t) => {
                 let table = self.table(*db, t)?;
@@ -1270,16 +1278,45 @@ impl ReedFs {
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let inner = lock(&self.inner);
+        if let Some(Handle::Spilled { file }) = inner.handles.get(&fh) {
+            let file = Arc::clone(file);
+            drop(inner);
+            return Self::read_spilled(&file, offset, size);
+        }
         let bytes: &[u8] = match inner.handles.get(&fh).ok_or(FsError::BadHandle)? {
             Handle::CurrentRead { data, .. } | Handle::Virtual { data } => data,
             Handle::CurrentWrite { buf, .. }
             | Handle::VirtualEdit { buf, .. }
             | Handle::FrameCtl { buf, .. } => buf,
             Handle::Scratch { ino } => &inner.scratch.get(ino).ok_or(FsError::NotFound)?.data,
+            Handle::Spilled { .. } => return Err(FsError::BadHandle),
         };
         let start = (offset as usize).min(bytes.len());
         let end = start.saturating_add(size as usize).min(bytes.len());
         Ok(bytes[start..end].to_vec())
+    }
+
+    /// A read of a result in an anonymous file (outside the namespace lock).
+    fn read_spilled(file: &std::fs::File, offset: u64, size: u32) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; size as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            match file.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(FsError::Storage(StorageError::io(
+                        "read a query result",
+                        "(anonymous file)",
+                        e,
+                    )));
+                }
+            }
+        }
+        buf.truncate(got);
+        Ok(buf)
     }
 
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {

@@ -64,6 +64,69 @@ pub(super) fn classify(name: &str) -> QueryName<'_> {
     }
 }
 
+/// Results larger than this go to an anonymous file, not memory.
+pub(super) const SPILL_BYTES: usize = 64 << 20;
+
+/// Where a query's result is written while it runs: memory up to
+/// `SPILL_BYTES`, then an anonymous file next to the database, so a huge
+/// result costs disk, never the daemon's memory.
+pub(super) struct Spool<'a> {
+    db: &'a crate::storage::Database,
+    mem: Vec<u8>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    spill_at: usize,
+}
+
+/// A finished result: its bytes, or the file holding them.
+pub(super) enum Spooled {
+    Memory(Arc<Vec<u8>>),
+    File(Arc<std::fs::File>),
+}
+
+impl<'a> Spool<'a> {
+    pub(super) fn new(db: &'a crate::storage::Database, spill_at: usize) -> Spool<'a> {
+        Spool {
+            db,
+            mem: Vec::new(),
+            file: None,
+            spill_at,
+        }
+    }
+
+    pub(super) fn finish(mut self) -> std::io::Result<Spooled> {
+        match self.file.take() {
+            None => Ok(Spooled::Memory(Arc::new(std::mem::take(&mut self.mem)))),
+            Some(f) => Ok(Spooled::File(Arc::new(
+                f.into_inner().map_err(|e| e.into_error())?,
+            ))),
+        }
+    }
+}
+
+impl std::io::Write for Spool<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.file.is_none() && self.mem.len() + buf.len() > self.spill_at {
+            let f = self
+                .db
+                .anonymous_file()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let mut f = std::io::BufWriter::with_capacity(1 << 20, f);
+            f.write_all(&self.mem)?;
+            self.mem = Vec::new();
+            self.file = Some(f);
+        }
+        match &mut self.file {
+            Some(f) => f.write_all(buf)?,
+            None => self.mem.extend_from_slice(buf),
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl ReedFs {
     /// The saved query's current text, or the buffer of a save in progress
     /// (so a file being written exists before its first close).
@@ -100,7 +163,7 @@ impl ReedFs {
     }
 
     /// Runs saved query `name` and renders its result.
-    pub(super) fn run_saved(&self, db: usize, name: &str, format: ResultFormat) -> Result<Vec<u8>> {
+    pub(super) fn run_saved(&self, db: usize, name: &str, format: ResultFormat) -> Result<Handle> {
         let text = self.dbs[db]
             .db
             .saved_query(name)?
@@ -338,6 +401,39 @@ impl ReedFs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spool_spills_to_an_anonymous_file_past_its_bound() {
+        use std::io::Write;
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db =
+            crate::storage::Database::init(Arc::new(crate::storage::RealIo), dir.path(), "d", '|')
+                .unwrap();
+        let mut small = Spool::new(&db, 100);
+        small.write_all(b"id\n1\n").unwrap();
+        assert!(
+            matches!(small.finish().unwrap(), Spooled::Memory(m) if m.as_slice() == b"id\n1\n")
+        );
+        let mut big = Spool::new(&db, 100);
+        let mut want = Vec::new();
+        for i in 0..1000 {
+            let line = format!("{i}|row {i}\n");
+            big.write_all(line.as_bytes()).unwrap();
+            want.extend_from_slice(line.as_bytes());
+        }
+        let Spooled::File(f) = big.finish().unwrap() else {
+            panic!("not spilled");
+        };
+        let mut got = vec![0u8; want.len()];
+        f.read_exact_at(&mut got, 0).unwrap();
+        assert_eq!(got, want);
+        // Anonymous: nothing is left in the directory.
+        let state: Vec<_> = std::fs::read_dir(dir.path().join("state"))
+            .unwrap()
+            .collect();
+        assert!(state.is_empty(), "{state:?}");
+    }
 
     #[test]
     fn names_are_saved_queries_results_sql_or_scratch() {

@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Unsupported,
     /// A limit: nesting, query size, join size, result size.
     Limit,
+    /// More rows than a query may hold in memory (`max_rows_in_memory`):
+    /// the engine streams the query instead when it can.
+    TooLarge,
     /// Raised while running (integer overflow in SUM, ...).
     Runtime,
     /// The storage or merge layer refused (I/O, a conflict, bad content).
@@ -57,7 +60,7 @@ impl fmt::Display for QueryError {
             ErrorKind::Unknown => "unknown name",
             ErrorKind::Type => "type error",
             ErrorKind::Unsupported => "not supported",
-            ErrorKind::Limit => "limit",
+            ErrorKind::Limit | ErrorKind::TooLarge => "limit",
             ErrorKind::Runtime => "error",
             ErrorKind::Storage => "storage",
         };

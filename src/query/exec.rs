@@ -686,6 +686,9 @@ fn joined_rows<'t>(
                 out.extend_from_slice(left);
                 out.push(empty);
             }
+            if count > limits.max_rows_in_memory {
+                return Err(too_large(limits));
+            }
             if count > limits.max_join_rows {
                 return Err(QueryError::new(
                     ErrorKind::Limit,
@@ -699,6 +702,187 @@ fn joined_rows<'t>(
         rows = out;
     }
     Ok(rows)
+}
+
+fn too_large(limits: &Limits) -> QueryError {
+    QueryError::new(
+        ErrorKind::TooLarge,
+        format!(
+            "more than {} rows to hold in memory (max_rows_in_memory): a query that sorts, groups or removes duplicates over that many rows needs a narrower WHERE or a LIMIT",
+            limits.max_rows_in_memory
+        ),
+    )
+}
+
+/// Runs a query row by row, handing each output row to `emit` as it is
+/// made, so memory stays bounded whatever the result's size: joins nest
+/// (each joined table is probed per row) instead of being materialised.
+/// Only for queries that need no whole result (no grouping, DISTINCT or
+/// ORDER BY): returns false, having done nothing, for others.
+pub fn stream(
+    s: &Select,
+    env: &Env,
+    emit: &mut dyn FnMut(&[Value]) -> Result<(), QueryError>,
+) -> Result<bool, QueryError> {
+    if !streamable(s) {
+        return Ok(false);
+    }
+    let offsets: Vec<usize> = if s.sources.is_empty() {
+        vec![0]
+    } else {
+        s.sources.iter().map(|src| src.offset).collect()
+    };
+    let mut hashes = Vec::with_capacity(s.joins.len());
+    for (j, src) in s.joins.iter().zip(s.sources.iter().skip(1)) {
+        hashes.push(j.equi.map(|(_, rcol)| {
+            env.index(src, rcol)
+                .unwrap_or_else(|| Arc::new(ColumnIndex::build(&src.table, rcol)))
+        }));
+    }
+    let mut st = Streamer {
+        s,
+        limits: env.limits,
+        offsets: &offsets,
+        hashes: &hashes,
+        skip: s.offset,
+        left: s.limit.unwrap_or(u64::MAX),
+        joined: 0,
+        emit,
+    };
+    if st.left == 0 {
+        return Ok(true);
+    }
+    let mut parts: Vec<&[Value]> = Vec::with_capacity(offsets.len());
+    for first in first_rows(s, env)? {
+        parts.push(first);
+        let go_on = st.level(0, &mut parts)?;
+        parts.pop();
+        if !go_on {
+            break;
+        }
+    }
+    Ok(true)
+}
+
+/// Whether `stream` can run the query: nothing needs the whole result.
+pub fn streamable(s: &Select) -> bool {
+    s.grouping.is_none() && !s.distinct && s.order.is_empty()
+}
+
+/// The state of `stream`: one joined row is built in `parts` at a time.
+struct Streamer<'a, 'e> {
+    s: &'a Select,
+    limits: &'a Limits,
+    offsets: &'a [usize],
+    hashes: &'a [Option<Arc<ColumnIndex>>],
+    skip: u64,
+    left: u64,
+    joined: u64,
+    emit: &'e mut dyn FnMut(&[Value]) -> Result<(), QueryError>,
+}
+
+impl<'a> Streamer<'a, '_> {
+    /// Extends the row in `parts` by join `level` onward; false: stop (the
+    /// LIMIT is reached).
+    fn level(&mut self, level: usize, parts: &mut Vec<&'a [Value]>) -> Result<bool, QueryError> {
+        let s = self.s;
+        if level == s.joins.len() {
+            return self.output(parts);
+        }
+        let (j, right) = (&s.joins[level], &s.sources[level + 1].table);
+        let mut matched = false;
+        let candidates: Box<dyn Iterator<Item = usize>> = match (j.equi, &self.hashes[level]) {
+            (Some((lcol, _)), Some(hash)) => {
+                let row = Row {
+                    parts,
+                    offsets: self.offsets,
+                };
+                match row.get(lcol).filter(|k| !k.is_null()) {
+                    Some(k) => Box::new(
+                        hash.lookup(k)
+                            .map(|i| i as usize)
+                            .collect::<Vec<_>>()
+                            .into_iter(),
+                    ),
+                    None => Box::new(std::iter::empty()),
+                }
+            }
+            _ => Box::new(0..right.len()),
+        };
+        for i in candidates {
+            parts.push(right.row(i));
+            let ok = (j.equi.is_some() && j.on_is_equi)
+                || match &j.on {
+                    None => true,
+                    Some(on) => {
+                        let row = Row {
+                            parts,
+                            offsets: self.offsets,
+                        };
+                        eval(on, &Ctx::Row(row))?.truth() == Some(true)
+                    }
+                };
+            let go_on = if ok {
+                matched = true;
+                self.count_joined()?;
+                self.level(level + 1, parts)?
+            } else {
+                true
+            };
+            parts.pop();
+            if !go_on {
+                return Ok(false);
+            }
+        }
+        if !matched && j.left {
+            parts.push(&[]);
+            self.count_joined()?;
+            let go_on = self.level(level + 1, parts)?;
+            parts.pop();
+            return Ok(go_on);
+        }
+        Ok(true)
+    }
+
+    fn count_joined(&mut self) -> Result<(), QueryError> {
+        self.joined += 1;
+        if self.joined > self.limits.max_join_rows {
+            return Err(QueryError::new(
+                ErrorKind::Limit,
+                format!(
+                    "the joins make more than {} rows (query.max_join_rows)",
+                    self.limits.max_join_rows
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A whole joined row: filter, OFFSET, project, emit, LIMIT.
+    fn output(&mut self, parts: &[&[Value]]) -> Result<bool, QueryError> {
+        let ctx = Ctx::Row(Row {
+            parts,
+            offsets: self.offsets,
+        });
+        if let Some(f) = &self.s.filter
+            && eval(f, &ctx)?.truth() != Some(true)
+        {
+            return Ok(true);
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return Ok(true);
+        }
+        let proj: Vec<Value> = self
+            .s
+            .projection
+            .iter()
+            .map(|e| eval(e, &ctx))
+            .collect::<Result<_, _>>()?;
+        (self.emit)(&proj)?;
+        self.left -= 1;
+        Ok(self.left > 0)
+    }
 }
 
 /// Runs a bound SELECT to completion.
@@ -734,6 +918,16 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
     let mut out: Vec<OutRow> = Vec::new();
     match &s.grouping {
         None => {
+            // ORDER BY with LIMIT keeps only the best offset + limit rows
+            // (sorting and cutting whenever twice that many are held).
+            let keep = s
+                .limit
+                .filter(|_| !s.order.is_empty() && !s.distinct)
+                .map(|l| s.offset.saturating_add(l).max(1));
+            let cap = env.limits.max_rows_in_memory;
+            if rows.len() as u64 > cap && keep.is_none_or(|k| k > cap) {
+                return Err(too_large(env.limits));
+            }
             for &r in &rows {
                 let ctx = Ctx::Row(r);
                 let proj = s
@@ -747,6 +941,12 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
                     .map(|o| eval(&o.expr, &ctx))
                     .collect::<Result<_, _>>()?;
                 out.push((proj, keys));
+                if let Some(k) = keep
+                    && out.len() as u64 >= 2 * k
+                {
+                    sort_out(s, &mut out);
+                    out.truncate(k as usize);
+                }
             }
         }
         Some((keys, aggs)) => {
@@ -863,43 +1063,49 @@ fn groups_to_rows(
 }
 
 /// DISTINCT, ORDER BY, OFFSET and LIMIT over (output row, sort keys).
+/// Sorts output rows by ORDER BY (stable; nothing when there is none).
+fn sort_out(s: &Select, out: &mut [OutRow]) {
+    if s.order.is_empty() {
+        return;
+    }
+    out.sort_by(|(_, a), (_, b)| {
+        for (k, o) in s.order.iter().enumerate() {
+            let (x, y) = (&a[k], &b[k]);
+            let ord = match (x.is_null(), y.is_null()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => {
+                    if o.nulls_first {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    }
+                }
+                (false, true) => {
+                    if o.nulls_first {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    }
+                }
+                (false, false) => {
+                    let c = x.sort_cmp(y);
+                    if o.desc { c.reverse() } else { c }
+                }
+            };
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        }
+        Ordering::Equal
+    });
+}
+
 fn finish_output(s: &Select, mut out: Vec<OutRow>) -> ResultSet {
     if s.distinct {
         let mut seen = HashSet::new();
         out.retain(|(p, _)| seen.insert(p.clone()));
     }
-    if !s.order.is_empty() {
-        out.sort_by(|(_, a), (_, b)| {
-            for (k, o) in s.order.iter().enumerate() {
-                let (x, y) = (&a[k], &b[k]);
-                let ord = match (x.is_null(), y.is_null()) {
-                    (true, true) => Ordering::Equal,
-                    (true, false) => {
-                        if o.nulls_first {
-                            Ordering::Less
-                        } else {
-                            Ordering::Greater
-                        }
-                    }
-                    (false, true) => {
-                        if o.nulls_first {
-                            Ordering::Greater
-                        } else {
-                            Ordering::Less
-                        }
-                    }
-                    (false, false) => {
-                        let c = x.sort_cmp(y);
-                        if o.desc { c.reverse() } else { c }
-                    }
-                };
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-            }
-            Ordering::Equal
-        });
-    }
+    sort_out(s, &mut out);
     let rows: Vec<Vec<Value>> = out
         .into_iter()
         .map(|(p, _)| p)

@@ -32,12 +32,16 @@ use crate::storage::Database;
 pub struct Limits {
     /// Rows a join may produce.
     pub max_join_rows: u64,
+    /// Rows a query may hold in memory; a larger result is streamed (or,
+    /// when it must be sorted, grouped or deduplicated, refused).
+    pub max_rows_in_memory: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_join_rows: 50_000_000,
+            max_rows_in_memory: 1_000_000,
         }
     }
 }
@@ -173,6 +177,7 @@ impl<'db> Engine<'db> {
             db,
             limits: Limits {
                 max_join_rows: c.max_join_rows,
+                max_rows_in_memory: c.max_rows_in_memory,
             },
             policy: index::IndexPolicy {
                 auto_after: c.auto_index_after.max(1),
@@ -278,6 +283,46 @@ impl<'db> Engine<'db> {
         }
     }
 
+    /// Runs a reading query and writes its result to `out` in `format`. A
+    /// result within `max_rows_in_memory` rows is computed whole (and
+    /// cached); a larger one is streamed row by row when the query allows
+    /// it (no grouping, DISTINCT or ORDER BY), so memory stays bounded
+    /// whatever the result's size; else the query fails (`TooLarge`).
+    pub fn query_to(
+        &self,
+        sql: &str,
+        format: output::Format,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), QueryError> {
+        let io = |e: std::io::Error| {
+            QueryError::new(ErrorKind::Storage, format!("writing the result: {e}"))
+        };
+        let too_large = match self.query(sql) {
+            Ok(r) => {
+                let mut w = output::RowWriter::new(out, format, &r.columns);
+                w.start().map_err(io)?;
+                for row in &r.rows {
+                    w.row(row).map_err(io)?;
+                }
+                return w.finish().map_err(io);
+            }
+            Err(e) if e.kind == ErrorKind::TooLarge => e,
+            Err(e) => return Err(e),
+        };
+        let statement = parse::parse(sql)?;
+        let sqlparser::ast::Statement::Query(q) = &statement else {
+            return Err(too_large);
+        };
+        let select = plan::Binder::new(self, sql).bind_query(q)?;
+        if !exec::streamable(&select) {
+            return Err(too_large);
+        }
+        let mut w = output::RowWriter::new(out, format, &select.names);
+        w.start().map_err(io)?;
+        exec::stream(&select, &self.env(), &mut |row| w.row(row).map_err(io))?;
+        w.finish().map_err(io)
+    }
+
     /// Checks that `sql` is a reading query that binds against the current
     /// tables, without running it (how saved queries are checked).
     pub fn check(&self, sql: &str) -> Result<(), QueryError> {
@@ -288,6 +333,33 @@ impl<'db> Engine<'db> {
         }
         // EXPLAIN is cheap; anything else fails as a run would.
         self.query(sql).map(|_| ())
+    }
+
+    /// `execute`, writing the result to `out` in `format`; a reading query
+    /// goes through `query_to` (large results stream).
+    pub fn execute_to(
+        &self,
+        sql: &str,
+        user: &str,
+        format: output::Format,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), QueryError> {
+        let statement = parse::parse(sql)?;
+        match &statement {
+            sqlparser::ast::Statement::Insert(_)
+            | sqlparser::ast::Statement::Update(_)
+            | sqlparser::ast::Statement::Delete(_) => {
+                let r = dml::run(self, sql, &statement, user)?;
+                let text = match format {
+                    output::Format::Csv(d) => output::csv(&r, d),
+                    output::Format::Json => output::json(&r),
+                };
+                out.write_all(text.as_bytes()).map_err(|e| {
+                    QueryError::new(ErrorKind::Storage, format!("writing the result: {e}"))
+                })
+            }
+            _ => self.query_to(sql, format, out),
+        }
     }
 
     /// Runs a query or a write (INSERT, UPDATE, DELETE) by `user`. A write

@@ -2,6 +2,8 @@
 //! quoting, NULL as an empty field), JSON (an array of objects; numbers as
 //! numbers, NULL as null) and an aligned table for terminals.
 
+use std::io::Write;
+
 use super::ResultSet;
 use super::value::Value;
 
@@ -16,24 +18,7 @@ fn csv_field(v: &str, delim: u8) -> String {
 }
 
 pub fn csv(r: &ResultSet, delim: u8) -> String {
-    let d = (delim as char).to_string();
-    let mut out = r
-        .columns
-        .iter()
-        .map(|c| csv_field(c, delim))
-        .collect::<Vec<_>>()
-        .join(&d);
-    out.push('\n');
-    for row in &r.rows {
-        let line = row
-            .iter()
-            .map(|v| csv_field(&v.to_string(), delim))
-            .collect::<Vec<_>>()
-            .join(&d);
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
+    render(r, Format::Csv(delim))
 }
 
 fn json_string(s: &str) -> String {
@@ -55,27 +40,111 @@ fn json_string(s: &str) -> String {
 }
 
 pub fn json(r: &ResultSet) -> String {
-    let mut out = String::from("[");
-    for (i, row) in r.rows.iter().enumerate() {
-        out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
-        for (c, v) in row.iter().enumerate() {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            let name = r.columns.get(c).map_or("", String::as_str);
-            let value = match v {
-                Value::Null => "null".to_string(),
-                Value::Int(i) => i.to_string(),
-                Value::Real(f) if f.is_finite() => v.to_string(),
-                Value::Real(_) => "null".to_string(),
-                Value::Text(t) => json_string(t),
-            };
-            out.push_str(&format!("{}: {value}", json_string(name)));
-        }
-        out.push('}');
+    render(r, Format::Json)
+}
+
+/// A format a result can be written in row by row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// With the given delimiter.
+    Csv(u8),
+    Json,
+}
+
+fn render(r: &ResultSet, format: Format) -> String {
+    let mut out = Vec::new();
+    let mut w = RowWriter::new(&mut out, format, &r.columns);
+    // Writing to a Vec cannot fail.
+    let _ = w.start();
+    for row in &r.rows {
+        let _ = w.row(row);
     }
-    out.push_str(if r.rows.is_empty() { "]\n" } else { "\n]\n" });
-    out
+    let _ = w.finish();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes a result row by row (for results streamed rather than held).
+pub struct RowWriter<'w> {
+    out: &'w mut dyn Write,
+    format: Format,
+    columns: Vec<String>,
+    rows: u64,
+    line: String,
+}
+
+impl<'w> RowWriter<'w> {
+    pub fn new(out: &'w mut dyn Write, format: Format, columns: &[String]) -> RowWriter<'w> {
+        RowWriter {
+            out,
+            format,
+            columns: columns.to_vec(),
+            rows: 0,
+            line: String::new(),
+        }
+    }
+
+    /// The header (CSV) or the opening bracket (JSON).
+    pub fn start(&mut self) -> std::io::Result<()> {
+        match self.format {
+            Format::Csv(delim) => {
+                let d = (delim as char).to_string();
+                let header = self
+                    .columns
+                    .iter()
+                    .map(|c| csv_field(c, delim))
+                    .collect::<Vec<_>>()
+                    .join(&d);
+                writeln!(self.out, "{header}")
+            }
+            Format::Json => write!(self.out, "["),
+        }
+    }
+
+    pub fn row(&mut self, row: &[Value]) -> std::io::Result<()> {
+        self.line.clear();
+        match self.format {
+            Format::Csv(delim) => {
+                for (c, v) in row.iter().enumerate() {
+                    if c > 0 {
+                        self.line.push(delim as char);
+                    }
+                    self.line.push_str(&csv_field(&v.to_string(), delim));
+                }
+                self.line.push('\n');
+            }
+            Format::Json => {
+                self.line
+                    .push_str(if self.rows == 0 { "\n  {" } else { ",\n  {" });
+                for (c, v) in row.iter().enumerate() {
+                    if c > 0 {
+                        self.line.push_str(", ");
+                    }
+                    let name = self.columns.get(c).map_or("", String::as_str);
+                    let value = match v {
+                        Value::Null => "null".to_string(),
+                        Value::Int(i) => i.to_string(),
+                        Value::Real(f) if f.is_finite() => v.to_string(),
+                        Value::Real(_) => "null".to_string(),
+                        Value::Text(t) => json_string(t),
+                    };
+                    self.line
+                        .push_str(&format!("{}: {value}", json_string(name)));
+                }
+                self.line.push('}');
+            }
+        }
+        self.rows += 1;
+        self.out.write_all(self.line.as_bytes())
+    }
+
+    /// The closing bracket (JSON).
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        match self.format {
+            Format::Csv(_) => Ok(()),
+            Format::Json if self.rows == 0 => writeln!(self.out, "]"),
+            Format::Json => write!(self.out, "\n]\n"),
+        }
+    }
 }
 
 /// Aligned columns for a terminal; NULL shows as `NULL`.

@@ -43,6 +43,9 @@ pub struct Config {
     /// Queries: rows a join may produce before the query fails.
     #[serde(default = "default_max_join_rows")]
     pub max_join_rows: u64,
+    /// Queries: rows a query may hold in memory; larger results stream.
+    #[serde(default = "default_max_rows_in_memory")]
+    pub max_rows_in_memory: u64,
 }
 
 fn default_delimiter() -> char {
@@ -63,6 +66,9 @@ fn default_index_memory_mb() -> u64 {
 fn default_max_join_rows() -> u64 {
     50_000_000
 }
+fn default_max_rows_in_memory() -> u64 {
+    1_000_000
+}
 
 impl Config {
     pub fn new(name: &str, delimiter: char) -> Config {
@@ -78,6 +84,7 @@ impl Config {
             auto_index_after: default_auto_index_after(),
             index_memory_mb: default_index_memory_mb(),
             max_join_rows: default_max_join_rows(),
+            max_rows_in_memory: default_max_rows_in_memory(),
         }
     }
 

@@ -306,6 +306,36 @@ impl Database {
         super::io::replace_file_unsynced(&*self.ctx.io, &dir.join(name), bytes)
     }
 
+    /// An anonymous file (no name; gone when closed) next to the database,
+    /// for data too large to hold in memory, such as a huge query result.
+    pub fn anonymous_file(&self) -> Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = self.ctx.root.join("state");
+        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let tmpfile = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o600)
+            .open(&dir);
+        match tmpfile {
+            Ok(f) => Ok(f),
+            // A file system without O_TMPFILE: a named file, unlinked at once.
+            Err(_) => {
+                let path = super::io::temp_path_for(&dir.join("spill"));
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(io_err("create", &path))?;
+                let _ = std::fs::remove_file(&path);
+                Ok(f)
+            }
+        }
+    }
+
     /// Reads what `write_state` wrote, None when nothing was.
     pub fn read_state(&self, name: &str) -> Result<Option<Vec<u8>>> {
         names::validate(name)?;

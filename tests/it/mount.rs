@@ -56,6 +56,12 @@ impl Mounted {
     }
 
     fn with_options(table: &[u8], options: &[&str]) -> Option<Mounted> {
+        Mounted::prepared(table, options).map(Mounted::start)
+    }
+
+    /// The database made, not mounted yet (for settings that need a mount
+    /// to start with them).
+    fn prepared(table: &[u8], options: &[&str]) -> Option<Mounted> {
         if !fuse_available() {
             return None;
         }
@@ -84,7 +90,7 @@ impl Mounted {
                 .unwrap()
                 .success()
         );
-        Some(m.start())
+        Some(m)
     }
 
     fn start(mut self) -> Mounted {
@@ -1543,4 +1549,41 @@ fn filtered_columns_get_indices_that_index_list_and_explain_show() {
     assert!(set.status.success());
     let shown = m.rdb().args(["db:config", "shop"]).output().unwrap();
     assert!(String::from_utf8_lossy(&shown.stdout).contains("auto_index_after = 5"));
+}
+
+#[test]
+fn results_larger_than_memory_allows_stream_through_cat() {
+    let Some(m) = Mounted::prepared(&table(), &[]) else {
+        return;
+    };
+    let set = m
+        .rdb()
+        .args(["db:config", "shop", "max_rows_in_memory", "100"])
+        .output()
+        .unwrap();
+    assert!(set.status.success());
+    let m = m.start();
+    // Every pair of users of one country: thousands of rows, streamed.
+    let o = m.sh("cat \"@query/SELECT a.id, b.id FROM users a JOIN users b ON b.country = a.country\" | wc -l");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: usize = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    let src = m.work.path().join("users.csv");
+    let want = Command::new("python3")
+        .arg("-c")
+        .arg("import csv,sys,collections; c=collections.Counter(r['country'] for r in csv.DictReader(open(sys.argv[1], newline=''), delimiter='|')); print(sum(n*n for n in c.values()))")
+        .arg(&src)
+        .output()
+        .unwrap();
+    let want: usize = String::from_utf8_lossy(&want.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(want > 1000, "{want}");
+    assert_eq!(got, want + 1, "rows plus the header");
+    // Sorting that many rows would need them all in memory: refused, with why.
+    let sorted = m.sh("cat \"@query/SELECT a.id, b.id FROM users a JOIN users b ON b.country = a.country ORDER BY b.id\"");
+    assert!(!sorted.status.success());
+    assert!(String::from_utf8_lossy(&sorted.stderr).contains("Invalid argument"));
+    let status = std::fs::read_to_string(m.mp.path().join("@status")).unwrap();
+    assert!(status.contains("max_rows_in_memory"), "{status}");
 }

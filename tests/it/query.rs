@@ -871,7 +871,10 @@ fn bad_queries_fail_with_a_kind_and_a_position() {
     );
     assert_eq!(engine.query(&long).unwrap_err().kind, ErrorKind::Limit);
     // A join without an equality is bounded by the join limit.
-    let small = Engine::new(&db).with_limits(reedbase::query::Limits { max_join_rows: 1 });
+    let small = Engine::new(&db).with_limits(reedbase::query::Limits {
+        max_join_rows: 1,
+        ..Default::default()
+    });
     let e = small
         .query("SELECT a.id FROM users a JOIN users b ON a.id < b.id + 5")
         .unwrap_err();
@@ -1259,4 +1262,79 @@ fn indices_follow_the_policy_stay_in_their_memory_bound_and_follow_commits() {
     // What rdb index:list reads.
     let saved = String::from_utf8(db.read_state("indexes").unwrap().unwrap()).unwrap();
     assert!(saved.contains("column = \"b\""), "{saved}");
+}
+
+/// A result larger than `max_rows_in_memory` streams (the same bytes as a
+/// run in memory); one that must be sorted or grouped whole fails clearly;
+/// ORDER BY with LIMIT keeps only what it returns.
+#[test]
+fn large_results_stream_with_bounded_memory() {
+    use reedbase::query::{Limits, output::Format};
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    let mut a = String::from("id|g|s\n");
+    for i in 0..300 {
+        a.push_str(&format!("{i}|{}|\"x|{i}\"\n", i % 7));
+    }
+    db.create_table("a", a.as_bytes(), "test").unwrap();
+    let mut b = String::from("id|g\n");
+    for i in 0..40 {
+        b.push_str(&format!("{i}|{}\n", i % 9));
+    }
+    db.create_table("b", b.as_bytes(), "test").unwrap();
+    let roomy = Engine::new(&db);
+    let tight = Engine::new(&db).with_limits(Limits {
+        max_rows_in_memory: 50,
+        ..Limits::default()
+    });
+    let out = |e: &Engine, sql: &str, f: Format| -> Result<String, reedbase::query::QueryError> {
+        let mut buf = Vec::new();
+        e.query_to(sql, f, &mut buf)?;
+        Ok(String::from_utf8(buf).unwrap())
+    };
+    for sql in [
+        "SELECT a.id, a.s, b.id FROM a JOIN b ON b.g = a.g",
+        "SELECT a.id, b.id FROM a LEFT JOIN b ON b.g = a.g AND b.id < 5 WHERE a.id > 10",
+        "SELECT * FROM a",
+        "SELECT a.id, b.id FROM a JOIN b ON b.g = a.g LIMIT 70 OFFSET 33",
+        "SELECT a.id, b.id FROM a JOIN b ON b.id < a.g",
+    ] {
+        for f in [Format::Csv(b'|'), Format::Json] {
+            let whole = out(&roomy, sql, f).unwrap();
+            let streamed = out(&tight, sql, f).unwrap();
+            assert!(whole.lines().count() > 52, "{sql}: too small to test");
+            assert_eq!(streamed, whole, "{sql}");
+        }
+        // Held whole, the same query is over the bound.
+        let held = tight.query(sql).unwrap_err();
+        assert_eq!(held.kind, ErrorKind::TooLarge, "{sql}");
+    }
+    // ORDER BY with a LIMIT holds only the rows it returns.
+    let top = "SELECT id FROM a ORDER BY g DESC, id LIMIT 5 OFFSET 2";
+    assert_eq!(
+        out(&tight, top, Format::Csv(b'|')).unwrap(),
+        out(&roomy, top, Format::Csv(b'|')).unwrap()
+    );
+    assert_eq!(
+        out(&tight, top, Format::Csv(b'|')).unwrap(),
+        "id\n20\n27\n34\n41\n48\n"
+    );
+    // Sorting or grouping a join over the bound: a clear error, no result.
+    for sql in [
+        "SELECT a.id, b.id FROM a JOIN b ON b.g = a.g ORDER BY b.id",
+        "SELECT a.g, COUNT(*) FROM a JOIN b ON b.g = a.g GROUP BY a.g",
+    ] {
+        let e = out(&tight, sql, Format::Csv(b'|')).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TooLarge, "{sql}");
+        assert!(e.to_string().contains("max_rows_in_memory"), "{e}");
+    }
+    // Grouping one table is never over the bound: its rows are the table's.
+    assert!(
+        out(
+            &tight,
+            "SELECT g, COUNT(*) FROM a GROUP BY g",
+            Format::Csv(b'|')
+        )
+        .is_ok()
+    );
 }
