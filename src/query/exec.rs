@@ -727,6 +727,74 @@ pub fn stream(
     if !streamable(s) {
         return Ok(false);
     }
+    let mut skip = s.offset;
+    let mut left = s.limit.unwrap_or(u64::MAX);
+    if left == 0 {
+        return Ok(true);
+    }
+    let mut project = |row: &Row| -> Result<bool, QueryError> {
+        if skip > 0 {
+            skip -= 1;
+            return Ok(true);
+        }
+        let ctx = Ctx::Row(*row);
+        let proj: Vec<Value> = s
+            .projection
+            .iter()
+            .map(|e| eval(e, &ctx))
+            .collect::<Result<_, _>>()?;
+        emit(&proj)?;
+        left -= 1;
+        Ok(left > 0)
+    };
+    stream_rows(s, env, &mut project)?;
+    Ok(true)
+}
+
+/// A grouped query over joins too large to hold (`TooLarge`): the joined
+/// rows stream into the groups, which are all that is held.
+pub fn run_grouped_streaming(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError> {
+    let Some((keys, aggs)) = &s.grouping else {
+        return Ok(None);
+    };
+    let mut by_value: FastMap<Vec<Value>, usize> = FastMap::default();
+    let mut states: Vec<GroupState> = Vec::new();
+    let cap = env.limits.max_rows_in_memory as usize;
+    let mut add = |row: &Row| -> Result<bool, QueryError> {
+        let key: Vec<Value> = keys
+            .iter()
+            .map(|k| eval(k, &Ctx::Row(*row)))
+            .collect::<Result<_, _>>()?;
+        let g = match by_value.get(&key) {
+            Some(&g) => g,
+            None => {
+                if states.len() >= cap {
+                    return Err(too_large(env.limits));
+                }
+                states.push((
+                    key.clone(),
+                    aggs.iter().map(new_acc).collect(),
+                    vec![HashSet::new(); aggs.len()],
+                ));
+                by_value.insert(key, states.len() - 1);
+                states.len() - 1
+            }
+        };
+        feed(aggs, &mut states[g], *row)?;
+        Ok(true)
+    };
+    stream_rows(s, env, &mut add)?;
+    let out = groups_to_rows(s, keys.is_empty(), aggs, states)?;
+    Ok(Some(finish_output(s, out)))
+}
+
+/// Every joined row that passes the filter, one at a time, to `take`
+/// (which returns false to stop).
+fn stream_rows(
+    s: &Select,
+    env: &Env,
+    take: &mut dyn FnMut(&Row) -> Result<bool, QueryError>,
+) -> Result<(), QueryError> {
     let offsets: Vec<usize> = if s.sources.is_empty() {
         vec![0]
     } else {
@@ -744,14 +812,9 @@ pub fn stream(
         limits: env.limits,
         offsets: &offsets,
         hashes: &hashes,
-        skip: s.offset,
-        left: s.limit.unwrap_or(u64::MAX),
         joined: 0,
-        emit,
+        take,
     };
-    if st.left == 0 {
-        return Ok(true);
-    }
     let mut parts: Vec<&[Value]> = Vec::with_capacity(offsets.len());
     for first in first_rows(s, env)? {
         parts.push(first);
@@ -761,7 +824,7 @@ pub fn stream(
             break;
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Whether `stream` can run the query: nothing needs the whole result.
@@ -775,10 +838,8 @@ struct Streamer<'a, 'e> {
     limits: &'a Limits,
     offsets: &'a [usize],
     hashes: &'a [Option<Arc<ColumnIndex>>],
-    skip: u64,
-    left: u64,
     joined: u64,
-    emit: &'e mut dyn FnMut(&[Value]) -> Result<(), QueryError>,
+    take: &'e mut dyn FnMut(&Row) -> Result<bool, QueryError>,
 }
 
 impl<'a> Streamer<'a, '_> {
@@ -858,30 +919,18 @@ impl<'a> Streamer<'a, '_> {
         Ok(())
     }
 
-    /// A whole joined row: filter, OFFSET, project, emit, LIMIT.
+    /// A whole joined row: filtered, then taken.
     fn output(&mut self, parts: &[&[Value]]) -> Result<bool, QueryError> {
-        let ctx = Ctx::Row(Row {
+        let row = Row {
             parts,
             offsets: self.offsets,
-        });
+        };
         if let Some(f) = &self.s.filter
-            && eval(f, &ctx)?.truth() != Some(true)
+            && eval(f, &Ctx::Row(row))?.truth() != Some(true)
         {
             return Ok(true);
         }
-        if self.skip > 0 {
-            self.skip -= 1;
-            return Ok(true);
-        }
-        let proj: Vec<Value> = self
-            .s
-            .projection
-            .iter()
-            .map(|e| eval(e, &ctx))
-            .collect::<Result<_, _>>()?;
-        (self.emit)(&proj)?;
-        self.left -= 1;
-        Ok(self.left > 0)
+        (self.take)(&row)
     }
 }
 

@@ -248,7 +248,15 @@ impl<'db> Engine<'db> {
                 if let Some(hit) = self.cache.results.get(&key) {
                     return Ok(hit.as_ref().clone());
                 }
-                let result = exec::run(&select, &self.env())?;
+                let env = self.env();
+                let result = match exec::run(&select, &env) {
+                    // A grouping over joins too large to hold: the joined
+                    // rows stream into the groups instead.
+                    Err(e) if e.kind == ErrorKind::TooLarge => {
+                        exec::run_grouped_streaming(&select, &env)?.ok_or(e)?
+                    }
+                    other => other?,
+                };
                 self.persist_indexes();
                 self.cache
                     .results
