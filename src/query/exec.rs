@@ -1053,6 +1053,84 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
 
 /// Adds one row to a group's aggregates (NULLs skipped except by COUNT(*),
 /// repeats skipped by DISTINCT aggregates).
+/// GROUP BY one column of one table, without WHERE, where every aggregate
+/// is COUNT(*), or COUNT or AVG of a numeric column: computed over the
+/// dictionary codes and the columns' number arrays in one tight loop. The
+/// same sums in the same order as `feed`, so the same results; None when
+/// an aggregate is of another kind.
+fn aggregate_columns(
+    s: &Select,
+    aggs: &[AggCall],
+    table: &super::table::TypedTable,
+    dict: &super::table::Dict,
+) -> Option<ResultSet> {
+    enum Fast<'a> {
+        CountStar,
+        Count(&'a [bool]),
+        Avg(&'a super::table::Numbers),
+    }
+    let fast: Vec<Fast> = aggs
+        .iter()
+        .map(|a| match (a.func, &a.arg, a.distinct) {
+            (AggFunc::CountStar, _, _) => Some(Fast::CountStar),
+            (AggFunc::Count, Some(Expr::Col(c, _)), false) => {
+                table.numbers(*c).map(|n| Fast::Count(&n.present))
+            }
+            (AggFunc::Avg, Some(Expr::Col(c, _)), false) => table.numbers(*c).map(Fast::Avg),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let groups = dict.values.len();
+    let mut counts = vec![vec![0i64; groups]; fast.len()];
+    let mut sums = vec![vec![0f64; groups]; fast.len()];
+    // Groups in order of first appearance, as the general path makes them.
+    let mut order: Vec<u32> = Vec::new();
+    let mut seen = vec![false; groups];
+    for (i, &code) in dict.codes.iter().enumerate() {
+        let g = code as usize;
+        if !seen[g] {
+            seen[g] = true;
+            order.push(code);
+        }
+        for (k, f) in fast.iter().enumerate() {
+            match f {
+                Fast::CountStar => counts[k][g] += 1,
+                Fast::Count(present) => counts[k][g] += i64::from(present[i]),
+                Fast::Avg(n) => {
+                    if n.present[i] {
+                        counts[k][g] += 1;
+                        sums[k][g] += n.values[i];
+                    }
+                }
+            }
+        }
+    }
+    let states: Vec<GroupState> = order
+        .into_iter()
+        .map(|code| {
+            let g = code as usize;
+            let accs = fast
+                .iter()
+                .enumerate()
+                .map(|(k, f)| match f {
+                    Fast::CountStar | Fast::Count(_) => Acc::Count(counts[k][g]),
+                    Fast::Avg(_) => Acc::Avg {
+                        sum: sums[k][g],
+                        n: counts[k][g],
+                    },
+                })
+                .collect();
+            (
+                vec![dict.values[g].clone()],
+                accs,
+                vec![HashSet::new(); aggs.len()],
+            )
+        })
+        .collect();
+    let out = groups_to_rows(s, false, aggs, states).ok()?;
+    Some(finish_output(s, out))
+}
+
 fn feed(aggs: &[AggCall], state: &mut GroupState, row: Row) -> Result<(), QueryError> {
     let one = Value::Int(1);
     let (_, accs, seen) = state;
@@ -1184,6 +1262,11 @@ fn run_grouped_by_dict(s: &Select, env: &Env) -> Result<Option<ResultSet>, Query
     let Some(dict) = table.dict(*col) else {
         return Ok(None);
     };
+    if s.filter.is_none()
+        && let Some(fast) = aggregate_columns(s, aggs, table, dict)
+    {
+        return Ok(Some(fast));
+    }
     let ids: Vec<u32> = match first_ids(s, env) {
         Some(ids) => ids,
         None => (0..table.len() as u32).collect(),

@@ -235,6 +235,12 @@ impl<'db> Engine<'db> {
 
     /// Runs one SELECT.
     pub fn query(&self, sql: &str) -> Result<ResultSet, QueryError> {
+        self.query_shared(sql)
+            .map(|r| Arc::try_unwrap(r).unwrap_or_else(|shared| shared.as_ref().clone()))
+    }
+
+    /// `query`, sharing the result with the result cache (no copy).
+    fn query_shared(&self, sql: &str) -> Result<Arc<ResultSet>, QueryError> {
         let statement = parse::parse(sql)?;
         match &statement {
             sqlparser::ast::Statement::Query(q) => {
@@ -246,7 +252,7 @@ impl<'db> Engine<'db> {
                 read.dedup();
                 let key = (statement.to_string(), read);
                 if let Some(hit) = self.cache.results.get(&key) {
-                    return Ok(hit.as_ref().clone());
+                    return Ok(hit);
                 }
                 let env = self.env();
                 let result = match exec::run(&select, &env) {
@@ -258,9 +264,8 @@ impl<'db> Engine<'db> {
                     other => other?,
                 };
                 self.persist_indexes();
-                self.cache
-                    .results
-                    .put(key, std::sync::Arc::new(result.clone()));
+                let result = Arc::new(result);
+                self.cache.results.put(key, Arc::clone(&result));
                 Ok(result)
             }
             sqlparser::ast::Statement::Explain {
@@ -273,7 +278,7 @@ impl<'db> Engine<'db> {
                     ));
                 };
                 let select = plan::Binder::new(self, sql).bind_query(q)?;
-                Ok(exec::explain(&select, &self.env()))
+                Ok(Arc::new(exec::explain(&select, &self.env())))
             }
             sqlparser::ast::Statement::Insert(_)
             | sqlparser::ast::Statement::Update(_)
@@ -305,7 +310,7 @@ impl<'db> Engine<'db> {
         let io = |e: std::io::Error| {
             QueryError::new(ErrorKind::Storage, format!("writing the result: {e}"))
         };
-        let too_large = match self.query(sql) {
+        let too_large = match self.query_shared(sql) {
             Ok(r) => {
                 let mut w = output::RowWriter::new(out, format, &r.columns);
                 w.start().map_err(io)?;

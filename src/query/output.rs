@@ -7,10 +7,13 @@ use std::io::Write;
 use super::ResultSet;
 use super::value::Value;
 
-fn csv_field(v: &str, delim: u8) -> String {
-    if v.bytes()
+fn needs_quotes(v: &str, delim: u8) -> bool {
+    v.bytes()
         .any(|c| c == delim || c == b'"' || c == b'\n' || c == b'\r')
-    {
+}
+
+fn csv_field(v: &str, delim: u8) -> String {
+    if needs_quotes(v, delim) {
         format!("\"{}\"", v.replace('"', "\"\""))
     } else {
         v.to_string()
@@ -104,11 +107,20 @@ impl<'w> RowWriter<'w> {
         self.line.clear();
         match self.format {
             Format::Csv(delim) => {
+                use std::fmt::Write as _;
                 for (c, v) in row.iter().enumerate() {
                     if c > 0 {
                         self.line.push(delim as char);
                     }
-                    self.line.push_str(&csv_field(&v.to_string(), delim));
+                    // Written in place: no string per cell.
+                    match v {
+                        Value::Null => {}
+                        Value::Int(i) => {
+                            let _ = write!(self.line, "{i}");
+                        }
+                        Value::Text(t) if !needs_quotes(t, delim) => self.line.push_str(t),
+                        other => self.line.push_str(&csv_field(&other.to_string(), delim)),
+                    }
                 }
                 self.line.push('\n');
             }
