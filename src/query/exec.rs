@@ -751,6 +751,63 @@ pub fn stream(
     Ok(true)
 }
 
+/// A query over more rows than `max_rows_in_memory` (`TooLarge` from
+/// `run`), computed from rows streamed one at a time, holding only what
+/// its result needs: the groups of a grouping, the rows seen of DISTINCT,
+/// the best `OFFSET + LIMIT` of ORDER BY with LIMIT. Fails (`TooLarge`)
+/// when that is itself over the bound.
+pub fn run_streaming(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
+    match run_grouped_streaming(s, env)? {
+        Some(r) => Ok(r),
+        None => run_buffered(s, env),
+    }
+}
+
+/// `run_streaming` for a query without grouping.
+fn run_buffered(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
+    let keep = s
+        .limit
+        .filter(|_| !s.order.is_empty() && !s.distinct)
+        .map(|l| s.offset.saturating_add(l).max(1));
+    let cap = env.limits.max_rows_in_memory as usize;
+    let mut seen: HashSet<Vec<Value>> = HashSet::new();
+    let mut out: Vec<OutRow> = Vec::new();
+    let mut take = |row: &Row| -> Result<bool, QueryError> {
+        let ctx = Ctx::Row(*row);
+        let proj: Vec<Value> = s
+            .projection
+            .iter()
+            .map(|e| eval(e, &ctx))
+            .collect::<Result<_, _>>()?;
+        if s.distinct && !seen.insert(proj.clone()) {
+            return Ok(true);
+        }
+        let keys = s
+            .order
+            .iter()
+            .map(|o| eval(&o.expr, &ctx))
+            .collect::<Result<_, _>>()?;
+        out.push((proj, keys));
+        if let Some(k) = keep
+            && out.len() as u64 >= 2 * k
+        {
+            sort_out(s, &mut out);
+            out.truncate(k as usize);
+        }
+        if out.len() > cap {
+            return Err(too_large(env.limits));
+        }
+        // Without ORDER BY or DISTINCT, the rows past OFFSET + LIMIT are
+        // never needed.
+        Ok(!(s.order.is_empty()
+            && !s.distinct
+            && s.limit
+                .is_some_and(|l| out.len() as u64 >= s.offset.saturating_add(l))))
+    };
+    stream_rows(s, env, &mut take)?;
+    Ok(finish_output(s, out))
+}
+
 /// A grouped query over joins too large to hold (`TooLarge`): the joined
 /// rows stream into the groups, which are all that is held.
 pub fn run_grouped_streaming(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError> {
@@ -973,9 +1030,14 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
                 .limit
                 .filter(|_| !s.order.is_empty() && !s.distinct)
                 .map(|l| s.offset.saturating_add(l).max(1));
-            let cap = env.limits.max_rows_in_memory;
-            if rows.len() as u64 > cap && keep.is_none_or(|k| k > cap) {
-                return Err(too_large(env.limits));
+            if rows.len() as u64 > env.limits.max_rows_in_memory && keep.is_none() {
+                // A result to stream whole is the caller's (`query_to`);
+                // else rows pass one at a time, only what is needed held.
+                return if streamable(s) && s.limit.is_none() {
+                    Err(too_large(env.limits))
+                } else {
+                    run_buffered(s, env)
+                };
             }
             for &r in &rows {
                 let ctx = Ctx::Row(r);

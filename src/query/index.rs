@@ -135,6 +135,9 @@ impl Indexes {
         col: usize,
     ) -> Option<Arc<ColumnIndex>> {
         let name = typed.columns.get(col)?.clone();
+        // Read before taking the state lock: a build of this column holds
+        // the column's own lock, and must not stall every other lookup.
+        let existing = typed.index(col);
         let mut st = self.lock();
         st.clock += 1;
         let clock = st.clock;
@@ -146,7 +149,7 @@ impl Indexes {
         if l.n.is_power_of_two() {
             st.dirty = true;
         }
-        if let Some(ix) = typed.index(col) {
+        if let Some(ix) = existing {
             if let Some(h) = st
                 .held
                 .iter_mut()
@@ -173,11 +176,16 @@ impl Indexes {
         typed: &TableRef,
         col: usize,
     ) -> Option<Arc<ColumnIndex>> {
-        let (ix, _) = typed.build_index(col)?;
+        let (ix, built_now) = typed.build_index(col)?;
+        if !built_now {
+            // Another query built it meanwhile and accounted for it.
+            return Some(ix);
+        }
         let bytes = ix.bytes();
         let mut st = self.lock();
         st.held.retain(|h| h.typed.strong_count() > 0);
         if bytes > policy.max_bytes {
+            // Used by this query alone, then gone.
             typed.drop_index(col);
             st.dirty = true;
             tracing::info!(
@@ -186,7 +194,7 @@ impl Indexes {
                 bytes,
                 "index larger than index_memory_mb: not kept"
             );
-            return None;
+            return Some(ix);
         }
         let mut total: u64 = st.held.iter().map(|h| h.bytes).sum();
         while total + bytes > policy.max_bytes {
@@ -222,9 +230,9 @@ impl Indexes {
         Some(ix)
     }
 
-    /// A new version of `table` was parsed: index the columns its previous
-    /// versions had indexed (and the ones a restarted daemon remembers as
-    /// reaching the threshold).
+    /// A new head version of `table` was parsed: index the columns its
+    /// previous versions had indexed (and the ones a restarted daemon
+    /// remembers as reaching the threshold). Not for AS OF versions.
     pub fn maintain(&self, policy: IndexPolicy, table: &str, version: &str, typed: &TableRef) {
         let cols: Vec<usize> = {
             let st = self.lock();
@@ -242,11 +250,11 @@ impl Indexes {
         for c in cols {
             self.build(policy, table, version, typed, c);
         }
-        // The old versions' indices of this table are for AS OF queries
+        // Older versions' indices of this table are for AS OF queries
         // now: the first to go when memory is short.
         let mut st = self.lock();
         for h in st.held.iter_mut() {
-            if h.table == table && h.version != version {
+            if h.table == table && h.version.as_str() < version {
                 h.used = 0;
             }
         }

@@ -256,10 +256,15 @@ impl<'db> Engine<'db> {
                 }
                 let env = self.env();
                 let result = match exec::run(&select, &env) {
-                    // A grouping over joins too large to hold: the joined
-                    // rows stream into the groups instead.
-                    Err(e) if e.kind == ErrorKind::TooLarge => {
-                        exec::run_grouped_streaming(&select, &env)?.ok_or(e)?
+                    // Joins too large to hold: a query whose result is small
+                    // (grouped, DISTINCT, ORDER BY with LIMIT) takes their
+                    // rows one at a time; one that can stream is left to
+                    // `query_to`.
+                    Err(e)
+                        if e.kind == ErrorKind::TooLarge
+                            && (!exec::streamable(&select) || select.limit.is_some()) =>
+                    {
+                        exec::run_streaming(&select, &env)?
                     }
                     other => other?,
                 };
@@ -481,10 +486,12 @@ impl<'db> Engine<'db> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, Arc::clone(&parsed), content);
-        // A new version: index what the old ones had indexed.
-        self.cache
-            .indexes
-            .maintain(self.policy, name, &version, &parsed);
+        // A new head: index what the old ones had indexed.
+        if ts_us.is_none() {
+            self.cache
+                .indexes
+                .maintain(self.policy, name, &version, &parsed);
+        }
         self.persist_indexes();
         Ok((parsed, version, name.to_string()))
     }

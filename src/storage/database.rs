@@ -357,15 +357,16 @@ impl Database {
         revisions::current(&*self.ctx.io, &self.schema_dir(table)?, "toml")
     }
 
-    /// Table `table`'s parsed schema (checked against its current columns)
-    /// and the schema's version; None when it has none.
+    /// Table `table`'s parsed schema and the schema's version; None when it
+    /// has none. Not checked against the header: a later commit may have
+    /// renamed or dropped a declared column, and old versions have their
+    /// own headers; a declared column a version lacks types nothing.
     pub fn schema(&self, table: &str) -> Result<Option<(Schema, String)>> {
         let Some(rev) = self.schema_text(table)? else {
             return Ok(None);
         };
-        let header = self.table(table)?.columns()?;
         let text = rev.text.unwrap_or_default();
-        Ok(Some((Schema::parse(&text, table, &header)?, rev.version)))
+        Ok(Some((Schema::parse(&text, table, None)?, rev.version)))
     }
 
     /// Sets table `table`'s schema (checked first) as a new version, or
@@ -375,7 +376,7 @@ impl Database {
         let t = self.table(table)?;
         match text {
             Some(text) => {
-                Schema::parse(text, table, &t.columns()?)?;
+                Schema::parse(text, table, Some(&t.columns()?))?;
             }
             None if !revisions::exists(&*self.ctx.io, &dir, "toml")? => {
                 return Err(StorageError::NotFound {

@@ -33,6 +33,14 @@ pub trait Io: Send + Sync + std::fmt::Debug {
     /// Cuts a file to `len` bytes and fsyncs it.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Renames, failing with `AlreadyExists` when `to` exists. (This
+    /// default checks first; `RealIo` does it atomically.)
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.len(to)?.is_some() {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        self.rename(from, to)
+    }
     fn remove(&self, path: &Path) -> io::Result<()>;
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
@@ -112,6 +120,39 @@ impl Io for RealIo {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
+    }
+
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+        };
+        let (f, t) = (c(from)?, c(to)?);
+        // SAFETY: two valid NUL-terminated paths; renameat2 reads them only.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                f.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            // A file system without RENAME_NOREPLACE: check, then rename.
+            Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+                if to.exists() {
+                    return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+                }
+                std::fs::rename(from, to)
+            }
+            _ => Err(e),
+        }
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {

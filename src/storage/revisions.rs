@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::error::{Result, StorageError};
-use super::io::{Io, replace_file, temp_in_flight};
+use super::io::{Io, sync_parent, temp_in_flight, temp_path_for};
 use super::names;
 
 /// One version of a text.
@@ -118,21 +118,44 @@ pub(crate) fn write(
     }
     io.create_dir(dir)
         .map_err(|e| StorageError::io("create", dir, e))?;
-    let newest = version_files(io, dir, ext)?
+    let mut newest = version_files(io, dir, ext)?
         .last()
         .map(|(v, _)| names::parse_time(v, 0).unwrap_or(0))
         .unwrap_or(0);
-    let ts = next_ts(newest);
-    let version = names::version_name(ts, node);
-    let file = match text {
-        Some(_) => format!("{version}.{ext}"),
-        None => format!("{version}.deleted"),
-    };
-    replace_file(io, &dir.join(file), text.unwrap_or("").as_bytes())?;
-    Ok(Revision {
-        version,
-        ts_us: ts,
-        text: text.map(str::to_string),
+    // Written whole under a temp name, then published under a name no
+    // other version has: a process on the same node that saved in the same
+    // microsecond made that name first, so take the next one.
+    let bytes = text.unwrap_or("").as_bytes();
+    let tmp = temp_path_for(&dir.join(format!("new.{ext}")));
+    io.write_new(&tmp, bytes, true)
+        .map_err(|e| StorageError::io("write", &tmp, e))?;
+    for _ in 0..1000 {
+        let ts = next_ts(newest);
+        let version = names::version_name(ts, node);
+        let path = match text {
+            Some(_) => dir.join(format!("{version}.{ext}")),
+            None => dir.join(format!("{version}.deleted")),
+        };
+        match io.rename_noreplace(&tmp, &path) {
+            Ok(()) => {
+                sync_parent(io, &path)?;
+                return Ok(Revision {
+                    version,
+                    ts_us: ts,
+                    text: text.map(str::to_string),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => newest = ts,
+            Err(e) => {
+                let _ = io.remove(&tmp);
+                return Err(StorageError::io("rename", &path, e));
+            }
+        }
+    }
+    let _ = io.remove(&tmp);
+    Err(StorageError::Invalid {
+        what: dir.display().to_string(),
+        reason: "no free version name after 1000 tries".into(),
     })
 }
 
@@ -140,6 +163,20 @@ pub(crate) fn write(
 mod tests {
     use super::*;
     use crate::storage::RealIo;
+
+    #[test]
+    fn publishing_never_replaces_a_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::write(&a, "new").unwrap();
+        std::fs::write(&b, "taken").unwrap();
+        let e = RealIo.rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "taken");
+        std::fs::remove_file(&b).unwrap();
+        RealIo.rename_noreplace(&a, &b).unwrap();
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "new");
+    }
 
     #[test]
     fn versions_sort_in_save_order_and_deletions_count() {

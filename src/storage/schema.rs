@@ -40,9 +40,9 @@ pub struct Schema {
 pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 
 impl Schema {
-    /// Parses a schema and checks it against the table's columns: every
-    /// declared column must exist.
-    pub fn parse(text: &str, table: &str, header: &[String]) -> Result<Schema> {
+    /// Parses a schema; with `header`, checks that every declared column
+    /// exists (as a save does).
+    pub fn parse(text: &str, table: &str, header: Option<&[String]>) -> Result<Schema> {
         let bad = |reason: String| StorageError::Invalid {
             what: format!("schema.toml of {table}"),
             reason,
@@ -58,7 +58,9 @@ impl Schema {
             ));
         }
         let schema: Schema = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
-        if let Some(missing) = schema.columns.keys().find(|c| !header.contains(c)) {
+        if let Some(header) = header
+            && let Some(missing) = schema.columns.keys().find(|c| !header.contains(c))
+        {
             return Err(bad(format!(
                 "column {missing:?} is not in the table (columns: {})",
                 header.join(", ")
@@ -78,12 +80,17 @@ mod tests {
         let s = Schema::parse(
             "[columns]\nprice = \"real\"\nzip = \"text\"\n",
             "t",
-            &header,
+            Some(&header),
         )
         .unwrap();
         assert_eq!(s.columns["price"], ColumnType::Real);
         assert_eq!(s.columns.len(), 2);
-        assert_eq!(Schema::parse("", "t", &header).unwrap(), Schema::default());
+        assert_eq!(
+            Schema::parse("", "t", Some(&header)).unwrap(),
+            Schema::default()
+        );
+        // Read back later (no header check), a missing column is no error.
+        assert!(Schema::parse("[columns]\nnope = \"text\"\n", "t", None).is_ok());
         for (text, says) in [
             ("[columns]\nprice = \"money\"\n", "unknown variant"),
             (
@@ -94,7 +101,9 @@ mod tests {
             ("colums = 1\n", "unknown field"),
             ("[columns\n", "schema.toml of t"),
         ] {
-            let e = Schema::parse(text, "t", &header).unwrap_err().to_string();
+            let e = Schema::parse(text, "t", Some(&header))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(says), "{text}: {e}");
         }
     }

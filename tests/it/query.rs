@@ -1169,6 +1169,32 @@ fn declared_types_from_schema_toml_agree_with_sqlite() {
             .to_string()
             .contains("\"nope\" is not in the table")
     );
+    // A commit that drops a declared column leaves queries working, now
+    // and AS OF before it.
+    db.set_schema("t3", Some("[columns]\nz = \"text\"\nn = \"integer\"\n"))
+        .unwrap();
+    let before = reedbase::storage::names::now_us();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    db.table("t3")
+        .unwrap()
+        .commit(
+            reedbase::storage::Base::Head,
+            b"k|n\n1|007\n".to_vec(),
+            &reedbase::storage::CommitOptions::new(reedbase::storage::Action::Update, "test"),
+        )
+        .unwrap();
+    let now = Engine::new(&db).query("SELECT n FROM t3").unwrap();
+    assert!(matches!(now.rows[0][0], Value::Int(7)), "{:?}", now.rows);
+    let as_of = format!(
+        "SELECT COUNT(z) FROM t3 AS OF '{}'",
+        reedbase::storage::names::format_ts(before)
+    );
+    let old = Engine::new(&db).query(&as_of).unwrap();
+    assert!(
+        matches!(old.rows[0][0], Value::Int(n) if n > 0),
+        "{:?}",
+        old.rows
+    );
 }
 
 #[test]
@@ -1325,6 +1351,20 @@ fn large_results_stream_with_bounded_memory() {
         out(&tight, grouped, Format::Csv(b'|')).unwrap(),
         out(&roomy, grouped, Format::Csv(b'|')).unwrap()
     );
+    // A join over the bound whose result is small is held small: DISTINCT,
+    // ORDER BY with LIMIT after a WHERE, a LIMIT alone (also from `query`).
+    for sql in [
+        "SELECT DISTINCT b.g FROM a JOIN b ON b.g = a.g ORDER BY b.g",
+        "SELECT a.id, b.id FROM a JOIN b ON b.g = a.g WHERE a.id > 250 ORDER BY b.id DESC, a.id LIMIT 7",
+        "SELECT a.id, b.id FROM a JOIN b ON b.g = a.g LIMIT 7 OFFSET 3",
+        "SELECT DISTINCT g FROM a ORDER BY g",
+    ] {
+        assert_eq!(
+            tight.query(sql).unwrap().rows,
+            roomy.query(sql).unwrap().rows,
+            "{sql}"
+        );
+    }
     // Sorting a join over the bound, or more groups than it: a clear error.
     for sql in [
         "SELECT a.id, b.id FROM a JOIN b ON b.g = a.g ORDER BY b.id",
