@@ -748,9 +748,45 @@ fn reedql_agrees_with_sqlite_on_a_corpus_of_queries() {
     corpus.extend((0..n).map(|_| generate(&mut rng)));
     assert!(corpus.len() >= 300, "{} queries", corpus.len());
     let engine = Engine::new(&db);
+    // The same queries with room for 20 rows: results stream, or are held
+    // small (groups, DISTINCT, top-k); they must print the same.
+    let tight = Engine::new(&db).with_limits(reedbase::query::Limits {
+        max_rows_in_memory: 20,
+        ..Default::default()
+    });
+    let csv_of = |e: &Engine, sql: &str| {
+        let mut out = Vec::new();
+        e.query_to(sql, reedbase::query::output::Format::Csv(b'|'), &mut out)
+            .map(|()| String::from_utf8(out).unwrap())
+    };
     let mut failures = Vec::new();
     let mut nonempty = 0;
+    let mut bounded = 0;
     for (i, q) in corpus.iter().enumerate() {
+        match (csv_of(&engine, &q.sql), csv_of(&tight, &q.sql)) {
+            (Ok(a), Ok(b)) => {
+                let lines = |t: &str| {
+                    let mut l: Vec<String> = t.lines().map(str::to_string).collect();
+                    if !q.ordered {
+                        l.sort();
+                    }
+                    l
+                };
+                if lines(&a) != lines(&b) {
+                    failures.push(format!(
+                        "#{i}: {}\n  with 20 rows in memory it differs",
+                        q.sql
+                    ));
+                }
+                bounded += 1;
+            }
+            (_, Err(e)) if e.kind == ErrorKind::TooLarge => {}
+            (a, b) => {
+                if a.is_ok() != b.is_ok() {
+                    failures.push(format!("#{i}: {}\n  {a:?}\n  bounded: {b:?}", q.sql));
+                }
+            }
+        }
         let want = sqlite_query(&sqlite, &q.sql);
         let got = engine.query(&q.sql);
         let ok = match (&want, &got) {
@@ -791,6 +827,10 @@ fn reedql_agrees_with_sqlite_on_a_corpus_of_queries() {
     assert!(
         nonempty > corpus.len() / 2,
         "only {nonempty} queries returned rows: the corpus is too weak"
+    );
+    assert!(
+        bounded > corpus.len() / 2,
+        "only {bounded} queries ran within 20 rows of memory"
     );
 }
 
