@@ -6,8 +6,8 @@
 //! handle, the close (flush) that follows written data, the second close of
 //! an emptied handle, the release of a handle still dirty, and a rename onto
 //! `current.csv`. Never the early flush a shell `>` sends before any data,
-//! never a truncate alone. Every save merges against its writer's base
-//! (`merge::commit_merging`). Everything else in a table directory is a
+//! never a truncate itself (its close commits). Every save merges against
+//! its writer's base (`merge::commit_merging`). Everything else in a table directory is a
 //! scratch file held in memory and never versioned.
 //!
 //! Locking: one mutex guards the namespace (inodes, handles, scratch files).
@@ -143,6 +143,10 @@ enum Handle {
         failed: bool,
         /// Flushes seen (closes of this open file).
         flushes: u32,
+        /// Emptied or cut by ftruncate through this handle (`truncate -s`):
+        /// a save even without data, so its close commits. (O_TRUNC
+        /// arrives with the open instead: FUSE_ATOMIC_O_TRUNC.)
+        truncated: bool,
         /// `@frames/<frame>/<table>.csv`: saving stages into the frame
         /// instead of committing.
         frame: Option<String>,
@@ -934,6 +938,7 @@ impl ReedFs {
                     dirty: trunc,
                     failed: false,
                     flushes: 0,
+                    truncated: false,
                     frame: Some(f.clone()),
                 };
                 Ok((Self::new_fh(&mut inner, h), Caching::Direct))
@@ -998,6 +1003,7 @@ impl ReedFs {
                         dirty: trunc,
                         failed: false,
                         flushes: 0,
+                        truncated: false,
                         frame: None,
                     };
                     Ok((Self::new_fh(&mut inner, h), self.writer_caching()))
@@ -1159,6 +1165,7 @@ impl ReedFs {
                 dirty: false,
                 failed: false,
                 flushes: 0,
+                truncated: false,
                 frame: None,
             };
             let fh = Self::new_fh(&mut inner, h);
@@ -1242,6 +1249,7 @@ impl ReedFs {
                     dirty: false,
                     failed: false,
                     flushes: 0,
+                    truncated: false,
                     frame: Some(frame.to_string()),
                 },
             ),
@@ -1411,10 +1419,11 @@ impl ReedFs {
                 dirty,
                 buf,
                 flushes,
+                truncated,
                 ..
             } => {
                 *flushes += 1;
-                *dirty && (!buf.is_empty() || *flushes > 1)
+                *dirty && (!buf.is_empty() || *flushes > 1 || *truncated)
             }
             Handle::VirtualEdit { dirty, buf, .. } => *dirty && !buf.is_empty(),
             Handle::FrameCtl { buf, .. } => !buf.is_empty(),
@@ -1845,9 +1854,15 @@ impl ReedFs {
                         matches!(inner.handles.get(f), Some(Handle::CurrentWrite { .. }))
                     });
                     match target.and_then(|f| inner.handles.get_mut(&f)) {
-                        Some(Handle::CurrentWrite { buf, dirty, .. }) => {
+                        Some(Handle::CurrentWrite {
+                            buf,
+                            dirty,
+                            truncated,
+                            ..
+                        }) => {
                             buf.resize(size as usize, 0);
                             *dirty = true;
+                            *truncated = true;
                             inner.live_size.insert(key, size);
                         }
                         _ => {
@@ -1872,9 +1887,15 @@ impl ReedFs {
             Node::FrameTable(..) => {
                 if let Some(size) = set.size {
                     match fh.and_then(|f| inner.handles.get_mut(&f)) {
-                        Some(Handle::CurrentWrite { buf, dirty, .. }) => {
+                        Some(Handle::CurrentWrite {
+                            buf,
+                            dirty,
+                            truncated,
+                            ..
+                        }) => {
                             buf.resize(size.min(self.opts.max_file_bytes) as usize, 0);
                             *dirty = true;
+                            *truncated = true;
                         }
                         _ => {
                             return Err(FsError::NotPermitted(
@@ -2444,9 +2465,19 @@ mod tests {
     }
 
     #[test]
-    fn truncate_alone_never_commits_and_empty_keeps_the_header() {
+    fn an_ftruncate_commits_at_its_close_and_empty_keeps_the_header() {
         let (_d, fs) = fs();
         let cur = fs.lookup(users(&fs), OsStr::new(CURRENT)).unwrap().ino;
+        // A shell's `>` (O_TRUNC with the open): its early close commits nothing.
+        let (fh, _) = fs.open(cur, libc::O_WRONLY | libc::O_TRUNC, ME).unwrap();
+        fs.flush(fh, ME).unwrap();
+        assert_eq!(versions(&fs), 1);
+        fs.write(fh, 0, b"id|name\n7|Gus\n").unwrap();
+        fs.flush(fh, ME).unwrap();
+        fs.release(fh, ME).unwrap();
+        assert_eq!(versions(&fs), 2);
+        // `truncate -s 0` (ftruncate through the handle, then close): the
+        // close commits, so the caller sees it done when truncate returns.
         let (fh, _) = fs.open(cur, libc::O_WRONLY, ME).unwrap();
         fs.setattr(
             cur,
@@ -2457,14 +2488,16 @@ mod tests {
             },
         )
         .unwrap();
+        assert_eq!(versions(&fs), 2, "the truncate itself commits nothing");
         fs.flush(fh, ME).unwrap();
-        assert_eq!(versions(&fs), 1);
-        fs.release(fh, ME).unwrap();
+        assert_eq!(versions(&fs), 3);
         assert_eq!(
             head(&fs),
             b"id|name\n",
             "emptying the file deletes the rows, not the header"
         );
+        fs.release(fh, ME).unwrap();
+        assert_eq!(versions(&fs), 3, "the release has nothing left to commit");
     }
 
     #[test]
