@@ -1732,14 +1732,7 @@ impl ReedFs {
     /// `<table>/current.csv.unsaved-<time>`; returns its path in the mount.
     fn keep_unsaved(&self, db: usize, table: &str, content: Vec<u8>) -> String {
         let name = format!("{CURRENT}.unsaved-{}", names::format_ts(names::now_us()));
-        let file = Scratch {
-            data: content,
-            symlink: None,
-            perm: 0o600,
-            uid: self.owner.uid,
-            gid: self.owner.gid,
-            mtime: SystemTime::now(),
-        };
+        let file = self.owned_scratch(content, 0o600);
         Self::add_scratch(&mut lock(&self.inner), db, table, &name, file);
         format!("{table}/{name}")
     }
@@ -2218,14 +2211,7 @@ impl ReedFs {
                 Ok(table) => table.head()?,
                 Err(_) => (0, Arc::new(Vec::new())),
             };
-            let file = Scratch {
-                data: head.as_ref().clone(),
-                symlink: None,
-                perm: 0o644,
-                uid: self.owner.uid,
-                gid: self.owner.gid,
-                mtime: SystemTime::now(),
-            };
+            let file = self.owned_scratch(head.as_ref().clone(), 0o644);
             Self::add_scratch(&mut inner, *db, t, newname, file);
             inner.absent.insert(key);
             return Ok(());
@@ -2259,6 +2245,19 @@ impl ReedFs {
             Node::Scratch(db, dir.to_string(), newname.to_string()),
         );
         Ok(())
+    }
+
+    /// A scratch file of the mount's owner holding `data` (text moved out
+    /// of a versioned file, bytes kept after a failure).
+    fn owned_scratch(&self, data: Vec<u8>, perm: u16) -> Scratch {
+        Scratch {
+            data,
+            symlink: None,
+            perm,
+            uid: self.owner.uid,
+            gid: self.owner.gid,
+            mtime: SystemTime::now(),
+        }
     }
 
     /// Puts a scratch file into a table directory (replacing one of the same

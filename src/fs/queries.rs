@@ -142,22 +142,37 @@ impl ReedFs {
         db: usize,
         name: &str,
     ) -> Result<(Vec<u8>, std::time::SystemTime)> {
+        Self::revision_file_in(inner, db, &EditTarget::SavedQuery(name.to_string()), || {
+            let q = self.dbs[db].db.saved_query(name)?;
+            Ok(q.map(|q| (q.text, q.ts_us)))
+        })
+    }
+
+    /// A file kept as revisions (a saved query, a schema): the buffer of a
+    /// save in progress with the time now (so the file exists before its
+    /// first close), else the stored text with its version's time (editors
+    /// compare mtimes before they write).
+    pub(super) fn revision_file_in(
+        inner: &Inner,
+        db: usize,
+        target: &EditTarget,
+        stored: impl FnOnce() -> Result<Option<(Option<String>, u64)>>,
+    ) -> Result<(Vec<u8>, std::time::SystemTime)> {
         if let Some(buf) = inner.handles.values().find_map(|h| match h {
             Handle::VirtualEdit {
                 db: d,
-                target: EditTarget::SavedQuery(n),
+                target: t,
                 buf,
                 ..
-            } if *d == db && n == name => Some(buf),
+            } if *d == db && t == target => Some(buf),
             _ => None,
         }) {
             return Ok((buf.clone(), std::time::SystemTime::now()));
         }
-        match self.dbs[db].db.saved_query(name)? {
-            Some(q) => Ok((
-                q.text.unwrap_or_default().into_bytes(),
-                super::ts_time(q.ts_us),
-            )),
+        match stored()? {
+            Some((text, ts_us)) => {
+                Ok((text.unwrap_or_default().into_bytes(), super::ts_time(ts_us)))
+            }
             None => Err(FsError::NotFound),
         }
     }
@@ -376,14 +391,7 @@ impl ReedFs {
             }
             (QueryName::Saved(from), QueryName::Scratch) => {
                 let data = self.saved_text_in(&inner, db, from)?;
-                let file = super::Scratch {
-                    data,
-                    symlink: None,
-                    perm: 0o644,
-                    uid: self.owner.uid,
-                    gid: self.owner.gid,
-                    mtime: std::time::SystemTime::now(),
-                };
+                let file = self.owned_scratch(data, 0o644);
                 Self::add_scratch(&mut inner, db, QUERY_DIR_KEY, newname, file);
                 drop(inner);
                 self.delete_saved(db, from)

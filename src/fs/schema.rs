@@ -5,7 +5,7 @@
 //! A bad schema fails the save with EINVAL, says why in `@status` and keeps
 //! its bytes in `@rejected/`; the table keeps its last good schema.
 
-use super::{EditTarget, Event, FsError, Handle, Inner, ReedFs, Result};
+use super::{EditTarget, Event, FsError, Inner, ReedFs, Result};
 
 impl ReedFs {
     /// The schema's text and mtime: the time of its version, or now for a
@@ -16,24 +16,10 @@ impl ReedFs {
         db: usize,
         table: &str,
     ) -> Result<(Vec<u8>, std::time::SystemTime)> {
-        if let Some(buf) = inner.handles.values().find_map(|h| match h {
-            Handle::VirtualEdit {
-                db: d,
-                target: EditTarget::Schema(t),
-                buf,
-                ..
-            } if *d == db && t == table => Some(buf),
-            _ => None,
-        }) {
-            return Ok((buf.clone(), std::time::SystemTime::now()));
-        }
-        match self.dbs[db].db.schema_text(table)? {
-            Some(r) => Ok((
-                r.text.unwrap_or_default().into_bytes(),
-                super::ts_time(r.ts_us),
-            )),
-            None => Err(FsError::NotFound),
-        }
+        Self::revision_file_in(inner, db, &EditTarget::Schema(table.to_string()), || {
+            let r = self.dbs[db].db.schema_text(table)?;
+            Ok(r.map(|r| (r.text, r.ts_us)))
+        })
     }
 
     /// Checks and stores `text` as table `table`'s schema.
@@ -118,14 +104,7 @@ impl ReedFs {
             return Ok(());
         }
         let (data, _) = self.schema_file_in(&inner, db, table)?;
-        let file = super::Scratch {
-            data,
-            symlink: None,
-            perm: 0o644,
-            uid: self.owner.uid,
-            gid: self.owner.gid,
-            mtime: std::time::SystemTime::now(),
-        };
+        let file = self.owned_scratch(data, 0o644);
         Self::add_scratch(&mut inner, db, table, newname, file);
         drop(inner);
         self.delete_schema(db, table)

@@ -773,27 +773,12 @@ fn run_buffered(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
     let mut seen: HashSet<Vec<Value>> = HashSet::new();
     let mut out: Vec<OutRow> = Vec::new();
     let mut take = |row: &Row| -> Result<bool, QueryError> {
-        let ctx = Ctx::Row(*row);
-        let proj: Vec<Value> = s
-            .projection
-            .iter()
-            .map(|e| eval(e, &ctx))
-            .collect::<Result<_, _>>()?;
+        let (proj, keys) = out_row(s, &Ctx::Row(*row))?;
         if s.distinct && !seen.insert(proj.clone()) {
             return Ok(true);
         }
-        let keys = s
-            .order
-            .iter()
-            .map(|o| eval(&o.expr, &ctx))
-            .collect::<Result<_, _>>()?;
         out.push((proj, keys));
-        if let Some(k) = keep
-            && out.len() as u64 >= 2 * k
-        {
-            sort_out(s, &mut out);
-            out.truncate(k as usize);
-        }
+        keep_best(s, &mut out, keep);
         if out.len() > cap {
             return Err(too_large(env.limits));
         }
@@ -1040,24 +1025,9 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
                 };
             }
             for &r in &rows {
-                let ctx = Ctx::Row(r);
-                let proj = s
-                    .projection
-                    .iter()
-                    .map(|e| eval(e, &ctx))
-                    .collect::<Result<_, _>>()?;
-                let keys = s
-                    .order
-                    .iter()
-                    .map(|o| eval(&o.expr, &ctx))
-                    .collect::<Result<_, _>>()?;
+                let (proj, keys) = out_row(s, &Ctx::Row(r))?;
                 out.push((proj, keys));
-                if let Some(k) = keep
-                    && out.len() as u64 >= 2 * k
-                {
-                    sort_out(s, &mut out);
-                    out.truncate(k as usize);
-                }
+                keep_best(s, &mut out, keep);
             }
         }
         Some((keys, aggs)) => {
@@ -1252,6 +1222,32 @@ fn groups_to_rows(
 }
 
 /// DISTINCT, ORDER BY, OFFSET and LIMIT over (output row, sort keys).
+/// A row's projection and its ORDER BY keys.
+fn out_row(s: &Select, ctx: &Ctx) -> Result<OutRow, QueryError> {
+    let proj = s
+        .projection
+        .iter()
+        .map(|e| eval(e, ctx))
+        .collect::<Result<_, _>>()?;
+    let keys = s
+        .order
+        .iter()
+        .map(|o| eval(&o.expr, ctx))
+        .collect::<Result<_, _>>()?;
+    Ok((proj, keys))
+}
+
+/// ORDER BY with LIMIT: keeps only the best `keep` (= OFFSET + LIMIT)
+/// rows, sorting and cutting whenever twice that many are held.
+fn keep_best(s: &Select, out: &mut Vec<OutRow>, keep: Option<u64>) {
+    if let Some(k) = keep
+        && out.len() as u64 >= 2 * k
+    {
+        sort_out(s, out);
+        out.truncate(k as usize);
+    }
+}
+
 /// Sorts output rows by ORDER BY (stable; nothing when there is none).
 fn sort_out(s: &Select, out: &mut [OutRow]) {
     if s.order.is_empty() {

@@ -136,6 +136,17 @@ impl Mounted {
             .unwrap()
     }
 
+    /// Runs a shell script that must succeed; its stdout.
+    fn out(&self, script: &str) -> String {
+        let o = self.sh(script);
+        assert!(
+            o.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
     fn sh_ok(&self, script: &str) {
         let o = self.sh(script);
         assert!(
@@ -1348,15 +1359,7 @@ fn saved_queries_are_versioned_files_run_as_csv_and_json() {
     let Some(m) = Mounted::new(&table()) else {
         return;
     };
-    let out = |script: &str| {
-        let o = m.sh(script);
-        assert!(
-            o.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    };
+    let out = |script: &str| m.out(script);
     let sql = "SELECT id, name FROM users WHERE id <= 2 ORDER BY id";
     m.sh_ok(&format!("echo '{sql}' > @query/first.sql"));
     // The saved query's result equals the same query run by its text.
@@ -1425,15 +1428,7 @@ fn schema_toml_is_a_versioned_file_that_types_queries() {
     let Some(m) = Mounted::new(&table()) else {
         return;
     };
-    let out = |script: &str| {
-        let o = m.sh(script);
-        assert!(
-            o.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    };
+    let out = |script: &str| m.out(script);
     assert!(!m.sh("cat users/schema.toml").status.success());
     assert_eq!(out("ls users"), "current.csv\n");
     m.sh_ok("echo 'SELECT age FROM users WHERE id = 1' > @query/age.sql");
