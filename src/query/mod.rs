@@ -197,9 +197,11 @@ impl<'db> Engine<'db> {
     }
 
     /// Writes the index list to the database's local state when it changed
-    /// (for `rdb index:list`); best effort.
+    /// (for `rdb index:list`); best effort. Only an engine with a cache that
+    /// outlives it (a daemon's) does: a one-shot engine's indices die with
+    /// it and must not overwrite what the daemon wrote.
     fn persist_indexes(&self) {
-        if !self.cache.indexes.take_dirty() {
+        if matches!(self.cache, std::borrow::Cow::Owned(_)) || !self.cache.indexes.take_dirty() {
             return;
         }
         let state = self.cache.indexes.snapshot(self.policy);

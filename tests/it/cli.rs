@@ -925,6 +925,13 @@ fn saved_queries_save_list_show_run_and_drop() {
     assert_eq!(r.ok(&["query:list", "shop"]).out(), "");
     assert_eq!(r.run(&["query:run", "shop", "by_city"]).code, 3);
     assert_eq!(r.run(&["query:drop", "shop", "by_city"]).code, 3);
+    // A one-shot query's indices die with it: index:list shows no built one.
+    r.ok(&["db:query", "shop", "SELECT * FROM users WHERE id = 2"]);
+    let listed = r.ok(&["index:list", "shop", "--format", "csv"]).out();
+    assert_eq!(
+        listed,
+        "table,column,kind,lookups,state,memory\nusers,id,key,0,built at the first lookup,\n"
+    );
     let history = r.ok(&["query:show", "shop", "by_city", "--history"]).out();
     let texts: Vec<&str> = history.lines().filter(|l| !l.starts_with("-- ")).collect();
     assert_eq!(texts, [sql, "SELECT 1 AS one", "(deleted)"], "{history}");
