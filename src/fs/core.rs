@@ -2383,6 +2383,19 @@ mod tests {
     }
 
     /// Truncates through handle `fh` and writes `bytes` (as `>` does).
+    /// Creates file `name` in directory `dir` with O_EXCL, as `caller`:
+    /// (attr, handle, caching).
+    fn create_new(fs: &ReedFs, dir: u64, name: &str, caller: Caller) -> (Attr, u64, Caching) {
+        fs.create(
+            dir,
+            OsStr::new(name),
+            0o600,
+            libc::O_CREAT | libc::O_EXCL,
+            caller,
+        )
+        .unwrap()
+    }
+
     fn rewrite(fs: &ReedFs, ino: u64, fh: u64, bytes: &[u8]) {
         fs.setattr(
             ino,
@@ -2503,15 +2516,7 @@ mod tests {
     fn rename_onto_current_commits_or_fails_keeping_the_file() {
         let (_d, fs) = fs();
         let t = users(&fs);
-        let (a, fh, _) = fs
-            .create(
-                t,
-                OsStr::new("sedX1"),
-                0o600,
-                libc::O_CREAT | libc::O_EXCL,
-                ME,
-            )
-            .unwrap();
+        let (a, fh, _) = create_new(&fs, t, "sedX1", ME);
         fs.write(fh, 0, b"id|name\n1|Ann\n1|Dup\n").unwrap();
         fs.release(fh, ME).unwrap();
         let err = fs
@@ -2661,15 +2666,7 @@ mod tests {
         fs.write(fo, 0, b"id|name\n1|Ann\n2|Bob\n3|Cy\n").unwrap();
         fs.release(fo, other).unwrap();
         // ...then sed renames its edit of version 1 into place: merged, nothing lost.
-        let (_, fh, _) = fs
-            .create(
-                t,
-                OsStr::new("sedX"),
-                0o600,
-                libc::O_CREAT | libc::O_EXCL,
-                sed,
-            )
-            .unwrap();
+        let (_, fh, _) = create_new(&fs, t, "sedX", sed);
         fs.write(fh, 0, b"id|name\n1|Ann\n2|Robert\n").unwrap();
         fs.release(fh, sed).unwrap();
         fs.rename(t, OsStr::new("sedX"), t, OsStr::new(CURRENT), false, sed)
@@ -2701,15 +2698,7 @@ mod tests {
     fn an_unlinked_scratch_file_stays_usable_while_open() {
         let (_d, fs) = fs();
         let t = users(&fs);
-        let (a, fh, _) = fs
-            .create(
-                t,
-                OsStr::new(".x.swp"),
-                0o600,
-                libc::O_CREAT | libc::O_EXCL,
-                ME,
-            )
-            .unwrap();
+        let (a, fh, _) = create_new(&fs, t, ".x.swp", ME);
         fs.write(fh, 0, b"swap data").unwrap();
         fs.unlink(t, OsStr::new(".x.swp")).unwrap();
         assert!(matches!(
@@ -2724,15 +2713,7 @@ mod tests {
             "fstat of an open, unlinked file"
         );
         // The name can be reused meanwhile, for a different file.
-        let (b, fh2, _) = fs
-            .create(
-                t,
-                OsStr::new(".x.swp"),
-                0o600,
-                libc::O_CREAT | libc::O_EXCL,
-                ME,
-            )
-            .unwrap();
+        let (b, fh2, _) = create_new(&fs, t, ".x.swp", ME);
         assert_ne!(a.ino, b.ino);
         fs.release(fh, ME).unwrap();
         assert!(fs.getattr(a.ino).is_err(), "gone with the last close");

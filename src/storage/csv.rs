@@ -884,6 +884,30 @@ mod tests {
             })
     }
 
+    /// `edit` of `old` (indexed by `idx`) into `new` agrees with a full parse
+    /// of `new`: the same index, or an error and the index unchanged.
+    fn edit_agrees(
+        idx: &TableIndex,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        let full = TableIndex::parse(new, b'|');
+        let mut inc = idx.clone();
+        let res = inc.edit(old, new, b'|');
+        match (&full, &res) {
+            (Ok(f), Ok(_)) => proptest::prop_assert_eq!(f, &inc),
+            (Err(_), Err(_)) => proptest::prop_assert_eq!(&inc, idx),
+            _ => proptest::prop_assert!(
+                false,
+                "full {:?} vs incremental {:?} for {:?}",
+                full,
+                res,
+                String::from_utf8_lossy(new)
+            ),
+        }
+        Ok(())
+    }
+
     proptest::proptest! {
         /// Edits in several places (a merge of scattered changes): the
         /// region between them is matched record by record, not parsed.
@@ -902,14 +926,7 @@ mod tests {
                 let end = (at + del).min(new.len());
                 new.splice(at..end, ins.bytes());
             }
-            let full = TableIndex::parse(&new, b'|');
-            let mut inc = idx.clone();
-            let res = inc.edit(&old, &new, b'|');
-            match (&full, &res) {
-                (Ok(f), Ok(_)) => proptest::prop_assert_eq!(f, &inc),
-                (Err(_), Err(_)) => proptest::prop_assert_eq!(&inc, &idx),
-                _ => proptest::prop_assert!(false, "full {:?} vs incremental {:?} for {:?}", full, res, String::from_utf8_lossy(&new)),
-            }
+            edit_agrees(&idx, &old, &new)?;
         }
 
         /// The incremental check agrees with a full parse on every edit.
@@ -924,14 +941,7 @@ mod tests {
             let end = (at + del).min(old.len());
             let mut new = old.clone();
             new.splice(at..end, ins.bytes());
-            let full = TableIndex::parse(&new, b'|');
-            let mut inc = idx.clone();
-            let res = inc.edit(&old, &new, b'|');
-            match (&full, &res) {
-                (Ok(f), Ok(_)) => proptest::prop_assert_eq!(f, &inc),
-                (Err(_), Err(_)) => proptest::prop_assert_eq!(&inc, &idx),
-                _ => proptest::prop_assert!(false, "full {:?} vs incremental {:?} for {:?}", full, res, String::from_utf8_lossy(&new)),
-            }
+            edit_agrees(&idx, &old, &new)?;
         }
     }
 }

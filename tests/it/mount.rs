@@ -136,6 +136,20 @@ impl Mounted {
             .unwrap()
     }
 
+    /// Ids of the open conflicts (`rdb conflict:list`).
+    fn conflict_ids(&self) -> Vec<String> {
+        let list = self
+            .rdb()
+            .args(["conflict:list", "shop", "--format", "csv"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    }
+
     /// Runs a shell script that must succeed; its stdout.
     fn out(&self, script: &str) -> String {
         let o = self.sh(script);
@@ -947,16 +961,7 @@ fn colliding_writers_each_end_merged_or_as_a_recorded_conflict() {
         return;
     }
     // Resolve one with --ours (the refused writer's cells win) and one with --theirs.
-    let list = m
-        .rdb()
-        .args(["conflict:list", "shop", "--format", "csv"])
-        .output()
-        .unwrap();
-    let ids: Vec<String> = String::from_utf8_lossy(&list.stdout)
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap().to_string())
-        .collect();
+    let ids = m.conflict_ids();
     assert_eq!(ids.len(), refused);
     let shown = m
         .rdb()
@@ -993,15 +998,7 @@ fn colliding_writers_each_end_merged_or_as_a_recorded_conflict() {
         std::fs::read(m.current()).unwrap() == before,
         "--theirs keeps the head"
     );
-    let list = m
-        .rdb()
-        .args(["conflict:list", "shop", "--format", "csv"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&list.stdout).lines().count() - 1,
-        refused - 2
-    );
+    assert_eq!(m.conflict_ids().len(), refused - 2);
     if refused < 3 {
         return;
     }
@@ -1052,15 +1049,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
             .contains("\n1|Typed Name|"),
         "the typed value is the head's"
     );
-    let list = m
-        .rdb()
-        .args(["conflict:list", "shop", "--format", "csv"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&list.stdout).lines().count() - 1,
-        refused - 3
-    );
+    assert_eq!(m.conflict_ids().len(), refused - 3);
     if refused < 4 {
         return;
     }
@@ -1397,18 +1386,7 @@ fn saved_queries_are_versioned_files_run_as_csv_and_json() {
     assert_eq!(out("cat @query/first.csv").lines().count(), 4);
     // Every save is a version in the backing store, as an immutable file.
     let dir = m.home.path().join("databases/shop/queries/first");
-    let versions = |ext: &str| {
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(ext)
-            })
-            .count()
-    };
+    let versions = |ext: &str| crate::util::files_ending(&dir, ext);
     assert_eq!(versions(".sql"), 4);
     // mv renames; rm deletes (a version that says so); results go with them.
     m.sh_ok("mv @query/first.sql @query/second.sql");

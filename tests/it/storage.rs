@@ -216,16 +216,7 @@ fn keyframes_bound_the_chain_and_every_version_reads_back() {
         t.commit(Base::Head, next.clone(), &opts()).unwrap();
         expected.push(next);
     }
-    let keyframes = std::fs::read_dir(dir.path().join("tables/t"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".csv.xz")
-        })
-        .count();
+    let keyframes = crate::util::files_ending(&dir.path().join("tables/t"), ".csv.xz");
     assert_eq!(keyframes, 5, "a keyframe every 7 versions after the first");
     for (i, want) in expected.iter().enumerate() {
         assert_eq!(

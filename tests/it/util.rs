@@ -59,3 +59,17 @@ pub fn generated(kind: &str, rows: usize, delimiter: char) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// How many files in `dir` have names ending with `suffix`.
+pub fn files_ending(dir: &Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(suffix)
+        })
+        .count()
+}
