@@ -134,14 +134,12 @@ pub fn resolve_interactively(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> 
         };
         values.insert((c.key.clone(), c.column.clone()), value);
     }
-    let table = db.live_table(&info.table)?;
-    let (_, head) = table.head()?;
-    let content = conflicts::with_cells(&head, db.config().delimiter_byte(), &values)
-        .map_err(|e| fail(exit::INVALID, e.to_string()))?;
-    match conflicts::resolve(&db, id, Resolution::Content(content), &ctx.user) {
-        Ok(Some(c)) => eprintln!("resolved {id}: version {}", c.version.seq),
-        Ok(None) => eprintln!("resolved {id}"),
+    match conflicts::resolve_cells(&db, id, &values, &ctx.user) {
+        Ok(c) => eprintln!("resolved {id}: version {}", c.version.seq),
         Err(reedbase::merge::MergeError::Storage(e)) => return Err(e.into()),
+        Err(e @ reedbase::merge::MergeError::Csv { .. }) => {
+            return Err(fail(exit::INVALID, e.to_string()));
+        }
         Err(e) => return Err(fail(exit::CONFLICT, e.to_string())),
     }
     Ok(exit::OK)

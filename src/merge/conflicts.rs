@@ -186,9 +186,38 @@ pub fn resolve(
             Some(committed)
         }
     };
+    remove_record(db, id);
+    Ok(committed)
+}
+
+/// Removes a resolved conflict's files.
+fn remove_record(db: &Database, id: &str) {
     for ext in ["toml", "csv", "ours"] {
         let _ = std::fs::remove_file(dir(db).join(format!("{id}.{ext}")));
     }
+}
+
+/// Resolves a conflict with a value per conflicting cell (key, column):
+/// applied to the head as it is now and committed from that version, so a
+/// commit that lands meanwhile is merged, never overwritten (a change to
+/// the same cells fails as a conflict and nothing is resolved).
+pub fn resolve_cells(
+    db: &Database,
+    id: &str,
+    values: &std::collections::HashMap<(String, String), String>,
+    user: &str,
+) -> Result<Committed, MergeError> {
+    let info = get(db, id)?;
+    let table = db.live_table(&info.table)?;
+    let delim = db.config().delimiter_byte();
+    let (seq, head) = table.head()?;
+    let content = with_cells(&head, delim, values)?;
+    let opts = CommitOptions::new(Action::Merge, user);
+    let committed =
+        match super::commit_merging(&table, seq, content, &opts, ConflictPolicy::Reject, delim)? {
+            super::Outcome::Clean(c) | super::Outcome::Merged { committed: c, .. } => c,
+        };
+    remove_record(db, id);
     Ok(committed)
 }
 
@@ -263,7 +292,7 @@ pub fn resolve_edited(
     edited: &[u8],
     user: &str,
 ) -> Result<Option<Committed>, MergeError> {
-    let info = get(db, id)?;
+    get(db, id)?;
     let delim = db.config().delimiter_byte();
     let side = super::parse(edited, delim, "edited conflict")?;
     if side.columns.len() < 7 || side.columns[6] != "resolved" {
@@ -290,8 +319,5 @@ pub fn resolve_edited(
         }
         values.insert((f[1].clone(), f[2].clone()), f[6].clone());
     }
-    let table = db.live_table(&info.table)?;
-    let (_, head) = table.head()?;
-    let content = with_cells(&head, delim, &values)?;
-    resolve(db, id, Resolution::Content(content), user)
+    resolve_cells(db, id, &values, user).map(Some)
 }
