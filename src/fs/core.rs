@@ -313,7 +313,22 @@ impl ReedFs {
             pid: std::process::id(),
         };
         let status = dbs.iter().map(|_| Status::default()).collect();
-        let queries = dbs.iter().map(|_| Default::default()).collect();
+        // Each database's query cache starts from the lookup counts its last
+        // mount wrote, so hot columns are indexed as soon as their tables are.
+        let queries = dbs
+            .iter()
+            .map(|d| {
+                let cache = crate::query::TableCache::default();
+                let saved = d.db.read_state("indexes").ok().flatten();
+                if let Some(state) = saved.and_then(|b| {
+                    toml::from_str::<crate::query::index::IndexState>(&String::from_utf8_lossy(&b))
+                        .ok()
+                }) {
+                    cache.indexes.restore(&state);
+                }
+                cache
+            })
+            .collect();
         ReedFs {
             queries,
             dbs,
@@ -510,7 +525,7 @@ impl ReedFs {
                 self.file_attr(ino, text.len() as u64, 0o644, mtime)
             }
             Node::SavedResult(db, name, _) => {
-                if self.dbs[*db].db.saved_query(name)?.is_none() {
+                if !self.dbs[*db].db.saved_query_exists(name)? {
                     return Err(FsError::NotFound);
                 }
                 self.file_attr(ino, 0, 0o444, SystemTime::now())
@@ -730,7 +745,7 @@ impl ReedFs {
                 if !inner.absent.contains(&(*db, t.clone())) {
                     names.push((Node::Current(*db, t.clone()), Kind::File, CURRENT.into()));
                 }
-                if self.schema_file_in(&inner, *db, t).is_ok() {
+                if self.schema_in(&inner, *db, t)? {
                     names.push((Node::Schema(*db, t.clone()), Kind::File, SCHEMA.into()));
                 }
                 if let Some(dir) = inner.dirs.get(&(*db, t.clone())) {
@@ -2165,7 +2180,7 @@ impl ReedFs {
             if n == CURRENT {
                 !inner.absent.contains(&key)
             } else if n == SCHEMA {
-                self.schema_file_in(inner, *db, t).is_ok()
+                self.schema_in(inner, *db, t).unwrap_or(false)
             } else {
                 inner.dirs.get(&key).is_some_and(|d| d.contains_key(n))
             }

@@ -22,6 +22,16 @@ impl ReedFs {
         })
     }
 
+    /// Whether `<table>/schema.toml` exists: stored or being written (a
+    /// listing; nothing read).
+    pub(super) fn schema_in(&self, inner: &Inner, db: usize, table: &str) -> Result<bool> {
+        let target = EditTarget::Schema(table.to_string());
+        let editing = inner.handles.values().any(
+            |h| matches!(h, super::Handle::VirtualEdit { db: d, target: t, .. } if *d == db && *t == target),
+        );
+        Ok(editing || self.dbs[db].db.schema_exists(table)?)
+    }
+
     /// Checks and stores `text` as table `table`'s schema.
     pub(super) fn save_schema(&self, db: usize, table: &str, text: &[u8]) -> Result<()> {
         let file = format!("{table}/{}", crate::storage::SCHEMA);

@@ -494,7 +494,6 @@ impl<'db> Engine<'db> {
                 .indexes
                 .maintain(self.policy, name, &version, &parsed);
         }
-        self.persist_indexes();
         Ok((parsed, version, name.to_string()))
     }
 }

@@ -22,6 +22,10 @@ pub const CONFIG: &str = "config.toml";
 pub struct Database {
     ctx: Arc<DbCtx>,
     tables: Mutex<HashMap<String, Arc<Table>>>,
+    /// Parsed schemas by table, with the version they were parsed from:
+    /// a query lists the schema directory, and reads and parses the file
+    /// only when its newest version changed.
+    schemas: Mutex<HashMap<String, (String, Schema)>>,
 }
 
 /// One line of `table:list` / `db:list`.
@@ -106,6 +110,7 @@ impl Database {
                 frames: Default::default(),
             }),
             tables: Mutex::new(HashMap::new()),
+            schemas: Mutex::new(HashMap::new()),
         })
     }
 
@@ -283,6 +288,11 @@ impl Database {
         saved_query::current(&*self.ctx.io, &self.ctx.root, name)
     }
 
+    /// Whether saved query `name` exists (a listing; nothing read).
+    pub fn saved_query_exists(&self, name: &str) -> Result<bool> {
+        saved_query::exists(&*self.ctx.io, &self.ctx.root, name)
+    }
+
     /// Names of the saved queries, sorted.
     pub fn saved_queries(&self) -> Result<Vec<String>> {
         saved_query::list(&*self.ctx.io, &self.ctx.root)
@@ -362,11 +372,29 @@ impl Database {
     /// renamed or dropped a declared column, and old versions have their
     /// own headers; a declared column a version lacks types nothing.
     pub fn schema(&self, table: &str) -> Result<Option<(Schema, String)>> {
+        let dir = self.schema_dir(table)?;
+        let Some(newest) = revisions::newest(&*self.ctx.io, &dir, "toml")? else {
+            return Ok(None);
+        };
+        let mut cache = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((version, schema)) = cache.get(table)
+            && *version == newest
+        {
+            return Ok(Some((schema.clone(), newest)));
+        }
+        drop(cache);
         let Some(rev) = self.schema_text(table)? else {
             return Ok(None);
         };
-        let text = rev.text.unwrap_or_default();
-        Ok(Some((Schema::parse(&text, table, None)?, rev.version)))
+        let schema = Schema::parse(&rev.text.unwrap_or_default(), table, None)?;
+        cache = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(table.to_string(), (rev.version.clone(), schema.clone()));
+        Ok(Some((schema, rev.version)))
+    }
+
+    /// Whether table `table` has a schema (a listing; nothing read).
+    pub fn schema_exists(&self, table: &str) -> Result<bool> {
+        revisions::exists(&*self.ctx.io, &self.schema_dir(table)?, "toml")
     }
 
     /// Sets table `table`'s schema (checked first) as a new version, or

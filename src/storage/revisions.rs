@@ -97,10 +97,16 @@ pub(crate) fn current(io: &dyn Io, dir: &Path, ext: &str) -> Result<Option<Revis
 
 /// Whether `dir` has a current text (without reading it).
 pub(crate) fn exists(io: &dyn Io, dir: &Path, ext: &str) -> Result<bool> {
-    Ok(matches!(
-        version_files(io, dir, ext)?.last(),
-        Some((_, false))
-    ))
+    Ok(newest(io, dir, ext)?.is_some())
+}
+
+/// The version name of the current text (without reading it); None when
+/// there is none.
+pub(crate) fn newest(io: &dyn Io, dir: &Path, ext: &str) -> Result<Option<String>> {
+    Ok(match version_files(io, dir, ext)?.pop() {
+        Some((v, false)) => Some(v),
+        _ => None,
+    })
 }
 
 /// Writes a new version in `dir` (created if needed): a text, or a

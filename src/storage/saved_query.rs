@@ -55,6 +55,11 @@ pub(crate) fn current(io: &dyn Io, root: &Path, name: &str) -> Result<Option<Sav
     Ok(rev.map(|r| saved(name, r)))
 }
 
+/// Whether saved query `name` currently exists.
+pub(crate) fn exists(io: &dyn Io, root: &Path, name: &str) -> Result<bool> {
+    revisions::exists(io, &dir_of(root, name)?, "sql")
+}
+
 /// Names of the saved queries that currently exist, sorted.
 pub(crate) fn list(io: &dyn Io, root: &Path) -> Result<Vec<String>> {
     let dir = root.join(QUERIES_DIR);

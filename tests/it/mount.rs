@@ -1512,6 +1512,13 @@ fn filtered_columns_get_indices_that_index_list_and_explain_show() {
         .find(|l| l.starts_with("users,country,auto,2,built ("))
         .unwrap_or_else(|| panic!("{listed}"));
     assert!(row.ends_with("KiB"), "{row}");
+    // A new mount remembers the lookups: the first query that parses the
+    // table indexes the column again.
+    let mut m = m;
+    m.stop();
+    let m = m.start();
+    let o = m.out(&format!("cat \"@query/EXPLAIN {q}\""));
+    assert!(o.contains("auto hash index on users.country ("), "{o}");
     // The threshold is a setting.
     let set = m
         .rdb()
