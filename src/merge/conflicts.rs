@@ -49,15 +49,7 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StorageError
 
 fn cells_csv(cells: &[Conflict], delim: u8) -> Vec<u8> {
     let d = delim as char;
-    let field = |v: &str| {
-        if v.bytes()
-            .any(|c| c == delim || c == b'"' || c == b'\n' || c == b'\r')
-        {
-            format!("\"{}\"", v.replace('"', "\"\""))
-        } else {
-            v.to_string()
-        }
-    };
+    let field = |v: &str| crate::storage::csv::quote_field(v, delim).into_owned();
     // `cell` numbers the lines (a row can conflict in several columns);
     // `resolved` starts as the head's value: edit it and save to resolve.
     let mut out = format!("cell{d}key{d}column{d}base{d}ours{d}theirs{d}resolved\n");

@@ -142,26 +142,7 @@ impl Side<'_> {
     }
 }
 
-fn render_field(v: &str, delim: u8) -> String {
-    if v.bytes()
-        .any(|c| c == delim || c == b'"' || c == b'\n' || c == b'\r')
-    {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v.to_string()
-    }
-}
-
-fn render(values: &[String], delim: u8) -> Vec<u8> {
-    let d = (delim as char).to_string();
-    let mut line = values
-        .iter()
-        .map(|v| render_field(v, delim))
-        .collect::<Vec<_>>()
-        .join(&d);
-    line.push('\n');
-    line.into_bytes()
-}
+use crate::storage::csv::render_record as render;
 
 /// Merged columns: the head's, minus columns ours removed (that the head
 /// kept from base), plus columns ours added, at the end.

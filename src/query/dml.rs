@@ -34,14 +34,7 @@ fn render(v: &Value, delim: u8) -> String {
         }
         Value::Text(t) => t.to_string(),
     };
-    if text
-        .bytes()
-        .any(|c| c == delim || c == b'"' || c == b'\n' || c == b'\r')
-    {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
-    }
+    crate::storage::csv::quote_field(&text, delim).into_owned()
 }
 
 fn line(fields: &[String], delim: u8) -> String {

@@ -7,18 +7,7 @@ use std::io::Write;
 use super::ResultSet;
 use super::value::Value;
 
-fn needs_quotes(v: &str, delim: u8) -> bool {
-    v.bytes()
-        .any(|c| c == delim || c == b'"' || c == b'\n' || c == b'\r')
-}
-
-fn csv_field(v: &str, delim: u8) -> String {
-    if needs_quotes(v, delim) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v.to_string()
-    }
-}
+use crate::storage::csv::{needs_quotes, quote_field as csv_field};
 
 pub fn csv(r: &ResultSet, delim: u8) -> String {
     render(r, Format::Csv(delim))

@@ -691,6 +691,35 @@ pub fn fields(b: &[u8], delim: u8) -> impl Iterator<Item = (Cow<'_, str>, bool)>
     })
 }
 
+/// Whether a field must be quoted: it holds the delimiter, a quote or a
+/// line break.
+pub fn needs_quotes(v: &str, delim: u8) -> bool {
+    v.bytes()
+        .any(|c| c == delim || c == b'"' || c == b'\n' || c == b'\r')
+}
+
+/// A field as CSV writes it: quoted (quotes doubled) when it needs to be.
+pub fn quote_field(v: &str, delim: u8) -> std::borrow::Cow<'_, str> {
+    if needs_quotes(v, delim) {
+        std::borrow::Cow::Owned(format!("\"{}\"", v.replace('"', "\"\"")))
+    } else {
+        std::borrow::Cow::Borrowed(v)
+    }
+}
+
+/// A record of `fields`, each quoted as needed, ended by a newline.
+pub fn render_record<S: AsRef<str>>(fields: &[S], delim: u8) -> Vec<u8> {
+    let mut line = String::new();
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(delim as char);
+        }
+        line.push_str(&quote_field(f.as_ref(), delim));
+    }
+    line.push('\n');
+    line.into_bytes()
+}
+
 /// Decodes every field of the record starting at `pos` (used for diffs and
 /// display; the record must be valid).
 pub fn record_fields(b: &[u8], pos: usize, delim: u8) -> Vec<String> {
