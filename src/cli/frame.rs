@@ -78,13 +78,10 @@ fn io_err<'a>(
     move |e| StorageError::io(op, path, e)
 }
 
-/// Writes a file under a temporary name, then renames it into place, so a
-/// reader sees the old content or the new one.
+/// Replaces a file atomically and durably (a unique temp name, fsync,
+/// rename), so a reader sees the old content or the new one.
 fn write_replace(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{}.tmp", file_name.unwrap_or_default()));
-    std::fs::write(&tmp, bytes).map_err(io_err("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err("rename", path))
+    reedbase::storage::io::replace_file(&reedbase::storage::RealIo, path, bytes)
 }
 
 impl OpenFrame {
@@ -190,20 +187,8 @@ fn named(id: &str, name: &str, given: &str) -> bool {
 }
 
 /// The one element of `found`, else "not found" (none, or several).
-fn unique<T>(mut found: Vec<T>, kind: &'static str, given: &str) -> Result<T> {
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        0 => Err(StorageError::NotFound {
-            kind,
-            name: given.to_string(),
-        }
-        .into()),
-        n => Err(StorageError::NotFound {
-            kind,
-            name: format!("{given} ({n} frames match; give more of the id)"),
-        }
-        .into()),
-    }
+fn unique<T>(found: Vec<T>, kind: &'static str, given: &str) -> Result<T> {
+    Ok(reedbase::storage::frame::pick_one(found, kind, given)?)
 }
 
 /// The staged frame whose id starts with `given`, or whose name is `given`.
@@ -407,7 +392,7 @@ pub fn commit(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
     }
     // A frame id is used once: one that reached the store before (committed,
     // or aborted by a failure) cannot be committed again.
-    if let Some(f) = db.frames()?.into_iter().find(|f| f.id == m.id) {
+    if let Some(f) = db.frame_by_id(&m.id)? {
         return Err(StorageError::Exists {
             kind: "frame",
             name: format!(

@@ -1,6 +1,6 @@
 //! `rdb db:query` and `rdb query:*`: ReedQL and saved queries without a mount.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use anyhow::Result;
 
@@ -15,11 +15,6 @@ pub enum QueryFormat {
     Table,
 }
 
-fn open(ctx: &Ctx, db: &str) -> Result<Database> {
-    let (root, _) = ctx.registry()?.resolve(db, &ctx.cwd)?;
-    Ok(Database::open(&root)?)
-}
-
 /// A query error as the CLI reports it: exit 8 for the query's fault.
 fn query_failed(e: reedbase::query::QueryError) -> anyhow::Error {
     let code = match e.kind {
@@ -30,20 +25,34 @@ fn query_failed(e: reedbase::query::QueryError) -> anyhow::Error {
 }
 
 pub fn run(ctx: &Ctx, db: &str, sql: &str, format: QueryFormat) -> Result<i32> {
-    let db = open(ctx, db)?;
-    let engine = Engine::new(&db);
+    run_sql(ctx, &ctx.open(db)?, sql, format, true)
+}
+
+/// Runs `sql` (a write too when `writes`) and prints its result; CSV and
+/// JSON stream to stdout as rows come.
+fn run_sql(ctx: &Ctx, db: &Database, sql: &str, format: QueryFormat, writes: bool) -> Result<i32> {
+    let engine = Engine::new(db);
     let streamed = match format {
         QueryFormat::Csv => output::Format::Csv(db.config().delimiter_byte()),
         QueryFormat::Json => output::Format::Json,
         // An aligned table needs every row for its widths.
         QueryFormat::Table => {
-            let result = engine.execute(sql, &ctx.user).map_err(query_failed)?;
-            return print(&db, &result, format);
+            let result = if writes {
+                engine.execute(sql, &ctx.user)
+            } else {
+                engine.query(sql)
+            };
+            return print(db, &result.map_err(query_failed)?, format);
         }
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match engine.execute_to(sql, &ctx.user, streamed, &mut out) {
+    let result = if writes {
+        engine.execute_to(sql, &ctx.user, streamed, &mut out)
+    } else {
+        engine.query_to(sql, streamed, &mut out)
+    };
+    match result {
         Ok(()) => {}
         // `rdb ... | head`: the reader has what it wanted.
         Err(e) if e.message.contains("Broken pipe") => return Ok(exit::OK),
@@ -73,14 +82,11 @@ fn saved_text(db: &Database, name: &str) -> Result<String> {
 }
 
 pub fn save(ctx: &Ctx, db: &str, name: &str, sql: Option<String>) -> Result<i32> {
-    let db = open(ctx, db)?;
+    let db = ctx.open(db)?;
     let sql = match sql {
         Some(s) => s,
-        None => {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s)?;
-            s
-        }
+        None => String::from_utf8(super::table::read_input(std::path::Path::new("-"))?)
+            .map_err(|_| fail(exit::INVALID, "the query is not UTF-8"))?,
     };
     Engine::new(&db).check(&sql).map_err(query_failed)?;
     let saved = db.save_query(name, &sql)?;
@@ -89,7 +95,7 @@ pub fn save(ctx: &Ctx, db: &str, name: &str, sql: Option<String>) -> Result<i32>
 }
 
 pub fn list(ctx: &Ctx, db: &str) -> Result<i32> {
-    let db = open(ctx, db)?;
+    let db = ctx.open(db)?;
     let mut out = std::io::stdout().lock();
     for name in db.saved_queries()? {
         writeln!(out, "{name}")?;
@@ -98,7 +104,7 @@ pub fn list(ctx: &Ctx, db: &str) -> Result<i32> {
 }
 
 pub fn show(ctx: &Ctx, db: &str, name: &str, history: bool) -> Result<i32> {
-    let db = open(ctx, db)?;
+    let db = ctx.open(db)?;
     let mut out = std::io::stdout().lock();
     if !history {
         let text = saved_text(&db, name)?;
@@ -126,14 +132,13 @@ pub fn show(ctx: &Ctx, db: &str, name: &str, history: bool) -> Result<i32> {
 }
 
 pub fn run_saved(ctx: &Ctx, db: &str, name: &str, format: QueryFormat) -> Result<i32> {
-    let db = open(ctx, db)?;
+    let db = ctx.open(db)?;
     let sql = saved_text(&db, name)?;
-    let result = Engine::new(&db).query(&sql).map_err(query_failed)?;
-    print(&db, &result, format)
+    run_sql(ctx, &db, &sql, format, false)
 }
 
 pub fn drop(ctx: &Ctx, db: &str, name: &str) -> Result<i32> {
-    let db = open(ctx, db)?;
+    let db = ctx.open(db)?;
     let deleted = db.delete_query(name)?;
     eprintln!("deleted query {name} (version {})", deleted.version);
     Ok(exit::OK)
@@ -143,7 +148,7 @@ pub fn drop(ctx: &Ctx, db: &str, name: &str) -> Result<i32> {
 /// every table's key column (indexed at its first lookup).
 pub fn index_list(ctx: &Ctx, db: &str, format: super::output::Format) -> Result<i32> {
     use reedbase::query::index::{IndexKind, IndexState};
-    let db = open(ctx, db)?;
+    let db = ctx.open(db)?;
     let state: IndexState = match db.read_state("indexes")? {
         Some(bytes) => toml::from_str(&String::from_utf8_lossy(&bytes))
             .map_err(|e| fail(exit::ERROR, format!("state/indexes: {e}")))?,

@@ -1,19 +1,13 @@
 //! `rdb schema:*`: a table's declared column types (`schema.toml`).
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use anyhow::Result;
 
 use super::{Ctx, exit, fail};
-use reedbase::storage::Database;
-
-fn open(ctx: &Ctx, db: &str) -> Result<Database> {
-    let (root, _) = ctx.registry()?.resolve(db, &ctx.cwd)?;
-    Ok(Database::open(&root)?)
-}
 
 pub fn show(ctx: &Ctx, db: &str, table: &str, history: bool) -> Result<i32> {
-    let db = open(ctx, db)?;
+    let db = ctx.open(db)?;
     let mut out = std::io::stdout().lock();
     if history {
         for r in db.schema_history(table)? {
@@ -37,22 +31,18 @@ pub fn show(ctx: &Ctx, db: &str, table: &str, history: bool) -> Result<i32> {
 
 /// Sets the schema from a file, or stdin when the file is `-` or absent.
 pub fn set(ctx: &Ctx, db: &str, table: &str, file: Option<&str>) -> Result<i32> {
-    let db = open(ctx, db)?;
-    let text = match file {
-        Some(path) if path != "-" => std::fs::read_to_string(path)?,
-        _ => {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s)?;
-            s
-        }
-    };
+    let db = ctx.open(db)?;
+    let text = String::from_utf8(super::table::read_input(std::path::Path::new(
+        file.unwrap_or("-"),
+    ))?)
+    .map_err(|_| fail(exit::INVALID, "schema.toml is not UTF-8"))?;
     let rev = db.set_schema(table, Some(&text))?;
     eprintln!("schema of {table} set (version {})", rev.version);
     Ok(exit::OK)
 }
 
 pub fn drop(ctx: &Ctx, db: &str, table: &str) -> Result<i32> {
-    let db = open(ctx, db)?;
+    let db = ctx.open(db)?;
     let rev = db.set_schema(table, None)?;
     eprintln!("schema of {table} removed (version {})", rev.version);
     Ok(exit::OK)

@@ -235,22 +235,17 @@ impl Database {
 
     /// The frame whose id starts with `prefix` (unique).
     pub fn frame_info(&self, prefix: &str) -> Result<FrameInfo> {
-        let mut found: Vec<FrameInfo> = self
+        let found: Vec<FrameInfo> = self
             .frames()?
             .into_iter()
             .filter(|f| f.id.starts_with(prefix) || f.name == prefix)
             .collect();
-        match found.len() {
-            1 => Ok(found.remove(0)),
-            0 => Err(StorageError::NotFound {
-                kind: "frame",
-                name: prefix.to_string(),
-            }),
-            n => Err(StorageError::NotFound {
-                kind: "frame",
-                name: format!("{prefix} ({n} frames match; give more of the id)"),
-            }),
-        }
+        frame::pick_one(found, "frame", prefix)
+    }
+
+    /// Frame `id` exactly, if it reached the store (an intent record).
+    pub fn frame_by_id(&self, id: &str) -> Result<Option<FrameInfo>> {
+        frame::info(&self.ctx, id)
     }
 
     /// What recovery did since this database was opened (frames rolled

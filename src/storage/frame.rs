@@ -365,28 +365,52 @@ pub(crate) fn list(ctx: &DbCtx) -> Result<Vec<FrameInfo>> {
     };
     let mut out = Vec::new();
     for n in names {
-        let Some(id) = n.strip_suffix(".intent") else {
-            continue;
-        };
-        let Some(it) = read_intent(&*ctx.io, &ctx.root, id)? else {
-            continue;
-        };
-        let status = match ctx.frames.decision(ctx, id)? {
-            Some(Decision::Commit) => "committed",
-            Some(Decision::Abort) => "aborted",
-            None => "pending",
-        };
-        out.push(FrameInfo {
-            id: it.id,
-            name: it.name,
-            ts_us: it.ts_us,
-            user: it.user,
-            tables: it.tables,
-            status,
-        });
+        if let Some(info) = n
+            .strip_suffix(".intent")
+            .map(|id| info(ctx, id))
+            .transpose()?
+        {
+            out.extend(info);
+        }
     }
     out.sort_by(|a, b| (a.ts_us, &a.id).cmp(&(b.ts_us, &b.id)));
     Ok(out)
+}
+
+/// Frame `id` if it has an intent record (one frame read, not the list).
+pub(crate) fn info(ctx: &DbCtx, id: &str) -> Result<Option<FrameInfo>> {
+    let Some(it) = read_intent(&*ctx.io, &ctx.root, id)? else {
+        return Ok(None);
+    };
+    let status = match ctx.frames.decision(ctx, id)? {
+        Some(Decision::Commit) => "committed",
+        Some(Decision::Abort) => "aborted",
+        None => "pending",
+    };
+    Ok(Some(FrameInfo {
+        id: it.id,
+        name: it.name,
+        ts_us: it.ts_us,
+        user: it.user,
+        tables: it.tables,
+        status,
+    }))
+}
+
+/// The one element of `found` (matches of what the user gave), else "not
+/// found": none, or several (give more of the id).
+pub fn pick_one<T>(mut found: Vec<T>, kind: &'static str, given: &str) -> Result<T> {
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(StorageError::NotFound {
+            kind,
+            name: given.to_string(),
+        }),
+        n => Err(StorageError::NotFound {
+            kind,
+            name: format!("{given} ({n} frames match; give more of the id)"),
+        }),
+    }
 }
 
 #[cfg(test)]
