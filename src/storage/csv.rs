@@ -499,6 +499,8 @@ impl TableIndex {
         let suffix_start = old.len() - s;
         let mut next_old = i0;
         let mut matched: Vec<usize> = Vec::new();
+        // Old records found changed (same key), with that key.
+        let mut replaced: Vec<(usize, Vec<u8>)> = Vec::new();
         // Parse new records until the parse realigns with an old record start inside the common suffix.
         let (new_end, old_end) = loop {
             if pos >= new.len() {
@@ -535,7 +537,8 @@ impl TableIndex {
                 && parse_record(old, self.starts[next_old], delim, 0)
                     .is_ok_and(|o| o.key == rec.key)
             {
-                // The old record of the same key, changed.
+                // The old record of the same key, changed: its key is known.
+                replaced.push((next_old, rec.key.clone()));
                 next_old += 1;
             }
             new_starts.push(pos);
@@ -549,10 +552,15 @@ impl TableIndex {
         // keys must be unique among themselves and against every key that
         // stays (outside the region, or matched).
         let mut matched = matched.into_iter().peekable();
+        let mut replaced = replaced.into_iter().peekable();
         let old_keys: HashSet<Vec<u8>> = (i0..j0)
             .filter(|&i| matched.next_if_eq(&i).is_none())
-            .filter_map(|i| parse_record(old, self.starts[i], delim, 0).ok())
-            .map(|r| r.key)
+            .filter_map(|i| match replaced.next_if(|(r, _)| *r == i) {
+                Some((_, key)) => Some(key),
+                None => parse_record(old, self.starts[i], delim, 0)
+                    .ok()
+                    .map(|r| r.key),
+            })
             .collect();
         let mut seen: HashSet<&[u8]> = HashSet::with_capacity(new_keys.len());
         for (key, line) in &new_keys {

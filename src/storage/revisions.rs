@@ -118,12 +118,16 @@ pub(crate) fn write(
     node: &str,
     text: Option<&str>,
 ) -> Result<Revision> {
-    if let Some(parent) = dir.parent() {
-        io.create_dir(parent)
-            .map_err(|e| StorageError::io("create", parent, e))?;
+    // The directory (and its parent: `queries/`, `schema/`'s table) made
+    // durable before the first version lands in it.
+    if io.len(dir).ok().flatten().is_none() {
+        io.create_dir(dir)
+            .map_err(|e| StorageError::io("create", dir, e))?;
+        sync_parent(io, dir)?;
+        if let Some(parent) = dir.parent() {
+            sync_parent(io, parent)?;
+        }
     }
-    io.create_dir(dir)
-        .map_err(|e| StorageError::io("create", dir, e))?;
     let mut newest = version_files(io, dir, ext)?
         .last()
         .map(|(v, _)| names::parse_time(v, 0).unwrap_or(0))

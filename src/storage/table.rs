@@ -797,7 +797,7 @@ impl Table {
             }
             decoded += self.load_patches(chunk)?.len();
         }
-        self.build_checkpoints(&s)?;
+        self.build_checkpoints(&s, s.log.len() - from)?;
         Ok(decoded)
     }
 
@@ -805,12 +805,14 @@ impl Table {
     /// version every `CHECKPOINT_EVERY` (fewer for big tables, within
     /// `CHECKPOINT_BYTES`), so a read of any old version composes at most
     /// about half that many deltas. Stops at the first delta not decoded.
-    fn build_checkpoints(&self, s: &State) -> Result<()> {
+    /// `covered`: the versions back from the head whose deltas were
+    /// decoded (the checkpoints' spacing is sized to those, not the log).
+    fn build_checkpoints(&self, s: &State, covered: usize) -> Result<()> {
         let n = s.log.len();
         if n < 2 * CHECKPOINT_EVERY || s.head.is_empty() {
             return Ok(());
         }
-        let every = CHECKPOINT_EVERY.max(n * s.head.len() / CHECKPOINT_BYTES + 1);
+        let every = CHECKPOINT_EVERY.max(covered * s.head.len() / CHECKPOINT_BYTES + 1);
         let mut anchor: Arc<Vec<u8>> = Arc::clone(&s.head);
         let mut pieces = Pieces::whole(anchor.len());
         let mut used: Vec<Arc<Patch>> = Vec::new();
