@@ -220,11 +220,13 @@ impl Database {
         user: &str,
         resolve: impl FnMut(&str, &[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
     ) -> Result<FrameCommitted, E> {
-        let mut parts = Vec::with_capacity(frame.staged.len());
-        for (name, staged) in &frame.staged {
-            parts.push((self.table(name)?, staged.clone()));
+        let Frame { id, name, staged } = frame;
+        // Moved, not copied: the staged contents may be whole tables.
+        let mut parts = Vec::with_capacity(staged.len());
+        for (table, st) in staged {
+            parts.push((self.table(&table)?, st));
         }
-        Table::commit_frame(&frame.id, &frame.name, user, parts, resolve)
+        Table::commit_frame(&id, &name, user, parts, resolve)
     }
 
     /// Every frame with its status, oldest first.

@@ -1252,12 +1252,11 @@ impl Table {
         parts: Vec<(Arc<Table>, Staged)>,
         mut resolve: impl FnMut(&str, &[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
     ) -> Result<FrameCommitted, E> {
-        let (mut tables, mut staged): (Vec<Arc<Table>>, Vec<Staged>) = parts.into_iter().unzip();
-        // Lock in name order, so two frames never wait for each other in a cycle.
-        let mut order: Vec<usize> = (0..tables.len()).collect();
-        order.sort_by(|&a, &b| tables[a].name.cmp(&tables[b].name));
-        tables = order.iter().map(|&i| Arc::clone(&tables[i])).collect();
-        staged = order.iter().map(|&i| staged[i].clone()).collect();
+        // Lock in name order, so two frames never wait for each other in a
+        // cycle (sorted by moving the parts, not copying their contents).
+        let mut parts = parts;
+        parts.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        let (tables, staged): (Vec<Arc<Table>>, Vec<Staged>) = parts.into_iter().unzip();
         let mut held = Vec::with_capacity(tables.len());
         for t in &tables {
             let w = lock_poisoned(t.writer.lock());
