@@ -291,7 +291,6 @@ pub fn run(
         };
     Ok(ResultSet {
         columns: vec!["changes".into(), "version".into()],
-        types: vec![Some(Type::Integer), Some(Type::Integer)],
         rows: vec![vec![Value::Int(changes as i64), Value::Int(version as i64)]],
     })
 }

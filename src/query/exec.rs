@@ -1297,10 +1297,8 @@ fn finish_output(s: &Select, mut out: Vec<OutRow>) -> ResultSet {
         .skip(s.offset as usize)
         .take(s.limit.map_or(usize::MAX, |l| l as usize))
         .collect();
-    let types = result_types(&s.projection, &rows);
     ResultSet {
         columns: s.names.clone(),
-        types,
         rows,
     }
 }
@@ -1359,24 +1357,6 @@ fn run_grouped_by_dict(s: &Select, env: &Env) -> Result<Option<ResultSet>, Query
     }
     let out = groups_to_rows(s, false, aggs, states)?;
     Ok(Some(finish_output(s, out)))
-}
-
-/// A result column's type, for JSON output: the column's type when it is
-/// one, else what its values are.
-fn result_types(projection: &[Expr], rows: &[Vec<Value>]) -> Vec<Option<Type>> {
-    projection
-        .iter()
-        .enumerate()
-        .map(|(i, e)| match e {
-            Expr::Col(_, t) => *t,
-            _ => rows.iter().find_map(|r| match r.get(i) {
-                Some(Value::Int(_)) => Some(Type::Integer),
-                Some(Value::Real(_)) => Some(Type::Real),
-                Some(Value::Text(_)) => Some(Type::Text),
-                _ => None,
-            }),
-        })
-        .collect()
 }
 
 /// The plan of a bound SELECT, one step per row (EXPLAIN): how each table
@@ -1461,7 +1441,6 @@ pub fn explain(s: &Select, env: &Env) -> ResultSet {
     }
     ResultSet {
         columns: vec!["plan".into()],
-        types: vec![Some(Type::Text)],
         rows: lines.into_iter().map(|l| vec![Value::text(&l)]).collect(),
     }
 }

@@ -46,13 +46,10 @@ impl Default for Limits {
     }
 }
 
-/// A query's result: column names and types, and rows.
+/// A query's result: column names and rows (each value carries its type).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResultSet {
     pub columns: Vec<String>,
-    /// A column's type where known (for JSON): its source column's, else
-    /// what its values are.
-    pub types: Vec<Option<Type>>,
     pub rows: Vec<Vec<Value>>,
 }
 
@@ -229,10 +226,6 @@ impl<'db> Engine<'db> {
     pub fn with_limits(mut self, limits: Limits) -> Engine<'db> {
         self.limits = limits;
         self
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.limits
     }
 
     /// Runs one SELECT.
