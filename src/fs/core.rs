@@ -1752,6 +1752,39 @@ impl ReedFs {
         format!("{table}/{name}")
     }
 
+    /// Saves a file kept as revisions (a saved query, a schema): `check`
+    /// first; a refused text fails with EINVAL, says why in `@status` under
+    /// `file`, and is kept as `@rejected/<stem>-<time>.<ext>`. A failure to
+    /// store it (I/O, disk full) is that error, not a refusal.
+    fn save_revision(
+        &self,
+        db: usize,
+        file: String,
+        (stem, ext): (&str, &str),
+        text: &[u8],
+        check: impl FnOnce(&str) -> std::result::Result<(), String>,
+        store: impl FnOnce(&str) -> Result<String>,
+    ) -> Result<()> {
+        let checked = std::str::from_utf8(text)
+            .map_err(|_| format!("{file} must be UTF-8 text"))
+            .and_then(|t| check(t).map(|()| t));
+        let t = match checked {
+            Ok(t) => t,
+            Err(reason) => {
+                let kept = self.keep_rejected(db, stem, ext, text);
+                self.status[db].push(Event::Rejected {
+                    table: file,
+                    reason: reason.clone(),
+                    kept,
+                });
+                return Err(FsError::InvalidContent(reason));
+            }
+        };
+        let version = store(t)?;
+        self.status[db].push(Event::Saved { file, version });
+        Ok(())
+    }
+
     /// Saves rejected bytes under `<db root>/rejected/` (shown as
     /// `@rejected/`) as `<stem>-<time>.<ext>`; returns the file name.
     fn keep_rejected(&self, db: usize, stem: &str, ext: &str, content: &[u8]) -> Option<String> {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::{Caching, Caller, EditTarget, Event, FsError, Handle, Inner, Node, ReedFs, Result};
 use crate::fs::node::{QUERY_DIR_KEY, ResultFormat};
-use crate::storage::{MAX_QUERY_BYTES, names};
+use crate::storage::names;
 
 /// What a name under `@query/` stands for.
 pub(super) enum QueryName<'a> {
@@ -192,35 +192,18 @@ impl ReedFs {
     /// `@status`, and its bytes are kept under `@rejected/`.
     pub(super) fn save_query(&self, db: usize, name: &str, text: &[u8]) -> Result<()> {
         let mdb = &self.dbs[db].db;
-        let checked = match std::str::from_utf8(text) {
-            Err(_) => Err("a saved query must be UTF-8 text".to_string()),
-            Ok(sql) if sql.len() > MAX_QUERY_BYTES => {
-                Err(format!("a saved query is at most {MAX_QUERY_BYTES} bytes"))
-            }
-            Ok(sql) => crate::query::Engine::with_cache(mdb, &self.queries[db])
-                .check(sql)
-                .map(|()| sql)
-                .map_err(|e| e.to_string()),
-        };
-        let file = format!("@query/{name}.sql");
-        let sql = match checked {
-            Ok(sql) => sql,
-            Err(reason) => {
-                let kept = self.keep_rejected(db, &format!("query-{name}"), "sql", text);
-                self.status[db].push(Event::Rejected {
-                    table: file,
-                    reason: reason.clone(),
-                    kept,
-                });
-                return Err(FsError::InvalidContent(reason));
-            }
-        };
-        let saved = mdb.save_query(name, sql)?;
-        self.status[db].push(Event::Saved {
-            file,
-            version: saved.version,
-        });
-        Ok(())
+        self.save_revision(
+            db,
+            format!("@query/{name}.sql"),
+            (&format!("query-{name}"), "sql"),
+            text,
+            |sql| {
+                crate::query::Engine::with_cache(mdb, &self.queries[db])
+                    .check(sql)
+                    .map_err(|e| e.to_string())
+            },
+            |sql| Ok(mdb.save_query(name, sql)?.version),
+        )
     }
 
     /// `rm @query/<name>.sql`.

@@ -34,32 +34,21 @@ impl ReedFs {
 
     /// Checks and stores `text` as table `table`'s schema.
     pub(super) fn save_schema(&self, db: usize, table: &str, text: &[u8]) -> Result<()> {
-        let file = format!("{table}/{}", crate::storage::SCHEMA);
-        let result = match std::str::from_utf8(text) {
-            Ok(t) => self.dbs[db]
-                .db
-                .set_schema(table, Some(t))
-                .map_err(|e| e.to_string()),
-            Err(_) => Err("schema.toml must be UTF-8 text".to_string()),
-        };
-        match result {
-            Ok(rev) => {
-                self.status[db].push(Event::Saved {
-                    file,
-                    version: rev.version,
-                });
-                Ok(())
-            }
-            Err(reason) => {
-                let kept = self.keep_rejected(db, &format!("{table}-schema"), "toml", text);
-                self.status[db].push(Event::Rejected {
-                    table: file,
-                    reason: reason.clone(),
-                    kept,
-                });
-                Err(FsError::InvalidContent(reason))
-            }
-        }
+        let mdb = &self.dbs[db].db;
+        self.save_revision(
+            db,
+            format!("{table}/{}", crate::storage::SCHEMA),
+            (&format!("{table}-schema"), "toml"),
+            text,
+            |t| {
+                let header = mdb.table(table).and_then(|x| x.columns());
+                let header = header.map_err(|e| e.to_string())?;
+                crate::storage::Schema::parse(t, table, Some(&header))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            },
+            |t| Ok(mdb.set_schema(table, Some(t))?.version),
+        )
     }
 
     /// `rm <table>/schema.toml`.
