@@ -2166,31 +2166,19 @@ impl ReedFs {
                 return Err(FsError::CrossDir);
             }
             let key = (*db, frame_dir_key(f));
-            let sino =
-                *inner
-                    .dirs
-                    .get(&key)
-                    .and_then(|d| d.get(name))
-                    .ok_or(FsError::NotPermitted(
-                        "only scratch files move inside a frame; save onto <table>.csv to stage",
-                    ))?;
+            if !inner.dirs.get(&key).is_some_and(|d| d.contains_key(name)) {
+                return Err(FsError::NotPermitted(
+                    "only scratch files move inside a frame; save onto <table>.csv to stage",
+                ));
+            }
             let target = newname
                 .strip_suffix(".csv")
                 .filter(|t| inner_frame_has(&Self::frame_tables_in(&inner, *db, f), t));
             if let Some(t) = target {
                 // sed -i, rsync, atomic saves: the file's content is staged.
-                let content = inner
-                    .scratch
-                    .get(&sino)
-                    .map(|s| s.data.clone())
-                    .ok_or(FsError::NotFound)?;
-                drop(inner);
-                self.stage(*db, f, t, content)?;
-                let mut inner = lock(&self.inner);
-                if inner.dirs.get(&key).and_then(|d| d.get(name)) == Some(&sino) {
-                    Self::drop_scratch_name(&mut inner, *db, &key.1, name);
-                }
-                return Ok(());
+                return self.save_scratch_onto(inner, *db, &key.1, name, |content| {
+                    self.stage(*db, f, t, content)
+                });
             }
             if newname == "ctl" {
                 return Err(FsError::NotPermitted("ctl is written, not replaced"));
@@ -2231,26 +2219,14 @@ impl ReedFs {
             return self.rename_schema(inner, *db, t, name, newname);
         }
         if newname == CURRENT {
-            let sino = *inner
-                .dirs
-                .get(&key)
-                .and_then(|d| d.get(name))
-                .ok_or(FsError::NotFound)?;
-            let content = inner
-                .scratch
-                .get(&sino)
-                .map(|s| s.data.clone())
-                .ok_or(FsError::NotFound)?;
             // sed -i, rsync, editors' atomic saves: the base is what this
             // process read; nothing read means a blind write.
             let base = inner.last_read.get(&(caller.pid, *db, t.clone())).copied();
-            drop(inner);
-            self.commit(*db, t, content, base, Action::Update, caller)?;
-            let mut inner = lock(&self.inner);
-            if inner.dirs.get(&key).and_then(|d| d.get(name)) == Some(&sino) {
-                Self::drop_scratch_name(&mut inner, *db, t, name);
-            }
-            inner.absent.remove(&key);
+            self.save_scratch_onto(inner, *db, t, name, |content| {
+                self.commit(*db, t, content, base, Action::Update, caller)
+                    .map(|_| ())
+            })?;
+            lock(&self.inner).absent.remove(&key);
             return Ok(());
         }
         if name == CURRENT {
@@ -2265,6 +2241,39 @@ impl ReedFs {
             return Ok(());
         }
         self.move_scratch(&mut inner, *db, t, name, newname)
+    }
+
+    /// A rename of scratch file `name` of directory `dir` onto a name that
+    /// saves (`current.csv`, a frame's table, a schema, a saved query): the
+    /// way `sed -i`, rsync and atomic saves write. `save` gets the file's
+    /// bytes outside the namespace lock; once it succeeds the scratch name
+    /// goes (unless another file took it meanwhile).
+    fn save_scratch_onto(
+        &self,
+        inner: MutexGuard<'_, Inner>,
+        db: usize,
+        dir: &str,
+        name: &str,
+        save: impl FnOnce(Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let key = (db, dir.to_string());
+        let sino = *inner
+            .dirs
+            .get(&key)
+            .and_then(|d| d.get(name))
+            .ok_or(FsError::NotFound)?;
+        let content = inner
+            .scratch
+            .get(&sino)
+            .map(|s| s.data.clone())
+            .ok_or(FsError::NotFound)?;
+        drop(inner);
+        save(content)?;
+        let mut inner = lock(&self.inner);
+        if inner.dirs.get(&key).and_then(|d| d.get(name)) == Some(&sino) {
+            Self::drop_scratch_name(&mut inner, db, dir, name);
+        }
+        Ok(())
     }
 
     /// Scratch to scratch in directory `dir`: same inode, new name.

@@ -352,19 +352,9 @@ impl ReedFs {
         }
         match (classify(name), classify(newname)) {
             (QueryName::Scratch, QueryName::Saved(stem)) => {
-                let sino = Self::query_scratch(&inner, db, name).ok_or(FsError::NotFound)?;
-                let text = inner
-                    .scratch
-                    .get(&sino)
-                    .map(|s| s.data.clone())
-                    .ok_or(FsError::NotFound)?;
-                drop(inner);
-                self.save_query(db, stem, &text)?;
-                let mut inner = super::lock(&self.inner);
-                if Self::query_scratch(&inner, db, name) == Some(sino) {
-                    Self::drop_scratch_name(&mut inner, db, QUERY_DIR_KEY, name);
-                }
-                Ok(())
+                self.save_scratch_onto(inner, db, QUERY_DIR_KEY, name, |text| {
+                    self.save_query(db, stem, &text)
+                })
             }
             (QueryName::Saved(from), QueryName::Saved(to)) => {
                 let text = self.saved_text_in(&inner, db, from)?;

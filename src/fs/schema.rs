@@ -82,25 +82,10 @@ impl ReedFs {
                 "schema.toml and current.csv do not replace each other",
             ));
         }
-        let key = (db, table.to_string());
         if newname == SCHEMA {
-            let sino = *inner
-                .dirs
-                .get(&key)
-                .and_then(|d| d.get(name))
-                .ok_or(FsError::NotFound)?;
-            let text = inner
-                .scratch
-                .get(&sino)
-                .map(|s| s.data.clone())
-                .ok_or(FsError::NotFound)?;
-            drop(inner);
-            self.save_schema(db, table, &text)?;
-            let mut inner = super::lock(&self.inner);
-            if inner.dirs.get(&key).and_then(|d| d.get(name)) == Some(&sino) {
-                Self::drop_scratch_name(&mut inner, db, table, name);
-            }
-            return Ok(());
+            return self.save_scratch_onto(inner, db, table, name, |text| {
+                self.save_schema(db, table, &text)
+            });
         }
         let (data, _) = self.schema_file_in(&inner, db, table)?;
         let file = self.owned_scratch(data, 0o644);
