@@ -690,11 +690,7 @@ impl ReedFs {
         let pnode = self.node(&inner, parent)?;
         let node = self.child(&inner, &pnode, name)?;
         if let Node::Scratch(db, t, n) = &node {
-            let ino = *inner
-                .dirs
-                .get(&(*db, t.clone()))
-                .and_then(|d| d.get(n))
-                .ok_or(FsError::NotFound)?;
+            let ino = Self::scratch_ino(&inner, *db, t, n).ok_or(FsError::NotFound)?;
             return self.attr_of(&mut inner, ino, &node);
         }
         let ino = inner.inodes.ino(&node);
@@ -846,12 +842,7 @@ impl ReedFs {
             .into_iter()
             .map(|(n, k, name)| {
                 let ino = match &n {
-                    Node::Scratch(db, t, s) => inner
-                        .dirs
-                        .get(&(*db, t.clone()))
-                        .and_then(|d| d.get(s))
-                        .copied()
-                        .unwrap_or(0),
+                    Node::Scratch(db, t, s) => Self::scratch_ino(&inner, *db, t, s).unwrap_or(0),
                     _ => inner.inodes.ino(&n),
                 };
                 (ino, k, name)
@@ -1204,11 +1195,7 @@ impl ReedFs {
         caller: Caller,
     ) -> Result<(Attr, u64, Caching)> {
         let node = Node::Scratch(db, dir.to_string(), name.to_string());
-        if let Some(&existing) = inner
-            .dirs
-            .get(&(db, dir.to_string()))
-            .and_then(|d| d.get(name))
-        {
+        if let Some(existing) = Self::scratch_ino(inner, db, dir, name) {
             if flags & libc::O_EXCL != 0 {
                 return Err(FsError::Exists);
             }
@@ -2256,12 +2243,7 @@ impl ReedFs {
         name: &str,
         save: impl FnOnce(Vec<u8>) -> Result<()>,
     ) -> Result<()> {
-        let key = (db, dir.to_string());
-        let sino = *inner
-            .dirs
-            .get(&key)
-            .and_then(|d| d.get(name))
-            .ok_or(FsError::NotFound)?;
+        let sino = Self::scratch_ino(&inner, db, dir, name).ok_or(FsError::NotFound)?;
         let content = inner
             .scratch
             .get(&sino)
@@ -2270,10 +2252,20 @@ impl ReedFs {
         drop(inner);
         save(content)?;
         let mut inner = lock(&self.inner);
-        if inner.dirs.get(&key).and_then(|d| d.get(name)) == Some(&sino) {
+        if Self::scratch_ino(&inner, db, dir, name) == Some(sino) {
             Self::drop_scratch_name(&mut inner, db, dir, name);
         }
         Ok(())
+    }
+
+    /// The inode of scratch file `name` in directory `dir` (a table, a
+    /// frame's or `@query`'s key), if there is one.
+    fn scratch_ino(inner: &Inner, db: usize, dir: &str, name: &str) -> Option<u64> {
+        inner
+            .dirs
+            .get(&(db, dir.to_string()))
+            .and_then(|d| d.get(name))
+            .copied()
     }
 
     /// Scratch to scratch in directory `dir`: same inode, new name.
@@ -2286,7 +2278,7 @@ impl ReedFs {
         newname: &str,
     ) -> Result<()> {
         let key = (db, dir.to_string());
-        self.remove_scratch(inner, db, dir, newname);
+        Self::drop_scratch_name(inner, db, dir, newname);
         let ino = inner
             .dirs
             .get_mut(&key)
@@ -2332,10 +2324,6 @@ impl ReedFs {
             .or_default()
             .insert(name.to_string(), ino);
         ino
-    }
-
-    fn remove_scratch(&self, inner: &mut Inner, db: usize, t: &str, name: &str) {
-        Self::drop_scratch_name(inner, db, t, name);
     }
 
     /// Removes a scratch file's name. Its content lives on while a handle

@@ -306,7 +306,7 @@ impl ReedFs {
                 drop(inner);
                 self.delete_saved(db, stem)
             }
-            QueryName::Scratch if Self::query_scratch(&inner, db, name).is_some() => {
+            QueryName::Scratch if Self::scratch_ino(&inner, db, QUERY_DIR_KEY, name).is_some() => {
                 Self::drop_scratch_name(&mut inner, db, QUERY_DIR_KEY, name);
                 Ok(())
             }
@@ -315,14 +315,6 @@ impl ReedFs {
                 Err(FsError::ReadOnly("query results cannot be removed"))
             }
         }
-    }
-
-    fn query_scratch(inner: &Inner, db: usize, name: &str) -> Option<u64> {
-        inner
-            .dirs
-            .get(&(db, QUERY_DIR_KEY.to_string()))
-            .and_then(|d| d.get(name))
-            .copied()
     }
 
     /// `mv` inside `@query/`: a scratch file onto `<name>.sql` saves it
@@ -342,7 +334,7 @@ impl ReedFs {
         }
         let target_exists = |inner: &Inner, n: &str| match classify(n) {
             QueryName::Saved(stem) => self.saved_text_in(inner, db, stem).is_ok(),
-            _ => Self::query_scratch(inner, db, n).is_some(),
+            _ => Self::scratch_ino(inner, db, QUERY_DIR_KEY, n).is_some(),
         };
         if name == newname {
             return Ok(());
