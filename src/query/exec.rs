@@ -894,24 +894,26 @@ impl<'a> Streamer<'a, '_> {
         }
         let (j, right) = (&s.joins[level], &s.sources[level + 1].table);
         let mut matched = false;
-        let candidates: Box<dyn Iterator<Item = usize>> = match (j.equi, &self.hashes[level]) {
+        // Probing borrows the index (held for the whole query), not `self`
+        // or the row being built, so the matches stream without a copy.
+        let hashes = self.hashes;
+        let probe = match (j.equi, &hashes[level]) {
             (Some((lcol, _)), Some(hash)) => {
                 let row = Row {
                     parts,
                     offsets: self.offsets,
                 };
-                match row.get(lcol).filter(|k| !k.is_null()) {
-                    Some(k) => Box::new(
-                        hash.lookup(k)
-                            .map(|i| i as usize)
-                            .collect::<Vec<_>>()
-                            .into_iter(),
-                    ),
-                    None => Box::new(std::iter::empty()),
-                }
+                // NULL is in no index: no match.
+                Some(hash.lookup(row.get(lcol).unwrap_or(&Value::Null)))
             }
-            _ => Box::new(0..right.len()),
+            _ => None,
         };
+        let scan = if probe.is_none() {
+            0..right.len()
+        } else {
+            0..0
+        };
+        let candidates = probe.into_iter().flatten().map(|i| i as usize).chain(scan);
         for i in candidates {
             parts.push(right.row(i));
             let ok = (j.equi.is_some() && j.on_is_equi)
