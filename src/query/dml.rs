@@ -15,7 +15,7 @@ use super::value::Value;
 use super::{Engine, ResultSet, Type};
 use crate::merge::{self, Outcome};
 use crate::storage::csv::record_fields;
-use crate::storage::{Action, CommitOptions, TableIndex};
+use crate::storage::{Action, CommitOptions};
 
 /// A field as the table stores it: NULL is empty; a real keeps a decimal
 /// point so the column stays REAL; quoted when it holds the delimiter, a
@@ -57,7 +57,6 @@ struct Target {
     seq: u64,
     head: Arc<Vec<u8>>,
     typed: Arc<TypedTable>,
-    index: TableIndex,
 }
 
 fn target(engine: &Engine, name: &sql::ObjectName) -> Result<Target, QueryError> {
@@ -76,16 +75,14 @@ fn target(engine: &Engine, name: &sql::ObjectName) -> Result<Target, QueryError>
         .schema(&resolved)?
         .map(|(s, _)| s.columns)
         .unwrap_or_default();
+    // One parse: the typed rows know their records' byte ranges too.
     let typed = Arc::new(TypedTable::parse_declared(&head, delim, &declared)?);
-    let index = TableIndex::parse(&head, delim)
-        .map_err(|e| QueryError::new(ErrorKind::Storage, format!("stored table: {e}")))?;
     Ok(Target {
         name: resolved,
         table,
         seq,
         head,
         typed,
-        index,
     })
 }
 
@@ -197,10 +194,10 @@ pub fn run(
                     })?;
                 sets.push((col, binder.row_expr(&a.value, &sources)?));
             }
-            let mut content = t.head[..t.index.header_end].to_vec();
+            let mut content = t.head[..t.typed.header_len()].to_vec();
             let mut n = 0;
             for (i, row) in t.typed.rows().enumerate() {
-                let range = t.index.row_range(i);
+                let range = t.typed.row_range(i, t.head.len());
                 let hit = match &filter {
                     None => true,
                     Some(f) => eval_row(f, row)?.truth() == Some(true),
@@ -253,7 +250,7 @@ pub fn run(
                 .as_ref()
                 .map(|e| binder.row_expr(e, &sources))
                 .transpose()?;
-            let mut content = t.head[..t.index.header_end].to_vec();
+            let mut content = t.head[..t.typed.header_len()].to_vec();
             let mut n = 0;
             for (i, row) in t.typed.rows().enumerate() {
                 let hit = match &filter {
@@ -263,7 +260,7 @@ pub fn run(
                 if hit {
                     n += 1;
                 } else {
-                    content.extend_from_slice(&t.head[t.index.row_range(i)]);
+                    content.extend_from_slice(&t.head[t.typed.row_range(i, t.head.len())]);
                 }
             }
             (t, content, n)

@@ -514,6 +514,18 @@ impl TypedTable {
         })
     }
 
+    /// Bytes of the header record in the parsed content.
+    pub fn header_len(&self) -> usize {
+        self.header_len
+    }
+
+    /// Byte range of row `i`'s record in the parsed content (`content_len`:
+    /// that content's length, where the last record ends).
+    pub fn row_range(&self, i: usize, content_len: usize) -> std::ops::Range<usize> {
+        let start = self.starts.get(i).copied().unwrap_or(content_len);
+        start..self.starts.get(i + 1).copied().unwrap_or(content_len)
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.len
