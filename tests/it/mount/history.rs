@@ -1,0 +1,144 @@
+//! History as files: `@versions/`, `@as-of/`, hidden from listings.
+
+use super::{Mounted, table};
+
+#[test]
+fn history_is_files_and_hidden_from_listings() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Second|/' users/current.csv");
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Third|/' users/current.csv");
+    // @versions: one file per version, chronological under ls, no ':'.
+    let o = m.sh("ls users/@versions");
+    let names: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("log.csv"));
+    assert!(names.iter().all(|n| !n.contains(':')));
+    let mut sorted = names[..3].to_vec();
+    sorted.sort();
+    assert_eq!(sorted, names[..3]);
+    let first = std::fs::read(m.mp.path().join("users/@versions").join(&names[0])).unwrap();
+    assert!(first == table(), "the first version reads back");
+    let log = std::fs::read_to_string(m.mp.path().join("users/@versions/log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 4, "{log}");
+    // Restore by copying a version over current.csv: a new version.
+    m.sh_ok(&format!(
+        "cp users/@versions/{} users/current.csv",
+        names[0]
+    ));
+    assert!(
+        std::fs::read(m.current()).unwrap() == table(),
+        "restore by cp"
+    );
+    assert_eq!(m.versions(), 4);
+    // Hidden from readdir: ls -a, find, grep -r and rsync -a see tables only.
+    let ls = m.sh("ls -a users");
+    assert_eq!(String::from_utf8_lossy(&ls.stdout), ".\n..\ncurrent.csv\n");
+    let out = m.work.path().join("copy");
+    m.sh_ok(&format!("rsync -a ./ {}/", out.display()));
+    let copied = m.sh(&format!("cd {} && find . -type f | sort", out.display()));
+    assert_eq!(
+        String::from_utf8_lossy(&copied.stdout),
+        "./users/current.csv\n"
+    );
+    let grep = m.sh("grep -rl Second .");
+    assert_eq!(
+        String::from_utf8_lossy(&grep.stdout),
+        "",
+        "grep -r must not walk history"
+    );
+    // A new table: mkdir, then write its current.csv.
+    m.sh_ok("mkdir orders && printf 'id|item\\n1|pen\\n' > orders/current.csv");
+    let tables = m
+        .rdb()
+        .args(["table:list", "shop", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&tables.stdout).contains("orders,1,1,"));
+    // A commit from the CLI while mounted shows at once.
+    let f = m.work.path().join("cli.csv");
+    std::fs::write(&f, b"id|item\n1|pen\n2|ink\n").unwrap();
+    assert!(
+        m.rdb()
+            .args(["table:import", "shop", "orders"])
+            .arg(&f)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        std::fs::read(m.mp.path().join("orders/current.csv")).unwrap(),
+        b"id|item\n1|pen\n2|ink\n"
+    );
+}
+
+#[test]
+fn as_of_shows_every_table_at_a_frame_boundary() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Second|/' users/current.csv");
+    let names: Vec<String> = String::from_utf8_lossy(&m.sh("ls users/@versions").stdout)
+        .lines()
+        .filter_map(|n| n.strip_suffix(".csv").map(String::from))
+        .filter(|n| n != "log")
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // A version's name is a time: the table as of then is that version.
+    let first = std::fs::read(m.mp.path().join(format!("@as-of/{}/users.csv", names[0]))).unwrap();
+    assert!(first == table(), "as of the first version");
+    let o = m.sh(&format!(
+        "cmp @as-of/{}/users.csv users/current.csv",
+        names[1]
+    ));
+    assert!(o.status.success(), "as of the second version: the head");
+    // Before the table existed there is nothing; a bad time is ENOENT.
+    assert!(!m.sh("cat @as-of/-1h/users.csv").status.success());
+    assert_eq!(m.sh("ls @as-of/-1h").stdout, b"");
+    assert!(!m.sh("ls @as-of/yesterday").status.success());
+    assert!(!m.sh("echo x > @as-of/-1s/users.csv").status.success());
+    assert!(!String::from_utf8_lossy(&m.sh("ls -a").stdout).contains("@as-of"));
+
+    // A frame over two tables, committed by another process meanwhile.
+    let root = m.home.path().join("databases/shop");
+    let db = reedbase::storage::Database::open(&root).expect("open the mounted database");
+    db.create_table("orders", b"id|item\n1|tea\n", "test")
+        .unwrap();
+    let (_, users) = db.table("users").unwrap().head().unwrap();
+    let users_new = String::from_utf8_lossy(&users)
+        .replace("\n1|Second|", "\n1|Framed|")
+        .into_bytes();
+    assert!(users_new != *users);
+    let mut f = reedbase::storage::Frame::begin("pair").unwrap();
+    f.stage("users", reedbase::storage::Base::Head, users_new.clone())
+        .unwrap();
+    f.stage(
+        "orders",
+        reedbase::storage::Base::Head,
+        b"id|item\n1|tea\n2|cake\n".to_vec(),
+    )
+    .unwrap();
+    let done = db.commit_frame(f, "test").unwrap();
+    let at = |us: u64| format!("@as-of/{}.{:06}", us / 1_000_000, us % 1_000_000);
+    let after = at(done.ts_us);
+    let before = at(done.ts_us - 1);
+    let ls = m.sh(&format!("ls {after}"));
+    assert_eq!(
+        String::from_utf8_lossy(&ls.stdout),
+        "orders.csv\nusers.csv\n"
+    );
+    assert!(std::fs::read(m.mp.path().join(format!("{after}/users.csv"))).unwrap() == users_new);
+    assert_eq!(
+        std::fs::read(m.mp.path().join(format!("{after}/orders.csv"))).unwrap(),
+        b"id|item\n1|tea\n2|cake\n"
+    );
+    assert!(std::fs::read(m.mp.path().join(format!("{before}/users.csv"))).unwrap() == *users);
+    assert_eq!(
+        std::fs::read(m.mp.path().join(format!("{before}/orders.csv"))).unwrap(),
+        b"id|item\n1|tea\n"
+    );
+}

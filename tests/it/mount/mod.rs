@@ -1,0 +1,328 @@
+//! The real `rdb mount` daemon in a temporary directory, driven by real
+//! programs (sed, sh, cp, mv, python3, vim, rsync, truncate), one file per
+//! topic; this module is the one harness they share.
+//!
+//! The rules that keep a mount suite from hanging: every guard unmounts on
+//! drop (a lazy unmount as the fallback) and reaps its daemon, also when a
+//! test panics; every external program runs under a timeout; each test has
+//! its own temporary directories and `REEDBASE_HOME`; a test never sleeps to
+//! wait for a commit (a save is durable when its call returns); and without
+//! `/dev/fuse` a test is skipped with a printed reason, except under CI where
+//! it fails.
+
+mod concurrent;
+mod conflicts;
+mod durability;
+mod frames;
+mod history;
+mod options;
+mod queries;
+mod saves;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::generated;
+
+/// A mounted database `shop` with a `users` table.
+struct Mounted {
+    home: tempfile::TempDir,
+    mp: tempfile::TempDir,
+    /// A directory on another filesystem, for `mv` and scratch copies.
+    work: tempfile::TempDir,
+    child: Option<Child>,
+    log: PathBuf,
+    /// Extra `rdb mount` options.
+    options: Vec<String>,
+}
+
+fn fuse_available() -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "/dev/fuse is required under CI"
+        );
+        eprintln!("skipping mount test: /dev/fuse cannot be opened");
+    }
+    ok
+}
+
+fn mounted_at(mp: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = mp.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(&want))
+}
+
+impl Mounted {
+    fn rdb(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rdb"));
+        c.env("REEDBASE_HOME", self.home.path())
+            .env("USER", "tester");
+        c
+    }
+
+    fn new(table: &[u8]) -> Option<Mounted> {
+        Mounted::with_options(table, &[])
+    }
+
+    fn with_options(table: &[u8], options: &[&str]) -> Option<Mounted> {
+        Mounted::prepared(table, options).map(Mounted::start)
+    }
+
+    /// The database made, not mounted yet (for settings that need a mount
+    /// to start with them).
+    fn prepared(table: &[u8], options: &[&str]) -> Option<Mounted> {
+        if !fuse_available() {
+            return None;
+        }
+        Some(Mounted::created_in(
+            tempfile::tempdir().unwrap(),
+            table,
+            options,
+        ))
+    }
+
+    /// `shop` with `users` holding `table`, made under `home`; not mounted.
+    fn created_in(home: tempfile::TempDir, table: &[u8], options: &[&str]) -> Mounted {
+        let m = Mounted {
+            home,
+            mp: tempfile::tempdir().unwrap(),
+            work: tempfile::tempdir().unwrap(),
+            child: None,
+            log: PathBuf::new(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        };
+        assert!(
+            m.rdb()
+                .args(["db:init", "shop"])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let src = m.work.path().join("users.csv");
+        std::fs::write(&src, table).unwrap();
+        assert!(
+            m.rdb()
+                .args(["table:create", "shop", "users", "--from"])
+                .arg(&src)
+                .status()
+                .unwrap()
+                .success()
+        );
+        m
+    }
+
+    fn start(mut self) -> Mounted {
+        self.log = self
+            .work
+            .path()
+            .join(format!("mount-{}.log", std::process::id()));
+        let log = std::fs::File::create(&self.log).unwrap();
+        let child = self
+            .rdb()
+            .args(["mount", "shop"])
+            .arg(self.mp.path())
+            .args(&self.options)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let start = Instant::now();
+        while !mounted_at(self.mp.path()) {
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!(
+                    "mount did not come up: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self
+    }
+
+    fn current(&self) -> PathBuf {
+        self.mp.path().join("users/current.csv")
+    }
+
+    /// Runs a shell script in the mount's directory, with a timeout.
+    fn sh(&self, script: &str) -> Output {
+        Command::new("timeout")
+            .args(["30", "sh", "-c", script])
+            .current_dir(self.mp.path())
+            .env("WORK", self.work.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Starts a shell script in the mount's directory in the background,
+    /// with a timeout; stdout is discarded, stderr kept for `wait_with_output`.
+    fn spawn(&self, script: &str) -> Child {
+        Command::new("timeout")
+            .args(["60", "sh", "-c", script])
+            .current_dir(self.mp.path())
+            .env("WORK", self.work.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Starts every script at once (concurrent writers), in order.
+    fn spawn_writers(&self, scripts: impl IntoIterator<Item = String>) -> Vec<Child> {
+        scripts.into_iter().map(|s| self.spawn(&s)).collect()
+    }
+
+    /// SIGKILLs the daemon and lazily unmounts what it leaves behind.
+    fn kill_daemon(&mut self) {
+        let mut daemon = self.child.take().unwrap();
+        daemon.kill().unwrap();
+        daemon.wait().unwrap();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.mp.path())
+            .status();
+    }
+
+    /// `@status` of the mounted database.
+    fn status(&self) -> String {
+        std::fs::read_to_string(self.mp.path().join("@status")).unwrap()
+    }
+
+    /// `rdb verify shop` must succeed.
+    fn verify(&self) {
+        let v = self.rdb().args(["verify", "shop"]).output().unwrap();
+        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    }
+
+    /// Sets a database setting with `rdb db:config`.
+    fn config(&self, key: &str, value: &str) {
+        let set = self
+            .rdb()
+            .args(["db:config", "shop", key, value])
+            .output()
+            .unwrap();
+        assert!(
+            set.status.success(),
+            "{}",
+            String::from_utf8_lossy(&set.stderr)
+        );
+    }
+
+    /// Ids of the open conflicts (`rdb conflict:list`).
+    fn conflict_ids(&self) -> Vec<String> {
+        let list = self
+            .rdb()
+            .args(["conflict:list", "shop", "--format", "csv"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// Runs a shell script that must succeed; its stdout.
+    fn out(&self, script: &str) -> String {
+        let o = self.sh(script);
+        assert!(
+            o.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn sh_ok(&self, script: &str) {
+        let o = self.sh(script);
+        assert!(
+            o.status.success(),
+            "{script}: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    fn versions(&self) -> usize {
+        let o = self
+            .rdb()
+            .args(["version:list", "shop", "users", "--format", "csv"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).lines().count() - 1
+    }
+
+    fn head_on_disk(&self) -> Vec<u8> {
+        let o = self
+            .rdb()
+            .args(["table:export", "shop", "users"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    }
+
+    /// Stops the daemon with SIGTERM and waits for a clean exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let start = Instant::now();
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(
+                        status.success(),
+                        "daemon exit {status}: {}",
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    );
+                    break;
+                }
+                if start.elapsed() > Duration::from_secs(15) {
+                    let _ = child.kill();
+                    panic!("daemon did not stop on SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        assert!(!mounted_at(self.mp.path()));
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let start = Instant::now();
+            while child.try_wait().ok().flatten().is_none()
+                && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if mounted_at(self.mp.path()) {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.mp.path())
+                .status();
+        }
+    }
+}
+
+fn table() -> Vec<u8> {
+    generated("users", 300, '|')
+}
