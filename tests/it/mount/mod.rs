@@ -15,6 +15,7 @@ mod conflicts;
 mod durability;
 mod frames;
 mod history;
+mod nothing_lost;
 mod options;
 mod queries;
 mod saves;
@@ -151,12 +152,33 @@ impl Mounted {
         self.mp.path().join("users/current.csv")
     }
 
-    /// Runs a shell script in the mount's directory, with a timeout.
-    fn sh(&self, script: &str) -> Output {
-        Command::new("timeout")
-            .args(["30", "sh", "-c", script])
+    /// `timeout <secs> <program>` run in the mount's directory, with `WORK`
+    /// (the other filesystem), `RDB` (the binary) and `REEDBASE_HOME` set.
+    fn in_mount(&self, secs: u32, program: &str) -> Command {
+        let mut c = Command::new("timeout");
+        c.arg(secs.to_string())
+            .arg(program)
             .current_dir(self.mp.path())
             .env("WORK", self.work.path())
+            .env("RDB", env!("CARGO_BIN_EXE_rdb"))
+            .env("REEDBASE_HOME", self.home.path());
+        c
+    }
+
+    /// Runs a shell script in the mount's directory, with a timeout.
+    fn sh(&self, script: &str) -> Output {
+        self.in_mount(30, "sh")
+            .args(["-c", script])
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a Python script (`python3 -c`) in the mount's directory, with a
+    /// timeout.
+    fn py(&self, script: &str, args: &[&str]) -> Output {
+        self.in_mount(30, "python3")
+            .args(["-c", script])
+            .args(args)
             .output()
             .unwrap()
     }
@@ -164,10 +186,8 @@ impl Mounted {
     /// Starts a shell script in the mount's directory in the background,
     /// with a timeout; stdout is discarded, stderr kept for `wait_with_output`.
     fn spawn(&self, script: &str) -> Child {
-        Command::new("timeout")
-            .args(["60", "sh", "-c", script])
-            .current_dir(self.mp.path())
-            .env("WORK", self.work.path())
+        self.in_mount(60, "sh")
+            .args(["-c", script])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -213,6 +233,39 @@ impl Mounted {
             "{}",
             String::from_utf8_lossy(&set.stderr)
         );
+    }
+
+    /// Writes `bytes` to `WORK/<name>` (the other filesystem).
+    fn work_file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.work.path().join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// The daemon's log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The exact bytes of version `seq` of `users` (`rdb version:show`).
+    fn version_bytes(&self, seq: usize) -> Vec<u8> {
+        let o = self
+            .rdb()
+            .args(["version:show", "shop", "users", &seq.to_string()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    }
+
+    /// Every stored version of `users`, oldest first.
+    fn all_versions(&self) -> Vec<Vec<u8>> {
+        (1..=self.versions())
+            .map(|v| self.version_bytes(v))
+            .collect()
     }
 
     /// Ids of the open conflicts (`rdb conflict:list`).
