@@ -4,6 +4,10 @@
 //! bounded wait. The holder writes its pid into the file so that a waiter can
 //! say who holds it. The kernel drops the lock when the holder dies, so a
 //! crashed process never leaves a stale lock behind.
+//!
+//! A table's lock serialises its commits and recovery, and is also what
+//! makes `current.csv` have one writer at a time: every process renames the
+//! file into place only while holding it (`head_writer.rs`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};

@@ -7,10 +7,13 @@
 //! 3. write the delta (and a keyframe when one is due), fsync each;
 //! 4. fsync the table directory, so their names are durable;
 //! 5. append the log line and fsync the log: **the commit point**;
-//! 6. replace `current.csv` (temp, fsync, rename, fsync dir).
+//! 6. refresh `current.csv`, a cache of the head, off the commit path
+//!    (`head_writer.rs`: renamed into place under the table lock).
 //!
 //! A crash before 5 leaves unreferenced files that open removes; a crash
 //! after 5 leaves a stale `current.csv` that open rebuilds from the deltas.
+//! Reads never depend on that rebuild: when the file cannot be rewritten (a
+//! full disk), the head is served from memory.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,8 +26,8 @@ use super::dict::Action;
 use super::error::{Result, StorageError};
 use super::frame::{self, Decision, FrameCommitted, Intent, Staged};
 use super::hash::ChunkedHash;
-use super::head_writer::{HeadWriter, write_head};
-use super::io::{TEMP_MARKER, read_file, replace_file};
+use super::head_writer::{self, HeadWriter, Target, write_head};
+use super::io::{TEMP_MARKER, read_file};
 use super::lock::{LockFile, LockGuard};
 use super::log::{self, DeltaKind, LogEntry, content_hash};
 use super::names::now_us;
@@ -151,7 +154,9 @@ pub struct Table {
     ctx: Arc<DbCtx>,
     name: String,
     dir: PathBuf,
-    lock: LockFile,
+    /// Serialises commits and recovery between processes, and every
+    /// replacement of `current.csv` (shared with the head writer's thread).
+    lock: Arc<LockFile>,
     /// Serialises this process's committers (the flock serialises processes)
     /// and holds their state.
     writer: Mutex<Writer>,
@@ -180,7 +185,9 @@ fn temp_owner_alive(name: &str) -> bool {
         .and_then(|(_, rest)| rest.split('-').next())
         .and_then(|p| p.parse::<i32>().ok());
     match pid {
-        Some(pid) if pid as u32 == std::process::id() => super::io::temp_in_flight(name),
+        Some(pid) if pid as u32 == std::process::id() => {
+            super::io::temp_in_flight(name) || head_writer::temp_in_flight(name)
+        }
         // SAFETY: kill with signal 0 only checks for existence.
         Some(pid) if pid > 0 => unsafe {
             libc::kill(pid, 0) == 0
@@ -220,13 +227,21 @@ impl Table {
                 name: name.to_string(),
             });
         }
-        let lock = LockFile::open(&dir.join(LOCK))?;
+        let lock = Arc::new(LockFile::open(&dir.join(LOCK))?);
         let head_writer = if ctx
             .background_head
             .load(std::sync::atomic::Ordering::Relaxed)
         {
+            let target = Target {
+                io: Arc::clone(&ctx.io),
+                path: dir.join(CURRENT),
+                log: dir.join(LOG),
+                lock: Arc::clone(&lock),
+                what: format!("table {}/{}", ctx.config.name, name),
+                timeout: Duration::from_millis(ctx.config.lock_timeout_ms),
+            };
             Some(
-                HeadWriter::spawn(Arc::clone(&ctx.io), dir.join(CURRENT))
+                HeadWriter::spawn(target)
                     .map_err(|e| StorageError::io("spawn head writer for", dir.join(CURRENT), e))?,
             )
         } else {
@@ -249,13 +264,24 @@ impl Table {
         // Open repairs (cuts a torn log line, removes leftovers of interrupted
         // commits, rewrites a stale current.csv) when the lock is free at once;
         // when a writer holds it, open only reads, so readers never wait, and
-        // the first commit through this handle repairs under the lock.
+        // the first commit through this handle repairs under the lock. A
+        // repair that fails on I/O (a full disk) must not fail a read either:
+        // open then reads without repairing, and leaves it to that commit,
+        // which fails if the repair still cannot be made.
         let repaired = match table.lock.acquire(&table.name, Duration::ZERO) {
-            Ok(_g) => {
-                let state = table.recover(true)?;
-                *lock_poisoned(table.state.write()) = state;
-                true
-            }
+            Ok(_g) => match table.recover(true) {
+                Ok(state) => {
+                    *lock_poisoned(table.state.write()) = state;
+                    true
+                }
+                Err(e @ StorageError::Io { .. }) => {
+                    tracing::warn!(table = %table.name, error = %e.report(), "could not repair the table; reading it as it is");
+                    let state = table.recover(false)?;
+                    *lock_poisoned(table.state.write()) = state;
+                    false
+                }
+                Err(e) => return Err(e),
+            },
             Err(StorageError::Locked { .. }) => {
                 let state = table.recover(false)?;
                 *lock_poisoned(table.state.write()) = state;
@@ -438,12 +464,14 @@ impl Table {
         Ok(())
     }
 
-    /// Loads the head of `state.log` from `current.csv`; rebuilds the file
-    /// from the deltas when it does not match the log (only with `locked`).
     /// Loads the head of `state.log` from `current.csv`, or rebuilds it from
     /// the deltas when the file does not match the log (a crash, or another
-    /// process's commit whose file is not written yet); `repair` also
-    /// rewrites the file.
+    /// process's commit whose file is not written yet). With `repair` (the
+    /// caller holds the table lock and read the log and this file after
+    /// taking it, so the staleness is re-checked by the file's one writer)
+    /// it also rewrites the file, best effort: the file is a cache, and a
+    /// failure to write it (a full disk) never fails the read; the head is
+    /// served from memory and the next locked open or commit rewrites it.
     fn load_head(&self, state: &mut State, repair: bool) -> Result<()> {
         let io = &*self.ctx.io;
         let cur = self.path(CURRENT);
@@ -476,11 +504,11 @@ impl Table {
                     let i = state.log.iter().rposition(|e| &e.hash == h)?;
                     Some((i as u64 + 1, on_disk.as_deref()?))
                 });
-                let bytes = Arc::new(self.reconstruct(&state.log, known, seq)?);
-                if repair {
-                    self.write_current(&bytes, true)?;
+                let bytes = self.reconstruct(&state.log, known, seq)?;
+                if repair && let Err(e) = write_head(&*self.ctx.io, &cur, &bytes, true) {
+                    tracing::warn!(table = %self.name, error = %e.report(), "could not rewrite current.csv; serving the head from memory");
                 }
-                Arc::unwrap_or_clone(bytes)
+                bytes
             }
         };
         state.columns = Arc::new(if head.is_empty() {
@@ -494,20 +522,19 @@ impl Table {
         Ok(())
     }
 
-    /// Writes `current.csv`: durably (temp, fsync, rename, fsync dir) when
-    /// recovery rebuilt it; else as a cache refresh, on the background
-    /// writer when there is one. The log line is the commit point; open()
-    /// rebuilds a `current.csv` that does not match it.
-    fn write_current(&self, bytes: &Arc<Vec<u8>>, durable: bool) -> Result<()> {
-        if durable && !bytes.is_empty() {
-            return replace_file(&*self.ctx.io, &self.path(CURRENT), bytes);
-        }
+    /// Refreshes `current.csv` after a commit with `head`, the version that
+    /// a `version.log` of `log_len` bytes ends with: on the background writer
+    /// when there is one (it renames under the lock, if the log still ends
+    /// there), else now, without fsync. The caller holds the table lock. The
+    /// log line is the commit point; open() rebuilds a `current.csv` that
+    /// does not match it.
+    fn refresh_current(&self, head: &Arc<Vec<u8>>, log_len: u64) -> Result<()> {
         match &self.head_writer {
-            Some(w) if !durable => {
-                w.submit(Arc::clone(bytes));
+            Some(w) => {
+                w.submit(Arc::clone(head), log_len);
                 Ok(())
             }
-            _ => write_head(&*self.ctx.io, &self.path(CURRENT), bytes),
+            None => write_head(&*self.ctx.io, &self.path(CURRENT), head, false),
         }
     }
 
@@ -1145,9 +1172,10 @@ impl Table {
         live.head = Arc::clone(&head);
         writer.log_len = Some(live.log_len);
         let seq = live.log.len() as u64;
+        let log_len = live.log_len;
         let version = self.info(&live.log, seq);
         drop(live);
-        if let Err(e) = self.write_current(&head, false) {
+        if let Err(e) = self.refresh_current(&head, log_len) {
             // The next open rebuilds it from the deltas; the version is safe.
             tracing::error!(table = %self.name, error = %e.report(), "version committed but current.csv not refreshed");
         }

@@ -1,6 +1,13 @@
 //! `rdb verify`: rebuilds every version of every table from the stored
 //! deltas with a standard bspatch (qbsdiff), and checks every CRC, hash,
-//! keyframe and the head. Read-only: it repairs nothing.
+//! keyframe and the head. Read-only: it repairs nothing, and so is never a
+//! second writer of a file a running mount owns.
+//!
+//! Problems are damage: history that cannot be rebuilt or does not match
+//! its log. Notes are not: a `current.csv` that differs from a head that the
+//! deltas rebuild is a stale cache (a process killed between its commit
+//! point and its head write, or a writer still at work), which the next open
+//! that takes the table's lock rewrites, and which no read ever depends on.
 
 use std::path::Path;
 
@@ -23,7 +30,18 @@ pub struct Problem {
 pub struct VerifyReport {
     pub tables: usize,
     pub versions: usize,
+    /// Damage: what cannot be rebuilt or does not match the log.
     pub problems: Vec<Problem>,
+    /// Not damage: caches that differ from the truth and are rebuilt from it
+    /// (a stale `current.csv`).
+    pub notes: Vec<Problem>,
+}
+
+/// What `verify_table` found in one table.
+#[derive(Debug, Default)]
+struct Findings {
+    problems: Vec<String>,
+    notes: Vec<String>,
 }
 
 impl Database {
@@ -34,28 +52,35 @@ impl Database {
         for name in self.table_names()? {
             report.tables += 1;
             let dir = self.root().join("tables").join(&name);
-            let problems = verify_table(
+            let found = verify_table(
                 self.root(),
                 &dir,
                 self.config().delimiter_byte(),
                 &mut report.versions,
             );
+            let named = |what| Problem {
+                table: name.clone(),
+                what,
+            };
             report
                 .problems
-                .extend(problems.into_iter().map(|what| Problem {
-                    table: name.clone(),
-                    what,
-                }));
+                .extend(found.problems.into_iter().map(named));
+            report.notes.extend(found.notes.into_iter().map(named));
         }
         Ok(report)
     }
 }
 
-fn verify_table(root: &Path, dir: &Path, delim: u8, versions: &mut usize) -> Vec<String> {
+fn verify_table(root: &Path, dir: &Path, delim: u8, versions: &mut usize) -> Findings {
     let mut problems = Vec::new();
     let log_bytes = match std::fs::read(dir.join(LOG)) {
         Ok(b) => b,
-        Err(e) => return vec![format!("{LOG}: {e}")],
+        Err(e) => {
+            return Findings {
+                problems: vec![format!("{LOG}: {e}")],
+                notes: Vec::new(),
+            };
+        }
     };
     let mut parsed = log::parse(&log_bytes, 0);
     // The last line of a frame without a commit record is not part of the
@@ -140,17 +165,33 @@ fn verify_table(root: &Path, dir: &Path, delim: u8, versions: &mut usize) -> Vec
         }
         content = next;
     }
+    let mut notes = Vec::new();
     if let Some(last) = parsed.entries.last() {
-        match std::fs::read(dir.join(CURRENT)) {
-            Ok(b) if content_hash(&b) == last.hash => {}
-            Ok(_) => problems.push(format!(
-                "{CURRENT} differs from the head version (rebuilt on next open)"
+        // `content` now holds the head as the deltas rebuild it (None when
+        // the chain broke, which is reported above).
+        let stale = match std::fs::read(dir.join(CURRENT)) {
+            Ok(b) if content_hash(&b) == last.hash && b.len() as u64 == last.size => None,
+            Ok(_) => Some(format!("{CURRENT} differs from the head version")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (last.size != 0).then(|| format!("{CURRENT} is missing"))
+            }
+            // Open reads the file too: an unreadable one stops commands.
+            Err(x) => {
+                problems.push(format!("{CURRENT}: {x}"));
+                None
+            }
+        };
+        match (stale, &content) {
+            (Some(what), Some(_)) => notes.push(format!(
+                "{what}: a stale cache, rebuilt from the deltas on the next open (nothing is lost)"
             )),
-            Err(_) if last.size == 0 => {}
-            Err(x) => problems.push(format!("{CURRENT}: {x}")),
+            (Some(what), None) => problems.push(format!(
+                "{what}, and the head cannot be rebuilt from the deltas"
+            )),
+            (None, _) => {}
         }
     }
-    problems
+    Findings { problems, notes }
 }
 
 /// Applies a stored delta with a standard bspatch, and checks that our

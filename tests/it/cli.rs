@@ -978,3 +978,223 @@ fn schema_set_show_and_drop_type_queries() {
     assert_eq!(r.run(&["schema:drop", "shop", "users"]).code, 3);
     assert!(r.ok(&q).out().contains("\"zip\": \"00501\""));
 }
+
+/// A small tmpfs mounted on `dir` until dropped: a real file system that
+/// fills up. Needs root (tests run as root under CI); `None` elsewhere.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status();
+        if st.is_ok_and(|s| s.success()) {
+            return Some(Tmpfs(dir.to_path_buf()));
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "mounting a tmpfs is needed under CI (root)"
+        );
+        eprintln!("skipping: cannot mount a tmpfs");
+        None
+    }
+
+    /// Writes `name` until the file system is full (ENOSPC).
+    fn fill(&self, name: &str) {
+        let mut f = std::fs::File::create(self.0.join(name)).unwrap();
+        for chunk in [64 << 10, 4 << 10, 1] {
+            let buf = vec![0u8; chunk];
+            let err = loop {
+                if let Err(e) = f.write_all(&buf) {
+                    break e;
+                }
+            };
+            assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+/// Temp files (`.<name>.rdb-tmp-...`) left in `dir`.
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".rdb-tmp-"))
+        .collect()
+}
+
+#[test]
+fn read_commands_work_on_a_full_disk_with_a_stale_current_csv() {
+    let r = Rdb::new();
+    // Everything of rdb (home, registry, database) on a 2 MiB file system;
+    // declared after `r`, so it is unmounted before the directory goes.
+    let Some(disk) = Tmpfs::mount(r.home.path(), "2m") else {
+        return;
+    };
+    r.ok(&["db:init", "shop"]);
+    let v1 = rows(200);
+    let v2 = set_row(&v1, "100", "100|changed|0");
+    let f1 = r.file("v1.csv", &v1);
+    let f2 = r.file("v2.csv", &v2);
+    r.ok(&["table:create", "shop", "t", "--from", &f1]);
+    r.ok(&["table:import", "shop", "t", &f2]);
+    // A daemon killed between its commit point and its head write leaves
+    // current.csv at the version before: a stale cache.
+    let tdir = r.db_root("shop").join("tables/t");
+    let cur = tdir.join("current.csv");
+    std::fs::write(&cur, &v1).unwrap();
+    disk.fill("filler");
+
+    let list = r.ok(&["version:list", "shop", "t", "--format", "csv"]);
+    assert_eq!(list.out().lines().count(), 3, "{}", list.out());
+    assert_eq!(r.ok(&["version:show", "shop", "t", "1"]).stdout, v1);
+    assert_eq!(r.ok(&["version:show", "shop", "t", "2"]).stdout, v2);
+    let export = r.ok(&["table:export", "shop", "t"]);
+    assert_eq!(export.stdout, v2);
+    assert!(
+        export.stderr.contains("could not rewrite current.csv"),
+        "the failed cache rewrite is logged: {}",
+        export.stderr
+    );
+    let verify = r.run(&["verify", "shop"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.out(), verify.stderr);
+    assert!(
+        verify.out().contains("note: t: current.csv differs"),
+        "{}",
+        verify.out()
+    );
+    // Nothing could be written, and nothing half-written is left behind.
+    assert_eq!(std::fs::read(&cur).unwrap(), v1);
+    assert_eq!(temp_files(&tdir), Vec::<String>::new());
+
+    // Space again: the next command rewrites the cache, verify has no note.
+    std::fs::remove_file(r.home.path().join("filler")).unwrap();
+    assert_eq!(r.ok(&["table:export", "shop", "t"]).stdout, v2);
+    assert_eq!(std::fs::read(&cur).unwrap(), v2);
+    let verify = r.ok(&["verify", "shop"]).out();
+    assert!(!verify.contains("note"), "{verify}");
+}
+
+#[test]
+fn verify_calls_a_stale_current_csv_a_note_and_damage_exit_7() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let v1 = rows(300);
+    let v2 = set_row(&v1, "150", "150|changed|0");
+    let f1 = r.file("v1.csv", &v1);
+    let f2 = r.file("v2.csv", &v2);
+    r.ok(&["table:create", "shop", "t", "--from", &f1]);
+    r.ok(&["table:import", "shop", "t", &f2]);
+    let tdir = r.db_root("shop").join("tables/t");
+    let cur = tdir.join("current.csv");
+
+    // The cache edited behind the store's back, truncated, or gone: a note.
+    type Stale = fn(&Path, &[u8]);
+    let stale: [(&str, Stale); 4] = [
+        ("differs", |p, v1| std::fs::write(p, v1).unwrap()),
+        ("differs", |p, _| {
+            let b = std::fs::read(p).unwrap();
+            std::fs::write(p, &b[..b.len() / 2]).unwrap()
+        }),
+        ("differs", |p, _| std::fs::write(p, b"").unwrap()),
+        ("is missing", |p, _| std::fs::remove_file(p).unwrap()),
+    ];
+    for (what, make_stale) in stale {
+        r.ok(&["table:export", "shop", "t"]); // rebuilds the cache
+        assert_eq!(std::fs::read(&cur).unwrap(), v2);
+        make_stale(&cur, &v1);
+        let out = r.run(&["verify", "shop"]);
+        assert_eq!(out.code, 0, "{what}: {}", out.out());
+        assert!(
+            out.out()
+                .contains("shop: ok (1 tables, 2 versions checked)")
+                && out.out().contains(&format!("note: t: current.csv {what}")),
+            "{}",
+            out.out()
+        );
+    }
+
+    // Real damage still exits 7, stale cache or not: a hash in the log that
+    // the chain does not rebuild (with a valid CRC)...
+    let log = tdir.join("version.log");
+    let good_log = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<String> = good_log.lines().map(str::to_string).collect();
+    let mut fields: Vec<String> = lines[1].split('|').map(str::to_string).collect();
+    fields[7] = "0".repeat(32);
+    fields.pop();
+    let body = fields.join("|");
+    lines[1] = format!("{body}|{:08x}", crc32fast::hash(body.as_bytes()));
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = r.run(&["verify", "shop"]);
+    assert_eq!(out.code, 7, "{}", out.out());
+    assert!(
+        out.out()
+            .contains("version 2: rebuilt bytes do not match the logged hash"),
+        "{}",
+        out.out()
+    );
+    std::fs::write(&log, &good_log).unwrap();
+    // ...and a delta that does not rebuild.
+    let mut deltas: Vec<PathBuf> = std::fs::read_dir(&tdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".bsdiff"))
+        .collect();
+    deltas.sort();
+    let mut bytes = std::fs::read(&deltas[1]).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x55;
+    std::fs::write(&deltas[1], bytes).unwrap();
+    let out = r.run(&["verify", "shop"]);
+    assert_eq!(out.code, 7, "{}", out.out());
+    assert!(out.out().contains("version 2: "), "{}", out.out());
+}
+
+#[test]
+fn a_cli_read_leaves_current_csv_to_the_holder_of_the_table_lock() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let v2 = set_row(USERS, "1", "1|A|a@b.c|1");
+    let f1 = r.file("v1.csv", USERS);
+    let f2 = r.file("v2.csv", &v2);
+    r.ok(&["table:create", "shop", "t", "--from", &f1]);
+    r.ok(&["table:import", "shop", "t", &f2]);
+    let cur = r.db_root("shop").join("tables/t/current.csv");
+    // A mount between its commit and its head write: it holds the table's
+    // lock (as its head writer does for the rename) and current.csv is old.
+    std::fs::write(&cur, USERS).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(r.db_root("shop").join("tables/t/lock"))
+        .unwrap();
+    // SAFETY: flock on a valid fd we own.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    assert_eq!(r.ok(&["table:export", "shop", "t"]).stdout, v2);
+    assert_eq!(
+        r.ok(&["version:show", "shop", "t", "1"]).stdout,
+        USERS.to_vec()
+    );
+    assert_eq!(
+        std::fs::read(&cur).unwrap(),
+        USERS,
+        "rewritten while another process held the lock"
+    );
+    drop(lock);
+    assert_eq!(r.ok(&["table:export", "shop", "t"]).stdout, v2);
+    assert_eq!(std::fs::read(&cur).unwrap(), v2);
+}

@@ -1,6 +1,8 @@
 //! The storage engine through its public API.
 
-use reedbase::storage::{Action, Base, CommitOptions, CsvErrorKind, Database, StorageError};
+use reedbase::storage::{
+    Action, Base, CommitOptions, CsvErrorKind, Database, Io, RealIo, StorageError,
+};
 
 use crate::util::{USERS, new_db, rows, set_row};
 
@@ -501,4 +503,310 @@ fn prefetched_history_reads_back_every_version_exactly() {
         let got = t.read_version(i as u64 + 1).unwrap();
         assert!(&got == want, "version {} differs", i + 1);
     }
+}
+
+/// Temp files (`.<name>.rdb-tmp-...`) left in `dir`.
+fn temp_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".rdb-tmp-"))
+        .collect()
+}
+
+#[test]
+fn a_stale_head_file_that_cannot_be_rewritten_is_served_from_memory() {
+    use reedbase::storage::fault::{Fault, FaultIo};
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    let v1 = rows(50);
+    let v2 = set_row(&v1, "7", "7|seven|0");
+    db.create_table("t", &v1, "tester").unwrap();
+    let t = db.table("t").unwrap();
+    t.commit(Base::Head, v2.clone(), &opts()).unwrap();
+    drop(t);
+    drop(db);
+    // A process killed between its commit point and its head write.
+    let tdir = dir.path().join("tables/t");
+    let cur = tdir.join("current.csv");
+    std::fs::write(&cur, &v1).unwrap();
+    // A full disk: the first mutation, the rebuild's write of the file, fails.
+    let io = std::sync::Arc::new(FaultIo::new(1, Fault::Error(libc::ENOSPC)));
+    let db = Database::open_with(io.clone(), dir.path()).unwrap();
+    let t = db.table("t").expect("a read must not fail on a full disk");
+    // The rebuild was tried: its write failed, its temp file was removed.
+    assert_eq!(io.ops(), 2);
+    assert_eq!(*t.head().unwrap().1, v2);
+    assert_eq!(t.read_version(1).unwrap(), v1);
+    assert_eq!(t.versions().unwrap().len(), 2);
+    drop(t);
+    drop(db);
+    assert_eq!(std::fs::read(&cur).unwrap(), v1, "left as it was");
+    assert_eq!(temp_files(&tdir), Vec::<String>::new());
+    // With space again, the next open rewrites it.
+    let db = Database::open(dir.path()).unwrap();
+    db.table("t").unwrap();
+    assert_eq!(std::fs::read(&cur).unwrap(), v2);
+    assert!(db.verify().unwrap().notes.is_empty());
+}
+
+#[test]
+fn a_repair_that_fails_on_io_leaves_the_table_readable() {
+    use reedbase::storage::fault::{Fault, FaultIo};
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("t", USERS, "tester").unwrap();
+    drop(db);
+    // A torn append: open cuts it, but here the cut fails.
+    let log = dir.path().join("tables/t/version.log");
+    let whole = std::fs::read(&log).unwrap();
+    let mut torn = whole.clone();
+    torn.extend_from_slice(b"1795497330123456|abcd");
+    std::fs::write(&log, &torn).unwrap();
+    let io = std::sync::Arc::new(FaultIo::new(1, Fault::Error(libc::EIO)));
+    let db = Database::open_with(io.clone(), dir.path()).unwrap();
+    let t = db.table("t").expect("a failed repair must not fail a read");
+    assert_eq!(*t.head().unwrap().1, USERS);
+    assert_eq!(t.versions().unwrap().len(), 1);
+    // The next commit repairs under the lock first (the fault is spent).
+    let v2 = set_row(USERS, "1", "1|A|a@b.c|1");
+    assert_eq!(
+        t.commit(Base::Head, v2.clone(), &opts())
+            .unwrap()
+            .version
+            .seq,
+        2
+    );
+    drop(t);
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(*db.table("t").unwrap().head().unwrap().1, v2);
+    assert!(db.verify().unwrap().problems.is_empty());
+}
+
+/// The real file system with a gate for the background head writer: once
+/// armed, its next write of a `current.csv` temp file waits until the test
+/// opens the gate; every rename onto `current.csv` is recorded with whether
+/// the test held the table's lock at that moment.
+#[derive(Debug, Default)]
+struct GatedIo {
+    gate: std::sync::Mutex<Gate>,
+    cv: std::sync::Condvar,
+    test_holds_lock: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    armed: bool,
+    writing: bool,
+    open: bool,
+    renames: Vec<bool>,
+}
+
+impl GatedIo {
+    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap()
+    }
+
+    fn arm(&self) {
+        *self.gate() = Gate {
+            armed: true,
+            ..Gate::default()
+        };
+    }
+
+    /// Waits until the head writer is at the gate.
+    fn wait_until_writing(&self) {
+        let mut g = self.gate();
+        while !g.writing {
+            g = self.cv.wait(g).unwrap();
+        }
+    }
+
+    fn open(&self) {
+        self.gate().open = true;
+        self.cv.notify_all();
+    }
+
+    fn renames(&self) -> Vec<bool> {
+        self.gate().renames.clone()
+    }
+}
+
+impl Io for GatedIo {
+    fn read(&self, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+        RealIo.read(path)
+    }
+    fn len(&self, path: &std::path::Path) -> std::io::Result<Option<u64>> {
+        RealIo.len(path)
+    }
+    fn read_at(&self, path: &std::path::Path, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        RealIo.read_at(path, offset, len)
+    }
+    fn list(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+        RealIo.list(dir)
+    }
+    fn create_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        RealIo.create_dir(dir)
+    }
+    fn write_new(&self, path: &std::path::Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+        let name = path.file_name().unwrap().to_string_lossy();
+        if name.starts_with(".current.csv.rdb-tmp-") {
+            let mut g = self.gate();
+            if g.armed {
+                g.writing = true;
+                self.cv.notify_all();
+                while !g.open {
+                    g = self.cv.wait(g).unwrap();
+                }
+                g.armed = false;
+            }
+        }
+        RealIo.write_new(path, bytes, sync)
+    }
+    fn append(&self, path: &std::path::Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+        RealIo.append(path, bytes, sync)
+    }
+    fn truncate(&self, path: &std::path::Path, len: u64) -> std::io::Result<()> {
+        RealIo.truncate(path, len)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        if to.file_name().is_some_and(|n| n == "current.csv") {
+            let held = self
+                .test_holds_lock
+                .load(std::sync::atomic::Ordering::SeqCst);
+            self.gate().renames.push(held);
+        }
+        RealIo.rename(from, to)
+    }
+    fn rename_noreplace(
+        &self,
+        from: &std::path::Path,
+        to: &std::path::Path,
+    ) -> std::io::Result<()> {
+        RealIo.rename_noreplace(from, to)
+    }
+    fn remove(&self, path: &std::path::Path) -> std::io::Result<()> {
+        RealIo.remove(path)
+    }
+    fn remove_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        RealIo.remove_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        RealIo.sync_dir(dir)
+    }
+}
+
+/// Holds `tables/<t>/lock` through a file of its own, as another process does.
+fn hold_table_lock(dir: &std::path::Path, table: &str) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("tables").join(table).join("lock"))
+        .unwrap();
+    // SAFETY: flock on a valid fd we own.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    f
+}
+
+fn set_lock_timeout_ms(dir: &std::path::Path, ms: u64) {
+    let cfg = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("lock_timeout_ms = 5000", &format!("lock_timeout_ms = {ms}"));
+    std::fs::write(&cfg, text).unwrap();
+}
+
+#[test]
+fn the_head_writer_never_replaces_current_csv_while_another_process_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(
+        new_db(dir.path())
+            .create_table("t", USERS, "tester")
+            .unwrap(),
+    );
+    // The head writer waits this long for the lock, then leaves the file.
+    set_lock_timeout_ms(dir.path(), 200);
+    let io = std::sync::Arc::new(GatedIo::default());
+    let db = Database::open_with(io.clone(), dir.path()).unwrap();
+    let t = db.table("t").unwrap();
+    let cur = dir.path().join("tables/t/current.csv");
+
+    io.arm();
+    let v2 = set_row(USERS, "1", "1|A|a@b.c|1");
+    t.commit(Base::Head, v2.clone(), &opts()).unwrap();
+    // The commit returned (durable); its head is being written off the lock
+    // while another process takes the table's lock.
+    io.wait_until_writing();
+    let lock = hold_table_lock(dir.path(), "t");
+    io.test_holds_lock
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    io.open();
+    // Waits for the writer: it cannot take the lock within the timeout.
+    t.flush();
+    assert_eq!(
+        io.renames(),
+        Vec::<bool>::new(),
+        "current.csv replaced while another process held the table lock"
+    );
+    assert_eq!(std::fs::read(&cur).unwrap(), USERS);
+    assert_eq!(
+        temp_files(&dir.path().join("tables/t")),
+        Vec::<String>::new()
+    );
+    assert_eq!(*t.head().unwrap().1, v2, "the head is served from memory");
+
+    // Released: the next head lands.
+    io.test_holds_lock
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    drop(lock);
+    let v3 = set_row(&v2, "2", "2|B|b@c.d|2");
+    t.commit(Base::Head, v3.clone(), &opts()).unwrap();
+    t.flush();
+    assert_eq!(std::fs::read(&cur).unwrap(), v3);
+    assert_eq!(io.renames(), vec![false]);
+}
+
+#[test]
+fn an_older_head_never_lands_over_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(
+        new_db(dir.path())
+            .create_table("t", USERS, "tester")
+            .unwrap(),
+    );
+    let io = std::sync::Arc::new(GatedIo::default());
+    let db = Database::open_with(io.clone(), dir.path()).unwrap();
+    let t = db.table("t").unwrap();
+    let cur = dir.path().join("tables/t/current.csv");
+
+    // This handle commits v2; its head writer stops before writing.
+    io.arm();
+    let v2 = set_row(USERS, "1", "1|A|a@b.c|1");
+    t.commit(Base::Head, v2.clone(), &opts()).unwrap();
+    io.wait_until_writing();
+    // Another process commits v3 meanwhile and writes its head.
+    let other = Database::open(dir.path()).unwrap();
+    let o = other.table("t").unwrap();
+    let v3 = set_row(&v2, "2", "2|B|b@c.d|2");
+    assert_eq!(
+        o.commit(Base::Head, v3.clone(), &opts())
+            .unwrap()
+            .version
+            .seq,
+        3
+    );
+    o.flush();
+    assert_eq!(std::fs::read(&cur).unwrap(), v3);
+    // The first writer goes on: its v2 is no longer the head, so it must
+    // not replace v3's file.
+    io.open();
+    t.flush();
+    assert_eq!(io.renames(), Vec::<bool>::new());
+    assert_eq!(std::fs::read(&cur).unwrap(), v3);
+    assert_eq!(*t.head().unwrap().1, v3);
+    drop(o);
+    drop(other);
+    assert!(db.verify().unwrap().notes.is_empty());
 }
