@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::storage::csv::{TableIndex, record_fields};
+use crate::storage::csv::{TableIndex, record_fields, strip_bom};
 use crate::storage::{
     CommitOptions, Committed, ConflictPolicy, CsvError, Database, Frame, FrameCommitted,
     StorageError, Table,
@@ -387,6 +387,29 @@ fn choose_raw(
     }
 }
 
+/// [`merge3`] of the three sides of a save as they will be stored: without
+/// a leading byte-order mark (`strip_bom`), or the merge would take
+/// `\u{feff}id` and `id` for two columns. Ours is stripped already where it
+/// came in (`Table::commit_resolving`, `Frame::stage`); stripping it again
+/// costs nothing (borrowed, idempotent) and keeps the merge right for any
+/// caller. Base and head are stored versions, which hold a mark only if
+/// saved before saves stripped it.
+fn merge3_stored(
+    base: &[u8],
+    ours: &[u8],
+    theirs: &[u8],
+    delim: u8,
+    policy: ConflictPolicy,
+) -> Result<Merged, MergeError> {
+    merge3(
+        &strip_bom(base),
+        &strip_bom(ours),
+        &strip_bom(theirs),
+        delim,
+        policy,
+    )
+}
+
 /// How a merging commit ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -415,7 +438,7 @@ pub fn commit_merging(
     let mut merged: Option<Vec<Conflict>> = None;
     let committed =
         table.commit_resolving(base, content, opts, |base_bytes, ours, head_bytes, head| {
-            let m = merge3(base_bytes, ours, head_bytes, delim, policy)?;
+            let m = merge3_stored(base_bytes, ours, head_bytes, delim, policy)?;
             if !m.conflicts.is_empty() && policy == ConflictPolicy::Reject {
                 return Err(MergeError::Conflicts {
                     conflicts: m.conflicts,
@@ -449,7 +472,7 @@ pub fn commit_frame_merging(
     let mut overwritten = Vec::new();
     let committed =
         db.commit_frame_resolving(frame, user, |table, base, ours, head, head_seq| {
-            let m = merge3(base, ours, head, delim, policy)?;
+            let m = merge3_stored(base, ours, head, delim, policy)?;
             if !m.conflicts.is_empty() && policy == ConflictPolicy::Reject {
                 return Err(MergeError::Conflicts {
                     conflicts: m.conflicts,

@@ -418,3 +418,154 @@ fn inserts_anchored_out_of_order_are_all_kept() {
         );
     }
 }
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn with_bom(b: &[u8]) -> Vec<u8> {
+    [BOM, b].concat()
+}
+
+// One change on each side of BASE, in different rows, and their merge.
+const OURS: &[u8] = b"id|name|age\n1|Ann|31\n2|Bob|40\n3|Cy|50\n";
+const THEIRS: &[u8] = b"id|name|age\n1|Ann|30\n2|Bob|40\n3|Cy|55\n";
+const BOTH: &[u8] = b"id|name|age\n1|Ann|31\n2|Bob|40\n3|Cy|55\n";
+
+#[test]
+fn the_three_sides_merge_without_their_byte_order_marks() {
+    // A base and head saved with a mark before saves stripped it against a
+    // writer without one, and a writer's mark against sides without: the
+    // first column is `id` on every side, not `\u{feff}id` on some.
+    for (b, o, t) in [
+        (with_bom(BASE), OURS.to_vec(), with_bom(THEIRS)),
+        (BASE.to_vec(), with_bom(OURS), THEIRS.to_vec()),
+    ] {
+        let r = merge3_stored(&b, &o, &t, b'|', ConflictPolicy::Reject).unwrap();
+        assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+        assert_eq!(text(&r), String::from_utf8_lossy(BOTH));
+    }
+}
+
+fn new_store() -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let io = std::sync::Arc::new(crate::storage::RealIo);
+    let db = Database::init(io, dir.path(), "shop", '|').unwrap();
+    db.create_table("t", BASE, "tester").unwrap();
+    (dir, db)
+}
+
+fn update() -> CommitOptions<'static> {
+    CommitOptions::new(crate::storage::Action::Update, "tester")
+}
+
+/// The CSV error of a refused save, from the merge's parse or the store's.
+fn csv_kind(e: MergeError) -> crate::storage::CsvErrorKind {
+    match e {
+        MergeError::Csv { error, .. } | MergeError::Storage(StorageError::Csv(error)) => error.kind,
+        other => panic!("expected a CSV error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_merging_save_strips_the_mark_and_refuses_nul_and_lone_cr() {
+    use crate::storage::{Base, CsvErrorKind};
+    let (_dir, db) = new_store();
+    let t = db.table("t").unwrap();
+    t.commit(Base::Head, THEIRS.to_vec(), &update()).unwrap();
+    // The writer started from version 1 and its editor wrote a mark.
+    let out = commit_merging(
+        &t,
+        1,
+        with_bom(OURS),
+        &update(),
+        ConflictPolicy::Reject,
+        b'|',
+    )
+    .unwrap();
+    match out {
+        Outcome::Merged { conflicts, .. } => assert!(conflicts.is_empty()),
+        other => panic!("expected a merge, got {other:?}"),
+    }
+    assert_eq!(t.columns().unwrap(), ["id", "name", "age"]);
+    let head = t.head().unwrap();
+    assert_eq!((head.0, &head.1[..]), (3, BOTH));
+    // A save from the head (no merge) with a mark, and the same save again.
+    for (base, created) in [(3, true), (4, false)] {
+        let out = commit_merging(
+            &t,
+            base,
+            with_bom(THEIRS),
+            &update(),
+            ConflictPolicy::Reject,
+            b'|',
+        );
+        match out.unwrap() {
+            Outcome::Clean(c) => assert_eq!(c.created, created),
+            other => panic!("expected a clean save, got {other:?}"),
+        }
+        let now = t.head().unwrap();
+        assert_eq!((now.0, &now.1[..]), (4, THEIRS));
+    }
+    let head = t.head().unwrap();
+    // Refused whether the save merges (base 1) or not (base 4); the head stays.
+    let bad = [
+        (
+            &b"id|name|age\n1|Ann|31\n2|B\0b|41\n3|Cy|50\n"[..],
+            CsvErrorKind::NulByte,
+        ),
+        (
+            b"id|name|age\r1|Ann|31\r2|Bob|41\r3|Cy|50\r",
+            CsvErrorKind::LoneCarriageReturn,
+        ),
+    ];
+    for (content, kind) in bad {
+        for base in [1, 4] {
+            let e = commit_merging(
+                &t,
+                base,
+                content.to_vec(),
+                &update(),
+                ConflictPolicy::LastWriterWins,
+                b'|',
+            )
+            .unwrap_err();
+            assert_eq!(csv_kind(e), kind, "base {base}");
+            assert_eq!(t.head().unwrap(), head);
+        }
+    }
+}
+
+#[test]
+fn a_frame_stages_without_the_mark_and_merges() {
+    use crate::storage::{Action, Base, Staged};
+    let (_dir, db) = new_store();
+    let t = db.table("t").unwrap();
+    let mut f = Frame::begin("f").unwrap();
+    f.stage("t", Base::Version(1), with_bom(OURS)).unwrap();
+    let staged = f.staged().next().unwrap().1;
+    assert_eq!((&staged.content[..], staged.action), (OURS, Action::Frame));
+    // The head moves before the frame commits: the frame merges.
+    t.commit(Base::Head, THEIRS.to_vec(), &update()).unwrap();
+    let (done, overwritten) =
+        commit_frame_merging(&db, f, "tester", ConflictPolicy::Reject).unwrap();
+    assert!(overwritten.is_empty());
+    assert_eq!(done.tables.len(), 1);
+    assert_eq!(&t.head().unwrap().1[..], BOTH);
+    assert_eq!(t.columns().unwrap(), ["id", "name", "age"]);
+    // A frame resumed from staged files strips too; a file of nothing but
+    // a mark is empty content, never a drop.
+    let part = |content: &[u8], action| Staged {
+        base: Base::Head,
+        content: content.to_vec(),
+        action,
+    };
+    let f = Frame::resume(
+        "00000000-0000-0000-0000-000000000000",
+        "g",
+        vec![("t".into(), part(&with_bom(OURS), Action::Frame))],
+    );
+    assert_eq!(f.staged().next().unwrap().1.content, OURS);
+    let mut f = Frame::begin("h").unwrap();
+    f.stage("t", Base::Head, BOM.to_vec()).unwrap();
+    let staged = f.staged().next().unwrap().1;
+    assert_eq!((staged.content.len(), staged.action), (0, Action::Frame));
+}

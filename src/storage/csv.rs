@@ -25,6 +25,10 @@ pub struct CsvError {
 pub enum CsvErrorKind {
     NoHeader,
     NotUtf8,
+    /// A NUL byte (0x00): never part of a text table.
+    NulByte,
+    /// A CR outside quotes not followed by LF (old Mac line endings).
+    LoneCarriageReturn,
     UnterminatedQuote,
     QuoteInUnquotedField,
     TextAfterClosingQuote,
@@ -51,6 +55,12 @@ impl fmt::Display for CsvError {
         match &self.kind {
             CsvErrorKind::NoHeader => f.write_str("empty content: a header line is required"),
             CsvErrorKind::NotUtf8 => f.write_str("not valid UTF-8"),
+            CsvErrorKind::NulByte => f.write_str(
+                "NUL byte (0x00): a table is text and holds no NUL (a binary or UTF-16 file? convert it to UTF-8)",
+            ),
+            CsvErrorKind::LoneCarriageReturn => f.write_str(
+                "a lone carriage return (CR): lines end with LF or CRLF; convert old Mac line endings with `tr '\\r' '\\n'`",
+            ),
             CsvErrorKind::UnterminatedQuote => f.write_str("quoted field is never closed"),
             CsvErrorKind::QuoteInUnquotedField => f.write_str(
                 "quote inside an unquoted field (quote the whole field and double the quote)",
@@ -146,6 +156,10 @@ fn parse_record(b: &[u8], mut pos: usize, delim: u8, line: u64) -> Result<Record
                     newlines += 1;
                     break;
                 }
+                // Not "text after the quote": the file's line endings are the mistake.
+                Some(b'\r') => {
+                    return Err(err(newlines, fields - 1, CsvErrorKind::LoneCarriageReturn));
+                }
                 Some(_) => {
                     return Err(err(
                         newlines,
@@ -161,7 +175,15 @@ fn parse_record(b: &[u8], mut pos: usize, delim: u8, line: u64) -> Result<Record
                 .position(|&c| c == delim || c == b'\n' || c == b'"')
                 .map_or(b.len(), |i| pos + i);
             if stop < b.len() && b[stop] == b'"' {
-                return Err(err(newlines, fields, CsvErrorKind::QuoteInUnquotedField));
+                // A CR before the quote (every one here is lone): CR-only
+                // line ends put the next line's quoted field here, and the
+                // line ends are the mistake to name.
+                let kind = if memchr::memchr(b'\r', &b[start..stop]).is_some() {
+                    CsvErrorKind::LoneCarriageReturn
+                } else {
+                    CsvErrorKind::QuoteInUnquotedField
+                };
+                return Err(err(newlines, fields, kind));
             }
             let mut value_end = stop;
             if (stop == b.len() || b[stop] == b'\n')
@@ -339,6 +361,108 @@ fn utf8_check(b: &[u8], range: Range<usize>, base_line: u64) -> Result<(), CsvEr
     }
 }
 
+/// Refuses a NUL byte in `b[range]`, before any parse, as [`utf8_check`]
+/// refuses invalid UTF-8: a text table never holds one (it marks a binary or
+/// UTF-16 file, and C-string tools would cut a value at it), and checked
+/// first it is reported as itself, not as the broken quoting it can cause
+/// (`"a"\0|`). `from` is a record start at or before `range.start`: fields
+/// are counted from the start of the NUL's record, found from there (error
+/// path only).
+fn nul_check(b: &[u8], range: Range<usize>, from: usize, delim: u8) -> Result<(), CsvError> {
+    let Some(k) = memchr::memchr(0, &b[range.clone()]) else {
+        return Ok(());
+    };
+    let at = range.start + k;
+    let mut start = from;
+    loop {
+        let end = record_end(b, start);
+        if end > at || end >= b.len() {
+            break;
+        }
+        start = end;
+    }
+    Err(CsvError {
+        line: line_of(b, at),
+        column: Some(field_at(&b[start..], at - start, delim)),
+        kind: CsvErrorKind::NulByte,
+    })
+}
+
+/// Refuses a CR outside quotes that does not start a CRLF in `r`, a record
+/// [`parse_record`] accepted (so it starts outside quotes). Such a CR is an
+/// old Mac line ending: accepted, a file of them would be one header line
+/// and every row would be lost. A CR inside quotes is data, and CRLF line
+/// ends stay as they are. `line` is the record's first line; the error
+/// names the line and the field (1-based, like every [`CsvError`] column)
+/// of the first such CR. (`parse_record` itself reports one where it would
+/// otherwise report the broken quoting it causes.)
+fn cr_check(b: &[u8], r: Range<usize>, line: u64, delim: u8) -> Result<(), CsvError> {
+    let rec = &b[r.clone()];
+    // Quote parity from the record's start says whether a CR is quoted: an
+    // accepted record has quotes only around quoted fields and doubled
+    // inside them. Counted from the previous CR on, so a long quoted field
+    // full of CRs costs one pass.
+    let mut quoted = false;
+    let mut counted = 0;
+    for at in memchr::memchr_iter(b'\r', rec) {
+        if b.get(r.start + at + 1) == Some(&b'\n') {
+            continue; // CRLF: a line end outside quotes, data inside
+        }
+        quoted ^= memchr::memchr_iter(b'"', &rec[counted..at]).count() % 2 == 1;
+        counted = at;
+        if !quoted {
+            return Err(CsvError {
+                line: line + memchr::memchr_iter(b'\n', &rec[..at]).count() as u64,
+                column: Some(field_at(rec, at, delim)),
+                kind: CsvErrorKind::LoneCarriageReturn,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The 1-based field holding offset `at` of a record that starts outside
+/// quotes (error path only: one pass over the record).
+fn field_at(rec: &[u8], at: usize, delim: u8) -> u64 {
+    let mut quoted = false;
+    let mut field = 1;
+    for &c in &rec[..at] {
+        if c == b'"' {
+            quoted = !quoted;
+        } else if c == delim && !quoted {
+            field += 1;
+        }
+    }
+    field
+}
+
+/// Content without its leading UTF-8 byte-order marks (EF BB BF). Editors
+/// on Windows and spreadsheet exports put one before the first byte; kept,
+/// it would become part of the first column's name (`\u{feff}id`), which no
+/// query names. It is an encoding mark, not content, so every door that
+/// saves a writer's table bytes strips it. All leading marks go (a file
+/// converted twice has two), which makes the call idempotent: doors that
+/// pass content on to one another agree. A mark anywhere else is data.
+/// Owned content is cut in place, borrowed content is re-sliced; neither
+/// copies when there is no mark.
+pub fn strip_bom<'a>(content: impl Into<Cow<'a, [u8]>>) -> Cow<'a, [u8]> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let mut content = content.into();
+    let mut n = 0;
+    while content[n..].starts_with(BOM) {
+        n += BOM.len();
+    }
+    if n > 0 {
+        match &mut content {
+            Cow::Borrowed(b) => *b = &b[n..],
+            Cow::Owned(v) => {
+                v.drain(..n);
+            }
+        }
+    }
+    content
+}
+
 impl TableIndex {
     pub fn rows(&self) -> usize {
         self.starts.len()
@@ -360,6 +484,17 @@ impl TableIndex {
             });
         }
         utf8_check(b, 0..b.len(), 1)?;
+        nul_check(b, 0..b.len(), 0, delim)?;
+        // Most tables hold no CR but those of CRLF line ends: one pass over
+        // the content spares them a look at every record. Only where a CR
+        // precedes something else must quoting say whether it is data.
+        let cr_to_check = memchr::memchr_iter(b'\r', b).any(|i| b.get(i + 1) != Some(&b'\n'));
+        // The header's line ends before its names: CR-only line endings make
+        // the whole file one header line, whose names would be checked first.
+        let header = parse_record(b, 0, delim, 1)?;
+        if cr_to_check {
+            cr_check(b, 0..header.end, 1, delim)?;
+        }
         let (columns, header_end, mut line) = parse_header(b, delim)?;
         let mut index = TableIndex {
             columns,
@@ -371,6 +506,9 @@ impl TableIndex {
         let mut pos = header_end;
         while pos < b.len() {
             let rec = parse_record(b, pos, delim, line)?;
+            if cr_to_check {
+                cr_check(b, pos..rec.end, line, delim)?;
+            }
             index.check_record(&rec, line)?;
             if !index.keys.insert(rec.key) {
                 let key = parse_record(b, pos, delim, line)?.key;
@@ -441,6 +579,9 @@ impl TableIndex {
             .unwrap_or(self.header_end)
             .min(p);
         let start = start.max(self.header_end);
+        // A NUL is refused before any parse, as by a full parse. Only the
+        // changed bytes can hold one: the rest is the old, valid content.
+        nul_check(new, p..new.len() - s, start, delim)?;
         let shift = old.len() as i64 - new.len() as i64;
         // Line numbers are counted from the region's start and fixed up only
         // on error: counting the lines before it would cost a scan of the table.
@@ -531,6 +672,7 @@ impl TableIndex {
                 continue;
             }
             let rec = parse_record(new, pos, delim, line)?;
+            cr_check(new, pos..rec.end, line, delim)?;
             self.check_record(&rec, line)?;
             utf8_check(new, pos..rec.end, line)?;
             if next_old < self.starts.len()
@@ -945,13 +1087,295 @@ mod tests {
         Ok(())
     }
 
+    /// The error `TableIndex::parse` gives for `b`, as (line, column, kind).
+    fn refused(b: &[u8]) -> (u64, Option<u64>, CsvErrorKind) {
+        let e = TableIndex::parse(b, b'|').expect_err("must be refused");
+        (e.line, e.column, e.kind)
+    }
+
+    #[test]
+    fn a_nul_byte_is_refused_with_its_line_and_field() {
+        use CsvErrorKind::NulByte;
+        // At the start, in the middle of a row, in the last field, after
+        // the last line, and inside a quoted field (on its second line).
+        assert_eq!(refused(b"\0id|v\n1|a\n"), (1, Some(1), NulByte));
+        assert_eq!(refused(b"id|v\n1|a\n2|b\0c\n3|d\n"), (3, Some(2), NulByte));
+        assert_eq!(refused(b"id|v\n1|a\0"), (2, Some(2), NulByte));
+        assert_eq!(refused(b"id|v\n1|a\n\0"), (3, Some(1), NulByte));
+        assert_eq!(refused(b"id|v\n1|\"a\nb\0\"\n"), (3, Some(2), NulByte));
+        // Even where the rest of the record would be refused for another
+        // reason: the NUL (a binary or UTF-16 file) is the real mistake.
+        assert_eq!(refused(b"id|v\n1|a|\0\n"), (2, Some(3), NulByte));
+        assert_eq!(refused(b"id|v\n1|\"a\"\0\n"), (2, Some(2), NulByte));
+        assert_eq!(refused(b"id|v\r\n1|a\r\0\n"), (2, Some(2), NulByte));
+        let msg = TableIndex::parse(b"id|v\n1|a\n2|b\0\n", b'|')
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("line 3, column 2: NUL byte (0x00)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_lone_cr_is_refused_as_a_line_ending() {
+        use CsvErrorKind::LoneCarriageReturn as Cr;
+        // Old Mac line endings: one header line that would swallow the rows.
+        assert_eq!(refused(b"id|name|n\r1|a|1\r"), (1, Some(3), Cr));
+        assert_eq!(refused(b"id\r"), (1, Some(1), Cr));
+        // In a row, inside an unquoted value, at the very end, after a
+        // closing quote, and a CR doubled before a CRLF.
+        assert_eq!(refused(b"id|v\n1|a\r2|b\n"), (2, Some(2), Cr));
+        assert_eq!(refused(b"id|v\n1|a\rb|c\n"), (2, Some(2), Cr));
+        assert_eq!(refused(b"id|v\n1|a\n2|b\r"), (3, Some(2), Cr));
+        assert_eq!(refused(b"id|v\n1|\"a\"\r2|b\n"), (2, Some(2), Cr));
+        assert_eq!(refused(b"id|v\r\n1|a\r\r\n"), (2, Some(2), Cr));
+        // CR line ends before a quoted field: the line end is named, not
+        // the quote it seems to misplace.
+        assert_eq!(refused(b"id|v\r\"1\"|a\r"), (1, Some(2), Cr));
+        assert_eq!(refused(b"id|v\n1|a\r\"2\"|b\r"), (2, Some(2), Cr));
+        let msg = TableIndex::parse(b"id|name|n\r1|a|1\r", b'|')
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "line 1, column 3: a lone carriage return (CR): lines end with LF or CRLF; \
+             convert old Mac line endings with `tr '\\r' '\\n'`"
+        );
+    }
+
+    #[test]
+    fn a_cr_inside_quotes_is_data() {
+        let b = b"id|v\n1|\"a\rb\"\n2|\"\r\"\n\"3\r\"|\"x\r\ny\"\n";
+        let idx = TableIndex::parse(b, b'|').unwrap();
+        let rows: Vec<Vec<String>> = idx
+            .starts
+            .iter()
+            .map(|&st| record_fields(b, st, b'|'))
+            .collect();
+        assert_eq!(rows, [["1", "a\rb"], ["2", "\r"], ["3\r", "x\r\ny"]]);
+    }
+
+    #[test]
+    fn crlf_line_ends_are_accepted_as_before() {
+        // What the parser did with CRLF before lone CRs were refused: the CR
+        // of a CRLF is no part of a value, key or column name; the offsets
+        // are those of the bytes as written (the content is stored as is).
+        for b in [
+            &b"id|v\r\n1|a\r\n\"2\"|\"x\r\ny\"\r\n3|\r\n"[..],
+            &b"id|v\r\n1|a\r\n\"2\"|\"x\r\ny\"\r\n3|"[..],
+        ] {
+            let idx = TableIndex::parse(b, b'|').unwrap();
+            assert_eq!(idx.columns, ["id", "v"]);
+            assert_eq!(idx.header_end, 6);
+            assert_eq!(idx.starts, [6, 11, 23]);
+            let keys: HashSet<Vec<u8>> = [&b"1"[..], b"2", b"3"].map(|k| k.to_vec()).into();
+            assert_eq!(idx.keys, keys);
+            assert_eq!(record_fields(b, 6, b'|'), ["1", "a"]);
+            assert_eq!(record_fields(b, 11, b'|'), ["2", "x\r\ny"]);
+            assert_eq!(record_fields(b, 23, b'|'), ["3", ""]);
+            assert_eq!(header_columns(b, b'|').unwrap(), ["id", "v"]);
+        }
+    }
+
+    /// `n` rows `i|name i`, LF or CRLF line ends.
+    fn big_table(n: usize, nl: &str) -> Vec<u8> {
+        let mut s = format!("id|name{nl}");
+        for i in 1..=n {
+            s.push_str(&format!("{i}|name {i}{nl}"));
+        }
+        s.into_bytes()
+    }
+
+    /// Replaces the first occurrence of `from` in `b` by `to`.
+    fn replaced(b: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = b.windows(from.len()).position(|w| w == from).unwrap();
+        [&b[..at], to, &b[at + from.len()..]].concat()
+    }
+
+    /// The incremental path (`edit`, which re-parses only the records an
+    /// edit touched) refuses a NUL or a lone CR put into one row of a large
+    /// table, with the row's line, and leaves the index as it was.
+    #[test]
+    fn the_edit_path_refuses_nul_and_lone_cr_in_one_row() {
+        use CsvErrorKind::{LoneCarriageReturn, NulByte};
+        for nl in ["\n", "\r\n"] {
+            let old = big_table(2000, nl);
+            let idx = TableIndex::parse(&old, b'|').unwrap();
+            let row = format!("{nl}1000|name 1000{nl}");
+            let cases: [(String, CsvErrorKind); 4] = [
+                (format!("{nl}1000|na\0me 1000{nl}"), NulByte),
+                (format!("{nl}1000|name 1000\0{nl}"), NulByte),
+                (format!("{nl}1000|na\rme 1000{nl}"), LoneCarriageReturn),
+                (format!("{nl}1000|name 1000\r\r{nl}"), LoneCarriageReturn),
+            ];
+            for (bad_row, kind) in cases {
+                let new = replaced(&old, row.as_bytes(), bad_row.as_bytes());
+                let (p, s) = common_ends(&old, &new);
+                assert!(p > idx.header_end && s > 0, "a small edit in the middle");
+                let mut inc = idx.clone();
+                let e = inc.edit_with(&old, &new, b'|', p, s).unwrap_err();
+                assert_eq!((e.line, e.column, &e.kind), (1001, Some(2), &kind));
+                assert_eq!(inc, idx, "a refused edit leaves the index unchanged");
+                assert_eq!(TableIndex::parse(&new, b'|').unwrap_err(), e);
+            }
+            // A lone CR appended at the end of the last row, and a row
+            // appended with one.
+            for tail in [&b"\r"[..], b"2001|x\r2002|y"] {
+                let new = [&old[..], tail].concat();
+                let mut inc = idx.clone();
+                let e = inc.edit(&old, &new, b'|').unwrap_err();
+                assert_eq!(e.kind, LoneCarriageReturn);
+                assert_eq!(inc, idx);
+            }
+            // The same edits without the bad byte pass.
+            let new = replaced(&old, row.as_bytes(), format!("{nl}1000|nom{nl}").as_bytes());
+            let mut inc = idx.clone();
+            inc.edit(&old, &new, b'|').unwrap();
+            assert_eq!(inc, TableIndex::parse(&new, b'|').unwrap());
+        }
+    }
+
+    #[test]
+    fn strip_bom_removes_only_leading_marks() {
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
+        let table = b"id|v\n1|a\n".to_vec();
+        let with = [BOM, &table].concat();
+        assert_eq!(&*strip_bom(&with[..]), &table[..], "borrowed");
+        assert_eq!(&*strip_bom(with.clone()), &table[..], "owned");
+        assert!(matches!(strip_bom(&table[..]), Cow::Borrowed(_)));
+        // Twice converted: both leading marks go, so stripping is idempotent.
+        let twice = [BOM, BOM, &table].concat();
+        assert_eq!(&*strip_bom(twice), &table[..]);
+        assert_eq!(&*strip_bom(strip_bom(&with[..])), &table[..]);
+        // Kept, the mark is part of the first column's name; stripped, not.
+        let cols = |b: &[u8]| TableIndex::parse(b, b'|').unwrap().columns;
+        assert_eq!(cols(&with), ["\u{feff}id", "v"]);
+        assert_eq!(cols(&strip_bom(&with[..])), ["id", "v"]);
+        // Anywhere else a mark is data: a value, even one at a line start.
+        for mid in [
+            &b"id|v\n1|\xEF\xBB\xBFa\n"[..],
+            b"id|v\n\xEF\xBB\xBF1|a\n",
+            b"id|v\n1|a\n\xEF\xBB\xBF",
+        ] {
+            assert_eq!(&*strip_bom(mid), mid);
+        }
+        assert!(strip_bom(BOM).is_empty());
+        assert!(strip_bom(Vec::new()).is_empty());
+    }
+
+    /// Through the store: `Table::commit` and `Database::create_table` save
+    /// without the mark; a NUL or a lone CR is refused and the head stays.
+    #[test]
+    fn saves_strip_the_bom_and_refuse_nul_and_lone_cr() {
+        use crate::storage::{Action, Base, CommitOptions, Database, RealIo, StorageError};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::init(std::sync::Arc::new(RealIo), dir.path(), "shop", '|').unwrap();
+        let c = db
+            .create_table("t", b"\xEF\xBB\xBFid|v\n1|a\n", "tester")
+            .unwrap();
+        assert_eq!(c.version.seq, 1);
+        let t = db.table("t").unwrap();
+        assert_eq!(t.columns().unwrap(), ["id", "v"]);
+        assert_eq!(&t.head().unwrap().1[..], b"id|v\n1|a\n");
+        let opts = CommitOptions::new(Action::Update, "tester");
+        let c = t
+            .commit(Base::Head, b"\xEF\xBB\xBFid|v\n1|a\n2|b\n".to_vec(), &opts)
+            .unwrap();
+        assert_eq!(c.version.seq, 2);
+        assert_eq!(t.columns().unwrap(), ["id", "v"]);
+        let head = t.head().unwrap();
+        assert_eq!(&head.1[..], b"id|v\n1|a\n2|b\n");
+        // The same content with a mark is no change at all.
+        let c = t
+            .commit(Base::Head, b"\xEF\xBB\xBFid|v\n1|a\n2|b\n".to_vec(), &opts)
+            .unwrap();
+        assert!(!c.created);
+        for (bad, kind) in [
+            (&b"id|v\n1|a\n2|b\0\n"[..], CsvErrorKind::NulByte),
+            (b"id|v\r1|a\r2|b\r", CsvErrorKind::LoneCarriageReturn),
+        ] {
+            match t.commit(Base::Head, bad.to_vec(), &opts) {
+                Err(StorageError::Csv(e)) => assert_eq!(e.kind, kind),
+                other => panic!("expected a CSV error, got {other:?}"),
+            }
+            assert_eq!(t.head().unwrap(), head, "the head is unchanged");
+            assert_eq!(t.versions().unwrap().len(), 2);
+        }
+        t.flush();
+        let on_disk = std::fs::read(dir.path().join("tables/t/current.csv")).unwrap();
+        assert_eq!(on_disk, b"id|v\n1|a\n2|b\n");
+        // create_table validates the content as it will be stored, before it
+        // creates anything: here the mark hid an empty first column name.
+        match db.create_table("x", b"\xEF\xBB\xBF|v\n1|a\n", "tester") {
+            Err(StorageError::Csv(e)) => assert_eq!(e.kind, CsvErrorKind::EmptyColumnName),
+            other => panic!("expected a CSV error, got {other:?}"),
+        }
+        assert!(!dir.path().join("tables/x").exists());
+    }
+
     proptest::proptest! {
+        /// A NUL put anywhere into a valid table is refused, by the full
+        /// parse and by the incremental edit, which leaves the index as it
+        /// was.
+        #[test]
+        fn a_nul_anywhere_is_refused_on_every_path(old in table_text(), at in 0usize..400) {
+            let idx = TableIndex::parse(&old, b'|').unwrap();
+            let at = at.min(old.len());
+            let mut new = old.clone();
+            new.insert(at, 0);
+            let full = TableIndex::parse(&new, b'|').unwrap_err();
+            proptest::prop_assert_eq!(&full.kind, &CsvErrorKind::NulByte);
+            proptest::prop_assert_eq!(full.line, line_of(&new, at));
+            let mut inc = idx.clone();
+            let e = inc.edit(&old, &new, b'|').unwrap_err();
+            proptest::prop_assert_eq!(e, full);
+            proptest::prop_assert_eq!(inc, idx);
+        }
+
+        /// A CR put anywhere into a valid table is accepted exactly where it
+        /// is data (inside quotes) or starts a CRLF, on both paths.
+        #[test]
+        fn a_cr_is_accepted_only_in_quotes_or_before_lf(old in table_text(), at in 0usize..400) {
+            let idx = TableIndex::parse(&old, b'|').unwrap();
+            let at = at.min(old.len());
+            let mut new = old.clone();
+            new.insert(at, b'\r');
+            // The first CR outside quotes not followed by LF (it may be one
+            // that was there before: a CR of a CRLF that now precedes the
+            // new one). In valid content, the parity of the quotes before a
+            // byte says whether it is inside a quoted field.
+            let lone = (0..new.len()).find(|&i| {
+                new[i] == b'\r'
+                    && new.get(i + 1) != Some(&b'\n')
+                    && new[..i].iter().filter(|&&c| c == b'"').count() % 2 == 0
+            });
+            let ok = lone.is_none();
+            let full = TableIndex::parse(&new, b'|');
+            let mut inc = idx.clone();
+            let res = inc.edit(&old, &new, b'|');
+            match (ok, &full, &res) {
+                (true, Ok(f), Ok(_)) => proptest::prop_assert_eq!(f, &inc),
+                (false, Err(f), Err(e)) => {
+                    proptest::prop_assert_eq!(&f.kind, &CsvErrorKind::LoneCarriageReturn);
+                    proptest::prop_assert_eq!(Some(f.line), lone.map(|i| line_of(&new, i)));
+                    proptest::prop_assert_eq!(e, f);
+                    proptest::prop_assert_eq!(&inc, &idx);
+                }
+                _ => proptest::prop_assert!(
+                    false,
+                    "expected ok={} got full {:?} and incremental {:?} for {:?}",
+                    ok, full, res, String::from_utf8_lossy(&new)
+                ),
+            }
+        }
+
         /// Edits in several places (a merge of scattered changes): the
         /// region between them is matched record by record, not parsed.
         #[test]
         fn scattered_edits_agree_with_full_parse(
             old in table_text(),
-            edits in proptest::collection::vec((0usize..400, 0usize..12, "[a-c0-9|\"\n]{0,8}"), 2..5),
+            edits in proptest::collection::vec((0usize..400, 0usize..12, "[a-c0-9|\"\n\r\x00]{0,8}"), 2..5),
         ) {
             let idx = TableIndex::parse(&old, b'|').unwrap();
             let mut new = old.clone();
@@ -971,7 +1395,7 @@ mod tests {
         fn edit_agrees_with_full_parse(
             old in table_text(),
             at in 0usize..400, del in 0usize..30,
-            ins in "[a-c0-9|\"\n\r]{0,12}",
+            ins in "[a-c0-9|\"\n\r\x00]{0,12}",
         ) {
             let idx = TableIndex::parse(&old, b'|').unwrap();
             let at = at.min(old.len());

@@ -453,6 +453,7 @@ impl Database {
     /// version. A dropped table of the same name is re-created on top of its
     /// history.
     pub fn create_table(&self, name: &str, content: &[u8], user: &str) -> Result<Committed> {
+        let content: &[u8] = &super::csv::strip_bom(content);
         names::validate(name)?;
         if let Ok(t) = self.table(name) {
             if !t.is_dropped()? {

@@ -274,11 +274,20 @@ impl Frame {
     }
 
     /// Resumes a frame staged earlier (by another process, see the CLI).
+    /// Like [`Self::stage`], the one other way content enters a frame, it
+    /// strips a leading byte-order mark (see [`super::csv::strip_bom`]).
     pub fn resume(id: &str, name: &str, staged: Vec<(String, Staged)>) -> Frame {
         Frame {
             id: id.to_string(),
             name: name.to_string(),
-            staged: staged.into_iter().collect(),
+            staged: staged
+                .into_iter()
+                .map(|(table, mut st)| {
+                    st.content =
+                        super::csv::strip_bom(std::mem::take(&mut st.content)).into_owned();
+                    (table, st)
+                })
+                .collect(),
         }
     }
 
@@ -290,14 +299,19 @@ impl Frame {
         &self.name
     }
 
-    /// Stages `content` for `table` (replacing what was staged for it).
+    /// Stages `content` for `table` (replacing what was staged for it),
+    /// without a leading byte-order mark: staging is where a frame's
+    /// content enters the store, as `Table::commit` is for a single save.
     pub fn stage(&mut self, table: &str, base: Base, content: Vec<u8>) -> Result<()> {
         names::validate(table)?;
+        // Only empty content asks for a drop: a file holding nothing but a
+        // byte-order mark commits as empty content, never as a drop.
         let action = if content.is_empty() {
             Action::Drop
         } else {
             Action::Frame
         };
+        let content = super::csv::strip_bom(content).into_owned();
         self.staged.insert(
             table.to_string(),
             Staged {

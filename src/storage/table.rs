@@ -978,6 +978,7 @@ impl Table {
 
     /// Commits `content` as the table's new version (see the module doc).
     pub fn commit(&self, base: Base, content: Vec<u8>, opts: &CommitOptions) -> Result<Committed> {
+        let content = super::csv::strip_bom(content).into_owned();
         type Resolve = fn(&[u8], &[u8], &[u8], u64) -> Result<Vec<u8>>;
         self.commit_inner(base, content, opts, None::<Resolve>)
     }
@@ -994,6 +995,7 @@ impl Table {
         opts: &CommitOptions,
         resolve: impl FnOnce(&[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
     ) -> Result<Committed, E> {
+        let content = super::csv::strip_bom(content).into_owned();
         self.commit_inner(Base::Version(base), content, opts, Some(resolve))
     }
 
