@@ -60,6 +60,36 @@ wait
 end=$(date +%s.%N)
 python3 -c "import sys; print(f'| commits/s, 8 writers on 8 tables, 2k-row tables | {8*int(sys.argv[1])/(float(sys.argv[3])-float(sys.argv[2])):.0f} | |')" "$n" "$start" "$end"
 
+# An editor's save in place (vim, nano): truncate, write, fsync, close. The
+# fsync makes the bytes durable under unsaved/ and the close commits them.
+cat > "$base/edit.py" <<'PY'
+import os, sys
+path = sys.argv[1]
+with open(path, "rb") as f:
+    data = f.read()
+data = data.replace(b"\n5000|", b"\n5000|E", 1) if b"\n5000|E" not in data else data.replace(b"\n5000|E", b"\n5000|", 1)
+fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+os.write(fd, data)
+os.fsync(fd)
+os.close(fd)
+PY
+hyperfine -N --warmup 3 --runs 30 --export-json "$base/edit_mnt.json" "python3 $base/edit.py $mnt/users/current.csv" >/dev/null
+hyperfine -N --warmup 3 --runs 30 --export-json "$base/edit_ext4.json" "python3 $base/edit.py $ext4/current.csv" >/dev/null
+m=$(mean "$base/edit_mnt.json"); e=$(mean "$base/edit_ext4.json")
+python3 -c "import sys; m,e=float(sys.argv[1]),float(sys.argv[2]); print(f'| editor save in place (write, fsync, close), 10k rows: mount / ext4 | {m*1e3:.2f} ms / {e*1e3:.2f} ms = {m/e:.1f}x | |')" "$m" "$e"
+
+# Appenders at once on one table: 5 processes x 100 lines with >>.
+start=$(date +%s.%N)
+for w in 1 2 3 4 5; do
+  ( for i in $(seq 1 100); do
+      /usr/bin/printf '%s\n' "$((800000+w*1000+i))|Append|a@x.org|30|DE|Kiel|2024-01-01|1.00|true|" >> "$mnt/users/current.csv"
+    done ) &
+done
+wait
+end=$(date +%s.%N)
+landed=$(grep -c '|Append|' "$mnt/users/current.csv")
+python3 -c "import sys; print(f'| 5 concurrent appenders x 100 lines (>>), 10k-row table | {500/(float(sys.argv[2])-float(sys.argv[1])):.0f} commits/s, {sys.argv[3]} of 500 lines landed | every line once |')" "$start" "$end" "$landed"
+
 # Listing a table's 10k versions through @versions.
 "$rdb" table:create bench hist --columns id,v >/dev/null 2>&1
 python3 - "$mnt/hist/current.csv" <<'PY'

@@ -265,6 +265,8 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
         println!("index_memory_mb = {}", c.index_memory_mb);
         println!("max_join_rows = {}", c.max_join_rows);
         println!("max_rows_in_memory = {}", c.max_rows_in_memory);
+        println!("scratch_memory_mb = {}", c.scratch_memory_mb);
+        println!("scratch_max_mb = {}", c.scratch_max_mb);
     };
     let (Some(key), Some(value)) = (key, value) else {
         let cfg = Config::load(&RealIo, &root.join("config.toml"))?;
@@ -294,9 +296,11 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
             "index_memory_mb" => c.index_memory_mb = number(value)?,
             "max_join_rows" => c.max_join_rows = number(value)?,
             "max_rows_in_memory" => c.max_rows_in_memory = number(value)?.max(1),
+            "scratch_memory_mb" => c.scratch_memory_mb = number(value)?,
+            "scratch_max_mb" => c.scratch_max_mb = number(value)?,
             other => {
                 return Err(format!(
-                    "unknown setting {other:?} (conflict_policy, keyframe_every, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows, max_rows_in_memory)"
+                    "unknown setting {other:?} (conflict_policy, keyframe_every, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows, max_rows_in_memory, scratch_memory_mb, scratch_max_mb)"
                 ));
             }
         }

@@ -14,24 +14,36 @@
 //! Commits run outside it, so a slow commit on one table never blocks
 //! operations on another.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::{FsError, Result};
-use super::node::{Inodes, Node, QUERY_DIR_KEY, ROOT, ResultFormat, frame_dir_key};
+use super::node::{
+    CONFLICTS_DIR_KEY, Inodes, Node, QUERY_DIR_KEY, ROOT, ResultFormat, frame_dir_key,
+};
+use super::spill::{Budget, SpillBuf};
 use super::status::{Event, Status};
 use crate::merge::{self, MergeError, Outcome};
+use crate::storage::attrs::{Attrs, PathAttrs};
 use crate::storage::{
-    Action, Base, CURRENT, CommitOptions, Database, SCHEMA, StorageError, Table, TableIndex, names,
+    Action, Base, CURRENT, CommitOptions, Database, SCHEMA, StorageError, Table, kept, names,
 };
 
+#[path = "conflicts.rs"]
+mod conflicts;
 #[path = "frames.rs"]
 mod frames;
+#[cfg(test)]
+#[path = "model_tests.rs"]
+mod model_tests;
 #[path = "queries.rs"]
 mod queries;
+#[cfg(test)]
+#[path = "saves_tests.rs"]
+mod saves_tests;
 #[path = "schema.rs"]
 mod schema;
 
@@ -111,9 +123,9 @@ pub struct SetAttr {
     pub mtime: Option<SystemTime>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Scratch {
-    data: Vec<u8>,
+    data: SpillBuf,
     symlink: Option<Vec<u8>>,
     perm: u16,
     uid: u32,
@@ -130,19 +142,37 @@ enum Handle {
         backing: Option<std::fs::File>,
     },
     /// `current.csv`, opened for writing: a private buffer committed at
-    /// fsync or release when dirty. `base` is the version it started from
-    /// (`None`: a blind write against the head).
+    /// the close after its data (see `flush`). `base` is the version it
+    /// started from (`None`: a blind write against the head).
     CurrentWrite {
         db: usize,
         table: String,
         buf: Vec<u8>,
         base: Option<u64>,
         dirty: bool,
+        /// Opened with O_APPEND (and not cut since): every write lands at
+        /// the end whatever its offset, and the save appends this handle's
+        /// bytes (`buf[appended_from..]`) to the head as it is when the save
+        /// commits, so concurrent appenders each land exactly once.
+        append: bool,
+        appended_from: usize,
+        /// The durable copy an fsync made before the commit (`unsaved/`).
+        unsaved: Option<String>,
+        /// A modification time set through this handle before its data
+        /// committed (`cp -a`, rsync `--inplace`): given to that version.
+        mtime: Option<SystemTime>,
         /// A write was refused (EFBIG): the content is incomplete and is
         /// never committed.
         failed: bool,
-        /// Flushes seen (closes of this open file).
+        /// Flushes seen from the opening process (its closes of this open
+        /// file).
         flushes: u32,
+        /// The process (thread group) that opened it: only its closes
+        /// commit; a child that inherited the descriptor closes a copy.
+        opener: u32,
+        /// Some program closed it (any flush): one never closed was never
+        /// really open (see `release`).
+        closed: bool,
         /// Emptied or cut by ftruncate through this handle (`truncate -s`):
         /// a save even without data, so its close commits. (O_TRUNC
         /// arrives with the open instead: FUSE_ATOMIC_O_TRUNC.)
@@ -191,6 +221,61 @@ enum EditTarget {
     Schema(String),
 }
 
+impl Handle {
+    /// A writer of a table's content (`current.csv`, or a frame's
+    /// `<table>.csv` when `frame` is set).
+    fn writer(
+        db: usize,
+        table: &str,
+        buf: Vec<u8>,
+        base: Option<u64>,
+        dirty: bool,
+        frame: Option<String>,
+        opener: Caller,
+    ) -> Handle {
+        Handle::CurrentWrite {
+            db,
+            table: table.to_string(),
+            appended_from: buf.len(),
+            buf,
+            base,
+            dirty,
+            append: false,
+            unsaved: None,
+            mtime: None,
+            failed: false,
+            flushes: 0,
+            opener: process_of(opener.pid),
+            closed: false,
+            truncated: false,
+            frame,
+        }
+    }
+
+    /// The size a writer's own fstat must see: what it wrote so far.
+    fn written_len(&self) -> Option<u64> {
+        match self {
+            Handle::CurrentWrite { buf, .. } | Handle::VirtualEdit { buf, .. } => {
+                Some(buf.len() as u64)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What a save of `current.csv` commits.
+enum Save {
+    /// The whole table as the writer made it, from version `base` (`None`: a
+    /// blind write against the head).
+    Whole { content: Vec<u8>, base: Option<u64> },
+    /// Bytes appended (O_APPEND): added to the head as it is at commit.
+    Append(Vec<u8>),
+}
+
+/// How long an unlinked or renamed-away `current.csv` stays hidden from
+/// the process that did it, waiting for that process to create the new one.
+const REPLACEMENT_WINDOW: Duration = Duration::from_secs(60);
+
 #[derive(Debug)]
 struct Inner {
     inodes: Inodes,
@@ -199,8 +284,11 @@ struct Inner {
     dirs: HashMap<(usize, String), BTreeMap<String, u64>>,
     /// Directories made with mkdir that hold no version yet.
     pending_tables: BTreeSet<(usize, String)>,
-    /// Tables whose `current.csv` was renamed or unlinked away (until recreated).
-    absent: HashSet<(usize, String)>,
+    /// Tables whose `current.csv` a process unlinked or renamed away: the
+    /// first half of a replacement (`mv` across file systems, vim's
+    /// `backupcopy=no`). Hidden from that process only (pid, when), until it
+    /// creates the new file; everyone else still sees the table.
+    replacing: HashMap<(usize, String), (u32, std::time::Instant)>,
     handles: HashMap<u64, Handle>,
     next_fh: u64,
     /// Head version last seen per table, to notice commits made elsewhere.
@@ -208,9 +296,8 @@ struct Inner {
     /// Version of a table each process last read or committed (the merge
     /// base of its next save). Bounded: cleared when it grows past 4096.
     last_read: HashMap<(u32, usize, String), u64>,
-    /// Size of the latest written, uncommitted buffer per table (what a
-    /// writer's stat must see, or `>>` appends at the wrong offset).
-    live_size: HashMap<(usize, String), u64>,
+    /// Modes and times writers set, per database (`storage::attrs`).
+    attrs: Vec<Attrs>,
     /// Frames being staged under `<db>/@frames/`.
     frames: HashMap<(usize, String), frames::OpenFrame>,
 }
@@ -233,9 +320,37 @@ pub struct ReedFs {
     invalidate: Mutex<Option<Sender<u64>>>,
     owner: Caller,
     started: SystemTime,
+    /// Memory and disk all scratch files may use.
+    scratch_budget: Arc<Budget>,
 }
 
 const TEMP_NAME_MAX: usize = 255;
+
+/// Appends `bytes` to table `t`'s head as it is when the commit takes the
+/// table lock (`commit_resolving` hands the resolver the newest head), so
+/// concurrent appenders each land exactly once, in commit order.
+fn append_to_head(
+    t: &Table,
+    bytes: &[u8],
+    opts: &CommitOptions,
+) -> std::result::Result<crate::storage::Committed, MergeError> {
+    let (seq, head) = t.head()?;
+    let mut content = Vec::with_capacity(head.len() + bytes.len());
+    content.extend_from_slice(&head);
+    content.extend_from_slice(bytes);
+    t.commit_resolving(seq, content, opts, |_, _, newest, _| {
+        let mut c = Vec::with_capacity(newest.len() + bytes.len());
+        c.extend_from_slice(newest);
+        c.extend_from_slice(bytes);
+        Ok::<_, MergeError>(c)
+    })
+}
+
+/// A scratch file's I/O error (ENOSPC past the scratch budget, or from
+/// the disk it spilled to), with its errno.
+fn scratch_io(e: std::io::Error) -> FsError {
+    FsError::Storage(StorageError::io("write a scratch file", "(scratch)", e))
+}
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -243,6 +358,33 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 
 fn ts_time(ts_us: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros(ts_us)
+}
+
+/// A time as nanoseconds since the epoch (negative before it), as
+/// `storage::attrs` keeps it.
+fn time_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+fn ns_time(ns: i64) -> SystemTime {
+    let d = Duration::from_nanos(ns.unsigned_abs());
+    if ns >= 0 {
+        UNIX_EPOCH + d
+    } else {
+        UNIX_EPOCH - d
+    }
+}
+
+/// The key of a path in `storage::attrs`: `""` for the database directory,
+/// `<t>` for a table's, `<t>/current.csv` for its head.
+fn attrs_key(table: &str, file: Option<&str>) -> String {
+    match file {
+        Some(f) => format!("{table}/{f}"),
+        None => table.to_string(),
+    }
 }
 
 fn name_str(name: &OsStr) -> Result<&str> {
@@ -285,6 +427,19 @@ fn inner_frame_has(tables: &Result<Vec<String>>, t: &str) -> bool {
     tables.as_ref().is_ok_and(|ts| ts.iter().any(|x| x == t))
 }
 
+/// The process (thread group id) a calling thread belongs to: FUSE names
+/// the thread. Unknown (gone, or a made-up id in tests): the id itself.
+fn process_of(pid: u32) -> u32 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return pid;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(pid)
+}
+
 /// User name for the log: the caller's login name, else `uid:<n>`.
 fn user_name(uid: u32) -> String {
     let mut buf = vec![0u8; 1024];
@@ -312,7 +467,7 @@ impl ReedFs {
             gid: unsafe { libc::getgid() },
             pid: std::process::id(),
         };
-        let status = dbs.iter().map(|_| Status::default()).collect();
+        let status: Vec<Status> = dbs.iter().map(|_| Status::default()).collect();
         // Each database's query cache starts from the lookup counts its last
         // mount wrote, so hot columns are indexed as soon as their tables are.
         let queries = dbs
@@ -329,6 +484,52 @@ impl ReedFs {
                 cache
             })
             .collect();
+        let attrs = dbs
+            .iter()
+            .map(|d| {
+                d.db.file_attrs().unwrap_or_else(|e| {
+                    tracing::warn!(db = %d.name, error = %e.report(), "file attributes unreadable");
+                    Attrs::default()
+                })
+            })
+            .collect();
+        // Saves in progress that an fsync made durable, left by a daemon
+        // that died before their close: the bytes go to @rejected/.
+        for (d, st) in dbs.iter().zip(&status) {
+            match d.db.recover_unsaved() {
+                Ok(names) => {
+                    for name in names {
+                        st.push(Event::Rejected {
+                            table: name.split("-unsaved-").next().unwrap_or("").to_string(),
+                            reason:
+                                "a save in progress when the mount stopped (fsynced, never closed)"
+                                    .into(),
+                            kept: Some(format!("@rejected/{name}")),
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(db = %d.name, error = %e.report(), "could not recover unsaved bytes")
+                }
+            }
+        }
+        let (mem_mb, max_mb, spill_root) = dbs.first().map_or((64, 4096, None), |d| {
+            let c = d.db.config();
+            (
+                c.scratch_memory_mb,
+                c.scratch_max_mb,
+                Some(d.db.root().to_path_buf()),
+            )
+        });
+        let scratch_budget = Budget::new(
+            mem_mb << 20,
+            max_mb << 20,
+            Box::new(move || match &spill_root {
+                Some(root) => crate::storage::anonymous_file_in(root)
+                    .map_err(|e| std::io::Error::other(e.report())),
+                None => Err(std::io::Error::from_raw_os_error(libc::ENOSPC)),
+            }),
+        );
         ReedFs {
             queries,
             dbs,
@@ -339,18 +540,19 @@ impl ReedFs {
                 scratch: HashMap::new(),
                 dirs: HashMap::new(),
                 pending_tables: BTreeSet::new(),
-                absent: HashSet::new(),
+                replacing: HashMap::new(),
                 handles: HashMap::new(),
                 next_fh: 1,
                 seen: HashMap::new(),
                 last_read: HashMap::new(),
-                live_size: HashMap::new(),
+                attrs,
                 frames: HashMap::new(),
             }),
             status,
             invalidate: Mutex::new(None),
             owner,
             started: SystemTime::now(),
+            scratch_budget,
         }
     }
 
@@ -505,8 +707,8 @@ impl ReedFs {
 
     fn attr_of(&self, inner: &mut Inner, ino: u64, node: &Node) -> Result<Attr> {
         Ok(match node {
+            Node::Db(db) => self.saved_dir_attr(inner, ino, *db, ""),
             Node::Root
-            | Node::Db(_)
             | Node::Versions(..)
             | Node::Rejected(_)
             | Node::Conflicts(_)
@@ -551,24 +753,27 @@ impl ReedFs {
                 if !self.table_exists(inner, *db, t) {
                     return Err(FsError::NotFound);
                 }
-                self.dir_attr(ino, self.started)
+                self.saved_dir_attr(inner, ino, *db, t)
             }
             Node::Current(db, t) => {
-                if inner.absent.contains(&(*db, t.clone())) {
-                    return Err(FsError::NotFound);
-                }
-                if let Some(&size) = inner.live_size.get(&(*db, t.clone())) {
-                    return Ok(self.file_attr(ino, size, 0o644, SystemTime::now()));
-                }
                 if inner.pending_tables.contains(&(*db, t.clone())) {
-                    return Ok(self.file_attr(ino, 0, 0o644, SystemTime::now()));
+                    return Ok(self.file_attr(ino, 0, 0o644, self.started));
                 }
                 let table = self.table(*db, t)?;
                 let (seq, head) = self.check_head(inner, *db, t, &table)?;
-                let mtime = table
-                    .version(seq)
-                    .map_or(self.started, |v| ts_time(v.ts_us));
-                self.file_attr(ino, head.len() as u64, 0o644, mtime)
+                let saved = inner.attrs[*db].paths.get(&attrs_key(t, Some(CURRENT)));
+                let perm = saved.and_then(|p| p.mode).map_or(0o644, |m| m as u16);
+                // A time set by a writer belongs to the version it was set on.
+                let mtime = match saved
+                    .filter(|p| p.seq == Some(seq))
+                    .and_then(|p| p.mtime_ns)
+                {
+                    Some(ns) => ns_time(ns),
+                    None => table
+                        .version(seq)
+                        .map_or(self.started, |v| ts_time(v.ts_us)),
+                };
+                self.file_attr(ino, head.len() as u64, perm, mtime)
             }
             Node::Scratch(..) => {
                 let s = inner.scratch.get(&ino).ok_or(FsError::NotFound)?;
@@ -579,7 +784,7 @@ impl ReedFs {
                     } else {
                         Kind::File
                     },
-                    size: s.symlink.as_ref().map_or(s.data.len(), Vec::len) as u64,
+                    size: s.symlink.as_ref().map_or(s.data.len(), |l| l.len() as u64),
                     perm: s.perm,
                     uid: s.uid,
                     gid: s.gid,
@@ -590,20 +795,67 @@ impl ReedFs {
                 let v = self.table(*db, t)?.version(*seq)?;
                 self.file_attr(ino, v.size, 0o444, ts_time(v.ts_us))
             }
-            Node::VersionLog(..)
-            | Node::Status(_)
-            | Node::RejectedFile(..)
-            | Node::ConflictFile(..) => {
+            // Editable (docs/MOUNT.md): writable mode, and a time that only
+            // changes with the conflict, so editors do not see it "changed
+            // since reading".
+            Node::ConflictFile(db, name) => {
+                let id = name.strip_suffix(".csv").ok_or(FsError::NotFound)?;
+                let info =
+                    merge::conflicts::get(&self.dbs[*db].db, id).map_err(|_| FsError::NotFound)?;
+                let len = self.generate(node)?.len() as u64;
+                self.file_attr(ino, len, 0o644, ts_time(info.ts_us))
+            }
+            Node::VersionLog(..) | Node::Status(_) | Node::RejectedFile(..) => {
                 let len = self.generate(node)?.len() as u64;
                 self.file_attr(ino, len, 0o444, SystemTime::now())
             }
         })
     }
 
-    pub fn getattr(&self, ino: u64) -> Result<Attr> {
+    /// Attributes of `ino`; `fh` is the caller's open handle when it asks
+    /// through one (fstat, and the kernel's own size checks): a writer sees
+    /// the size of what it wrote, everyone else the head readers get.
+    pub fn getattr(&self, ino: u64, fh: Option<u64>) -> Result<Attr> {
         let mut inner = lock(&self.inner);
         let node = self.node(&inner, ino)?;
-        self.attr_of(&mut inner, ino, &node)
+        self.getattr_locked(&mut inner, ino, &node, fh)
+    }
+
+    /// A directory's attributes with the mode and time writers set on it.
+    fn saved_dir_attr(&self, inner: &Inner, ino: u64, db: usize, key: &str) -> Attr {
+        let mut a = self.dir_attr(ino, self.started);
+        if let Some(p) = inner.attrs[db].paths.get(key) {
+            if let Some(m) = p.mode {
+                a.perm = m as u16;
+            }
+            if let Some(ns) = p.mtime_ns {
+                a.mtime = ns_time(ns);
+            }
+        }
+        a
+    }
+
+    /// Changes the saved attributes of path `key` of database `db` and
+    /// makes them durable.
+    fn set_saved_attrs(
+        &self,
+        inner: &mut Inner,
+        db: usize,
+        key: String,
+        change: impl FnOnce(&mut PathAttrs),
+    ) -> Result<()> {
+        change(inner.attrs[db].paths.entry(key).or_default());
+        self.dbs[db].db.save_file_attrs(&inner.attrs[db])?;
+        Ok(())
+    }
+
+    /// Whether `pid` unlinked or renamed away table `key`'s `current.csv`
+    /// and has not created the new one yet.
+    fn replacing_by(inner: &Inner, key: &(usize, String), pid: u32) -> bool {
+        inner
+            .replacing
+            .get(key)
+            .is_some_and(|(p, at)| *p == pid && at.elapsed() < REPLACEMENT_WINDOW)
     }
 
     /// The child node called `name` in `parent`, if such a child can exist.
@@ -640,7 +892,7 @@ impl ReedFs {
                 Node::VersionFile(*db, t.clone(), v.seq)
             }
             Node::Rejected(db) => Node::RejectedFile(*db, name.to_string()),
-            Node::Conflicts(db) => Node::ConflictFile(*db, name.to_string()),
+            Node::Conflicts(db) => Self::conflicts_child(inner, *db, name),
             Node::FramesRoot(db) => {
                 Self::frame_tables_in(inner, *db, name)?;
                 Node::FrameDir(*db, name.to_string())
@@ -649,7 +901,7 @@ impl ReedFs {
                 queries::QueryName::Saved(stem) => Node::SavedQuery(*db, stem.to_string()),
                 queries::QueryName::Result(stem, f) => Node::SavedResult(*db, stem.to_string(), f),
                 queries::QueryName::Sql => Node::QueryFile(*db, decode_query_name(name)),
-                queries::QueryName::Scratch => {
+                queries::QueryName::Scratch | queries::QueryName::BadName => {
                     Node::Scratch(*db, QUERY_DIR_KEY.to_string(), name.to_string())
                 }
             },
@@ -684,11 +936,16 @@ impl ReedFs {
         })
     }
 
-    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+    pub fn lookup(&self, parent: u64, name: &OsStr, caller: Caller) -> Result<Attr> {
         let name = name_str(name)?;
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
         let node = self.child(&inner, &pnode, name)?;
+        if let Node::Current(db, t) = &node
+            && Self::replacing_by(&inner, &(*db, t.clone()), caller.pid)
+        {
+            return Err(FsError::NotFound);
+        }
         if let Node::Scratch(db, t, n) = &node {
             let ino = Self::scratch_ino(&inner, *db, t, n).ok_or(FsError::NotFound)?;
             return self.attr_of(&mut inner, ino, &node);
@@ -738,9 +995,7 @@ impl ReedFs {
                 if !self.table_exists(&inner, *db, t) {
                     return Err(FsError::NotFound);
                 }
-                if !inner.absent.contains(&(*db, t.clone())) {
-                    names.push((Node::Current(*db, t.clone()), Kind::File, CURRENT.into()));
-                }
+                names.push((Node::Current(*db, t.clone()), Kind::File, CURRENT.into()));
                 if self.schema_in(&inner, *db, t)? {
                     names.push((Node::Schema(*db, t.clone()), Kind::File, SCHEMA.into()));
                 }
@@ -780,9 +1035,15 @@ impl ReedFs {
                     let name = format!("{}.csv", c.id);
                     names.push((Node::ConflictFile(*db, name.clone()), Kind::File, name));
                 }
+                if let Some(dir) = inner.dirs.get(&(*db, CONFLICTS_DIR_KEY.to_string())) {
+                    for n in dir.keys() {
+                        let node = Node::Scratch(*db, CONFLICTS_DIR_KEY.to_string(), n.clone());
+                        names.push((node, Kind::File, n.clone()));
+                    }
+                }
             }
             Node::Rejected(db) => {
-                for f in self.rejected_files(*db) {
+                for f in self.dbs[*db].db.rejected_names()? {
                     names.push((Node::RejectedFile(*db, f.clone()), Kind::File, f));
                 }
             }
@@ -936,17 +1197,7 @@ impl ReedFs {
                 } else {
                     self.frame_content_in(&inner, *db, f, t)?.as_ref().clone()
                 };
-                let h = Handle::CurrentWrite {
-                    db: *db,
-                    table: t.clone(),
-                    buf,
-                    base: None,
-                    dirty: trunc,
-                    failed: false,
-                    flushes: 0,
-                    truncated: false,
-                    frame: Some(f.clone()),
-                };
+                let h = Handle::writer(*db, t, buf, None, trunc, Some(f.clone()), caller);
                 Ok((Self::new_fh(&mut inner, h), Caching::Direct))
             }
             Node::FrameTable(db, f, t) => {
@@ -973,9 +1224,6 @@ impl ReedFs {
                 ))
             }
             Node::Current(db, t) => {
-                if inner.absent.contains(&(*db, t.clone())) {
-                    return Err(FsError::NotFound);
-                }
                 let pending = inner.pending_tables.contains(&(*db, t.clone()));
                 let read_key = (caller.pid, *db, t.clone());
                 let (seq, head) = if pending {
@@ -990,29 +1238,20 @@ impl ReedFs {
                     } else {
                         head.as_ref().clone()
                     };
-                    if trunc {
-                        inner.live_size.insert((*db, t.clone()), 0);
+                    // The writer's base: what this process last read (vim
+                    // rewrites in place what it read at start); else the
+                    // head the buffer starts from, or for O_TRUNC none (a
+                    // blind write).
+                    let base = inner
+                        .last_read
+                        .get(&read_key)
+                        .copied()
+                        .or((!trunc).then_some(seq));
+                    let mut h = Handle::writer(*db, t, buf, base, trunc, None, caller);
+                    if let Handle::CurrentWrite { append, .. } = &mut h {
+                        *append = flags & libc::O_APPEND != 0 && !trunc;
                     }
-                    let h = Handle::CurrentWrite {
-                        db: *db,
-                        table: t.clone(),
-                        buf,
-                        // The writer's base: what this process last read (vim
-                        // rewrites in place what it read at start); else the
-                        // head the buffer starts from, or for O_TRUNC none
-                        // (a blind write).
-                        base: inner
-                            .last_read
-                            .get(&read_key)
-                            .copied()
-                            .or((!trunc).then_some(seq)),
-                        dirty: trunc,
-                        failed: false,
-                        flushes: 0,
-                        truncated: false,
-                        frame: None,
-                    };
-                    Ok((Self::new_fh(&mut inner, h), self.writer_caching()))
+                    Ok((Self::new_fh(&mut inner, h), Caching::Direct))
                 } else if self.opts.passthrough && !pending {
                     drop(inner);
                     let table = self.table(*db, t)?;
@@ -1044,7 +1283,7 @@ impl ReedFs {
             Node::Scratch(..) => {
                 let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
                 if trunc {
-                    s.data.clear();
+                    s.data.set_len(0).map_err(scratch_io)?;
                     s.mtime = SystemTime::now();
                 }
                 Ok((
@@ -1110,6 +1349,9 @@ impl ReedFs {
         if let Node::QueryRoot(db) = pnode {
             return self.create_in_query(&mut inner, db, name, mode, flags, caller);
         }
+        if let Node::Conflicts(db) = pnode {
+            return self.create_in_conflicts(&mut inner, db, name, mode, flags, caller);
+        }
         self.check_writable(&pnode)?;
         if let Node::FrameDir(db, f) = &pnode {
             return self.create_in_frame(&mut inner, *db, f, name, mode, flags, caller);
@@ -1154,29 +1396,20 @@ impl ReedFs {
             ));
         }
         if name == CURRENT {
-            if !inner.absent.contains(&key) && flags & libc::O_EXCL != 0 {
+            let replacing = Self::replacing_by(&inner, &key, caller.pid);
+            if !replacing && flags & libc::O_EXCL != 0 {
                 return Err(FsError::Exists);
             }
             // A replacement (mv from another filesystem, vim backupcopy=no):
             // a blind write of the whole table.
-            inner.absent.remove(&key);
+            inner.replacing.remove(&key);
             let ino = inner.inodes.ino(&Node::Current(*db, t.clone()));
             // Not dirty until written: a create the kernel then refuses (or
             // that writes nothing) must not commit an empty table.
-            let h = Handle::CurrentWrite {
-                db: *db,
-                table: t.clone(),
-                buf: Vec::new(),
-                base: None,
-                dirty: false,
-                failed: false,
-                flushes: 0,
-                truncated: false,
-                frame: None,
-            };
+            let h = Handle::writer(*db, t, Vec::new(), None, false, None, caller);
             let fh = Self::new_fh(&mut inner, h);
             let attr = self.file_attr(ino, 0, 0o644, SystemTime::now());
-            return Ok((attr, fh, self.writer_caching()));
+            return Ok((attr, fh, Caching::Direct));
         }
         self.create_scratch(&mut inner, *db, t, name, mode, flags, caller)
     }
@@ -1204,7 +1437,7 @@ impl ReedFs {
             return Ok((attr, fh, Caching::Default));
         }
         let file = Scratch {
-            data: Vec::new(),
+            data: SpillBuf::new(&self.scratch_budget),
             symlink: None,
             perm: (mode & 0o7777) as u16,
             uid: caller.uid,
@@ -1243,17 +1476,15 @@ impl ReedFs {
             ),
             Some(t) if tables.iter().any(|x| x == t) => (
                 Node::FrameTable(db, frame.to_string(), t.to_string()),
-                Handle::CurrentWrite {
+                Handle::writer(
                     db,
-                    table: t.to_string(),
-                    buf: Vec::new(),
-                    base: None,
-                    dirty: false,
-                    failed: false,
-                    flushes: 0,
-                    truncated: false,
-                    frame: Some(frame.to_string()),
-                },
+                    t,
+                    Vec::new(),
+                    None,
+                    false,
+                    Some(frame.to_string()),
+                    caller,
+                ),
             ),
             _ => {
                 let key = frame_dir_key(frame);
@@ -1266,16 +1497,6 @@ impl ReedFs {
         let ino = inner.inodes.ino(&node);
         let attr = self.file_attr(ino, 0, 0o644, SystemTime::now());
         Ok((attr, Self::new_fh(inner, h), Caching::Direct))
-    }
-
-    /// How writers of `current.csv` are opened: with passthrough readers
-    /// around, the kernel needs writers out of its caching mode.
-    fn writer_caching(&self) -> Caching {
-        if self.opts.passthrough {
-            Caching::Direct
-        } else {
-            Caching::Default
-        }
     }
 
     /// The backing file of a passthrough read handle (taken once).
@@ -1298,7 +1519,10 @@ impl ReedFs {
             Handle::CurrentWrite { buf, .. }
             | Handle::VirtualEdit { buf, .. }
             | Handle::FrameCtl { buf, .. } => buf,
-            Handle::Scratch { ino } => &inner.scratch.get(ino).ok_or(FsError::NotFound)?.data,
+            Handle::Scratch { ino } => {
+                let s = inner.scratch.get(ino).ok_or(FsError::NotFound)?;
+                return s.data.read(offset, size).map_err(scratch_io);
+            }
             Handle::Spilled { .. } => return Err(FsError::BadHandle),
         };
         let start = (offset as usize).min(bytes.len());
@@ -1364,41 +1588,41 @@ impl ReedFs {
             }
             return Err(FsError::TooBig(max));
         }
-        let (buf, live): (&mut Vec<u8>, Option<(usize, String)>) =
-            match inner.handles.get_mut(&fh).ok_or(FsError::BadHandle)? {
-                Handle::CurrentWrite {
-                    buf,
-                    dirty,
-                    db,
-                    table,
-                    frame,
-                    ..
-                } => {
-                    *dirty = true;
-                    let key = frame.is_none().then(|| (*db, table.clone()));
-                    (buf, key)
+        let buf: &mut Vec<u8> = match inner.handles.get_mut(&fh).ok_or(FsError::BadHandle)? {
+            Handle::CurrentWrite {
+                buf, dirty, append, ..
+            } => {
+                *dirty = true;
+                if *append {
+                    // O_APPEND: at the end of this handle's file, whatever
+                    // offset the kernel computed from a size another writer
+                    // may have changed meanwhile (never a gap of zeros).
+                    if buf.len() as u64 + data.len() as u64 > max {
+                        return Err(FsError::TooBig(max));
+                    }
+                    buf.extend_from_slice(data);
+                    return Ok(data.len() as u32);
                 }
-                Handle::Scratch { ino } => {
-                    let ino = *ino;
-                    let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
-                    s.mtime = SystemTime::now();
-                    (&mut s.data, None)
-                }
-                Handle::VirtualEdit { buf, dirty, .. } => {
-                    *dirty = true;
-                    (buf, None)
-                }
-                _ => return Err(FsError::ReadOnly("opened for reading")),
-            };
+                buf
+            }
+            Handle::Scratch { ino } => {
+                let ino = *ino;
+                let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
+                s.mtime = SystemTime::now();
+                s.data.write(offset, data).map_err(scratch_io)?;
+                return Ok(data.len() as u32);
+            }
+            Handle::VirtualEdit { buf, dirty, .. } => {
+                *dirty = true;
+                buf
+            }
+            _ => return Err(FsError::ReadOnly("opened for reading")),
+        };
         let offset = offset as usize;
         if buf.len() < offset + data.len() {
             buf.resize(offset + data.len(), 0);
         }
         buf[offset..offset + data.len()].copy_from_slice(data);
-        let len = buf.len() as u64;
-        if let Some(key) = live {
-            inner.live_size.insert(key, len);
-        }
         Ok(data.len() as u32)
     }
 
@@ -1409,6 +1633,7 @@ impl ReedFs {
     /// returns. A flush with nothing written (the early one of a shell `>`,
     /// sent before any data) commits nothing.
     pub fn flush(&self, fh: u64, caller: Caller) -> Result<()> {
+        let process = process_of(caller.pid);
         let written = match lock(&self.inner)
             .handles
             .get_mut(&fh)
@@ -1422,8 +1647,16 @@ impl ReedFs {
                 buf,
                 flushes,
                 truncated,
+                opener,
+                closed,
                 ..
             } => {
+                *closed = true;
+                // A child that inherited the descriptor closes its copy:
+                // the save goes on in the process that opened it.
+                if process != *opener {
+                    return Ok(());
+                }
                 *flushes += 1;
                 *dirty && (!buf.is_empty() || *flushes > 1 || *truncated)
             }
@@ -1439,14 +1672,80 @@ impl ReedFs {
         }
     }
 
-    /// fsync: commits a written `current.csv` handle.
-    pub fn fsync(&self, fh: u64, caller: Caller) -> Result<()> {
-        self.commit_handle(fh, caller)
+    /// fsync makes a save in progress durable and commits nothing: a save
+    /// commits at its close (`flush`), so a program that fsyncs half-way
+    /// through its writes (loggers, exporters) never commits half a table
+    /// and never sees a refusal of content it has not finished. The bytes
+    /// go to `unsaved/` (fsynced; an append handle's own bytes only): if the
+    /// daemon dies before the close, the next mount puts them in
+    /// `@rejected/`. Saved queries, schemas and conflict files are saved at
+    /// their close too; their fsync returns at once.
+    pub fn fsync(&self, fh: u64, _caller: Caller) -> Result<()> {
+        let (db, name, bytes) = {
+            let mut inner = lock(&self.inner);
+            match inner.handles.get_mut(&fh).ok_or(FsError::BadHandle)? {
+                Handle::CurrentWrite {
+                    db,
+                    table,
+                    buf,
+                    dirty: true,
+                    append,
+                    appended_from,
+                    unsaved,
+                    frame,
+                    ..
+                } => {
+                    let stem = match frame {
+                        Some(f) => format!("frame-{f}-{table}"),
+                        None => table.clone(),
+                    };
+                    let name = unsaved
+                        .get_or_insert_with(|| kept::new_unsaved_name(&stem, "csv"))
+                        .clone();
+                    let bytes = if *append {
+                        buf[*appended_from..].to_vec()
+                    } else {
+                        buf.clone()
+                    };
+                    (*db, name, bytes)
+                }
+                _ => return Ok(()),
+            }
+        };
+        self.dbs[db].db.save_unsaved(&name, &bytes)?;
+        Ok(())
+    }
+
+    /// Removes the durable copy an fsync made of a save, once the save is
+    /// committed or refused with its bytes kept; after a failure of the
+    /// store it stays, for the next mount to put in `@rejected/`.
+    fn drop_unsaved<T>(&self, db: usize, unsaved: Option<String>, result: &Result<T>) {
+        let settled = matches!(
+            result,
+            Ok(_) | Err(FsError::InvalidContent(_) | FsError::Stale(_))
+        );
+        if let (Some(name), true) = (unsaved, settled)
+            && let Err(e) = self.dbs[db].db.remove_unsaved(&name)
+        {
+            tracing::warn!(name, error = %e.report(), "could not remove an unsaved copy");
+        }
     }
 
     /// The last close of a handle: commits it when it was written.
     pub fn release(&self, fh: u64, caller: Caller) -> Result<()> {
-        let result = self.commit_handle(fh, caller);
+        // A writer that no program ever closed (no flush) was never really
+        // open: with passthrough the kernel fails the open (EIO) after we
+        // accepted it, when a reader holds the file. Its O_TRUNC must not
+        // empty the table: a failed save changes nothing.
+        let never_closed = matches!(
+            lock(&self.inner).handles.get(&fh),
+            Some(Handle::CurrentWrite { closed: false, .. })
+        );
+        let result = if never_closed {
+            Ok(())
+        } else {
+            self.commit_handle(fh, caller)
+        };
         let mut inner = lock(&self.inner);
         let released = inner.handles.remove(&fh);
         if let Some(Handle::Scratch { ino }) = released {
@@ -1459,26 +1758,11 @@ impl ReedFs {
                 inner.inodes.forget(ino);
             }
         }
-        if let Some(Handle::CurrentWrite {
-            db,
-            table,
-            frame: None,
-            ..
-        }) = released
-        {
-            let still_writing = inner
-                .handles
-                .values()
-                .any(|h| matches!(h, Handle::CurrentWrite { db: d, table: t, .. } if *d == db && *t == table));
-            if !still_writing {
-                inner.live_size.remove(&(db, table));
-            }
-        }
         result
     }
 
     fn commit_handle(&self, fh: u64, caller: Caller) -> Result<()> {
-        let (db, table, content, base) = {
+        let (db, table, save, unsaved, mtime) = {
             let mut inner = lock(&self.inner);
             match inner.handles.get_mut(&fh).ok_or(FsError::BadHandle)? {
                 Handle::VirtualEdit {
@@ -1513,26 +1797,7 @@ impl ReedFs {
                     *dirty = false;
                     let (db, id, edited) = (*db, id.clone(), buf.clone());
                     drop(inner);
-                    let user = user_name(caller.uid);
-                    let mdb = &self.dbs[db].db;
-                    let table = merge::conflicts::get(mdb, &id)
-                        .map(|i| i.table)
-                        .map_err(|_| FsError::NotFound)?;
-                    return match merge::conflicts::resolve_edited(mdb, &id, &edited, &user) {
-                        Ok(Some(c)) => {
-                            let ino = lock(&self.inner)
-                                .inodes
-                                .ino(&Node::Current(db, table.clone()));
-                            self.status[db].push(Event::Commit {
-                                table,
-                                version: c.version,
-                            });
-                            self.invalidate(ino);
-                            Ok(())
-                        }
-                        Ok(None) => Ok(()),
-                        Err(e) => Err(FsError::InvalidContent(e.to_string())),
-                    };
+                    return self.resolve_conflict_edit(db, &id, &edited, caller);
                 }
                 Handle::FrameCtl { db, frame, buf, .. } if !buf.is_empty() => {
                     let (db, frame) = (*db, frame.clone());
@@ -1548,14 +1813,22 @@ impl ReedFs {
                     table,
                     buf,
                     dirty,
+                    unsaved,
                     frame: Some(frame),
                     ..
                 } if *dirty => {
                     *dirty = false;
-                    let (db, table, frame, content) =
-                        (*db, table.clone(), frame.clone(), buf.clone());
+                    let (db, table, frame, content, unsaved) = (
+                        *db,
+                        table.clone(),
+                        frame.clone(),
+                        buf.clone(),
+                        unsaved.take(),
+                    );
                     drop(inner);
-                    return self.stage(db, &frame, &table, content);
+                    let result = self.stage(db, &frame, &table, content);
+                    self.drop_unsaved(db, unsaved, &result);
+                    return result;
                 }
                 Handle::CurrentWrite {
                     db,
@@ -1563,15 +1836,31 @@ impl ReedFs {
                     buf,
                     base,
                     dirty,
+                    append,
+                    appended_from,
+                    unsaved,
+                    mtime,
                     ..
                 } if *dirty => {
                     *dirty = false;
-                    (*db, table.clone(), buf.clone(), *base)
+                    let save = if *append {
+                        Save::Append(buf[*appended_from..].to_vec())
+                    } else {
+                        Save::Whole {
+                            content: buf.clone(),
+                            base: *base,
+                        }
+                    };
+                    (*db, table.clone(), save, unsaved.take(), mtime.take())
                 }
                 _ => return Ok(()),
             }
         };
-        let result = self.commit(db, &table, content, base, Action::Update, caller);
+        let base = match &save {
+            Save::Whole { base, .. } => *base,
+            Save::Append(_) => None,
+        };
+        let result = self.commit(db, &table, save, Action::Update, caller);
         tracing::debug!(
             fh,
             pid = caller.pid,
@@ -1580,20 +1869,38 @@ impl ReedFs {
             "commit of a handle"
         );
         let mut inner = lock(&self.inner);
-        if let Some(Handle::CurrentWrite { base: b, dirty, .. }) = inner.handles.get_mut(&fh) {
+        if let Some(Handle::CurrentWrite {
+            base: b,
+            dirty,
+            buf,
+            appended_from,
+            ..
+        }) = inner.handles.get_mut(&fh)
+        {
             match &result {
-                // Later writes through this handle build on what it committed;
-                // the size stat reports is the head's again.
+                // Later writes through this handle build on what it
+                // committed (and append after what it appended).
                 Ok(seq) => {
                     *b = Some(*seq);
-                    inner.live_size.remove(&(db, table.clone()));
+                    *appended_from = buf.len();
                 }
-                // The caller was told and the bytes are kept (@rejected, or an
-                // `.unsaved` file next to current.csv): the release must not
-                // commit behind the caller's back what it reported as failed.
+                // The caller was told and the bytes are kept (@rejected/):
+                // the release must not commit behind the caller's back what
+                // it reported as failed.
                 Err(_) => *dirty = false,
             }
         }
+        if let (Ok(seq), Some(m)) = (&result, mtime) {
+            let set = self.set_saved_attrs(&mut inner, db, attrs_key(&table, Some(CURRENT)), |p| {
+                p.mtime_ns = Some(time_ns(m));
+                p.seq = Some(*seq);
+            });
+            if let Err(e) = set {
+                tracing::warn!(table, error = %e, "could not keep a modification time");
+            }
+        }
+        drop(inner);
+        self.drop_unsaved(db, unsaved, &result);
         result.map(|_| ())
     }
 
@@ -1607,69 +1914,71 @@ impl ReedFs {
             .insert((caller.pid, db, table.to_string()), seq);
     }
 
-    /// Commits `content` as the table's new head, merging with commits made
-    /// since `base` (none: a blind write against the head). Runs outside the
-    /// namespace lock. Returns the head's sequence number.
+    /// Commits a save of table `table`: the whole content, merged with
+    /// commits made since its base (none: a blind write against the head),
+    /// or bytes appended to the head as it is at the commit. Runs outside
+    /// the namespace lock. Returns the head's sequence number.
     fn commit(
         &self,
         db: usize,
         table: &str,
-        mut content: Vec<u8>,
-        base: Option<u64>,
+        save: Save,
         action: Action,
         caller: Caller,
     ) -> Result<u64> {
         let user = user_name(caller.uid);
+        let opts = CommitOptions::new(action, &user);
         let mdb = &self.dbs[db];
         let pending = lock(&self.inner)
             .pending_tables
             .contains(&(db, table.to_string()));
-        let outcome = if pending {
-            mdb.db
-                .create_table(table, &content, &user)
-                .map_err(MergeError::from)
-        } else {
-            let t = self.table(db, table)?;
-            if content.is_empty() {
-                // Truncating the file deletes every row: the header stays.
-                let (_, head) = t.head()?;
-                if let Ok(idx) = TableIndex::parse(&head, mdb.db.config().delimiter_byte()) {
-                    content = head[..idx.header_end].to_vec();
-                }
-            }
-            let opts = CommitOptions::new(action, &user);
-            match base {
-                None => t
-                    .commit(Base::Head, content.clone(), &opts)
-                    .map_err(MergeError::from),
-                Some(b) => {
-                    let cfg = mdb.db.config();
-                    merge::commit_merging(
-                        &t,
-                        b,
-                        content.clone(),
-                        &opts,
-                        cfg.conflict_policy,
-                        cfg.delimiter_byte(),
-                    )
-                    .map(|o| match o {
-                        Outcome::Clean(c) => c,
-                        Outcome::Merged {
-                            committed,
-                            conflicts,
-                        } => {
-                            for c in conflicts {
-                                self.status[db].push(Event::Overwritten {
-                                    table: table.to_string(),
-                                    conflict: c,
-                                });
-                            }
-                            committed
-                        }
-                    })
-                }
-            }
+        // What a refused save keeps: the content, or the appended bytes.
+        let (content, base) = match &save {
+            Save::Whole { content, base } => (content.as_slice(), *base),
+            Save::Append(bytes) => (bytes.as_slice(), None),
         };
+        let outcome = (|| -> std::result::Result<_, MergeError> {
+            if pending {
+                return Ok(mdb.db.create_table(table, content, &user)?);
+            }
+            let t = mdb.db.table(table)?;
+            if t.is_dropped()? {
+                return Err(MergeError::Storage(StorageError::NotFound {
+                    kind: "table",
+                    name: table.to_string(),
+                }));
+            }
+            let Some(b) = base else {
+                return Ok(match &save {
+                    Save::Append(bytes) => append_to_head(&t, bytes, &opts)?,
+                    Save::Whole { content, .. } => t.commit(Base::Head, content.clone(), &opts)?,
+                });
+            };
+            let cfg = mdb.db.config();
+            let outcome = merge::commit_merging(
+                &t,
+                b,
+                content.to_vec(),
+                &opts,
+                cfg.conflict_policy,
+                cfg.delimiter_byte(),
+            )?;
+            Ok(match outcome {
+                Outcome::Clean(c) => c,
+                Outcome::Merged {
+                    committed,
+                    conflicts,
+                } => {
+                    for c in conflicts {
+                        self.status[db].push(Event::Overwritten {
+                            table: table.to_string(),
+                            conflict: c,
+                        });
+                    }
+                    committed
+                }
+            })
+        })();
         let ino = lock(&self.inner)
             .inodes
             .ino(&Node::Current(db, table.to_string()));
@@ -1697,20 +2006,20 @@ impl ReedFs {
                     MergeError::Storage(
                         StorageError::Csv(_) | StorageError::BaseMismatch { .. },
                     )
-                    | MergeError::Csv { .. } => self.keep_rejected(db, table, "csv", &content),
+                    | MergeError::Csv { .. } => self.keep_rejected(db, table, "csv", content),
                     MergeError::Conflicts { conflicts, head } => merge::conflicts::record(
                         &mdb.db,
                         table,
                         base.unwrap_or(0),
                         *head,
-                        &content,
+                        content,
                         conflicts,
                     )
                     .ok()
                     .map(|id| format!("@conflicts/{id}.csv")),
-                    // The backing store failed (ENOSPC, EIO): keep the bytes in memory,
-                    // as a file next to current.csv the user can copy elsewhere.
-                    _ => Some(self.keep_unsaved(db, table, content)),
+                    // The backing store failed (ENOSPC, EIO): keep the bytes
+                    // where the user can copy them elsewhere.
+                    _ => self.keep_unsaved(db, table, content),
                 };
                 self.status[db].push(Event::Rejected {
                     table: table.to_string(),
@@ -1732,11 +2041,23 @@ impl ReedFs {
 
     /// Keeps bytes the backing store could not take as a scratch file
     /// `<table>/current.csv.unsaved-<time>`; returns its path in the mount.
-    fn keep_unsaved(&self, db: usize, table: &str, content: Vec<u8>) -> String {
+    fn keep_unsaved(&self, db: usize, table: &str, content: &[u8]) -> Option<String> {
+        if let Some(name) = self.keep_rejected(db, table, "unsaved.csv", content) {
+            return Some(format!("@rejected/{name}"));
+        }
+        // The store cannot take even that (a full disk): a scratch file in
+        // the table's directory, in memory or spilled, until unmount.
         let name = format!("{CURRENT}.unsaved-{}", names::format_ts(names::now_us()));
-        let file = self.owned_scratch(content, 0o600);
-        Self::add_scratch(&mut lock(&self.inner), db, table, &name, file);
-        format!("{table}/{name}")
+        match self.owned_scratch(content, 0o600) {
+            Ok(file) => {
+                Self::add_scratch(&mut lock(&self.inner), db, table, &name, file);
+                Some(format!("{table}/{name}"))
+            }
+            Err(e) => {
+                tracing::error!(table, error = %e, "the bytes of a failed save could not be kept");
+                None
+            }
+        }
     }
 
     /// Saves a file kept as revisions (a saved query, a schema): `check`
@@ -1775,27 +2096,13 @@ impl ReedFs {
     /// Saves rejected bytes under `<db root>/rejected/` (shown as
     /// `@rejected/`) as `<stem>-<time>.<ext>`; returns the file name.
     fn keep_rejected(&self, db: usize, stem: &str, ext: &str, content: &[u8]) -> Option<String> {
-        let dir = self.dbs[db].db.root().join("rejected");
-        std::fs::create_dir_all(&dir).ok()?;
-        let name = format!("{stem}-{}.{ext}", names::format_ts(names::now_us()));
-        let path = dir.join(&name);
-        let io = self.dbs[db].db.io();
-        crate::storage::io::replace_file(&**io, &path, content).ok()?;
-        Some(name)
-    }
-
-    fn rejected_files(&self, db: usize) -> Vec<String> {
-        let dir = self.dbs[db].db.root().join("rejected");
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .filter(|n| !n.starts_with('.'))
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        match self.dbs[db].db.keep_rejected(stem, ext, content) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                tracing::error!(stem, error = %e.report(), "could not keep refused bytes");
+                None
+            }
+        }
     }
 
     /// Content of generated files.
@@ -1834,127 +2141,224 @@ impl ReedFs {
                 merge::conflicts::cells(&self.dbs[*db].db, id).map_err(|_| FsError::NotFound)
             }
             Node::RejectedFile(db, name) => {
-                if name.contains('/') || name.starts_with('.') {
-                    return Err(FsError::NotFound);
-                }
-                std::fs::read(self.dbs[*db].db.root().join("rejected").join(name))
-                    .map_err(|_| FsError::NotFound)
+                self.dbs[*db].db.read_rejected(name).map_err(|e| match e {
+                    StorageError::NotFound { .. } => FsError::NotFound,
+                    e => FsError::Storage(e),
+                })
             }
             _ => Err(FsError::NotFound),
         }
     }
 
+    /// Changes attributes. Sizes cut or extend (a truncate through a
+    /// write handle goes to that handle and commits at its close). Modes and
+    /// times of the database's and tables' directories and of `current.csv`
+    /// are kept (`storage::attrs`); an owner other than the mount's cannot
+    /// be kept and fails with EPERM; virtual files take only what they
+    /// already have (editors restore the mode they read).
     pub fn setattr(&self, ino: u64, fh: Option<u64>, set: SetAttr) -> Result<Attr> {
         let mut inner = lock(&self.inner);
         let node = self.node(&inner, ino)?;
-        if let (
-            Node::ConflictFile(..) | Node::SavedQuery(..) | Node::Schema(..),
-            Some(size),
-            Some(f),
-        ) = (&node, set.size, fh)
+        if let Some(size) = set.size {
+            let edited = matches!(
+                node,
+                Node::ConflictFile(..) | Node::SavedQuery(..) | Node::Schema(..)
+            );
+            if edited || node.is_virtual() || self.opts.read_only {
+                self.truncate_virtual(&mut inner, &node, fh, size)?;
+            } else {
+                drop(inner);
+                self.truncate(ino, &node, fh, size)?;
+                inner = lock(&self.inner);
+            }
+        }
+        let changes = set.mode.is_some() || set.uid.is_some() || set.gid.is_some();
+        if !changes && set.mtime.is_none() {
+            return self.getattr_locked(&mut inner, ino, &node, fh);
+        }
+        if let Node::Scratch(..) = node {
+            let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
+            if let Some(m) = set.mode {
+                s.perm = (m & 0o7777) as u16;
+            }
+            if let Some(u) = set.uid {
+                s.uid = u;
+            }
+            if let Some(g) = set.gid {
+                s.gid = g;
+            }
+            // chmod and chown change the ctime, never the mtime (rsync sets
+            // the time, then the mode).
+            if let Some(t) = set.mtime {
+                s.mtime = t;
+            }
+            return self.attr_of(&mut inner, ino, &node);
+        }
+        let shown = self.attr_of(&mut inner, ino, &node)?;
+        if set.uid.is_some_and(|u| u != shown.uid) || set.gid.is_some_and(|g| g != shown.gid) {
+            return Err(FsError::NotPermitted(
+                "files of the mount belong to the mount's owner",
+            ));
+        }
+        let key = match &node {
+            Node::Db(_) => Some(String::new()),
+            Node::Table(_, t) => Some(attrs_key(t, None)),
+            Node::Current(_, t) => Some(attrs_key(t, Some(CURRENT))),
+            _ => None,
+        };
+        let (Some(key), false) = (key, self.opts.read_only) else {
+            // Nothing to keep them in: only what the file already has.
+            let same_mode = set.mode.is_none_or(|m| (m & 0o7777) as u16 == shown.perm);
+            if !same_mode || set.mtime.is_some_and(|t| t != shown.mtime) {
+                return Err(if self.opts.read_only {
+                    FsError::ReadOnly("mounted read-only")
+                } else {
+                    FsError::NotPermitted("the mode and time of this file are fixed")
+                });
+            }
+            return Ok(shown);
+        };
+        let db = match &node {
+            Node::Db(db) | Node::Table(db, _) | Node::Current(db, _) => *db,
+            _ => return Err(FsError::NotFound),
+        };
+        // A time set on a file being written, before its data committed
+        // (`cp -a` calls futimens, which comes without the handle, between
+        // its last write and its close), belongs to the version that commit
+        // makes.
+        let mut pending_mtime = false;
+        if let (Node::Current(db, t), Some(when)) = (&node, set.mtime) {
+            for h in inner.handles.values_mut() {
+                if let Handle::CurrentWrite {
+                    db: d,
+                    table,
+                    dirty: true,
+                    mtime,
+                    frame: None,
+                    ..
+                } = h
+                    && (*d, table.as_str()) == (*db, t.as_str())
+                {
+                    *mtime = Some(when);
+                    pending_mtime = true;
+                }
+            }
+        }
+        let head_seq = match &node {
+            Node::Current(db, t) if !pending_mtime && set.mtime.is_some() => {
+                Some(self.table(*db, t)?.head()?.0)
+            }
+            _ => None,
+        };
+        self.set_saved_attrs(&mut inner, db, key, |p| {
+            if let Some(m) = set.mode {
+                p.mode = Some(m & 0o7777);
+            }
+            if let (Some(t), false) = (set.mtime, pending_mtime) {
+                p.mtime_ns = Some(time_ns(t));
+                p.seq = head_seq;
+            }
+        })?;
+        self.getattr_locked(&mut inner, ino, &node, fh)
+    }
+
+    /// `getattr` under the namespace lock.
+    fn getattr_locked(
+        &self,
+        inner: &mut Inner,
+        ino: u64,
+        node: &Node,
+        fh: Option<u64>,
+    ) -> Result<Attr> {
+        let mut attr = self.attr_of(inner, ino, node)?;
+        if let Some(len) = fh
+            .and_then(|f| inner.handles.get(&f))
+            .and_then(Handle::written_len)
+        {
+            attr.size = len;
+        }
+        Ok(attr)
+    }
+
+    /// A truncate of an editable virtual file through its write handle
+    /// (`>` on a conflict file, a saved query, a schema); other virtual
+    /// files are read-only.
+    fn truncate_virtual(
+        &self,
+        inner: &mut Inner,
+        node: &Node,
+        fh: Option<u64>,
+        size: u64,
+    ) -> Result<()> {
+        if let (Node::ConflictFile(..) | Node::SavedQuery(..) | Node::Schema(..), Some(f)) =
+            (node, fh)
             && let Some(Handle::VirtualEdit { buf, dirty, .. }) = inner.handles.get_mut(&f)
         {
             buf.resize(size.min(self.opts.max_file_bytes) as usize, 0);
             *dirty = true;
-            return self.attr_of(&mut inner, ino, &node);
+            return Ok(());
         }
-        if set.size.is_some() {
-            self.check_writable(&node)?;
+        self.check_writable(node)
+    }
+
+    /// A truncate of a table's file or a scratch file. Through a write
+    /// handle (ftruncate, `truncate -s`) it goes to that handle, and its
+    /// close commits; a path truncate(2) with no writer open commits now.
+    fn truncate(&self, ino: u64, node: &Node, fh: Option<u64>, size: u64) -> Result<()> {
+        if size > self.opts.max_file_bytes {
+            return Err(FsError::TooBig(self.opts.max_file_bytes));
         }
-        if node.is_virtual()
-            && (set.mode.is_some() || set.uid.is_some() || set.gid.is_some() || set.mtime.is_some())
-        {
-            return Err(FsError::ReadOnly(
-                "history and status files cannot be changed",
-            ));
-        }
-        match &node {
-            Node::Current(db, t) => {
-                if let Some(size) = set.size {
-                    if size > self.opts.max_file_bytes {
-                        return Err(FsError::TooBig(self.opts.max_file_bytes));
-                    }
-                    // Truncation through a write handle (ftruncate, O_TRUNC) goes
-                    // to that handle and never commits by itself; a path
-                    // truncate(2) with no handle commits at once.
-                    let key = (*db, t.clone());
-                    let target = fh.filter(|f| {
-                        matches!(inner.handles.get(f), Some(Handle::CurrentWrite { .. }))
-                    });
-                    match target.and_then(|f| inner.handles.get_mut(&f)) {
-                        Some(Handle::CurrentWrite {
-                            buf,
-                            dirty,
-                            truncated,
-                            ..
-                        }) => {
-                            buf.resize(size as usize, 0);
-                            *dirty = true;
-                            *truncated = true;
-                            inner.live_size.insert(key, size);
-                        }
-                        _ => {
-                            // truncate(1) without an open handle: commit now.
-                            drop(inner);
-                            let content = if size == 0 {
-                                Vec::new()
-                            } else {
-                                let (_, head) = self.table(*db, t)?.head()?;
-                                let mut h = head.as_ref().clone();
-                                h.resize(size as usize, 0);
-                                h
-                            };
-                            self.commit(*db, t, content, None, Action::Update, self.owner)?;
-                            inner = lock(&self.inner);
-                        }
-                    }
-                }
-                // Mode, owner and times of current.csv are fixed; accept and ignore.
-                self.attr_of(&mut inner, ino, &node)
+        let mut inner = lock(&self.inner);
+        let writer = fh.and_then(|f| match inner.handles.get_mut(&f) {
+            Some(h @ Handle::CurrentWrite { .. }) => Some(h),
+            _ => None,
+        });
+        match (node, writer) {
+            (
+                Node::Current(..) | Node::FrameTable(..),
+                Some(Handle::CurrentWrite {
+                    buf,
+                    dirty,
+                    truncated,
+                    append,
+                    ..
+                }),
+            ) => {
+                buf.resize(size as usize, 0);
+                *dirty = true;
+                *truncated = true;
+                // Cut, the handle's file is what it holds: a whole save.
+                *append = false;
+                Ok(())
             }
-            Node::FrameTable(..) => {
-                if let Some(size) = set.size {
-                    match fh.and_then(|f| inner.handles.get_mut(&f)) {
-                        Some(Handle::CurrentWrite {
-                            buf,
-                            dirty,
-                            truncated,
-                            ..
-                        }) => {
-                            buf.resize(size.min(self.opts.max_file_bytes) as usize, 0);
-                            *dirty = true;
-                            *truncated = true;
-                        }
-                        _ => {
-                            return Err(FsError::NotPermitted(
-                                "truncate a frame's file through an open handle (>)",
-                            ));
-                        }
-                    }
-                }
-                self.attr_of(&mut inner, ino, &node)
+            (Node::Current(db, t), _) => {
+                drop(inner);
+                let content = if size == 0 {
+                    Vec::new()
+                } else {
+                    let (_, head) = self.table(*db, t)?.head()?;
+                    let mut h = head.as_ref().clone();
+                    h.resize(size as usize, 0);
+                    h
+                };
+                let save = Save::Whole {
+                    content,
+                    base: None,
+                };
+                self.commit(*db, t, save, Action::Update, self.owner)
+                    .map(|_| ())
             }
-            Node::Scratch(..) => {
+            (Node::FrameTable(..), _) => Err(FsError::NotPermitted(
+                "truncate a frame's file through an open handle (>)",
+            )),
+            (Node::Scratch(..), _) => {
                 let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
-                if let Some(size) = set.size {
-                    if size > self.opts.max_file_bytes {
-                        return Err(FsError::TooBig(self.opts.max_file_bytes));
-                    }
-                    s.data.resize(size as usize, 0);
-                }
-                if let Some(m) = set.mode {
-                    s.perm = (m & 0o7777) as u16;
-                }
-                if let Some(u) = set.uid {
-                    s.uid = u;
-                }
-                if let Some(g) = set.gid {
-                    s.gid = g;
-                }
-                s.mtime = set.mtime.unwrap_or_else(SystemTime::now);
-                self.attr_of(&mut inner, ino, &node)
+                s.data.set_len(size).map_err(scratch_io)?;
+                s.mtime = SystemTime::now();
+                Ok(())
             }
-            _ => self.attr_of(&mut inner, ino, &node),
+            (n, _) if n.is_dir() => Err(FsError::IsDir),
+            _ => Err(FsError::NotPermitted("this file cannot be truncated")),
         }
     }
 
@@ -1989,12 +2393,15 @@ impl ReedFs {
         self.attr_of(&mut inner, ino, &node)
     }
 
-    pub fn unlink(&self, parent: u64, name: &OsStr) -> Result<()> {
+    pub fn unlink(&self, parent: u64, name: &OsStr, caller: Caller) -> Result<()> {
         let name = name_str(name)?;
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
         if let Node::QueryRoot(db) = pnode {
             return self.unlink_in_query(inner, db, name);
+        }
+        if let Node::Conflicts(db) = pnode {
+            return self.unlink_in_conflicts(inner, db, name);
         }
         self.check_writable(&pnode)?;
         if let Node::FrameDir(db, f) = &pnode {
@@ -2030,11 +2437,15 @@ impl ReedFs {
         }
         if name == CURRENT {
             // An unlink followed by a create is a replacement (mv across
-            // filesystems), never a drop: the table stays.
-            if inner.absent.contains(&key) {
+            // file systems), never a drop: the table and its head stay, and
+            // only this process sees the name gone until it creates the new
+            // file (`rdb table:drop` drops a table).
+            if Self::replacing_by(&inner, &key, caller.pid) {
                 return Err(FsError::NotFound);
             }
-            inner.absent.insert(key);
+            inner
+                .replacing
+                .insert(key, (caller.pid, std::time::Instant::now()));
             return Ok(());
         }
         if !inner.dirs.get(&key).is_some_and(|d| d.contains_key(name)) {
@@ -2096,7 +2507,7 @@ impl ReedFs {
             return Err(FsError::Exists);
         }
         let file = Scratch {
-            data: Vec::new(),
+            data: SpillBuf::new(&self.scratch_budget),
             symlink: Some(target.to_vec()),
             perm: 0o777,
             uid: caller.uid,
@@ -2144,6 +2555,11 @@ impl ReedFs {
                 return self.rename_in_query(inner, db, name, newname, noreplace);
             }
             (Node::QueryRoot(_), _) | (_, Node::QueryRoot(_)) => return Err(FsError::CrossDir),
+            (Node::Conflicts(a), Node::Conflicts(b)) if a == b => {
+                let db = *a;
+                return self.rename_in_conflicts(inner, db, name, newname, caller);
+            }
+            (Node::Conflicts(_), _) | (_, Node::Conflicts(_)) => return Err(FsError::CrossDir),
             _ => {}
         }
         self.check_writable(&pnode)?;
@@ -2186,7 +2602,7 @@ impl ReedFs {
         let key = (*db, t.clone());
         let exists = |inner: &Inner, n: &str| {
             if n == CURRENT {
-                !inner.absent.contains(&key)
+                !Self::replacing_by(inner, &key, caller.pid)
             } else if n == SCHEMA {
                 self.schema_in(inner, *db, t).unwrap_or(false)
             } else {
@@ -2209,11 +2625,26 @@ impl ReedFs {
             // sed -i, rsync, editors' atomic saves: the base is what this
             // process read; nothing read means a blind write.
             let base = inner.last_read.get(&(caller.pid, *db, t.clone())).copied();
+            // The file brings its mode and time along (rsync and cp -a set
+            // them on their temp file, sed -i copies the original's mode).
+            let meta = Self::scratch_ino(&inner, *db, t, name)
+                .and_then(|i| inner.scratch.get(&i))
+                .map(|s| (s.perm, s.mtime));
+            let mut committed = None;
             self.save_scratch_onto(inner, *db, t, name, |content| {
-                self.commit(*db, t, content, base, Action::Update, caller)
-                    .map(|_| ())
+                let save = Save::Whole { content, base };
+                committed = Some(self.commit(*db, t, save, Action::Update, caller)?);
+                Ok(())
             })?;
-            lock(&self.inner).absent.remove(&key);
+            let mut inner = lock(&self.inner);
+            inner.replacing.remove(&key);
+            if let (Some(seq), Some((perm, mtime))) = (committed, meta) {
+                self.set_saved_attrs(&mut inner, *db, attrs_key(t, Some(CURRENT)), |p| {
+                    p.mode = Some(u32::from(perm));
+                    p.mtime_ns = Some(time_ns(mtime));
+                    p.seq = Some(seq);
+                })?;
+            }
             return Ok(());
         }
         if name == CURRENT {
@@ -2222,9 +2653,13 @@ impl ReedFs {
                 Ok(table) => table.head()?,
                 Err(_) => (0, Arc::new(Vec::new())),
             };
-            let file = self.owned_scratch(head.as_ref().clone(), 0o644);
+            let file = self.owned_scratch(&head, 0o644)?;
             Self::add_scratch(&mut inner, *db, t, newname, file);
-            inner.absent.insert(key);
+            // Hidden from this process until it creates the new file; the
+            // table and its head stay for everyone else.
+            inner
+                .replacing
+                .insert(key, (caller.pid, std::time::Instant::now()));
             return Ok(());
         }
         self.move_scratch(&mut inner, *db, t, name, newname)
@@ -2244,11 +2679,20 @@ impl ReedFs {
         save: impl FnOnce(Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         let sino = Self::scratch_ino(&inner, db, dir, name).ok_or(FsError::NotFound)?;
-        let content = inner
-            .scratch
-            .get(&sino)
-            .map(|s| s.data.clone())
-            .ok_or(FsError::NotFound)?;
+        let s = inner.scratch.get(&sino).ok_or(FsError::NotFound)?;
+        if s.symlink.is_some() {
+            // Never followed: its target may be any file of the machine.
+            let reason = format!("{name} is a symlink: only a regular file's content can be saved");
+            self.status[db].push(Event::Rejected {
+                table: dir.to_string(),
+                reason,
+                kept: None,
+            });
+            return Err(FsError::NotPermitted(
+                "a symlink cannot become a table or a saved file",
+            ));
+        }
+        let content = s.data.to_vec().map_err(scratch_io)?;
         drop(inner);
         save(content)?;
         let mut inner = lock(&self.inner);
@@ -2298,15 +2742,15 @@ impl ReedFs {
 
     /// A scratch file of the mount's owner holding `data` (text moved out
     /// of a versioned file, bytes kept after a failure).
-    fn owned_scratch(&self, data: Vec<u8>, perm: u16) -> Scratch {
-        Scratch {
-            data,
+    fn owned_scratch(&self, data: &[u8], perm: u16) -> Result<Scratch> {
+        Ok(Scratch {
+            data: SpillBuf::with(&self.scratch_budget, data).map_err(scratch_io)?,
             symlink: None,
             perm,
             uid: self.owner.uid,
             gid: self.owner.gid,
             mtime: SystemTime::now(),
-        }
+        })
     }
 
     /// Puts a scratch file into a table directory (replacing one of the same
@@ -2387,14 +2831,14 @@ mod tests {
     use super::*;
     use crate::storage::RealIo;
 
-    const TABLE: &[u8] = b"id|name\n1|Ann\n2|Bob\n";
-    const ME: Caller = Caller {
+    pub(super) const TABLE: &[u8] = b"id|name\n1|Ann\n2|Bob\n";
+    pub(super) const ME: Caller = Caller {
         uid: 0,
         gid: 0,
         pid: 1,
     };
 
-    fn fs_with(opts: MountOptions) -> (tempfile::TempDir, ReedFs) {
+    pub(super) fn fs_with(opts: MountOptions) -> (tempfile::TempDir, ReedFs) {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::init(Arc::new(RealIo), dir.path(), "shop", '|').unwrap();
         db.create_table("users", TABLE, "t").unwrap();
@@ -2409,15 +2853,15 @@ mod tests {
         (dir, fs)
     }
 
-    fn fs() -> (tempfile::TempDir, ReedFs) {
+    pub(super) fn fs() -> (tempfile::TempDir, ReedFs) {
         fs_with(MountOptions::default())
     }
 
-    fn users(fs: &ReedFs) -> u64 {
-        fs.lookup(ROOT, OsStr::new("users")).unwrap().ino
+    pub(super) fn users(fs: &ReedFs) -> u64 {
+        fs.lookup(ROOT, OsStr::new("users"), ME).unwrap().ino
     }
 
-    fn versions(fs: &ReedFs) -> usize {
+    pub(super) fn versions(fs: &ReedFs) -> usize {
         fs.dbs[0]
             .db
             .table("users")
@@ -2430,7 +2874,12 @@ mod tests {
     /// Truncates through handle `fh` and writes `bytes` (as `>` does).
     /// Creates file `name` in directory `dir` with O_EXCL, as `caller`:
     /// (attr, handle, caching).
-    fn create_new(fs: &ReedFs, dir: u64, name: &str, caller: Caller) -> (Attr, u64, Caching) {
+    pub(super) fn create_new(
+        fs: &ReedFs,
+        dir: u64,
+        name: &str,
+        caller: Caller,
+    ) -> (Attr, u64, Caching) {
         fs.create(
             dir,
             OsStr::new(name),
@@ -2441,7 +2890,7 @@ mod tests {
         .unwrap()
     }
 
-    fn rewrite(fs: &ReedFs, ino: u64, fh: u64, bytes: &[u8]) {
+    pub(super) fn rewrite(fs: &ReedFs, ino: u64, fh: u64, bytes: &[u8]) {
         fs.setattr(
             ino,
             Some(fh),
@@ -2454,7 +2903,13 @@ mod tests {
         fs.write(fh, 0, bytes).unwrap();
     }
 
-    fn head(fs: &ReedFs) -> Vec<u8> {
+    /// close(2) of handle `fh`: a flush, then (last close) the release.
+    pub(super) fn close(fs: &ReedFs, fh: u64, caller: Caller) {
+        fs.flush(fh, caller).unwrap();
+        fs.release(fh, caller).unwrap();
+    }
+
+    pub(super) fn head(fs: &ReedFs) -> Vec<u8> {
         fs.dbs[0]
             .db
             .table("users")
@@ -2480,8 +2935,8 @@ mod tests {
         let t = users(&fs);
         assert_eq!(names(&fs, t), ["current.csv"]);
         // Reachable by name all the same.
-        assert!(fs.lookup(t, OsStr::new("@versions")).is_ok());
-        assert!(fs.lookup(ROOT, OsStr::new("@status")).is_ok());
+        assert!(fs.lookup(t, OsStr::new("@versions"), ME).is_ok());
+        assert!(fs.lookup(ROOT, OsStr::new("@status"), ME).is_ok());
         let (_d, fs) = fs_with(MountOptions {
             show_virtual: true,
             ..MountOptions::default()
@@ -2503,35 +2958,40 @@ mod tests {
     #[test]
     fn write_commits_at_the_flush_after_data_never_before() {
         let (_d, fs) = fs();
-        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT)).unwrap().ino;
+        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT), ME).unwrap().ino;
         // A shell `>`: O_TRUNC, an early flush with no data, then data.
         let (fh, _) = fs.open(cur, libc::O_WRONLY | libc::O_TRUNC, ME).unwrap();
         fs.flush(fh, ME).unwrap();
         assert_eq!(versions(&fs), 1, "the early flush commits nothing");
         fs.write(fh, 0, b"id|name\n1|Ann\n").unwrap();
         assert_eq!(
-            fs.getattr(cur).unwrap().size,
+            fs.getattr(cur, Some(fh)).unwrap().size,
             14,
             "a writer sees its own size"
         );
+        assert_eq!(
+            fs.getattr(cur, None).unwrap().size,
+            TABLE.len() as u64,
+            "everyone else sees the head readers get"
+        );
         fs.flush(fh, ME).unwrap();
         assert_eq!(versions(&fs), 2);
-        fs.release(fh, ME).unwrap();
+        close(&fs, fh, ME);
         assert_eq!(versions(&fs), 2, "nothing new to commit at release");
         assert_eq!(head(&fs), b"id|name\n1|Ann\n");
     }
 
     #[test]
-    fn an_ftruncate_commits_at_its_close_and_empty_keeps_the_header() {
+    fn an_ftruncate_commits_at_its_close_and_empties_the_file() {
         let (_d, fs) = fs();
-        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT)).unwrap().ino;
+        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT), ME).unwrap().ino;
         // A shell's `>` (O_TRUNC with the open): its early close commits nothing.
         let (fh, _) = fs.open(cur, libc::O_WRONLY | libc::O_TRUNC, ME).unwrap();
         fs.flush(fh, ME).unwrap();
         assert_eq!(versions(&fs), 1);
         fs.write(fh, 0, b"id|name\n7|Gus\n").unwrap();
         fs.flush(fh, ME).unwrap();
-        fs.release(fh, ME).unwrap();
+        close(&fs, fh, ME);
         assert_eq!(versions(&fs), 2);
         // `truncate -s 0` (ftruncate through the handle, then close): the
         // close commits, so the caller sees it done when truncate returns.
@@ -2548,12 +3008,8 @@ mod tests {
         assert_eq!(versions(&fs), 2, "the truncate itself commits nothing");
         fs.flush(fh, ME).unwrap();
         assert_eq!(versions(&fs), 3);
-        assert_eq!(
-            head(&fs),
-            b"id|name\n",
-            "emptying the file deletes the rows, not the header"
-        );
-        fs.release(fh, ME).unwrap();
+        assert_eq!(head(&fs), b"", "emptied is 0 bytes, as on any file system");
+        close(&fs, fh, ME);
         assert_eq!(versions(&fs), 3, "the release has nothing left to commit");
     }
 
@@ -2563,7 +3019,7 @@ mod tests {
         let t = users(&fs);
         let (a, fh, _) = create_new(&fs, t, "sedX1", ME);
         fs.write(fh, 0, b"id|name\n1|Ann\n1|Dup\n").unwrap();
-        fs.release(fh, ME).unwrap();
+        close(&fs, fh, ME);
         let err = fs
             .rename(t, OsStr::new("sedX1"), t, OsStr::new(CURRENT), false, ME)
             .unwrap_err();
@@ -2572,18 +3028,18 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(
-            fs.getattr(a.ino).unwrap().size,
+            fs.getattr(a.ino, None).unwrap().size,
             20,
             "the refused file is still there"
         );
         assert_eq!(head(&fs), TABLE);
         let (fh, _) = fs.open(a.ino, libc::O_WRONLY | libc::O_TRUNC, ME).unwrap();
         fs.write(fh, 0, b"id|name\n1|Ann\n3|Cy\n").unwrap();
-        fs.release(fh, ME).unwrap();
+        close(&fs, fh, ME);
         fs.rename(t, OsStr::new("sedX1"), t, OsStr::new(CURRENT), false, ME)
             .unwrap();
         assert_eq!(head(&fs), b"id|name\n1|Ann\n3|Cy\n");
-        assert!(fs.lookup(t, OsStr::new("sedX1")).is_err());
+        assert!(fs.lookup(t, OsStr::new("sedX1"), ME).is_err());
         assert_eq!(versions(&fs), 2);
     }
 
@@ -2601,10 +3057,10 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            fs.lookup(t, OsStr::new(CURRENT)),
+            fs.lookup(t, OsStr::new(CURRENT), ME),
             Err(FsError::NotFound)
         ));
-        let backup = fs.lookup(t, OsStr::new("current.csv~")).unwrap();
+        let backup = fs.lookup(t, OsStr::new("current.csv~"), ME).unwrap();
         assert_eq!(backup.size, TABLE.len() as u64);
         let (_, fh, _) = fs
             .create(
@@ -2616,9 +3072,9 @@ mod tests {
             )
             .unwrap();
         fs.write(fh, 0, b"id|name\n9|New\n").unwrap();
-        fs.fsync(fh, ME).unwrap();
-        fs.release(fh, ME).unwrap();
-        fs.unlink(t, OsStr::new("current.csv~")).unwrap();
+        fs.flush(fh, ME).unwrap();
+        close(&fs, fh, ME);
+        fs.unlink(t, OsStr::new("current.csv~"), ME).unwrap();
         assert_eq!(head(&fs), b"id|name\n9|New\n");
         assert_eq!(versions(&fs), 2);
     }
@@ -2630,7 +3086,7 @@ mod tests {
             ..MountOptions::default()
         });
         let t = users(&fs);
-        let vdir = fs.lookup(t, OsStr::new("@versions")).unwrap().ino;
+        let vdir = fs.lookup(t, OsStr::new("@versions"), ME).unwrap().ino;
         let v1 = fs.readdir(vdir).unwrap()[0].clone();
         assert!(matches!(
             fs.open(v1.0, libc::O_WRONLY, ME),
@@ -2669,29 +3125,29 @@ mod tests {
     #[test]
     fn concurrent_writers_merge_and_collisions_fail_stale() {
         let (_d, fs) = fs();
-        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT)).unwrap().ino;
+        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT), ME).unwrap().ino;
         let (a, b) = (Caller { pid: 10, ..ME }, Caller { pid: 11, ..ME });
         // Both open the head (version 1) for writing, each edits a different row.
         let (fa, _) = fs.open(cur, libc::O_RDWR, a).unwrap();
         let (fb, _) = fs.open(cur, libc::O_RDWR, b).unwrap();
         rewrite(&fs, cur, fa, b"id|name\n1|Anna\n2|Bob\n");
-        fs.fsync(fa, a).unwrap();
+        fs.flush(fa, a).unwrap();
         rewrite(&fs, cur, fb, b"id|name\n1|Ann\n2|Bobby\n");
-        fs.fsync(fb, b).unwrap();
+        fs.flush(fb, b).unwrap();
         assert_eq!(
             head(&fs),
             b"id|name\n1|Anna\n2|Bobby\n",
             "both edits merged"
         );
-        fs.release(fa, a).unwrap();
-        fs.release(fb, b).unwrap();
+        close(&fs, fa, a);
+        close(&fs, fb, b);
         // Now both change the same cell: the later one fails and keeps its bytes.
         let (fa, _) = fs.open(cur, libc::O_RDWR, a).unwrap();
         let (fb, _) = fs.open(cur, libc::O_RDWR, b).unwrap();
         rewrite(&fs, cur, fa, b"id|name\n1|A\n2|Bobby\n");
-        fs.fsync(fa, a).unwrap();
+        fs.flush(fa, a).unwrap();
         rewrite(&fs, cur, fb, b"id|name\n1|B\n2|Bobby\n");
-        assert!(matches!(fs.fsync(fb, b), Err(FsError::Stale(_))));
+        assert!(matches!(fs.flush(fb, b), Err(FsError::Stale(_))));
         assert_eq!(head(&fs), b"id|name\n1|A\n2|Bobby\n");
         assert_eq!(versions(&fs), 4);
     }
@@ -2700,20 +3156,20 @@ mod tests {
     fn a_rename_merges_against_what_the_same_process_read() {
         let (_d, fs) = fs();
         let t = users(&fs);
-        let cur = fs.lookup(t, OsStr::new(CURRENT)).unwrap().ino;
+        let cur = fs.lookup(t, OsStr::new(CURRENT), ME).unwrap().ino;
         let sed = Caller { pid: 20, ..ME };
         // sed reads version 1...
         let (fr, _) = fs.open(cur, libc::O_RDONLY, sed).unwrap();
-        fs.release(fr, sed).unwrap();
+        close(&fs, fr, sed);
         // ...someone else commits version 2 meanwhile...
         let other = Caller { pid: 21, ..ME };
         let (fo, _) = fs.open(cur, libc::O_RDWR, other).unwrap();
         fs.write(fo, 0, b"id|name\n1|Ann\n2|Bob\n3|Cy\n").unwrap();
-        fs.release(fo, other).unwrap();
+        close(&fs, fo, other);
         // ...then sed renames its edit of version 1 into place: merged, nothing lost.
         let (_, fh, _) = create_new(&fs, t, "sedX", sed);
         fs.write(fh, 0, b"id|name\n1|Ann\n2|Robert\n").unwrap();
-        fs.release(fh, sed).unwrap();
+        close(&fs, fh, sed);
         fs.rename(t, OsStr::new("sedX"), t, OsStr::new(CURRENT), false, sed)
             .unwrap();
         assert_eq!(head(&fs), b"id|name\n1|Ann\n2|Robert\n3|Cy\n");
@@ -2724,7 +3180,7 @@ mod tests {
         // `: > current.csv`: O_TRUNC, the early close after dup2, then the
         // close that ends the command, with nothing written.
         let (_d, fs) = fs();
-        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT)).unwrap().ino;
+        let cur = fs.lookup(users(&fs), OsStr::new(CURRENT), ME).unwrap().ino;
         let (fh, _) = fs.open(cur, libc::O_WRONLY | libc::O_TRUNC, ME).unwrap();
         fs.flush(fh, ME).unwrap();
         assert_eq!(versions(&fs), 1);
@@ -2734,7 +3190,7 @@ mod tests {
             2,
             "committed before close returns, not at the later release"
         );
-        assert_eq!(head(&fs), b"id|name\n");
+        assert_eq!(head(&fs), b"", "emptied: 0 bytes");
         fs.release(fh, ME).unwrap();
         assert_eq!(versions(&fs), 2);
     }
@@ -2745,25 +3201,25 @@ mod tests {
         let t = users(&fs);
         let (a, fh, _) = create_new(&fs, t, ".x.swp", ME);
         fs.write(fh, 0, b"swap data").unwrap();
-        fs.unlink(t, OsStr::new(".x.swp")).unwrap();
+        fs.unlink(t, OsStr::new(".x.swp"), ME).unwrap();
         assert!(matches!(
-            fs.lookup(t, OsStr::new(".x.swp")),
+            fs.lookup(t, OsStr::new(".x.swp"), ME),
             Err(FsError::NotFound)
         ));
         fs.write(fh, 9, b" more").unwrap();
         assert_eq!(fs.read(fh, 0, 100).unwrap(), b"swap data more");
         assert_eq!(
-            fs.getattr(a.ino).unwrap().size,
+            fs.getattr(a.ino, None).unwrap().size,
             14,
             "fstat of an open, unlinked file"
         );
         // The name can be reused meanwhile, for a different file.
         let (b, fh2, _) = create_new(&fs, t, ".x.swp", ME);
         assert_ne!(a.ino, b.ino);
-        fs.release(fh, ME).unwrap();
-        assert!(fs.getattr(a.ino).is_err(), "gone with the last close");
-        assert_eq!(fs.getattr(b.ino).unwrap().size, 0);
-        fs.release(fh2, ME).unwrap();
+        close(&fs, fh, ME);
+        assert!(fs.getattr(a.ino, None).is_err(), "gone with the last close");
+        assert_eq!(fs.getattr(b.ino, None).unwrap().size, 0);
+        close(&fs, fh2, ME);
     }
 
     #[test]
@@ -2781,7 +3237,7 @@ mod tests {
             .unwrap();
         fs.write(fh, 0, b"id|item\n1|pen\n").unwrap();
         fs.flush(fh, ME).unwrap();
-        fs.release(fh, ME).unwrap();
+        close(&fs, fh, ME);
         assert_eq!(
             fs.dbs[0]
                 .db

@@ -5,6 +5,7 @@ mod core;
 mod error;
 pub mod fuse;
 mod node;
+mod spill;
 mod status;
 
 pub use core::{Attr, Caching, Caller, Kind, MountOptions, MountedDb, ReedFs, SetAttr};

@@ -70,6 +70,10 @@ pub enum ResultFormat {
 /// editors saving a query). Table names cannot hold `@`.
 pub const QUERY_DIR_KEY: &str = "@query";
 
+/// The scratch-file directory key of `@conflicts/` (temp files of `sed -i`
+/// and editors resolving a conflict by editing its file).
+pub const CONFLICTS_DIR_KEY: &str = "@conflicts";
+
 /// The scratch-file directory key of a frame directory. Table names cannot
 /// hold `@` or `/`, so it never equals a table's.
 pub fn frame_dir_key(frame: &str) -> String {

@@ -27,6 +27,9 @@ pub(super) enum QueryName<'a> {
     Result(&'a str, ResultFormat),
     /// A name that starts like a statement: the query itself (undecoded).
     Sql,
+    /// `<x>.sql` where `x` is no valid name (`x y.sql`, `Über.sql`): refused
+    /// at create, so a save is never silently a scratch file.
+    BadName,
     /// Anything else: a scratch file.
     Scratch,
 }
@@ -50,6 +53,9 @@ pub(super) fn classify(name: &str) -> QueryName<'_> {
     }
     if let Some(stem) = saved(".json") {
         return QueryName::Result(stem, ResultFormat::Json);
+    }
+    if name.ends_with(".sql") && !name.starts_with('.') {
+        return QueryName::BadName;
     }
     let first: String = name
         .trim_start()
@@ -288,7 +294,22 @@ impl ReedFs {
             QueryName::Scratch => {
                 self.create_scratch(inner, db, QUERY_DIR_KEY, name, mode, flags, caller)
             }
+            QueryName::BadName => Err(self.refuse_query_name(db, name)),
         }
+    }
+
+    /// A save under a name that cannot be a saved query's: says why in
+    /// `@status` (the caller sees only EINVAL).
+    fn refuse_query_name(&self, db: usize, name: &str) -> FsError {
+        let reason =
+            format!("{name}: saved query names use letters, digits, '_' and '-' (then .sql)");
+        tracing::info!(name, "refused a saved query name");
+        self.status[db].push(Event::Rejected {
+            table: "@query".into(),
+            reason,
+            kept: None,
+        });
+        FsError::InvalidName("saved query names use letters, digits, '_' and '-'")
     }
 
     /// `rm` in `@query/`.
@@ -310,7 +331,7 @@ impl ReedFs {
                 Self::drop_scratch_name(&mut inner, db, QUERY_DIR_KEY, name);
                 Ok(())
             }
-            QueryName::Scratch => Err(FsError::NotFound),
+            QueryName::Scratch | QueryName::BadName => Err(FsError::NotFound),
             QueryName::Result(..) | QueryName::Sql => {
                 Err(FsError::ReadOnly("query results cannot be removed"))
             }
@@ -356,7 +377,7 @@ impl ReedFs {
             }
             (QueryName::Saved(from), QueryName::Scratch) => {
                 let data = self.saved_text_in(&inner, db, from)?;
-                let file = self.owned_scratch(data, 0o644);
+                let file = self.owned_scratch(&data, 0o644)?;
                 Self::add_scratch(&mut inner, db, QUERY_DIR_KEY, newname, file);
                 drop(inner);
                 self.delete_saved(db, from)
@@ -364,6 +385,7 @@ impl ReedFs {
             (QueryName::Scratch, QueryName::Scratch) => {
                 self.move_scratch(&mut inner, db, QUERY_DIR_KEY, name, newname)
             }
+            (_, QueryName::BadName) => Err(self.refuse_query_name(db, newname)),
             _ => Err(FsError::NotPermitted(
                 "in @query/, only saved queries (<name>.sql) and scratch files move",
             )),
@@ -421,6 +443,8 @@ mod tests {
         assert!(matches!(classify(".top.sql.swp"), QueryName::Scratch));
         assert!(matches!(classify("top.sql~"), QueryName::Scratch));
         assert!(matches!(classify("4913"), QueryName::Scratch));
+        assert!(matches!(classify("x y.sql"), QueryName::BadName));
+        assert!(matches!(classify("Über.sql"), QueryName::BadName));
         // A query whose text happens to end in `.csv` still starts like one.
         assert!(matches!(classify("SELECT a.csv FROM a"), QueryName::Sql));
     }

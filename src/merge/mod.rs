@@ -352,6 +352,13 @@ fn merge3_rows(
             merged_rows.push(std::mem::take(&mut out[pos]));
         }
     }
+    // Both sides emptied the file (no header, no rows): it stays empty.
+    if columns.is_empty() && merged_rows.is_empty() {
+        return Ok(Merged {
+            content: Vec::new(),
+            conflicts,
+        });
+    }
     let header: Vec<u8> = if t.columns == columns && !t.header_raw.is_empty() {
         let mut h = t.header_raw.to_vec();
         if !h.ends_with(b"\n") {

@@ -439,7 +439,7 @@ impl<'db> Engine<'db> {
         }
         let version = t.version(seq)?;
         // A dropped table has only a history: read it with AS OF.
-        if ts_us.is_none() && version.size == 0 {
+        if ts_us.is_none() && version.action == "drop" {
             return Err(QueryError::new(
                 ErrorKind::Unknown,
                 format!("table {name} is dropped (`rdb table:restore` brings it back)"),

@@ -46,6 +46,14 @@ pub struct Config {
     /// Queries: rows a query may hold in memory; larger results stream.
     #[serde(default = "default_max_rows_in_memory")]
     pub max_rows_in_memory: u64,
+    /// Mount: scratch files (editors' swap and temp files) held in memory,
+    /// in MiB, all tables together; beyond it they spill to disk.
+    #[serde(default = "default_scratch_memory_mb")]
+    pub scratch_memory_mb: u64,
+    /// Mount: scratch files in memory and on disk together, in MiB; a write
+    /// beyond it fails with ENOSPC.
+    #[serde(default = "default_scratch_max_mb")]
+    pub scratch_max_mb: u64,
 }
 
 fn default_delimiter() -> char {
@@ -69,6 +77,12 @@ fn default_max_join_rows() -> u64 {
 fn default_max_rows_in_memory() -> u64 {
     1_000_000
 }
+fn default_scratch_memory_mb() -> u64 {
+    64
+}
+fn default_scratch_max_mb() -> u64 {
+    4096
+}
 
 impl Config {
     pub fn new(name: &str, delimiter: char) -> Config {
@@ -85,6 +99,8 @@ impl Config {
             index_memory_mb: default_index_memory_mb(),
             max_join_rows: default_max_join_rows(),
             max_rows_in_memory: default_max_rows_in_memory(),
+            scratch_memory_mb: default_scratch_memory_mb(),
+            scratch_max_mb: default_scratch_max_mb(),
         }
     }
 

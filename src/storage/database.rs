@@ -15,6 +15,7 @@ use super::revisions::{self, Revision};
 use super::saved_query::{self, SavedQuery};
 use super::schema::Schema;
 use super::table::{self, Base, CommitOptions, Committed, Table};
+use super::{attrs, kept};
 
 pub const CONFIG: &str = "config.toml";
 
@@ -316,31 +317,46 @@ impl Database {
     /// An anonymous file (no name; gone when closed) next to the database,
     /// for data too large to hold in memory, such as a huge query result.
     pub fn anonymous_file(&self) -> Result<std::fs::File> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = self.ctx.root.join("state");
-        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-        let tmpfile = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_TMPFILE)
-            .mode(0o600)
-            .open(&dir);
-        match tmpfile {
-            Ok(f) => Ok(f),
-            // A file system without O_TMPFILE: a named file, unlinked at once.
-            Err(_) => {
-                let path = super::io::temp_path_for(&dir.join("spill"));
-                let f = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(io_err("create", &path))?;
-                let _ = std::fs::remove_file(&path);
-                Ok(f)
-            }
-        }
+        anonymous_file_in(&self.ctx.root)
+    }
+
+    /// Keeps the bytes of a refused save durably as
+    /// `rejected/<stem>-<time>.<ext>`; returns the name (module `kept`).
+    pub fn keep_rejected(&self, stem: &str, ext: &str, bytes: &[u8]) -> Result<String> {
+        kept::keep_rejected(&*self.ctx.io, &self.ctx.root, stem, ext, bytes)
+    }
+
+    /// Names of the kept refused saves, sorted.
+    pub fn rejected_names(&self) -> Result<Vec<String>> {
+        kept::rejected_names(&*self.ctx.io, &self.ctx.root)
+    }
+
+    pub fn read_rejected(&self, name: &str) -> Result<Vec<u8>> {
+        kept::read_rejected(&*self.ctx.io, &self.ctx.root, name)
+    }
+
+    /// Makes the bytes of a save in progress durable as `unsaved/<name>`
+    /// (`name` from [`kept::new_unsaved_name`]).
+    pub fn save_unsaved(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        kept::save_unsaved(&*self.ctx.io, &self.ctx.root, name, bytes)
+    }
+
+    pub fn remove_unsaved(&self, name: &str) -> Result<()> {
+        kept::remove_unsaved(&*self.ctx.io, &self.ctx.root, name)
+    }
+
+    /// Moves unsaved bytes left by a process that died into `rejected/`.
+    pub fn recover_unsaved(&self) -> Result<Vec<String>> {
+        kept::recover_unsaved(&*self.ctx.io, &self.ctx.root)
+    }
+
+    /// Modes and times writers set on the mounted tree (module `attrs`).
+    pub fn file_attrs(&self) -> Result<attrs::Attrs> {
+        attrs::load(&*self.ctx.io, &self.ctx.root)
+    }
+
+    pub fn save_file_attrs(&self, a: &attrs::Attrs) -> Result<()> {
+        attrs::save(&*self.ctx.io, &self.ctx.root, a)
     }
 
     /// Reads what `write_state` wrote, None when nothing was.
@@ -563,5 +579,34 @@ impl Frame {
     /// Commits the frame to `db`: `db.commit_frame(self, user)`.
     pub fn commit(self, db: &Database, user: &str) -> Result<FrameCommitted> {
         db.commit_frame(self, user)
+    }
+}
+
+/// An anonymous file (no name; gone when closed) in `<root>/state/`.
+pub fn anonymous_file_in(root: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = root.join("state");
+    std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    let tmpfile = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(&dir);
+    match tmpfile {
+        Ok(f) => Ok(f),
+        // A file system without O_TMPFILE: a named file, unlinked at once.
+        Err(_) => {
+            let path = super::io::temp_path_for(&dir.join("spill"));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io_err("create", &path))?;
+            let _ = std::fs::remove_file(&path);
+            Ok(f)
+        }
     }
 }

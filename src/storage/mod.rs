@@ -2,6 +2,7 @@
 //! nothing of FUSE or SQL. Its door is this module: [`Database`],
 //! [`Table`], [`Registry`] and the types they return.
 
+pub mod attrs;
 mod config;
 pub mod csv;
 mod database;
@@ -13,6 +14,7 @@ pub mod frame;
 pub mod hash;
 mod head_writer;
 pub mod io;
+pub mod kept;
 mod lock;
 mod log;
 pub mod names;
@@ -30,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 pub use config::{Config, ConflictPolicy};
 pub use csv::{CsvError, CsvErrorKind, Hunk, TableIndex};
-pub use database::{Database, TableSummary};
+pub use database::{Database, TableSummary, anonymous_file_in};
 pub use dict::Action;
 pub use error::{Result, StorageError};
 pub use frame::{Decision, Frame, FrameCommitted, FrameInfo, Staged};

@@ -1064,7 +1064,7 @@ impl Table {
         content: Vec<u8>,
         opts: &CommitOptions,
     ) -> Result<Committed> {
-        let prepared = match self.prepare(&mut writer, &state, content, opts)? {
+        let prepared = match self.prepare(&mut writer, &state, content)? {
             Prepared::Unchanged(c) => return Ok(c),
             Prepared::Version(v) => v,
         };
@@ -1083,13 +1083,7 @@ impl Table {
     /// `state` and diffs it. Updates the writer's index and hash to describe
     /// `content`; a caller that then does not commit must reset them
     /// (`writer.log_len = None`).
-    fn prepare(
-        &self,
-        writer: &mut Writer,
-        state: &State,
-        content: Vec<u8>,
-        opts: &CommitOptions,
-    ) -> Result<Prepared> {
+    fn prepare(&self, writer: &mut Writer, state: &State, content: Vec<u8>) -> Result<Prepared> {
         let head_seq = state.log.len() as u64;
         let (p, s) = common_ends(&state.head, &content);
         let unchanged = p == content.len() && p == state.head.len();
@@ -1103,20 +1097,23 @@ impl Table {
             }));
         }
         if writer.log_len != Some(state.log_len) {
-            // First commit here, or another process committed: parse the head.
+            // First commit here, or another process committed: parse the
+            // head. A head stored before a rule it breaks existed (a NUL, a
+            // lone CR) has no index: the save is then checked in full, so
+            // such a table can always be repaired by saving valid content.
             writer.index = if state.head.is_empty() {
                 None
             } else {
-                Some(TableIndex::parse(&state.head, self.delim())?)
+                TableIndex::parse(&state.head, self.delim()).ok()
             };
             writer.hash = ChunkedHash::compute(&state.head);
             writer.log_len = Some(state.log_len);
         }
         let old = state.head.as_slice();
         let hunks = if content.is_empty() {
-            if opts.action != Action::Drop {
-                TableIndex::parse(&content, self.delim())?;
-            }
+            // Empty content is a valid table: a dropped one (action Drop),
+            // or a file emptied by its writer (`: > current.csv`), which a
+            // later append fills from nothing, header included.
             writer.index = None;
             vec![Hunk {
                 old: 0..old.len(),
@@ -1301,7 +1298,7 @@ impl Table {
         let mut parts: Vec<FramePart> = Vec::with_capacity(tables.len());
         for (i, st) in staged.into_iter().enumerate() {
             let t = &tables[i];
-            let part = t.frame_prepare(&mut held[i].0, st, id, user, &mut resolve);
+            let part = t.frame_prepare(&mut held[i].0, st, &mut resolve);
             match part {
                 Ok(p) => parts.push(p),
                 Err(e) => {
@@ -1397,8 +1394,6 @@ impl Table {
         &self,
         writer: &mut Writer,
         st: Staged,
-        id: &str,
-        user: &str,
         resolve: &mut impl FnMut(&str, &[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
     ) -> Result<FramePart, E> {
         let state = self.catch_up(writer)?;
@@ -1410,12 +1405,7 @@ impl Table {
             let base_bytes = self.base_bytes(&state, b)?;
             content = resolve(&self.name, &base_bytes, &content, &state.head, head_seq)?;
         }
-        let opts = CommitOptions {
-            action: st.action,
-            user,
-            frame: Some(id),
-        };
-        let prepared = self.prepare(writer, &state, content, &opts)?;
+        let prepared = self.prepare(writer, &state, content)?;
         Ok(FramePart {
             state,
             prepared,
