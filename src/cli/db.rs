@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
+use reedbase::storage::io::{Exposure, exposed_paths};
 use reedbase::storage::{Config, Database, DbEntry, Mode, RealIo, Registry, StorageError};
 
 use super::output::{FormatArg, human_bytes, print_rows};
@@ -66,8 +67,13 @@ pub fn list(ctx: &Ctx, f: FormatArg) -> Result<i32> {
         .iter()
         .map(|(n, e)| (n.clone(), e.clone()))
         .collect();
-    // A local database above the working directory that is not registered still shows.
-    if let Some(local) = Registry::find_local(&ctx.cwd)
+    // A local database above the working directory that is not registered
+    // still shows; one that is refused (a symlink, another user's) is named.
+    let local = Registry::find_local(&ctx.cwd).unwrap_or_else(|e| {
+        eprintln!("rdb: warning: {}", e.report());
+        None
+    });
+    if let Some(local) = local
         && let Ok(cfg) = Config::load(&RealIo, &local.join("config.toml"))
         && !names.iter().any(|(_, e)| same_path(&e.path, &local))
     {
@@ -118,8 +124,9 @@ fn same_path(a: &Path, b: &Path) -> bool {
 }
 
 pub fn info(ctx: &Ctx, name: &str) -> Result<i32> {
-    let (root, mode) = ctx.registry()?.resolve(name, &ctx.cwd)?;
+    let (root, mode) = ctx.resolve(name)?;
     let db = Database::open(&root)?;
+    warn_exposed(name, &root, &db.exposure());
     let c = db.config();
     let mut out = std::io::stdout().lock();
     writeln!(out, "name:            {}", c.name)?;
@@ -168,6 +175,9 @@ pub fn register(ctx: &Ctx, path: &Path) -> Result<i32> {
         ),
         other => other.into(),
     })?;
+    // The checks every open makes (a symlink inside, another user's
+    // directory): refused now rather than at each later command.
+    Database::open(&root)?;
     let mode = if root
         .file_name()
         .is_some_and(|n| n == reedbase::storage::LOCAL_DIR)
@@ -198,9 +208,22 @@ pub fn unregister(ctx: &Ctx, name: &str) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// Warns on stderr when other users may read or write part of the store at
+/// `root` (one path named, and the fix). Not damage: the exit code stays.
+fn warn_exposed(what: &str, root: &Path, e: &Exposure) {
+    if let Some((path, mode)) = &e.first {
+        eprintln!(
+            "rdb: warning: {what}: other users can read or write {} file(s) or directories of the store, e.g. {} (mode {mode:04o}); fix: chmod -R go-rwx {}",
+            e.count,
+            path.display(),
+            root.display()
+        );
+    }
+}
+
 pub fn verify(ctx: &Ctx, name: Option<&str>) -> Result<i32> {
     let targets: Vec<(String, PathBuf)> = match name {
-        Some(n) => vec![(n.to_string(), ctx.registry()?.resolve(n, &ctx.cwd)?.0)],
+        Some(n) => vec![(n.to_string(), ctx.resolve(n)?.0)],
         None => ctx
             .registry()?
             .entries()
@@ -208,6 +231,15 @@ pub fn verify(ctx: &Ctx, name: Option<&str>) -> Result<i32> {
             .map(|(n, e)| (n.clone(), e.path.clone()))
             .collect(),
     };
+    if name.is_none() {
+        // $REEDBASE_HOME itself: the registry, and the daemons' logs (which
+        // hold query texts); global databases are checked one by one below.
+        let databases = ctx.home.join("databases");
+        let skip: Vec<PathBuf> = std::fs::read_dir(&databases)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        warn_exposed("REEDBASE_HOME", &ctx.home, &exposed_paths(&ctx.home, &skip));
+    }
     let mut damaged = false;
     let mut out = std::io::stdout().lock();
     for (name, root) in targets {
@@ -219,6 +251,7 @@ pub fn verify(ctx: &Ctx, name: Option<&str>) -> Result<i32> {
                 continue;
             }
         };
+        warn_exposed(&name, &root, &db.exposure());
         let report = db.verify()?;
         if report.problems.is_empty() {
             writeln!(
@@ -250,7 +283,7 @@ pub fn verify(ctx: &Ctx, name: Option<&str>) -> Result<i32> {
 /// `db:config <db> [key [value]]`: shows the settings, or sets one.
 pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> Result<i32> {
     use reedbase::storage::ConflictPolicy;
-    let (root, _) = ctx.registry()?.resolve(name, &ctx.cwd)?;
+    let (root, _) = ctx.resolve(name)?;
     let show = |c: &Config| {
         println!(
             "conflict_policy = {}",

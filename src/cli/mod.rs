@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use reedbase::storage::{Database, Registry, StorageError};
+use reedbase::storage::{Database, Mode, Registry, StorageError};
 
 /// Exit codes (also in docs/CLI.md).
 pub mod exit {
@@ -34,7 +34,8 @@ const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 invalid input (CSV, names),
 5 conflict (exists, or the table changed since your base), 6 locked by another process,
 7 damaged store (verify found problems), 8 bad query (syntax, unknown name, type, limit).
-Environment: REEDBASE_HOME (default ~/.reedbase), REEDBASE_USER (default $USER), RUST_LOG.";
+Environment: REEDBASE_HOME (default ~/.reedbase), REEDBASE_USER (default $USER), RUST_LOG,
+REEDBASE_SAFE_DIRECTORIES (other users' databases to use anyway: paths separated by ':', or '*').";
 
 #[derive(Parser, Debug)]
 #[command(name = "rdb", version, about = "ReedBase: a versioned CSV database", after_help = AFTER_HELP)]
@@ -269,9 +270,26 @@ impl Ctx {
         Ok(Registry::load(&self.home)?)
     }
 
+    /// Resolves a database name: the local database above the working
+    /// directory when it has that name, else the registry (docs/CLI.md,
+    /// "Name resolution"). When both exist at different places, says on
+    /// stderr which one is used: a local database silently taking the
+    /// place of a registered one is how writes end up in the wrong store.
+    pub fn resolve(&self, name: &str) -> Result<(PathBuf, Mode)> {
+        let (root, mode, shadowed) = self.registry()?.lookup(name, &self.cwd)?;
+        if let Some(registered) = shadowed {
+            eprintln!(
+                "rdb: {name:?} is both the local database at {} and the registered one at {}; using the local one",
+                root.display(),
+                registered.display()
+            );
+        }
+        Ok((root, mode))
+    }
+
     /// Opens a database by name (local first, then the registry).
     pub fn open(&self, name: &str) -> Result<Database> {
-        let (root, _) = self.registry()?.resolve(name, &self.cwd)?;
+        let (root, _) = self.resolve(name)?;
         Ok(Database::open(&root)?)
     }
 }

@@ -217,10 +217,12 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     let m =
         mount(core, &mp, &fuse_opts).with_context(|| format!("mounting at {}", mp.display()))?;
     let pid_file = state_file(ctx, &mp, "pid");
+    // Mode 0700/0600 whatever the umask, never through a symlink (storage::io).
     if let Some(dir) = pid_file.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = reedbase::storage::io::create_private_dir(dir);
     }
-    let _ = std::fs::write(&pid_file, std::process::id().to_string());
+    let _ =
+        reedbase::storage::io::write_private(&pid_file, std::process::id().to_string().as_bytes());
     eprintln!(
         "mounted {} at {} (Ctrl-C or `rdb umount {}` to unmount)",
         names.join(", "),
@@ -283,13 +285,12 @@ fn daemonize(ctx: &Ctx, a: &MountArgs, mp: &Path) -> Result<i32> {
         .log_file
         .clone()
         .unwrap_or_else(|| state_file(ctx, mp, "log"));
+    // The log holds query texts: mode 0600 in a 0700 directory whatever the
+    // umask, never opened through a symlink (storage::io).
     if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir)?;
+        reedbase::storage::io::create_private_dir(dir)?;
     }
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)?;
+    let out = reedbase::storage::io::open_private_append(&log)?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.args(std::env::args_os().skip(1))
         .env("RDB_MOUNT_CHILD", "1")

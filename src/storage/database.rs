@@ -9,7 +9,7 @@ use super::config::Config;
 use super::dict::{self, Action, UserDict};
 use super::error::{Result, StorageError};
 use super::frame::{self, Frame, FrameCommitted, FrameInfo};
-use super::io::{Io, RealIo, replace_file, sync_parent};
+use super::io::{self as sio, Io, RealIo, Trust, replace_file, sync_parent};
 use super::names;
 use super::revisions::{self, Revision};
 use super::saved_query::{self, SavedQuery};
@@ -19,9 +19,43 @@ use super::{attrs, kept};
 
 pub const CONFIG: &str = "config.toml";
 
+/// The entries of a database with fixed names (and whether each is a
+/// directory), checked by [`check_store`] before the database is used.
+const PARTS: &[(&str, bool)] = &[
+    (CONFIG, false),
+    ("tables", true),
+    ("registry", true),
+    ("registry/actions.dict", false),
+    ("registry/users.dict", false),
+    ("frames", true),
+    ("frames/open", true),
+    ("state", true),
+    ("queries", true),
+    (kept::REJECTED_DIR, true),
+    (kept::UNSAVED_DIR, true),
+    ("conflicts", true),
+];
+
+/// Checks a database directory and its fixed parts before anything in them
+/// is read or written: no symlink anywhere (a planted `tables -> /etc`
+/// would lead writes outside the database) and no owner other than this
+/// user, root, or a database owner allowed explicitly (`io::check_root`).
+/// `None` when `root` does not exist.
+fn check_store(io: &dyn Io, root: &Path) -> Result<Option<Trust>> {
+    let Some(trust) = sio::check_root(io, root)? else {
+        return Ok(None);
+    };
+    for (part, dir) in PARTS {
+        sio::check_part(io, &root.join(part), *dir, trust)?;
+    }
+    Ok(Some(trust))
+}
+
 #[derive(Debug)]
 pub struct Database {
     ctx: Arc<DbCtx>,
+    /// Who may own what the database holds (checked as tables open).
+    trust: Trust,
     tables: Mutex<HashMap<String, Arc<Table>>>,
     /// Parsed schemas by table, with the version they were parsed from:
     /// a query lists the schema directory, and reads and parses the file
@@ -50,6 +84,11 @@ impl Database {
     /// Creates a database at `root` (which must not hold one already).
     pub fn init(io: Arc<dyn Io>, root: &Path, name: &str, delimiter: char) -> Result<Database> {
         names::validate(name)?;
+        // An existing directory is checked before anything is written into
+        // it (another user's `.reedbase`, or one with planted symlinks); a
+        // new one is created by `create_dir` with mode 0700, and every
+        // directory below it the same way, refusing symlinks.
+        check_store(&*io, root)?;
         let cfg_path = root.join(CONFIG);
         if io
             .len(&cfg_path)
@@ -89,15 +128,17 @@ impl Database {
 
     pub fn open_with(io: Arc<dyn Io>, root: &Path) -> Result<Database> {
         let cfg_path = root.join(CONFIG);
+        let not_found = || StorageError::NotFound {
+            kind: "database",
+            name: root.display().to_string(),
+        };
+        let trust = check_store(&*io, root)?.ok_or_else(not_found)?;
         if io
             .len(&cfg_path)
             .map_err(io_err("stat", &cfg_path))?
             .is_none()
         {
-            return Err(StorageError::NotFound {
-                kind: "database",
-                name: root.display().to_string(),
-            });
+            return Err(not_found());
         }
         let config = Config::load(&*io, &cfg_path)?;
         let users = UserDict::load(&*io, &root.join("registry").join("users.dict"))?;
@@ -110,6 +151,7 @@ impl Database {
                 background_head: std::sync::atomic::AtomicBool::new(true),
                 frames: Default::default(),
             }),
+            trust,
             tables: Mutex::new(HashMap::new()),
             schemas: Mutex::new(HashMap::new()),
         })
@@ -442,6 +484,7 @@ impl Database {
         if let Some(t) = tables.get(name) {
             return Ok(Arc::clone(t));
         }
+        self.check_table_dir(name)?;
         let t = Arc::new(Table::open(Arc::clone(&self.ctx), name)?);
         if t.head_seq()? == 0 {
             return Err(StorageError::NotFound {
@@ -451,6 +494,22 @@ impl Database {
         }
         tables.insert(name.to_string(), Arc::clone(&t));
         Ok(t)
+    }
+
+    /// Checks a table's directory and its schema directory before the
+    /// table opens (module `io`, `check_part`): a symlink there would lead
+    /// its commits outside the database.
+    fn check_table_dir(&self, name: &str) -> Result<()> {
+        let dir = self.tables_dir().join(name);
+        let io = &*self.ctx.io;
+        sio::check_part(io, &dir, true, self.trust)?;
+        sio::check_part(io, &dir.join("schema"), true, self.trust)
+    }
+
+    /// Files and directories of this database that other users may read or
+    /// write (for the warnings of `rdb verify` and `rdb db:info`).
+    pub fn exposure(&self) -> sio::Exposure {
+        sio::exposed_paths(&self.ctx.root, &[])
     }
 
     /// A live (not dropped) table.
@@ -487,6 +546,7 @@ impl Database {
         // Validate before creating anything on disk.
         super::csv::TableIndex::parse(content, self.ctx.config.delimiter_byte())?;
         let dir = self.tables_dir().join(name);
+        self.check_table_dir(name)?;
         self.ctx
             .io
             .create_dir(&dir)
@@ -586,12 +646,13 @@ impl Frame {
 pub fn anonymous_file_in(root: &Path) -> Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = root.join("state");
-    std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    // 0700 whatever the umask, and never through a symlink (io.rs).
+    sio::create_private_dir(&dir).map_err(io_err("create", &dir))?;
     let tmpfile = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .custom_flags(libc::O_TMPFILE)
-        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE | libc::O_NOFOLLOW)
+        .mode(sio::FILE_MODE)
         .open(&dir);
     match tmpfile {
         Ok(f) => Ok(f),
@@ -602,7 +663,7 @@ pub fn anonymous_file_in(root: &Path) -> Result<std::fs::File> {
                 .read(true)
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
+                .mode(sio::FILE_MODE)
                 .open(&path)
                 .map_err(io_err("create", &path))?;
             let _ = std::fs::remove_file(&path);

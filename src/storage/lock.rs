@@ -12,11 +12,13 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::error::{Result, StorageError};
+use super::io::{FILE_MODE, no_symlink};
 
 #[derive(Debug)]
 pub struct LockFile {
@@ -34,14 +36,20 @@ pub struct LockGuard<'a> {
 }
 
 impl LockFile {
+    /// Opens (creating) the lock file: mode 0600 whatever the umask, and
+    /// never through a symlink. The holder writes its pid into the file, so
+    /// a planted `lock -> some file` would otherwise have that file's
+    /// content replaced; `O_NOFOLLOW` refuses it instead.
     pub fn open(path: &Path) -> Result<LockFile> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
-            .map_err(|e| StorageError::io("open lock", path, e))?;
+            .map_err(|e| StorageError::io("open lock", path, no_symlink(path, e)))?;
         Ok(LockFile {
             path: path.to_path_buf(),
             file,
@@ -119,7 +127,13 @@ impl LockFile {
 
     fn holder(&self) -> Option<u32> {
         let mut s = String::new();
-        File::open(&self.path).ok()?.read_to_string(&mut s).ok()?;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.path)
+            .ok()?
+            .read_to_string(&mut s)
+            .ok()?;
         s.trim().parse().ok()
     }
 }

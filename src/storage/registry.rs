@@ -1,6 +1,13 @@
 //! `$REEDBASE_HOME/registry.toml`: name -> location of every database, global
 //! and local. Names resolve to a local database (found by walking up from the
 //! working directory to a `.reedbase/`) first, then to this registry.
+//!
+//! A `.reedbase/` found that way must be a real directory owned by this user
+//! or root (or listed in `REEDBASE_SAFE_DIRECTORIES`): in a directory others
+//! can write, such as `/tmp`, anyone could plant one named like a
+//! registered database, and a write meant for that database would land in
+//! a store they own. Such a `.reedbase/` is refused, never skipped, so the
+//! user learns that it is there.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::database::CONFIG;
 use super::error::{Result, StorageError};
-use super::io::{RealIo, read_file, replace_file};
+use super::io::{self as sio, RealIo, read_file, replace_file};
 use super::lock::LockFile;
 use super::{Config, names};
 
@@ -89,7 +96,11 @@ impl Registry {
     /// Loads, changes and saves the registry under its lock, so concurrent
     /// `rdb` processes never lose each other's entries.
     pub fn update<T>(home: &Path, f: impl FnOnce(&mut Registry) -> Result<T>) -> Result<T> {
-        std::fs::create_dir_all(home).map_err(|e| StorageError::io("create", home, e))?;
+        // An existing home is used as it is (a symlinked ~/.reedbase is the
+        // user's choice); a new one, and its new parents, get mode 0700.
+        if !std::fs::metadata(home).is_ok_and(|m| m.is_dir()) {
+            sio::create_private_dir(home).map_err(|e| StorageError::io("create", home, e))?;
+        }
         let lock = LockFile::open(&home.join("registry.lock"))?;
         let _g = lock.acquire("the registry", Duration::from_secs(10))?;
         let mut reg = Registry::load(home)?;
@@ -138,23 +149,68 @@ impl Registry {
     }
 
     /// The nearest `.reedbase/` holding a database, walking up from `cwd`.
-    pub fn find_local(cwd: &Path) -> Option<PathBuf> {
-        cwd.ancestors()
-            .map(|d| d.join(LOCAL_DIR))
-            .find(|d| d.join(CONFIG).is_file())
+    /// It is refused (an error naming it and how to allow it) when it is a
+    /// symlink or another user's (`io::check_root`); one this user cannot
+    /// even look into is passed over, as it always was.
+    pub fn find_local(cwd: &Path) -> Result<Option<PathBuf>> {
+        for dir in cwd.ancestors() {
+            let local = dir.join(LOCAL_DIR);
+            let Ok(m) = std::fs::symlink_metadata(&local) else {
+                continue;
+            };
+            let holds_db = std::fs::symlink_metadata(local.join(CONFIG)).is_ok();
+            if m.file_type().is_symlink() {
+                // Only a link to a database would have been used.
+                if local.join(CONFIG).is_file() {
+                    return Err(StorageError::io(
+                        "open database",
+                        &local,
+                        sio::refused(&local, sio::SYMLINK_REASON),
+                    ));
+                }
+                continue;
+            }
+            if !m.is_dir() || !holds_db {
+                continue;
+            }
+            sio::check_root(&RealIo, &local)?;
+            return Ok(Some(local));
+        }
+        Ok(None)
     }
 
     /// Resolves a database name: the local database above `cwd` when it has
-    /// that name, else the registry entry.
+    /// that name, else the registry entry. A registered database of the
+    /// same name elsewhere is logged (the CLI uses [`Self::lookup`] and
+    /// says it in its own words).
     pub fn resolve(&self, name: &str, cwd: &Path) -> Result<(PathBuf, Mode)> {
-        if let Some(local) = Registry::find_local(cwd)
+        let (root, mode, shadowed) = self.lookup(name, cwd)?;
+        if let Some(other) = shadowed {
+            tracing::warn!(
+                name,
+                used = %root.display(),
+                registered = %other.display(),
+                "a local database shadows the registered one of the same name"
+            );
+        }
+        Ok((root, mode))
+    }
+
+    /// [`Self::resolve`], also returning the location of a registered
+    /// database of the same name that the local one shadows.
+    pub fn lookup(&self, name: &str, cwd: &Path) -> Result<(PathBuf, Mode, Option<PathBuf>)> {
+        if let Some(local) = Registry::find_local(cwd)?
             && let Ok(cfg) = Config::load(&RealIo, &local.join(CONFIG))
             && cfg.name == name
         {
-            return Ok((local, Mode::Local));
+            let shadowed = self
+                .get(name)
+                .map(|e| e.path.clone())
+                .filter(|p| !same_place(p, &local));
+            return Ok((local, Mode::Local, shadowed));
         }
         match self.get(name) {
-            Some(e) if e.path.join(CONFIG).is_file() => Ok((e.path.clone(), e.mode)),
+            Some(e) if e.path.join(CONFIG).is_file() => Ok((e.path.clone(), e.mode, None)),
             Some(e) => Err(StorageError::NotFound {
                 kind: "database location",
                 name: format!(
@@ -167,5 +223,14 @@ impl Registry {
                 name: name.to_string(),
             }),
         }
+    }
+}
+
+/// Whether two paths name the same directory (by their real paths when both
+/// exist).
+fn same_place(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
     }
 }

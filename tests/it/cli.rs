@@ -1198,3 +1198,494 @@ fn a_cli_read_leaves_current_csv_to_the_holder_of_the_table_lock() {
     assert_eq!(r.ok(&["table:export", "shop", "t"]).stdout, v2);
     assert_eq!(std::fs::read(&cur).unwrap(), v2);
 }
+
+// ---------------------------------------------------------------------------
+// Safe by default: private modes, no symlinks followed, no other user's
+// database used, and name resolution that says what it picked (docs/SECURITY.md).
+
+/// Runs `rdb` with umask 022 (the usual default, under which the store was
+/// world-readable), whatever this process's umask is.
+fn with_umask_022(mut c: Command) -> Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: umask is async-signal-safe and touches only the child.
+    unsafe {
+        c.pre_exec(|| {
+            libc::umask(0o022);
+            Ok(())
+        });
+    }
+    c
+}
+
+fn output(mut c: Command) -> Run {
+    let o = c.output().expect("run rdb");
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: o.stdout,
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Every file under `dir` that is not mode 0600 and every directory that is
+/// not 0700 (symlinks are not followed), with its mode.
+fn not_private(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut bad = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let mode = m.permissions().mode() & 0o7777;
+        if m.is_dir() {
+            if mode != 0o700 {
+                bad.push(format!("{} (dir {mode:04o})", p.display()));
+            }
+            for e in std::fs::read_dir(&p).unwrap() {
+                todo.push(e.unwrap().path());
+            }
+        } else if m.is_file() && mode != 0o600 {
+            bad.push(format!("{} (file {mode:04o})", p.display()));
+        }
+    }
+    bad
+}
+
+/// Unmounts (and waits for the daemon) when dropped, also after a panic.
+struct Unmount<'a>(&'a Rdb, PathBuf);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let mp = self.1.to_str().unwrap_or_default().to_string();
+        let r = self.0.run(&["umount", &mp]);
+        if r.code != 0 {
+            let _ = Command::new("umount").arg("-l").arg(&self.1).status();
+        }
+    }
+}
+
+#[test]
+fn store_files_are_private_whatever_the_umask_and_verify_warns_when_not() {
+    let r = Rdb::new();
+    let rdb = |dir: &Path, args: &[&str]| {
+        let out = output(with_umask_022(r.cmd(dir, args)));
+        assert_eq!(out.code, 0, "rdb {args:?}: {}", out.stderr);
+        out
+    };
+    let home = r.home.path();
+    let cwd = r.cwd.path();
+    // The test's own directory, not rdb's: tempfile follows the umask.
+    std::fs::set_permissions(home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    // REEDBASE_HOME does not exist yet: rdb creates it (and its parents).
+    let fresh_home = home.join("nested/home");
+    let fresh = |args: &[&str]| {
+        let mut c = with_umask_022(r.cmd(cwd, args));
+        c.env("REEDBASE_HOME", &fresh_home);
+        let out = output(c);
+        assert_eq!(out.code, 0, "rdb {args:?}: {}", out.stderr);
+    };
+    fresh(&["db:init", "other"]);
+
+    rdb(cwd, &["db:init", "shop"]);
+    let users = r.file("users.csv", USERS);
+    rdb(cwd, &["table:create", "shop", "users", "--from", &users]);
+    let v2 = r.file("v2.csv", &set_row(USERS, "2", "2|Bob|bob@new.org|28"));
+    rdb(cwd, &["table:import", "shop", "users", &v2]);
+    let bad = r.file("bad.csv", &set_row(USERS, "2", "2|Bob"));
+    let refused = output(with_umask_022(
+        r.cmd(cwd, &["table:import", "shop", "users", &bad]),
+    ));
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    let schema = r.file("s.toml", b"[columns]\nage = \"integer\"\n");
+    rdb(cwd, &["schema:set", "shop", "users", &schema]);
+    rdb(
+        cwd,
+        &["query:save", "shop", "adults", "SELECT name FROM users"],
+    );
+    rdb(cwd, &["db:query", "shop", "SELECT COUNT(*) FROM users"]);
+    rdb(cwd, &["table:drop", "shop", "users"]);
+    rdb(cwd, &["table:restore", "shop", "users"]);
+    let project = cwd.join("proj");
+    std::fs::create_dir(&project).unwrap();
+    rdb(&project, &["db:init", "notes", "--local"]);
+    rdb(
+        &project,
+        &["table:create", "notes", "t", "--columns", "k,v"],
+    );
+
+    // A daemon mount: its log and pid files, and a save through it, which
+    // the daemon commits (a delta, the head, state files).
+    let mp = cwd.join("mnt");
+    std::fs::create_dir(&mp).unwrap();
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok()
+    {
+        rdb(cwd, &["mount", "shop", mp.to_str().unwrap(), "--daemon"]);
+        let guard = Unmount(&r, mp.clone());
+        let saved = set_row(USERS, "1", "1|Alice|alice@new.org|35");
+        std::fs::write(mp.join("users/current.csv"), &saved).unwrap();
+        assert_eq!(rdb(cwd, &["table:export", "shop", "users"]).stdout, saved);
+        let logs: Vec<PathBuf> = std::fs::read_dir(home.join("mounts"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(
+            logs.iter()
+                .any(|p| p.extension().is_some_and(|e| e == "log")),
+            "{logs:?}"
+        );
+        assert!(
+            logs.iter()
+                .any(|p| p.extension().is_some_and(|e| e == "pid")),
+            "{logs:?}"
+        );
+        let offenders = not_private(home);
+        assert!(offenders.is_empty(), "while mounted: {offenders:#?}");
+        drop(guard);
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "/dev/fuse is required under CI"
+        );
+        eprintln!("skipping the mount part: /dev/fuse cannot be opened");
+    }
+
+    let mut offenders = not_private(home);
+    offenders.extend(not_private(&project.join(".reedbase")));
+    assert!(
+        offenders.is_empty(),
+        "not private under umask 022: {offenders:#?}"
+    );
+    // The quiet case: nothing to warn about.
+    let quiet = rdb(cwd, &["verify"]);
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.stderr);
+
+    // One file opened to others: verify and db:info say so, exit unchanged.
+    let cur = r.db_root("shop").join("tables/users/current.csv");
+    assert!(
+        Command::new("chmod")
+            .arg("o+r")
+            .arg(&cur)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for args in [&["verify"][..], &["verify", "shop"], &["db:info", "shop"]] {
+        let out = r.run(args);
+        assert_eq!(out.code, 0, "rdb {args:?}: {}", out.stderr);
+        let fix = format!("chmod -R go-rwx {}", r.db_root("shop").display());
+        assert!(
+            out.stderr.contains(&cur.display().to_string()) && out.stderr.contains(&fix),
+            "rdb {args:?}: {}",
+            out.stderr
+        );
+    }
+    // REEDBASE_HOME's own files (registry, daemon logs) count too.
+    std::fs::set_permissions(
+        home.join("registry.toml"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let out = r.run(&["verify"]);
+    assert!(
+        out.stderr
+            .contains(&format!("chmod -R go-rwx {}", home.display())),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A second local user, made for one test and removed when dropped.
+struct OtherUser {
+    name: String,
+    uid: u32,
+}
+
+impl OtherUser {
+    /// None (with the reason printed) when users cannot be made here; under
+    /// CI that is a failure instead.
+    fn create() -> Option<OtherUser> {
+        let skip = |why: String| {
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v != "true"),
+                "under CI this test must run: {why}"
+            );
+            eprintln!("skipping: {why}");
+            None
+        };
+        // SAFETY: geteuid has no arguments and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return skip("not running as root".into());
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("rdbtest{:x}{:x}", std::process::id(), nanos & 0xffff);
+        match Command::new("useradd").args(["-M", "-N", &name]).status() {
+            Err(e) => return skip(format!("useradd cannot run: {e}")),
+            Ok(s) if !s.success() => return skip(format!("useradd {name} failed: {s}")),
+            Ok(_) => {}
+        }
+        // From here on the guard removes the user, also if a step panics.
+        let mut user = OtherUser { name, uid: 0 };
+        let id = Command::new("id")
+            .args(["-u", &user.name])
+            .output()
+            .unwrap();
+        user.uid = String::from_utf8_lossy(&id.stdout).trim().parse().unwrap();
+        assert_ne!(user.uid, 0);
+        Some(user)
+    }
+
+    /// Gives `path` and everything below it to this user.
+    fn chown_tree(&self, path: &Path) {
+        std::os::unix::fs::lchown(path, Some(self.uid), None).unwrap();
+        if std::fs::symlink_metadata(path).unwrap().is_dir() {
+            for e in std::fs::read_dir(path).unwrap() {
+                self.chown_tree(&e.unwrap().path());
+            }
+        }
+    }
+}
+
+impl Drop for OtherUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+/// Every file under `dir` with its bytes (to show nothing changed).
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                todo.push(e.unwrap().path());
+            }
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn another_users_database_in_a_shared_directory_is_refused_unless_allowed() {
+    let r = Rdb::new();
+    let Some(other) = OtherUser::create() else {
+        return;
+    };
+    // A directory anyone may write, as /tmp is.
+    let shared = r.cwd.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(
+        &shared,
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    // Root's registered database `shop`.
+    r.ok(&["db:init", "shop"]);
+    let users = r.file("users.csv", USERS);
+    r.ok(&["table:create", "shop", "users", "--from", &users]);
+    // The other user's local database, also called `shop` (made by rdb with
+    // a home of its own, then given to that user).
+    let their_home = tempfile::tempdir().unwrap();
+    let theirs = |dir: &Path, args: &[&str]| {
+        let mut c = r.cmd(dir, args);
+        c.env("REEDBASE_HOME", their_home.path());
+        assert_eq!(output(c).code, 0, "{args:?}");
+    };
+    theirs(&shared, &["db:init", "shop", "--local"]);
+    theirs(
+        &shared,
+        &["table:create", "shop", "users", "--columns", "id,note"],
+    );
+    let planted = shared.join(".reedbase");
+    other.chown_tree(&planted);
+    let before = snapshot(&planted);
+    let below = shared.join("work");
+    std::fs::create_dir(&below).unwrap();
+
+    // Root's secret rows, imported from below the shared directory: refused,
+    // not written into the other user's store.
+    let secret = r.file("secret.csv", b"id|name|email|age\n9|Root|root@secret|99\n");
+    for args in [
+        &["table:import", "shop", "users", &secret][..],
+        &["table:list", "shop"],
+        &["db:info", "shop"],
+    ] {
+        let out = r.run_in(&below, args);
+        assert_ne!(out.code, 0, "rdb {args:?} used another user's database");
+        for want in [
+            planted.display().to_string(),
+            format!("owned by uid {}", other.uid),
+            format!("REEDBASE_SAFE_DIRECTORIES={}", planted.display()),
+        ] {
+            assert!(
+                out.stderr.contains(&want),
+                "rdb {args:?}: wanted {want:?} in {}",
+                out.stderr
+            );
+        }
+    }
+    assert_eq!(snapshot(&planted), before, "the other user's store changed");
+    assert_eq!(r.ok(&["table:export", "shop", "users"]).stdout, USERS);
+
+    // Allowed when named explicitly: the database itself, its project
+    // directory, or `*`.
+    for allow in [
+        planted.display().to_string(),
+        format!("/nonexistent:{}", shared.display()),
+        "*".to_string(),
+    ] {
+        let mut c = r.cmd(&below, &["table:export", "shop", "users"]);
+        c.env("REEDBASE_SAFE_DIRECTORIES", &allow);
+        let out = output(c);
+        assert_eq!(out.code, 0, "allowed by {allow:?}: {}", out.stderr);
+        assert_eq!(out.stdout, b"id|note\n", "allowed by {allow:?}");
+    }
+
+    // `db:init --local` refuses to build in another user's `.reedbase`.
+    let shared2 = r.cwd.path().join("shared2");
+    std::fs::create_dir_all(shared2.join(".reedbase")).unwrap();
+    std::fs::set_permissions(
+        &shared2,
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    other.chown_tree(&shared2.join(".reedbase"));
+    let out = r.run_in(&shared2, &["db:init", "mine", "--local"]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("REEDBASE_SAFE_DIRECTORIES"),
+        "{}",
+        out.stderr
+    );
+    assert!(snapshot(&shared2).is_empty(), "{:?}", snapshot(&shared2));
+    assert_eq!(
+        r.run(&["db:info", "mine"]).code,
+        3,
+        "the registration was undone"
+    );
+}
+
+#[test]
+fn planted_symlinks_are_refused_and_never_followed() {
+    use std::os::unix::fs::symlink;
+    let r = Rdb::new();
+    let cwd = r.cwd.path();
+    // Root's files elsewhere, which a planted symlink points at.
+    let elsewhere = cwd.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("actions.dict"), b"root's actions\n").unwrap();
+    std::fs::write(elsewhere.join("precious"), b"root's precious bytes\n").unwrap();
+    let before = snapshot(&elsewhere);
+    let refused = |out: &Run, link: &Path| {
+        assert_ne!(out.code, 0, "followed {}", link.display());
+        assert!(
+            out.stderr.contains(&link.display().to_string()) && out.stderr.contains("symlink"),
+            "wanted {} named as a symlink in {}",
+            link.display(),
+            out.stderr
+        );
+    };
+
+    // `.reedbase/registry` and `.reedbase/tables` symlinks at db:init --local.
+    for part in ["registry", "tables"] {
+        let project = cwd.join(format!("p-{part}"));
+        std::fs::create_dir_all(project.join(".reedbase")).unwrap();
+        let link = project.join(".reedbase").join(part);
+        symlink(&elsewhere, &link).unwrap();
+        let out = r.run_in(&project, &["db:init", "notes", "--local"]);
+        refused(&out, &link);
+        assert_eq!(snapshot(&elsewhere), before);
+    }
+
+    // `tables` replaced by a symlink in a database that exists.
+    let project = cwd.join("p-open");
+    std::fs::create_dir(&project).unwrap();
+    assert_eq!(r.run_in(&project, &["db:init", "notes", "--local"]).code, 0);
+    let users = r.file("users.csv", USERS);
+    assert_eq!(
+        r.run_in(
+            &project,
+            &["table:create", "notes", "users", "--from", &users]
+        )
+        .code,
+        0
+    );
+    let tables = project.join(".reedbase/tables");
+    std::fs::remove_dir_all(&tables).unwrap();
+    symlink(&elsewhere, &tables).unwrap();
+    refused(
+        &r.run_in(&project, &["table:import", "notes", "users", &users]),
+        &tables,
+    );
+    refused(&r.run_in(&project, &["table:list", "notes"]), &tables);
+    let db_dir = project.join(".reedbase");
+    refused(&r.run(&["db:register", db_dir.to_str().unwrap()]), &tables);
+    assert_eq!(snapshot(&elsewhere), before);
+
+    // A table's `lock` a symlink to a file of root's: its bytes stay.
+    r.ok(&["db:init", "shop"]);
+    r.ok(&["table:create", "shop", "users", "--from", &users]);
+    let lock = r.db_root("shop").join("tables/users/lock");
+    std::fs::remove_file(&lock).unwrap();
+    symlink(elsewhere.join("precious"), &lock).unwrap();
+    let v2 = r.file("v2.csv", &set_row(USERS, "2", "2|Bob|bob@new.org|28"));
+    refused(&r.run(&["table:import", "shop", "users", &v2]), &lock);
+    refused(&r.run(&["table:export", "shop", "users"]), &lock);
+    assert_eq!(snapshot(&elsewhere), before);
+
+    // `.reedbase` itself a symlink: to an empty directory at db:init, and to
+    // another database when a name is resolved.
+    let project = cwd.join("p-link");
+    std::fs::create_dir(&project).unwrap();
+    let link = project.join(".reedbase");
+    symlink(&elsewhere, &link).unwrap();
+    refused(&r.run_in(&project, &["db:init", "moved", "--local"]), &link);
+    assert_eq!(snapshot(&elsewhere), before);
+    std::fs::remove_file(&link).unwrap();
+    symlink(cwd.join("p-open/.reedbase"), &link).unwrap();
+    refused(&r.run_in(&project, &["table:list", "notes"]), &link);
+    assert_eq!(snapshot(&elsewhere), before);
+}
+
+#[test]
+fn a_name_both_local_and_registered_says_which_is_used() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    r.ok(&["table:create", "shop", "global_t", "--columns", "a,b"]);
+    // A local `shop` in a project (made with a home of its own, as a
+    // cloned project or another tool would leave it: not in this registry).
+    let project = r.cwd.path().join("proj");
+    std::fs::create_dir_all(project.join("sub")).unwrap();
+    let other_home = tempfile::tempdir().unwrap();
+    for args in [
+        &["db:init", "shop", "--local"][..],
+        &["table:create", "shop", "local_t", "--columns", "a,b"],
+    ] {
+        let mut c = r.cmd(&project, args);
+        c.env("REEDBASE_HOME", other_home.path());
+        assert_eq!(output(c).code, 0, "{args:?}");
+    }
+    let inside = r.run_in(&project.join("sub"), &["table:list", "shop"]);
+    assert_eq!(inside.code, 0, "{}", inside.stderr);
+    assert!(inside.out().contains("local_t"), "{}", inside.out());
+    let local = project.join(".reedbase");
+    let wanted = format!(
+        "\"shop\" is both the local database at {} and the registered one at {}; using the local one",
+        local.display(),
+        r.db_root("shop").display()
+    );
+    assert!(inside.stderr.contains(&wanted), "{}", inside.stderr);
+    // Outside the project only the registered one exists: nothing to say.
+    let outside = r.ok(&["table:list", "shop"]);
+    assert!(outside.out().contains("global_t"), "{}", outside.out());
+    assert!(outside.stderr.is_empty(), "{}", outside.stderr);
+}
