@@ -11,6 +11,31 @@ use reedbase::storage::Database;
 
 use super::{Ctx, exit, fail};
 
+/// How ReedBase mounts show in mountinfo: the mount sets fsname and subtype
+/// `reedbase` (src/fs/fuse.rs). Mounted through fusermount3 (not root) the
+/// type is `fuse.reedbase`; the fuser crate's own mount(2) as root drops the subtype,
+/// leaving type `fuse` with source `reedbase`. `rdb umount` touches nothing
+/// else.
+const FSTYPE: &str = "fuse.reedbase";
+const FSNAME: &str = "reedbase";
+
+/// How long the root of a mount may take to answer a stat. A dead daemon's
+/// mount fails at once (ENOTCONN); one that does not answer within this is
+/// stopped or hung, which is not dead: it is never detached.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long `rdb umount` retries a busy unmount: a call in flight (a close
+/// that commits takes milliseconds) ends well within it, while a process
+/// with a file open or its working directory inside stays.
+const BUSY_GRACE: Duration = Duration::from_secs(1);
+
+/// How long `rdb umount` waits, once the kernel let go of the mount, for the
+/// daemon to write every table back and exit.
+const WRITE_BACK_WAIT: Duration = Duration::from_secs(30);
+
+/// How long `fuser -vm` may take to name the holders of a busy mount.
+const FUSER_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(clap::Args, Debug)]
 pub struct MountArgs {
     /// `<mountpoint>` mounts every registered database (one directory each);
@@ -49,20 +74,334 @@ pub struct MountArgs {
     pub options: Vec<String>,
 }
 
+/// A mountinfo path field as the path it names: the kernel writes space,
+/// tab, newline and backslash as three octal digits after a backslash.
+fn unescape(field: &str) -> Vec<u8> {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .and_then(|d| {
+                let v = d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
+                u8::try_from(v).ok()
+            });
+        match (b[i], octal) {
+            (b'\\', Some(v)) => {
+                out.push(v);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// One mount as mountinfo lists it.
+struct MountEntry {
+    path: Vec<u8>,
+    fstype: String,
+    source: String,
+}
+
+impl MountEntry {
+    fn is_reedbase(&self) -> bool {
+        self.fstype == FSTYPE || (self.fstype == "fuse" && self.source == FSNAME)
+    }
+}
+
+/// The mounts of this mount namespace in the kernel's order: a later mount
+/// on a path stacks over the earlier ones.
+fn mounts() -> Vec<MountEntry> {
+    let Ok(info) = std::fs::read("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .filter_map(|l| {
+            // `<id> <parent> <dev> <root> <path> <options> [optional...] - <type> <source> <super options>`
+            let (left, right) = l.split_once(" - ")?;
+            let path = left.split(' ').nth(4)?;
+            let mut right = right.split(' ');
+            Some(MountEntry {
+                path: unescape(path),
+                fstype: right.next()?.to_string(),
+                source: String::from_utf8_lossy(&unescape(right.next().unwrap_or(""))).into_owned(),
+            })
+        })
+        .collect()
+}
+
+fn path_bytes(p: &Path) -> Vec<u8> {
+    p.to_string_lossy().into_owned().into_bytes()
+}
+
+/// The mount a path shows (the top-most one at it), if it is a mount point.
+fn mount_at(mp: &Path) -> Option<MountEntry> {
+    let want = path_bytes(mp);
+    mounts().into_iter().rfind(|m| m.path == want)
+}
+
 /// Mount points as the kernel lists them.
 pub fn mounted_at(mp: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = mp.to_string_lossy();
-    info.lines().any(|l| {
-        l.split(' ').nth(4).is_some_and(|f| {
-            f.replace("\\040", " ")
-                .replace("\\011", "\t")
-                .replace("\\134", "\\")
-                == want
-        })
+    mount_at(mp).is_some()
+}
+
+/// The absolute path of a mountpoint argument, found without asking the
+/// mount itself when the path is a mount point: a dead mount fails every
+/// stat (ENOTCONN) and a hung one never answers, so only the parent is
+/// resolved then. Anything else (a symlink, `..`) resolves fully.
+fn resolve_mountpoint(arg: &str) -> PathBuf {
+    let p = Path::new(arg);
+    if let (Some(parent), Some(name)) = (p.parent(), p.file_name()) {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        if let Ok(dir) = std::fs::canonicalize(parent) {
+            let joined = dir.join(name);
+            if mounted_at(&joined) {
+                return joined;
+            }
+        }
+    }
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// What the root of a mount answers to a stat.
+#[derive(Debug, PartialEq)]
+enum Probe {
+    Answers,
+    /// ENOTCONN: the daemon is gone (killed, crashed) and the kernel
+    /// aborted its connection; nothing can reach it any more.
+    Dead,
+    /// No answer within [`PROBE_TIMEOUT`]: a stopped or hung daemon.
+    Silent,
+}
+
+/// Stats the root of the mount at `mp` on a thread of its own, so that a
+/// daemon that never answers cannot hang the command.
+fn probe(mp: &Path) -> Probe {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = mp.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("rdb-probe".into())
+        .spawn(move || {
+            let _ = tx.send(std::fs::metadata(&path).map(|_| ()));
+        });
+    if spawned.is_err() {
+        // Unknown is never dead: a live mount must not be detached.
+        return Probe::Answers;
+    }
+    match rx.recv_timeout(PROBE_TIMEOUT) {
+        Ok(Err(e)) if matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED)) => {
+            Probe::Dead
+        }
+        Ok(_) => Probe::Answers,
+        Err(_) => Probe::Silent,
+    }
+}
+
+/// The daemon recorded for `mp` in this home's pid file, if that process
+/// is running and holds /dev/fuse: a pid file left by a killed daemon, its
+/// pid since reused by an unrelated process, names nobody.
+fn daemon_pid(ctx: &Ctx, mp: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(state_file(ctx, mp, "pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let holds_fuse = fds
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == Path::new("/dev/fuse")));
+    holds_fuse.then_some(pid)
+}
+
+/// Whether `pid` is still running. A zombie has finished: it only waits
+/// for its parent to collect its status.
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        // The state follows the command name, which is in parentheses and
+        // may itself hold spaces and parentheses.
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
     })
+}
+
+/// A path as a shell word, for commands we tell the user to run.
+fn shell_word(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    if s.bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"/._-+,:@%".contains(&c))
+    {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+enum Unmounted {
+    Done,
+    /// EBUSY: a process has a file open or its working directory inside,
+    /// or something is mounted inside.
+    Busy,
+    Failed(String),
+}
+
+/// Unmounts `mp`: umount2 as root, else `fusermount3` (which lets the user
+/// who mounted it). A plain unmount fails at once with EBUSY while anything
+/// holds the mount; `lazy` detaches it anyway (MNT_DETACH), which only a
+/// dead mount gets: a live daemon then writes back what it can no longer be
+/// sure nobody changes.
+fn unmount(mp: &Path, lazy: bool) -> Unmounted {
+    let Ok(c) = std::ffi::CString::new(mp.as_os_str().as_encoded_bytes()) else {
+        return Unmounted::Failed("the path holds a NUL byte".into());
+    };
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
+    // SAFETY: umount2 on a NUL-terminated path we own.
+    if unsafe { libc::umount2(c.as_ptr(), flags) } == 0 {
+        return Unmounted::Done;
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EBUSY) => return Unmounted::Busy,
+        // Not root: the user who mounted it may unmount with fusermount3.
+        Some(libc::EPERM) => {}
+        // Unmounted meanwhile (the daemon's own SIGTERM path, another umount).
+        _ if !mounted_at(mp) => return Unmounted::Done,
+        _ => return Unmounted::Failed(err.to_string()),
+    }
+    let out = std::process::Command::new("fusermount3")
+        .arg(if lazy { "-uz" } else { "-u" })
+        .arg(mp)
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Unmounted::Done,
+        Ok(o) => {
+            let why = String::from_utf8_lossy(&o.stderr).trim().to_string();
+            if why.contains("busy") {
+                Unmounted::Busy
+            } else {
+                Unmounted::Failed(why)
+            }
+        }
+        Err(e) => Unmounted::Failed(format!("{err} (and fusermount3: {e})")),
+    }
+}
+
+/// Detaches the dead mount at `mp` (lazily: processes that still have
+/// their working directory there cannot hold it up, and there is no daemon
+/// left to write anything back) and removes its daemon's stale pid file.
+fn detach_dead(ctx: &Ctx, mp: &Path) -> std::result::Result<(), String> {
+    match unmount(mp, true) {
+        Unmounted::Done => {
+            if daemon_pid(ctx, mp).is_none() {
+                let _ = std::fs::remove_file(state_file(ctx, mp, "pid"));
+            }
+            Ok(())
+        }
+        Unmounted::Busy => Err("busy".into()),
+        Unmounted::Failed(why) => Err(why),
+    }
+}
+
+/// Who holds the busy mount at `mp`: one line per process `fuser -vm`
+/// names (`pid <n>: <command line>`), and the mounts inside it.
+fn holders(mp: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    match fuser_pids(mp) {
+        Ok(pids) => {
+            for pid in pids {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .ok()
+                    .map(|b| {
+                        String::from_utf8_lossy(&b)
+                            .trim_end_matches('\0')
+                            .replace('\0', " ")
+                    })
+                    .filter(|c| !c.is_empty())
+                    .or_else(|| {
+                        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                            .ok()
+                            .map(|c| c.trim().to_string())
+                    })
+                    .unwrap_or_else(|| "?".into());
+                let cmd: String = cmd.chars().take(120).collect();
+                let me = if pid == std::process::id() {
+                    " (this command: run it from outside the mount)"
+                } else {
+                    ""
+                };
+                lines.push(format!("pid {pid}: {cmd}{me}"));
+            }
+        }
+        Err(why) => lines.push(format!("(cannot ask fuser: {why})")),
+    }
+    let mut inside = path_bytes(mp);
+    inside.push(b'/');
+    for m in mounts() {
+        if m.path.starts_with(&inside) {
+            lines.push(format!(
+                "a {} mount inside it: {}",
+                m.fstype,
+                String::from_utf8_lossy(&m.path)
+            ));
+        }
+    }
+    lines
+}
+
+/// The pids `fuser -m` finds using the filesystem at `mp`. fuser prints the
+/// pids on stdout and its table (`-v`) on stderr; the pseudo-entry
+/// `kernel` (the mount itself) is not a process.
+fn fuser_pids(mp: &Path) -> std::result::Result<Vec<u32>, String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new("fuser")
+        .arg("-vm")
+        .arg(mp)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("fuser -vm: {e} (install psmisc)"))?;
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() < FUSER_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "fuser -vm did not finish in {} s",
+                    FUSER_TIMEOUT.as_secs()
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut out);
+    }
+    let mut pids: Vec<u32> = out
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
 }
 
 fn state_file(ctx: &Ctx, mp: &Path, ext: &str) -> PathBuf {
@@ -122,6 +461,34 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     let show_virtual = a.show_virtual || opt("show_virtual");
     let allow_other = a.allow_other || opt("allow_other");
     let passthrough = a.passthrough || opt("passthrough");
+    // A daemon killed without unmounting leaves its mount behind, dead:
+    // every call on it fails (ENOTCONN), so nothing can use the directory
+    // until it is unmounted, and nothing is left to write back. Any other
+    // mount there is refused before a stat could wait on a hung daemon.
+    let resolved = resolve_mountpoint(&mp);
+    if let Some(entry) = mount_at(&resolved) {
+        if !entry.is_reedbase() || probe(&resolved) != Probe::Dead {
+            return Err(fail(
+                exit::CONFLICT,
+                format!("{} is already a mount point", resolved.display()),
+            ));
+        }
+        if let Err(why) = detach_dead(ctx, &resolved) {
+            return Err(fail(
+                exit::CONFLICT,
+                format!(
+                    "{} is a dead ReedBase mount (its daemon died) and cannot be unmounted here ({why}); run `umount -l {}` as root, or `fusermount3 -uz {}` as the user who mounted it",
+                    resolved.display(),
+                    shell_word(&resolved),
+                    shell_word(&resolved)
+                ),
+            ));
+        }
+        eprintln!(
+            "rdb: {} was a dead ReedBase mount (its daemon had died); unmounted it",
+            resolved.display()
+        );
+    }
     let mp = std::fs::canonicalize(&mp)
         .map_err(|e| fail(exit::NOT_FOUND, format!("mountpoint {mp}: {e}")))?;
     if !mp.is_dir() {
@@ -330,54 +697,132 @@ fn daemonize(ctx: &Ctx, a: &MountArgs, mp: &Path) -> Result<i32> {
     ))
 }
 
-/// Unmounts and waits for the daemon to write everything back.
-pub fn umount(ctx: &Ctx, mp: &str) -> Result<i32> {
-    let mp = std::fs::canonicalize(mp).unwrap_or_else(|_| PathBuf::from(mp));
-    if !mounted_at(&mp) {
+/// Unmounts a ReedBase mount and waits for its daemon to write everything
+/// back. Refuses any other filesystem; a dead mount (its daemon killed) is
+/// detached at once; a busy one fails at once, naming who holds it.
+pub fn umount(ctx: &Ctx, arg: &str) -> Result<i32> {
+    let mp = resolve_mountpoint(arg);
+    let Some(entry) = mount_at(&mp) else {
         return Err(fail(
             exit::NOT_FOUND,
             format!("{} is not mounted", mp.display()),
         ));
+    };
+    if !entry.is_reedbase() {
+        return Err(fail(
+            exit::NOT_FOUND,
+            format!(
+                "{} is not a ReedBase mount (it is a {} mount of {}); rdb umount leaves it alone",
+                mp.display(),
+                entry.fstype,
+                entry.source
+            ),
+        ));
     }
-    let pid: Option<i32> = std::fs::read_to_string(state_file(ctx, &mp, "pid"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
-    if let Some(pid) = pid {
-        // SAFETY: signalling a process id we recorded; it unmounts cleanly on SIGTERM.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    } else {
-        let c = std::ffi::CString::new(mp.as_os_str().as_encoded_bytes())?;
-        // SAFETY: umount2 on a path we own the string for.
-        if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
-            let st = std::process::Command::new("fusermount3")
-                .arg("-u")
-                .arg(&mp)
-                .status();
-            if !st.is_ok_and(|s| s.success()) {
-                return Err(fail(
+    // Before the unmount: afterwards the daemon may be gone.
+    let pid = daemon_pid(ctx, &mp);
+    match probe(&mp) {
+        Probe::Answers => {}
+        Probe::Dead => {
+            detach_dead(ctx, &mp).map_err(|why| {
+                fail(
                     exit::ERROR,
                     format!(
-                        "cannot unmount {}: {}",
-                        mp.display(),
-                        std::io::Error::last_os_error()
+                        "{} is a dead ReedBase mount and cannot be unmounted: {why}",
+                        mp.display()
                     ),
+                )
+            })?;
+            eprintln!(
+                "unmounted {} (a dead mount: its daemon had died)",
+                mp.display()
+            );
+            return Ok(exit::OK);
+        }
+        Probe::Silent => {
+            // Our own stat now waits inside the mount, so the kernel would
+            // call it busy: say what is really wrong.
+            let who = pid.map_or("its daemon".to_string(), |p| {
+                format!("its daemon (pid {p})")
+            });
+            return Err(fail(
+                exit::ERROR,
+                format!(
+                    "{} is mounted but {who} does not answer within {} s (stopped or hung); resume it (`kill -CONT`) and run `rdb umount {}` again, or kill it (`kill -9`): `rdb umount` then detaches the dead mount",
+                    mp.display(),
+                    PROBE_TIMEOUT.as_secs(),
+                    shell_word(&mp)
+                ),
+            ));
+        }
+    }
+    // The kernel refuses a plain unmount while any call is in flight or any
+    // process holds the mount, so when it succeeds no save is cut off; the
+    // daemon then sees its mount gone, writes back and exits.
+    let start = Instant::now();
+    let mut waiting = false;
+    loop {
+        match unmount(&mp, false) {
+            Unmounted::Done => break,
+            Unmounted::Busy if start.elapsed() < BUSY_GRACE => {
+                if !waiting {
+                    eprintln!(
+                        "rdb: {} is in use; waiting up to {} s for calls in flight",
+                        mp.display(),
+                        BUSY_GRACE.as_secs()
+                    );
+                    waiting = true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Unmounted::Busy => {
+                let who = holders(&mp);
+                let who = if who.is_empty() {
+                    "  (fuser names no process)".to_string()
+                } else {
+                    who.iter()
+                        .map(|l| format!("  {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                return Err(fail(
+                    exit::LOCKED,
+                    format!(
+                        "{mp} is busy, still mounted; held by:\n{who}\nclose those files or leave the directory (`fuser -vm {word}` shows how each holds it), then run `rdb umount {word}` again",
+                        mp = mp.display(),
+                        word = shell_word(&mp)
+                    ),
+                ));
+            }
+            Unmounted::Failed(why) => {
+                return Err(fail(
+                    exit::ERROR,
+                    format!("cannot unmount {}: {why}", mp.display()),
                 ));
             }
         }
     }
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
-        let alive = pid.is_some_and(|p| unsafe { libc::kill(p, 0) } == 0);
-        if !mounted_at(&mp) && !alive {
-            eprintln!("unmounted {}", mp.display());
-            return Ok(exit::OK);
+    if let Some(pid) = pid {
+        let start = Instant::now();
+        let mut waiting = false;
+        while running(pid) {
+            if start.elapsed() > WRITE_BACK_WAIT {
+                return Err(fail(
+                    exit::ERROR,
+                    format!(
+                        "{} is unmounted, but its daemon (pid {pid}) has not finished writing back after {} s; it is still running",
+                        mp.display(),
+                        WRITE_BACK_WAIT.as_secs()
+                    ),
+                ));
+            }
+            if !waiting && start.elapsed() > Duration::from_secs(1) {
+                eprintln!("rdb: waiting for the mount daemon (pid {pid}) to write everything back");
+                waiting = true;
+            }
+            std::thread::sleep(Duration::from_millis(30));
         }
-        std::thread::sleep(Duration::from_millis(30));
     }
-    Err(fail(
-        exit::ERROR,
-        format!("{} is still mounted after 30 s", mp.display()),
-    ))
+    eprintln!("unmounted {}", mp.display());
+    Ok(exit::OK)
 }

@@ -5,13 +5,15 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
+    AccessFlags, BackingId, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem,
+    FopenFlags, Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, MountOption,
+    OpenFlags, PollEvents, PollFlags, PollNotifier, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen, ReplyPoll,
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
@@ -124,6 +126,10 @@ fn time(t: TimeOrNow) -> SystemTime {
     }
 }
 
+/// Whether an open has already reported at WARN that the kernel refused a
+/// passthrough backing file (a daemon serves one mount).
+static PASSTHROUGH_REFUSED: AtomicBool = AtomicBool::new(false);
+
 pub struct FuseFs {
     core: Arc<ReedFs>,
     /// Passthrough reads requested and accepted by the kernel.
@@ -176,7 +182,14 @@ impl FuseFs {
                     id
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "passthrough unavailable for this open; reading through the daemon");
+                    // At WARN once per daemon: this runs for every open, and
+                    // the cause (privileges, the kernel, the stacking depth)
+                    // is the mount's, not the open's.
+                    if PASSTHROUGH_REFUSED.swap(true, Ordering::Relaxed) {
+                        tracing::debug!(error = %e, "passthrough unavailable for this open; reading through the daemon");
+                    } else {
+                        tracing::warn!(error = %e, "passthrough unavailable (reported once); reading through the daemon");
+                    }
                     reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
                     return;
                 }
@@ -560,6 +573,134 @@ impl Filesystem for FuseFs {
             }
             Err(e) => reply.error(fail("create", &e)),
         }
+    }
+
+    // The handlers below replace fuser's defaults, which log every call at
+    // WARN: a Python `open()` (its isatty check) or a `cp` must not grow the
+    // daemon's log. Per-request outcomes are logged at debug at most.
+
+    /// No file of ours is a terminal or takes a command: ENOTTY, which is
+    /// what `isatty` (TCGETS) and `lsattr` (FS_IOC_GETFLAGS) expect.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        tracing::debug!(cmd, "ioctl: ENOTTY");
+        reply.error(Errno::ENOTTY);
+    }
+
+    /// SEEK_DATA and SEEK_HOLE (`cp`, `tar` probing for holes). Our files
+    /// have no holes: all of a file is data, and its only hole is the
+    /// virtual one at its end. Offsets at or past the end (or negative)
+    /// are ENXIO, as for a file on any local filesystem.
+    fn lseek(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        if whence != libc::SEEK_DATA && whence != libc::SEEK_HOLE {
+            // The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself and
+            // never sends them. Not ENOSYS: that would make the kernel stop
+            // asking for SEEK_DATA/SEEK_HOLE on the whole mount.
+            reply.error(Errno::EINVAL);
+            return;
+        }
+        // The size this handle sees (its snapshot, or what it wrote).
+        let size = match self.core.getattr(ino.0, Some(fh.0)) {
+            Ok(a) => a.size,
+            Err(e) => {
+                reply.error(fail("lseek", &e));
+                return;
+            }
+        };
+        match u64::try_from(offset) {
+            Ok(at) if at < size => {
+                let to = if whence == libc::SEEK_DATA {
+                    offset
+                } else {
+                    i64::try_from(size).unwrap_or(i64::MAX)
+                };
+                reply.offset(to)
+            }
+            _ => reply.error(Errno::ENXIO),
+        }
+    }
+
+    /// Not supported, as fuser's default (the kernel then copies through
+    /// read and write), without its WARN line.
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        tracing::debug!("copy_file_range: ENOSYS");
+        reply.error(Errno::ENOSYS);
+    }
+
+    /// Not supported, as fuser's default (callers see EOPNOTSUPP), quietly.
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        tracing::debug!("fallocate: ENOSYS");
+        reply.error(Errno::ENOSYS);
+    }
+
+    /// Not supported, as fuser's default (the kernel then treats our files
+    /// as always ready, like regular files), quietly.
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _ph: PollNotifier,
+        _events: PollEvents,
+        _flags: PollFlags,
+        reply: ReplyPoll,
+    ) {
+        tracing::debug!("poll: ENOSYS");
+        reply.error(Errno::ENOSYS);
+    }
+
+    /// Devices, FIFOs and sockets cannot be made here (`mkfifo`): ENOSYS as
+    /// fuser's default, quietly.
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        tracing::debug!("mknod: ENOSYS");
+        reply.error(Errno::ENOSYS);
     }
 }
 

@@ -10,6 +10,7 @@
 //! `/dev/fuse` a test is skipped with a printed reason, except under CI where
 //! it fails.
 
+mod admin;
 mod concurrent;
 mod conflicts;
 mod durability;
