@@ -101,6 +101,28 @@ for i in range(1, 10000):
 PY
 hyperfine -N --warmup 2 --runs 20 --export-json "$base/ls.json" "ls $mnt/hist/@versions" --output=null >/dev/null
 python3 -c "import sys; print(f'| ls of @versions with 10k versions | {float(sys.argv[1])*1e3:.1f} ms | < 100 ms |')" "$(mean "$base/ls.json")"
+hyperfine -N --warmup 2 --runs 10 --export-json "$base/lsl.json" "ls -l $mnt/hist/@versions" --output=null >/dev/null
+python3 -c "import sys; print(f'| ls -l of @versions with 10k versions (a stat each) | {float(sys.argv[1])*1e3:.1f} ms | < 100 ms |')" "$(mean "$base/lsl.json")"
+
+# Latency of a read and a save while 8 runaway queries run (more than the
+# 4 request threads): queries run on their own threads.
+python3 -c "
+print('id|v')
+for i in range(1, 12001): print(f'{i}|{i % 7}')" > "$base/runaway.csv"
+"$rdb" table:create bench runaway --from "$base/runaway.csv" >/dev/null 2>&1
+pids=()
+for i in 1 2 3 4 5 6 7 8; do
+  cat "$mnt/@query/SELECT COUNT(*) FROM runaway a JOIN runaway b ON a.id < b.id" > /dev/null 2>&1 &
+  pids+=($!)
+done
+sleep 1
+hyperfine -N --warmup 2 --runs 20 --export-json "$base/busy_cat.json" "cat $mnt/users/current.csv" --output=null >/dev/null
+hyperfine -N --warmup 2 --runs 20 --export-json "$base/busy_sed.json" \
+  "sed -i s/^5000|[^|]*|/5000|Busy|/ $mnt/users/current.csv" >/dev/null
+c=$(mean "$base/busy_cat.json"); w=$(mean "$base/busy_sed.json")
+python3 -c "import sys; print(f'| with 8 runaway queries running: cat current.csv / sed -i of one row, 10k rows | {float(sys.argv[1])*1e3:.1f} ms / {float(sys.argv[2])*1e3:.1f} ms | < 50 ms |')" "$c" "$w"
+kill "${pids[@]}" 2>/dev/null || true
+wait "${pids[@]}" 2>/dev/null || true
 
 # Sequential read of a ~100 MB current.csv, warm: mount vs ext4 page cache.
 if [ -z "${QUICK:-}" ]; then

@@ -298,6 +298,7 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
         println!("index_memory_mb = {}", c.index_memory_mb);
         println!("max_join_rows = {}", c.max_join_rows);
         println!("max_rows_in_memory = {}", c.max_rows_in_memory);
+        println!("query_timeout_ms = {}", c.query_timeout_ms);
         println!("scratch_memory_mb = {}", c.scratch_memory_mb);
         println!("scratch_max_mb = {}", c.scratch_max_mb);
     };
@@ -329,11 +330,12 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
             "index_memory_mb" => c.index_memory_mb = number(value)?,
             "max_join_rows" => c.max_join_rows = number(value)?,
             "max_rows_in_memory" => c.max_rows_in_memory = number(value)?.max(1),
+            "query_timeout_ms" => c.query_timeout_ms = number(value)?,
             "scratch_memory_mb" => c.scratch_memory_mb = number(value)?,
             "scratch_max_mb" => c.scratch_max_mb = number(value)?,
             other => {
                 return Err(format!(
-                    "unknown setting {other:?} (conflict_policy, keyframe_every, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows, max_rows_in_memory, scratch_memory_mb, scratch_max_mb)"
+                    "unknown setting {other:?} (conflict_policy, keyframe_every, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows, max_rows_in_memory, query_timeout_ms, scratch_memory_mb, scratch_max_mb)"
                 ));
             }
         }

@@ -62,7 +62,7 @@ impl ReedFs {
             dirty: false,
         };
         let fh = Self::new_fh(inner, h);
-        let attr = self.file_attr(ino, 0, 0o644, std::time::SystemTime::now());
+        let attr = self.file_attr(ino, 0, super::FILE_PERM, std::time::SystemTime::now());
         Ok((attr, fh, Caching::Direct))
     }
 

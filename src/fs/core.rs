@@ -167,9 +167,15 @@ enum Handle {
         /// Flushes seen from the opening process (its closes of this open
         /// file).
         flushes: u32,
-        /// The process (thread group) that opened it: only its closes
-        /// commit; a child that inherited the descriptor closes a copy.
+        /// The process (thread group) that opened it: its closes commit a
+        /// save with no data (`: > f`, `truncate -s 0`).
         opener: u32,
+        /// The processes that wrote through it since its last commit: a
+        /// close by one of them commits (a shell that opens for `cmd > f`
+        /// and a child that writes and exits: the child's exit commits);
+        /// a close by any other process (a child that inherited the
+        /// descriptor and never wrote) closes a copy and commits nothing.
+        writers: Vec<u32>,
         /// Some program closed it (any flush): one never closed was never
         /// really open (see `release`).
         closed: bool,
@@ -246,6 +252,7 @@ impl Handle {
             failed: false,
             flushes: 0,
             opener: process_of(opener.pid),
+            writers: Vec::new(),
             closed: false,
             truncated: false,
             frame,
@@ -325,6 +332,15 @@ pub struct ReedFs {
 }
 
 const TEMP_NAME_MAX: usize = 255;
+
+/// Modes the mount shows until the owner changes one with chmod (kept per
+/// path, `storage::attrs`): the owner's only, like the store itself
+/// (docs/SECURITY.md). With `--allow-other` the kernel enforces them
+/// (`default_permissions`), so nothing is shared until the owner says so.
+const DIR_PERM: u16 = 0o700;
+const FILE_PERM: u16 = 0o600;
+/// History, status and query results: read-only, the owner's only.
+const READ_ONLY_PERM: u16 = 0o400;
 
 /// Appends `bytes` to table `t`'s head as it is when the commit takes the
 /// table lock (`commit_resolving` hands the resolver the newest head), so
@@ -438,6 +454,24 @@ fn process_of(pid: u32) -> u32 {
         .find_map(|l| l.strip_prefix("Tgid:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(pid)
+}
+
+/// Whether the process of thread `pid` is gone or dying. A process killed
+/// while the daemon answers its request does not exit until the answer
+/// comes (the kernel waits for it uninterruptibly): it shows as a SIGKILL
+/// pending (a Ctrl-C of a default handler is made one), not as gone.
+fn reader_gone(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
+    status.lines().any(|l| {
+        let pending = l
+            .strip_prefix("SigPnd:")
+            .or_else(|| l.strip_prefix("ShdPnd:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+        pending.is_some_and(|m| m & SIGKILL_BIT != 0) || l.starts_with("State:\tZ")
+    })
 }
 
 /// User name for the log: the caller's login name, else `uid:<n>`.
@@ -575,7 +609,13 @@ impl ReedFs {
     /// Runs a query of `@query/` and renders its result (in memory, or in
     /// an anonymous file when large). A bad query fails (EINVAL) with its
     /// message and position in `@status`.
-    fn run_query(&self, db: usize, sql: &str, format: ResultFormat) -> Result<Handle> {
+    fn run_query(
+        &self,
+        db: usize,
+        sql: &str,
+        format: ResultFormat,
+        reader: Caller,
+    ) -> Result<Handle> {
         let mdb = &self.dbs[db].db;
         let engine = crate::query::Engine::with_cache(mdb, &self.queries[db]);
         let started = std::time::Instant::now();
@@ -584,7 +624,24 @@ impl ReedFs {
             ResultFormat::Json => crate::query::output::Format::Json,
         };
         let mut spool = queries::Spool::new(mdb, queries::SPILL_BYTES);
-        let result = engine.query_to(sql, format, &mut spool);
+        // A reader killed while its query runs (Ctrl-C on `cat`) stops the
+        // query: nobody is left to read the result.
+        let interrupt = engine.interrupt();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    if reader_gone(reader.pid) {
+                        interrupt.cancel();
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+            let r = engine.query_to(sql, format, &mut spool);
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            r
+        });
         tracing::debug!(
             elapsed_us = started.elapsed().as_micros() as u64,
             ok = result.is_ok(),
@@ -607,7 +664,10 @@ impl ReedFs {
                     reason: format!("{reason} (query: {sql})"),
                     kept: None,
                 });
-                Err(FsError::InvalidContent(reason))
+                Err(match e.kind {
+                    crate::query::ErrorKind::Interrupted => FsError::Interrupted(reason),
+                    _ => FsError::InvalidContent(reason),
+                })
             }
         }
     }
@@ -686,7 +746,7 @@ impl ReedFs {
             ino,
             kind: Kind::Dir,
             size: 0,
-            perm: 0o755,
+            perm: DIR_PERM,
             uid: self.owner.uid,
             gid: self.owner.gid,
             mtime,
@@ -717,20 +777,20 @@ impl ReedFs {
             | Node::FramesRoot(_)
             | Node::QueryRoot(_) => self.dir_attr(ino, self.started),
             // Results come with direct I/O: the size is found by reading.
-            Node::QueryFile(..) => self.file_attr(ino, 0, 0o444, SystemTime::now()),
+            Node::QueryFile(..) => self.file_attr(ino, 0, READ_ONLY_PERM, SystemTime::now()),
             Node::Schema(db, t) => {
                 let (text, mtime) = self.schema_file_in(inner, *db, t)?;
-                self.file_attr(ino, text.len() as u64, 0o644, mtime)
+                self.file_attr(ino, text.len() as u64, FILE_PERM, mtime)
             }
             Node::SavedQuery(db, name) => {
                 let (text, mtime) = self.saved_file_in(inner, *db, name)?;
-                self.file_attr(ino, text.len() as u64, 0o644, mtime)
+                self.file_attr(ino, text.len() as u64, FILE_PERM, mtime)
             }
             Node::SavedResult(db, name, _) => {
                 if !self.dbs[*db].db.saved_query_exists(name)? {
                     return Err(FsError::NotFound);
                 }
-                self.file_attr(ino, 0, 0o444, SystemTime::now())
+                self.file_attr(ino, 0, READ_ONLY_PERM, SystemTime::now())
             }
             Node::FrameDir(db, f) => {
                 Self::frame_tables_in(inner, *db, f)?;
@@ -738,16 +798,16 @@ impl ReedFs {
             }
             Node::FrameTable(db, f, t) => {
                 let len = self.frame_len_in(inner, *db, f, t)?;
-                self.file_attr(ino, len, 0o644, SystemTime::now())
+                self.file_attr(ino, len, FILE_PERM, SystemTime::now())
             }
             Node::FrameCtl(db, f) => {
                 let len = Self::frame_ctl_text_in(inner, *db, f)?.len() as u64;
-                self.file_attr(ino, len, 0o644, SystemTime::now())
+                self.file_attr(ino, len, FILE_PERM, SystemTime::now())
             }
             Node::AsOfFile(db, ts, t) => {
                 let table = self.table(*db, t)?;
                 let v = table.version(table.seq_at(*ts)?)?;
-                self.file_attr(ino, v.size, 0o444, ts_time(v.ts_us))
+                self.file_attr(ino, v.size, READ_ONLY_PERM, ts_time(v.ts_us))
             }
             Node::Table(db, t) => {
                 if !self.table_exists(inner, *db, t) {
@@ -757,12 +817,12 @@ impl ReedFs {
             }
             Node::Current(db, t) => {
                 if inner.pending_tables.contains(&(*db, t.clone())) {
-                    return Ok(self.file_attr(ino, 0, 0o644, self.started));
+                    return Ok(self.file_attr(ino, 0, FILE_PERM, self.started));
                 }
                 let table = self.table(*db, t)?;
                 let (seq, head) = self.check_head(inner, *db, t, &table)?;
                 let saved = inner.attrs[*db].paths.get(&attrs_key(t, Some(CURRENT)));
-                let perm = saved.and_then(|p| p.mode).map_or(0o644, |m| m as u16);
+                let perm = saved.and_then(|p| p.mode).map_or(FILE_PERM, |m| m as u16);
                 // A time set by a writer belongs to the version it was set on.
                 let mtime = match saved
                     .filter(|p| p.seq == Some(seq))
@@ -793,7 +853,7 @@ impl ReedFs {
             }
             Node::VersionFile(db, t, seq) => {
                 let v = self.table(*db, t)?.version(*seq)?;
-                self.file_attr(ino, v.size, 0o444, ts_time(v.ts_us))
+                self.file_attr(ino, v.size, READ_ONLY_PERM, ts_time(v.ts_us))
             }
             // Editable (docs/MOUNT.md): writable mode, and a time that only
             // changes with the conflict, so editors do not see it "changed
@@ -803,11 +863,11 @@ impl ReedFs {
                 let info =
                     merge::conflicts::get(&self.dbs[*db].db, id).map_err(|_| FsError::NotFound)?;
                 let len = self.generate(node)?.len() as u64;
-                self.file_attr(ino, len, 0o644, ts_time(info.ts_us))
+                self.file_attr(ino, len, FILE_PERM, ts_time(info.ts_us))
             }
             Node::VersionLog(..) | Node::Status(_) | Node::RejectedFile(..) => {
                 let len = self.generate(node)?.len() as u64;
-                self.file_attr(ino, len, 0o444, SystemTime::now())
+                self.file_attr(ino, len, READ_ONLY_PERM, SystemTime::now())
             }
         })
     }
@@ -883,13 +943,8 @@ impl ReedFs {
                     return Ok(Node::VersionLog(*db, t.clone()));
                 }
                 let stem = name.strip_suffix(".csv").ok_or(FsError::NotFound)?;
-                let table = self.table(*db, t)?;
-                let v = table
-                    .versions()?
-                    .into_iter()
-                    .find(|v| v.name == stem)
-                    .ok_or(FsError::NotFound)?;
-                Node::VersionFile(*db, t.clone(), v.seq)
+                let seq = self.table(*db, t)?.seq_of(stem)?.ok_or(FsError::NotFound)?;
+                Node::VersionFile(*db, t.clone(), seq)
             }
             Node::Rejected(db) => Node::RejectedFile(*db, name.to_string()),
             Node::Conflicts(db) => Self::conflicts_child(inner, *db, name),
@@ -1300,13 +1355,13 @@ impl ReedFs {
             }
             Node::QueryFile(db, sql) => {
                 drop(inner);
-                let h = self.run_query(*db, sql, ResultFormat::Csv)?;
+                let h = self.run_query(*db, sql, ResultFormat::Csv, caller)?;
                 let mut inner = lock(&self.inner);
                 Ok((Self::new_fh(&mut inner, h), Caching::Direct))
             }
             Node::SavedResult(db, name, format) => {
                 drop(inner);
-                let h = self.run_saved(*db, name, *format)?;
+                let h = self.run_saved(*db, name, *format, caller)?;
                 let mut inner = lock(&self.inner);
                 Ok((Self::new_fh(&mut inner, h), Caching::Direct))
             }
@@ -1336,6 +1391,18 @@ impl ReedFs {
     /// Creates (and opens) a file in a table directory: a scratch file, or
     /// `current.csv` itself after it was renamed or unlinked away.
     pub fn create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> Result<(Attr, u64, Caching)> {
+        let r = self.create_named(parent, name, mode, flags, caller);
+        self.explain_name(parent, name, r)
+    }
+
+    fn create_named(
         &self,
         parent: u64,
         name: &OsStr,
@@ -1390,7 +1457,7 @@ impl ReedFs {
             let ino = inner.inodes.ino(&node);
             let fh = Self::new_fh(&mut inner, h);
             return Ok((
-                self.file_attr(ino, 0, 0o644, SystemTime::now()),
+                self.file_attr(ino, 0, FILE_PERM, SystemTime::now()),
                 fh,
                 Caching::Direct,
             ));
@@ -1408,7 +1475,7 @@ impl ReedFs {
             // that writes nothing) must not commit an empty table.
             let h = Handle::writer(*db, t, Vec::new(), None, false, None, caller);
             let fh = Self::new_fh(&mut inner, h);
-            let attr = self.file_attr(ino, 0, 0o644, SystemTime::now());
+            let attr = self.file_attr(ino, 0, FILE_PERM, SystemTime::now());
             return Ok((attr, fh, Caching::Direct));
         }
         self.create_scratch(&mut inner, *db, t, name, mode, flags, caller)
@@ -1495,7 +1562,7 @@ impl ReedFs {
             return Err(FsError::Exists);
         }
         let ino = inner.inodes.ino(&node);
-        let attr = self.file_attr(ino, 0, 0o644, SystemTime::now());
+        let attr = self.file_attr(ino, 0, FILE_PERM, SystemTime::now());
         Ok((attr, Self::new_fh(inner, h), Caching::Direct))
     }
 
@@ -1553,9 +1620,31 @@ impl ReedFs {
         Ok(buf)
     }
 
+    /// A write by the process that opened the handle.
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        self.write_as(fh, offset, data, None)
+    }
+
+    /// A write by `caller` (`None`: the process that opened the handle).
+    pub fn write_as(
+        &self,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        caller: Option<Caller>,
+    ) -> Result<u32> {
+        let process = caller.map(|c| process_of(c.pid));
         let max = self.opts.max_file_bytes;
         let mut inner = lock(&self.inner);
+        if let Some(Handle::CurrentWrite {
+            writers, opener, ..
+        }) = inner.handles.get_mut(&fh)
+        {
+            let p = process.unwrap_or(*opener);
+            if !writers.contains(&p) {
+                writers.push(p);
+            }
+        }
         if let Some(Handle::FrameCtl {
             db,
             frame,
@@ -1644,21 +1733,26 @@ impl ReedFs {
             // (nothing written) is the end of the save.
             Handle::CurrentWrite {
                 dirty,
-                buf,
                 flushes,
                 truncated,
                 opener,
+                writers,
                 closed,
                 ..
             } => {
                 *closed = true;
-                // A child that inherited the descriptor closes its copy:
-                // the save goes on in the process that opened it.
-                if process != *opener {
-                    return Ok(());
+                if writers.contains(&process) {
+                    *dirty
+                } else if process == *opener {
+                    // No data of the opener's own: the end of a save only at
+                    // its second close (`: > f`) or after a truncate.
+                    *flushes += 1;
+                    *dirty && (*flushes > 1 || *truncated)
+                } else {
+                    // A child that inherited the descriptor and never wrote
+                    // closes its copy: the save goes on.
+                    false
                 }
-                *flushes += 1;
-                *dirty && (!buf.is_empty() || *flushes > 1 || *truncated)
             }
             Handle::VirtualEdit { dirty, buf, .. } => *dirty && !buf.is_empty(),
             Handle::FrameCtl { buf, .. } => !buf.is_empty(),
@@ -1874,6 +1968,7 @@ impl ReedFs {
             dirty,
             buf,
             appended_from,
+            writers,
             ..
         }) = inner.handles.get_mut(&fh)
         {
@@ -1883,6 +1978,7 @@ impl ReedFs {
                 Ok(seq) => {
                     *b = Some(*seq);
                     *appended_from = buf.len();
+                    writers.clear();
                 }
                 // The caller was told and the bytes are kept (@rejected/):
                 // the release must not commit behind the caller's back what
@@ -2365,6 +2461,33 @@ impl ReedFs {
     /// mkdir in a database directory makes a new table (it exists once its
     /// `current.csv` is written).
     pub fn mkdir(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+        let r = self.mkdir_named(parent, name);
+        self.explain_name(parent, name, r)
+    }
+
+    /// A refused name of a call that makes or moves a file: the caller sees
+    /// only EINVAL or ENAMETOOLONG, so the reason, with the name, goes to
+    /// `@status` and the log as well.
+    fn explain_name<T>(&self, parent: u64, name: &OsStr, r: Result<T>) -> Result<T> {
+        if let Err(e @ (FsError::InvalidName(_) | FsError::NameTooLong)) = &r {
+            let shown = name.to_string_lossy();
+            let db = {
+                let inner = lock(&self.inner);
+                self.node(&inner, parent).ok().and_then(|n| n.db())
+            };
+            tracing::info!(name = %shown, error = %e, "refused a name");
+            if let Some(db) = db {
+                self.status[db].push(Event::Rejected {
+                    table: "(a name)".into(),
+                    reason: format!("{shown:?}: {e}"),
+                    kept: None,
+                });
+            }
+        }
+        r
+    }
+
+    fn mkdir_named(&self, parent: u64, name: &OsStr) -> Result<Attr> {
         let name = name_str(name)?;
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
@@ -2382,8 +2505,10 @@ impl ReedFs {
                 "directories can only be made in a database directory (one per table)",
             ));
         };
-        names::validate(name)
-            .map_err(|_| FsError::InvalidName("table names use letters, digits, '_' and '-'"))?;
+        names::validate(name).map_err(|e| match e {
+            StorageError::InvalidName { reason, .. } => FsError::InvalidName(reason),
+            _ => FsError::InvalidName("table names use letters, digits, '_' and '-'"),
+        })?;
         if self.table_exists(&inner, db, name) {
             return Err(FsError::Exists);
         }
@@ -2490,6 +2615,17 @@ impl ReedFs {
         target: &[u8],
         caller: Caller,
     ) -> Result<Attr> {
+        let r = self.symlink_named(parent, name, target, caller);
+        self.explain_name(parent, name, r)
+    }
+
+    fn symlink_named(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        target: &[u8],
+        caller: Caller,
+    ) -> Result<Attr> {
         let name = name_str(name)?;
         let mut inner = lock(&self.inner);
         let pnode = self.node(&inner, parent)?;
@@ -2537,6 +2673,19 @@ impl ReedFs {
     /// the head becomes a scratch file and the table waits for a new
     /// `current.csv` (vim's backupcopy=no, emacs).
     pub fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        noreplace: bool,
+        caller: Caller,
+    ) -> Result<()> {
+        let r = self.rename_named(parent, name, newparent, newname, noreplace, caller);
+        self.explain_name(newparent, newname, r)
+    }
+
+    fn rename_named(
         &self,
         parent: u64,
         name: &OsStr,
@@ -2653,7 +2802,7 @@ impl ReedFs {
                 Ok(table) => table.head()?,
                 Err(_) => (0, Arc::new(Vec::new())),
             };
-            let file = self.owned_scratch(&head, 0o644)?;
+            let file = self.owned_scratch(&head, FILE_PERM)?;
             Self::add_scratch(&mut inner, *db, t, newname, file);
             // Hidden from this process until it creates the new file; the
             // table and its head stay for everyone else.
@@ -2813,6 +2962,15 @@ impl ReedFs {
             )));
         }
         Ok(st)
+    }
+
+    /// Whether opening `ino` runs a query (the adapter runs such opens on
+    /// its query threads, never on a request thread).
+    pub fn opens_a_query(&self, ino: u64) -> bool {
+        matches!(
+            lock(&self.inner).inodes.node(ino),
+            Some(Node::QueryFile(..) | Node::SavedResult(..))
+        )
     }
 
     /// Whether `ino` is the root (for the adapter's attribute TTLs).

@@ -35,6 +35,9 @@ pub enum FsError {
     /// committing call fails; the message is in `@status`.
     #[error("{0}")]
     InvalidContent(String),
+    /// A query stopped by its time limit (or its reader gone).
+    #[error("{0}")]
+    Interrupted(String),
     /// The table changed since this writer's base version.
     #[error("{0}")]
     Stale(String),

@@ -42,6 +42,7 @@ pub fn errno(e: &FsError) -> Errno {
         FsError::NotSupported => Errno::ENOTSUP,
         FsError::BadHandle => Errno::EBADF,
         FsError::InvalidContent(_) => Errno::EINVAL,
+        FsError::Interrupted(_) => Errno::ETIMEDOUT,
         // Not ESTALE: the kernel retries a call that fails with ESTALE,
         // which would run (and refuse) the merge twice.
         FsError::Stale(_) => Errno::EBUSY,
@@ -132,6 +133,8 @@ static PASSTHROUGH_REFUSED: AtomicBool = AtomicBool::new(false);
 
 pub struct FuseFs {
     core: Arc<ReedFs>,
+    /// Where opens of query results run (never on a request thread).
+    queries: super::query_pool::QueryPool,
     /// Passthrough reads requested and accepted by the kernel.
     passthrough: bool,
     backing: Mutex<Backing>,
@@ -359,6 +362,22 @@ impl Filesystem for FuseFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.core.opens_a_query(ino.0) {
+            // The query runs on a query thread, which replies; this request
+            // thread is free at once for other callers.
+            let (core, caller) = (Arc::clone(&self.core), caller(req));
+            let queued = self.queries.run(reply, move |reply: ReplyOpen| {
+                match core.open(ino.0, flags.0, caller) {
+                    Ok((fh, c)) => reply.opened(FileHandle(fh), fopen(c)),
+                    Err(e) => reply.error(fail("open", &e)),
+                }
+            });
+            if let Err(reply) = queued {
+                tracing::info!("too many queries pending: an open of a result fails with EAGAIN");
+                reply.error(Errno::EAGAIN);
+            }
+            return;
+        }
         match self.core.open(ino.0, flags.0, caller(req)) {
             Ok((fh, Caching::Passthrough)) if self.passthrough => {
                 self.open_passthrough(ino.0, fh, reply)
@@ -387,7 +406,7 @@ impl Filesystem for FuseFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -397,7 +416,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.core.write(fh.0, offset, data) {
+        match self.core.write_as(fh.0, offset, data, Some(caller(req))) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(fail("write", &e)),
         }
@@ -740,6 +759,7 @@ pub fn mount(core: Arc<ReedFs>, mountpoint: &Path, opts: &FuseOptions) -> std::i
     cfg.n_threads = Some(opts.threads.max(1));
     let fs = FuseFs {
         core: Arc::clone(&core),
+        queries: super::query_pool::QueryPool::start()?,
         passthrough: opts.passthrough,
         backing: Mutex::new(Backing::default()),
     };

@@ -5,6 +5,7 @@ mod core;
 mod error;
 pub mod fuse;
 mod node;
+mod query_pool;
 mod spill;
 mod status;
 

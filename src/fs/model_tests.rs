@@ -93,8 +93,9 @@ impl Model {
 
     fn caller(&mut self) -> Caller {
         self.next_pid += 1;
+        // Beyond any pid_max: never a real process's id.
         Caller {
-            pid: 1000 + self.next_pid,
+            pid: 2_000_000_000 + self.next_pid,
             ..ME
         }
     }

@@ -98,6 +98,38 @@ impl Node {
         )
     }
 
+    /// The database a node belongs to (none for the root of a mount of
+    /// several databases).
+    pub fn db(&self) -> Option<usize> {
+        match self {
+            Node::Root => None,
+            Node::Db(d)
+            | Node::Table(d, _)
+            | Node::Current(d, _)
+            | Node::Schema(d, _)
+            | Node::Scratch(d, ..)
+            | Node::Versions(d, _)
+            | Node::VersionFile(d, ..)
+            | Node::VersionLog(d, _)
+            | Node::Status(d)
+            | Node::Rejected(d)
+            | Node::RejectedFile(d, _)
+            | Node::Conflicts(d)
+            | Node::ConflictFile(d, _)
+            | Node::AsOfRoot(d)
+            | Node::AsOf(d, _)
+            | Node::AsOfFile(d, ..)
+            | Node::FramesRoot(d)
+            | Node::FrameDir(d, _)
+            | Node::FrameTable(d, ..)
+            | Node::FrameCtl(d, _)
+            | Node::QueryRoot(d)
+            | Node::QueryFile(d, _)
+            | Node::SavedQuery(d, _)
+            | Node::SavedResult(d, ..) => Some(*d),
+        }
+    }
+
     /// Virtual nodes are generated, read-only, and hidden from listings.
     pub fn is_virtual(&self) -> bool {
         matches!(

@@ -184,13 +184,19 @@ impl ReedFs {
     }
 
     /// Runs saved query `name` and renders its result.
-    pub(super) fn run_saved(&self, db: usize, name: &str, format: ResultFormat) -> Result<Handle> {
+    pub(super) fn run_saved(
+        &self,
+        db: usize,
+        name: &str,
+        format: ResultFormat,
+        reader: Caller,
+    ) -> Result<Handle> {
         let text = self.dbs[db]
             .db
             .saved_query(name)?
             .and_then(|q| q.text)
             .ok_or(FsError::NotFound)?;
-        self.run_query(db, &text, format)
+        self.run_query(db, &text, format, reader)
     }
 
     /// Checks `text` as a reading query and saves it as a new version of
@@ -285,7 +291,7 @@ impl ReedFs {
                 };
                 let ino = inner.inodes.ino(&node);
                 let fh = Self::new_fh(inner, h);
-                let attr = self.file_attr(ino, 0, 0o644, std::time::SystemTime::now());
+                let attr = self.file_attr(ino, 0, super::FILE_PERM, std::time::SystemTime::now());
                 Ok((attr, fh, Caching::Direct))
             }
             QueryName::Result(..) | QueryName::Sql => Err(FsError::ReadOnly(
@@ -294,22 +300,14 @@ impl ReedFs {
             QueryName::Scratch => {
                 self.create_scratch(inner, db, QUERY_DIR_KEY, name, mode, flags, caller)
             }
-            QueryName::BadName => Err(self.refuse_query_name(db, name)),
+            QueryName::BadName => Err(self.refuse_query_name()),
         }
     }
 
-    /// A save under a name that cannot be a saved query's: says why in
-    /// `@status` (the caller sees only EINVAL).
-    fn refuse_query_name(&self, db: usize, name: &str) -> FsError {
-        let reason =
-            format!("{name}: saved query names use letters, digits, '_' and '-' (then .sql)");
-        tracing::info!(name, "refused a saved query name");
-        self.status[db].push(Event::Rejected {
-            table: "@query".into(),
-            reason,
-            kept: None,
-        });
-        FsError::InvalidName("saved query names use letters, digits, '_' and '-'")
+    /// A save under a name that cannot be a saved query's (the caller's
+    /// `explain_name` puts the reason in `@status`).
+    fn refuse_query_name(&self) -> FsError {
+        FsError::InvalidName("saved query names use letters, digits, '_' and '-', then .sql")
     }
 
     /// `rm` in `@query/`.
@@ -377,7 +375,7 @@ impl ReedFs {
             }
             (QueryName::Saved(from), QueryName::Scratch) => {
                 let data = self.saved_text_in(&inner, db, from)?;
-                let file = self.owned_scratch(&data, 0o644)?;
+                let file = self.owned_scratch(&data, super::FILE_PERM)?;
                 Self::add_scratch(&mut inner, db, QUERY_DIR_KEY, newname, file);
                 drop(inner);
                 self.delete_saved(db, from)
@@ -385,7 +383,7 @@ impl ReedFs {
             (QueryName::Scratch, QueryName::Scratch) => {
                 self.move_scratch(&mut inner, db, QUERY_DIR_KEY, name, newname)
             }
-            (_, QueryName::BadName) => Err(self.refuse_query_name(db, newname)),
+            (_, QueryName::BadName) => Err(self.refuse_query_name()),
             _ => Err(FsError::NotPermitted(
                 "in @query/, only saved queries (<name>.sql) and scratch files move",
             )),

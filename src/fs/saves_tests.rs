@@ -13,8 +13,13 @@ fn current(fs: &ReedFs) -> u64 {
     fs.lookup(users(fs), OsStr::new(CURRENT), ME).unwrap().ino
 }
 
+/// A made-up process: beyond any pid_max, so no real process (whose
+/// thread group would be looked up) ever has its id.
 fn pid(pid: u32) -> Caller {
-    Caller { pid, ..ME }
+    Caller {
+        pid: 2_000_000_000 + pid,
+        ..ME
+    }
 }
 
 /// A mount of a fresh `shop` whose config is changed by `config` first.
@@ -267,9 +272,14 @@ fn modes_and_times_set_by_writers_are_kept() {
         ..SetAttr::default()
     };
     // chmod and touch -d.
-    fs.setattr(cur, None, set(Some(0o600), Some(when))).unwrap();
+    assert_eq!(
+        fs.getattr(cur, None).unwrap().perm,
+        FILE_PERM,
+        "the default"
+    );
+    fs.setattr(cur, None, set(Some(0o640), Some(when))).unwrap();
     let a = fs.getattr(cur, None).unwrap();
-    assert_eq!((a.perm, a.mtime), (0o600, when));
+    assert_eq!((a.perm, a.mtime), (0o640, when));
     // Kept across a remount.
     drop(fs);
     let db = Database::open(d.path()).unwrap();
@@ -283,13 +293,13 @@ fn modes_and_times_set_by_writers_are_kept() {
     );
     let (t, cur) = (users(&fs), current(&fs));
     let a = fs.getattr(cur, None).unwrap();
-    assert_eq!((a.perm, a.mtime), (0o600, when));
+    assert_eq!((a.perm, a.mtime), (0o640, when));
     // A new version shows its own time; the mode stays.
     let (w, _) = fs.open(cur, libc::O_WRONLY | libc::O_APPEND, ME).unwrap();
     fs.write(w, 0, b"3|Cy\n").unwrap();
     close(&fs, w, ME);
     let a = fs.getattr(cur, None).unwrap();
-    assert_eq!(a.perm, 0o600);
+    assert_eq!(a.perm, 0o640);
     assert_ne!(a.mtime, when);
     // `cp -a`: futimens through the writer before its close.
     let (w, _) = fs.open(cur, libc::O_WRONLY | libc::O_TRUNC, ME).unwrap();
@@ -302,7 +312,7 @@ fn modes_and_times_set_by_writers_are_kept() {
     fs.write(fh, 0, b"id|name\n9|Ivy\n").unwrap();
     close(&fs, fh, ME);
     let later = when + Duration::from_secs(60);
-    fs.setattr(s.ino, None, set(Some(0o640), Some(later)))
+    fs.setattr(s.ino, None, set(Some(0o644), Some(later)))
         .unwrap();
     fs.rename(
         t,
@@ -314,7 +324,7 @@ fn modes_and_times_set_by_writers_are_kept() {
     )
     .unwrap();
     let a = fs.getattr(cur, None).unwrap();
-    assert_eq!((a.perm, a.mtime), (0o640, later));
+    assert_eq!((a.perm, a.mtime), (0o644, later));
     // Directories keep theirs; an owner change cannot be kept.
     fs.setattr(t, None, set(Some(0o700), Some(when))).unwrap();
     let a = fs.getattr(t, None).unwrap();
@@ -357,7 +367,10 @@ fn a_conflict_file_is_editable_by_rename_like_sed_does() {
     let dir = fs.lookup(ROOT, OsStr::new("@conflicts"), ME).unwrap().ino;
     let file = format!("{id}.csv");
     let a = fs.lookup(dir, OsStr::new(&file), ME).unwrap();
-    assert_eq!(a.perm, 0o644, "writable, so editors open it for writing");
+    assert_eq!(
+        a.perm, FILE_PERM,
+        "writable, so editors open it for writing"
+    );
     assert_eq!(
         fs.getattr(a.ino, None).unwrap().mtime,
         a.mtime,
@@ -422,5 +435,24 @@ fn a_child_closing_an_inherited_descriptor_commits_nothing() {
     fs.write(fh, 12, b"n\n").unwrap();
     close(&fs, fh, shell);
     assert_eq!(head(&fs), b"id|name\n1|Ann\n");
+    assert_eq!(versions(&fs), 2);
+}
+
+#[test]
+fn a_child_that_writes_commits_at_its_own_close() {
+    // dash runs `printf ... >> f` by opening in the shell, then a child
+    // writes and exits: the child's exit is the end of the save (printf's
+    // status must mean durable); the shell's close after it has nothing.
+    let (_d, fs) = fs();
+    let (shell, child) = (pid(60), pid(61));
+    let (fh, _) = fs
+        .open(current(&fs), libc::O_WRONLY | libc::O_APPEND, shell)
+        .unwrap();
+    fs.flush(fh, shell).unwrap(); // the shell's dup2 and close
+    fs.write_as(fh, 0, b"3|Cy\n", Some(child)).unwrap();
+    fs.flush(fh, child).unwrap();
+    assert_eq!(versions(&fs), 2, "committed when the writer closed");
+    assert!(head(&fs).ends_with(b"3|Cy\n"));
+    close(&fs, fh, shell);
     assert_eq!(versions(&fs), 2);
 }

@@ -88,7 +88,7 @@ impl ReedFs {
             });
         }
         let (data, _) = self.schema_file_in(&inner, db, table)?;
-        let file = self.owned_scratch(&data, 0o644)?;
+        let file = self.owned_scratch(&data, super::FILE_PERM)?;
         Self::add_scratch(&mut inner, db, table, newname, file);
         drop(inner);
         self.delete_schema(db, table)

@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Runtime,
     /// The storage or merge layer refused (I/O, a conflict, bad content).
     Storage,
+    /// Stopped from outside: its time limit, or its reader went away.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +65,7 @@ impl fmt::Display for QueryError {
             ErrorKind::Limit | ErrorKind::TooLarge => "limit",
             ErrorKind::Runtime => "error",
             ErrorKind::Storage => "storage",
+            ErrorKind::Interrupted => "interrupted",
         };
         match self.pos {
             Some((l, c)) => write!(f, "{what} at {l}:{c}: {}", self.message),

@@ -632,6 +632,7 @@ fn joined_rows<'t>(
             }
         }
         for left in rows.chunks_exact(stride) {
+            limits.interrupt.check()?;
             let mut matched = false;
             let left_row = Row {
                 parts: left,
@@ -640,6 +641,7 @@ fn joined_rows<'t>(
             // A hash join probes the joined table's index of its column;
             // when ON is just that equality, a match needs no more checking.
             let mut visit = |i: usize, checked: bool| -> Result<(), QueryError> {
+                limits.interrupt.check()?;
                 let r = right.row(i);
                 let ok = checked
                     || match &j.on {
@@ -915,6 +917,7 @@ impl<'a> Streamer<'a, '_> {
         };
         let candidates = probe.into_iter().flatten().map(|i| i as usize).chain(scan);
         for i in candidates {
+            self.limits.interrupt.check()?;
             parts.push(right.row(i));
             let ok = (j.equi.is_some() && j.on_is_equi)
                 || match &j.on {
@@ -965,6 +968,7 @@ impl<'a> Streamer<'a, '_> {
 
     /// A whole joined row: filtered, then taken.
     fn output(&mut self, parts: &[&[Value]]) -> Result<bool, QueryError> {
+        self.limits.interrupt.check()?;
         let row = Row {
             parts,
             offsets: self.offsets,
@@ -996,6 +1000,7 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
     };
     let mut rows: Vec<Row> = Vec::with_capacity(flat.len() / stride);
     for parts in flat.chunks_exact(stride) {
+        env.limits.interrupt.check()?;
         let row = Row {
             parts,
             offsets: &offsets,
@@ -1027,6 +1032,7 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
                 };
             }
             for &r in &rows {
+                env.limits.interrupt.check()?;
                 let (proj, keys) = out_row(s, &Ctx::Row(r))?;
                 out.push((proj, keys));
                 keep_best(s, &mut out, keep);
@@ -1044,6 +1050,7 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
             let mut states: Vec<GroupState> = Vec::new();
             let null = Value::Null;
             for &r in &rows {
+                env.limits.interrupt.check()?;
                 let found = match single_col {
                     Some(i) => by_ref.get(r.get(i).unwrap_or(&null)).copied(),
                     None => {

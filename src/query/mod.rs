@@ -12,6 +12,7 @@ mod dml;
 mod error;
 mod exec;
 pub mod index;
+mod interrupt;
 pub mod output;
 mod parse;
 mod plan;
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use error::{ErrorKind, QueryError};
+pub use interrupt::Interrupt;
 pub use table::{TypedTable, infer};
 pub use value::{Type, Value};
 
@@ -35,6 +37,8 @@ pub struct Limits {
     /// Rows a query may hold in memory; a larger result is streamed (or,
     /// when it must be sorted, grouped or deduplicated, refused).
     pub max_rows_in_memory: u64,
+    /// Stops the query: its time limit, or a cancel from outside.
+    pub interrupt: Arc<Interrupt>,
 }
 
 impl Default for Limits {
@@ -42,6 +46,7 @@ impl Default for Limits {
         Limits {
             max_join_rows: 50_000_000,
             max_rows_in_memory: 1_000_000,
+            interrupt: Arc::default(),
         }
     }
 }
@@ -172,9 +177,12 @@ impl<'db> Engine<'db> {
         let c = db.config();
         Engine {
             db,
+            // The time limit runs from the engine's creation: one engine
+            // per query (the mount), or per command (the CLI).
             limits: Limits {
                 max_join_rows: c.max_join_rows,
                 max_rows_in_memory: c.max_rows_in_memory,
+                interrupt: Arc::new(Interrupt::with_timeout(c.query_timeout_ms)),
             },
             policy: index::IndexPolicy {
                 auto_after: c.auto_index_after.max(1),
@@ -226,6 +234,11 @@ impl<'db> Engine<'db> {
     pub fn with_limits(mut self, limits: Limits) -> Engine<'db> {
         self.limits = limits;
         self
+    }
+
+    /// What stops this engine's queries from outside (`Interrupt::cancel`).
+    pub fn interrupt(&self) -> Arc<Interrupt> {
+        Arc::clone(&self.limits.interrupt)
     }
 
     /// Runs one SELECT.

@@ -46,6 +46,9 @@ pub struct Config {
     /// Queries: rows a query may hold in memory; larger results stream.
     #[serde(default = "default_max_rows_in_memory")]
     pub max_rows_in_memory: u64,
+    /// Queries: how long one may run, in milliseconds (0: no limit).
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
     /// Mount: scratch files (editors' swap and temp files) held in memory,
     /// in MiB, all tables together; beyond it they spill to disk.
     #[serde(default = "default_scratch_memory_mb")]
@@ -77,6 +80,9 @@ fn default_max_join_rows() -> u64 {
 fn default_max_rows_in_memory() -> u64 {
     1_000_000
 }
+fn default_query_timeout_ms() -> u64 {
+    30_000
+}
 fn default_scratch_memory_mb() -> u64 {
     64
 }
@@ -99,6 +105,7 @@ impl Config {
             index_memory_mb: default_index_memory_mb(),
             max_join_rows: default_max_join_rows(),
             max_rows_in_memory: default_max_rows_in_memory(),
+            query_timeout_ms: default_query_timeout_ms(),
             scratch_memory_mb: default_scratch_memory_mb(),
             scratch_max_mb: default_scratch_max_mb(),
         }

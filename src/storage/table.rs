@@ -705,6 +705,20 @@ impl Table {
         self.info(&s.log, seq).ok_or_else(|| self.no_version(seq))
     }
 
+    /// The sequence number of the version called `name`. Names sort as
+    /// their commit times, which increase along the log, so this is a
+    /// binary search (a listing that stats every version stays linear);
+    /// a log out of order (never written by this engine) is scanned.
+    pub fn seq_of(&self, name: &str) -> Result<Option<u64>> {
+        let s = self.snapshot()?;
+        let found = s
+            .log
+            .binary_search_by(|e| e.name().as_str().cmp(name))
+            .ok()
+            .or_else(|| s.log.iter().position(|e| e.name() == name));
+        Ok(found.map(|i| i as u64 + 1))
+    }
+
     fn no_version(&self, seq: u64) -> StorageError {
         StorageError::NotFound {
             kind: "version",

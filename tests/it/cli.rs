@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::util::{USERS, rows, set_row};
+use crate::util::{OtherUser, USERS, rows, set_row};
 
 struct Rdb {
     home: tempfile::TempDir,
@@ -1394,66 +1394,6 @@ fn store_files_are_private_whatever_the_umask_and_verify_warns_when_not() {
         "{}",
         out.stderr
     );
-}
-
-/// A second local user, made for one test and removed when dropped.
-struct OtherUser {
-    name: String,
-    uid: u32,
-}
-
-impl OtherUser {
-    /// None (with the reason printed) when users cannot be made here; under
-    /// CI that is a failure instead.
-    fn create() -> Option<OtherUser> {
-        let skip = |why: String| {
-            assert!(
-                std::env::var_os("CI").is_none_or(|v| v != "true"),
-                "under CI this test must run: {why}"
-            );
-            eprintln!("skipping: {why}");
-            None
-        };
-        // SAFETY: geteuid has no arguments and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return skip("not running as root".into());
-        }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("rdbtest{:x}{:x}", std::process::id(), nanos & 0xffff);
-        match Command::new("useradd").args(["-M", "-N", &name]).status() {
-            Err(e) => return skip(format!("useradd cannot run: {e}")),
-            Ok(s) if !s.success() => return skip(format!("useradd {name} failed: {s}")),
-            Ok(_) => {}
-        }
-        // From here on the guard removes the user, also if a step panics.
-        let mut user = OtherUser { name, uid: 0 };
-        let id = Command::new("id")
-            .args(["-u", &user.name])
-            .output()
-            .unwrap();
-        user.uid = String::from_utf8_lossy(&id.stdout).trim().parse().unwrap();
-        assert_ne!(user.uid, 0);
-        Some(user)
-    }
-
-    /// Gives `path` and everything below it to this user.
-    fn chown_tree(&self, path: &Path) {
-        std::os::unix::fs::lchown(path, Some(self.uid), None).unwrap();
-        if std::fs::symlink_metadata(path).unwrap().is_dir() {
-            for e in std::fs::read_dir(path).unwrap() {
-                self.chown_tree(&e.unwrap().path());
-            }
-        }
-    }
-}
-
-impl Drop for OtherUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
-    }
 }
 
 /// Every file under `dir` with its bytes (to show nothing changed).

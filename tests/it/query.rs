@@ -1424,3 +1424,42 @@ fn large_results_stream_with_bounded_memory() {
         .is_ok()
     );
 }
+
+/// A query stops at its time limit, and when cancelled from outside, with
+/// an error that says which (the CLI exits 8, the mount fails with
+/// ETIMEDOUT); every kind of loop checks: a join without an equality, a
+/// streamed join, a grouping.
+#[test]
+fn runaway_queries_stop_at_their_time_limit_or_when_cancelled() {
+    use reedbase::query::{Interrupt, Limits};
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    let mut t = String::from("id|v\n");
+    for i in 1..=3000 {
+        t.push_str(&format!("{i}|{}\n", i % 5));
+    }
+    db.create_table("big", t.as_bytes(), "t").unwrap();
+    let runaway = [
+        "SELECT COUNT(*) FROM big a JOIN big b ON a.id < b.id",
+        "SELECT a.id FROM big a JOIN big b ON a.v <> b.v WHERE b.id = -1",
+        "SELECT a.v, COUNT(*) FROM big a JOIN big b ON a.id <> b.id GROUP BY a.v",
+    ];
+    for sql in runaway {
+        let limits = Limits {
+            interrupt: std::sync::Arc::new(Interrupt::with_timeout(1)),
+            ..Limits::default()
+        };
+        let e = Engine::new(&db).with_limits(limits).query(sql).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Interrupted, "{sql}: {e}");
+        assert!(e.message.contains("query_timeout_ms"), "{e}");
+    }
+    let engine = Engine::new(&db);
+    engine.interrupt().cancel();
+    let e = engine.query(runaway[0]).unwrap_err();
+    assert!(e.to_string().contains("reader went away"), "{e}");
+    // Without a stop the same query completes (the limit is what stopped it).
+    let small = Engine::new(&db)
+        .query("SELECT COUNT(*) FROM big a JOIN big b ON a.id = b.id")
+        .unwrap();
+    assert_eq!(small.rows[0][0], Value::Int(3000));
+}

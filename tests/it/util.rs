@@ -73,3 +73,68 @@ pub fn files_ending(dir: &Path, suffix: &str) -> usize {
         })
         .count()
 }
+
+/// A second local user, made for one test and removed when dropped.
+pub struct OtherUser {
+    pub name: String,
+    pub uid: u32,
+}
+
+impl OtherUser {
+    /// None (with the reason printed) when users cannot be made here; under
+    /// CI that is a failure instead.
+    pub fn create() -> Option<OtherUser> {
+        let skip = |why: String| {
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v != "true"),
+                "under CI this test must run: {why}"
+            );
+            eprintln!("skipping: {why}");
+            None
+        };
+        // SAFETY: geteuid has no arguments and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return skip("not running as root".into());
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("rdbtest{:x}{:x}", std::process::id(), nanos & 0xffff);
+        match std::process::Command::new("useradd")
+            .args(["-M", "-N", &name])
+            .status()
+        {
+            Err(e) => return skip(format!("useradd cannot run: {e}")),
+            Ok(s) if !s.success() => return skip(format!("useradd {name} failed: {s}")),
+            Ok(_) => {}
+        }
+        // From here on the guard removes the user, also if a step panics.
+        let mut user = OtherUser { name, uid: 0 };
+        let id = std::process::Command::new("id")
+            .args(["-u", &user.name])
+            .output()
+            .unwrap();
+        user.uid = String::from_utf8_lossy(&id.stdout).trim().parse().unwrap();
+        assert_ne!(user.uid, 0);
+        Some(user)
+    }
+
+    /// Gives `path` and everything below it to this user.
+    pub fn chown_tree(&self, path: &Path) {
+        std::os::unix::fs::lchown(path, Some(self.uid), None).unwrap();
+        if std::fs::symlink_metadata(path).unwrap().is_dir() {
+            for e in std::fs::read_dir(path).unwrap() {
+                self.chown_tree(&e.unwrap().path());
+            }
+        }
+    }
+}
+
+impl Drop for OtherUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel")
+            .arg(&self.name)
+            .status();
+    }
+}

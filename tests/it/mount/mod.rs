@@ -16,8 +16,10 @@ mod conflicts;
 mod durability;
 mod frames;
 mod history;
+mod limits;
 mod nothing_lost;
 mod options;
+mod others;
 mod queries;
 mod saves;
 

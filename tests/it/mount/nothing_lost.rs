@@ -496,14 +496,19 @@ fn cp_a_in_and_out_twice_keeps_content_and_mtime() {
     }
 }
 
-/// chmod 600 on current.csv is kept; chown to another user fails with EPERM, changes nothing.
+/// chmod 640 on current.csv is kept (600 is the default); chown to another user fails with EPERM, changes nothing.
 #[test]
 fn chmod_is_kept_and_chown_is_refused() {
     let Some(m) = Mounted::new(&users()) else {
         return;
     };
-    m.sh_ok("chmod 600 users/current.csv");
-    assert_eq!(m.out("stat -c %a users/current.csv"), "600\n");
+    assert_eq!(
+        m.out("stat -c %a users/current.csv"),
+        "600\n",
+        "the owner's only by default"
+    );
+    m.sh_ok("chmod 640 users/current.csv");
+    assert_eq!(m.out("stat -c %a users/current.csv"), "640\n");
     let before = head(&m);
     let versions = m.versions();
     let owner = m.out("stat -c '%u %g %a' users/current.csv");
@@ -580,7 +585,7 @@ fn a_stale_save_in_place_fails_with_ebusy_and_leaves_a_stable_conflict_file() {
         "the head keeps theirs"
     );
     let file = format!("@conflicts/{id}");
-    assert_eq!(m.out(&format!("stat -c %a '{file}'")), "644\n");
+    assert_eq!(m.out(&format!("stat -c %a '{file}'")), "600\n");
     let first = mtime(&m, &file);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(mtime(&m, &file), first, "the conflict file's mtime moves");
