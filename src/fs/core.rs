@@ -88,6 +88,9 @@ pub struct Attr {
     pub uid: u32,
     pub gid: u32,
     pub mtime: SystemTime,
+    /// Never changes while mounted (a version's file, the past under
+    /// `@as-of/`): the kernel may cache the entry and the attributes.
+    pub stable: bool,
 }
 
 /// How the kernel should cache an opened file.
@@ -131,6 +134,9 @@ struct Scratch {
     uid: u32,
     gid: u32,
     mtime: SystemTime,
+    /// The mtime was set by utimens after the last write (rsync, cp -a,
+    /// touch), not by writing: a rename onto `current.csv` carries it.
+    mtime_set: bool,
 }
 
 #[derive(Debug)]
@@ -209,6 +215,12 @@ enum Handle {
     /// Generated or historical content, fixed at open.
     Virtual {
         data: Arc<Vec<u8>>,
+    },
+    /// An open directory: its listing as of opendir, so the pages of one
+    /// listing are read from one snapshot (a listing of 10k versions is
+    /// built once, not once per page).
+    Dir {
+        entries: Arc<Vec<(u64, Kind, String)>>,
     },
     /// A query result too large for memory, in an anonymous file.
     Spilled {
@@ -750,6 +762,7 @@ impl ReedFs {
             uid: self.owner.uid,
             gid: self.owner.gid,
             mtime,
+            stable: false,
         }
     }
 
@@ -762,6 +775,7 @@ impl ReedFs {
             uid: self.owner.uid,
             gid: self.owner.gid,
             mtime,
+            stable: false,
         }
     }
 
@@ -807,7 +821,9 @@ impl ReedFs {
             Node::AsOfFile(db, ts, t) => {
                 let table = self.table(*db, t)?;
                 let v = table.version(table.seq_at(*ts)?)?;
-                self.file_attr(ino, v.size, READ_ONLY_PERM, ts_time(v.ts_us))
+                let mut a = self.file_attr(ino, v.size, READ_ONLY_PERM, ts_time(v.ts_us));
+                a.stable = *ts < names::now_us();
+                a
             }
             Node::Table(db, t) => {
                 if !self.table_exists(inner, *db, t) {
@@ -849,11 +865,16 @@ impl ReedFs {
                     uid: s.uid,
                     gid: s.gid,
                     mtime: s.mtime,
+                    stable: false,
                 }
             }
             Node::VersionFile(db, t, seq) => {
-                let v = self.table(*db, t)?.version(*seq)?;
-                self.file_attr(ino, v.size, READ_ONLY_PERM, ts_time(v.ts_us))
+                // A version's file stays what it was (its directory's lookup
+                // is what notices a drop), so no check for newer commits.
+                let v = self.dbs[*db].db.table(t)?.known_version(*seq)?;
+                let mut a = self.file_attr(ino, v.size, READ_ONLY_PERM, ts_time(v.ts_us));
+                a.stable = true;
+                a
             }
             // Editable (docs/MOUNT.md): writable mode, and a time that only
             // changes with the conflict, so editors do not see it "changed
@@ -1164,6 +1185,28 @@ impl ReedFs {
                 (ino, k, name)
             })
             .collect())
+    }
+
+    /// Opens directory `ino`: its listing, taken now.
+    pub fn opendir(&self, ino: u64) -> Result<u64> {
+        let entries = Arc::new(self.readdir(ino)?);
+        Ok(Self::new_fh(
+            &mut lock(&self.inner),
+            Handle::Dir { entries },
+        ))
+    }
+
+    /// The listing of open directory `fh` (of `ino`, listed anew when the
+    /// handle is not an open directory's).
+    pub fn listing(&self, fh: u64, ino: u64) -> Result<Arc<Vec<(u64, Kind, String)>>> {
+        if let Some(Handle::Dir { entries }) = lock(&self.inner).handles.get(&fh) {
+            return Ok(Arc::clone(entries));
+        }
+        Ok(Arc::new(self.readdir(ino)?))
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        lock(&self.inner).handles.remove(&fh);
     }
 
     fn new_fh(inner: &mut Inner, h: Handle) -> u64 {
@@ -1510,6 +1553,7 @@ impl ReedFs {
             uid: caller.uid,
             gid: caller.gid,
             mtime: SystemTime::now(),
+            mtime_set: false,
         };
         let ino = Self::add_scratch(inner, db, dir, name, file);
         let attr = self.attr_of(inner, ino, &node)?;
@@ -1590,7 +1634,7 @@ impl ReedFs {
                 let s = inner.scratch.get(ino).ok_or(FsError::NotFound)?;
                 return s.data.read(offset, size).map_err(scratch_io);
             }
-            Handle::Spilled { .. } => return Err(FsError::BadHandle),
+            Handle::Spilled { .. } | Handle::Dir { .. } => return Err(FsError::BadHandle),
         };
         let start = (offset as usize).min(bytes.len());
         let end = start.saturating_add(size as usize).min(bytes.len());
@@ -1698,6 +1742,7 @@ impl ReedFs {
                 let ino = *ino;
                 let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
                 s.mtime = SystemTime::now();
+                s.mtime_set = false;
                 s.data.write(offset, data).map_err(scratch_io)?;
                 return Ok(data.len() as u32);
             }
@@ -2287,6 +2332,7 @@ impl ReedFs {
             // the time, then the mode).
             if let Some(t) = set.mtime {
                 s.mtime = t;
+                s.mtime_set = true;
             }
             return self.attr_of(&mut inner, ino, &node);
         }
@@ -2649,6 +2695,7 @@ impl ReedFs {
             uid: caller.uid,
             gid: caller.gid,
             mtime: SystemTime::now(),
+            mtime_set: false,
         };
         let ino = Self::add_scratch(&mut inner, *db, t, name, file);
         self.attr_of(
@@ -2774,11 +2821,22 @@ impl ReedFs {
             // sed -i, rsync, editors' atomic saves: the base is what this
             // process read; nothing read means a blind write.
             let base = inner.last_read.get(&(caller.pid, *db, t.clone())).copied();
-            // The file brings its mode and time along (rsync and cp -a set
-            // them on their temp file, sed -i copies the original's mode).
+            // The file brings its mode and a time set on it along (rsync
+            // and cp -a set them on their temp file, sed -i copies the
+            // original's mode); nothing new, nothing written.
+            let shown = inner.attrs[*db]
+                .paths
+                .get(&attrs_key(t, Some(CURRENT)))
+                .and_then(|p| p.mode)
+                .map_or(FILE_PERM, |m| m as u16);
             let meta = Self::scratch_ino(&inner, *db, t, name)
                 .and_then(|i| inner.scratch.get(&i))
-                .map(|s| (s.perm, s.mtime));
+                .map(|s| {
+                    (
+                        (s.perm != shown).then_some(s.perm),
+                        s.mtime_set.then_some(s.mtime),
+                    )
+                });
             let mut committed = None;
             self.save_scratch_onto(inner, *db, t, name, |content| {
                 let save = Save::Whole { content, base };
@@ -2787,11 +2845,17 @@ impl ReedFs {
             })?;
             let mut inner = lock(&self.inner);
             inner.replacing.remove(&key);
-            if let (Some(seq), Some((perm, mtime))) = (committed, meta) {
+            if let (Some(seq), Some((perm, mtime))) = (committed, meta)
+                && (perm.is_some() || mtime.is_some())
+            {
                 self.set_saved_attrs(&mut inner, *db, attrs_key(t, Some(CURRENT)), |p| {
-                    p.mode = Some(u32::from(perm));
-                    p.mtime_ns = Some(time_ns(mtime));
-                    p.seq = Some(seq);
+                    if let Some(perm) = perm {
+                        p.mode = Some(u32::from(perm));
+                    }
+                    if let Some(mtime) = mtime {
+                        p.mtime_ns = Some(time_ns(mtime));
+                        p.seq = Some(seq);
+                    }
                 })?;
             }
             return Ok(());
@@ -2899,6 +2963,7 @@ impl ReedFs {
             uid: self.owner.uid,
             gid: self.owner.gid,
             mtime: SystemTime::now(),
+            mtime_set: false,
         })
     }
 

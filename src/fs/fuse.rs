@@ -13,8 +13,8 @@ use fuser::{
     AccessFlags, BackingId, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem,
     FopenFlags, Generation, INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, MountOption,
     OpenFlags, PollEvents, PollFlags, PollNotifier, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen, ReplyPoll,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen,
+    ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use super::core::{Attr, Caching, Caller, Kind, ReedFs, SetAttr};
@@ -24,6 +24,26 @@ use crate::storage::StorageError;
 /// Attributes and entries are never cached by the kernel: sizes must be
 /// exact right after any commit, by us or by another process.
 const TTL: Duration = Duration::ZERO;
+
+/// Entries and attributes that never change while mounted (a version's
+/// file): cached, so `ls -l @versions/` needs no request per file.
+const STABLE_TTL: Duration = Duration::from_secs(3600);
+
+/// Directories: a path walk would otherwise ask for every directory on the
+/// way at every stat (`ls -l` of 10k versions: two requests per file).
+/// Their size never matters; a table dropped by `rdb` elsewhere is gone
+/// from the cache within this, and its files fail at once.
+const DIR_TTL: Duration = Duration::from_secs(1);
+
+fn ttl(a: &Attr) -> &'static Duration {
+    if a.stable {
+        &STABLE_TTL
+    } else if a.kind == Kind::Dir {
+        &DIR_TTL
+    } else {
+        &TTL
+    }
+}
 
 /// The errno a caller sees for each error (docs/MOUNT.md lists them).
 pub fn errno(e: &FsError) -> Errno {
@@ -211,6 +231,9 @@ impl Filesystem for FuseFs {
         // truncate without the handle); direct-I/O files stay mmap-able.
         let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
         let _ = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
+        // Listings with attributes (readdirplus): `ls -l` of history costs
+        // no request per file.
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
         if self.passthrough {
             let ok = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
                 && config.set_max_stack_depth(1).is_ok();
@@ -226,14 +249,14 @@ impl Filesystem for FuseFs {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.core.lookup(parent.0, name, caller(req)) {
-            Ok(a) => reply.entry(&TTL, &attr(&a), Generation(0)),
+            Ok(a) => reply.entry(ttl(&a), &attr(&a), Generation(0)),
             Err(e) => reply.error(fail("lookup", &e)),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.core.getattr(ino.0, fh.map(|f| f.0)) {
-            Ok(a) => reply.attr(&TTL, &attr(&a)),
+            Ok(a) => reply.attr(ttl(&a), &attr(&a)),
             Err(e) => reply.error(fail("getattr", &e)),
         }
     }
@@ -476,11 +499,11 @@ impl Filesystem for FuseFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let entries = match self.core.readdir(ino.0) {
+        let entries = match self.core.listing(fh.0, ino.0) {
             Ok(e) => e,
             Err(e) => {
                 reply.error(fail("readdir", &e));
@@ -492,7 +515,7 @@ impl Filesystem for FuseFs {
             (ino.0, Kind::Dir, "..".to_string()),
         ]
         .into_iter()
-        .chain(entries);
+        .chain(entries.iter().cloned());
         for (i, (child, kind, name)) in all.enumerate().skip(offset as usize) {
             let ft = match kind {
                 Kind::Dir => FileType::Directory,
@@ -503,6 +526,67 @@ impl Filesystem for FuseFs {
                 break;
             }
         }
+        reply.ok();
+    }
+
+    /// readdir with each entry's attributes: with stable ones (history)
+    /// the kernel answers `ls -l` from this listing alone. Attributes are
+    /// computed only for the entries that fit in this reply.
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let entries = match self.core.listing(fh.0, ino.0) {
+            Ok(e) => e,
+            Err(e) => {
+                reply.error(fail("readdirplus", &e));
+                return;
+            }
+        };
+        let all = [ino.0, ino.0]
+            .into_iter()
+            .zip([".", ".."])
+            .map(|(i, n)| (i, n.to_string()))
+            .chain(entries.iter().map(|(i, _, n)| (*i, n.clone())));
+        for (i, (child, name)) in all.enumerate().skip(offset as usize) {
+            // An entry gone meanwhile (a scratch file removed) is skipped.
+            let Ok(a) = self.core.getattr(child, None) else {
+                continue;
+            };
+            if reply.add(
+                INodeNo(child.max(1)),
+                (i + 1) as u64,
+                &name,
+                ttl(&a),
+                &attr(&a),
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.core.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(fail("opendir", &e)),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.core.releasedir(fh.0);
         reply.ok();
     }
 
@@ -533,6 +617,10 @@ impl Filesystem for FuseFs {
         }
     }
 
+    // Extended attributes are not kept. ENOSYS (not ENOTSUP) tells the
+    // kernel once for the whole mount: it stops asking, and answers
+    // callers EOPNOTSUPP itself, so `ls -l` and `cp -a` cost no request per
+    // file for ACLs and security labels.
     fn setxattr(
         &self,
         _req: &Request,
@@ -543,7 +631,7 @@ impl Filesystem for FuseFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::ENOTSUP);
+        reply.error(Errno::ENOSYS);
     }
 
     fn getxattr(
@@ -554,19 +642,15 @@ impl Filesystem for FuseFs {
         _size: u32,
         reply: ReplyXattr,
     ) {
-        reply.error(Errno::ENOTSUP);
+        reply.error(Errno::ENOSYS);
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if size == 0 {
-            reply.size(0);
-        } else {
-            reply.data(&[]);
-        }
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::ENOTSUP);
+        reply.error(Errno::ENOSYS);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {

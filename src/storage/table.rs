@@ -705,6 +705,20 @@ impl Table {
         self.info(&s.log, seq).ok_or_else(|| self.no_version(seq))
     }
 
+    /// Version `seq` without looking for newer commits first when this
+    /// handle knows it already: a committed version never changes, so a
+    /// listing's stat of each version costs no file system call.
+    pub fn known_version(&self, seq: u64) -> Result<VersionInfo> {
+        let known = {
+            let st = lock_poisoned(self.state.read());
+            self.info(&st.log, seq)
+        };
+        match known {
+            Some(v) => Ok(v),
+            None => self.version(seq),
+        }
+    }
+
     /// The sequence number of the version called `name`. Names sort as
     /// their commit times, which increase along the log, so this is a
     /// binary search (a listing that stats every version stays linear);
