@@ -11,8 +11,11 @@
 //! scratch file held in memory and never versioned.
 //!
 //! Locking: one mutex guards the namespace (inodes, handles, scratch files).
-//! Commits run outside it, so a slow commit on one table never blocks
-//! operations on another.
+//! What may be slow runs outside it: commits, queries, reads of history
+//! (opening a version or an `@as-of` file) and the attributes of files
+//! generated from the store (`log.csv`, `@status`, conflict and rejected
+//! files: `attr_from_storage`) run outside it, so a slow commit or history
+//! read never blocks another caller's lookup or save.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
@@ -818,13 +821,6 @@ impl ReedFs {
                 let len = Self::frame_ctl_text_in(inner, *db, f)?.len() as u64;
                 self.file_attr(ino, len, FILE_PERM, SystemTime::now())
             }
-            Node::AsOfFile(db, ts, t) => {
-                let table = self.table(*db, t)?;
-                let v = table.version(table.seq_at(*ts)?)?;
-                let mut a = self.file_attr(ino, v.size, READ_ONLY_PERM, ts_time(v.ts_us));
-                a.stable = *ts < names::now_us();
-                a
-            }
             Node::Table(db, t) => {
                 if !self.table_exists(inner, *db, t) {
                     return Err(FsError::NotFound);
@@ -868,6 +864,39 @@ impl ReedFs {
                     stable: false,
                 }
             }
+            Node::VersionFile(..)
+            | Node::AsOfFile(..)
+            | Node::VersionLog(..)
+            | Node::Status(_)
+            | Node::RejectedFile(..)
+            | Node::ConflictFile(..) => self.attr_from_storage(ino, node)?,
+        })
+    }
+
+    /// Attributes of `ino`; `fh` is the caller's open handle when it asks
+    /// through one (fstat, and the kernel's own size checks): a writer sees
+    /// the size of what it wrote, everyone else the head readers get.
+    pub fn getattr(&self, ino: u64, fh: Option<u64>) -> Result<Attr> {
+        let mut inner = lock(&self.inner);
+        let node = self.node(&inner, ino)?;
+        if Self::attr_reads_storage(&node) {
+            drop(inner);
+            return self.attr_from_storage(ino, &node);
+        }
+        self.getattr_locked(&mut inner, ino, &node, fh)
+    }
+
+    /// Attributes of the nodes of `attr_reads_storage`, without the
+    /// namespace lock.
+    fn attr_from_storage(&self, ino: u64, node: &Node) -> Result<Attr> {
+        Ok(match node {
+            Node::AsOfFile(db, ts, t) => {
+                let table = self.table(*db, t)?;
+                let v = table.version(table.seq_at(*ts)?)?;
+                let mut a = self.file_attr(ino, v.size, READ_ONLY_PERM, ts_time(v.ts_us));
+                a.stable = *ts < names::now_us();
+                a
+            }
             Node::VersionFile(db, t, seq) => {
                 // A version's file stays what it was (its directory's lookup
                 // is what notices a drop), so no check for newer commits.
@@ -890,16 +919,23 @@ impl ReedFs {
                 let len = self.generate(node)?.len() as u64;
                 self.file_attr(ino, len, READ_ONLY_PERM, SystemTime::now())
             }
+            _ => return Err(FsError::NotFound),
         })
     }
 
-    /// Attributes of `ino`; `fh` is the caller's open handle when it asks
-    /// through one (fstat, and the kernel's own size checks): a writer sees
-    /// the size of what it wrote, everyone else the head readers get.
-    pub fn getattr(&self, ino: u64, fh: Option<u64>) -> Result<Attr> {
-        let mut inner = lock(&self.inner);
-        let node = self.node(&inner, ino)?;
-        self.getattr_locked(&mut inner, ino, &node, fh)
+    /// Nodes whose attributes come from the store alone (history, files
+    /// generated from it): computed outside the namespace lock, so a slow
+    /// history read never holds up another caller's lookup.
+    fn attr_reads_storage(node: &Node) -> bool {
+        matches!(
+            node,
+            Node::VersionFile(..)
+                | Node::AsOfFile(..)
+                | Node::VersionLog(..)
+                | Node::Status(_)
+                | Node::RejectedFile(..)
+                | Node::ConflictFile(..)
+        )
     }
 
     /// A directory's attributes with the mode and time writers set on it.
@@ -1027,7 +1063,26 @@ impl ReedFs {
             return self.attr_of(&mut inner, ino, &node);
         }
         let ino = inner.inodes.ino(&node);
-        self.attr_of(&mut inner, ino, &node)
+        let attr = if Self::attr_reads_storage(&node) {
+            drop(inner);
+            let attr = self.attr_from_storage(ino, &node)?;
+            inner = lock(&self.inner);
+            attr
+        } else {
+            self.attr_of(&mut inner, ino, &node)?
+        };
+        inner.inodes.looked_up(ino);
+        Ok(attr)
+    }
+
+    /// The kernel holds a reference to `ino` from a listing with attributes.
+    pub fn looked_up(&self, ino: u64) {
+        lock(&self.inner).inodes.looked_up(ino);
+    }
+
+    /// FUSE forget: the kernel dropped `n` references to `ino`.
+    pub fn forget(&self, ino: u64, n: u64) {
+        lock(&self.inner).inodes.forgotten(ino, n);
     }
 
     pub fn readdir(&self, ino: u64) -> Result<Vec<(u64, Kind, String)>> {
@@ -1390,7 +1445,9 @@ impl ReedFs {
                 ))
             }
             Node::VersionFile(db, t, seq) => {
+                drop(inner);
                 let data = Arc::new(self.table(*db, t)?.read_version(*seq)?);
+                let mut inner = lock(&self.inner);
                 Ok((
                     Self::new_fh(&mut inner, Handle::Virtual { data }),
                     Caching::Keep,
@@ -1409,6 +1466,7 @@ impl ReedFs {
                 Ok((Self::new_fh(&mut inner, h), Caching::Direct))
             }
             Node::AsOfFile(db, ts, t) => {
+                drop(inner);
                 let table = self.table(*db, t)?;
                 let data = Arc::new(table.read_version(table.seq_at(*ts)?)?);
                 // A past time never changes; a future one follows the head.
@@ -1417,6 +1475,7 @@ impl ReedFs {
                 } else {
                     Caching::Direct
                 };
+                let mut inner = lock(&self.inner);
                 Ok((Self::new_fh(&mut inner, Handle::Virtual { data }), caching))
             }
             _ => {
@@ -3472,5 +3531,36 @@ mod tests {
                 .as_slice(),
             b"id|item\n1|pen\n"
         );
+    }
+
+    #[test]
+    fn inodes_of_queries_and_times_are_freed_when_the_kernel_forgets_them() {
+        let (_d, fs) = fs();
+        let q = fs.lookup(ROOT, OsStr::new("@query"), ME).unwrap().ino;
+        let asof = fs.lookup(ROOT, OsStr::new("@as-of"), ME).unwrap().ino;
+        let before = lock(&fs.inner).inodes.len();
+        let mut names = Vec::new();
+        for i in 0..50 {
+            let sql = format!("SELECT {i} AS n");
+            names.push(fs.lookup(q, OsStr::new(&sql), ME).unwrap().ino);
+            let when = format!("{}", 1_700_000_000 + i);
+            names.push(fs.lookup(asof, OsStr::new(&when), ME).unwrap().ino);
+        }
+        assert_eq!(lock(&fs.inner).inodes.len(), before + 100);
+        for ino in names {
+            fs.forget(ino, 1);
+            assert!(
+                fs.getattr(ino, None).is_err(),
+                "freed: the kernel forgot it"
+            );
+        }
+        assert_eq!(lock(&fs.inner).inodes.len(), before, "no inode kept");
+        // Looked up twice, forgotten once: still there.
+        let ino = fs.lookup(q, OsStr::new("SELECT 1"), ME).unwrap().ino;
+        fs.lookup(q, OsStr::new("SELECT 1"), ME).unwrap();
+        fs.forget(ino, 1);
+        assert!(fs.getattr(ino, None).is_ok());
+        fs.forget(ino, 1);
+        assert!(fs.getattr(ino, None).is_err());
     }
 }

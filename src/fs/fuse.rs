@@ -254,6 +254,10 @@ impl Filesystem for FuseFs {
         }
     }
 
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.core.forget(ino.0, nlookup);
+    }
+
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.core.getattr(ino.0, fh.map(|f| f.0)) {
             Ok(a) => reply.attr(ttl(&a), &attr(&a)),
@@ -566,6 +570,10 @@ impl Filesystem for FuseFs {
                 Generation(0),
             ) {
                 break;
+            }
+            // The kernel keeps a reference to every entry but . and ..
+            if i >= 2 {
+                self.core.looked_up(child);
             }
         }
         reply.ok();

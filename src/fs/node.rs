@@ -130,6 +130,20 @@ impl Node {
         }
     }
 
+    /// Nodes named by what the reader writes (a query, a time) or by
+    /// history: unbounded in number, so their inodes are freed when the
+    /// kernel forgets them.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Node::QueryFile(..)
+                | Node::SavedResult(..)
+                | Node::AsOf(..)
+                | Node::AsOfFile(..)
+                | Node::VersionFile(..)
+        )
+    }
+
     /// Virtual nodes are generated, read-only, and hidden from listings.
     pub fn is_virtual(&self) -> bool {
         matches!(
@@ -158,6 +172,9 @@ pub struct Inodes {
     by_node: HashMap<Node, u64>,
     by_ino: HashMap<u64, Node>,
     next: u64,
+    /// The kernel's references to transient inodes (lookups not yet
+    /// forgotten): at zero the inode is freed (`forgotten`).
+    lookups: HashMap<u64, u64>,
 }
 
 impl Inodes {
@@ -209,6 +226,35 @@ impl Inodes {
         self.by_ino
             .get(&ino)
             .is_some_and(|n| self.by_node.get(n) == Some(&ino))
+    }
+
+    /// The kernel took a reference to `ino` (a lookup, a listing entry with
+    /// attributes). Counted for transient nodes only: the others are few
+    /// and live as long as the mount.
+    pub fn looked_up(&mut self, ino: u64) {
+        if self.by_ino.get(&ino).is_some_and(Node::is_transient) {
+            *self.lookups.entry(ino).or_default() += 1;
+        }
+    }
+
+    /// The kernel dropped `n` references to `ino` (FUSE forget): a
+    /// transient inode with none left is freed, so every distinct query or
+    /// time ever named does not keep an inode for the life of the mount.
+    pub fn forgotten(&mut self, ino: u64, n: u64) {
+        let Some(count) = self.lookups.get_mut(&ino) else {
+            return;
+        };
+        *count = count.saturating_sub(n);
+        if *count == 0 {
+            self.lookups.remove(&ino);
+            self.forget(ino);
+        }
+    }
+
+    /// Inodes allocated and not freed.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.by_ino.len()
     }
 
     pub fn forget(&mut self, ino: u64) {
