@@ -313,3 +313,176 @@ pub fn resolve_edited(
     }
     resolve_cells(db, id, &values, user).map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::storage::RealIo;
+
+    const BASE: &[u8] = b"id|name|age\n1|Ann|30\n2|Bob|40\n3|Cy|50\n";
+    /// The refused writer's content, from version 1: row 1's age collides
+    /// with the head's, row 2's name does not.
+    const OURS: &[u8] = b"id|name|age\n1|Ann|31\n2|Bobby|40\n3|Cy|50\n";
+    /// The head (version 2).
+    const THEIRS: &[u8] = b"id|name|age\n1|Ann|32\n2|Bob|40\n3|Cy|55\n";
+    /// The cells file of the conflict between them.
+    const CELLS: &str = "cell|key|column|base|ours|theirs|resolved\n1|1|age|30|31|32|32\n";
+
+    /// A store with `t` at THEIRS (version 2) and the conflict of OURS
+    /// (from version 1) recorded from a real three-way merge.
+    fn recorded() -> (tempfile::TempDir, Database, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::init(Arc::new(RealIo), dir.path(), "shop", '|').unwrap();
+        db.create_table("t", BASE, "tester").unwrap();
+        let opts = CommitOptions::new(Action::Update, "tester");
+        let c = db
+            .table("t")
+            .unwrap()
+            .commit(Base::Head, THEIRS.to_vec(), &opts)
+            .unwrap();
+        assert_eq!(c.version.seq, 2);
+        let merged = merge3(BASE, OURS, THEIRS, b'|', ConflictPolicy::Reject).unwrap();
+        assert_eq!(merged.conflicts.len(), 1, "{:?}", merged.conflicts);
+        let id = record(&db, "t", 1, 2, OURS, &merged.conflicts).unwrap();
+        (dir, db, id)
+    }
+
+    fn head(db: &Database) -> String {
+        let (_, bytes) = db.table("t").unwrap().head().unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn versions(db: &Database) -> usize {
+        db.table("t").unwrap().versions().unwrap().len()
+    }
+
+    /// The record is gone from every reader.
+    fn assert_gone(db: &Database, id: &str) {
+        assert!(list(db).unwrap().is_empty());
+        assert!(matches!(get(db, id), Err(StorageError::NotFound { .. })));
+        assert!(cells(db, id).is_err());
+        for ext in ["toml", "csv", "ours"] {
+            assert!(!dir(db).join(format!("{id}.{ext}")).exists(), "{id}.{ext}");
+        }
+    }
+
+    #[test]
+    fn a_recorded_conflict_is_listed_got_and_its_cells_read() {
+        let (_dir, db, id) = recorded();
+        assert!(id.starts_with("t-"), "{id}");
+        let info = get(&db, &id).unwrap();
+        assert_eq!(
+            (
+                info.id.as_str(),
+                info.table.as_str(),
+                info.base,
+                info.head,
+                info.cells
+            ),
+            (id.as_str(), "t", 1, 2, 1)
+        );
+        assert_eq!(list(&db).unwrap(), [info]);
+        assert_eq!(String::from_utf8(cells(&db, &id).unwrap()).unwrap(), CELLS);
+        assert_eq!(
+            cell_list(&db, &id).unwrap(),
+            [CellChoice {
+                key: "1".into(),
+                column: "age".into(),
+                base: "30".into(),
+                ours: "31".into(),
+                theirs: "32".into(),
+            }]
+        );
+        assert_eq!(
+            std::fs::read(dir(&db).join(format!("{id}.ours"))).unwrap(),
+            OURS
+        );
+        // Recording commits nothing.
+        assert_eq!(head(&db), String::from_utf8_lossy(THEIRS));
+        assert_eq!(versions(&db), 2);
+        for bad in ["nope", "../t", ".hidden"] {
+            assert!(
+                matches!(get(&db, bad), Err(StorageError::NotFound { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn resolving_with_ours_merges_the_refused_write_over_the_head() {
+        let (_dir, db, id) = recorded();
+        let c = resolve(&db, &id, Resolution::Ours, "tester")
+            .unwrap()
+            .expect("a version");
+        assert_eq!(c.version.seq, 3);
+        assert_eq!(head(&db), "id|name|age\n1|Ann|31\n2|Bobby|40\n3|Cy|55\n");
+        assert_eq!(versions(&db), 3);
+        assert_gone(&db, &id);
+    }
+
+    #[test]
+    fn resolving_with_theirs_keeps_the_head() {
+        let (_dir, db, id) = recorded();
+        assert!(
+            resolve(&db, &id, Resolution::Theirs, "tester")
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(head(&db), String::from_utf8_lossy(THEIRS));
+        assert_eq!(versions(&db), 2);
+        assert_gone(&db, &id);
+    }
+
+    #[test]
+    fn resolving_with_content_commits_it() {
+        let (_dir, db, id) = recorded();
+        let chosen = b"id|name|age\n1|Ann|33\n2|Bob|40\n3|Cy|55\n";
+        let c = resolve(&db, &id, Resolution::Content(chosen.to_vec()), "tester")
+            .unwrap()
+            .expect("a version");
+        assert_eq!(c.version.seq, 3);
+        assert_eq!(head(&db), String::from_utf8_lossy(chosen));
+        assert_gone(&db, &id);
+    }
+
+    #[test]
+    fn an_edited_cells_file_sets_each_resolved_cell_over_the_head() {
+        let (_dir, db, id) = recorded();
+        let edited = CELLS.replace("|30|31|32|32\n", "|30|31|32|35\n");
+        let c = resolve_edited(&db, &id, edited.as_bytes(), "tester")
+            .unwrap()
+            .expect("a version");
+        assert_eq!(c.version.seq, 3);
+        // Only the conflicting cell changes: the rest of ours is not applied.
+        assert_eq!(head(&db), "id|name|age\n1|Ann|35\n2|Bob|40\n3|Cy|55\n");
+        assert_eq!(versions(&db), 3);
+        assert_gone(&db, &id);
+    }
+
+    #[test]
+    fn a_malformed_edited_cells_file_is_refused_and_changes_nothing() {
+        let (_dir, db, id) = recorded();
+        let malformed = [
+            // The `resolved` column removed.
+            "cell|key|column|base|ours|theirs\n1|1|age|30|31|32\n".to_string(),
+            // A column renamed.
+            CELLS.replace("|resolved\n", "|chosen\n"),
+            // A line with a field missing.
+            "cell|key|column|base|ours|theirs|resolved\n1|1|age|30|31|32\n".to_string(),
+        ];
+        for edited in &malformed {
+            let e = resolve_edited(&db, &id, edited.as_bytes(), "tester").unwrap_err();
+            assert!(matches!(e, MergeError::Csv { .. }), "{edited:?}: {e:?}");
+            assert_eq!(head(&db), String::from_utf8_lossy(THEIRS), "{edited:?}");
+            assert_eq!(versions(&db), 2, "{edited:?}");
+            assert_eq!(
+                list(&db).unwrap().len(),
+                1,
+                "{edited:?}: the conflict stays"
+            );
+            assert_eq!(String::from_utf8(cells(&db, &id).unwrap()).unwrap(), CELLS);
+        }
+    }
+}

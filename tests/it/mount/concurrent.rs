@@ -1,8 +1,50 @@
 //! Concurrent writers: table locks, merges of distinct rows, editors' bases.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Mounted, table};
+
+/// The processes under `root` (itself included) and the system call each is
+/// in (`/proc/<pid>/syscall`: a number, or `running`).
+fn syscalls(root: u32) -> Vec<(u32, String)> {
+    let stat = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    let parent = |pid: u32| -> Option<u32> {
+        let s = stat(pid)?;
+        // pid (comm) state ppid ...
+        s[s.rfind(')')? + 1..]
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let all: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(all.iter().filter(|&&c| parent(c) == Some(p)));
+        i += 1;
+    }
+    tree.into_iter()
+        .filter_map(|p| {
+            let s = std::fs::read_to_string(format!("/proc/{p}/syscall")).ok()?;
+            Some((p, s.split_whitespace().next()?.to_string()))
+        })
+        .collect()
+}
+
+/// Whether a process under `root` is inside rename(2), renameat(2) or renameat2(2).
+fn in_rename(root: u32) -> bool {
+    let mut rename = vec![libc::SYS_renameat, libc::SYS_renameat2];
+    #[cfg(target_arch = "x86_64")]
+    rename.push(libc::SYS_rename);
+    syscalls(root)
+        .iter()
+        .any(|(_, n)| n.parse().is_ok_and(|n: libc::c_long| rename.contains(&n)))
+}
 
 #[test]
 fn a_commit_waiting_on_one_table_never_blocks_reads_of_another() {
@@ -23,14 +65,28 @@ fn a_commit_waiting_on_one_table_never_blocks_reads_of_another() {
         0
     );
     let mut blocked = m.spawn("sed -i 's/^1|[^|]*|/1|Waiting|/' users/current.csv");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        blocked.try_wait().unwrap().is_none(),
-        "the commit should be waiting for the lock"
-    );
+    // Wait for the commit itself: sed inside its rename onto current.csv.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !in_rename(blocked.id()) {
+        assert!(
+            blocked.try_wait().unwrap().is_none(),
+            "sed finished while the table lock was held"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "sed never reached its rename: {:?}",
+            syscalls(blocked.id())
+        );
+        // A poll interval, not a wait for a commit.
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // Meanwhile another table reads and writes normally (a hang here fails via timeout).
     m.sh_ok("timeout 5 cat orders/current.csv > /dev/null && timeout 5 sh -c \"echo '2|ink' >> orders/current.csv\"");
     m.sh_ok("timeout 5 head -1 users/current.csv > /dev/null");
+    assert!(
+        blocked.try_wait().unwrap().is_none() && in_rename(blocked.id()),
+        "the commit should be waiting for the lock"
+    );
     drop(lock);
     assert!(blocked.wait_with_output().unwrap().status.success());
     assert!(

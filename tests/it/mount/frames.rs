@@ -1,6 +1,6 @@
 //! Frames through the mount: several tables at once, or none.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Mounted, table};
 
@@ -114,7 +114,24 @@ fn sigkill_during_a_storm_of_frames_leaves_every_frame_whole() {
              /bin/echo commit > @frames/$f/ctl && echo $f >> \"$WORK/acked\"; rmdir @frames/$f; done"
         )
     }));
-    std::thread::sleep(Duration::from_millis(1500));
+    // Kill mid-storm, once a few frames are acknowledged (the storm goes on).
+    let acked_file = m.work.path().join("acked");
+    let acked_now = || {
+        std::fs::read_to_string(&acked_file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(50);
+    while acked_now() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the storm acknowledged no 5 frames: {}",
+            m.log()
+        );
+        // A poll interval, not a wait for a commit.
+        std::thread::sleep(Duration::from_millis(10));
+    }
     m.kill_daemon();
     for w in writers {
         let _ = w.wait_with_output();

@@ -285,6 +285,47 @@ impl Mounted {
             .collect()
     }
 
+    /// Makes a conflict on row `key`'s name (theirs committed by sed, ours
+    /// refused); returns the name of the new file under `@conflicts/`.
+    fn make_conflict(&self, key: u32, theirs: &str, ours: &str) -> String {
+        self.make_conflicts(&[(key, theirs, ours)])
+    }
+
+    /// Makes one conflict on the names of several rows: for each (key,
+    /// theirs, ours), theirs is committed by one `sed -i` and ours refused
+    /// with EBUSY at the close of a handle that read the table before it
+    /// (see `MAKE_CONFLICT`). Returns the name of the new file under
+    /// `@conflicts/`.
+    fn make_conflicts(&self, rows: &[(u32, &str, &str)]) -> String {
+        let conflicts = || -> Vec<String> {
+            std::fs::read_dir(self.mp.path().join("@conflicts"))
+                .map(|d| {
+                    d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let before = conflicts();
+        let args: Vec<String> = rows
+            .iter()
+            .flat_map(|(k, t, o)| [k.to_string(), t.to_string(), o.to_string()])
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = self.py(MAKE_CONFLICT, &args);
+        assert!(
+            o.status.success(),
+            "conflict on rows {rows:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let new: Vec<String> = conflicts()
+            .into_iter()
+            .filter(|n| !before.contains(n))
+            .collect();
+        assert_eq!(new.len(), 1, "one new conflict file: {new:?}");
+        assert!(new[0].ends_with(".csv"), "{new:?}");
+        new[0].clone()
+    }
+
     /// Runs a shell script that must succeed; its stdout.
     fn out(&self, script: &str) -> String {
         let o = self.sh(script);
@@ -378,6 +419,45 @@ impl Drop for Mounted {
         }
     }
 }
+
+/// argv: triples of key, theirs, ours. Opens current.csv O_RDWR and reads
+/// it (the base), lets one `sed -i` commit each `theirs` into row `key`'s
+/// name, rewrites the file through its own handle with each `ours` there,
+/// and closes: exit 0 only when the close fails with EBUSY.
+const MAKE_CONFLICT: &str = r#"
+import errno, os, subprocess, sys
+rows = [sys.argv[i:i + 3] for i in range(1, len(sys.argv), 3)]
+p = 'users/current.csv'
+fd = os.open(p, os.O_RDWR)
+base = b''
+while True:
+    chunk = os.read(fd, 1 << 16)
+    if not chunk:
+        break
+    base += chunk
+sed = ['sed', '-i']
+for key, theirs, _ in rows:
+    sed += ['-e', f's/^{key}|[^|]*|/{key}|{theirs}|/']
+subprocess.run(sed + [p], check=True)
+lines = base.split(b'\n')
+for key, _, ours in rows:
+    for i, line in enumerate(lines):
+        if line.startswith(key.encode() + b'|'):
+            cells = line.split(b'|')
+            cells[1] = ours.encode()
+            lines[i] = b'|'.join(cells)
+mine = b'\n'.join(lines)
+os.lseek(fd, 0, os.SEEK_SET)
+os.ftruncate(fd, 0)
+os.write(fd, mine)
+try:
+    os.close(fd)
+except OSError as e:
+    if e.errno == errno.EBUSY:
+        sys.exit(0)
+    sys.exit(f'close failed with {e!r}, not EBUSY')
+sys.exit('close succeeded: no conflict')
+"#;
 
 fn table() -> Vec<u8> {
     generated("users", 300, '|')

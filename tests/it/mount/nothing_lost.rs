@@ -518,67 +518,13 @@ fn chmod_is_kept_and_chown_is_refused() {
     assert_unchanged(&m, &before, versions, "refused chown");
 }
 
-/// argv: key, theirs, ours. Opens current.csv O_RDWR and reads it (the
-/// base), lets `sed -i` commit `theirs` into row `key`'s name, rewrites the
-/// file through its own handle with `ours` there, and closes: exit 0 only
-/// when the close fails with EBUSY.
-const MAKE_CONFLICT: &str = r#"
-import errno, os, subprocess, sys
-key, theirs, ours = sys.argv[1:4]
-p = 'users/current.csv'
-fd = os.open(p, os.O_RDWR)
-base = b''
-while True:
-    chunk = os.read(fd, 1 << 16)
-    if not chunk:
-        break
-    base += chunk
-subprocess.run(['sed', '-i', f's/^{key}|[^|]*|/{key}|{theirs}|/', p], check=True)
-lines = base.split(b'\n')
-for i, line in enumerate(lines):
-    if line.startswith(key.encode() + b'|'):
-        cells = line.split(b'|')
-        cells[1] = ours.encode()
-        lines[i] = b'|'.join(cells)
-mine = b'\n'.join(lines)
-os.lseek(fd, 0, os.SEEK_SET)
-os.ftruncate(fd, 0)
-os.write(fd, mine)
-try:
-    os.close(fd)
-except OSError as e:
-    if e.errno == errno.EBUSY:
-        sys.exit(0)
-    sys.exit(f'close failed with {e!r}, not EBUSY')
-sys.exit('close succeeded: no conflict')
-"#;
-
-/// Makes a conflict on row `key` (theirs committed by sed, ours refused);
-/// returns the name of the new file under `@conflicts/`.
-fn make_conflict(m: &Mounted, key: u32, theirs: &str, ours: &str) -> String {
-    let before = ls(m, "@conflicts");
-    let o = m.py(MAKE_CONFLICT, &[&key.to_string(), theirs, ours]);
-    assert!(
-        o.status.success(),
-        "conflict on row {key}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let new: Vec<String> = ls(m, "@conflicts")
-        .into_iter()
-        .filter(|n| !before.contains(n))
-        .collect();
-    assert_eq!(new.len(), 1, "one new conflict file: {new:?}");
-    assert!(new[0].ends_with(".csv"), "{new:?}");
-    new[0].clone()
-}
-
 /// A stale save in place fails at close with EBUSY; its conflict file is 0644, mtime stable.
 #[test]
 fn a_stale_save_in_place_fails_with_ebusy_and_leaves_a_stable_conflict_file() {
     let Some(m) = Mounted::new(&users()) else {
         return;
     };
-    let id = make_conflict(&m, 5, "Theirs", "Ours");
+    let id = m.make_conflict(5, "Theirs", "Ours");
     assert_eq!(ls(&m, "@conflicts"), std::slice::from_ref(&id));
     assert!(
         contains(&head(&m), b"\n5|Theirs|35\n"),
@@ -616,7 +562,7 @@ fn conflicts_resolve_with_vim_sed_and_python() {
         .map(|k| {
             (
                 k,
-                make_conflict(&m, k, &format!("Theirs{k}"), &format!("Ours{k}")),
+                m.make_conflict(k, &format!("Theirs{k}"), &format!("Ours{k}")),
             )
         })
         .collect();

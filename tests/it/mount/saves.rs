@@ -105,29 +105,61 @@ fn every_save_pattern_commits_exactly_one_version() {
             "{what}: {names:?}"
         );
     }
-    // nano in a pseudo-terminal: move to line 13, type, save (^O, Enter), exit (^X).
+    // nano in a pseudo-terminal: move to line 13, type, save (^O, Enter),
+    // exit (^X); each key is sent once the screen shows nano is ready for
+    // it (a deadline per step, no pause).
     let nano = r#"
-import os, pty, sys, time
+import os, pty, re, select, sys, time
 pid, fd = pty.fork()
 if pid == 0:
     os.execvp("nano", ["nano", "--ignorercfiles", "+13", "users/current.csv"])
-def send(b):
-    os.write(fd, b); time.sleep(0.3)
-def drain():
-    try:
-        while os.read(fd, 65536): pass
-    except OSError: pass
-time.sleep(0.8)
-send(b"Nano")
-send(b"\x0f"); send(b"\r"); send(b"\x18")
-import threading; threading.Thread(target=drain, daemon=True).start()
+seen = b""
+def read(deadline):
+    global seen
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return False
+    if select.select([fd], [], [], left)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            return False
+        seen += chunk
+    return True
+def expect(pattern):
+    global seen
+    deadline = time.monotonic() + 20
+    while True:
+        m = re.search(pattern, seen)
+        if m:
+            seen = seen[m.end():]
+            return
+        if not read(deadline):
+            sys.exit(f"nano: waiting for {pattern!r}, the screen shows {seen!r}")
+expect(rb"\[ Read \d+ lines \]")
+os.write(fd, b"Nano"); expect(rb"Modified")
+os.write(fd, b"\x0f"); expect(rb"File Name to Write")
+os.write(fd, b"\r"); expect(rb"\[ Wrote \d+ lines \]")
+os.write(fd, b"\x18")
+deadline = time.monotonic() + 20
+while read(deadline):
+    pass
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
-    m.sh_ok(&format!(
-        "TERM=xterm python3 -c '{}'",
-        nano.replace('\'', "'\\''")
-    ));
+    let o = m
+        .in_mount(90, "python3")
+        .env("TERM", "xterm")
+        .args(["-c", nano])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "nano: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     expected_versions += 1;
     let content = std::fs::read_to_string(&cur).unwrap();
     assert!(
