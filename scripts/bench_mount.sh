@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Mount benchmarks against design.md section 9 (docs/BENCHMARKS.md has the
-# latest figures). Needs /dev/fuse, hyperfine and python3 (scripts/setup.sh).
+# Mount benchmarks against the targets in docs/BENCHMARKS.md (which also has
+# the latest figures). Needs /dev/fuse, hyperfine and python3 (scripts/setup.sh).
 #   bash scripts/bench_mount.sh            # all (~3 min; the 100 MB table takes longest)
 #   QUICK=1 bash scripts/bench_mount.sh    # skip the 100 MB read
 set -euo pipefail

@@ -1,8 +1,11 @@
 //! ReedBase: a versioned CSV database you use through a mounted filesystem.
 //!
-//! Layers, each with one door (see docs/ARCHITECTURE.md):
-//! `storage` (this crate's foundation; knows nothing of FUSE or SQL) is the
-//! only layer so far. The `rdb` binary in `src/main.rs` + `src/cli/` sits on top.
+//! Layers, each with one door, and dependencies that point only down
+//! (docs/ARCHITECTURE.md maps them and the rules that keep them so):
+//! `storage` (the backing store: tables, versions, the registry; knows nothing
+//! of FUSE or SQL) <- `merge` (three-way merges and conflicts) <- `query`
+//! (ReedQL) <- `fs` (the mount, testable without a kernel). The `rdb` binary in
+//! `src/main.rs` + `src/cli/` sits on top; sync will sit on `storage`.
 
 pub mod fs;
 pub mod merge;

@@ -1092,8 +1092,6 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
     Ok(finish_output(s, out))
 }
 
-/// Adds one row to a group's aggregates (NULLs skipped except by COUNT(*),
-/// repeats skipped by DISTINCT aggregates).
 /// GROUP BY one column of one table, without WHERE, where every aggregate
 /// is COUNT(*), or COUNT or AVG of a numeric column: computed over the
 /// dictionary codes and the columns' number arrays in one tight loop. The
@@ -1172,6 +1170,8 @@ fn aggregate_columns(
     Some(finish_output(s, out))
 }
 
+/// Adds one row to a group's aggregates (NULLs skipped except by COUNT(*),
+/// repeats skipped by DISTINCT aggregates).
 fn feed(aggs: &[AggCall], state: &mut GroupState, row: Row) -> Result<(), QueryError> {
     let one = Value::Int(1);
     let (_, accs, seen) = state;
@@ -1230,7 +1230,6 @@ fn groups_to_rows(
     Ok(out)
 }
 
-/// DISTINCT, ORDER BY, OFFSET and LIMIT over (output row, sort keys).
 /// A row's projection and its ORDER BY keys.
 fn out_row(s: &Select, ctx: &Ctx) -> Result<OutRow, QueryError> {
     let proj = s
@@ -1294,6 +1293,7 @@ fn sort_out(s: &Select, out: &mut [OutRow]) {
     });
 }
 
+/// DISTINCT, ORDER BY, OFFSET and LIMIT over (output row, sort keys).
 fn finish_output(s: &Select, mut out: Vec<OutRow>) -> ResultSet {
     if s.distinct {
         let mut seen = HashSet::new();

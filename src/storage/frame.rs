@@ -1,4 +1,5 @@
-//! Frames: atomic commits across tables (design.md section 5).
+//! Frames: atomic commits across tables: every table of a frame gets its
+//! new version, or none does.
 //!
 //! Protocol for a frame over tables T1..Tn (docs/FORMAT.md, "Frames"):
 //! 1. lock every table, in name order (no deadlock with other frames);

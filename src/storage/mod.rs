@@ -1,5 +1,6 @@
-//! The storage layer: the backing store of design.md section 4. It knows
-//! nothing of FUSE or SQL. Its door is this module: [`Database`],
+//! The storage layer: the backing store (tables, their versions, the
+//! registry; docs/FORMAT.md is its on-disk contract). It knows nothing of
+//! FUSE or SQL. Its door is this module: [`Database`],
 //! [`Table`], [`Registry`] and the types they return.
 
 pub mod attrs;

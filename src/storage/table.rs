@@ -819,8 +819,6 @@ impl Table {
         Ok(patch)
     }
 
-    /// Loads and decodes the deltas of `entries`, in order. Decoding is
-    /// independent per delta, so a long walk uses every core.
     /// Estimated microseconds to go through the deltas of `entries`: ~25 to
     /// decode one, ~2 to compose one already decoded.
     fn chain_cost(&self, entries: &[LogEntry]) -> usize {
@@ -903,6 +901,8 @@ impl Table {
         Ok(())
     }
 
+    /// Loads and decodes the deltas of `entries`, in order. Decoding is
+    /// independent per delta, so a long walk uses every core.
     fn load_patches(&self, entries: &[LogEntry]) -> Result<Vec<Arc<Patch>>> {
         use rayon::prelude::*;
         if entries.len() < 32 {

@@ -9,4 +9,5 @@ mod model;
 mod mount;
 mod query;
 mod storage;
+mod tidy;
 mod util;
