@@ -80,8 +80,8 @@ pub fn resolve(ctx: &Ctx, a: ResolveArgs) -> Result<i32> {
             a.id, c.version.seq, c.version.name
         ),
         Ok(None) => eprintln!("resolved {}: the head stays", a.id),
-        Err(reedbase::merge::MergeError::Storage(e)) => return Err(e.into()),
-        Err(e) => return Err(fail(exit::CONFLICT, e.to_string())),
+        // Its exit code is `exit_code`'s (a conflict 5, bad CSV 4).
+        Err(e) => return Err(e.into()),
     }
     Ok(exit::OK)
 }
@@ -91,7 +91,7 @@ pub fn resolve_interactively(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> 
     use std::io::BufRead;
     let db = ctx.open(db_name)?;
     let info = conflicts::get(&db, id)?;
-    let cells = conflicts::cell_list(&db, id).map_err(|e| fail(exit::INVALID, e.to_string()))?;
+    let cells = conflicts::cell_list(&db, id)?;
     if cells.iter().any(|c| c.column.is_empty()) {
         return Err(fail(
             exit::USAGE,
@@ -136,11 +136,7 @@ pub fn resolve_interactively(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> 
     }
     match conflicts::resolve_cells(&db, id, &values, &ctx.user) {
         Ok(c) => eprintln!("resolved {id}: version {}", c.version.seq),
-        Err(reedbase::merge::MergeError::Storage(e)) => return Err(e.into()),
-        Err(e @ reedbase::merge::MergeError::Csv { .. }) => {
-            return Err(fail(exit::INVALID, e.to_string()));
-        }
-        Err(e) => return Err(fail(exit::CONFLICT, e.to_string())),
+        Err(e) => return Err(e.into()),
     }
     Ok(exit::OK)
 }

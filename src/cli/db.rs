@@ -246,7 +246,7 @@ pub fn verify(ctx: &Ctx, name: Option<&str>) -> Result<i32> {
         let db = match Database::open(&root) {
             Ok(db) => db,
             Err(e) => {
-                writeln!(out, "{name}: cannot open: {e}")?;
+                writeln!(out, "{name}: cannot open: {}", e.report())?;
                 damaged = true;
                 continue;
             }
@@ -341,7 +341,12 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
         }
         Ok(())
     })
-    .map_err(|e| fail(exit::INVALID, e.to_string()))?;
+    .map_err(|e| match e {
+        // The setting or value typed is refused: invalid input. A failure
+        // to read or write config.toml keeps its own code.
+        StorageError::Config { .. } => fail(exit::INVALID, e.to_string()),
+        e => e.into(),
+    })?;
     show(&cfg);
     eprintln!("saved; a running mount uses it after it is remounted");
     Ok(exit::OK)

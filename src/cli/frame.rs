@@ -172,7 +172,11 @@ fn list_open(db: &Database) -> Result<Vec<OpenFrame>> {
         }
         match OpenFrame::load(&path) {
             Ok(f) => out.push(f),
-            Err(e) => eprintln!("rdb: skipping the staged frame at {}: {e}", path.display()),
+            Err(e) => eprintln!(
+                "rdb: skipping the staged frame at {}: {}",
+                path.display(),
+                e.report()
+            ),
         }
     }
     out.sort_by(|a, b| {
@@ -211,16 +215,6 @@ fn action_for(content: &[u8]) -> Action {
 // ---------------------------------------------------------------------------
 // Committing and reporting
 // ---------------------------------------------------------------------------
-
-/// Maps a failed frame commit to the CLI's errors: conflicts exit with
-/// `exit::CONFLICT`, as refused single writes do.
-fn merge_error(e: MergeError) -> anyhow::Error {
-    match e {
-        MergeError::Storage(e) => e.into(),
-        e @ MergeError::Csv { .. } => fail(exit::INVALID, e.to_string()),
-        e @ MergeError::Conflicts { .. } => fail(exit::CONFLICT, e.to_string()),
-    }
-}
 
 fn show_value(v: &Option<String>) -> String {
     v.as_ref()
@@ -315,8 +309,7 @@ fn find_conflicts(db: &Database, open: &OpenFrame) -> Result<Vec<(String, Confli
         }
         let base = read_or_empty(db, &st.table, st.base)?;
         let ours = open.read_content(&st.table)?;
-        let m = merge::merge3(&base, &ours, &head, delim, ConflictPolicy::Reject)
-            .map_err(merge_error)?;
+        let m = merge::merge3(&base, &ours, &head, delim, ConflictPolicy::Reject)?;
         if !m.conflicts.is_empty() {
             let cells = m.conflicts.into_iter().map(|c| (st.table.clone(), c));
             return Ok(cells.collect());
@@ -427,9 +420,9 @@ pub fn commit(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
             eprintln!(
                 "  re-stage the table from its current head, or set `rdb db:config {db_name} conflict_policy last-writer-wins`"
             );
-            return Err(merge_error(e));
+            return Err(e.into());
         }
-        Err(e) => return Err(merge_error(e)),
+        Err(e) => return Err(e.into()),
     }
     let dir = open.dir.clone();
     if let Err(e) = open.remove() {
@@ -636,7 +629,7 @@ pub fn rollback(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
         }
         // Undo the frame's change (after -> before) on top of the head:
         // a three-way merge with the frame's version as the base.
-        let m = merge::merge3(&after, &before, &head, delim, policy).map_err(merge_error)?;
+        let m = merge::merge3(&after, &before, &head, delim, policy)?;
         conflicts.extend(m.conflicts.iter().cloned().map(|c| (table.clone(), c)));
         // Before the frame the table did not exist or was dropped: undoing is a drop.
         let content = if before.is_empty() {
@@ -676,7 +669,7 @@ pub fn rollback(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
         eprintln!("nothing to roll back: every table is already as before the frame");
         return Ok(exit::OK);
     }
-    commit_and_report(ctx, &db, frame, &notes).map_err(merge_error)?;
+    commit_and_report(ctx, &db, frame, &notes)?;
     Ok(exit::OK)
 }
 
@@ -723,7 +716,7 @@ pub fn restore_point_in_time(ctx: &Ctx, db_name: &str, time: &str) -> Result<i32
         eprintln!("every table already holds its content as of {when}; nothing to do");
         return Ok(exit::OK);
     }
-    commit_and_report(ctx, &db, frame, &notes).map_err(merge_error)?;
+    commit_and_report(ctx, &db, frame, &notes)?;
     eprintln!(
         "restored {} table(s) to {when}; {unchanged} already were",
         notes.len()

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use reedbase::merge::MergeError;
+use reedbase::query::{Cause, ErrorKind, QueryError};
 use reedbase::storage::{Database, Mode, Registry, StorageError};
 
 /// Exit codes (also in docs/CLI.md).
@@ -308,28 +310,71 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// The one place that picks an exit code for an error (docs/CLI.md lists
+/// them). Errors of the layers below arrive typed, each with its cause:
+/// storage, merge and query errors are looked up here, never where they
+/// were raised; `CliError` carries a code the CLI chose for its own checks.
 fn exit_code(err: &anyhow::Error) -> i32 {
     if let Some(e) = err.downcast_ref::<StorageError>() {
-        return match e {
-            StorageError::NotFound { .. } => exit::NOT_FOUND,
-            StorageError::Csv(_)
-            | StorageError::Invalid { .. }
-            | StorageError::InvalidName { .. } => exit::INVALID,
-            StorageError::BaseMismatch { .. } | StorageError::Exists { .. } => exit::CONFLICT,
-            StorageError::Locked { .. } => exit::LOCKED,
-            StorageError::Corrupt { .. } => exit::DAMAGED,
-            StorageError::Io { .. } | StorageError::Config { .. } => exit::ERROR,
-        };
+        return storage_code(e);
+    }
+    if let Some(e) = err.downcast_ref::<MergeError>() {
+        return merge_code(e);
+    }
+    if let Some(e) = err.downcast_ref::<QueryError>() {
+        return query_code(e);
     }
     if let Some(e) = err.downcast_ref::<CliError>() {
         return e.code;
     }
-    if let Some(e) = err.downcast_ref::<std::io::Error>()
-        && e.kind() == std::io::ErrorKind::BrokenPipe
-    {
-        return exit::OK;
+    if let Some(e) = err.downcast_ref::<std::io::Error>() {
+        return io_code(e);
     }
     exit::ERROR
+}
+
+fn storage_code(e: &StorageError) -> i32 {
+    match e {
+        StorageError::NotFound { .. } => exit::NOT_FOUND,
+        StorageError::Csv(_) | StorageError::Invalid { .. } | StorageError::InvalidName { .. } => {
+            exit::INVALID
+        }
+        StorageError::BaseMismatch { .. } | StorageError::Exists { .. } => exit::CONFLICT,
+        StorageError::Locked { .. } => exit::LOCKED,
+        StorageError::Corrupt { .. } => exit::DAMAGED,
+        StorageError::Io { .. } | StorageError::Config { .. } => exit::ERROR,
+    }
+}
+
+/// A refused merge: content that does not parse is invalid input (exit 4,
+/// as for a save of the same bytes), a conflict exits 5.
+fn merge_code(e: &MergeError) -> i32 {
+    match e {
+        MergeError::Storage(s) => storage_code(s),
+        MergeError::Csv { .. } => exit::INVALID,
+        MergeError::Conflicts { .. } => exit::CONFLICT,
+    }
+}
+
+/// The query's own fault (syntax, names, types, limits, its time limit)
+/// exits 8; a failure below it exits as that failure would.
+fn query_code(e: &QueryError) -> i32 {
+    match (e.kind, e.cause.as_deref()) {
+        (ErrorKind::Storage | ErrorKind::Runtime, Some(Cause::Storage(s))) => storage_code(s),
+        (ErrorKind::Storage | ErrorKind::Runtime, Some(Cause::Merge(m))) => merge_code(m),
+        (ErrorKind::Storage | ErrorKind::Runtime, Some(Cause::Io(io))) => io_code(io),
+        (ErrorKind::Storage | ErrorKind::Runtime, None) => exit::ERROR,
+        _ => exit::QUERY,
+    }
+}
+
+/// `rdb ... | head`: a reader that closed the pipe has what it wanted.
+fn io_code(e: &std::io::Error) -> i32 {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        exit::OK
+    } else {
+        exit::ERROR
+    }
 }
 
 /// An error of the CLI's own, with its exit code.
@@ -437,5 +482,75 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::FrameShow { db, id } => frame::show(ctx, &db, &id),
         Command::FrameRollback { db, id } => frame::rollback(ctx, &db, &id),
         Command::RestorePointInTime { db, time } => frame::restore_point_in_time(ctx, &db, &time),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reedbase::storage::{CsvError, CsvErrorKind};
+
+    fn locked() -> StorageError {
+        StorageError::Locked {
+            what: "t".into(),
+            pid: 7,
+            waited_ms: 300,
+        }
+    }
+
+    fn csv() -> CsvError {
+        CsvError {
+            line: 2,
+            column: None,
+            kind: CsvErrorKind::NoHeader,
+        }
+    }
+
+    #[test]
+    fn merge_errors_exit_by_what_they_are() {
+        let code = |e: MergeError| exit_code(&e.into());
+        assert_eq!(
+            code(MergeError::Csv {
+                side: "ours",
+                error: csv()
+            }),
+            exit::INVALID
+        );
+        let conflicts = MergeError::Conflicts {
+            conflicts: Vec::new(),
+            head: 2,
+        };
+        assert_eq!(code(conflicts), exit::CONFLICT);
+        assert_eq!(code(MergeError::Storage(locked())), exit::LOCKED);
+        let damaged = StorageError::corrupt("/db/t/X.bsdiff", "missing");
+        assert_eq!(code(MergeError::Storage(damaged)), exit::DAMAGED);
+    }
+
+    #[test]
+    fn query_errors_exit_by_their_cause() {
+        let code = |e: QueryError| exit_code(&e.into());
+        assert_eq!(code(locked().into()), exit::LOCKED);
+        assert_eq!(code(MergeError::Storage(locked()).into()), exit::LOCKED);
+        let conflicts = MergeError::Conflicts {
+            conflicts: Vec::new(),
+            head: 2,
+        };
+        assert_eq!(code(conflicts.into()), exit::CONFLICT);
+        let eio = StorageError::io("read", "/x", std::io::Error::from_raw_os_error(libc::EIO));
+        assert_eq!(code(eio.into()), exit::ERROR);
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert_eq!(code(QueryError::output(pipe)), exit::OK);
+        let other = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(code(QueryError::output(other)), exit::ERROR);
+        assert_eq!(code(QueryError::new(ErrorKind::Syntax, "x")), exit::QUERY);
+        assert_eq!(
+            code(QueryError::new(ErrorKind::Interrupted, "x")),
+            exit::QUERY
+        );
+        // The write's content is not valid CSV: a type error of the query.
+        assert_eq!(
+            code(MergeError::Storage(StorageError::Csv(csv())).into()),
+            exit::QUERY
+        );
     }
 }

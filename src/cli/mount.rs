@@ -550,7 +550,7 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
                         name: name.clone(),
                         db,
                     }),
-                    Err(err) => eprintln!("rdb: skipping database {name}: {err}"),
+                    Err(err) => eprintln!("rdb: skipping database {name}: {}", err.report()),
                 }
             }
             if dbs.is_empty() {

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::{Ctx, exit, fail};
-use reedbase::query::{Engine, ErrorKind, output};
+use reedbase::query::{Engine, output};
 use reedbase::storage::Database;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -13,15 +13,6 @@ pub enum QueryFormat {
     Csv,
     Json,
     Table,
-}
-
-/// A query error as the CLI reports it: exit 8 for the query's fault.
-fn query_failed(e: reedbase::query::QueryError) -> anyhow::Error {
-    let code = match e.kind {
-        ErrorKind::Storage | ErrorKind::Runtime => exit::ERROR,
-        _ => exit::QUERY,
-    };
-    fail(code, e.to_string())
 }
 
 pub fn run(ctx: &Ctx, db: &str, sql: &str, format: QueryFormat) -> Result<i32> {
@@ -42,7 +33,7 @@ fn run_sql(ctx: &Ctx, db: &Database, sql: &str, format: QueryFormat, writes: boo
             } else {
                 engine.query(sql)
             };
-            return print(db, &result.map_err(query_failed)?, format);
+            return print(db, &result?, format);
         }
     };
     let stdout = std::io::stdout();
@@ -52,16 +43,11 @@ fn run_sql(ctx: &Ctx, db: &Database, sql: &str, format: QueryFormat, writes: boo
     } else {
         engine.query_to(sql, streamed, &mut out)
     };
-    match result {
-        Ok(()) => {}
-        // `rdb ... | head`: the reader has what it wanted.
-        Err(e) if e.message.contains("Broken pipe") => return Ok(exit::OK),
-        Err(e) => return Err(query_failed(e)),
-    }
-    match out.flush() {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
-        other => other.map(|()| exit::OK).map_err(Into::into),
-    }
+    // A closed pipe (`rdb ... | head`) is an error here and exit 0 in
+    // `exit_code`, like every other error's code.
+    result?;
+    out.flush()?;
+    Ok(exit::OK)
 }
 
 fn print(db: &Database, result: &reedbase::query::ResultSet, format: QueryFormat) -> Result<i32> {
@@ -88,7 +74,7 @@ pub fn save(ctx: &Ctx, db: &str, name: &str, sql: Option<String>) -> Result<i32>
         None => String::from_utf8(super::table::read_input(std::path::Path::new("-"))?)
             .map_err(|_| fail(exit::INVALID, "the query is not UTF-8"))?,
     };
-    Engine::new(&db).check(&sql).map_err(query_failed)?;
+    Engine::new(&db).check(&sql)?;
     let saved = db.save_query(name, &sql)?;
     eprintln!("saved query {name} (version {})", saved.version);
     Ok(exit::OK)

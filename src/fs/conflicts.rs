@@ -13,7 +13,8 @@ use super::{
     user_name,
 };
 use crate::fs::node::CONFLICTS_DIR_KEY;
-use crate::merge;
+use crate::merge::{self, MergeError};
+use crate::storage::StorageError;
 
 impl ReedFs {
     /// The id of `name` when it is the file of an open conflict.
@@ -128,9 +129,7 @@ impl ReedFs {
     ) -> Result<()> {
         let user = user_name(caller.uid);
         let mdb = &self.dbs[db].db;
-        let table = merge::conflicts::get(mdb, id)
-            .map(|i| i.table)
-            .map_err(|_| FsError::NotFound)?;
+        let table = merge::conflicts::get(mdb, id)?.table;
         match merge::conflicts::resolve_edited(mdb, id, edited, &user) {
             Ok(Some(c)) => {
                 let ino = super::lock(&self.inner)
@@ -144,7 +143,14 @@ impl ReedFs {
                 Ok(())
             }
             Ok(None) => Ok(()),
-            Err(e) => Err(FsError::InvalidContent(e.to_string())),
+            // A row-level conflict named in the edited cells is refused
+            // content of this file (EINVAL), not a name that exists.
+            Err(e @ MergeError::Storage(StorageError::Exists { .. })) => {
+                Err(FsError::InvalidContent(StorageError::chain(&e)))
+            }
+            // Everything else as any merge: bad CSV EINVAL, a conflict with
+            // a newer head EBUSY, a full disk ENOSPC.
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -673,16 +673,12 @@ impl ReedFs {
                 ))),
             },
             Err(e) => {
-                let reason = e.to_string();
                 self.status[db].push(Event::Rejected {
                     table: "@query".into(),
-                    reason: format!("{reason} (query: {sql})"),
+                    reason: format!("{} (query: {sql})", e.report()),
                     kept: None,
                 });
-                Err(match e.kind {
-                    crate::query::ErrorKind::Interrupted => FsError::Interrupted(reason),
-                    _ => FsError::InvalidContent(reason),
-                })
+                Err(e.into())
             }
         }
     }
@@ -910,8 +906,9 @@ impl ReedFs {
             // since reading".
             Node::ConflictFile(db, name) => {
                 let id = name.strip_suffix(".csv").ok_or(FsError::NotFound)?;
-                let info =
-                    merge::conflicts::get(&self.dbs[*db].db, id).map_err(|_| FsError::NotFound)?;
+                // A missing record is ENOENT (StorageError::NotFound); an
+                // unreadable one is not "no such file".
+                let info = merge::conflicts::get(&self.dbs[*db].db, id)?;
                 let len = self.generate(node)?.len() as u64;
                 self.file_attr(ino, len, FILE_PERM, ts_time(info.ts_us))
             }
@@ -1304,7 +1301,7 @@ impl ReedFs {
             let buf = if trunc {
                 Vec::new()
             } else {
-                merge::conflicts::cells(&self.dbs[*db].db, &id).map_err(|_| FsError::NotFound)?
+                merge::conflicts::cells(&self.dbs[*db].db, &id)?
             };
             let h = Handle::VirtualEdit {
                 db: *db,
@@ -2201,7 +2198,7 @@ impl ReedFs {
                 Ok(c.version.seq)
             }
             Err(e) => {
-                let message = e.to_string();
+                let message = StorageError::chain(&e);
                 let kept = match &e {
                     MergeError::Storage(
                         StorageError::Csv(_) | StorageError::BaseMismatch { .. },
@@ -2215,8 +2212,12 @@ impl ReedFs {
                         content,
                         conflicts,
                     )
-                    .ok()
-                    .map(|id| format!("@conflicts/{id}.csv")),
+                    .map(|id| format!("@conflicts/{id}.csv"))
+                    .map_err(|x| {
+                        let x = StorageError::chain(&x);
+                        tracing::error!(table, error = %x, "could not record a conflict");
+                    })
+                    .ok(),
                     // The backing store failed (ENOSPC, EIO): keep the bytes
                     // where the user can copy them elsewhere.
                     _ => self.keep_unsaved(db, table, content),
@@ -2227,14 +2228,7 @@ impl ReedFs {
                     kept: kept.clone(),
                 });
                 tracing::warn!(db = %mdb.name, table, reason = %message, kept = ?kept, "write not committed");
-                Err(match e {
-                    MergeError::Storage(StorageError::Csv(_)) | MergeError::Csv { .. } => {
-                        FsError::InvalidContent(message)
-                    }
-                    MergeError::Storage(StorageError::BaseMismatch { .. })
-                    | MergeError::Conflicts { .. } => FsError::Stale(message),
-                    MergeError::Storage(e) => FsError::Storage(e),
-                })
+                Err(e.into())
             }
         }
     }
@@ -2254,7 +2248,7 @@ impl ReedFs {
                 Some(format!("{table}/{name}"))
             }
             Err(e) => {
-                tracing::error!(table, error = %e, "the bytes of a failed save could not be kept");
+                tracing::error!(table, error = %StorageError::chain(&e), "the bytes of a failed save could not be kept");
                 None
             }
         }
@@ -2338,7 +2332,7 @@ impl ReedFs {
             }
             Node::ConflictFile(db, name) => {
                 let id = name.strip_suffix(".csv").ok_or(FsError::NotFound)?;
-                merge::conflicts::cells(&self.dbs[*db].db, id).map_err(|_| FsError::NotFound)
+                Ok(merge::conflicts::cells(&self.dbs[*db].db, id)?)
             }
             Node::RejectedFile(db, name) => {
                 self.dbs[*db].db.read_rejected(name).map_err(|e| match e {

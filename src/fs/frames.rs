@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{Caller, Event, FsError, Inner, Node, ReedFs, Result, frame_dir_key, lock, user_name};
-use crate::merge::{self, MergeError};
+use crate::merge;
 use crate::storage::{Base, Frame, StorageError, TableIndex, names};
 
 /// A frame being staged through the mount.
@@ -319,23 +319,14 @@ impl ReedFs {
             }
             Err(e) => {
                 of.frame = Some(retry);
-                let reason = format!("frame {name} not committed: {e}");
+                let reason = format!("frame {name} not committed: {}", StorageError::chain(&e));
                 drop(inner);
                 self.status[db].push(Event::Rejected {
                     table: format!("@frames/{name}"),
                     reason: reason.clone(),
                     kept: Some(format!("@frames/{name}/ (still staged)")),
                 });
-                Err(match e {
-                    MergeError::Conflicts { .. }
-                    | MergeError::Storage(StorageError::BaseMismatch { .. }) => {
-                        FsError::Stale(reason)
-                    }
-                    MergeError::Csv { .. } | MergeError::Storage(StorageError::Csv(_)) => {
-                        FsError::InvalidContent(reason)
-                    }
-                    MergeError::Storage(e) => FsError::Storage(e),
-                })
+                Err(e.into())
             }
         }
     }

@@ -115,7 +115,12 @@ impl std::io::Write for Spool<'_> {
             let f = self
                 .db
                 .anonymous_file()
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+                // The OS error itself (ENOSPC, EIO), so the open that runs
+                // the query fails with its errno.
+                .map_err(|e| match e {
+                    crate::storage::StorageError::Io { source, .. } => source,
+                    e => std::io::Error::other(e.report()),
+                })?;
             let mut f = std::io::BufWriter::with_capacity(1 << 20, f);
             f.write_all(&self.mem)?;
             self.mem = Vec::new();
@@ -212,7 +217,7 @@ impl ReedFs {
             |sql| {
                 crate::query::Engine::with_cache(mdb, &self.queries[db])
                     .check(sql)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.report())
             },
             |sql| Ok(mdb.save_query(name, sql)?.version),
         )

@@ -272,19 +272,7 @@ pub fn run(
     let version =
         match merge::commit_merging(&t.table, t.seq, content, &opts, cfg.conflict_policy, delim) {
             Ok(Outcome::Clean(c)) | Ok(Outcome::Merged { committed: c, .. }) => c.version.seq,
-            Err(e) => {
-                let kind = match e {
-                    merge::MergeError::Csv { .. }
-                    | merge::MergeError::Storage(crate::storage::StorageError::Csv(_)) => {
-                        ErrorKind::Type
-                    }
-                    _ => ErrorKind::Storage,
-                };
-                return Err(QueryError::new(
-                    kind,
-                    format!("{} not changed: {e}", t.name),
-                ));
-            }
+            Err(e) => return Err(QueryError::from(e).context(format!("{} not changed", t.name))),
         };
     Ok(ResultSet {
         columns: vec!["changes".into(), "version".into()],

@@ -22,7 +22,7 @@ pub mod value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use error::{ErrorKind, QueryError};
+pub use error::{Cause, ErrorKind, QueryError};
 pub use interrupt::Interrupt;
 pub use table::{TypedTable, infer};
 pub use value::{Type, Value};
@@ -320,9 +320,7 @@ impl<'db> Engine<'db> {
         format: output::Format,
         out: &mut dyn std::io::Write,
     ) -> Result<(), QueryError> {
-        let io = |e: std::io::Error| {
-            QueryError::new(ErrorKind::Storage, format!("writing the result: {e}"))
-        };
+        let io = QueryError::output;
         let too_large = match self.query_shared(sql) {
             Ok(r) => {
                 let mut w = output::RowWriter::new(out, format, &r.columns);
@@ -380,9 +378,7 @@ impl<'db> Engine<'db> {
                     output::Format::Csv(d) => output::csv(&r, d),
                     output::Format::Json => output::json(&r),
                 };
-                out.write_all(text.as_bytes()).map_err(|e| {
-                    QueryError::new(ErrorKind::Storage, format!("writing the result: {e}"))
-                })
+                out.write_all(text.as_bytes()).map_err(QueryError::output)
             }
             _ => self.query_to(sql, format, out),
         }

@@ -80,9 +80,41 @@ impl StorageError {
 
     /// The message with its cause, for logs: "write /x/y: No space left on device".
     pub fn report(&self) -> String {
+        Self::chain(self)
+    }
+
+    /// An error with every cause in its chain, "outer: inner: ...": what a user
+    /// reads (stderr, `@status`, logs) must say why, not only what failed. An
+    /// error whose Display already ends with its source's text (some wrap their
+    /// cause in the message) does not repeat it.
+    pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            let text = s.to_string();
+            if !text.is_empty() && !out.ends_with(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
+            next = s.source();
+        }
+        out
+    }
+
+    /// A file that a committed `version.log` line references (a delta, a
+    /// keyframe) and that cannot be found is damage, not "no such file": the
+    /// version exists, its bytes are gone. Other errors pass unchanged.
+    pub fn referenced(self) -> Self {
         match self {
-            StorageError::Io { source, .. } => format!("{self}: {source}"),
-            _ => self.to_string(),
+            StorageError::Io { path, source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                StorageError::Corrupt {
+                    path,
+                    detail: "missing, but version.log references it".into(),
+                }
+            }
+            e => e,
         }
     }
 
@@ -92,5 +124,45 @@ impl StorageError {
             StorageError::Io { source, .. } => source.raw_os_error(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_referenced_file_is_damage_and_other_errors_pass() {
+        let gone = StorageError::io(
+            "read",
+            "/db/t/X.bsdiff",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        match gone.referenced() {
+            StorageError::Corrupt { path, .. } => assert_eq!(path, PathBuf::from("/db/t/X.bsdiff")),
+            other => panic!("{other:?}"),
+        }
+        let eio = StorageError::io(
+            "read",
+            "/db/t/X.bsdiff",
+            std::io::Error::from_raw_os_error(5),
+        );
+        assert_eq!(eio.referenced().os_error(), Some(5));
+    }
+
+    #[test]
+    fn the_report_carries_the_os_error_once() {
+        let e = StorageError::io(
+            "write",
+            "/db/t/X.bsdiff.xz",
+            std::io::Error::from_raw_os_error(libc::ENOSPC),
+        );
+        assert_eq!(e.to_string(), "write /db/t/X.bsdiff.xz");
+        let r = e.report();
+        assert!(
+            r.starts_with("write /db/t/X.bsdiff.xz: No space left on device"),
+            "{r}"
+        );
+        assert_eq!(r.matches("No space").count(), 1, "{r}");
     }
 }

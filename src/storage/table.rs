@@ -793,7 +793,7 @@ impl Table {
             return Ok(Arc::clone(p));
         }
         let path = self.path(&file);
-        let stored = read_file(&*self.ctx.io, &path)?;
+        let stored = read_file(&*self.ctx.io, &path).map_err(StorageError::referenced)?;
         let bad = |d: String| StorageError::corrupt(&path, d);
         let raw = delta::unpack(&stored).map_err(|x| bad(x.to_string()))?;
         let patch = Arc::new(
@@ -913,7 +913,7 @@ impl Table {
 
     fn load_keyframe(&self, e: &LogEntry) -> Result<Vec<u8>> {
         let path = self.path(&e.keyframe_file());
-        let stored = read_file(&*self.ctx.io, &path)?;
+        let stored = read_file(&*self.ctx.io, &path).map_err(StorageError::referenced)?;
         delta::unpack(&stored).map_err(|x| StorageError::corrupt(&path, x.to_string()))
     }
 

@@ -105,6 +105,9 @@ fn verify_table(root: &Path, dir: &Path, delim: u8, versions: &mut usize) -> Fin
     }
     // `content` is the previous version; None once the chain is broken.
     let mut content: Option<Vec<u8>> = Some(Vec::new());
+    // Which versions the forward walk rebuilt (from the empty start or a
+    // keyframe); a broken one may still be rebuilt backwards from the head.
+    let mut forward = Vec::with_capacity(parsed.entries.len());
     for (i, e) in parsed.entries.iter().enumerate() {
         let seq = i + 1;
         *versions += 1;
@@ -158,12 +161,34 @@ fn verify_table(root: &Path, dir: &Path, delim: u8, versions: &mut usize) -> Fin
                 "version {seq}: stored content is not valid CSV: {x}"
             ));
         }
-        if next.is_none() && content.is_some() {
-            problems.push(format!(
-                "version {seq}: later versions cannot be rebuilt until the next keyframe"
-            ));
-        }
+        forward.push(next.is_some());
         content = next;
+    }
+    if forward.contains(&false) {
+        let head = content.clone().or_else(|| {
+            let last = parsed.entries.last()?;
+            std::fs::read(dir.join(CURRENT))
+                .ok()
+                .filter(|b| content_hash(b) == last.hash && b.len() as u64 == last.size)
+        });
+        let backward = rebuilt_backwards(dir, &parsed.entries, head);
+        let lost: Vec<usize> = (0..forward.len())
+            .filter(|&i| !forward[i] && !backward[i])
+            .collect();
+        for (first, last) in ranges(&lost) {
+            problems.push(if first == last {
+                format!(
+                    "version {}: cannot be rebuilt (from the start, a keyframe or the head)",
+                    first + 1
+                )
+            } else {
+                format!(
+                    "versions {}-{}: cannot be rebuilt (from the start, a keyframe or the head)",
+                    first + 1,
+                    last + 1
+                )
+            });
+        }
     }
     let mut notes = Vec::new();
     if let Some(last) = parsed.entries.last() {
@@ -192,6 +217,49 @@ fn verify_table(root: &Path, dir: &Path, delim: u8, versions: &mut usize) -> Fin
         }
     }
     Findings { problems, notes }
+}
+
+/// Which versions can be rebuilt walking backwards: from the head (`head`,
+/// when known) or a keyframe, undoing each delta with the bytes it removed.
+/// A missing or damaged delta of version n breaks the walk below n only.
+fn rebuilt_backwards(dir: &Path, entries: &[log::LogEntry], head: Option<Vec<u8>>) -> Vec<bool> {
+    let mut reached = vec![false; entries.len()];
+    // `cur`: the bytes of version i + 1 (1-based), when rebuilt.
+    let mut cur = head;
+    for (i, e) in entries.iter().enumerate().rev() {
+        if cur.is_none() && e.keyframe {
+            cur = std::fs::read(dir.join(e.keyframe_file()))
+                .ok()
+                .and_then(|s| delta::unpack(&s).ok())
+                .filter(|b| content_hash(b) == e.hash);
+        }
+        let Some(bytes) = cur.take() else {
+            continue;
+        };
+        reached[i] = true;
+        let Some(prev_entry) = i.checked_sub(1).and_then(|p| entries.get(p)) else {
+            continue;
+        };
+        cur = std::fs::read(dir.join(e.delta_file()))
+            .ok()
+            .and_then(|s| delta::unpack(&s).ok())
+            .and_then(|raw| delta::Patch::decode(&raw).ok().flatten())
+            .and_then(|p| p.unapply(&bytes).ok())
+            .filter(|b| content_hash(b) == prev_entry.hash && b.len() as u64 == prev_entry.size);
+    }
+    reached
+}
+
+/// Runs of consecutive indices in `sorted`, as (first, last).
+fn ranges(sorted: &[usize]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for &i in sorted {
+        match out.last_mut() {
+            Some((_, last)) if *last + 1 == i => *last = i,
+            _ => out.push((i, i)),
+        }
+    }
+    out
 }
 
 /// Applies a stored delta with a standard bspatch, and checks that our

@@ -1629,3 +1629,112 @@ fn a_name_both_local_and_registered_says_which_is_used() {
     assert!(outside.out().contains("global_t"), "{}", outside.out());
     assert!(outside.stderr.is_empty(), "{}", outside.stderr);
 }
+
+#[test]
+fn an_update_of_a_locked_table_exits_6_and_names_the_holder() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let cfg = r.db_root("shop").join("config.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("lock_timeout_ms = 5000", "lock_timeout_ms = 300");
+    std::fs::write(&cfg, text).unwrap();
+    let f = r.file("t.csv", USERS);
+    r.ok(&["table:create", "shop", "t", "--from", &f]);
+    let lock_path = r.db_root("shop").join("tables/t/lock");
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    // SAFETY: flock on a valid fd we own.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    std::fs::write(&lock_path, std::process::id().to_string()).unwrap();
+    let sql = "UPDATE t SET age = 35 WHERE id = '1'";
+    let out = r.run(&["db:query", "shop", sql]);
+    // Locked (6), not "other error" (1): the query keeps the storage error.
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("locked by pid {}", std::process::id())),
+        "{}",
+        out.stderr
+    );
+    drop(lock);
+    r.ok(&["db:query", "shop", sql]);
+}
+
+/// The delta files of `table`, oldest first (their names start with the
+/// commit time).
+fn deltas(r: &Rdb, table: &str) -> Vec<PathBuf> {
+    let mut d: Vec<PathBuf> = std::fs::read_dir(r.db_root("shop").join("tables").join(table))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".bsdiff"))
+        .collect();
+    d.sort();
+    d
+}
+
+#[test]
+fn a_deleted_delta_makes_version_show_exit_7_naming_the_file() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let f = r.file("t.csv", USERS);
+    r.ok(&["table:create", "shop", "t", "--from", &f]);
+    let v = r.file("v.csv", &set_row(USERS, "1", "1|A|a@b.c|2"));
+    r.ok(&["table:import", "shop", "t", &v]);
+    let d = deltas(&r, "t");
+    assert_eq!(d.len(), 2);
+    // Version 1 is rebuilt forwards with the first delta or backwards from
+    // the head with the second: with both gone, every path fails.
+    let names: Vec<String> = d
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for p in &d {
+        std::fs::remove_file(p).unwrap();
+    }
+    let out = r.run(&["version:show", "shop", "t", "1"]);
+    // Damaged store (7), not "other error" (1), and the file is named.
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert!(out.stderr.contains("damaged store"), "{}", out.stderr);
+    assert!(
+        names.iter().any(|n| out.stderr.contains(n.as_str())),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn verify_names_only_the_versions_that_cannot_be_rebuilt() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let f = r.file("t.csv", USERS);
+    r.ok(&["table:create", "shop", "t", "--from", &f]);
+    for age in 2..=5 {
+        let v = r.file("v.csv", &set_row(USERS, "1", &format!("1|A|a@b.c|{age}")));
+        r.ok(&["table:import", "shop", "t", &v]);
+    }
+    let d = deltas(&r, "t");
+    assert_eq!(d.len(), 5);
+    let third = d[2].file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::remove_file(&d[2]).unwrap();
+    // Versions 1-2 rebuild forwards, 3-5 backwards from the head: verify
+    // names the missing delta, and no version as lost.
+    let v = r.run(&["verify", "shop"]);
+    assert_eq!(v.code, 7, "{}", v.out());
+    assert!(v.out().contains(&third), "{}", v.out());
+    assert!(!v.out().contains("cannot be rebuilt"), "{}", v.out());
+    // Version 4's delta gone too: version 3 is reachable from neither side.
+    std::fs::remove_file(&d[3]).unwrap();
+    let v = r.run(&["verify", "shop"]);
+    assert_eq!(v.code, 7, "{}", v.out());
+    assert!(
+        v.out().contains("version 3: cannot be rebuilt"),
+        "{}",
+        v.out()
+    );
+    assert!(!v.out().contains("version 4: cannot"), "{}", v.out());
+    assert!(!v.out().contains("versions 3-"), "{}", v.out());
+}

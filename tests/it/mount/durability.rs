@@ -110,6 +110,9 @@ fn disk_full_fails_the_save_with_enospc_and_corrupts_nothing() {
         .collect();
     assert_eq!(unsaved.len(), 1, "{unsaved:?}");
     assert!(std::fs::read(m.mp.path().join("users").join(&unsaved[0])).unwrap() == big);
+    // `@status` says why, with the OS error, not only what failed.
+    let status = m.status();
+    assert!(status.contains("No space left on device"), "{status}");
     // Space again: the next save works and the store verifies.
     std::fs::remove_file(store.path().join("filler")).unwrap();
     m.sh_ok("sed -i 's/^1|[^|]*|/1|After|/' users/current.csv");

@@ -14,6 +14,7 @@ mod admin;
 mod concurrent;
 mod conflicts;
 mod durability;
+mod errors;
 mod frames;
 mod history;
 mod limits;
