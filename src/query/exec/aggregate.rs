@@ -1,0 +1,348 @@
+//! Grouping and aggregates: accumulators, groups by value (streamed) or by
+//! a column's dictionary codes, and the finished groups as output rows.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use super::super::ResultSet;
+use super::super::error::QueryError;
+use super::super::plan::{AggCall, AggFunc, Expr, Select};
+use super::super::value::{FastMap, Value};
+use super::eval::{Ctx, Row, eval, eval_cow, runtime};
+use super::join::{first_ids, stream_rows};
+use super::order::{OutRow, finish_output};
+use super::{Env, too_large};
+
+/// A group: its key, its aggregates' states, and the values each DISTINCT
+/// aggregate has seen.
+pub(super) type GroupState = (Vec<Value>, Vec<Acc>, Vec<HashSet<Value>>);
+
+/// One aggregate's running state.
+#[derive(Debug, Clone)]
+pub(super) enum Acc {
+    Count(i64),
+    Sum {
+        int: i64,
+        real: f64,
+        is_real: bool,
+        any: bool,
+    },
+    Avg {
+        sum: f64,
+        n: i64,
+    },
+    Min(Value),
+    Max(Value),
+}
+
+pub(super) fn new_acc(a: &AggCall) -> Acc {
+    match a.func {
+        AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
+        AggFunc::Sum => Acc::Sum {
+            int: 0,
+            real: 0.0,
+            is_real: false,
+            any: false,
+        },
+        AggFunc::Avg => Acc::Avg { sum: 0.0, n: 0 },
+        AggFunc::Min => Acc::Min(Value::Null),
+        AggFunc::Max => Acc::Max(Value::Null),
+    }
+}
+
+fn accumulate(acc: &mut Acc, v: &Value) -> Result<(), QueryError> {
+    match acc {
+        Acc::Count(n) => *n += 1,
+        Acc::Sum {
+            int,
+            real,
+            is_real,
+            any,
+        } => {
+            *any = true;
+            match v.as_number() {
+                Some(Value::Int(i)) if !*is_real => {
+                    *int = int
+                        .checked_add(i)
+                        .ok_or_else(|| runtime("integer overflow in SUM"))?;
+                }
+                Some(x) => {
+                    if !*is_real {
+                        *is_real = true;
+                        *real = *int as f64;
+                    }
+                    *real += x.as_f64().unwrap_or(0.0);
+                }
+                None => {}
+            }
+        }
+        Acc::Avg { sum, n } => {
+            *sum += v.as_f64().unwrap_or(0.0);
+            *n += 1;
+        }
+        Acc::Min(m) => {
+            if m.is_null() || v.sort_cmp(m) == Ordering::Less {
+                *m = v.clone();
+            }
+        }
+        Acc::Max(m) => {
+            if m.is_null() || v.sort_cmp(m) == Ordering::Greater {
+                *m = v.clone();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn finish(acc: Acc) -> Value {
+    match acc {
+        Acc::Count(n) => Value::Int(n),
+        Acc::Sum { any: false, .. } => Value::Null,
+        Acc::Sum {
+            int, real, is_real, ..
+        } => {
+            if is_real {
+                Value::Real(real)
+            } else {
+                Value::Int(int)
+            }
+        }
+        Acc::Avg { n: 0, .. } => Value::Null,
+        Acc::Avg { sum, n } => Value::Real(sum / n as f64),
+        Acc::Min(v) | Acc::Max(v) => v,
+    }
+}
+
+/// A grouped query over joins too large to hold (`TooLarge`): the joined
+/// rows stream into the groups, which are all that is held.
+pub(super) fn run_grouped_streaming(
+    s: &Select,
+    env: &Env,
+) -> Result<Option<ResultSet>, QueryError> {
+    let Some((keys, aggs)) = &s.grouping else {
+        return Ok(None);
+    };
+    let mut by_value: FastMap<Vec<Value>, usize> = FastMap::default();
+    let mut states: Vec<GroupState> = Vec::new();
+    let cap = env.limits.max_rows_in_memory as usize;
+    let mut add = |row: &Row| -> Result<bool, QueryError> {
+        let key: Vec<Value> = keys
+            .iter()
+            .map(|k| eval(k, &Ctx::Row(*row)))
+            .collect::<Result<_, _>>()?;
+        let g = match by_value.get(&key) {
+            Some(&g) => g,
+            None => {
+                if states.len() >= cap {
+                    return Err(too_large(env.limits));
+                }
+                states.push((
+                    key.clone(),
+                    aggs.iter().map(new_acc).collect(),
+                    vec![HashSet::new(); aggs.len()],
+                ));
+                by_value.insert(key, states.len() - 1);
+                states.len() - 1
+            }
+        };
+        feed(aggs, &mut states[g], *row)?;
+        Ok(true)
+    };
+    stream_rows(s, env, &mut add)?;
+    let out = groups_to_rows(s, keys.is_empty(), aggs, states)?;
+    Ok(Some(finish_output(s, out)))
+}
+
+/// GROUP BY one column of one table, without WHERE, where every aggregate
+/// is COUNT(*), or COUNT or AVG of a numeric column: computed over the
+/// dictionary codes and the columns' number arrays in one tight loop. The
+/// same sums in the same order as `feed`, so the same results; None when
+/// an aggregate is of another kind.
+fn aggregate_columns(
+    s: &Select,
+    aggs: &[AggCall],
+    table: &super::super::table::TypedTable,
+    dict: &super::super::table::Dict,
+) -> Option<ResultSet> {
+    enum Fast<'a> {
+        CountStar,
+        Count(&'a [bool]),
+        Avg(&'a super::super::table::Numbers),
+    }
+    let fast: Vec<Fast> = aggs
+        .iter()
+        .map(|a| match (a.func, &a.arg, a.distinct) {
+            (AggFunc::CountStar, _, _) => Some(Fast::CountStar),
+            (AggFunc::Count, Some(Expr::Col(c, _)), false) => {
+                table.numbers(*c).map(|n| Fast::Count(&n.present))
+            }
+            (AggFunc::Avg, Some(Expr::Col(c, _)), false) => table.numbers(*c).map(Fast::Avg),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let groups = dict.values.len();
+    let mut counts = vec![vec![0i64; groups]; fast.len()];
+    let mut sums = vec![vec![0f64; groups]; fast.len()];
+    // Groups in order of first appearance, as the general path makes them.
+    let mut order: Vec<u32> = Vec::new();
+    let mut seen = vec![false; groups];
+    for (i, &code) in dict.codes.iter().enumerate() {
+        let g = code as usize;
+        if !seen[g] {
+            seen[g] = true;
+            order.push(code);
+        }
+        for (k, f) in fast.iter().enumerate() {
+            match f {
+                Fast::CountStar => counts[k][g] += 1,
+                Fast::Count(present) => counts[k][g] += i64::from(present[i]),
+                Fast::Avg(n) => {
+                    if n.present[i] {
+                        counts[k][g] += 1;
+                        sums[k][g] += n.values[i];
+                    }
+                }
+            }
+        }
+    }
+    let states: Vec<GroupState> = order
+        .into_iter()
+        .map(|code| {
+            let g = code as usize;
+            let accs = fast
+                .iter()
+                .enumerate()
+                .map(|(k, f)| match f {
+                    Fast::CountStar | Fast::Count(_) => Acc::Count(counts[k][g]),
+                    Fast::Avg(_) => Acc::Avg {
+                        sum: sums[k][g],
+                        n: counts[k][g],
+                    },
+                })
+                .collect();
+            (
+                vec![dict.values[g].clone()],
+                accs,
+                vec![HashSet::new(); aggs.len()],
+            )
+        })
+        .collect();
+    let out = groups_to_rows(s, false, aggs, states).ok()?;
+    Some(finish_output(s, out))
+}
+
+/// Adds one row to a group's aggregates (NULLs skipped except by COUNT(*),
+/// repeats skipped by DISTINCT aggregates).
+pub(super) fn feed(aggs: &[AggCall], state: &mut GroupState, row: Row) -> Result<(), QueryError> {
+    let one = Value::Int(1);
+    let (_, accs, seen) = state;
+    for (i, a) in aggs.iter().enumerate() {
+        let v = match &a.arg {
+            None => std::borrow::Cow::Borrowed(&one),
+            Some(x) => eval_cow(x, row)?,
+        };
+        if a.func != AggFunc::CountStar && v.is_null() {
+            continue;
+        }
+        if a.distinct && !seen[i].insert(v.as_ref().clone()) {
+            continue;
+        }
+        accumulate(&mut accs[i], &v)?;
+    }
+    Ok(())
+}
+
+/// Finished groups as (output row, sort keys): aggregates finished, HAVING
+/// applied, projection and ORDER BY keys evaluated over each group.
+pub(super) fn groups_to_rows(
+    s: &Select,
+    no_keys: bool,
+    aggs: &[AggCall],
+    mut states: Vec<GroupState>,
+) -> Result<Vec<OutRow>, QueryError> {
+    // Without GROUP BY, an aggregate query has one group, rows or not.
+    if no_keys && states.is_empty() {
+        states.push((Vec::new(), aggs.iter().map(new_acc).collect(), Vec::new()));
+    }
+    let mut out = Vec::with_capacity(states.len());
+    for (key, accs, _) in states {
+        let agg_values: Vec<Value> = accs.into_iter().map(finish).collect();
+        let ctx = Ctx::Group {
+            keys: &key,
+            aggs: &agg_values,
+        };
+        if let Some(h) = &s.having
+            && eval(h, &ctx)?.truth() != Some(true)
+        {
+            continue;
+        }
+        let proj = s
+            .projection
+            .iter()
+            .map(|e| eval(e, &ctx))
+            .collect::<Result<_, _>>()?;
+        let sort = s
+            .order
+            .iter()
+            .map(|o| eval(&o.expr, &ctx))
+            .collect::<Result<_, _>>()?;
+        out.push((proj, sort));
+    }
+    Ok(out)
+}
+
+/// GROUP BY one column of a single table through the column's dictionary:
+/// rows go to groups by code, no hashing (None: the query is not of that
+/// shape, or the column has too many distinct values).
+pub(super) fn run_grouped_by_dict(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError> {
+    let (Some((keys, aggs)), true, [src]) = (&s.grouping, s.joins.is_empty(), s.sources.as_slice())
+    else {
+        return Ok(None);
+    };
+    let [Expr::Col(col, _)] = keys.as_slice() else {
+        return Ok(None);
+    };
+    let table = &src.table;
+    let Some(dict) = table.dict(*col) else {
+        return Ok(None);
+    };
+    if s.filter.is_none()
+        && let Some(fast) = aggregate_columns(s, aggs, table, dict)
+    {
+        return Ok(Some(fast));
+    }
+    let ids: Vec<u32> = match first_ids(s, env) {
+        Some(ids) => ids,
+        None => (0..table.len() as u32).collect(),
+    };
+    let mut slot: Vec<Option<usize>> = vec![None; dict.values.len()];
+    let mut states: Vec<GroupState> = Vec::new();
+    for id in ids {
+        let parts = [table.row(id as usize)];
+        let row = Row {
+            parts: &parts,
+            offsets: &[0],
+        };
+        if let Some(f) = &s.filter
+            && eval(f, &Ctx::Row(row))?.truth() != Some(true)
+        {
+            continue;
+        }
+        let code = dict.codes[id as usize] as usize;
+        let g = match slot[code] {
+            Some(g) => g,
+            None => {
+                states.push((
+                    vec![dict.values[code].clone()],
+                    aggs.iter().map(new_acc).collect(),
+                    vec![HashSet::new(); aggs.len()],
+                ));
+                slot[code] = Some(states.len() - 1);
+                states.len() - 1
+            }
+        };
+        feed(aggs, &mut states[g], row)?;
+    }
+    let out = groups_to_rows(s, false, aggs, states)?;
+    Ok(Some(finish_output(s, out)))
+}
