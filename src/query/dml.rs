@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use sqlparser::ast as sql;
 
+use super::ast::Source;
 use super::error::{ErrorKind, QueryError};
 use super::exec::eval_row;
-use super::plan::{Binder, Source};
+use super::plan::Binder;
 use super::table::TypedTable;
 use super::value::Value;
 use super::{Engine, ResultSet, Type};

@@ -7,6 +7,7 @@
 //! The query layer sits on storage (and merge, for writes later); the
 //! mount and the CLI use it through this door: [`Engine`].
 
+mod ast;
 mod cache;
 mod dml;
 mod error;

@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use super::super::ResultSet;
+use super::super::ast::{AggCall, AggFunc, Expr, Select};
 use super::super::error::QueryError;
-use super::super::plan::{AggCall, AggFunc, Expr, Select};
 use super::super::value::{FastMap, Value};
 use super::eval::{Ctx, Row, eval, eval_cow, runtime};
 use super::join::{first_ids, stream_rows};

@@ -3,8 +3,8 @@
 
 use std::cmp::Ordering;
 
+use super::super::ast::{ArithOp, CmpOp, Coerce, Expr, Func};
 use super::super::error::{ErrorKind, QueryError};
-use super::super::plan::{ArithOp, CmpOp, Coerce, Expr, Func};
 use super::super::value::Value;
 
 /// A row of the joined tables, without copying: one slice per source

@@ -1,7 +1,7 @@
 //! EXPLAIN: the plan of a bound SELECT as text, one step per row.
 
 use super::super::ResultSet;
-use super::super::plan::{Select, Source};
+use super::super::ast::{Select, Source};
 use super::super::value::Value;
 use super::Env;
 use super::join::index_probe;

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::super::Limits;
+use super::super::ast::{CmpOp, Expr, Select};
 use super::super::error::{ErrorKind, QueryError};
-use super::super::plan::{CmpOp, Expr, Select};
 use super::super::table::ColumnIndex;
 use super::super::value::{Type, Value};
 use super::eval::{Ctx, Row, eval};

@@ -18,9 +18,9 @@ mod order;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::ast::{Expr, Select, Source};
 use super::error::{ErrorKind, QueryError};
 use super::index::{IndexPolicy, Indexes};
-use super::plan::{Expr, Select, Source};
 use super::table::ColumnIndex;
 use super::value::{FastMap, Value};
 use super::{Limits, ResultSet};

@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use super::super::ResultSet;
+use super::super::ast::Select;
 use super::super::error::QueryError;
-use super::super::plan::Select;
 use super::super::value::Value;
 use super::eval::{Ctx, eval};
 

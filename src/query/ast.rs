@@ -1,0 +1,146 @@
+//! The bound query: what the binder (`plan.rs`) makes of a parsed SELECT and
+//! execution (`exec/`) runs. Plain data; both sides import it, neither
+//! imports the other through it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::table::TableRef;
+use super::value::{Type, Value};
+
+/// A bound expression, evaluated against a row (the joined columns of every
+/// source) or, after grouping, against a group (keys then aggregates).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// Column `idx` of the row; its type gives comparisons their affinity.
+    Col(usize, Option<Type>),
+    Lit(Value),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    Arith(ArithOp, Box<Expr>, Box<Expr>),
+    Concat(Box<Expr>, Box<Expr>),
+    /// Comparison; `coerce` says which side takes which affinity first.
+    Cmp(CmpOp, Box<Expr>, Box<Expr>, Coerce),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    IsNull(Box<Expr>, bool),
+    InList(Box<Expr>, Vec<Expr>, bool),
+    InSet(Box<Expr>, Arc<InSet>, bool),
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        escape: Option<char>,
+        negated: bool,
+    },
+    Func(Func, Vec<Expr>),
+    /// After grouping: group key `i`.
+    Key(usize),
+    /// After grouping: aggregate `i`.
+    Agg(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// Affinity to apply to the (left, right) operand before comparing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Coerce(pub Option<Type>, pub Option<Type>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    Lower,
+    Upper,
+    Length,
+    Substr,
+    Coalesce,
+    Abs,
+}
+
+/// The values of an uncorrelated `IN (SELECT ...)`, computed once.
+#[derive(Debug, PartialEq)]
+pub struct InSet {
+    pub values: HashSet<Value>,
+    pub has_null: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggCall {
+    pub func: AggFunc,
+    pub distinct: bool,
+    pub arg: Option<Expr>,
+}
+
+/// One table of the FROM clause.
+#[derive(Debug)]
+pub struct Source {
+    /// The table's name as stored (names resolve case-insensitively).
+    pub name: String,
+    pub alias: String,
+    pub table: TableRef,
+    /// The version read (with the schema's, when it has one).
+    pub version: String,
+    /// Index of its first column in the joined row.
+    pub offset: usize,
+}
+
+#[derive(Debug)]
+pub struct Join {
+    pub left: bool,
+    pub on: Option<Expr>,
+    /// An equality between a column already in the row and one of the
+    /// joined table (index within that table): a hash join.
+    pub equi: Option<(usize, usize)>,
+    /// ON is exactly that equality: a hash match needs no more checking.
+    pub on_is_equi: bool,
+}
+
+#[derive(Debug)]
+pub struct OrderKey {
+    pub expr: Expr,
+    pub desc: bool,
+    pub nulls_first: bool,
+}
+
+/// A bound SELECT.
+#[derive(Debug)]
+pub struct Select {
+    pub sources: Vec<Source>,
+    /// `joins[i]` joins `sources[i + 1]`.
+    pub joins: Vec<Join>,
+    pub filter: Option<Expr>,
+    /// GROUP BY keys and aggregates (present for aggregate queries).
+    pub grouping: Option<(Vec<Expr>, Vec<AggCall>)>,
+    pub having: Option<Expr>,
+    pub projection: Vec<Expr>,
+    pub names: Vec<String>,
+    pub distinct: bool,
+    pub order: Vec<OrderKey>,
+    pub limit: Option<u64>,
+    pub offset: u64,
+}
