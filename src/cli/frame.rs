@@ -10,13 +10,15 @@
 //! <db root>/frames/open/<id>/<table>.csv  the staged content (empty: drop the table)
 //! ```
 //!
-//! This is staging only, written with plain `std::fs`: the commit itself goes
-//! through `merge::commit_frame_merging`, like any frame, and merges with
-//! whatever others committed since a table was staged.
+//! This is staging only: storage keeps the files (durably, privately;
+//! `Database::save_open_frame_file` and its siblings), this module says
+//! what they hold. The commit itself goes through
+//! `merge::commit_frame_merging`, like any frame, and merges with whatever
+//! others committed since a table was staged.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use reedbase::merge::{self, Conflict, MergeError};
@@ -62,43 +64,35 @@ struct StagedTable {
 }
 
 /// A frame staged by `frame:begin` and `frame:stage`, not yet committed.
+/// Its id is the name of its staging in the store.
 struct OpenFrame {
-    dir: PathBuf,
     manifest: Manifest,
 }
 
-fn open_root(db: &Database) -> PathBuf {
-    db.root().join("frames").join("open")
-}
-
-fn io_err<'a>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
-    move |e| StorageError::io(op, path, e)
-}
-
-/// Replaces a file atomically and durably (a unique temp name, fsync,
-/// rename), so a reader sees the old content or the new one.
-fn write_replace(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    reedbase::storage::io::replace_file(&reedbase::storage::RealIo, path, bytes)
+/// The staging file holding `table`'s content (a valid table name is one
+/// path component, so this is one too).
+fn content_file(table: &str) -> String {
+    format!("{table}.csv")
 }
 
 impl OpenFrame {
     fn create(db: &Database, manifest: Manifest) -> Result<OpenFrame> {
-        let dir = open_root(db).join(&manifest.id);
-        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-        let f = OpenFrame { dir, manifest };
-        f.save()?;
+        let f = OpenFrame { manifest };
+        f.save(db)?;
         Ok(f)
     }
 
-    fn load(dir: &Path) -> Result<OpenFrame, StorageError> {
-        let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(io_err("read", &path))?;
-        let bad = |detail: String| StorageError::corrupt(&path, detail);
+    fn load(db: &Database, id: &str) -> Result<OpenFrame, StorageError> {
+        let bytes = db.read_open_frame_file(id, MANIFEST)?;
+        let bad = |detail: String| -> StorageError {
+            match db.open_frame_dir(id) {
+                Ok(dir) => StorageError::corrupt(dir.join(MANIFEST), detail),
+                Err(e) => e,
+            }
+        };
+        let text = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
         let manifest: Manifest = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        if dir.file_name() != Some(std::ffi::OsStr::new(&manifest.id)) {
+        if manifest.id != id {
             return Err(bad(format!(
                 "names frame {:?}, not its directory",
                 manifest.id
@@ -109,31 +103,24 @@ impl OpenFrame {
             // Table names become file names below: only valid ones.
             names::validate(&t.table).map_err(|e| bad(e.to_string()))?;
         }
-        Ok(OpenFrame {
-            dir: dir.to_path_buf(),
-            manifest,
-        })
+        Ok(OpenFrame { manifest })
     }
 
-    fn save(&self) -> Result<()> {
+    fn save(&self, db: &Database) -> Result<()> {
         let text = toml::to_string(&self.manifest)?;
-        write_replace(&self.dir.join(MANIFEST), text.as_bytes())?;
+        db.save_open_frame_file(&self.manifest.id, MANIFEST, text.as_bytes())?;
         Ok(())
     }
 
-    fn content_path(&self, table: &str) -> PathBuf {
-        self.dir.join(format!("{table}.csv"))
-    }
-
-    fn read_content(&self, table: &str) -> Result<Vec<u8>> {
-        let p = self.content_path(table);
-        Ok(std::fs::read(&p).map_err(io_err("read", &p))?)
+    fn read_content(&self, db: &Database, table: &str) -> Result<Vec<u8>> {
+        Ok(db.read_open_frame_file(&self.manifest.id, &content_file(table))?)
     }
 
     /// Stages `content` for `table`, from version `base` (replacing what was
-    /// staged for it). The content first, then the manifest that points to it.
-    fn stage(&mut self, table: &str, base: u64, content: &[u8]) -> Result<()> {
-        write_replace(&self.content_path(table), content)?;
+    /// staged for it). The content first, then the manifest that points to
+    /// it: a crash between them leaves the manifest as it was.
+    fn stage(&mut self, db: &Database, table: &str, base: u64, content: &[u8]) -> Result<()> {
+        db.save_open_frame_file(&self.manifest.id, &content_file(table), content)?;
         match self.manifest.tables.iter_mut().find(|t| t.table == table) {
             Some(t) => t.base = base,
             None => self.manifest.tables.push(StagedTable {
@@ -142,11 +129,11 @@ impl OpenFrame {
             }),
         }
         self.manifest.tables.sort_by(|a, b| a.table.cmp(&b.table));
-        self.save()
+        self.save(db)
     }
 
-    fn remove(self) -> Result<()> {
-        std::fs::remove_dir_all(&self.dir).map_err(io_err("remove", &self.dir))?;
+    fn remove(self, db: &Database) -> Result<()> {
+        db.remove_open_frame(&self.manifest.id)?;
         Ok(())
     }
 
@@ -158,25 +145,11 @@ impl OpenFrame {
 /// Every staged frame of the database, oldest first. A damaged one is
 /// named on stderr and skipped.
 fn list_open(db: &Database) -> Result<Vec<OpenFrame>> {
-    let root = open_root(db);
-    let entries = match std::fs::read_dir(&root) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StorageError::io("list", &root, e).into()),
-    };
     let mut out = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(io_err("list", &root))?.path();
-        if !path.is_dir() {
-            continue;
-        }
-        match OpenFrame::load(&path) {
+    for id in db.open_frames()? {
+        match OpenFrame::load(db, &id) {
             Ok(f) => out.push(f),
-            Err(e) => eprintln!(
-                "rdb: skipping the staged frame at {}: {}",
-                path.display(),
-                e.report()
-            ),
+            Err(e) => eprintln!("rdb: skipping the staged frame {id}: {}", e.report()),
         }
     }
     out.sort_by(|a, b| {
@@ -308,7 +281,7 @@ fn find_conflicts(db: &Database, open: &OpenFrame) -> Result<Vec<(String, Confli
             continue;
         }
         let base = read_or_empty(db, &st.table, st.base)?;
-        let ours = open.read_content(&st.table)?;
+        let ours = open.read_content(db, &st.table)?;
         let m = merge::merge3(&base, &ours, &head, delim, ConflictPolicy::Reject)?;
         if !m.conflicts.is_empty() {
             let cells = m.conflicts.into_iter().map(|c| (st.table.clone(), c));
@@ -362,7 +335,7 @@ pub fn stage(ctx: &Ctx, db_name: &str, id: &str, table: &str, file: &Path) -> Re
         format!("{} rows", idx.starts.len())
     };
     let base = t.head_seq()?;
-    open.stage(table, base, &content)?;
+    open.stage(&db, table, base, &content)?;
     eprintln!(
         "staged {table} for frame {}: {what}, from version {base}",
         open.label()
@@ -397,7 +370,7 @@ pub fn commit(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
     }
     let mut parts = Vec::with_capacity(m.tables.len());
     for st in &m.tables {
-        let content = open.read_content(&st.table)?;
+        let content = open.read_content(&db, &st.table)?;
         let part = Staged {
             base: Base::Version(st.base),
             action: action_for(&content),
@@ -424,12 +397,9 @@ pub fn commit(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
         }
         Err(e) => return Err(e.into()),
     }
-    let dir = open.dir.clone();
-    if let Err(e) = open.remove() {
-        eprintln!(
-            "rdb: the frame is committed, but its staging at {} stays: {e:#}",
-            dir.display()
-        );
+    let label = open.label();
+    if let Err(e) = open.remove(&db) {
+        eprintln!("rdb: the frame {label} is committed, but its staging stays: {e:#}");
     }
     Ok(exit::OK)
 }
@@ -438,7 +408,7 @@ pub fn abort(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
     let db = ctx.open(db_name)?;
     let open = find_open(&db, id)?;
     let label = open.label();
-    open.remove()?;
+    open.remove(&db)?;
     eprintln!("aborted frame {label}: nothing was committed");
     Ok(exit::OK)
 }
@@ -586,7 +556,7 @@ pub fn show(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
                 out.flush()?;
                 let d = rowdiff::diff(
                     &read_or_empty(&db, &st.table, st.base)?,
-                    &f.read_content(&st.table)?,
+                    &f.read_content(&db, &st.table)?,
                     delim,
                 );
                 if d.is_empty() {

@@ -135,11 +135,7 @@ pub fn drop(ctx: &Ctx, db: &str, name: &str) -> Result<i32> {
 pub fn index_list(ctx: &Ctx, db: &str, format: super::output::Format) -> Result<i32> {
     use reedbase::query::index::{IndexKind, IndexState};
     let db = ctx.open(db)?;
-    let state: IndexState = match db.read_state("indexes")? {
-        Some(bytes) => toml::from_str(&String::from_utf8_lossy(&bytes))
-            .map_err(|e| fail(exit::ERROR, format!("state/indexes: {e}")))?,
-        None => IndexState::default(),
-    };
+    let state = IndexState::try_load(&db)?.unwrap_or_default();
     // SAFETY: kill with signal 0 only checks that the process exists.
     let live = state.pid != 0 && unsafe { libc::kill(state.pid as i32, 0) } == 0;
     let mut rows: Vec<Vec<String>> = Vec::new();

@@ -3,16 +3,19 @@
 //! `<id>.ours` (the refused writer's bytes), with `<id>.toml` saying which
 //! table and versions. `rdb conflict:*` and the mount's `@conflicts/` read
 //! them; resolving commits a version and removes them.
+//!
+//! This module owns what a record means (the metadata's fields, the cells
+//! file's columns); where and how its bytes are stored (durably, privately)
+//! is the storage layer's (`Database::put_conflict` and its siblings).
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Conflict, MergeError, merge3};
-use crate::storage::io::replace_file;
 use crate::storage::names::{format_ts, now_us};
 use crate::storage::{
-    Action, Base, CommitOptions, Committed, ConflictPolicy, Database, StorageError,
+    Action, Base, CommitOptions, Committed, ConflictFile, ConflictPolicy, Database, StorageError,
 };
 
 /// What a conflict is about.
@@ -39,12 +42,9 @@ pub enum Resolution {
     Content(Vec<u8>),
 }
 
-fn dir(db: &Database) -> PathBuf {
-    db.root().join("conflicts")
-}
-
-fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
-    move |e| StorageError::io("write", path, e)
+/// Names the metadata of conflict `id` in a parse error.
+fn meta_name(id: &str) -> PathBuf {
+    PathBuf::from(format!("conflicts/{id}.toml"))
 }
 
 fn cells_csv(cells: &[Conflict], delim: u8) -> Vec<u8> {
@@ -83,8 +83,6 @@ pub fn record(
     ours: &[u8],
     cells: &[Conflict],
 ) -> Result<String, StorageError> {
-    let d = dir(db);
-    std::fs::create_dir_all(&d).map_err(io_err(&d))?;
     let ts_us = now_us();
     let id = format!("{table}-{}", format_ts(ts_us));
     let info = ConflictInfo {
@@ -95,35 +93,23 @@ pub fn record(
         cells: cells.len(),
         ts_us,
     };
-    let io = db.io();
-    replace_file(&**io, &d.join(format!("{id}.ours")), ours)?;
-    replace_file(
-        &**io,
-        &d.join(format!("{id}.csv")),
-        &cells_csv(cells, db.config().delimiter_byte()),
-    )?;
     let meta = toml::to_string(&info).map_err(|e| StorageError::Config {
-        path: d.clone(),
+        path: meta_name(&id),
         detail: e.to_string(),
     })?;
-    // The metadata last: its presence marks a complete record.
-    replace_file(&**io, &d.join(format!("{id}.toml")), meta.as_bytes())?;
+    let cells = cells_csv(cells, db.config().delimiter_byte());
+    // Storage writes the metadata last: a listed record is a complete one.
+    db.put_conflict(&id, meta.as_bytes(), &cells, ours)?;
     Ok(id)
 }
 
 /// Every unresolved conflict, oldest first.
 pub fn list(db: &Database) -> Result<Vec<ConflictInfo>, StorageError> {
-    let d = dir(db);
-    let Ok(rd) = std::fs::read_dir(&d) else {
-        return Ok(Vec::new());
-    };
     let mut out = Vec::new();
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(id) = name.strip_suffix(".toml")
-            && !id.starts_with('.')
-            && let Ok(info) = get(db, id)
-        {
+    for id in db.conflict_ids()? {
+        // A record that vanished meanwhile (resolved by another process) or
+        // whose metadata does not parse is not listed; `get` names its error.
+        if let Ok(info) = get(db, &id) {
             out.push(info);
         }
     }
@@ -132,26 +118,20 @@ pub fn list(db: &Database) -> Result<Vec<ConflictInfo>, StorageError> {
 }
 
 pub fn get(db: &Database, id: &str) -> Result<ConflictInfo, StorageError> {
-    let path = dir(db).join(format!("{id}.toml"));
-    let not_found = || StorageError::NotFound {
-        kind: "conflict",
-        name: id.to_string(),
+    // Storage refuses an id that is not one path component as NotFound.
+    let bytes = db.read_conflict(id, ConflictFile::Meta)?;
+    let bad = |detail: String| StorageError::Config {
+        path: meta_name(id),
+        detail,
     };
-    if id.contains('/') || id.starts_with('.') {
-        return Err(not_found());
-    }
-    let text = std::fs::read_to_string(&path).map_err(|_| not_found())?;
-    toml::from_str(&text).map_err(|e| StorageError::Config {
-        path,
-        detail: e.to_string(),
-    })
+    let text = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+    toml::from_str(&text).map_err(|e| bad(e.to_string()))
 }
 
 /// The cells file of a conflict (CSV: key, column, base, ours, theirs).
 pub fn cells(db: &Database, id: &str) -> Result<Vec<u8>, StorageError> {
     get(db, id)?;
-    let path = dir(db).join(format!("{id}.csv"));
-    std::fs::read(&path).map_err(|e| StorageError::io("read", &path, e))
+    db.read_conflict(id, ConflictFile::Cells)
 }
 
 /// Resolves a conflict: commits the resolution (none for `Theirs`) and
@@ -169,8 +149,7 @@ pub fn resolve(
         Resolution::Theirs => None,
         Resolution::Content(bytes) => Some(table.commit(Base::Head, bytes, &opts)?),
         Resolution::Ours => {
-            let path = dir(db).join(format!("{id}.ours"));
-            let ours = std::fs::read(&path).map_err(|e| StorageError::io("read", &path, e))?;
+            let ours = db.read_conflict(id, ConflictFile::Ours)?;
             let delim = db.config().delimiter_byte();
             let committed = table.commit_resolving(info.base, ours, &opts, |b, o, h, _| {
                 Ok::<_, MergeError>(merge3(b, o, h, delim, ConflictPolicy::LastWriterWins)?.content)
@@ -182,10 +161,13 @@ pub fn resolve(
     Ok(committed)
 }
 
-/// Removes a resolved conflict's files.
+/// Removes a resolved conflict's files. Best effort: the resolution is
+/// already committed, so failing here must not report the resolve as
+/// failed; a record left behind stays listed, and resolving it with
+/// `Theirs` removes it without committing anything.
 fn remove_record(db: &Database, id: &str) {
-    for ext in ["toml", "csv", "ours"] {
-        let _ = std::fs::remove_file(dir(db).join(format!("{id}.{ext}")));
+    if let Err(e) = db.remove_conflict(id) {
+        tracing::warn!(conflict = id, error = %e.report(), "resolved conflict not removed");
     }
 }
 
@@ -363,8 +345,8 @@ mod tests {
         assert!(list(db).unwrap().is_empty());
         assert!(matches!(get(db, id), Err(StorageError::NotFound { .. })));
         assert!(cells(db, id).is_err());
-        for ext in ["toml", "csv", "ours"] {
-            assert!(!dir(db).join(format!("{id}.{ext}")).exists(), "{id}.{ext}");
+        for file in [ConflictFile::Meta, ConflictFile::Cells, ConflictFile::Ours] {
+            assert!(db.read_conflict(id, file).is_err(), "{id}: {file:?}");
         }
     }
 
@@ -395,10 +377,7 @@ mod tests {
                 theirs: "32".into(),
             }]
         );
-        assert_eq!(
-            std::fs::read(dir(&db).join(format!("{id}.ours"))).unwrap(),
-            OURS
-        );
+        assert_eq!(db.read_conflict(&id, ConflictFile::Ours).unwrap(), OURS);
         // Recording commits nothing.
         assert_eq!(head(&db), String::from_utf8_lossy(THEIRS));
         assert_eq!(versions(&db), 2);

@@ -20,7 +20,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use super::error::QueryError;
 use super::table::{ColumnIndex, TableRef, TypedTable};
+use crate::storage::{Database, StorageError};
+
+/// The name of the index list in the database's local state
+/// (`Database::write_state`; docs/FORMAT.md, section 1).
+const STATE_NAME: &str = "indexes";
 
 /// The settings of a database that govern indices (its config.toml).
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +74,48 @@ pub struct IndexState {
     pub max_bytes: u64,
     #[serde(default)]
     pub index: Vec<IndexInfo>,
+}
+
+impl IndexState {
+    /// What a daemon's engine last saved, best effort: None when nothing
+    /// was saved or it cannot be read or parsed (then logged). For those
+    /// that only seed from it (a mount's engine restoring lookup counts);
+    /// the one parser is [`IndexState::try_load`].
+    pub fn load(db: &Database) -> Option<IndexState> {
+        match IndexState::try_load(db) {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(db = %db.name(), error = %e, "saved index state ignored");
+                None
+            }
+        }
+    }
+
+    /// What a daemon's engine last saved, None when nothing was; a state
+    /// that cannot be read or parsed is an error (`rdb index:list` says so
+    /// rather than show an empty list).
+    pub fn try_load(db: &Database) -> Result<Option<IndexState>, QueryError> {
+        let Some(bytes) = db.read_state(STATE_NAME)? else {
+            return Ok(None);
+        };
+        let bad = |detail: String| StorageError::Config {
+            path: format!("state/{STATE_NAME}").into(),
+            detail,
+        };
+        let text = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+        let state = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        Ok(Some(state))
+    }
+
+    /// Replaces the saved state (local to this site, never synced; not
+    /// fsynced: losing it loses only lookup counts).
+    pub fn save(db: &Database, state: &IndexState) -> Result<(), QueryError> {
+        let text = toml::to_string(state).map_err(|e| StorageError::Config {
+            path: format!("state/{STATE_NAME}").into(),
+            detail: e.to_string(),
+        })?;
+        Ok(db.write_state(STATE_NAME, text.as_bytes())?)
+    }
 }
 
 #[derive(Debug)]

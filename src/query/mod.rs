@@ -211,13 +211,8 @@ impl<'db> Engine<'db> {
             return;
         }
         let state = self.cache.indexes.snapshot(self.policy);
-        match toml::to_string(&state) {
-            Ok(text) => {
-                if let Err(e) = self.db.write_state("indexes", text.as_bytes()) {
-                    tracing::debug!(error = %e, "index state not written");
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "index state not encoded"),
+        if let Err(e) = index::IndexState::save(self.db, &state) {
+            tracing::debug!(error = %e, "index state not written");
         }
     }
 

@@ -28,12 +28,12 @@ const PARTS: &[(&str, bool)] = &[
     ("registry/actions.dict", false),
     ("registry/users.dict", false),
     ("frames", true),
-    ("frames/open", true),
+    (super::open_frame::OPEN_FRAMES_DIR, true),
     ("state", true),
     ("queries", true),
     (kept::REJECTED_DIR, true),
     (kept::UNSAVED_DIR, true),
-    ("conflicts", true),
+    (super::conflict_store::CONFLICTS_DIR, true),
 ];
 
 /// Checks a database directory and its fixed parts before anything in them

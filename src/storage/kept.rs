@@ -22,7 +22,7 @@ pub const UNSAVED_DIR: &str = "unsaved";
 
 /// A kept file's name is one path component, shown in a listing: no `/`,
 /// no leading dot (temp files), no control characters.
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
         && !name.contains('/')

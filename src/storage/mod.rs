@@ -5,6 +5,7 @@
 
 pub mod attrs;
 mod config;
+mod conflict_store;
 pub mod csv;
 mod database;
 pub mod delta;
@@ -19,6 +20,7 @@ pub mod kept;
 mod lock;
 mod log;
 pub mod names;
+mod open_frame;
 mod registry;
 mod revisions;
 pub mod rowdiff;
@@ -32,6 +34,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use config::{Config, ConflictPolicy};
+pub use conflict_store::ConflictFile;
 pub use csv::{CsvError, CsvErrorKind, Hunk, TableIndex};
 pub use database::{Database, TableSummary, anonymous_file_in};
 pub use dict::Action;

@@ -1,0 +1,223 @@
+//! The bytes of refused merges: `conflicts/<id>.{toml,csv,ours}`
+//! (docs/FORMAT.md, section 1). Storage owns where and how they are written;
+//! `merge::conflicts` owns what they mean (the metadata's fields, the cells
+//! file's columns).
+//!
+//! Invariants:
+//! - a record is complete iff its metadata file (`<id>.toml`) exists: it is
+//!   written last and removed first, so a crash in between leaves at most
+//!   files no listing shows, never a listed record missing a part;
+//! - every file is written with `replace_file` (temp, fsync, rename,
+//!   directory fsync) through `Io`, so it is durable when the call returns
+//!   and private (0600 in a 0700 directory) whatever the umask;
+//! - an id is one path component (no `/`, no leading dot, no temp marker):
+//!   nothing outside `conflicts/` is ever named through it.
+
+use std::path::PathBuf;
+
+use super::database::Database;
+use super::error::{Result, StorageError};
+use super::io::{replace_file, sync_parent};
+use super::kept::valid_name;
+
+pub const CONFLICTS_DIR: &str = "conflicts";
+
+/// The files of one conflict record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictFile {
+    /// `<id>.toml`: which table and versions; marks the record complete.
+    Meta,
+    /// `<id>.csv`: the conflicting cells.
+    Cells,
+    /// `<id>.ours`: the refused writer's bytes.
+    Ours,
+}
+
+impl ConflictFile {
+    /// In the order they are removed (the marker first).
+    const ALL: [ConflictFile; 3] = [ConflictFile::Meta, ConflictFile::Cells, ConflictFile::Ours];
+
+    fn ext(self) -> &'static str {
+        match self {
+            ConflictFile::Meta => "toml",
+            ConflictFile::Cells => "csv",
+            ConflictFile::Ours => "ours",
+        }
+    }
+}
+
+fn not_found(id: &str) -> StorageError {
+    StorageError::NotFound {
+        kind: "conflict",
+        name: id.to_string(),
+    }
+}
+
+impl Database {
+    fn conflicts_dir(&self) -> PathBuf {
+        self.root().join(CONFLICTS_DIR)
+    }
+
+    /// The path of one file of conflict `id`; NotFound for an id that is
+    /// not one path component (it cannot name a record).
+    fn conflict_path(&self, id: &str, file: ConflictFile) -> Result<PathBuf> {
+        if !valid_name(id) {
+            return Err(not_found(id));
+        }
+        Ok(self.conflicts_dir().join(format!("{id}.{}", file.ext())))
+    }
+
+    /// Writes conflict `id` durably: the refused bytes and the cells first,
+    /// the metadata last (its presence marks the record complete).
+    pub fn put_conflict(&self, id: &str, meta: &[u8], cells: &[u8], ours: &[u8]) -> Result<()> {
+        let [meta_path, cells_path, ours_path] =
+            ConflictFile::ALL.map(|file| self.conflict_path(id, file));
+        let (meta_path, cells_path, ours_path) = (meta_path?, cells_path?, ours_path?);
+        let dir = self.conflicts_dir();
+        self.io()
+            .create_dir(&dir)
+            .map_err(|e| StorageError::io("create", &dir, e))?;
+        let io = &**self.io();
+        replace_file(io, &ours_path, ours)?;
+        replace_file(io, &cells_path, cells)?;
+        replace_file(io, &meta_path, meta)
+    }
+
+    /// The ids of every complete conflict record, sorted by name.
+    pub fn conflict_ids(&self) -> Result<Vec<String>> {
+        let dir = self.conflicts_dir();
+        let names = match self.io().list(&dir) {
+            Ok(v) => v,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StorageError::io("list", &dir, e)),
+        };
+        let suffix = format!(".{}", ConflictFile::Meta.ext());
+        let mut ids: Vec<String> = names
+            .iter()
+            // Temp files of a write in progress are dot files: skipped.
+            .filter(|n| valid_name(n))
+            .filter_map(|n| n.strip_suffix(&suffix))
+            .filter(|id| valid_name(id))
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// One file of conflict `id`; NotFound when the record (or that file)
+    /// does not exist.
+    pub fn read_conflict(&self, id: &str, file: ConflictFile) -> Result<Vec<u8>> {
+        let path = self.conflict_path(id, file)?;
+        self.io().read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => not_found(id),
+            _ => StorageError::io("read", &path, e),
+        })
+    }
+
+    /// Removes conflict `id` (no error when it is gone), the metadata first
+    /// so that a crash midway leaves no listed record missing a part.
+    pub fn remove_conflict(&self, id: &str) -> Result<()> {
+        let mut removed = None;
+        for file in ConflictFile::ALL {
+            let path = self.conflict_path(id, file)?;
+            match self.io().remove(&path) {
+                Ok(()) => removed = Some(path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io("remove", &path, e)),
+            }
+        }
+        match removed {
+            Some(path) => sync_parent(&**self.io(), &path),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::storage::RealIo;
+    use crate::storage::io::{DIR_MODE, FILE_MODE};
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn db() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::init(Arc::new(RealIo), dir.path(), "shop", '|').unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn a_conflict_round_trips_privately_and_is_removed() {
+        let (_d, db) = db();
+        assert!(db.conflict_ids().unwrap().is_empty());
+        db.put_conflict("t-1", b"meta", b"cells", b"ours").unwrap();
+        db.put_conflict("t-2", b"m2", b"c2", b"o2").unwrap();
+        assert_eq!(db.conflict_ids().unwrap(), ["t-1", "t-2"]);
+        assert_eq!(
+            db.read_conflict("t-1", ConflictFile::Meta).unwrap(),
+            b"meta"
+        );
+        assert_eq!(
+            db.read_conflict("t-1", ConflictFile::Cells).unwrap(),
+            b"cells"
+        );
+        assert_eq!(
+            db.read_conflict("t-1", ConflictFile::Ours).unwrap(),
+            b"ours"
+        );
+        // Replacing a record replaces its bytes.
+        db.put_conflict("t-1", b"meta2", b"cells", b"ours").unwrap();
+        assert_eq!(
+            db.read_conflict("t-1", ConflictFile::Meta).unwrap(),
+            b"meta2"
+        );
+
+        let dir = db.root().join(CONFLICTS_DIR);
+        assert_eq!(mode(&dir), DIR_MODE);
+        for ext in ["toml", "csv", "ours"] {
+            assert_eq!(mode(&dir.join(format!("t-1.{ext}"))), FILE_MODE, "{ext}");
+        }
+
+        db.remove_conflict("t-1").unwrap();
+        assert_eq!(db.conflict_ids().unwrap(), ["t-2"]);
+        for file in ConflictFile::ALL {
+            assert!(matches!(
+                db.read_conflict("t-1", file),
+                Err(StorageError::NotFound { .. })
+            ));
+        }
+        for ext in ["toml", "csv", "ours"] {
+            assert!(!dir.join(format!("t-1.{ext}")).exists(), "{ext}");
+        }
+        // Removing again is not an error.
+        db.remove_conflict("t-1").unwrap();
+    }
+
+    #[test]
+    fn only_complete_records_with_valid_ids_are_listed_or_read() {
+        let (_d, db) = db();
+        db.put_conflict("t-1", b"meta", b"cells", b"ours").unwrap();
+        let dir = db.root().join(CONFLICTS_DIR);
+        // A record whose metadata was never written (a crash midway), and
+        // a leftover dot file: neither is a record.
+        std::fs::write(dir.join("t-2.csv"), b"cells").unwrap();
+        std::fs::write(dir.join(".t-3.toml"), b"meta").unwrap();
+        assert_eq!(db.conflict_ids().unwrap(), ["t-1"]);
+        for bad in ["", "../t-1", ".t-3", "a/b"] {
+            assert!(
+                matches!(
+                    db.read_conflict(bad, ConflictFile::Meta),
+                    Err(StorageError::NotFound { .. })
+                ),
+                "{bad:?}"
+            );
+            assert!(db.put_conflict(bad, b"m", b"c", b"o").is_err(), "{bad:?}");
+        }
+    }
+}
