@@ -259,19 +259,9 @@ impl<'db> Engine<'db> {
                     return Ok(hit);
                 }
                 let env = self.env();
-                let result = match exec::run(&select, &env) {
-                    // Joins too large to hold: a query whose result is small
-                    // (grouped, DISTINCT, ORDER BY with LIMIT) takes their
-                    // rows one at a time; one that can stream is left to
-                    // `query_to`.
-                    Err(e)
-                        if e.kind == ErrorKind::TooLarge
-                            && (!exec::streamable(&select) || select.limit.is_some()) =>
-                    {
-                        exec::run_streaming(&select, &env)?
-                    }
-                    other => other?,
-                };
+                // `exec::run` picks how the query runs; `TooLarge`: a result
+                // to stream (`query_to`), or too much to hold.
+                let result = exec::run(&select, &env)?;
                 self.persist_indexes();
                 let result = Arc::new(result);
                 self.cache.results.put(key, Arc::clone(&result));

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use super::super::ResultSet;
 use super::super::ast::{AggCall, AggFunc, Expr, Select};
 use super::super::error::QueryError;
+use super::super::table::{Dict, TypedTable};
 use super::super::value::{FastMap, Value};
 use super::eval::{Ctx, Row, eval, eval_cow, runtime};
 use super::join::{first_ids, stream_rows};
@@ -113,15 +114,14 @@ fn finish(acc: Acc) -> Value {
     }
 }
 
-/// A grouped query over joins too large to hold (`TooLarge`): the joined
-/// rows stream into the groups, which are all that is held.
+/// `Strategy::GroupedStreaming`: a grouped query over rows too many to
+/// hold; they stream into the groups, which are all that is held.
 pub(super) fn run_grouped_streaming(
     s: &Select,
     env: &Env,
-) -> Result<Option<ResultSet>, QueryError> {
-    let Some((keys, aggs)) = &s.grouping else {
-        return Ok(None);
-    };
+    keys: &[Expr],
+    aggs: &[AggCall],
+) -> Result<ResultSet, QueryError> {
     let mut by_value: FastMap<Vec<Value>, usize> = FastMap::default();
     let mut states: Vec<GroupState> = Vec::new();
     let cap = env.limits.max_rows_in_memory as usize;
@@ -150,7 +150,7 @@ pub(super) fn run_grouped_streaming(
     };
     stream_rows(s, env, &mut add)?;
     let out = groups_to_rows(s, keys.is_empty(), aggs, states)?;
-    Ok(Some(finish_output(s, out)))
+    Ok(finish_output(s, out))
 }
 
 /// GROUP BY one column of one table, without WHERE, where every aggregate
@@ -161,8 +161,8 @@ pub(super) fn run_grouped_streaming(
 fn aggregate_columns(
     s: &Select,
     aggs: &[AggCall],
-    table: &super::super::table::TypedTable,
-    dict: &super::super::table::Dict,
+    table: &TypedTable,
+    dict: &Dict,
 ) -> Option<ResultSet> {
     enum Fast<'a> {
         CountStar,
@@ -291,25 +291,100 @@ pub(super) fn groups_to_rows(
     Ok(out)
 }
 
-/// GROUP BY one column of a single table through the column's dictionary:
-/// rows go to groups by code, no hashing (None: the query is not of that
-/// shape, or the column has too many distinct values).
-pub(super) fn run_grouped_by_dict(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError> {
+/// `Strategy::InMemory`'s grouping of rows already held: the groups as
+/// output rows.
+pub(super) fn group_rows(
+    s: &Select,
+    env: &Env,
+    keys: &[Expr],
+    aggs: &[AggCall],
+    rows: &[Row],
+) -> Result<Vec<OutRow>, QueryError> {
+    // Groups by key: a single plain column is looked up by reference
+    // (no key is built per row); anything else by its values.
+    let mut by_ref: FastMap<&Value, usize> = FastMap::default();
+    let mut by_value: FastMap<Vec<Value>, usize> = FastMap::default();
+    let single_col = match keys {
+        [Expr::Col(i, _)] => Some(*i),
+        _ => None,
+    };
+    let mut states: Vec<GroupState> = Vec::new();
+    let null = Value::Null;
+    for &r in rows {
+        env.limits.interrupt.check()?;
+        let found = match single_col {
+            Some(i) => by_ref.get(r.get(i).unwrap_or(&null)).copied(),
+            None => {
+                let key: Vec<Value> = keys
+                    .iter()
+                    .map(|k| eval(k, &Ctx::Row(r)))
+                    .collect::<Result<_, _>>()?;
+                by_value.get(&key).copied()
+            }
+        };
+        let g = match found {
+            Some(g) => g,
+            None => {
+                let key: Vec<Value> = keys
+                    .iter()
+                    .map(|k| eval(k, &Ctx::Row(r)))
+                    .collect::<Result<_, _>>()?;
+                states.push((
+                    key.clone(),
+                    aggs.iter().map(new_acc).collect(),
+                    vec![HashSet::new(); aggs.len()],
+                ));
+                match single_col {
+                    Some(i) => {
+                        by_ref.insert(r.get(i).unwrap_or(&null), states.len() - 1);
+                    }
+                    None => {
+                        by_value.insert(key, states.len() - 1);
+                    }
+                }
+                states.len() - 1
+            }
+        };
+        feed(aggs, &mut states[g], r)?;
+    }
+    groups_to_rows(s, keys.is_empty(), aggs, states)
+}
+
+/// GROUP BY one column of a single table, without joins, where the column
+/// has a dictionary (not too many distinct values): what
+/// `run_grouped_by_dict` runs.
+pub(super) struct DictGrouping<'s> {
+    aggs: &'s [AggCall],
+    table: &'s TypedTable,
+    dict: &'s Dict,
+}
+
+/// The query's `DictGrouping`, if it has that shape.
+pub(super) fn dict_grouping(s: &Select) -> Option<DictGrouping<'_>> {
     let (Some((keys, aggs)), true, [src]) = (&s.grouping, s.joins.is_empty(), s.sources.as_slice())
     else {
-        return Ok(None);
+        return None;
     };
     let [Expr::Col(col, _)] = keys.as_slice() else {
-        return Ok(None);
+        return None;
     };
     let table = &src.table;
-    let Some(dict) = table.dict(*col) else {
-        return Ok(None);
-    };
+    let dict = table.dict(*col)?;
+    Some(DictGrouping { aggs, table, dict })
+}
+
+/// `Strategy::DictGrouped`: rows go to groups by the key's dictionary
+/// code, no hashing.
+pub(super) fn run_grouped_by_dict(
+    s: &Select,
+    env: &Env,
+    d: DictGrouping,
+) -> Result<ResultSet, QueryError> {
+    let DictGrouping { aggs, table, dict } = d;
     if s.filter.is_none()
         && let Some(fast) = aggregate_columns(s, aggs, table, dict)
     {
-        return Ok(Some(fast));
+        return Ok(fast);
     }
     let ids: Vec<u32> = match first_ids(s, env) {
         Some(ids) => ids,
@@ -344,5 +419,5 @@ pub(super) fn run_grouped_by_dict(s: &Select, env: &Env) -> Result<Option<Result
         feed(aggs, &mut states[g], row)?;
     }
     let out = groups_to_rows(s, false, aggs, states)?;
-    Ok(Some(finish_output(s, out)))
+    Ok(finish_output(s, out))
 }

@@ -9,8 +9,8 @@ use super::super::ast::{CmpOp, Expr, Select};
 use super::super::error::{ErrorKind, QueryError};
 use super::super::table::ColumnIndex;
 use super::super::value::{Type, Value};
+use super::Env;
 use super::eval::{Ctx, Row, eval};
-use super::{Env, too_large};
 
 /// Row numbers of the first source that can satisfy the filter: through a
 /// hash index when the filter requires `column = constant` of that source
@@ -71,12 +71,13 @@ pub(super) fn index_probe(filter: &Expr, width: usize) -> Option<(usize, Value)>
 }
 
 /// Joins the sources: the result holds, for each joined row, one slice per
-/// source (`stride` = the number of sources), so nothing is copied.
+/// source (`stride` = the number of sources), so nothing is copied. None:
+/// a join makes more rows than `max_rows_in_memory`.
 pub(super) fn joined_rows<'t>(
     s: &'t Select,
     env: &Env,
     offsets: &'t [usize],
-) -> Result<Vec<&'t [Value]>, QueryError> {
+) -> Result<Option<Vec<&'t [Value]>>, QueryError> {
     let limits = env.limits;
     let mut rows: Vec<&'t [Value]> = first_rows(s, env)?;
     let empty: &'t [Value] = &[];
@@ -161,7 +162,7 @@ pub(super) fn joined_rows<'t>(
                 out.push(empty);
             }
             if count > limits.max_rows_in_memory {
-                return Err(too_large(limits));
+                return Ok(None);
             }
             if count > limits.max_join_rows {
                 return Err(QueryError::new(
@@ -175,7 +176,7 @@ pub(super) fn joined_rows<'t>(
         }
         rows = out;
     }
-    Ok(rows)
+    Ok(Some(rows))
 }
 
 /// Every joined row that passes the filter, one at a time, to `take`

@@ -3,11 +3,11 @@
 //! project, DISTINCT, ORDER BY, LIMIT. Expressions follow SQLite's rules
 //! (`value.rs`).
 //!
-//! This file holds the entry points (`run`, `stream`, `run_streaming`) and
-//! the choice between the ways a query runs; `eval.rs` evaluates
-//! expressions, `join.rs` reads and joins the sources, `aggregate.rs`
-//! groups, `order.rs` sorts and cuts the output, `explain.rs` describes
-//! the plan.
+//! This file holds the entry points (`run`, `stream`) and the choice, in
+//! one place (`choose`), between the ways a query runs (`Strategy`);
+//! `eval.rs` evaluates expressions, `join.rs` reads and joins the sources,
+//! `aggregate.rs` groups, `order.rs` sorts and cuts the output,
+//! `explain.rs` describes the plan.
 
 mod aggregate;
 mod eval;
@@ -18,15 +18,15 @@ mod order;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::ast::{Expr, Select, Source};
+use super::ast::{AggCall, Expr, Select, Source};
 use super::error::{ErrorKind, QueryError};
 use super::index::{IndexPolicy, Indexes};
 use super::table::ColumnIndex;
-use super::value::{FastMap, Value};
+use super::value::Value;
 use super::{Limits, ResultSet};
 
 use aggregate::{
-    GroupState, feed, groups_to_rows, new_acc, run_grouped_by_dict, run_grouped_streaming,
+    DictGrouping, dict_grouping, group_rows, run_grouped_by_dict, run_grouped_streaming,
 };
 use eval::{Ctx, Row, eval};
 pub use eval::{eval_const, eval_row};
@@ -97,19 +97,10 @@ pub fn stream(
     Ok(true)
 }
 
-/// A query over more rows than `max_rows_in_memory` (`TooLarge` from
-/// `run`), computed from rows streamed one at a time, holding only what
-/// its result needs: the groups of a grouping, the rows seen of DISTINCT,
-/// the best `OFFSET + LIMIT` of ORDER BY with LIMIT. Fails (`TooLarge`)
-/// when that is itself over the bound.
-pub fn run_streaming(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
-    match run_grouped_streaming(s, env)? {
-        Some(r) => Ok(r),
-        None => run_buffered(s, env),
-    }
-}
-
-/// `run_streaming` for a query without grouping.
+/// `Strategy::Buffered`: rows one at a time, holding only what the result
+/// needs: the rows seen of DISTINCT, the best `OFFSET + LIMIT` of ORDER BY
+/// with LIMIT, the first `OFFSET + LIMIT` rows of a LIMIT. Fails
+/// (`TooLarge`) when that is itself over the bound.
 fn run_buffered(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
     let keep = s
         .limit
@@ -144,11 +135,70 @@ pub fn streamable(s: &Select) -> bool {
     s.grouping.is_none() && !s.distinct && s.order.is_empty()
 }
 
-/// Runs a bound SELECT to completion.
-pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
-    if let Some(result) = run_grouped_by_dict(s, env)? {
-        return Ok(result);
+/// The ways a query runs. `choose` picks one, in one place; `run` runs it.
+enum Strategy<'s> {
+    /// GROUP BY one column of one table with a dictionary: groups by code
+    /// (never over the bound: the dictionary bounds the groups).
+    DictGrouped(DictGrouping<'s>),
+    /// Every joined, filtered row held (by reference), then grouped or
+    /// projected: the fast path, while the rows fit `max_rows_in_memory`.
+    InMemory,
+    /// Grouped, rows too many to hold: they stream into the groups, which
+    /// are all that is held.
+    GroupedStreaming {
+        keys: &'s [Expr],
+        aggs: &'s [AggCall],
+    },
+    /// Rows too many to hold for DISTINCT, ORDER BY or LIMIT: they stream,
+    /// only what the result needs is held (`run_buffered`).
+    Buffered,
+    /// Rows too many to hold, each output row on its own: the caller
+    /// streams them (`stream`, `Engine::query_to`); `run` says `TooLarge`.
+    Streamed,
+}
+
+/// How `s` runs: from the query's shape and whether its rows fit in
+/// memory (`rows_fit`: false once `run_in_memory` found more rows than
+/// `max_rows_in_memory`).
+fn choose(s: &Select, rows_fit: bool) -> Strategy<'_> {
+    if let Some(d) = dict_grouping(s) {
+        return Strategy::DictGrouped(d);
     }
+    if rows_fit {
+        return Strategy::InMemory;
+    }
+    match &s.grouping {
+        Some((keys, aggs)) => Strategy::GroupedStreaming { keys, aggs },
+        None if streamable(s) && s.limit.is_none() => Strategy::Streamed,
+        None => Strategy::Buffered,
+    }
+}
+
+/// Runs a bound SELECT to completion, the way `choose` picks. `TooLarge`:
+/// the result is to be streamed (`stream`), or what it needs held is over
+/// `max_rows_in_memory`.
+pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
+    let mut strategy = choose(s, true);
+    loop {
+        return match strategy {
+            Strategy::DictGrouped(d) => run_grouped_by_dict(s, env, d),
+            Strategy::InMemory => match run_in_memory(s, env)? {
+                Some(result) => Ok(result),
+                None => {
+                    strategy = choose(s, false);
+                    continue;
+                }
+            },
+            Strategy::GroupedStreaming { keys, aggs } => run_grouped_streaming(s, env, keys, aggs),
+            Strategy::Buffered => run_buffered(s, env),
+            Strategy::Streamed => Err(too_large(env.limits)),
+        };
+    }
+}
+
+/// `Strategy::InMemory`; None: more rows than `max_rows_in_memory` (joined,
+/// or filtered without grouping nor ORDER BY with LIMIT).
+fn run_in_memory(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError> {
     let offsets: Vec<usize> = if s.sources.is_empty() {
         vec![0]
     } else {
@@ -158,7 +208,10 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
     let flat: Vec<&[Value]> = if s.joins.is_empty() {
         first_rows(s, env)?
     } else {
-        joined_rows(s, env, &offsets)?
+        match joined_rows(s, env, &offsets)? {
+            Some(rows) => rows,
+            None => return Ok(None),
+        }
     };
     let mut rows: Vec<Row> = Vec::with_capacity(flat.len() / stride);
     for parts in flat.chunks_exact(stride) {
@@ -185,13 +238,7 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
                 .filter(|_| !s.order.is_empty() && !s.distinct)
                 .map(|l| s.offset.saturating_add(l).max(1));
             if rows.len() as u64 > env.limits.max_rows_in_memory && keep.is_none() {
-                // A result to stream whole is the caller's (`query_to`);
-                // else rows pass one at a time, only what is needed held.
-                return if streamable(s) && s.limit.is_none() {
-                    Err(too_large(env.limits))
-                } else {
-                    run_buffered(s, env)
-                };
+                return Ok(None);
             }
             for &r in &rows {
                 env.limits.interrupt.check()?;
@@ -201,55 +248,8 @@ pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
             }
         }
         Some((keys, aggs)) => {
-            // Groups by key: a single plain column is looked up by reference
-            // (no key is built per row); anything else by its values.
-            let mut by_ref: FastMap<&Value, usize> = FastMap::default();
-            let mut by_value: FastMap<Vec<Value>, usize> = FastMap::default();
-            let single_col = match keys.as_slice() {
-                [Expr::Col(i, _)] => Some(*i),
-                _ => None,
-            };
-            let mut states: Vec<GroupState> = Vec::new();
-            let null = Value::Null;
-            for &r in &rows {
-                env.limits.interrupt.check()?;
-                let found = match single_col {
-                    Some(i) => by_ref.get(r.get(i).unwrap_or(&null)).copied(),
-                    None => {
-                        let key: Vec<Value> = keys
-                            .iter()
-                            .map(|k| eval(k, &Ctx::Row(r)))
-                            .collect::<Result<_, _>>()?;
-                        by_value.get(&key).copied()
-                    }
-                };
-                let g = match found {
-                    Some(g) => g,
-                    None => {
-                        let key: Vec<Value> = keys
-                            .iter()
-                            .map(|k| eval(k, &Ctx::Row(r)))
-                            .collect::<Result<_, _>>()?;
-                        states.push((
-                            key.clone(),
-                            aggs.iter().map(new_acc).collect(),
-                            vec![HashSet::new(); aggs.len()],
-                        ));
-                        match single_col {
-                            Some(i) => {
-                                by_ref.insert(r.get(i).unwrap_or(&null), states.len() - 1);
-                            }
-                            None => {
-                                by_value.insert(key, states.len() - 1);
-                            }
-                        }
-                        states.len() - 1
-                    }
-                };
-                feed(aggs, &mut states[g], r)?;
-            }
-            out = groups_to_rows(s, keys.is_empty(), aggs, states)?;
+            out = group_rows(s, env, keys, aggs, &rows)?;
         }
     }
-    Ok(finish_output(s, out))
+    Ok(Some(finish_output(s, out)))
 }
