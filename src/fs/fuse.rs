@@ -507,7 +507,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let entries = match self.core.listing(fh.0, ino.0) {
+        let (entries, _) = match self.core.listing(fh.0, ino.0) {
             Ok(e) => e,
             Err(e) => {
                 reply.error(fail("readdir", &e));
@@ -544,7 +544,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let entries = match self.core.listing(fh.0, ino.0) {
+        let (entries, known) = match self.core.listing(fh.0, ino.0) {
             Ok(e) => e,
             Err(e) => {
                 reply.error(fail("readdirplus", &e));
@@ -557,8 +557,12 @@ impl Filesystem for FuseFs {
             .map(|(i, n)| (i, n.to_string()))
             .chain(entries.iter().map(|(i, _, n)| (*i, n.clone())));
         for (i, (child, name)) in all.enumerate().skip(offset as usize) {
-            // An entry gone meanwhile (a scratch file removed) is skipped.
-            let Ok(a) = self.core.getattr(child, None) else {
+            // Attributes taken with the listing, else asked for now; an
+            // entry gone meanwhile (a scratch file removed) is skipped.
+            let taken = i
+                .checked_sub(2)
+                .and_then(|k| known.get(k).cloned().flatten());
+            let Some(a) = taken.or_else(|| self.core.getattr(child, None).ok()) else {
                 continue;
             };
             if reply.add(

@@ -86,6 +86,9 @@ pub(super) enum Handle {
     /// built once, not once per page).
     Dir {
         entries: Arc<Vec<(u64, Kind, String)>>,
+        /// Attributes taken with the listing where that costs nothing
+        /// more (a table's versions), aligned with `entries`.
+        attrs: Arc<Vec<Option<Attr>>>,
     },
     /// A query result too large for memory, in an anonymous file.
     Spilled {

@@ -280,22 +280,47 @@ impl ReedFs {
             .collect())
     }
 
-    /// Opens directory `ino`: its listing, taken now.
+    /// Opens directory `ino`: its listing, taken now. For `@versions/`
+    /// the versions' attributes come with it (from the log, already read
+    /// for the names), so a listing with attributes costs no lookup per
+    /// version.
     pub fn opendir(&self, ino: u64) -> Result<u64> {
-        let entries = Arc::new(self.readdir(ino)?);
-        Ok(Self::new_fh(
-            &mut lock(&self.inner),
-            Handle::Dir { entries },
-        ))
+        let entries = self.readdir(ino)?;
+        let mut inner = lock(&self.inner);
+        let mut attrs = vec![None; entries.len()];
+        if let Some(Node::Versions(db, t)) = inner.inodes.node(ino).cloned() {
+            let log = self.dbs[db].db.table(&t)?.versions()?;
+            for ((child, _, _), attr) in entries.iter().zip(attrs.iter_mut()) {
+                if let Some(Node::VersionFile(_, _, seq)) = inner.inodes.node(*child)
+                    && let Some(v) = log.get((*seq as usize).wrapping_sub(1))
+                {
+                    let mut a = self.file_attr(*child, v.size, READ_ONLY_PERM, ts_time(v.ts_us));
+                    a.stable = true;
+                    *attr = Some(a);
+                }
+            }
+        }
+        let h = Handle::Dir {
+            entries: Arc::new(entries),
+            attrs: Arc::new(attrs),
+        };
+        Ok(Self::new_fh(&mut inner, h))
     }
 
     /// The listing of open directory `fh` (of `ino`, listed anew when the
-    /// handle is not an open directory's).
-    pub fn listing(&self, fh: u64, ino: u64) -> Result<Arc<Vec<(u64, Kind, String)>>> {
-        if let Some(Handle::Dir { entries }) = lock(&self.inner).handles.get(&fh) {
-            return Ok(Arc::clone(entries));
+    /// handle is not an open directory's), with the attributes it holds.
+    #[allow(clippy::type_complexity)]
+    pub fn listing(
+        &self,
+        fh: u64,
+        ino: u64,
+    ) -> Result<(Arc<Vec<(u64, Kind, String)>>, Arc<Vec<Option<Attr>>>)> {
+        if let Some(Handle::Dir { entries, attrs }) = lock(&self.inner).handles.get(&fh) {
+            return Ok((Arc::clone(entries), Arc::clone(attrs)));
         }
-        Ok(Arc::new(self.readdir(ino)?))
+        let entries = self.readdir(ino)?;
+        let none = vec![None; entries.len()];
+        Ok((Arc::new(entries), Arc::new(none)))
     }
 
     pub fn releasedir(&self, fh: u64) {

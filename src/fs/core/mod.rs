@@ -323,11 +323,7 @@ impl ReedFs {
             .iter()
             .map(|d| {
                 let cache = crate::query::TableCache::default();
-                let saved = d.db.read_state("indexes").ok().flatten();
-                if let Some(state) = saved.and_then(|b| {
-                    toml::from_str::<crate::query::index::IndexState>(&String::from_utf8_lossy(&b))
-                        .ok()
-                }) {
+                if let Some(state) = crate::query::index::IndexState::load(&d.db) {
                     cache.indexes.restore(&state);
                 }
                 cache
