@@ -2,21 +2,41 @@
 //! (`query_timeout_ms`), or its reader gone (the mount cancels the query
 //! of a reader that was killed). Execution calls [`Interrupt::check`] in
 //! every loop over rows; the check costs an atomic increment, and looks at
-//! the clock and the flag every `EVERY` calls.
+//! the clock and the flag every `EVERY` calls, and at whether the query is
+//! still wanted (`watch`) at most every `WATCH_EVERY`. No thread watches a
+//! query: a query that finishes fast pays nothing.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::error::{ErrorKind, QueryError};
 
 const EVERY: u32 = 1024;
+const WATCH_EVERY: Duration = Duration::from_millis(50);
 
-#[derive(Debug, Default)]
+type Gone = Box<dyn Fn() -> bool + Send + Sync>;
+
+#[derive(Default)]
 pub struct Interrupt {
     cancelled: AtomicBool,
     /// When the query must stop, and the limit that set it (for the message).
     deadline: Option<(Instant, u64)>,
     ticks: AtomicU32,
+    /// Says whether the one who asked for the query is gone.
+    gone: OnceLock<Gone>,
+    started: Option<Instant>,
+    /// Milliseconds after `started` of the last look at `gone`.
+    watched_at_ms: AtomicU64,
+}
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interrupt")
+            .field("cancelled", &self.cancelled)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
 }
 
 impl Interrupt {
@@ -29,8 +49,15 @@ impl Interrupt {
                     timeout_ms,
                 )
             }),
+            started: Some(Instant::now()),
             ..Interrupt::default()
         }
+    }
+
+    /// Cancels the query once `gone` says its reader went away (looked at
+    /// during the query's own checks, at most every `WATCH_EVERY`).
+    pub fn watch(&self, gone: impl Fn() -> bool + Send + Sync + 'static) {
+        let _ = self.gone.set(Box::new(gone));
     }
 
     /// Stops the query at its next check (its reader went away).
@@ -51,6 +78,16 @@ impl Interrupt {
     }
 
     pub fn check_now(&self) -> Result<(), QueryError> {
+        if let (Some(gone), Some(started)) = (self.gone.get(), self.started) {
+            let now = started.elapsed().as_millis() as u64;
+            let last = self.watched_at_ms.load(Ordering::Relaxed);
+            if now.saturating_sub(last) >= WATCH_EVERY.as_millis() as u64 {
+                self.watched_at_ms.store(now, Ordering::Relaxed);
+                if gone() {
+                    self.cancel();
+                }
+            }
+        }
         if self.cancelled.load(Ordering::Relaxed) {
             return Err(QueryError::new(
                 ErrorKind::Interrupted,

@@ -438,21 +438,9 @@ impl ReedFs {
         // A reader killed while its query runs (Ctrl-C on `cat`) stops the
         // query: nobody is left to read the result.
         let interrupt = engine.interrupt();
-        let done = std::sync::atomic::AtomicBool::new(false);
-        let result = std::thread::scope(|scope| {
-            scope.spawn(|| {
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    if reader_gone(reader.pid) {
-                        interrupt.cancel();
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            });
-            let r = engine.query_to(sql, format, &mut spool);
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
-            r
-        });
+        let pid = reader.pid;
+        interrupt.watch(move || reader_gone(pid));
+        let result = engine.query_to(sql, format, &mut spool);
         tracing::debug!(
             elapsed_us = started.elapsed().as_micros() as u64,
             ok = result.is_ok(),
