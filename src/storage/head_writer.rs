@@ -107,11 +107,7 @@ impl Drop for TempHead<'_> {
 
 /// Removes `current.csv` of a dropped table (an empty head).
 fn remove_head(io: &dyn Io, path: &Path) -> Result<()> {
-    match io.remove(path) {
-        Ok(()) => sync_parent(io, path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::io("remove", path, e)),
-    }
+    super::io::remove_file_durably(io, path)
 }
 
 /// Writes `bytes` as the file at `path` now: write-temp and rename, with

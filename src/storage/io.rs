@@ -419,6 +419,16 @@ pub fn replace_file_unsynced(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<(
     Ok(())
 }
 
+/// Removes file `path` (nothing to do when it is gone) and makes the
+/// removal durable.
+pub fn remove_file_durably(io: &dyn Io, path: &Path) -> Result<()> {
+    match io.remove(path) {
+        Ok(()) => sync_parent(io, path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io("remove", path, e)),
+    }
+}
+
 /// Fsyncs the directory holding `path`.
 pub fn sync_parent(io: &dyn Io, path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

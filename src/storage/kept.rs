@@ -118,12 +118,7 @@ pub fn save_unsaved(io: &dyn Io, root: &Path, name: &str, bytes: &[u8]) -> Resul
 
 /// Removes `unsaved/<name>` (no error when it is gone).
 pub fn remove_unsaved(io: &dyn Io, root: &Path, name: &str) -> Result<()> {
-    let path = path_of(root, UNSAVED_DIR, name)?;
-    match io.remove(&path) {
-        Ok(()) => sync_parent(io, &path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::io("remove", &path, e)),
-    }
+    super::io::remove_file_durably(io, &path_of(root, UNSAVED_DIR, name)?)
 }
 
 /// The pid in an unsaved file's name (`...-p<pid>-...`).

@@ -9,8 +9,7 @@
 use std::sync::MutexGuard;
 
 use super::{
-    Attr, Caching, Caller, EditTarget, Event, FsError, Handle, Inner, Node, ReedFs, Result,
-    user_name,
+    Attr, Caching, Caller, EditTarget, Event, FsError, Inner, Node, ReedFs, Result, user_name,
 };
 use crate::fs::node::CONFLICTS_DIR_KEY;
 use crate::merge::{self, MergeError};
@@ -55,16 +54,8 @@ impl ReedFs {
         if flags & libc::O_EXCL != 0 {
             return Err(FsError::Exists);
         }
-        let ino = inner.inodes.ino(&Node::ConflictFile(db, name.to_string()));
-        let h = Handle::VirtualEdit {
-            db,
-            target: EditTarget::Conflict(id),
-            buf: Vec::new(),
-            dirty: false,
-        };
-        let fh = Self::new_fh(inner, h);
-        let attr = self.file_attr(ino, 0, super::FILE_PERM, std::time::SystemTime::now());
-        Ok((attr, fh, Caching::Direct))
+        let node = Node::ConflictFile(db, name.to_string());
+        Ok(self.create_edit(inner, db, node, EditTarget::Conflict(id)))
     }
 
     /// `rm` in `@conflicts/`: scratch files only.

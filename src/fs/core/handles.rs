@@ -47,6 +47,9 @@ pub(super) enum Handle {
         /// a close by any other process (a child that inherited the
         /// descriptor and never wrote) closes a copy and commits nothing.
         writers: Vec<u32>,
+        /// The thread that wrote last and its process: a writer's writes
+        /// look its process up in /proc once, not once per write.
+        last_writer: Option<(u32, u32)>,
         /// Some program closed it (any flush): one never closed was never
         /// really open (see `release`).
         closed: bool,
@@ -133,6 +136,7 @@ impl Handle {
             flushes: 0,
             opener: process_of(opener.pid),
             writers: Vec::new(),
+            last_writer: None,
             closed: false,
             truncated: false,
             frame,
@@ -227,14 +231,24 @@ impl ReedFs {
         data: &[u8],
         caller: Option<Caller>,
     ) -> Result<u32> {
-        let process = caller.map(|c| process_of(c.pid));
         let max = self.opts.max_file_bytes;
         let mut inner = lock(&self.inner);
         if let Some(Handle::CurrentWrite {
-            writers, opener, ..
+            writers,
+            opener,
+            last_writer,
+            ..
         }) = inner.handles.get_mut(&fh)
         {
-            let p = process.unwrap_or(*opener);
+            let p = match (caller, *last_writer) {
+                (None, _) => *opener,
+                (Some(c), Some((pid, process))) if pid == c.pid => process,
+                (Some(c), _) => {
+                    let process = process_of(c.pid);
+                    *last_writer = Some((c.pid, process));
+                    process
+                }
+            };
             if !writers.contains(&p) {
                 writers.push(p);
             }

@@ -2,13 +2,15 @@
 //! a method on [`ReedFs`] that takes and returns plain values. `fuse.rs`
 //! adapts it to fuser; tests drive it directly.
 //!
-//! Commit points (docs/MOUNT.md): `fsync` of a written `current.csv`
-//! handle, the close (flush) that follows written data, the second close of
-//! an emptied handle, the release of a handle still dirty, and a rename onto
-//! `current.csv`. Never the early flush a shell `>` sends before any data,
-//! never a truncate itself (its close commits). Every save merges against
-//! its writer's base (`merge::commit_merging`). Everything else in a table directory is a
-//! scratch file held in memory and never versioned.
+//! Commit points (docs/MOUNT.md): the close (flush) by a process that wrote
+//! through the handle, the opener's second close of an emptied handle or its
+//! close after a truncate, the release of a handle still dirty that some
+//! program closed, and a rename onto `current.csv`. Never an fsync (it makes
+//! the bytes durable under `unsaved/`), never the early flush a shell `>`
+//! sends before any data, never a truncate itself. A whole save merges
+//! against its writer's base (`merge::commit_merging`); an O_APPEND save
+//! appends to the head as it is at commit. Everything else in a table
+//! directory is a scratch file (memory, then disk; `spill`), never versioned.
 //!
 //! Locking: one mutex guards the namespace (inodes, handles, scratch files).
 //! What may be slow runs outside it: commits, queries, reads of history

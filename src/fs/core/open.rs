@@ -4,6 +4,28 @@
 use super::*;
 
 impl ReedFs {
+    /// A created editable virtual file (a schema, a saved query, a conflict
+    /// file): an empty edit handle, not dirty until written, so a create
+    /// that writes nothing saves nothing.
+    pub(super) fn create_edit(
+        &self,
+        inner: &mut Inner,
+        db: usize,
+        node: Node,
+        target: EditTarget,
+    ) -> (Attr, u64, Caching) {
+        let ino = inner.inodes.ino(&node);
+        let h = Handle::VirtualEdit {
+            db,
+            target,
+            buf: Vec::new(),
+            dirty: false,
+        };
+        let fh = Self::new_fh(inner, h);
+        let attr = self.file_attr(ino, 0, FILE_PERM, SystemTime::now());
+        (attr, fh, Caching::Direct)
+    }
+
     pub(super) fn new_fh(inner: &mut Inner, h: Handle) -> u64 {
         let fh = inner.next_fh;
         inner.next_fh += 1;
@@ -290,19 +312,7 @@ impl ReedFs {
             if flags & libc::O_EXCL != 0 && self.schema_file_in(&inner, *db, t).is_ok() {
                 return Err(FsError::Exists);
             }
-            let h = Handle::VirtualEdit {
-                db: *db,
-                target: EditTarget::Schema(t.clone()),
-                buf: Vec::new(),
-                dirty: false,
-            };
-            let ino = inner.inodes.ino(&node);
-            let fh = Self::new_fh(&mut inner, h);
-            return Ok((
-                self.file_attr(ino, 0, FILE_PERM, SystemTime::now()),
-                fh,
-                Caching::Direct,
-            ));
+            return Ok(self.create_edit(&mut inner, *db, node, EditTarget::Schema(t.clone())));
         }
         if name == CURRENT {
             let replacing = Self::replacing_by(&inner, &key, caller.pid);

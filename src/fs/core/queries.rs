@@ -286,18 +286,7 @@ impl ReedFs {
                 if flags & libc::O_EXCL != 0 && self.saved_text_in(inner, db, stem).is_ok() {
                     return Err(FsError::Exists);
                 }
-                // Not dirty until written: a create that writes nothing
-                // saves nothing.
-                let h = Handle::VirtualEdit {
-                    db,
-                    target: EditTarget::SavedQuery(stem.to_string()),
-                    buf: Vec::new(),
-                    dirty: false,
-                };
-                let ino = inner.inodes.ino(&node);
-                let fh = Self::new_fh(inner, h);
-                let attr = self.file_attr(ino, 0, super::FILE_PERM, std::time::SystemTime::now());
-                Ok((attr, fh, Caching::Direct))
+                Ok(self.create_edit(inner, db, node, EditTarget::SavedQuery(stem.to_string())))
             }
             QueryName::Result(..) | QueryName::Sql => Err(FsError::ReadOnly(
                 "query results are read-only; save a query as <name>.sql",
