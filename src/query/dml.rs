@@ -132,7 +132,7 @@ pub fn run(
                         .collect::<Result<_, _>>()?,
                     _ => {
                         let select = binder.bind_query(q)?;
-                        super::exec::run(&select, &engine.env())?.rows
+                        super::exec::run_whole(&select, &engine.env())?.rows
                     }
                 },
                 None => return Err(unsupported("INSERT without VALUES or SELECT")),

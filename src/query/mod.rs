@@ -155,6 +155,13 @@ pub struct Engine<'db> {
     cache: std::borrow::Cow<'db, TableCache>,
 }
 
+/// What a reading statement gave (`Engine::answer`).
+enum Answer {
+    Whole(Arc<ResultSet>),
+    /// A SELECT whose rows are too many to hold, for the caller to stream.
+    ToStream(Box<ast::Select>),
+}
+
 impl Clone for TableCache {
     /// A new, empty cache (a cache is never shared by cloning).
     fn clone(&self) -> TableCache {
@@ -245,6 +252,17 @@ impl<'db> Engine<'db> {
 
     /// `query`, sharing the result with the result cache (no copy).
     fn query_shared(&self, sql: &str) -> Result<Arc<ResultSet>, QueryError> {
+        match self.answer(sql)? {
+            Answer::Whole(result) => Ok(result),
+            Answer::ToStream(_) => Err(exec::too_large(&self.limits)),
+        }
+    }
+
+    /// Runs one reading statement: its whole result (from the result cache
+    /// when the tables it reads are unchanged), or, for a SELECT whose rows
+    /// are too many to hold and need not be (`exec::Ran::ToStream`), the
+    /// bound query for the caller to stream.
+    fn answer(&self, sql: &str) -> Result<Answer, QueryError> {
         let statement = parse::parse(sql)?;
         match &statement {
             sqlparser::ast::Statement::Query(q) => {
@@ -256,16 +274,16 @@ impl<'db> Engine<'db> {
                 read.dedup();
                 let key = (statement.to_string(), read);
                 if let Some(hit) = self.cache.results.get(&key) {
-                    return Ok(hit);
+                    return Ok(Answer::Whole(hit));
                 }
-                let env = self.env();
-                // `exec::run` picks how the query runs; `TooLarge`: a result
-                // to stream (`query_to`), or too much to hold.
-                let result = exec::run(&select, &env)?;
+                let result = match exec::run(&select, &self.env())? {
+                    exec::Ran::Whole(result) => result,
+                    exec::Ran::ToStream => return Ok(Answer::ToStream(Box::new(select))),
+                };
                 self.persist_indexes();
                 let result = Arc::new(result);
                 self.cache.results.put(key, Arc::clone(&result));
-                Ok(result)
+                Ok(Answer::Whole(result))
             }
             sqlparser::ast::Statement::Explain {
                 statement: inner, ..
@@ -277,7 +295,7 @@ impl<'db> Engine<'db> {
                     ));
                 };
                 let select = plan::Binder::new(self, sql).bind_query(q)?;
-                Ok(Arc::new(exec::explain(&select, &self.env())))
+                Ok(Answer::Whole(Arc::new(exec::explain(&select, &self.env()))))
             }
             sqlparser::ast::Statement::Insert(_)
             | sqlparser::ast::Statement::Update(_)
@@ -307,30 +325,22 @@ impl<'db> Engine<'db> {
         out: &mut dyn std::io::Write,
     ) -> Result<(), QueryError> {
         let io = QueryError::output;
-        let too_large = match self.query_shared(sql) {
-            Ok(r) => {
+        match self.answer(sql)? {
+            Answer::Whole(r) => {
                 let mut w = output::RowWriter::new(out, format, &r.columns);
                 w.start().map_err(io)?;
                 for row in &r.rows {
                     w.row(row).map_err(io)?;
                 }
-                return w.finish().map_err(io);
+                w.finish().map_err(io)
             }
-            Err(e) if e.kind == ErrorKind::TooLarge => e,
-            Err(e) => return Err(e),
-        };
-        let statement = parse::parse(sql)?;
-        let sqlparser::ast::Statement::Query(q) = &statement else {
-            return Err(too_large);
-        };
-        let select = plan::Binder::new(self, sql).bind_query(q)?;
-        if !exec::streamable(&select) {
-            return Err(too_large);
+            Answer::ToStream(select) => {
+                let mut w = output::RowWriter::new(out, format, &select.names);
+                w.start().map_err(io)?;
+                exec::stream(&select, &self.env(), &mut |row| w.row(row).map_err(io))?;
+                w.finish().map_err(io)
+            }
         }
-        let mut w = output::RowWriter::new(out, format, &select.names);
-        w.start().map_err(io)?;
-        exec::stream(&select, &self.env(), &mut |row| w.row(row).map_err(io))?;
-        w.finish().map_err(io)
     }
 
     /// Checks that `sql` is a reading query that binds against the current

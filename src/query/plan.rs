@@ -996,7 +996,7 @@ impl<'e> Binder<'e> {
                 "a subquery in IN must return one column",
             ));
         }
-        let result = exec::run(&select, &self.engine.env())?;
+        let result = exec::run_whole(&select, &self.engine.env())?;
         let mut set = InSet {
             values: HashSet::new(),
             has_null: false,

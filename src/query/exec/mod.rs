@@ -50,7 +50,9 @@ impl Env<'_> {
     }
 }
 
-fn too_large(limits: &Limits) -> QueryError {
+/// The error of a query whose result cannot be had whole: what it needs
+/// held is over `max_rows_in_memory`.
+pub fn too_large(limits: &Limits) -> QueryError {
     QueryError::new(
         ErrorKind::TooLarge,
         format!(
@@ -153,14 +155,14 @@ enum Strategy<'s> {
     /// only what the result needs is held (`run_buffered`).
     Buffered,
     /// Rows too many to hold, each output row on its own: the caller
-    /// streams them (`stream`, `Engine::query_to`); `run` says `TooLarge`.
+    /// streams them (`stream`, `Engine::query_to`); `run` says `ToStream`.
     Streamed,
 }
 
 /// How `s` runs: from the query's shape and whether its rows fit in
 /// memory (`rows_fit`: false once `run_in_memory` found more rows than
-/// `max_rows_in_memory`).
-fn choose(s: &Select, rows_fit: bool) -> Strategy<'_> {
+/// `limits.max_rows_in_memory`).
+fn choose<'s>(s: &'s Select, limits: &Limits, rows_fit: bool) -> Strategy<'s> {
     if let Some(d) = dict_grouping(s) {
         return Strategy::DictGrouped(d);
     }
@@ -169,30 +171,55 @@ fn choose(s: &Select, rows_fit: bool) -> Strategy<'_> {
     }
     match &s.grouping {
         Some((keys, aggs)) => Strategy::GroupedStreaming { keys, aggs },
-        None if streamable(s) && s.limit.is_none() => Strategy::Streamed,
+        // A LIMIT within the bound is held (`Buffered` stops at it).
+        None if streamable(s)
+            && s.limit
+                .is_none_or(|l| s.offset.saturating_add(l) > limits.max_rows_in_memory) =>
+        {
+            Strategy::Streamed
+        }
         None => Strategy::Buffered,
     }
 }
 
+/// What `run` gave.
+pub enum Ran {
+    Whole(ResultSet),
+    /// Rows too many to hold, each output row on its own: the caller
+    /// streams them (`stream`) or, needing the result whole, fails
+    /// (`too_large`).
+    ToStream,
+}
+
 /// Runs a bound SELECT to completion, the way `choose` picks. `TooLarge`:
-/// the result is to be streamed (`stream`), or what it needs held is over
-/// `max_rows_in_memory`.
-pub fn run(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
-    let mut strategy = choose(s, true);
+/// what the result needs held is over `max_rows_in_memory`.
+pub fn run(s: &Select, env: &Env) -> Result<Ran, QueryError> {
+    let mut strategy = choose(s, env.limits, true);
     loop {
         return match strategy {
-            Strategy::DictGrouped(d) => run_grouped_by_dict(s, env, d),
+            Strategy::DictGrouped(d) => run_grouped_by_dict(s, env, d).map(Ran::Whole),
             Strategy::InMemory => match run_in_memory(s, env)? {
-                Some(result) => Ok(result),
+                Some(result) => Ok(Ran::Whole(result)),
                 None => {
-                    strategy = choose(s, false);
+                    strategy = choose(s, env.limits, false);
                     continue;
                 }
             },
-            Strategy::GroupedStreaming { keys, aggs } => run_grouped_streaming(s, env, keys, aggs),
-            Strategy::Buffered => run_buffered(s, env),
-            Strategy::Streamed => Err(too_large(env.limits)),
+            Strategy::GroupedStreaming { keys, aggs } => {
+                run_grouped_streaming(s, env, keys, aggs).map(Ran::Whole)
+            }
+            Strategy::Buffered => run_buffered(s, env).map(Ran::Whole),
+            Strategy::Streamed => Ok(Ran::ToStream),
         };
+    }
+}
+
+/// `run` for a caller that needs the whole result (a subquery, INSERT ...
+/// SELECT): a result to stream is `TooLarge`.
+pub fn run_whole(s: &Select, env: &Env) -> Result<ResultSet, QueryError> {
+    match run(s, env)? {
+        Ran::Whole(result) => Ok(result),
+        Ran::ToStream => Err(too_large(env.limits)),
     }
 }
 
