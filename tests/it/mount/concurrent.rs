@@ -2,39 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Mounted, table};
-
-/// The processes under `root` (itself included) and the system call each is
-/// in (`/proc/<pid>/syscall`: a number, or `running`).
-fn syscalls(root: u32) -> Vec<(u32, String)> {
-    let stat = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-    let parent = |pid: u32| -> Option<u32> {
-        let s = stat(pid)?;
-        // pid (comm) state ppid ...
-        s[s.rfind(')')? + 1..]
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    let all: Vec<u32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    let mut tree = vec![root];
-    let mut i = 0;
-    while i < tree.len() {
-        let p = tree[i];
-        tree.extend(all.iter().filter(|&&c| parent(c) == Some(p)));
-        i += 1;
-    }
-    tree.into_iter()
-        .filter_map(|p| {
-            let s = std::fs::read_to_string(format!("/proc/{p}/syscall")).ok()?;
-            Some((p, s.split_whitespace().next()?.to_string()))
-        })
-        .collect()
-}
+use super::{Mounted, syscalls, table};
 
 /// Whether a process under `root` is inside rename(2), renameat(2) or renameat2(2).
 fn in_rename(root: u32) -> bool {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::util::generated;
 
@@ -20,7 +20,18 @@ fn sigkill_during_a_storm_of_saves_loses_no_acknowledged_save() {
     let script = "i=0; while [ $i -lt 400 ]; do i=$((i+1)); \
                   /usr/bin/printf '%s\\n' \"$((20000+i))|Storm $i|s$i@x.org|30|DE|Kiel|2024-01-01|1.00|true|\" >> users/current.csv && echo $i >> \"$WORK/acked\"; done";
     let writer = m.spawn(script);
-    std::thread::sleep(Duration::from_millis(700));
+    // Kill in the middle of the storm: once some saves are acknowledged.
+    let acked_file = m.work.path().join("acked");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&acked_file).map_or(0, |a| a.lines().count()) < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the storm saved nothing: {}",
+            m.log()
+        );
+        // A poll interval, not a wait for a commit.
+        std::thread::sleep(Duration::from_millis(10));
+    }
     m.kill_daemon();
     let _ = writer.wait_with_output();
     let acked: Vec<u32> = std::fs::read_to_string(m.work.path().join("acked"))

@@ -4,7 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Mounted, table};
+use super::{Mounted, table, wait_until_in_syscall};
+
+/// Where a reader of `@query/` waits while its query runs: the open (the
+/// query runs at open) or a read.
+const IN_QUERY: &[libc::c_long] = &[libc::SYS_openat, libc::SYS_read];
 
 /// `n` rows `id|v`: enough for a join without an equality to run away.
 fn big_table(n: usize) -> Vec<u8> {
@@ -42,7 +46,8 @@ fn runaway_queries_time_out_and_never_starve_reads_and_saves() {
     let runaway: Vec<_> = (0..8)
         .map(|_| m.spawn(&format!("cat '{RUNAWAY}' > /dev/null")))
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    let pids: Vec<u32> = runaway.iter().map(|c| c.id()).collect();
+    wait_until_in_syscall(&pids, IN_QUERY);
     // A liveness check, not a benchmark: these finish while all eight run
     // (docs/BENCHMARKS.md has the measured latency).
     let started = Instant::now();
@@ -84,7 +89,7 @@ fn a_query_stops_when_its_reader_is_killed() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_in_syscall(&[reader.id()], IN_QUERY);
     reader.kill().unwrap();
     let _ = reader.wait();
     let start = Instant::now();

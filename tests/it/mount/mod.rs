@@ -460,6 +460,59 @@ except OSError as e:
 sys.exit('close succeeded: no conflict')
 "#;
 
+/// The processes under `root` (itself included) and the system call each is
+/// in (`/proc/<pid>/syscall`: a number, or `running`).
+pub fn syscalls(root: u32) -> Vec<(u32, String)> {
+    let stat = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    let parent = |pid: u32| -> Option<u32> {
+        let s = stat(pid)?;
+        // pid (comm) state ppid ...
+        s[s.rfind(')')? + 1..]
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let all: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(all.iter().filter(|&&c| parent(c) == Some(p)));
+        i += 1;
+    }
+    tree.into_iter()
+        .filter_map(|p| {
+            let s = std::fs::read_to_string(format!("/proc/{p}/syscall")).ok()?;
+            Some((p, s.split_whitespace().next()?.to_string()))
+        })
+        .collect()
+}
+
+/// Waits (polling, up to 20 s) until some process under each of `roots` is
+/// inside one of the system calls `calls`: a test's way to know that a
+/// program reached the mount, instead of sleeping and hoping it did.
+pub fn wait_until_in_syscall(roots: &[u32], calls: &[libc::c_long]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for &root in roots {
+        while !syscalls(root)
+            .iter()
+            .any(|(_, n)| n.parse().is_ok_and(|n: libc::c_long| calls.contains(&n)))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "process {root} never reached {calls:?}: {:?}",
+                syscalls(root)
+            );
+            // A poll interval, not a wait for an effect.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 fn table() -> Vec<u8> {
     generated("users", 300, '|')
 }

@@ -533,6 +533,8 @@ fn a_stale_save_in_place_fails_with_ebusy_and_leaves_a_stable_conflict_file() {
     let file = format!("@conflicts/{id}");
     assert_eq!(m.out(&format!("stat -c %a '{file}'")), "600\n");
     let first = mtime(&m, &file);
+    // Not a race: time must pass for a clock-based mtime to show (stat's
+    // resolution here is one second).
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(mtime(&m, &file), first, "the conflict file's mtime moves");
 }
