@@ -10,7 +10,7 @@ use std::sync::Arc;
 use reedbase::storage::fault::{Fault, FaultIo};
 use reedbase::storage::{Action, Base, CommitOptions, Database, Io, RealIo};
 
-use crate::util::{rows, set_row};
+use crate::util::{rows, set_keyframe_every, set_row};
 
 /// One operation under test, run against a prepared database.
 struct Scenario {
@@ -80,16 +80,6 @@ fn scenarios() -> Vec<Scenario> {
             after: Vec::new,
         },
     ]
-}
-
-fn set_keyframe_every(root: &Path, n: u64) {
-    let p = root.join("config.toml");
-    let cfg = std::fs::read_to_string(&p).expect("config");
-    std::fs::write(
-        &p,
-        cfg.replace("keyframe_every = 1000", &format!("keyframe_every = {n}")),
-    )
-    .expect("write config");
 }
 
 /// Prepares a fresh store for `s` in `dir`.

@@ -1,11 +1,83 @@
 //! Property test: random sequences of commits (valid, invalid, unchanged),
 //! drops, restores and reopens against an in-memory model. Every version
-//! must read back byte-identical and `verify` must pass.
+//! must read back byte-identical and `verify` must pass; and the files of
+//! committed versions (deltas, keyframes) are written once and never
+//! touched again (docs/ARCHITECTURE.md, invariant 6).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use reedbase::storage::{Action, Base, CommitOptions, Database, RealIo, StorageError};
+use reedbase::storage::{Action, Base, CommitOptions, Database, Io, RealIo, StorageError};
+
+use crate::util::{RecordingIo, set_keyframe_every};
+
+/// Whether `name` is a file that holds a version: a delta or a keyframe.
+fn is_history_file(name: &str) -> bool {
+    [".bsdiff", ".bsdiff.xz", ".csv.xz"]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
+/// Invariant 6: every history file on disk at the end (the ones committed
+/// versions name; recovery removes the others) was written exactly once,
+/// with `write_new`, and nothing else ever touched its path; and no
+/// directory holding them was removed or replaced.
+fn check_history_files_written_once(root: &Path, io: &RecordingIo) -> Result<(), TestCaseError> {
+    let changes = io.changes();
+    let mut seen = 0;
+    for entry in walkdir(root) {
+        let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !is_history_file(name) {
+            continue;
+        }
+        seen += 1;
+        let calls = changes.get(&entry).cloned().unwrap_or_default();
+        prop_assert_eq!(&calls, &vec!["write_new"], "{}", entry.display());
+    }
+    prop_assert!(seen > 0, "no history file found under {}", root.display());
+    for (path, calls) in changes.iter() {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if is_history_file(name) {
+            // A delta no log line names may be removed (recovery, a failed
+            // commit); it is never rewritten, appended to or renamed.
+            prop_assert!(
+                calls.iter().all(|c| *c == "write_new" || *c == "remove"),
+                "{}: {:?}",
+                path.display(),
+                calls
+            );
+        }
+        if calls.contains(&"remove_dir_all") {
+            let written_under = changes
+                .keys()
+                .any(|p| p.starts_with(path) && is_history_file(&p.to_string_lossy()));
+            prop_assert!(
+                !written_under,
+                "{} removed with history in it",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every file under `dir`, recursively.
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -101,7 +173,11 @@ proptest! {
     #[test]
     fn random_histories_read_back_exactly(ops in proptest::collection::vec(op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = Database::init(Arc::new(RealIo), dir.path(), "m", '|').unwrap();
+        let io = Arc::new(RecordingIo::default());
+        drop(Database::init(Arc::new(RealIo), dir.path(), "m", '|').unwrap());
+        // Keyframes every 3 versions, so they are checked too.
+        set_keyframe_every(dir.path(), 3);
+        let mut db = Database::open_with(Arc::clone(&io) as Arc<dyn Io>, dir.path()).unwrap();
         let mut model = Rows::initial();
         db.create_table("t", &model.render(), "model").unwrap();
         // versions[i] = content of version i + 1 ("" for a drop).
@@ -184,7 +260,7 @@ proptest! {
                 Op::Reopen => {
                     drop(t);
                     drop(db);
-                    db = Database::open(dir.path()).unwrap();
+                    db = Database::open_with(Arc::clone(&io) as Arc<dyn Io>, dir.path()).unwrap();
                     None
                 }
                 Op::Read(v) => {
@@ -215,5 +291,6 @@ proptest! {
         }
         let report = db.verify().unwrap();
         prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
+        check_history_files_written_once(dir.path(), &io)?;
     }
 }

@@ -4,7 +4,9 @@ use reedbase::storage::{
     Action, Base, CommitOptions, CsvErrorKind, Database, Io, RealIo, StorageError,
 };
 
-use crate::util::{USERS, new_db, rows, set_row};
+use std::sync::Arc;
+
+use crate::util::{RecordingIo, USERS, new_db, rows, set_row};
 
 fn opts() -> CommitOptions<'static> {
     CommitOptions::new(Action::Update, "tester")
@@ -809,4 +811,48 @@ fn an_older_head_never_lands_over_a_newer_one() {
     drop(o);
     drop(other);
     assert!(db.verify().unwrap().notes.is_empty());
+}
+
+/// Invariant 10 (docs/ARCHITECTURE.md), in bytes: what a commit writes to
+/// the store is proportional to the change, not the table. Editing one row
+/// of 2,000 or of 100,000 rows writes about the same (the delta, the log
+/// line); only `current.csv`, rewritten off the commit path, grows with the
+/// table.
+#[test]
+fn a_one_row_commit_writes_in_proportion_to_the_change_not_the_table() {
+    let written_by_one_row_edit = |n: usize| -> (u64, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let io = Arc::new(RecordingIo::default());
+        let db = Database::init(Arc::clone(&io) as Arc<dyn Io>, dir.path(), "m", '|').unwrap();
+        db.create_table("t", &rows(n), "u").unwrap();
+        let t = db.table("t").unwrap();
+        t.flush();
+        io.take_written();
+        let key = (n / 2).to_string();
+        let edited = set_row(&t.head().unwrap().1, &key, &format!("{key}|edited|1"));
+        assert!(t.commit(Base::Head, edited, &opts()).unwrap().created);
+        t.flush();
+        let (mut head_file, mut store) = (0, 0);
+        for (path, n) in io.take_written() {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.contains("current.csv") {
+                head_file += n;
+            } else {
+                store += n;
+            }
+        }
+        (store, head_file)
+    };
+    let (small, small_head) = written_by_one_row_edit(2_000);
+    let (large, large_head) = written_by_one_row_edit(100_000);
+    // The filter hides nothing else: current.csv is the one file that grows.
+    assert!(large_head > 40 * small_head, "{small_head} -> {large_head}");
+    assert!(
+        small > 0 && small < 1024,
+        "a one-row commit wrote {small} bytes"
+    );
+    assert!(
+        large < small + 64,
+        "a one-row commit wrote {small} bytes at 2,000 rows and {large} at 100,000"
+    );
 }

@@ -13,7 +13,7 @@
 //! An allowlist entry that no longer matches anything fails as well: the lists
 //! only shrink.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -151,6 +151,9 @@ fn tidy() {
     for (path, _) in &sources {
         offences.extend(check_code_map(path, &doc));
     }
+
+    // (g) errors are mapped once: to errnos, to exit codes, between types.
+    offences.extend(check_error_mapping(&sources));
 
     assert!(
         offences.is_empty(),
@@ -546,6 +549,55 @@ fn check_unwrap(path: &str, text: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// Where each way of turning an error into what the caller sees may be
+/// written (outside tests): the one place invariant 8 of
+/// docs/ARCHITECTURE.md names.
+const ERROR_MAPPINGS: &[(&str, &str)] = &[
+    // FsError -> errno: `fs/fuse.rs::errno`.
+    ("Errno::", "src/fs/fuse.rs"),
+    // Error -> exit code: `cli/mod.rs::exit_code`.
+    ("fn exit_code", "src/cli/mod.rs"),
+    ("process::exit", "src/main.rs"),
+];
+
+/// (g) An errno or exit code picked outside its one place, and a conversion
+/// between two error types written twice (`impl From<A> for B`).
+fn check_error_mapping(sources: &[(String, String)]) -> Vec<String> {
+    let mut offences = Vec::new();
+    let mut froms: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (path, text) in sources {
+        if !is_rust(path) || is_test_file(path) {
+            continue;
+        }
+        let code = mask(text);
+        let tests = test_lines(&code);
+        for (needle, home) in ERROR_MAPPINGS {
+            if path != home {
+                for l in code_hits(&code, &tests, needle) {
+                    offences.push(format!(
+                        "{path}:{l}: `{needle}` outside {home} (invariant 8: errors are mapped in one place)"
+                    ));
+                }
+            }
+        }
+        for l in code_hits(&code, &tests, "impl From<") {
+            let line = text.lines().nth(l - 1).unwrap_or("");
+            let head: String = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            froms.entry(head).or_default().push(format!("{path}:{l}"));
+        }
+    }
+    for (head, places) in froms {
+        if places.len() > 1 {
+            offences.push(format!(
+                "`{head}` written {} times ({}): one conversion per pair of types",
+                places.len(),
+                places.join(", ")
+            ));
+        }
+    }
+    offences
+}
+
 /// (d) A source file over `MAX_LINES` lines.
 fn check_size(path: &str, text: &str) -> Option<String> {
     let n = text.lines().count();
@@ -615,6 +667,36 @@ fn marked_list(doc: &str, mark: &str) -> Option<Vec<String>> {
 /// so a check that silently stopped matching fails here.
 mod checks {
     use super::*;
+
+    #[test]
+    fn check_error_mapping_finds_errnos_exit_codes_and_conversions_out_of_place() {
+        let src = |p: &str, t: &str| (p.to_string(), t.to_string());
+        let found = check_error_mapping(&[
+            src("src/fs/core/open.rs", "fn f() -> E { Errno::EIO }\n"),
+            src("src/cli/table.rs", "fn g() { std::process::exit(3) }\n"),
+            src(
+                "src/query/a.rs",
+                "impl From<MergeError> for QueryError {}\n",
+            ),
+            src(
+                "src/query/b.rs",
+                "impl From<MergeError> for QueryError {}\n",
+            ),
+            src("src/fs/fuse.rs", "fn errno() -> Errno { Errno::EIO }\n"),
+            src(
+                "src/fs/x.rs",
+                "// Errno::EIO in a comment\nconst S: &str = \"Errno::\";\n",
+            ),
+            src(
+                "src/fs/y.rs",
+                "#[cfg(test)]\nmod tests {\n    fn t() { Errno::EIO; }\n}\n",
+            ),
+        ]);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("src/fs/core/open.rs:1:"), "{found:#?}");
+        assert!(found[1].starts_with("src/cli/table.rs:1:"), "{found:#?}");
+        assert!(found[2].contains("written 2 times"), "{found:#?}");
+    }
 
     #[test]
     fn mask_blanks_comments_and_strings_only() {

@@ -1,9 +1,11 @@
 //! Shared helpers for the integration tests.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use reedbase::storage::{Database, RealIo};
+use reedbase::storage::{Database, Io, RealIo};
 
 pub const USERS: &[u8] = b"id|name|email|age\n1|Alice|alice@example.com|34\n2|Bob|bob@example.com|27\n3|\"Carol | C\"|carol@example.com|41\n";
 
@@ -136,5 +138,104 @@ impl Drop for OtherUser {
         let _ = std::process::Command::new("userdel")
             .arg(&self.name)
             .status();
+    }
+}
+
+/// Sets the database's `keyframe_every` (a keyframe every `n` versions), so
+/// short tests write keyframes too. Takes effect at the next open.
+pub fn set_keyframe_every(root: &Path, n: u64) {
+    let p = root.join("config.toml");
+    let cfg = std::fs::read_to_string(&p).expect("config");
+    std::fs::write(
+        &p,
+        cfg.replace("keyframe_every = 1000", &format!("keyframe_every = {n}")),
+    )
+    .expect("write config");
+}
+
+/// The real file system, recording every call that changes a file (by
+/// path) and counting the bytes written.
+#[derive(Debug, Default)]
+pub struct RecordingIo {
+    changes: Mutex<BTreeMap<PathBuf, Vec<&'static str>>>,
+    written: Mutex<BTreeMap<PathBuf, u64>>,
+}
+
+impl RecordingIo {
+    fn record(&self, path: &Path, what: &'static str) {
+        let mut changes = self.changes.lock().unwrap();
+        changes.entry(path.to_path_buf()).or_default().push(what);
+    }
+
+    fn wrote(&self, path: &Path, n: usize) {
+        *self
+            .written
+            .lock()
+            .unwrap()
+            .entry(path.to_path_buf())
+            .or_default() += n as u64;
+    }
+
+    /// The calls that changed each path, in order.
+    pub fn changes(&self) -> BTreeMap<PathBuf, Vec<&'static str>> {
+        self.changes.lock().unwrap().clone()
+    }
+
+    /// The bytes written to each path (`write_new` and `append`), and forgets them.
+    pub fn take_written(&self) -> BTreeMap<PathBuf, u64> {
+        std::mem::take(&mut *self.written.lock().unwrap())
+    }
+}
+
+impl Io for RecordingIo {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        RealIo.read(path)
+    }
+    fn len(&self, path: &Path) -> io::Result<Option<u64>> {
+        RealIo.len(path)
+    }
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        RealIo.read_at(path, offset, len)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        RealIo.list(dir)
+    }
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        RealIo.create_dir(dir)
+    }
+    fn write_new(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+        self.record(path, "write_new");
+        self.wrote(path, bytes.len());
+        RealIo.write_new(path, bytes, sync)
+    }
+    fn append(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+        self.record(path, "append");
+        self.wrote(path, bytes.len());
+        RealIo.append(path, bytes, sync)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.record(path, "truncate");
+        RealIo.truncate(path, len)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.record(from, "rename from");
+        self.record(to, "rename onto");
+        RealIo.rename(from, to)
+    }
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.record(from, "rename from");
+        self.record(to, "rename onto");
+        RealIo.rename_noreplace(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.record(path, "remove");
+        RealIo.remove(path)
+    }
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.record(dir, "remove_dir_all");
+        RealIo.remove_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        RealIo.sync_dir(dir)
     }
 }
