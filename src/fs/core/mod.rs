@@ -462,15 +462,6 @@ impl ReedFs {
         Ok(st)
     }
 
-    /// Whether opening `ino` runs a query (the adapter runs such opens on
-    /// its query threads, never on a request thread).
-    pub fn opens_a_query(&self, ino: u64) -> bool {
-        matches!(
-            lock(&self.inner).inodes.node(ino),
-            Some(Node::QueryFile(..) | Node::SavedResult(..))
-        )
-    }
-
     /// Whether `ino` is the root (for the adapter's attribute TTLs).
     pub fn is_root(ino: u64) -> bool {
         ino == ROOT

@@ -488,6 +488,40 @@ impl ReedFs {
         .into_bytes())
     }
 
+    /// A write to `ctl` through handle `fh`: a command runs as soon as its
+    /// line is complete, so the write itself fails when it does (a shell's
+    /// `echo commit > ctl` never sees errors of close).
+    pub(in crate::fs::core) fn write_frame_ctl(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        fh: u64,
+        data: &[u8],
+    ) -> Result<u32> {
+        let Some(Handle::FrameCtl {
+            db,
+            frame,
+            buf,
+            caller,
+        }) = inner.handles.get_mut(&fh)
+        else {
+            return Err(FsError::BadHandle);
+        };
+        buf.extend_from_slice(data);
+        if buf.len() > 4096 {
+            buf.clear();
+            return Err(FsError::InvalidContent(
+                "ctl takes `commit` or `abort`".into(),
+            ));
+        }
+        if buf.contains(&b'\n') {
+            let command = String::from_utf8_lossy(&std::mem::take(buf)).into_owned();
+            let (db, frame, caller) = (*db, frame.clone(), *caller);
+            drop(inner);
+            self.frame_command(db, &frame, &command, caller)?;
+        }
+        Ok(data.len() as u32)
+    }
+
     /// A command written to `ctl`: `commit` or `abort`.
     pub(in crate::fs::core) fn frame_command(
         &self,

@@ -340,6 +340,15 @@ impl ReedFs {
         Ok(())
     }
 
+    /// Whether opening `ino` runs a query (the adapter runs such opens on
+    /// its query threads, never on a request thread).
+    pub fn opens_a_query(&self, ino: u64) -> bool {
+        matches!(
+            lock(&self.inner).inodes.node(ino),
+            Some(Node::QueryFile(..) | Node::SavedResult(..))
+        )
+    }
+
     /// Opens a node under `@query/` that is not a scratch file: a saved
     /// query (for writing, an edit saved at the close), or a result, whose
     /// query runs now, outside the namespace lock.
