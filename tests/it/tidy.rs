@@ -35,7 +35,7 @@ const STD_FS_ALLOWED: &[&str] = &[
     "src/fs/core/mod.rs",
     "src/fs/core/handles.rs",
     "src/fs/spill.rs",
-    "src/fs/core/queries.rs",
+    "src/fs/core/family/queries.rs",
     "src/cli/mount.rs",
     "src/cli/conflict.rs",
     "src/cli/db.rs",

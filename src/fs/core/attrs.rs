@@ -1,6 +1,6 @@
-//! Modes, times and sizes: the attributes of every node, `getattr`,
-//! `setattr` and truncation, and the modes and times writers set
-//! (`storage::attrs`).
+//! Modes, times and sizes: `attr_of` and `attr_from_storage` (which
+//! dispatch to the family of the node, `family/`), `getattr`, `setattr`
+//! and truncation, and the modes and times writers set (`storage::attrs`).
 
 use super::*;
 
@@ -62,95 +62,58 @@ impl ReedFs {
         }
     }
 
+    /// Attributes of `node` (inode `ino`), asked of its family.
     pub(super) fn attr_of(&self, inner: &mut Inner, ino: u64, node: &Node) -> Result<Attr> {
-        Ok(match node {
-            Node::Db(db) => self.saved_dir_attr(inner, ino, *db, ""),
-            Node::Root
-            | Node::Versions(..)
-            | Node::Rejected(_)
-            | Node::Conflicts(_)
-            | Node::AsOfRoot(_)
-            | Node::AsOf(..)
-            | Node::FramesRoot(_)
-            | Node::QueryRoot(_) => self.dir_attr(ino, self.started),
-            // Results come with direct I/O: the size is found by reading.
-            Node::QueryFile(..) => self.file_attr(ino, 0, READ_ONLY_PERM, SystemTime::now()),
-            Node::Schema(db, t) => {
-                let (text, mtime) = self.schema_file_in(inner, *db, t)?;
-                self.file_attr(ino, text.len() as u64, FILE_PERM, mtime)
+        match node {
+            Node::Root | Node::Db(_) | Node::Table(..) | Node::Current(..) => {
+                self.tables_attr(inner, ino, node)
             }
-            Node::SavedQuery(db, name) => {
-                let (text, mtime) = self.saved_file_in(inner, *db, name)?;
-                self.file_attr(ino, text.len() as u64, FILE_PERM, mtime)
+            Node::Schema(..) => self.schema_attr(inner, ino, node),
+            Node::Scratch(..) => Self::scratch_attr(inner, ino),
+            Node::Versions(..) | Node::VersionFile(..) | Node::VersionLog(..) => {
+                self.versions_attr(ino, node)
             }
-            Node::SavedResult(db, name, _) => {
-                if !self.dbs[*db].db.saved_query_exists(name)? {
-                    return Err(FsError::NotFound);
-                }
-                self.file_attr(ino, 0, READ_ONLY_PERM, SystemTime::now())
-            }
-            Node::FrameDir(db, f) => {
-                Self::frame_tables_in(inner, *db, f)?;
-                self.dir_attr(ino, self.started)
-            }
-            Node::FrameTable(db, f, t) => {
-                let len = self.frame_len_in(inner, *db, f, t)?;
-                self.file_attr(ino, len, FILE_PERM, SystemTime::now())
-            }
-            Node::FrameCtl(db, f) => {
-                let len = Self::frame_ctl_text_in(inner, *db, f)?.len() as u64;
-                self.file_attr(ino, len, FILE_PERM, SystemTime::now())
-            }
-            Node::Table(db, t) => {
-                if !self.table_exists(inner, *db, t) {
-                    return Err(FsError::NotFound);
-                }
-                self.saved_dir_attr(inner, ino, *db, t)
-            }
-            Node::Current(db, t) => {
-                if inner.pending_tables.contains(&(*db, t.clone())) {
-                    return Ok(self.file_attr(ino, 0, FILE_PERM, self.started));
-                }
-                let table = self.table(*db, t)?;
-                let (seq, head) = self.check_head(inner, *db, t, &table)?;
-                let saved = inner.attrs[*db].paths.get(&attrs_key(t, Some(CURRENT)));
-                let perm = saved.and_then(|p| p.mode).map_or(FILE_PERM, |m| m as u16);
-                // A time set by a writer belongs to the version it was set on.
-                let mtime = match saved
-                    .filter(|p| p.seq == Some(seq))
-                    .and_then(|p| p.mtime_ns)
-                {
-                    Some(ns) => ns_time(ns),
-                    None => table
-                        .version(seq)
-                        .map_or(self.started, |v| ts_time(v.ts_us)),
-                };
-                self.file_attr(ino, head.len() as u64, perm, mtime)
-            }
-            Node::Scratch(..) => {
-                let s = inner.scratch.get(&ino).ok_or(FsError::NotFound)?;
-                Attr {
-                    ino,
-                    kind: if s.symlink.is_some() {
-                        Kind::Symlink
-                    } else {
-                        Kind::File
-                    },
-                    size: s.symlink.as_ref().map_or(s.data.len(), |l| l.len() as u64),
-                    perm: s.perm,
-                    uid: s.uid,
-                    gid: s.gid,
-                    mtime: s.mtime,
-                    stable: false,
-                }
-            }
+            Node::Status(_) => self.status_attr(ino, node),
+            Node::Rejected(_) | Node::RejectedFile(..) => self.rejected_attr(ino, node),
+            Node::Conflicts(_) | Node::ConflictFile(..) => self.conflicts_attr(ino, node),
+            Node::AsOfRoot(_) | Node::AsOf(..) | Node::AsOfFile(..) => self.as_of_attr(ino, node),
+            Node::FramesRoot(_)
+            | Node::FrameDir(..)
+            | Node::FrameTable(..)
+            | Node::FrameCtl(..) => self.frames_attr(inner, ino, node),
+            Node::QueryRoot(_)
+            | Node::QueryFile(..)
+            | Node::SavedQuery(..)
+            | Node::SavedResult(..) => self.queries_attr(inner, ino, node),
+        }
+    }
+
+    /// Attributes of the nodes of `attr_reads_storage`, without the
+    /// namespace lock (their families' attributes take no `Inner`).
+    pub(super) fn attr_from_storage(&self, ino: u64, node: &Node) -> Result<Attr> {
+        match node {
+            Node::VersionFile(..) | Node::VersionLog(..) => self.versions_attr(ino, node),
+            Node::AsOfFile(..) => self.as_of_attr(ino, node),
+            Node::Status(_) => self.status_attr(ino, node),
+            Node::RejectedFile(..) => self.rejected_attr(ino, node),
+            Node::ConflictFile(..) => self.conflicts_attr(ino, node),
+            _ => Err(FsError::NotFound),
+        }
+    }
+
+    /// Nodes whose attributes come from the store alone (history, files
+    /// generated from it): computed outside the namespace lock, so a slow
+    /// history read never holds up another caller's lookup.
+    pub(super) fn attr_reads_storage(node: &Node) -> bool {
+        matches!(
+            node,
             Node::VersionFile(..)
-            | Node::AsOfFile(..)
-            | Node::VersionLog(..)
-            | Node::Status(_)
-            | Node::RejectedFile(..)
-            | Node::ConflictFile(..) => self.attr_from_storage(ino, node)?,
-        })
+                | Node::AsOfFile(..)
+                | Node::VersionLog(..)
+                | Node::Status(_)
+                | Node::RejectedFile(..)
+                | Node::ConflictFile(..)
+        )
     }
 
     /// Attributes of `ino`; `fh` is the caller's open handle when it asks
@@ -221,22 +184,7 @@ impl ReedFs {
             return self.getattr_locked(&mut inner, ino, &node, fh);
         }
         if let Node::Scratch(..) = node {
-            let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
-            if let Some(m) = set.mode {
-                s.perm = (m & 0o7777) as u16;
-            }
-            if let Some(u) = set.uid {
-                s.uid = u;
-            }
-            if let Some(g) = set.gid {
-                s.gid = g;
-            }
-            // chmod and chown change the ctime, never the mtime (rsync sets
-            // the time, then the mode).
-            if let Some(t) = set.mtime {
-                s.mtime = t;
-                s.mtime_set = true;
-            }
+            Self::scratch_setattr(&mut inner, ino, &set)?;
             return self.attr_of(&mut inner, ino, &node);
         }
         let shown = self.attr_of(&mut inner, ino, &node)?;
@@ -245,13 +193,9 @@ impl ReedFs {
                 "files of the mount belong to the mount's owner",
             ));
         }
-        let key = match &node {
-            Node::Db(_) => Some(String::new()),
-            Node::Table(_, t) => Some(attrs_key(t, None)),
-            Node::Current(_, t) => Some(attrs_key(t, Some(CURRENT))),
-            _ => None,
-        };
-        let (Some(key), false) = (key, self.opts.read_only) else {
+        // Only a database's, a table's directory and `current.csv` keep
+        // the modes and times set on them.
+        let (Some(kept), false) = (Self::tables_attrs_key(&node), self.opts.read_only) else {
             // Nothing to keep them in: only what the file already has.
             let same_mode = set.mode.is_none_or(|m| (m & 0o7777) as u16 == shown.perm);
             if !same_mode || set.mtime.is_some_and(|t| t != shown.mtime) {
@@ -263,47 +207,7 @@ impl ReedFs {
             }
             return Ok(shown);
         };
-        let db = match &node {
-            Node::Db(db) | Node::Table(db, _) | Node::Current(db, _) => *db,
-            _ => return Err(FsError::NotFound),
-        };
-        // A time set on a file being written, before its data committed
-        // (`cp -a` calls futimens, which comes without the handle, between
-        // its last write and its close), belongs to the version that commit
-        // makes.
-        let mut pending_mtime = false;
-        if let (Node::Current(db, t), Some(when)) = (&node, set.mtime) {
-            for h in inner.handles.values_mut() {
-                if let Handle::CurrentWrite {
-                    db: d,
-                    table,
-                    dirty: true,
-                    mtime,
-                    frame: None,
-                    ..
-                } = h
-                    && (*d, table.as_str()) == (*db, t.as_str())
-                {
-                    *mtime = Some(when);
-                    pending_mtime = true;
-                }
-            }
-        }
-        let head_seq = match &node {
-            Node::Current(db, t) if !pending_mtime && set.mtime.is_some() => {
-                Some(self.table(*db, t)?.head()?.0)
-            }
-            _ => None,
-        };
-        self.set_saved_attrs(&mut inner, db, key, |p| {
-            if let Some(m) = set.mode {
-                p.mode = Some(m & 0o7777);
-            }
-            if let (Some(t), false) = (set.mtime, pending_mtime) {
-                p.mtime_ns = Some(time_ns(t));
-                p.seq = head_seq;
-            }
-        })?;
+        self.tables_set_attrs(&mut inner, &node, kept, &set)?;
         self.getattr_locked(&mut inner, ino, &node, fh)
     }
 
@@ -378,30 +282,12 @@ impl ReedFs {
             }
             (Node::Current(db, t), _) => {
                 drop(inner);
-                let content = if size == 0 {
-                    Vec::new()
-                } else {
-                    let (_, head) = self.table(*db, t)?.head()?;
-                    let mut h = head.as_ref().clone();
-                    h.resize(size as usize, 0);
-                    h
-                };
-                let save = Save::Whole {
-                    content,
-                    base: None,
-                };
-                self.commit(*db, t, save, Action::Update, self.owner)
-                    .map(|_| ())
+                self.truncate_current(*db, t, size)
             }
             (Node::FrameTable(..), _) => Err(FsError::NotPermitted(
                 "truncate a frame's file through an open handle (>)",
             )),
-            (Node::Scratch(..), _) => {
-                let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
-                s.data.set_len(size).map_err(scratch_io)?;
-                s.mtime = SystemTime::now();
-                Ok(())
-            }
+            (Node::Scratch(..), _) => Self::truncate_scratch(&mut inner, ino, size),
             (n, _) if n.is_dir() => Err(FsError::IsDir),
             _ => Err(FsError::NotPermitted("this file cannot be truncated")),
         }

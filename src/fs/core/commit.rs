@@ -1,6 +1,7 @@
 //! Commit points: a save of a table's content merged against its base or
 //! appended to the head, and the bytes kept when a save cannot land
-//! (`rejected/`, `unsaved/`); saved revisions of small texts.
+//! (`rejected/`, `unsaved/`); saved revisions of small texts (a saved
+//! query, a schema): their saving and their text as a file shows it.
 
 use super::*;
 
@@ -199,6 +200,33 @@ impl ReedFs {
         let version = store(t)?;
         self.status[db].push(Event::Saved { file, version });
         Ok(())
+    }
+
+    /// A file kept as revisions (a saved query, a schema): the buffer of a
+    /// save in progress with the time now (so the file exists before its
+    /// first close), else the stored text with its version's time (editors
+    /// compare mtimes before they write).
+    pub(super) fn revision_file_in(
+        inner: &Inner,
+        db: usize,
+        target: &EditTarget,
+        stored: impl FnOnce() -> Result<Option<(Option<String>, u64)>>,
+    ) -> Result<(Vec<u8>, std::time::SystemTime)> {
+        if let Some(buf) = inner.handles.values().find_map(|h| match h {
+            Handle::VirtualEdit {
+                db: d,
+                target: t,
+                buf,
+                ..
+            } if *d == db && t == target => Some(buf),
+            _ => None,
+        }) {
+            return Ok((buf.clone(), std::time::SystemTime::now()));
+        }
+        match stored()? {
+            Some((text, ts_us)) => Ok((text.unwrap_or_default().into_bytes(), ts_time(ts_us))),
+            None => Err(FsError::NotFound),
+        }
     }
 
     /// Saves rejected bytes under `<db root>/rejected/` (shown as

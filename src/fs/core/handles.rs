@@ -253,30 +253,8 @@ impl ReedFs {
                 writers.push(p);
             }
         }
-        if let Some(Handle::FrameCtl {
-            db,
-            frame,
-            buf,
-            caller,
-        }) = inner.handles.get_mut(&fh)
-        {
-            // A command runs as soon as its line is complete, so the write
-            // itself fails when it does (a shell's `echo commit > ctl`
-            // never sees errors of close).
-            buf.extend_from_slice(data);
-            if buf.len() > 4096 {
-                buf.clear();
-                return Err(FsError::InvalidContent(
-                    "ctl takes `commit` or `abort`".into(),
-                ));
-            }
-            if buf.contains(&b'\n') {
-                let command = String::from_utf8_lossy(&std::mem::take(buf)).into_owned();
-                let (db, frame, caller) = (*db, frame.clone(), *caller);
-                drop(inner);
-                self.frame_command(db, &frame, &command, caller)?;
-            }
-            return Ok(data.len() as u32);
+        if let Some(Handle::FrameCtl { .. }) = inner.handles.get(&fh) {
+            return self.write_frame_ctl(inner, fh, data);
         }
         let end = offset.checked_add(data.len() as u64).filter(|&e| e <= max);
         if end.is_none() {

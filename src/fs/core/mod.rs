@@ -19,8 +19,11 @@
 //! files: `attr_from_storage`) run outside it, so a slow commit or history
 //! read never blocks another caller's lookup or save.
 //!
-//! The methods live in the files of this directory, one concern or one
-//! family of paths each (docs/ARCHITECTURE.md, the map of `src/fs/`).
+//! The operations live in the files of this directory, one concern each,
+//! and only dispatch: what each family of paths (tables and `current.csv`,
+//! `@versions`, `@as-of`, `@query`, `@frames`, `@conflicts`, `@rejected`,
+//! `@status`, `schema.toml`) does lives in its file under `family/`
+//! (docs/ARCHITECTURE.md, the map of `src/fs/`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
@@ -42,23 +45,20 @@ use crate::storage::{
 
 mod attrs;
 mod commit;
-mod conflicts;
-mod frames;
-mod generated;
+mod family;
 mod handles;
 mod lookup;
 #[cfg(test)]
 mod model_tests;
 mod namespace;
 mod open;
-mod queries;
 #[cfg(test)]
 mod saves_tests;
-mod schema;
 mod scratch;
 
-use attrs::{attrs_key, time_ns, ts_time};
+use attrs::{attrs_key, ns_time, time_ns, ts_time};
 use handles::{EditTarget, Handle, Save};
+use open::Opening;
 use scratch::scratch_io;
 
 /// What a mount shows and allows.
@@ -180,7 +180,7 @@ struct Inner {
     /// Modes and times writers set, per database (`storage::attrs`).
     attrs: Vec<Attrs>,
     /// Frames being staged under `<db>/@frames/`.
-    frames: HashMap<(usize, String), frames::OpenFrame>,
+    frames: HashMap<(usize, String), family::frames::OpenFrame>,
 }
 
 pub struct MountedDb {
@@ -229,35 +229,6 @@ fn name_str(name: &OsStr) -> Result<&str> {
         return Err(FsError::InvalidName("control characters"));
     }
     Ok(s)
-}
-
-/// A query from a file name under `@query/`: `%2F` is `/` and `%25` is `%`
-/// (names cannot hold `/`); any other `%` stays as typed, so `LIKE 'a%'`
-/// needs no encoding.
-fn decode_query_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut rest = name;
-    while let Some(i) = rest.find('%') {
-        out.push_str(&rest[..i]);
-        let code = rest.get(i + 1..i + 3);
-        match code.map(str::to_ascii_uppercase).as_deref() {
-            Some("2F") => out.push('/'),
-            Some("25") => out.push('%'),
-            _ => {
-                out.push('%');
-                rest = &rest[i + 1..];
-                continue;
-            }
-        }
-        rest = &rest[i + 3..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Whether a frame's table list (a `frame_tables` result) holds `t`.
-fn inner_frame_has(tables: &Result<Vec<String>>, t: &str) -> bool {
-    tables.as_ref().is_ok_and(|ts| ts.iter().any(|x| x == t))
 }
 
 /// The process (thread group id) a calling thread belongs to: FUSE names
@@ -419,56 +390,6 @@ impl ReedFs {
         }
     }
 
-    /// Runs a query of `@query/` and renders its result (in memory, or in
-    /// an anonymous file when large). A bad query fails (EINVAL) with its
-    /// message and position in `@status`.
-    fn run_query(
-        &self,
-        db: usize,
-        sql: &str,
-        format: ResultFormat,
-        reader: Caller,
-    ) -> Result<Handle> {
-        let mdb = &self.dbs[db].db;
-        let engine = crate::query::Engine::with_cache(mdb, &self.queries[db]);
-        let started = std::time::Instant::now();
-        let format = match format {
-            ResultFormat::Csv => crate::query::output::Format::Csv(mdb.config().delimiter_byte()),
-            ResultFormat::Json => crate::query::output::Format::Json,
-        };
-        let mut spool = queries::Spool::new(mdb, queries::SPILL_BYTES);
-        // A reader killed while its query runs (Ctrl-C on `cat`) stops the
-        // query: nobody is left to read the result.
-        let interrupt = engine.interrupt();
-        let pid = reader.pid;
-        interrupt.watch(move || reader_gone(pid));
-        let result = engine.query_to(sql, format, &mut spool);
-        tracing::debug!(
-            elapsed_us = started.elapsed().as_micros() as u64,
-            ok = result.is_ok(),
-            "query run"
-        );
-        match result {
-            Ok(()) => match spool.finish() {
-                Ok(queries::Spooled::Memory(data)) => Ok(Handle::Virtual { data }),
-                Ok(queries::Spooled::File(file)) => Ok(Handle::Spilled { file }),
-                Err(e) => Err(FsError::Storage(StorageError::io(
-                    "write a query result to",
-                    mdb.root().join("state"),
-                    e,
-                ))),
-            },
-            Err(e) => {
-                self.status[db].push(Event::Rejected {
-                    table: "@query".into(),
-                    reason: format!("{} (query: {sql})", e.report()),
-                    kept: None,
-                });
-                Err(e.into())
-            }
-        }
-    }
-
     /// Decodes each table's recent history into its delta cache (see
     /// `Table::prefetch_history`); for a background thread after mounting.
     pub fn prefetch_history(&self) {
@@ -520,24 +441,6 @@ impl ReedFs {
         inner.pending_tables.contains(&(db, name.to_string())) || self.table(db, name).is_ok()
     }
 
-    /// Notices heads that changed behind our back (a CLI commit) and drops
-    /// the kernel's cache of them.
-    fn check_head(
-        &self,
-        inner: &mut Inner,
-        db: usize,
-        table: &str,
-        t: &Table,
-    ) -> Result<(u64, Arc<Vec<u8>>)> {
-        let (seq, head) = t.head()?;
-        let key = (db, table.to_string());
-        if inner.seen.insert(key, seq).is_some_and(|old| old != seq) {
-            let ino = inner.inodes.ino(&Node::Current(db, table.to_string()));
-            self.invalidate(ino);
-        }
-        Ok((seq, head))
-    }
-
     /// statfs of the backing store of the first database.
     pub fn statfs(&self) -> Result<libc::statvfs> {
         let root = self
@@ -557,15 +460,6 @@ impl ReedFs {
             )));
         }
         Ok(st)
-    }
-
-    /// Whether opening `ino` runs a query (the adapter runs such opens on
-    /// its query threads, never on a request thread).
-    pub fn opens_a_query(&self, ino: u64) -> bool {
-        matches!(
-            lock(&self.inner).inodes.node(ino),
-            Some(Node::QueryFile(..) | Node::SavedResult(..))
-        )
     }
 
     /// Whether `ino` is the root (for the adapter's attribute TTLs).

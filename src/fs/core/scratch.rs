@@ -1,6 +1,9 @@
 //! Scratch files: everything in a table directory that is not
-//! `current.csv`, held in memory (spilling to an anonymous file) and never
-//! versioned.
+//! `current.csv` or `schema.toml` (and the temp files of editors in
+//! `@query/`, `@conflicts/` and a frame's directory), held in memory
+//! (spilling to an anonymous file) and never versioned: created, listed,
+//! their attributes, opened, truncated, moved, dropped, saved onto a file
+//! that saves by a rename.
 
 use super::*;
 
@@ -83,6 +86,98 @@ impl ReedFs {
             Self::drop_scratch_name(&mut inner, db, dir, name);
         }
         Ok(())
+    }
+
+    /// The scratch files of directory `dir` (a table, or a family's key),
+    /// as entries of its listing.
+    pub(super) fn scratch_entries(inner: &Inner, db: usize, dir: &str) -> family::Listing {
+        let Some(files) = inner.dirs.get(&(db, dir.to_string())) else {
+            return Vec::new();
+        };
+        files
+            .iter()
+            .map(|(n, sino)| {
+                let kind = match inner.scratch.get(sino) {
+                    Some(s) if s.symlink.is_some() => Kind::Symlink,
+                    _ => Kind::File,
+                };
+                (
+                    Node::Scratch(db, dir.to_string(), n.clone()),
+                    kind,
+                    n.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Attributes of scratch file (or symlink) `ino`.
+    pub(super) fn scratch_attr(inner: &Inner, ino: u64) -> Result<Attr> {
+        let s = inner.scratch.get(&ino).ok_or(FsError::NotFound)?;
+        Ok(Attr {
+            ino,
+            kind: if s.symlink.is_some() {
+                Kind::Symlink
+            } else {
+                Kind::File
+            },
+            size: s.symlink.as_ref().map_or(s.data.len(), |l| l.len() as u64),
+            perm: s.perm,
+            uid: s.uid,
+            gid: s.gid,
+            mtime: s.mtime,
+            stable: false,
+        })
+    }
+
+    /// Mode, owner and time of a scratch file: kept as set.
+    pub(super) fn scratch_setattr(inner: &mut Inner, ino: u64, set: &SetAttr) -> Result<()> {
+        let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
+        if let Some(m) = set.mode {
+            s.perm = (m & 0o7777) as u16;
+        }
+        if let Some(u) = set.uid {
+            s.uid = u;
+        }
+        if let Some(g) = set.gid {
+            s.gid = g;
+        }
+        // chmod and chown change the ctime, never the mtime (rsync sets
+        // the time, then the mode).
+        if let Some(t) = set.mtime {
+            s.mtime = t;
+            s.mtime_set = true;
+        }
+        Ok(())
+    }
+
+    /// A truncate of a scratch file.
+    pub(super) fn truncate_scratch(inner: &mut Inner, ino: u64, size: u64) -> Result<()> {
+        let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
+        s.data.set_len(size).map_err(scratch_io)?;
+        s.mtime = SystemTime::now();
+        Ok(())
+    }
+
+    /// Opens scratch file `ino` (O_TRUNC empties it).
+    pub(super) fn scratch_open(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        ino: u64,
+        node: &Node,
+        how: Opening,
+    ) -> Result<(u64, Caching)> {
+        if how.writes() {
+            self.check_writable(node)?;
+        }
+        let s = inner.scratch.get_mut(&ino).ok_or(FsError::NotFound)?;
+        if how.trunc {
+            s.data.set_len(0).map_err(scratch_io)?;
+            s.mtime = SystemTime::now();
+        }
+        Ok((
+            Self::new_fh(&mut inner, Handle::Scratch { ino }),
+            Caching::Default,
+        ))
     }
 
     /// The inode of scratch file `name` in directory `dir` (a table, a

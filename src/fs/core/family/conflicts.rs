@@ -1,19 +1,13 @@
 //! `<db>/@conflicts/`: refused merges as editable files (docs/MOUNT.md,
-//! "Concurrent writers"). A child module of `core`. Each `<id>.csv` lists
+//! "Concurrent writers"). Part of `core`. Each `<id>.csv` lists
 //! the conflicting cells; saving it with any tool resolves the conflict:
 //! in place (vim, python, `>`), or by renaming a temp file onto it
 //! (`sed -i`, atomic saves), so the directory holds scratch files too
 //! (under [`CONFLICTS_DIR_KEY`]). Conflict files are never renamed or
 //! removed through the mount: `rdb conflict:resolve` drops one unchanged.
 
-use std::sync::MutexGuard;
-
-use super::{
-    Attr, Caching, Caller, EditTarget, Event, FsError, Inner, Node, ReedFs, Result, user_name,
-};
-use crate::fs::node::CONFLICTS_DIR_KEY;
-use crate::merge::{self, MergeError};
-use crate::storage::StorageError;
+use crate::fs::core::family::Listing;
+use crate::fs::core::*;
 
 impl ReedFs {
     /// The id of `name` when it is the file of an open conflict.
@@ -26,17 +20,100 @@ impl ReedFs {
 
     /// The node `name` names in `@conflicts/`: a scratch file, else a
     /// conflict's file (which may not exist).
-    pub(super) fn conflicts_child(inner: &Inner, db: usize, name: &str) -> Node {
-        if Self::scratch_ino(inner, db, CONFLICTS_DIR_KEY, name).is_some() {
-            Node::Scratch(db, CONFLICTS_DIR_KEY.to_string(), name.to_string())
-        } else {
-            Node::ConflictFile(db, name.to_string())
+    pub(in crate::fs::core) fn conflicts_child(
+        inner: &Inner,
+        parent: &Node,
+        name: &str,
+    ) -> Result<Node> {
+        let Node::Conflicts(db) = *parent else {
+            return Err(FsError::NotDir);
+        };
+        Ok(
+            if Self::scratch_ino(inner, db, CONFLICTS_DIR_KEY, name).is_some() {
+                Node::Scratch(db, CONFLICTS_DIR_KEY.to_string(), name.to_string())
+            } else {
+                Node::ConflictFile(db, name.to_string())
+            },
+        )
+    }
+
+    /// The listing of `@conflicts/`: the open conflicts' files, then
+    /// scratch files.
+    pub(in crate::fs::core) fn conflicts_entries(
+        &self,
+        inner: &Inner,
+        node: &Node,
+    ) -> Result<Listing> {
+        let Node::Conflicts(db) = *node else {
+            return Err(FsError::NotDir);
+        };
+        let mut names: Listing = Vec::new();
+        for c in merge::conflicts::list(&self.dbs[db].db)? {
+            let name = format!("{}.csv", c.id);
+            names.push((Node::ConflictFile(db, name.clone()), Kind::File, name));
         }
+        names.extend(Self::scratch_entries(inner, db, CONFLICTS_DIR_KEY));
+        Ok(names)
+    }
+
+    /// Attributes of `@conflicts/` and its conflicts' files (no namespace
+    /// lock). Editable (docs/MOUNT.md): writable mode, and a time that only
+    /// changes with the conflict, so editors do not see it "changed since
+    /// reading".
+    pub(in crate::fs::core) fn conflicts_attr(&self, ino: u64, node: &Node) -> Result<Attr> {
+        Ok(match node {
+            Node::Conflicts(_) => self.dir_attr(ino, self.started),
+            Node::ConflictFile(db, name) => {
+                let id = name.strip_suffix(".csv").ok_or(FsError::NotFound)?;
+                // A missing record is ENOENT (StorageError::NotFound); an
+                // unreadable one is not "no such file".
+                let info = merge::conflicts::get(&self.dbs[*db].db, id)?;
+                let len = merge::conflicts::cells(&self.dbs[*db].db, id)?.len() as u64;
+                self.file_attr(ino, len, FILE_PERM, ts_time(info.ts_us))
+            }
+            _ => return Err(FsError::NotFound),
+        })
+    }
+
+    /// Opens a conflict's file: for reading, its cells; for writing, an
+    /// edit that resolves the conflict when saved (the one writable file
+    /// generated from the store).
+    pub(in crate::fs::core) fn conflicts_open(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        node: &Node,
+        how: Opening,
+    ) -> Result<(u64, Caching)> {
+        let Node::ConflictFile(db, name) = node else {
+            return Err(FsError::IsDir);
+        };
+        let id = name.strip_suffix(".csv").ok_or(FsError::NotFound);
+        if !how.writes() {
+            drop(inner);
+            let data = Arc::new(merge::conflicts::cells(&self.dbs[*db].db, id?)?);
+            return Ok(self.open_data(data, Caching::Direct));
+        }
+        if self.opts.read_only {
+            return Err(FsError::ReadOnly("mounted read-only"));
+        }
+        let id = id?.to_string();
+        let buf = if how.trunc {
+            Vec::new()
+        } else {
+            merge::conflicts::cells(&self.dbs[*db].db, &id)?
+        };
+        let h = Handle::VirtualEdit {
+            db: *db,
+            target: EditTarget::Conflict(id),
+            buf,
+            dirty: how.trunc,
+        };
+        Ok((Self::new_fh(&mut inner, h), Caching::Direct))
     }
 
     /// `create` in `@conflicts/`: a conflict's file (editors that write a
     /// new file after moving the old aside), or a scratch file.
-    pub(super) fn create_in_conflicts(
+    pub(in crate::fs::core) fn create_in_conflicts(
         &self,
         inner: &mut Inner,
         db: usize,
@@ -59,7 +136,7 @@ impl ReedFs {
     }
 
     /// `rm` in `@conflicts/`: scratch files only.
-    pub(super) fn unlink_in_conflicts(
+    pub(in crate::fs::core) fn unlink_in_conflicts(
         &self,
         mut inner: MutexGuard<'_, Inner>,
         db: usize,
@@ -83,7 +160,7 @@ impl ReedFs {
     /// `mv` in `@conflicts/`: a scratch file onto a conflict's file
     /// resolves it with the scratch file's content; scratch to scratch
     /// moves. Conflict files themselves stay where they are.
-    pub(super) fn rename_in_conflicts(
+    pub(in crate::fs::core) fn rename_in_conflicts(
         &self,
         mut inner: MutexGuard<'_, Inner>,
         db: usize,
@@ -111,7 +188,7 @@ impl ReedFs {
     /// Applies an edited conflict file: commits the head with the cells'
     /// `resolved` values and removes the conflict. Content that does not
     /// parse fails with EINVAL and changes nothing.
-    pub(super) fn resolve_conflict_edit(
+    pub(in crate::fs::core) fn resolve_conflict_edit(
         &self,
         db: usize,
         id: &str,
@@ -123,7 +200,7 @@ impl ReedFs {
         let table = merge::conflicts::get(mdb, id)?.table;
         match merge::conflicts::resolve_edited(mdb, id, edited, &user) {
             Ok(Some(c)) => {
-                let ino = super::lock(&self.inner)
+                let ino = lock(&self.inner)
                     .inodes
                     .ino(&Node::Current(db, table.clone()));
                 self.status[db].push(Event::Commit {

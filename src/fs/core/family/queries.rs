@@ -13,14 +13,11 @@
 //! A bad query fails where the caller sees it (EINVAL at open, or at the
 //! close of a save) and its message, with the position, is in `@status`.
 
-use std::sync::Arc;
-
-use super::{Caching, Caller, EditTarget, Event, FsError, Handle, Inner, Node, ReedFs, Result};
-use crate::fs::node::{QUERY_DIR_KEY, ResultFormat};
-use crate::storage::names;
+use crate::fs::core::family::Listing;
+use crate::fs::core::*;
 
 /// What a name under `@query/` stands for.
-pub(super) enum QueryName<'a> {
+pub(in crate::fs::core) enum QueryName<'a> {
     /// `<name>.sql`
     Saved(&'a str),
     /// `<name>.csv` / `<name>.json`
@@ -40,7 +37,7 @@ const STATEMENT_STARTS: [&str; 7] = [
     "select", "explain", "with", "values", "insert", "update", "delete",
 ];
 
-pub(super) fn classify(name: &str) -> QueryName<'_> {
+pub(in crate::fs::core) fn classify(name: &str) -> QueryName<'_> {
     let saved = |ext: &str| {
         name.strip_suffix(ext)
             .filter(|stem| names::validate(stem).is_ok())
@@ -70,13 +67,37 @@ pub(super) fn classify(name: &str) -> QueryName<'_> {
     }
 }
 
+/// A query from a file name under `@query/`: `%2F` is `/` and `%25` is `%`
+/// (names cannot hold `/`); any other `%` stays as typed, so `LIKE 'a%'`
+/// needs no encoding.
+fn decode_query_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let code = rest.get(i + 1..i + 3);
+        match code.map(str::to_ascii_uppercase).as_deref() {
+            Some("2F") => out.push('/'),
+            Some("25") => out.push('%'),
+            _ => {
+                out.push('%');
+                rest = &rest[i + 1..];
+                continue;
+            }
+        }
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Results larger than this go to an anonymous file, not memory.
-pub(super) const SPILL_BYTES: usize = 64 << 20;
+pub(in crate::fs::core) const SPILL_BYTES: usize = 64 << 20;
 
 /// Where a query's result is written while it runs: memory up to
 /// `SPILL_BYTES`, then an anonymous file next to the database, so a huge
 /// result costs disk, never the daemon's memory.
-pub(super) struct Spool<'a> {
+pub(in crate::fs::core) struct Spool<'a> {
     db: &'a crate::storage::Database,
     mem: Vec<u8>,
     file: Option<std::io::BufWriter<std::fs::File>>,
@@ -84,13 +105,13 @@ pub(super) struct Spool<'a> {
 }
 
 /// A finished result: its bytes, or the file holding them.
-pub(super) enum Spooled {
+pub(in crate::fs::core) enum Spooled {
     Memory(Arc<Vec<u8>>),
     File(Arc<std::fs::File>),
 }
 
 impl<'a> Spool<'a> {
-    pub(super) fn new(db: &'a crate::storage::Database, spill_at: usize) -> Spool<'a> {
+    pub(in crate::fs::core) fn new(db: &'a crate::storage::Database, spill_at: usize) -> Spool<'a> {
         Spool {
             db,
             mem: Vec::new(),
@@ -99,7 +120,7 @@ impl<'a> Spool<'a> {
         }
     }
 
-    pub(super) fn finish(mut self) -> std::io::Result<Spooled> {
+    pub(in crate::fs::core) fn finish(mut self) -> std::io::Result<Spooled> {
         match self.file.take() {
             None => Ok(Spooled::Memory(Arc::new(std::mem::take(&mut self.mem)))),
             Some(f) => Ok(Spooled::File(Arc::new(
@@ -139,15 +160,130 @@ impl std::io::Write for Spool<'_> {
 }
 
 impl ReedFs {
+    /// A name in `@query/`: a saved query, a saved query's result, a
+    /// query, or a scratch file.
+    pub(in crate::fs::core) fn queries_child(parent: &Node, name: &str) -> Result<Node> {
+        let Node::QueryRoot(db) = *parent else {
+            return Err(FsError::NotDir);
+        };
+        Ok(match classify(name) {
+            QueryName::Saved(stem) => Node::SavedQuery(db, stem.to_string()),
+            QueryName::Result(stem, f) => Node::SavedResult(db, stem.to_string(), f),
+            QueryName::Sql => Node::QueryFile(db, decode_query_name(name)),
+            QueryName::Scratch | QueryName::BadName => {
+                Node::Scratch(db, QUERY_DIR_KEY.to_string(), name.to_string())
+            }
+        })
+    }
+
+    /// The listing of `@query/`: saved queries (not their results: a
+    /// listing runs nothing) and scratch files.
+    pub(in crate::fs::core) fn queries_entries(
+        &self,
+        inner: &Inner,
+        node: &Node,
+    ) -> Result<Listing> {
+        let Node::QueryRoot(db) = *node else {
+            return Err(FsError::NotDir);
+        };
+        let mut names: Listing = Vec::new();
+        for q in self.dbs[db].db.saved_queries()? {
+            let name = format!("{q}.sql");
+            names.push((Node::SavedQuery(db, q), Kind::File, name));
+        }
+        names.extend(Self::scratch_entries(inner, db, QUERY_DIR_KEY));
+        Ok(names)
+    }
+
+    /// Attributes of `@query/`, saved queries and results. Results come
+    /// with direct I/O: their size is found by reading.
+    pub(in crate::fs::core) fn queries_attr(
+        &self,
+        inner: &Inner,
+        ino: u64,
+        node: &Node,
+    ) -> Result<Attr> {
+        Ok(match node {
+            Node::QueryRoot(_) => self.dir_attr(ino, self.started),
+            Node::QueryFile(..) => self.file_attr(ino, 0, READ_ONLY_PERM, SystemTime::now()),
+            Node::SavedQuery(db, name) => {
+                let (text, mtime) = self.saved_file_in(inner, *db, name)?;
+                self.file_attr(ino, text.len() as u64, FILE_PERM, mtime)
+            }
+            Node::SavedResult(db, name, _) => {
+                if !self.dbs[*db].db.saved_query_exists(name)? {
+                    return Err(FsError::NotFound);
+                }
+                self.file_attr(ino, 0, READ_ONLY_PERM, SystemTime::now())
+            }
+            _ => return Err(FsError::NotFound),
+        })
+    }
+
+    /// Runs a query of `@query/` and renders its result (in memory, or in
+    /// an anonymous file when large). A bad query fails (EINVAL) with its
+    /// message and position in `@status`.
+    fn run_query(
+        &self,
+        db: usize,
+        sql: &str,
+        format: ResultFormat,
+        reader: Caller,
+    ) -> Result<Handle> {
+        let mdb = &self.dbs[db].db;
+        let engine = crate::query::Engine::with_cache(mdb, &self.queries[db]);
+        let started = std::time::Instant::now();
+        let format = match format {
+            ResultFormat::Csv => crate::query::output::Format::Csv(mdb.config().delimiter_byte()),
+            ResultFormat::Json => crate::query::output::Format::Json,
+        };
+        let mut spool = Spool::new(mdb, SPILL_BYTES);
+        // A reader killed while its query runs (Ctrl-C on `cat`) stops the
+        // query: nobody is left to read the result.
+        let interrupt = engine.interrupt();
+        let pid = reader.pid;
+        interrupt.watch(move || reader_gone(pid));
+        let result = engine.query_to(sql, format, &mut spool);
+        tracing::debug!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            ok = result.is_ok(),
+            "query run"
+        );
+        match result {
+            Ok(()) => match spool.finish() {
+                Ok(Spooled::Memory(data)) => Ok(Handle::Virtual { data }),
+                Ok(Spooled::File(file)) => Ok(Handle::Spilled { file }),
+                Err(e) => Err(FsError::Storage(StorageError::io(
+                    "write a query result to",
+                    mdb.root().join("state"),
+                    e,
+                ))),
+            },
+            Err(e) => {
+                self.status[db].push(Event::Rejected {
+                    table: "@query".into(),
+                    reason: format!("{} (query: {sql})", e.report()),
+                    kept: None,
+                });
+                Err(e.into())
+            }
+        }
+    }
+
     /// The saved query's current text, or the buffer of a save in progress
     /// (so a file being written exists before its first close).
-    pub(super) fn saved_text_in(&self, inner: &Inner, db: usize, name: &str) -> Result<Vec<u8>> {
+    pub(in crate::fs::core) fn saved_text_in(
+        &self,
+        inner: &Inner,
+        db: usize,
+        name: &str,
+    ) -> Result<Vec<u8>> {
         self.saved_file_in(inner, db, name).map(|(text, _)| text)
     }
 
     /// The saved query's text and mtime: the time of its version (editors
     /// compare mtimes before they write), or now for a save in progress.
-    pub(super) fn saved_file_in(
+    pub(in crate::fs::core) fn saved_file_in(
         &self,
         inner: &Inner,
         db: usize,
@@ -159,37 +295,8 @@ impl ReedFs {
         })
     }
 
-    /// A file kept as revisions (a saved query, a schema): the buffer of a
-    /// save in progress with the time now (so the file exists before its
-    /// first close), else the stored text with its version's time (editors
-    /// compare mtimes before they write).
-    pub(super) fn revision_file_in(
-        inner: &Inner,
-        db: usize,
-        target: &EditTarget,
-        stored: impl FnOnce() -> Result<Option<(Option<String>, u64)>>,
-    ) -> Result<(Vec<u8>, std::time::SystemTime)> {
-        if let Some(buf) = inner.handles.values().find_map(|h| match h {
-            Handle::VirtualEdit {
-                db: d,
-                target: t,
-                buf,
-                ..
-            } if *d == db && t == target => Some(buf),
-            _ => None,
-        }) {
-            return Ok((buf.clone(), std::time::SystemTime::now()));
-        }
-        match stored()? {
-            Some((text, ts_us)) => {
-                Ok((text.unwrap_or_default().into_bytes(), super::ts_time(ts_us)))
-            }
-            None => Err(FsError::NotFound),
-        }
-    }
-
     /// Runs saved query `name` and renders its result.
-    pub(super) fn run_saved(
+    pub(in crate::fs::core) fn run_saved(
         &self,
         db: usize,
         name: &str,
@@ -207,7 +314,7 @@ impl ReedFs {
     /// Checks `text` as a reading query and saves it as a new version of
     /// `name`. A bad query is refused (EINVAL) with its message in
     /// `@status`, and its bytes are kept under `@rejected/`.
-    pub(super) fn save_query(&self, db: usize, name: &str, text: &[u8]) -> Result<()> {
+    pub(in crate::fs::core) fn save_query(&self, db: usize, name: &str, text: &[u8]) -> Result<()> {
         let mdb = &self.dbs[db].db;
         self.save_revision(
             db,
@@ -224,7 +331,7 @@ impl ReedFs {
     }
 
     /// `rm @query/<name>.sql`.
-    pub(super) fn delete_saved(&self, db: usize, name: &str) -> Result<()> {
+    pub(in crate::fs::core) fn delete_saved(&self, db: usize, name: &str) -> Result<()> {
         let deleted = self.dbs[db].db.delete_query(name)?;
         self.status[db].push(Event::Saved {
             file: format!("@query/{name}.sql"),
@@ -233,42 +340,63 @@ impl ReedFs {
         Ok(())
     }
 
-    /// Opens a node under `@query/` that is not a scratch file.
-    pub(super) fn open_query_node(
+    /// Whether opening `ino` runs a query (the adapter runs such opens on
+    /// its query threads, never on a request thread).
+    pub fn opens_a_query(&self, ino: u64) -> bool {
+        matches!(
+            lock(&self.inner).inodes.node(ino),
+            Some(Node::QueryFile(..) | Node::SavedResult(..))
+        )
+    }
+
+    /// Opens a node under `@query/` that is not a scratch file: a saved
+    /// query (for writing, an edit saved at the close), or a result, whose
+    /// query runs now, outside the namespace lock.
+    pub(in crate::fs::core) fn queries_open(
         &self,
-        inner: &mut Inner,
+        mut inner: MutexGuard<'_, Inner>,
         node: &Node,
-        write: bool,
-        trunc: bool,
-    ) -> Result<Option<(Handle, Caching)>> {
-        Ok(Some(match node {
-            Node::SavedQuery(db, name) if write || trunc => {
+        how: Opening,
+    ) -> Result<(u64, Caching)> {
+        if let Node::SavedQuery(db, name) = node {
+            let h = if how.writes() {
                 if self.opts.read_only {
                     return Err(FsError::ReadOnly("mounted read-only"));
                 }
-                let buf = if trunc {
+                let buf = if how.trunc {
                     Vec::new()
                 } else {
-                    self.saved_text_in(inner, *db, name)?
+                    self.saved_text_in(&inner, *db, name)?
                 };
-                let h = Handle::VirtualEdit {
+                Handle::VirtualEdit {
                     db: *db,
                     target: EditTarget::SavedQuery(name.clone()),
                     buf,
-                    dirty: trunc,
-                };
-                (h, Caching::Direct)
+                    dirty: how.trunc,
+                }
+            } else {
+                let data = Arc::new(self.saved_text_in(&inner, *db, name)?);
+                Handle::Virtual { data }
+            };
+            return Ok((Self::new_fh(&mut inner, h), Caching::Direct));
+        }
+        if how.writes() {
+            self.check_writable(node)?;
+        }
+        drop(inner);
+        let h = match node {
+            Node::QueryFile(db, sql) => self.run_query(*db, sql, ResultFormat::Csv, how.caller)?,
+            Node::SavedResult(db, name, format) => {
+                self.run_saved(*db, name, *format, how.caller)?
             }
-            Node::SavedQuery(db, name) => {
-                let data = Arc::new(self.saved_text_in(inner, *db, name)?);
-                (Handle::Virtual { data }, Caching::Direct)
-            }
-            _ => return Ok(None),
-        }))
+            _ => return Err(FsError::IsDir),
+        };
+        let mut inner = lock(&self.inner);
+        Ok((Self::new_fh(&mut inner, h), Caching::Direct))
     }
 
     /// `create` in `@query/`: a saved query's file, or a scratch file.
-    pub(super) fn create_in_query(
+    pub(in crate::fs::core) fn create_in_query(
         &self,
         inner: &mut Inner,
         db: usize,
@@ -276,7 +404,7 @@ impl ReedFs {
         mode: u32,
         flags: i32,
         caller: Caller,
-    ) -> Result<(super::Attr, u64, Caching)> {
+    ) -> Result<(Attr, u64, Caching)> {
         if self.opts.read_only {
             return Err(FsError::ReadOnly("mounted read-only"));
         }
@@ -305,9 +433,9 @@ impl ReedFs {
     }
 
     /// `rm` in `@query/`.
-    pub(super) fn unlink_in_query(
+    pub(in crate::fs::core) fn unlink_in_query(
         &self,
-        mut inner: std::sync::MutexGuard<'_, Inner>,
+        mut inner: MutexGuard<'_, Inner>,
         db: usize,
         name: &str,
     ) -> Result<()> {
@@ -334,9 +462,9 @@ impl ReedFs {
     /// (`sed -i`, atomic saves); `<a>.sql` to `<b>.sql` renames a saved
     /// query (a save of b and a deletion of a); `<a>.sql` to a scratch name
     /// moves its text out (an editor's backup) and deletes it.
-    pub(super) fn rename_in_query(
+    pub(in crate::fs::core) fn rename_in_query(
         &self,
-        mut inner: std::sync::MutexGuard<'_, Inner>,
+        mut inner: MutexGuard<'_, Inner>,
         db: usize,
         name: &str,
         newname: &str,
@@ -369,7 +497,7 @@ impl ReedFs {
             }
             (QueryName::Saved(from), QueryName::Scratch) => {
                 let data = self.saved_text_in(&inner, db, from)?;
-                let file = self.owned_scratch(&data, super::FILE_PERM)?;
+                let file = self.owned_scratch(&data, FILE_PERM)?;
                 Self::add_scratch(&mut inner, db, QUERY_DIR_KEY, newname, file);
                 drop(inner);
                 self.delete_saved(db, from)

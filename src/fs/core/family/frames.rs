@@ -1,6 +1,8 @@
 //! `<db>/@frames/`: multi-table frames staged and committed with shell tools
-//! (docs/MOUNT.md, "Frames"). A child module of `core`: it works on the
-//! filesystem's state directly.
+//! (docs/MOUNT.md, "Frames"). Part of `core`: it works on the
+//! filesystem's state directly: begin, stage with validation, `ctl`
+//! commands and text, and the frames' names, listings, attributes, opens,
+//! creates, unlinks and renames.
 //!
 //! - `mkdir @frames/<name>` begins a frame; its directory shows every table
 //!   of the database as `<table>.csv`, as it was when the frame began.
@@ -14,16 +16,13 @@
 //! Staged content lives in the daemon's memory until the commit: a daemon
 //! that dies before it loses the staging, never half a frame.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use super::{Caller, Event, FsError, Inner, Node, ReedFs, Result, frame_dir_key, lock, user_name};
-use crate::merge;
-use crate::storage::{Base, Frame, StorageError, TableIndex, names};
+use crate::fs::core::family::Listing;
+use crate::fs::core::*;
+use crate::storage::{Frame, TableIndex};
 
 /// A frame being staged through the mount.
 #[derive(Debug)]
-pub(super) struct OpenFrame {
+pub(in crate::fs::core) struct OpenFrame {
     /// `None` once committed or aborted (or while its commit runs).
     frame: Option<Frame>,
     /// The tables when the frame began, with their head then: the merge
@@ -34,7 +33,246 @@ pub(super) struct OpenFrame {
     outcome: Option<String>,
 }
 
+/// Whether a frame's table list (a `frame_tables_in` result) holds `t`.
+fn frame_has(tables: &Result<Vec<String>>, t: &str) -> bool {
+    tables.as_ref().is_ok_and(|ts| ts.iter().any(|x| x == t))
+}
+
 impl ReedFs {
+    /// A name in `@frames/` (a frame) or in a frame's directory (`ctl`, a
+    /// table's file, or a scratch file).
+    pub(in crate::fs::core) fn frames_child(
+        inner: &Inner,
+        parent: &Node,
+        name: &str,
+    ) -> Result<Node> {
+        Ok(match parent {
+            Node::FramesRoot(db) => {
+                Self::frame_tables_in(inner, *db, name)?;
+                Node::FrameDir(*db, name.to_string())
+            }
+            Node::FrameDir(db, f) => {
+                let tables = Self::frame_tables_in(inner, *db, f)?;
+                match name.strip_suffix(".csv") {
+                    _ if name == "ctl" => Node::FrameCtl(*db, f.clone()),
+                    Some(t) if tables.iter().any(|x| x == t) => {
+                        Node::FrameTable(*db, f.clone(), t.to_string())
+                    }
+                    _ => Node::Scratch(*db, frame_dir_key(f), name.to_string()),
+                }
+            }
+            _ => return Err(FsError::NotDir),
+        })
+    }
+
+    /// The listing of `@frames/` (the frames being staged) or of a frame:
+    /// its tables' files, `ctl`, scratch files.
+    pub(in crate::fs::core) fn frames_entries(inner: &Inner, node: &Node) -> Result<Listing> {
+        let mut names: Listing = Vec::new();
+        match node {
+            Node::FramesRoot(db) => {
+                for f in Self::frame_names_in(inner, *db) {
+                    names.push((Node::FrameDir(*db, f.clone()), Kind::Dir, f));
+                }
+            }
+            Node::FrameDir(db, f) => {
+                for t in Self::frame_tables_in(inner, *db, f)? {
+                    let n = format!("{t}.csv");
+                    names.push((Node::FrameTable(*db, f.clone(), t), Kind::File, n));
+                }
+                names.push((Node::FrameCtl(*db, f.clone()), Kind::File, "ctl".into()));
+                names.extend(Self::scratch_entries(inner, *db, &frame_dir_key(f)));
+            }
+            _ => return Err(FsError::NotDir),
+        }
+        Ok(names)
+    }
+
+    /// Attributes of `@frames/`, a frame, its tables' files and `ctl`.
+    pub(in crate::fs::core) fn frames_attr(
+        &self,
+        inner: &Inner,
+        ino: u64,
+        node: &Node,
+    ) -> Result<Attr> {
+        Ok(match node {
+            Node::FramesRoot(_) => self.dir_attr(ino, self.started),
+            Node::FrameDir(db, f) => {
+                Self::frame_tables_in(inner, *db, f)?;
+                self.dir_attr(ino, self.started)
+            }
+            Node::FrameTable(db, f, t) => {
+                let len = self.frame_len_in(inner, *db, f, t)?;
+                self.file_attr(ino, len, FILE_PERM, SystemTime::now())
+            }
+            Node::FrameCtl(db, f) => {
+                let len = Self::frame_ctl_text_in(inner, *db, f)?.len() as u64;
+                self.file_attr(ino, len, FILE_PERM, SystemTime::now())
+            }
+            _ => return Err(FsError::NotFound),
+        })
+    }
+
+    /// Opens a frame's table file (writing stages at the close) or `ctl`
+    /// (writing runs a command).
+    pub(in crate::fs::core) fn frames_open(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        node: &Node,
+        how: Opening,
+    ) -> Result<(u64, Caching)> {
+        if how.writes() {
+            self.check_writable(node)?;
+        }
+        let Opening { trunc, caller, .. } = how;
+        let h = match node {
+            Node::FrameTable(db, f, t) if how.writes() => {
+                let buf = if trunc {
+                    Vec::new()
+                } else {
+                    self.frame_content_in(&inner, *db, f, t)?.as_ref().clone()
+                };
+                Handle::writer(*db, t, buf, None, trunc, Some(f.clone()), caller)
+            }
+            Node::FrameTable(db, f, t) => Handle::Virtual {
+                data: self.frame_content_in(&inner, *db, f, t)?,
+            },
+            Node::FrameCtl(db, f) if how.writes() => Handle::FrameCtl {
+                db: *db,
+                frame: f.clone(),
+                buf: Vec::new(),
+                caller,
+            },
+            Node::FrameCtl(db, f) => Handle::Virtual {
+                data: Arc::new(Self::frame_ctl_text_in(&inner, *db, f)?),
+            },
+            _ => return Err(FsError::IsDir),
+        };
+        Ok((Self::new_fh(&mut inner, h), Caching::Direct))
+    }
+
+    /// A file created in a frame directory: a table's file (staged when
+    /// saved), `ctl`, or a scratch file.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::fs::core) fn create_in_frame(
+        &self,
+        inner: &mut Inner,
+        db: usize,
+        frame: &str,
+        name: &str,
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> Result<(Attr, u64, Caching)> {
+        let tables = Self::frame_tables_in(inner, db, frame)?;
+        let (node, h) = match name.strip_suffix(".csv") {
+            _ if name == "ctl" => (
+                Node::FrameCtl(db, frame.to_string()),
+                Handle::FrameCtl {
+                    db,
+                    frame: frame.to_string(),
+                    buf: Vec::new(),
+                    caller,
+                },
+            ),
+            Some(t) if tables.iter().any(|x| x == t) => (
+                Node::FrameTable(db, frame.to_string(), t.to_string()),
+                Handle::writer(
+                    db,
+                    t,
+                    Vec::new(),
+                    None,
+                    false,
+                    Some(frame.to_string()),
+                    caller,
+                ),
+            ),
+            _ => {
+                let key = frame_dir_key(frame);
+                return self.create_scratch(inner, db, &key, name, mode, flags, caller);
+            }
+        };
+        if flags & libc::O_EXCL != 0 {
+            return Err(FsError::Exists);
+        }
+        let ino = inner.inodes.ino(&node);
+        let attr = self.file_attr(ino, 0, FILE_PERM, SystemTime::now());
+        Ok((attr, Self::new_fh(inner, h), Caching::Direct))
+    }
+
+    /// `mkdir @frames/<name>`: begins a frame.
+    pub(in crate::fs::core) fn mkdir_frame(
+        &self,
+        inner: MutexGuard<'_, Inner>,
+        db: usize,
+        name: &str,
+    ) -> Result<Attr> {
+        drop(inner);
+        self.begin_frame(db, name)?;
+        let node = Node::FrameDir(db, name.to_string());
+        let mut inner = lock(&self.inner);
+        let ino = inner.inodes.ino(&node);
+        self.attr_of(&mut inner, ino, &node)
+    }
+
+    /// `rm` in a frame directory: a scratch file, or a table's file (which
+    /// unstages it); `ctl` stays.
+    pub(in crate::fs::core) fn unlink_in_frame(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        db: usize,
+        f: &str,
+        name: &str,
+    ) -> Result<()> {
+        let key = frame_dir_key(f);
+        if inner
+            .dirs
+            .get(&(db, key.clone()))
+            .is_some_and(|d| d.contains_key(name))
+        {
+            Self::drop_scratch_name(&mut inner, db, &key, name);
+            return Ok(());
+        }
+        drop(inner);
+        match name.strip_suffix(".csv") {
+            Some(t) => self.unstage(db, f, t),
+            None if name == "ctl" => Err(FsError::NotPermitted("ctl stays while the frame does")),
+            None => Err(FsError::NotFound),
+        }
+    }
+
+    /// `mv` inside a frame directory: a scratch file onto `<table>.csv`
+    /// stages its content (sed -i, rsync, atomic saves); scratch to scratch
+    /// moves.
+    pub(in crate::fs::core) fn rename_in_frame(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        db: usize,
+        f: &str,
+        name: &str,
+        newname: &str,
+    ) -> Result<()> {
+        let key = (db, frame_dir_key(f));
+        if !inner.dirs.get(&key).is_some_and(|d| d.contains_key(name)) {
+            return Err(FsError::NotPermitted(
+                "only scratch files move inside a frame; save onto <table>.csv to stage",
+            ));
+        }
+        let target = newname
+            .strip_suffix(".csv")
+            .filter(|t| frame_has(&Self::frame_tables_in(&inner, db, f), t));
+        if let Some(t) = target {
+            // sed -i, rsync, atomic saves: the file's content is staged.
+            return self.save_scratch_onto(inner, db, &key.1, name, |content| {
+                self.stage(db, f, t, content)
+            });
+        }
+        if newname == "ctl" {
+            return Err(FsError::NotPermitted("ctl is written, not replaced"));
+        }
+        self.move_scratch(&mut inner, db, &key.1, name, newname)
+    }
+
     fn open_frame<'a>(
         frames: &'a mut std::collections::HashMap<(usize, String), OpenFrame>,
         db: usize,
@@ -46,7 +284,7 @@ impl ReedFs {
     }
 
     /// `mkdir @frames/<name>`.
-    pub(super) fn begin_frame(&self, db: usize, name: &str) -> Result<()> {
+    pub(in crate::fs::core) fn begin_frame(&self, db: usize, name: &str) -> Result<()> {
         names::validate(name)
             .map_err(|_| FsError::InvalidName("frame names use letters, digits, '_' and '-'"))?;
         if lock(&self.inner)
@@ -80,7 +318,7 @@ impl ReedFs {
     }
 
     /// `rmdir @frames/<name>`: drops the frame and its scratch files.
-    pub(super) fn remove_frame(&self, db: usize, name: &str) -> Result<()> {
+    pub(in crate::fs::core) fn remove_frame(&self, db: usize, name: &str) -> Result<()> {
         let mut inner = lock(&self.inner);
         let of = Self::open_frame(&mut inner.frames, db, name)?;
         if of.frame.is_none() && of.outcome.is_none() {
@@ -100,7 +338,7 @@ impl ReedFs {
     }
 
     /// The frames of database `db` being staged.
-    pub(super) fn frame_names_in(inner: &Inner, db: usize) -> Vec<String> {
+    pub(in crate::fs::core) fn frame_names_in(inner: &Inner, db: usize) -> Vec<String> {
         inner
             .frames
             .keys()
@@ -117,7 +355,11 @@ impl ReedFs {
     }
 
     /// The tables of a frame (as it began); NotFound when there is no such frame.
-    pub(super) fn frame_tables_in(inner: &Inner, db: usize, name: &str) -> Result<Vec<String>> {
+    pub(in crate::fs::core) fn frame_tables_in(
+        inner: &Inner,
+        db: usize,
+        name: &str,
+    ) -> Result<Vec<String>> {
         Ok(Self::frame_in(inner, db, name)?
             .started
             .keys()
@@ -127,7 +369,7 @@ impl ReedFs {
 
     /// What `<table>.csv` of a frame holds: its staged content, else the
     /// table as the frame began.
-    pub(super) fn frame_content_in(
+    pub(in crate::fs::core) fn frame_content_in(
         &self,
         inner: &Inner,
         db: usize,
@@ -147,7 +389,7 @@ impl ReedFs {
     }
 
     /// The size of `<table>.csv` of a frame, without reading the version.
-    pub(super) fn frame_len_in(
+    pub(in crate::fs::core) fn frame_len_in(
         &self,
         inner: &Inner,
         db: usize,
@@ -167,7 +409,13 @@ impl ReedFs {
     }
 
     /// Stages `content` for `table` after checking it is a valid table.
-    pub(super) fn stage(&self, db: usize, name: &str, table: &str, content: Vec<u8>) -> Result<()> {
+    pub(in crate::fs::core) fn stage(
+        &self,
+        db: usize,
+        name: &str,
+        table: &str,
+        content: Vec<u8>,
+    ) -> Result<()> {
         let delim = self.dbs[db].db.config().delimiter_byte();
         let content = if content.is_empty() {
             // Emptying the file deletes every row: the header stays.
@@ -201,7 +449,7 @@ impl ReedFs {
 
     /// `rm @frames/<name>/<table>.csv`: takes the table out of the frame
     /// (the file shows the table as the frame began again).
-    pub(super) fn unstage(&self, db: usize, name: &str, table: &str) -> Result<()> {
+    pub(in crate::fs::core) fn unstage(&self, db: usize, name: &str, table: &str) -> Result<()> {
         let mut inner = lock(&self.inner);
         let of = Self::open_frame(&mut inner.frames, db, name)?;
         if !of.started.contains_key(table) {
@@ -214,7 +462,11 @@ impl ReedFs {
     }
 
     /// What reading `ctl` shows.
-    pub(super) fn frame_ctl_text_in(inner: &Inner, db: usize, name: &str) -> Result<Vec<u8>> {
+    pub(in crate::fs::core) fn frame_ctl_text_in(
+        inner: &Inner,
+        db: usize,
+        name: &str,
+    ) -> Result<Vec<u8>> {
         let of = Self::frame_in(inner, db, name)?;
         if let Some(o) = &of.outcome {
             return Ok(o.clone().into_bytes());
@@ -236,8 +488,42 @@ impl ReedFs {
         .into_bytes())
     }
 
+    /// A write to `ctl` through handle `fh`: a command runs as soon as its
+    /// line is complete, so the write itself fails when it does (a shell's
+    /// `echo commit > ctl` never sees errors of close).
+    pub(in crate::fs::core) fn write_frame_ctl(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        fh: u64,
+        data: &[u8],
+    ) -> Result<u32> {
+        let Some(Handle::FrameCtl {
+            db,
+            frame,
+            buf,
+            caller,
+        }) = inner.handles.get_mut(&fh)
+        else {
+            return Err(FsError::BadHandle);
+        };
+        buf.extend_from_slice(data);
+        if buf.len() > 4096 {
+            buf.clear();
+            return Err(FsError::InvalidContent(
+                "ctl takes `commit` or `abort`".into(),
+            ));
+        }
+        if buf.contains(&b'\n') {
+            let command = String::from_utf8_lossy(&std::mem::take(buf)).into_owned();
+            let (db, frame, caller) = (*db, frame.clone(), *caller);
+            drop(inner);
+            self.frame_command(db, &frame, &command, caller)?;
+        }
+        Ok(data.len() as u32)
+    }
+
     /// A command written to `ctl`: `commit` or `abort`.
-    pub(super) fn frame_command(
+    pub(in crate::fs::core) fn frame_command(
         &self,
         db: usize,
         name: &str,

@@ -1,0 +1,45 @@
+//! `<db>/@status`: what the mount did lately (commits, refusals, where
+//! refused bytes were kept) and the store's recovery notes (docs/MOUNT.md,
+//! "Status"). Read-only, generated from the store outside the namespace
+//! lock; the events themselves are `fs/status.rs`.
+
+use crate::fs::core::*;
+
+impl ReedFs {
+    /// Attributes of `@status` (no namespace lock).
+    pub(in crate::fs::core) fn status_attr(&self, ino: u64, node: &Node) -> Result<Attr> {
+        let Node::Status(db) = node else {
+            return Err(FsError::NotFound);
+        };
+        let len = self.status_text(*db).len() as u64;
+        Ok(self.file_attr(ino, len, READ_ONLY_PERM, SystemTime::now()))
+    }
+
+    /// Opens `@status`: its text as of now.
+    pub(in crate::fs::core) fn status_open(
+        &self,
+        inner: MutexGuard<'_, Inner>,
+        node: &Node,
+        how: Opening,
+    ) -> Result<(u64, Caching)> {
+        if how.writes() {
+            self.check_writable(node)?;
+        }
+        let Node::Status(db) = node else {
+            return Err(FsError::NotFound);
+        };
+        drop(inner);
+        let data = Arc::new(self.status_text(*db));
+        Ok(self.open_data(data, Caching::Direct))
+    }
+
+    /// The content of `@status`.
+    fn status_text(&self, db: usize) -> Vec<u8> {
+        let mut text = self.status[db].render(&self.dbs[db].name);
+        for note in self.dbs[db].db.recovery_notes() {
+            text.push_str(&note);
+            text.push('\n');
+        }
+        text.into_bytes()
+    }
+}

@@ -1,0 +1,133 @@
+//! `<table>/@versions/`: every version of a table as `<name>.csv`, and
+//! `log.csv`, the table's log (docs/MOUNT.md, "History"). Read-only; a
+//! version's file never changes, so the kernel may cache it. Attributes
+//! and contents come from the store, outside the namespace lock.
+
+use crate::fs::core::family::Listing;
+use crate::fs::core::*;
+
+impl ReedFs {
+    /// A name in `@versions/`: `log.csv`, or a version by its name.
+    pub(in crate::fs::core) fn versions_child(&self, parent: &Node, name: &str) -> Result<Node> {
+        let Node::Versions(db, t) = parent else {
+            return Err(FsError::NotDir);
+        };
+        if name == "log.csv" {
+            return Ok(Node::VersionLog(*db, t.clone()));
+        }
+        let stem = name.strip_suffix(".csv").ok_or(FsError::NotFound)?;
+        let seq = self.table(*db, t)?.seq_of(stem)?.ok_or(FsError::NotFound)?;
+        Ok(Node::VersionFile(*db, t.clone(), seq))
+    }
+
+    /// The listing of `@versions/`: every version, then `log.csv`.
+    pub(in crate::fs::core) fn versions_entries(&self, node: &Node) -> Result<Listing> {
+        let Node::Versions(db, t) = node else {
+            return Err(FsError::NotDir);
+        };
+        let mut names: Listing = Vec::new();
+        for v in self.table(*db, t)?.versions()? {
+            names.push((
+                Node::VersionFile(*db, t.clone(), v.seq),
+                Kind::File,
+                format!("{}.csv", v.name),
+            ));
+        }
+        names.push((
+            Node::VersionLog(*db, t.clone()),
+            Kind::File,
+            "log.csv".into(),
+        ));
+        Ok(names)
+    }
+
+    /// The attributes of the versions of a listing of `@versions/` of
+    /// table `t` (from the log, already read for the names), aligned with
+    /// `entries`, so a listing with attributes costs no lookup per version.
+    pub(in crate::fs::core) fn versions_listing_attrs(
+        &self,
+        inner: &Inner,
+        db: usize,
+        t: &str,
+        entries: &[(u64, Kind, String)],
+    ) -> Result<Vec<Option<Attr>>> {
+        let mut attrs = vec![None; entries.len()];
+        let log = self.dbs[db].db.table(t)?.versions()?;
+        for ((child, _, _), attr) in entries.iter().zip(attrs.iter_mut()) {
+            if let Some(Node::VersionFile(_, _, seq)) = inner.inodes.node(*child)
+                && let Some(v) = log.get((*seq as usize).wrapping_sub(1))
+            {
+                let mut a = self.file_attr(*child, v.size, READ_ONLY_PERM, ts_time(v.ts_us));
+                a.stable = true;
+                *attr = Some(a);
+            }
+        }
+        Ok(attrs)
+    }
+
+    /// Attributes of `@versions/` and its files (no namespace lock).
+    pub(in crate::fs::core) fn versions_attr(&self, ino: u64, node: &Node) -> Result<Attr> {
+        Ok(match node {
+            Node::Versions(..) => self.dir_attr(ino, self.started),
+            Node::VersionFile(db, t, seq) => {
+                // A version's file stays what it was (its directory's lookup
+                // is what notices a drop), so no check for newer commits.
+                let v = self.dbs[*db].db.table(t)?.known_version(*seq)?;
+                let mut a = self.file_attr(ino, v.size, READ_ONLY_PERM, ts_time(v.ts_us));
+                a.stable = true;
+                a
+            }
+            Node::VersionLog(db, t) => {
+                let len = self.version_log(*db, t)?.len() as u64;
+                self.file_attr(ino, len, READ_ONLY_PERM, SystemTime::now())
+            }
+            _ => return Err(FsError::NotFound),
+        })
+    }
+
+    /// Opens a version's file (read outside the namespace lock; cached by
+    /// the kernel) or `log.csv`.
+    pub(in crate::fs::core) fn versions_open(
+        &self,
+        inner: MutexGuard<'_, Inner>,
+        node: &Node,
+        how: Opening,
+    ) -> Result<(u64, Caching)> {
+        if how.writes() {
+            self.check_writable(node)?;
+        }
+        drop(inner);
+        match node {
+            Node::VersionFile(db, t, seq) => {
+                let data = Arc::new(self.table(*db, t)?.read_version(*seq)?);
+                Ok(self.open_data(data, Caching::Keep))
+            }
+            Node::VersionLog(db, t) => {
+                let data = Arc::new(self.version_log(*db, t)?);
+                Ok(self.open_data(data, Caching::Direct))
+            }
+            _ => Err(FsError::IsDir),
+        }
+    }
+
+    /// The content of `log.csv`.
+    fn version_log(&self, db: usize, t: &str) -> Result<Vec<u8>> {
+        let d = self.dbs[db].db.config().delimiter;
+        let mut out = format!("seq{d}name{d}time{d}action{d}user{d}rows{d}size{d}hash{d}frame\n");
+        for v in self.table(db, t)?.versions()? {
+            out.push_str(&format!(
+                "{}{d}{}{d}{}{d}{}{d}{}{d}{}{d}{}{d}{}{d}{}\n",
+                v.seq,
+                v.name,
+                names::format_ts_human(v.ts_us),
+                v.action,
+                v.user,
+                v.rows,
+                v.size,
+                v.hash,
+                v.frame.unwrap_or_default()
+            ));
+        }
+        Ok(out.into_bytes())
+    }
+}
