@@ -110,6 +110,11 @@ impl ResultCache {
         }
     }
 
+    /// Approximate memory the cached results hold.
+    pub fn bytes(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
+
     pub fn len(&self) -> usize {
         self.entries
             .lock()

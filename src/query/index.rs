@@ -157,6 +157,17 @@ impl Indexes {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Memory the held indices take (those whose table version is gone
+    /// are freed with it and not counted).
+    pub fn bytes(&self) -> u64 {
+        let st = self.lock();
+        st.held
+            .iter()
+            .filter(|h| h.typed.strong_count() > 0)
+            .map(|h| h.bytes)
+            .sum()
+    }
+
     /// Starts from persisted lookup counts (a restarted daemon indexes the
     /// columns it indexed before as soon as their tables are parsed).
     pub fn restore(&self, saved: &IndexState) {

@@ -22,6 +22,7 @@ pub mod value;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub use error::{Cause, ErrorKind, QueryError};
 pub use interrupt::Interrupt;
@@ -61,9 +62,14 @@ pub struct ResultSet {
 
 /// Parsed table versions, by (table, version name), kept between queries
 /// by whoever owns it (a mount keeps one per database), with what else a
-/// query needs: results, indices. Parsed versions are bounded by
-/// `MAX_PARSED_BYTES`, least recently used first; a table's older versions
-/// go before anything else once a newer one is parsed.
+/// query needs: results, indices.
+///
+/// Bounded by design (a daemon runs for months): a table's head stays
+/// parsed while it is used; an older version is dropped as soon as a newer
+/// one is parsed, unless a query asked for it as history (AS OF) in the
+/// last `HISTORY_KEEP`; anything unused for `IDLE_KEEP` is dropped; and all
+/// together stay under `MAX_PARSED_BYTES`, least recently used first.
+/// Memory freed by a drop is handed back to the system (`release_memory`).
 #[derive(Debug, Default)]
 pub struct TableCache {
     tables: Mutex<ParsedTables>,
@@ -76,6 +82,37 @@ pub struct TableCache {
 /// Memory parsed versions may hold (rows and their content; indices have
 /// their own bound).
 const MAX_PARSED_BYTES: u64 = 1 << 30;
+
+/// How long an older version a query asked for stays parsed.
+const HISTORY_KEEP: Duration = Duration::from_secs(60);
+
+/// How long any parsed version stays unused before it is dropped.
+const IDLE_KEEP: Duration = Duration::from_secs(600);
+
+/// What a [`TableCache`] holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheUse {
+    pub parsed_versions: usize,
+    pub parsed_bytes: u64,
+    pub result_bytes: u64,
+    pub index_bytes: u64,
+}
+
+impl TableCache {
+    /// What the cache holds now (for `@status`).
+    pub fn usage(&self) -> CacheUse {
+        let (parsed_versions, parsed_bytes) = {
+            let t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+            (t.map.len(), t.map.values().map(|e| e.bytes).sum())
+        };
+        CacheUse {
+            parsed_versions,
+            parsed_bytes,
+            result_bytes: self.results.bytes() as u64,
+            index_bytes: self.indexes.bytes(),
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct ParsedTables {
@@ -90,13 +127,22 @@ struct Parsed {
     content: Arc<Vec<u8>>,
     bytes: u64,
     used: u64,
+    used_at: Instant,
+    /// When a query last asked for this version while a newer one of the
+    /// table was parsed (an AS OF query).
+    asked_as_history: Option<Instant>,
 }
 
 impl ParsedTables {
     fn get(&mut self, key: &(String, String)) -> Option<table::TableRef> {
         self.clock += 1;
+        let newer = self.map.keys().any(|(t, v)| *t == key.0 && *v > key.1);
         let e = self.map.get_mut(key)?;
         e.used = self.clock;
+        e.used_at = Instant::now();
+        if newer {
+            e.asked_as_history = Some(e.used_at);
+        }
         Some(Arc::clone(&e.table))
     }
 
@@ -113,12 +159,17 @@ impl ParsedTables {
 
     fn insert(&mut self, key: (String, String), table: table::TableRef, content: Arc<Vec<u8>>) {
         self.clock += 1;
-        // The table's older versions are for AS OF now: first to go.
-        for ((t, v), e) in self.map.iter_mut() {
-            if *t == key.0 && *v < key.1 {
-                e.used = 0;
-            }
-        }
+        let now = Instant::now();
+        let before = self.map.len();
+        // Older versions of the table, unless asked for as history lately;
+        // and whatever nobody used for a long time.
+        self.map.retain(|(t, v), e| {
+            let superseded = *t == key.0 && *v < key.1;
+            let wanted = e
+                .asked_as_history
+                .is_some_and(|at| now.duration_since(at) < HISTORY_KEEP);
+            (!superseded || wanted) && now.duration_since(e.used_at) < IDLE_KEEP
+        });
         let bytes = table.bytes() + content.len() as u64;
         let mut total: u64 = self.map.values().map(|e| e.bytes).sum();
         while total + bytes > MAX_PARSED_BYTES {
@@ -134,6 +185,7 @@ impl ParsedTables {
                 total -= e.bytes;
             }
         }
+        let dropped = before > self.map.len();
         let used = self.clock;
         self.map.insert(
             key,
@@ -142,8 +194,24 @@ impl ParsedTables {
                 content,
                 bytes,
                 used,
+                used_at: now,
+                asked_as_history: None,
             },
         );
+        if dropped {
+            release_memory();
+        }
+    }
+}
+
+/// Hands memory the allocator keeps after large frees back to the system,
+/// so a daemon's resident size follows what its caches hold (glibc keeps
+/// freed heap pages otherwise).
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

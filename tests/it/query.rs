@@ -1463,3 +1463,60 @@ fn runaway_queries_stop_at_their_time_limit_or_when_cancelled() {
         .unwrap();
     assert_eq!(small.rows[0][0], Value::Int(3000));
 }
+
+/// A daemon's cache stays bounded over save+query cycles: the head stays
+/// parsed, an older version goes once a newer one is parsed, unless a
+/// query asked for it as history (AS OF).
+#[test]
+fn save_and_query_cycles_keep_one_parsed_version_per_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("t", &crate::util::rows(500), "test")
+        .unwrap();
+    let cache = reedbase::query::TableCache::default();
+    let opts = reedbase::storage::CommitOptions::new(reedbase::storage::Action::Update, "test");
+    let mut as_of = 0;
+    for i in 1..=20 {
+        let t = db.table("t").unwrap();
+        let head = t.head().unwrap().1;
+        let key = (i * 7).to_string();
+        let edited = crate::util::set_row(&head, &key, &format!("{key}|cycle {i}|0"));
+        t.commit(reedbase::storage::Base::Head, edited, &opts)
+            .unwrap();
+        let engine = Engine::with_cache(&db, &cache);
+        engine
+            .query("SELECT COUNT(*) FROM t WHERE score > 10")
+            .unwrap();
+        assert_eq!(cache.usage().parsed_versions, 1, "cycle {i}");
+        if i == 10 {
+            as_of = db.table("t").unwrap().head_seq().unwrap();
+        }
+    }
+    let one = cache.usage().parsed_bytes;
+    assert!(one > 0);
+    // A query of the past keeps that version too, next to the head.
+    let engine = Engine::with_cache(&db, &cache);
+    // Row 77 was edited in cycle 11.
+    let name = db.table("t").unwrap().version(as_of).unwrap().name;
+    let past = format!("SELECT name FROM t AS OF '{name}' WHERE id = 77");
+    assert_eq!(
+        engine.query(&past).unwrap().rows[0][0],
+        Value::Text("name 77".into())
+    );
+    engine.query("SELECT COUNT(*) FROM t").unwrap();
+    assert_eq!(cache.usage().parsed_versions, 2);
+    // Asked for again as history, it survives the next save and query.
+    engine.query(&past).unwrap();
+    let t = db.table("t").unwrap();
+    let head = t.head().unwrap().1;
+    t.commit(
+        reedbase::storage::Base::Head,
+        crate::util::set_row(&head, "1", "1|last|0"),
+        &opts,
+    )
+    .unwrap();
+    Engine::with_cache(&db, &cache)
+        .query("SELECT COUNT(*) FROM t")
+        .unwrap();
+    assert_eq!(cache.usage().parsed_versions, 2);
+}

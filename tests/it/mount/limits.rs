@@ -71,6 +71,7 @@ fn runaway_queries_time_out_and_never_starve_reads_and_saves() {
     }
     let status = m.status();
     assert!(status.contains("query_timeout_ms"), "{status}");
+    assert!(status.contains("query memory: "), "{status}");
     assert!(
         std::fs::read_to_string(m.current())
             .unwrap()

@@ -36,6 +36,15 @@ impl ReedFs {
     /// The content of `@status`.
     fn status_text(&self, db: usize) -> Vec<u8> {
         let mut text = self.status[db].render(&self.dbs[db].name);
+        let u = self.queries[db].usage();
+        let mib = |b: u64| b.div_ceil(1 << 20);
+        text.push_str(&format!(
+            "\nquery memory: {} parsed table versions {} MiB, results {} MiB, indices {} MiB\n",
+            u.parsed_versions,
+            mib(u.parsed_bytes),
+            mib(u.result_bytes),
+            mib(u.index_bytes)
+        ));
         for note in self.dbs[db].db.recovery_notes() {
             text.push_str(&note);
             text.push('\n');
