@@ -6,6 +6,7 @@ mod error;
 pub mod fuse;
 mod node;
 mod query_pool;
+mod recent;
 mod spill;
 mod status;
 

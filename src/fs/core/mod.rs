@@ -35,6 +35,7 @@ use super::error::{FsError, Result};
 use super::node::{
     CONFLICTS_DIR_KEY, Inodes, Node, QUERY_DIR_KEY, ROOT, ResultFormat, frame_dir_key,
 };
+use super::recent::RecentVersions;
 use super::spill::{Budget, SpillBuf};
 use super::status::{Event, Status};
 use crate::merge::{self, MergeError, Outcome};
@@ -203,7 +204,12 @@ pub struct ReedFs {
     started: SystemTime,
     /// Memory and disk all scratch files may use.
     scratch_budget: Arc<Budget>,
+    /// Old versions and `@as-of` files read lately, decoded.
+    recent_versions: RecentVersions,
 }
+
+/// Memory decoded old versions may hold (`recent_versions`).
+const RECENT_VERSIONS_BYTES: usize = 64 << 20;
 
 const TEMP_NAME_MAX: usize = 255;
 
@@ -371,6 +377,7 @@ impl ReedFs {
             owner,
             started: SystemTime::now(),
             scratch_budget,
+            recent_versions: RecentVersions::new(RECENT_VERSIONS_BYTES),
         }
     }
 
@@ -392,6 +399,18 @@ impl ReedFs {
 
     /// Decodes each table's recent history into its delta cache (see
     /// `Table::prefetch_history`); for a background thread after mounting.
+    /// Version `seq` of table `t`, decoded once while it is read lately
+    /// (`recent_versions`).
+    fn old_version(&self, db: usize, t: &str, seq: u64) -> Result<Arc<Vec<u8>>> {
+        let key = (db, t.to_string(), seq);
+        if let Some(data) = self.recent_versions.get(&key) {
+            return Ok(data);
+        }
+        let data = Arc::new(self.table(db, t)?.read_version(seq)?);
+        self.recent_versions.put(key, Arc::clone(&data));
+        Ok(data)
+    }
+
     pub fn prefetch_history(&self) {
         const VERSIONS: usize = 5000;
         for (i, d) in self.dbs.iter().enumerate() {

@@ -88,8 +88,8 @@ impl ReedFs {
             return Err(FsError::IsDir);
         };
         drop(inner);
-        let table = self.table(*db, t)?;
-        let data = Arc::new(table.read_version(table.seq_at(*ts)?)?);
+        let seq = self.table(*db, t)?.seq_at(*ts)?;
+        let data = self.old_version(*db, t, seq)?;
         // A past time never changes; a future one follows the head.
         let caching = if *ts < names::now_us() {
             Caching::Keep

@@ -99,7 +99,7 @@ impl ReedFs {
         drop(inner);
         match node {
             Node::VersionFile(db, t, seq) => {
-                let data = Arc::new(self.table(*db, t)?.read_version(*seq)?);
+                let data = self.old_version(*db, t, *seq)?;
                 Ok(self.open_data(data, Caching::Keep))
             }
             Node::VersionLog(db, t) => {
