@@ -12,6 +12,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 
+use super::linediff;
+
 /// A validation error, with the 1-based line (and column when known) in the
 /// content the writer supplied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -909,7 +911,8 @@ fn row_hunks(old: &[u8], old_starts: &[usize], new: &[u8], new_starts: &[usize])
 }
 
 /// Diffs the records of two regions (each given by its record starts and its
-/// end) and returns the changed byte ranges, coalesced.
+/// end) and returns the changed byte ranges, coalesced. The diff is bounded
+/// by work, not time (`linediff`): the hunks depend on the contents alone.
 fn row_hunks_in(
     old: &[u8],
     old_starts: &[usize],
@@ -918,59 +921,56 @@ fn row_hunks_in(
     new_starts: &[usize],
     new_end: usize,
 ) -> Vec<Hunk> {
-    let slices = |b: &'_ [u8], starts: &[usize], end: usize| -> Vec<Vec<u8>> {
+    fn rows<'a>(b: &'a [u8], starts: &[usize], end: usize) -> Vec<Row<'a>> {
         (0..starts.len())
-            .map(|i| b[starts[i]..starts.get(i + 1).copied().unwrap_or(end)].to_vec())
+            .map(|i| Row::new(&b[starts[i]..starts.get(i + 1).copied().unwrap_or(end)]))
             .collect()
-    };
-    let old_rows = slices(old, old_starts, old_end);
-    let new_rows = slices(new, new_starts, new_end);
+    }
+    let old_rows = rows(old, old_starts, old_end);
+    let new_rows = rows(new, new_starts, new_end);
     let old_at = |i: usize| old_starts.get(i).copied().unwrap_or(old_end);
     let new_at = |i: usize| new_starts.get(i).copied().unwrap_or(new_end);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
-    let ops = similar::capture_diff_slices_deadline(
-        similar::Algorithm::Myers,
-        &old_rows,
-        &new_rows,
-        Some(deadline),
-    );
-    let mut hunks: Vec<Hunk> = Vec::new();
-    for op in ops {
-        let (o, n) = match op {
-            similar::DiffOp::Equal { .. } => continue,
-            similar::DiffOp::Delete {
-                old_index,
-                old_len,
-                new_index,
-            } => (old_index..old_index + old_len, new_index..new_index),
-            similar::DiffOp::Insert {
-                old_index,
-                new_index,
-                new_len,
-            } => (old_index..old_index, new_index..new_index + new_len),
-            similar::DiffOp::Replace {
-                old_index,
-                old_len,
-                new_index,
-                new_len,
-            } => (
-                old_index..old_index + old_len,
-                new_index..new_index + new_len,
-            ),
-        };
-        let h = Hunk {
-            old: old_at(o.start)..old_at(o.end),
-            new: new_at(n.start)..new_at(n.end),
-        };
-        match hunks.last_mut() {
-            Some(last) if last.old.end == h.old.start && last.new.end == h.new.start => {
-                last.old.end = h.old.end;
-                last.new.end = h.new.end;
-            }
-            _ => hunks.push(h),
+    linediff::diff(&old_rows, &new_rows)
+        .into_iter()
+        .map(|c| Hunk {
+            old: old_at(c.old.start)..old_at(c.old.end),
+            new: new_at(c.new.start)..new_at(c.new.end),
+        })
+        .collect()
+}
+
+/// A record's bytes with their hash: rows compare by hash first, so the
+/// diff's many comparisons are one `u64` compare each, and by bytes only
+/// when the hashes agree.
+struct Row<'a> {
+    hash: u64,
+    bytes: &'a [u8],
+}
+
+impl<'a> Row<'a> {
+    fn new(bytes: &'a [u8]) -> Row<'a> {
+        // FxHash's step over 8-byte words: fast, and collisions only cost a
+        // byte comparison.
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+        let mut words = bytes.chunks_exact(8);
+        let mut h = bytes.len() as u64;
+        for w in &mut words {
+            h = step(h, u64::from_le_bytes(w.try_into().unwrap_or_default()));
+        }
+        let mut tail = [0u8; 8];
+        tail[..words.remainder().len()].copy_from_slice(words.remainder());
+        Row {
+            hash: step(h, u64::from_le_bytes(tail)),
+            bytes,
         }
     }
-    hunks
+}
+
+impl PartialEq for Row<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.bytes == other.bytes
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,345 @@
+//! The commit protocol (docs/FORMAT.md has the crash analysis):
+//! 1. take the table lock (flock, bounded wait) and catch up with commits
+//!    other processes made;
+//! 2. validate the new bytes (only the changed region) and diff the rows;
+//! 3. write the delta (and a keyframe when one is due), fsync each;
+//! 4. fsync the table directory, so their names are durable;
+//! 5. append the log line and fsync the log: **the commit point**;
+//! 6. refresh `current.csv`, a cache of the head, off the commit path
+//!    (`head_writer.rs`: renamed into place under the table lock).
+//!
+//! A crash before 5 leaves unreferenced files that open removes; a crash
+//! after 5 leaves a stale `current.csv` that open rebuilds from the deltas.
+//! Reads never depend on that rebuild: when the file cannot be rewritten (a
+//! full disk), the head is served from memory.
+
+use std::sync::Arc;
+
+use super::super::csv::{Hunk, TableIndex, common_ends};
+use super::super::delta;
+use super::super::error::{Result, StorageError};
+use super::super::hash::ChunkedHash;
+use super::super::head_writer::write_head;
+use super::super::log::{DeltaKind, LogEntry};
+use super::super::names::now_us;
+use super::{Base, CURRENT, CommitOptions, Committed, LOG, State, Table, Writer, lock_poisoned};
+
+/// The outcome of validating a new content against the head.
+pub(super) enum Prepared {
+    /// The content equals the head: nothing to write.
+    Unchanged(Committed),
+    Version(NewVersion),
+}
+
+/// A validated, diffed version, ready for the write steps.
+pub(super) struct NewVersion {
+    pub(super) content: Vec<u8>,
+    pub(super) hunks: Vec<Hunk>,
+    pub(super) hash: String,
+    pub(super) rows: u64,
+}
+
+impl Table {
+    /// Commits `content` as the table's new version (the protocol is in the
+    /// module doc).
+    pub fn commit(&self, base: Base, content: Vec<u8>, opts: &CommitOptions) -> Result<Committed> {
+        let content = super::super::csv::strip_bom(content).into_owned();
+        type Resolve = fn(&[u8], &[u8], &[u8], u64) -> Result<Vec<u8>>;
+        self.commit_inner(base, content, opts, None::<Resolve>)
+    }
+
+    /// Commits `content`, written from version `base`. When others committed
+    /// since, `resolve(base, content, head, head seq)` is called under the
+    /// table lock to produce what to commit against the head instead (the
+    /// merge layer's three-way merge), so concurrent writers never starve
+    /// each other with retries.
+    pub fn commit_resolving<E: From<StorageError>>(
+        &self,
+        base: u64,
+        content: Vec<u8>,
+        opts: &CommitOptions,
+        resolve: impl FnOnce(&[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
+    ) -> Result<Committed, E> {
+        let content = super::super::csv::strip_bom(content).into_owned();
+        self.commit_inner(Base::Version(base), content, opts, Some(resolve))
+    }
+
+    fn commit_inner<E: From<StorageError>>(
+        &self,
+        base: Base,
+        mut content: Vec<u8>,
+        opts: &CommitOptions,
+        resolve: Option<impl FnOnce(&[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>>,
+    ) -> Result<Committed, E> {
+        let mut writer = lock_poisoned(self.writer.lock());
+        let _g = self.acquire()?;
+        let state = self.catch_up(&mut writer)?;
+        let head_seq = state.log.len() as u64;
+        if let Base::Version(b) = base
+            && b != head_seq
+        {
+            let Some(resolve) = resolve else {
+                return Err(StorageError::BaseMismatch {
+                    base: b,
+                    head: head_seq,
+                }
+                .into());
+            };
+            let base_bytes = self.base_bytes(&state, b)?;
+            content = resolve(&base_bytes, &content, &state.head, head_seq)?;
+        }
+        self.commit_locked(writer, state, content, opts)
+            .map_err(E::from)
+    }
+
+    /// Under the table lock: repairs what open() only read (the first time
+    /// through this handle) and catches up with other processes' commits.
+    pub(super) fn catch_up(&self, writer: &mut Writer) -> Result<State> {
+        if !writer.repaired {
+            let state = self.recover(true)?;
+            *lock_poisoned(self.state.write()) = state;
+            writer.repaired = true;
+        }
+        self.refresh(true)?;
+        Ok(lock_poisoned(self.state.read()).clone())
+    }
+
+    /// The bytes of version `b`, a writer's base, for a merge with the head
+    /// in `state` (empty for 0: the table had no version).
+    pub(super) fn base_bytes(&self, state: &State, b: u64) -> Result<Vec<u8>> {
+        let head_seq = state.log.len() as u64;
+        if b > head_seq {
+            return Err(StorageError::BaseMismatch {
+                base: b,
+                head: head_seq,
+            });
+        }
+        if b == 0 {
+            return Ok(Vec::new());
+        }
+        self.reconstruct(&state.log, Some((head_seq, state.head.as_slice())), b)
+    }
+
+    /// The commit itself, against the head in `state`; the caller holds the
+    /// writer mutex (`writer`) and the table lock.
+    fn commit_locked(
+        &self,
+        mut writer: std::sync::MutexGuard<'_, Writer>,
+        state: State,
+        content: Vec<u8>,
+        opts: &CommitOptions,
+    ) -> Result<Committed> {
+        let prepared = match self.prepare(&mut writer, &state, content)? {
+            Prepared::Unchanged(c) => return Ok(c),
+            Prepared::Version(v) => v,
+        };
+        let entry = match self.write_version(&state, &prepared, None, opts) {
+            Ok(e) => e,
+            Err(e) => {
+                // The index already describes the rejected content: drop it.
+                writer.log_len = None;
+                return Err(e);
+            }
+        };
+        self.publish(&mut writer, state, entry, prepared.content)
+    }
+
+    /// Step 2 of the protocol: validates `content` against the head in
+    /// `state` and diffs it. Updates the writer's index and hash to describe
+    /// `content`; a caller that then does not commit must reset them
+    /// (`writer.log_len = None`).
+    pub(super) fn prepare(
+        &self,
+        writer: &mut Writer,
+        state: &State,
+        content: Vec<u8>,
+    ) -> Result<Prepared> {
+        let head_seq = state.log.len() as u64;
+        let (p, s) = common_ends(&state.head, &content);
+        let unchanged = p == content.len() && p == state.head.len();
+        if unchanged
+            && (head_seq > 0 || content.is_empty())
+            && let Some(version) = self.info(&state.log, head_seq)
+        {
+            return Ok(Prepared::Unchanged(Committed {
+                version,
+                created: false,
+            }));
+        }
+        if writer.log_len != Some(state.log_len) {
+            // First commit here, or another process committed: parse the
+            // head. A head stored before a rule it breaks existed (a NUL, a
+            // lone CR) has no index: the save is then checked in full, so
+            // such a table can always be repaired by saving valid content.
+            writer.index = if state.head.is_empty() {
+                None
+            } else {
+                TableIndex::parse(&state.head, self.delim()).ok()
+            };
+            writer.hash = ChunkedHash::compute(&state.head);
+            writer.log_len = Some(state.log_len);
+        }
+        let old = state.head.as_slice();
+        let hunks = if content.is_empty() {
+            // Empty content is a valid table: a dropped one (action Drop),
+            // or a file emptied by its writer (`: > current.csv`), which a
+            // later append fills from nothing, header included.
+            writer.index = None;
+            vec![Hunk {
+                old: 0..old.len(),
+                new: 0..0,
+            }]
+        } else {
+            let edited = match &mut writer.index {
+                Some(idx) => idx.edit_with(old, &content, self.delim(), p, s),
+                None => TableIndex::parse(&content, self.delim()).map(|idx| {
+                    writer.index = Some(idx);
+                    vec![Hunk {
+                        old: 0..old.len(),
+                        new: 0..content.len(),
+                    }]
+                }),
+            };
+            edited?
+        };
+        writer.hash.update(old.len(), &content, p, s);
+        Ok(Prepared::Version(NewVersion {
+            rows: writer.index.as_ref().map_or(0, |i| i.rows() as u64),
+            hash: writer.hash.digest(),
+            content,
+            hunks,
+        }))
+    }
+
+    /// After the commit point: the version exists. Updates memory first, so
+    /// a failure to refresh current.csv below cannot hide it. Our snapshot
+    /// goes first so the log is extended in place, not copied.
+    pub(super) fn publish(
+        &self,
+        writer: &mut Writer,
+        state: State,
+        entry: LogEntry,
+        content: Vec<u8>,
+    ) -> Result<Committed> {
+        let base_len = state.log_len;
+        drop(state);
+        let head = Arc::new(content);
+        let mut live = lock_poisoned(self.state.write());
+        // A reader's refresh may have loaded our line from disk already (it
+        // reads without the lock); then the live state holds it.
+        if live.log_len == base_len {
+            live.log_len += entry.encode().len() as u64;
+            Arc::make_mut(&mut live.log).push(entry);
+        }
+        live.columns = Arc::new(
+            writer
+                .index
+                .as_ref()
+                .map(|i| i.columns.clone())
+                .unwrap_or_default(),
+        );
+        live.head = Arc::clone(&head);
+        writer.log_len = Some(live.log_len);
+        let seq = live.log.len() as u64;
+        let log_len = live.log_len;
+        let version = self.info(&live.log, seq);
+        drop(live);
+        if let Err(e) = self.refresh_current(&head, log_len) {
+            // The next open rebuilds it from the deltas; the version is safe.
+            tracing::error!(table = %self.name, error = %e.report(), "version committed but current.csv not refreshed");
+        }
+        let version = version.ok_or_else(|| self.no_version(seq))?;
+        Ok(Committed {
+            version,
+            created: true,
+        })
+    }
+
+    /// Refreshes `current.csv` after a commit with `head`, the version that
+    /// a `version.log` of `log_len` bytes ends with: on the background writer
+    /// when there is one (it renames under the lock, if the log still ends
+    /// there), else now, without fsync. The caller holds the table lock. The
+    /// log line is the commit point; open() rebuilds a `current.csv` that
+    /// does not match it.
+    fn refresh_current(&self, head: &Arc<Vec<u8>>, log_len: u64) -> Result<()> {
+        match &self.head_writer {
+            Some(w) => {
+                w.submit(Arc::clone(head), log_len);
+                Ok(())
+            }
+            None => write_head(&*self.ctx.io, &self.path(CURRENT), head, false),
+        }
+    }
+
+    /// Steps 3-5 of the protocol. Returns the log entry that was made durable.
+    /// `ts_us` is the frame's shared timestamp; `None` takes the clock.
+    pub(super) fn write_version(
+        &self,
+        state: &State,
+        v: &NewVersion,
+        ts_us: Option<u64>,
+        opts: &CommitOptions,
+    ) -> Result<LogEntry> {
+        let io = &*self.ctx.io;
+        let (content, hunks) = (v.content.as_slice(), v.hunks.as_slice());
+        let old = state.head.as_slice();
+        let prev_ts = state.log.last().map_or(0, |e| e.ts_us);
+        let user = lock_poisoned(self.ctx.users.lock()).code(io, opts.user)?;
+        let anchor = state
+            .log
+            .iter()
+            .rposition(|e| e.keyframe || e.size == 0)
+            .map_or(state.log.len() as u64, |i| (state.log.len() - i) as u64);
+        let keyframe =
+            !old.is_empty() && !content.is_empty() && anchor >= self.ctx.config.keyframe_every;
+        let (stored, is_xz) = delta::pack(delta::encode(old, content, hunks));
+        let entry = LogEntry {
+            ts_us: ts_us.unwrap_or_else(|| now_us().max(prev_ts + 1)),
+            node: self.ctx.config.node.clone(),
+            action: opts.action as u32,
+            user,
+            base: state.log.len() as u64,
+            size: content.len() as u64,
+            rows: v.rows,
+            hash: v.hash.clone(),
+            frame: opts.frame.map(str::to_string),
+            delta: if is_xz {
+                DeltaKind::BsdiffXz
+            } else {
+                DeltaKind::Bsdiff
+            },
+            keyframe,
+        };
+        let delta_path = self.path(&entry.delta_file());
+        let kf_path = self.path(&entry.keyframe_file());
+        let cleanup = |e: StorageError| {
+            let _ = io.remove(&delta_path);
+            let _ = io.remove(&kf_path);
+            e
+        };
+        io.write_new(&delta_path, &stored, true)
+            .map_err(|e| cleanup(StorageError::io("write", &delta_path, e)))?;
+        if keyframe {
+            io.write_new(&kf_path, &delta::xz(content, 1), true)
+                .map_err(|e| cleanup(StorageError::io("write", &kf_path, e)))?;
+        }
+        io.sync_dir(&self.dir)
+            .map_err(|e| cleanup(StorageError::io("fsync directory", &self.dir, e)))?;
+        let log_path = self.path(LOG);
+        // The first line of a log: the file may be new (or was cut to nothing
+        // by recovery), and its name is durable only with its directory.
+        let new_log = state.log_len == 0;
+        if let Err(e) = io.append(&log_path, entry.encode().as_bytes(), true) {
+            // Cut whatever part of the line may have reached the file.
+            let _ = io.truncate(&log_path, state.log_len);
+            return Err(cleanup(StorageError::io("append", &log_path, e)));
+        }
+        if new_log && let Err(e) = io.sync_dir(&self.dir) {
+            // The log's name is durable only once its directory is synced;
+            // without that the commit did not happen: take the line back.
+            let _ = io.truncate(&log_path, 0);
+            return Err(cleanup(StorageError::io("fsync directory", &self.dir, e)));
+        }
+        Ok(entry)
+    }
+}

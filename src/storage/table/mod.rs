@@ -1,0 +1,279 @@
+//! One table: its version log, its deltas and keyframes, its head.
+//!
+//! Recovery and catching up with other processes are in `recover.rs`, the
+//! read path and its caches in `read.rs`, the commit protocol in
+//! `commit.rs`, a frame's commit across tables in `frame_commit.rs`.
+
+mod commit;
+mod frame_commit;
+mod read;
+mod recover;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use super::DbCtx;
+use super::csv::TableIndex;
+use super::delta;
+use super::dict::Action;
+use super::error::{Result, StorageError};
+use super::hash::ChunkedHash;
+use super::head_writer::{HeadWriter, Target};
+use super::lock::{LockFile, LockGuard};
+use super::log::LogEntry;
+
+use read::{Checkpoints, FileStamp, PatchCache};
+
+pub const CURRENT: &str = "current.csv";
+pub const LOG: &str = "version.log";
+pub const LOCK: &str = "lock";
+pub const SCHEMA: &str = "schema.toml";
+
+/// What the writer started from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    /// Whatever the head is now (a blind write: `>`, `cp`, an import).
+    Head,
+    /// The version the writer read (sequence number; 0 = the table had none).
+    Version(u64),
+}
+
+/// Who and what a commit is, for the log.
+#[derive(Debug, Clone)]
+pub struct CommitOptions<'a> {
+    pub action: Action,
+    pub user: &'a str,
+    pub frame: Option<&'a str>,
+}
+
+impl<'a> CommitOptions<'a> {
+    pub fn new(action: Action, user: &'a str) -> Self {
+        CommitOptions {
+            action,
+            user,
+            frame: None,
+        }
+    }
+}
+
+/// A version as the outside world sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// 1-based position in this site's log.
+    pub seq: u64,
+    /// Unique, sortable name (timestamp and node).
+    pub name: String,
+    pub ts_us: u64,
+    pub action: String,
+    pub user: String,
+    pub base: u64,
+    pub size: u64,
+    pub rows: u64,
+    pub hash: String,
+    pub frame: Option<String>,
+}
+
+/// The result of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub version: VersionInfo,
+    /// False when the content equalled the head: no version was written.
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct State {
+    log: Arc<Vec<LogEntry>>,
+    /// Bytes of version.log this state reflects (to notice other writers).
+    log_len: u64,
+    head: Arc<Vec<u8>>,
+    columns: Arc<Vec<String>>,
+}
+
+/// What only committers need: the parsed index of the head (record offsets
+/// and keys), kept up to date by each commit instead of re-parsing.
+#[derive(Debug, Default)]
+struct Writer {
+    /// `None` while the head is empty (no version yet, or dropped).
+    index: Option<TableIndex>,
+    /// Chunk digests of the head, so a commit rehashes only what changed.
+    hash: ChunkedHash,
+    /// Whether this handle ran the repairing recovery (under the lock) yet.
+    repaired: bool,
+    /// The log length `index` and `hash` describe; differs after another process committed.
+    log_len: Option<u64>,
+}
+#[derive(Debug)]
+pub struct Table {
+    ctx: Arc<DbCtx>,
+    name: String,
+    dir: PathBuf,
+    /// Serialises commits and recovery between processes, and every
+    /// replacement of `current.csv` (shared with the head writer's thread).
+    lock: Arc<LockFile>,
+    /// Serialises this process's committers (the flock serialises processes)
+    /// and holds their state.
+    writer: Mutex<Writer>,
+    state: RwLock<State>,
+    patches: Mutex<PatchCache>,
+    /// Background writer of `current.csv`; `None` writes it inline.
+    head_writer: Option<HeadWriter>,
+    /// The last decoded stored anchor (keyframe or chain start): log index
+    /// and content. Decoding one costs milliseconds; reads near it reuse it.
+    anchor: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
+    /// Whole old versions kept in memory as read anchors, by log index
+    /// (with the version's name, checked on use): built by
+    /// `prefetch_history` every `CHECKPOINT_EVERY` versions back from the head.
+    checkpoints: Mutex<Checkpoints>,
+    /// Old versions rebuilt recently: (version name, bytes), oldest first.
+    recent: Mutex<std::collections::VecDeque<(String, Arc<Vec<u8>>)>>,
+    /// Identity (dev, inode, mtime) of a `current.csv` found to hold head
+    /// version `seq`, so `head_file` compares the bytes once per version.
+    verified_head_file: Mutex<Option<FileStamp>>,
+}
+fn lock_poisoned<T>(r: std::sync::LockResult<T>) -> T {
+    // A panic in another thread cannot leave State half-updated: it is only
+    // ever replaced whole. So a poisoned lock is safe to use.
+    r.unwrap_or_else(|p| p.into_inner())
+}
+impl Table {
+    /// Opens a table directory, recovering from any crash (torn log line,
+    /// leftover temp or unreferenced files, stale `current.csv`).
+    pub(crate) fn open(ctx: Arc<DbCtx>, name: &str) -> Result<Table> {
+        let dir = ctx.root.join("tables").join(name);
+        if ctx
+            .io
+            .len(&dir.join(LOG))
+            .map_err(|e| StorageError::io("stat", dir.join(LOG), e))?
+            .is_none()
+            && ctx
+                .io
+                .len(&dir)
+                .map_err(|e| StorageError::io("stat", &dir, e))?
+                .is_none()
+        {
+            return Err(StorageError::NotFound {
+                kind: "table",
+                name: name.to_string(),
+            });
+        }
+        let lock = Arc::new(LockFile::open(&dir.join(LOCK))?);
+        let head_writer = if ctx
+            .background_head
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let target = Target {
+                io: Arc::clone(&ctx.io),
+                path: dir.join(CURRENT),
+                log: dir.join(LOG),
+                lock: Arc::clone(&lock),
+                what: format!("table {}/{}", ctx.config.name, name),
+                timeout: Duration::from_millis(ctx.config.lock_timeout_ms),
+            };
+            Some(
+                HeadWriter::spawn(target)
+                    .map_err(|e| StorageError::io("spawn head writer for", dir.join(CURRENT), e))?,
+            )
+        } else {
+            None
+        };
+        let table = Table {
+            ctx,
+            name: name.to_string(),
+            dir,
+            lock,
+            writer: Mutex::new(Writer::default()),
+            state: RwLock::new(State::default()),
+            patches: Mutex::new(PatchCache::default()),
+            head_writer,
+            anchor: Mutex::new(None),
+            recent: Mutex::new(Default::default()),
+            checkpoints: Mutex::new(Default::default()),
+            verified_head_file: Mutex::new(None),
+        };
+        // Open repairs (cuts a torn log line, removes leftovers of interrupted
+        // commits, rewrites a stale current.csv) when the lock is free at once;
+        // when a writer holds it, open only reads, so readers never wait, and
+        // the first commit through this handle repairs under the lock. A
+        // repair that fails on I/O (a full disk) must not fail a read either:
+        // open then reads without repairing, and leaves it to that commit,
+        // which fails if the repair still cannot be made.
+        let repaired = match table.lock.acquire(&table.name, Duration::ZERO) {
+            Ok(_g) => match table.recover(true) {
+                Ok(state) => {
+                    *lock_poisoned(table.state.write()) = state;
+                    true
+                }
+                Err(e @ StorageError::Io { .. }) => {
+                    tracing::warn!(table = %table.name, error = %e.report(), "could not repair the table; reading it as it is");
+                    let state = table.recover(false)?;
+                    *lock_poisoned(table.state.write()) = state;
+                    false
+                }
+                Err(e) => return Err(e),
+            },
+            Err(StorageError::Locked { .. }) => {
+                let state = table.recover(false)?;
+                *lock_poisoned(table.state.write()) = state;
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        lock_poisoned(table.writer.lock()).repaired = repaired;
+        Ok(table)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn delim(&self) -> u8 {
+        self.ctx.config.delimiter_byte()
+    }
+
+    fn acquire(&self) -> Result<LockGuard<'_>> {
+        self.lock.acquire(
+            &format!("table {}/{}", self.ctx.config.name, self.name),
+            Duration::from_millis(self.ctx.config.lock_timeout_ms),
+        )
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    fn info(&self, log: &[LogEntry], seq: u64) -> Option<VersionInfo> {
+        let e = log.get(seq.checked_sub(1)? as usize)?;
+        let users = lock_poisoned(self.ctx.users.lock());
+        Some(VersionInfo {
+            seq,
+            name: e.name(),
+            ts_us: e.ts_us,
+            action: Action::from_code(e.action)
+                .map_or("?", Action::name)
+                .to_string(),
+            user: users.name(e.user).to_string(),
+            base: e.base,
+            size: e.size,
+            rows: e.rows,
+            hash: e.hash.clone(),
+            frame: e.frame.clone(),
+        })
+    }
+
+    fn no_version(&self, seq: u64) -> StorageError {
+        StorageError::NotFound {
+            kind: "version",
+            name: format!("{}@{seq}", self.name),
+        }
+    }
+
+    fn damaged(&self, e: delta::DeltaError) -> StorageError {
+        StorageError::corrupt(&self.dir, e.to_string())
+    }
+}
