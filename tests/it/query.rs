@@ -1070,6 +1070,13 @@ fn results_are_cached_by_query_and_versions_and_explain_shows_the_plan() {
         p.contains("Join users on a.id by key hash index on users.id"),
         "{p}"
     );
+    let p = plan("SELECT name FROM users ORDER BY id DESC LIMIT 2 OFFSET 1");
+    assert!(
+        p.contains("TopK (1 keys): the row numbers of the best 3 rows kept"),
+        "{p}"
+    );
+    let p = plan("SELECT name FROM users ORDER BY id DESC");
+    assert!(p.contains("Sort (1 keys)"), "{p}");
 }
 
 #[test]
