@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ReedQL against its peers (issue 6): a 100k-row, 10-column users table and a
-# 10k-row orders table from scripts/gen_table.py; four queries through
+# 10k-row orders table from scripts/gen_table.py; five queries through
 # `cat @query`, `rdb db:query`, the sqlite3 CLI and the duckdb CLI reading the
 # same CSV, and duckdb (Python) with the tables already loaded.
 # Needs hyperfine, sqlite3 (scripts/setup.sh) and duckdb + duckdb-cli (pip).
@@ -20,12 +20,13 @@ python3 scripts/gen_table.py orders 10000 --users 100000 --out "$base/orders.csv
 "$rdb" table:create bench orders --from "$base/orders.csv" >/dev/null 2>&1
 "$rdb" mount bench "$mnt" --daemon >/dev/null
 
-names=(point filter group join)
+names=(point filter group join topk)
 queries=(
   "SELECT * FROM users WHERE id = 54321"
   "SELECT id, name, country FROM users WHERE age > 25"
   "SELECT country, COUNT(*), AVG(age) FROM users GROUP BY country"
   "SELECT u.country, COUNT(*), AVG(o.price) FROM orders o JOIN users u ON u.id = o.user_id GROUP BY u.country"
+  "SELECT id, name, score FROM users ORDER BY score DESC LIMIT 10"
 )
 # The same queries made unique per run (a different no-op constant), so the
 # result cache cannot answer them: what a query costs after a commit.
@@ -34,6 +35,7 @@ uncached=(
   "SELECT id, name, country FROM users WHERE age > 25 AND {n} > 0"
   "SELECT country, COUNT(*), AVG(age) FROM users WHERE {n} > 0 GROUP BY country"
   "SELECT u.country, COUNT(*), AVG(o.price) FROM orders o JOIN users u ON u.id = o.user_id WHERE {n} > 0 GROUP BY u.country"
+  "SELECT id, name, score FROM users WHERE {n} > 0 ORDER BY score DESC LIMIT 10"
 )
 median_of_all() { python3 -c "import json,statistics,sys; r=json.load(open(sys.argv[1]))['results']; print(round(statistics.median([x['median'] for x in r])*1000, 1))" "$1"; }
 ms() { python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['results'][0]['median']*1000, 1))" "$1"; }

@@ -658,6 +658,55 @@ const HANDWRITTEN: &[(&str, bool)] = &[
     ("SELECT k, s FROM t1 ORDER BY s, k LIMIT 20", true),
     ("SELECT * FROM t2 ORDER BY k LIMIT 5", true),
     ("SELECT t2.* FROM t2 ORDER BY 1 LIMIT 3", true),
+    // ORDER BY columns with LIMIT over one table (the top-k scan): NULLs
+    // first or last, DESC, several keys, OFFSET, WHERE, LIMIT past the
+    // table or 0, aliases and ordinals, an index probe.
+    (
+        "SELECT k, b FROM t1 ORDER BY b DESC, k DESC LIMIT 9 OFFSET 4",
+        true,
+    ),
+    (
+        "SELECT k, r FROM t1 ORDER BY r NULLS FIRST, k LIMIT 25",
+        true,
+    ),
+    (
+        "SELECT k, r FROM t1 ORDER BY r DESC NULLS FIRST, k LIMIT 25 OFFSET 10",
+        true,
+    ),
+    (
+        "SELECT k, a FROM t1 ORDER BY a NULLS LAST, k DESC LIMIT 30",
+        true,
+    ),
+    (
+        "SELECT k, s FROM t1 WHERE s IS NOT NULL ORDER BY s DESC, k LIMIT 15",
+        true,
+    ),
+    (
+        "SELECT g, a, k FROM t1 WHERE b > 500 ORDER BY g, a DESC, k LIMIT 30 OFFSET 5",
+        true,
+    ),
+    ("SELECT k FROM t1 ORDER BY k DESC LIMIT 1000", true),
+    ("SELECT k, a FROM t1 ORDER BY a, k LIMIT 0", true),
+    ("SELECT k, a FROM t1 ORDER BY a, k LIMIT 5 OFFSET 500", true),
+    ("SELECT k FROM t1 ORDER BY a LIMIT 300", false),
+    (
+        "SELECT a * 2, k FROM t1 WHERE a IS NULL ORDER BY k LIMIT 4",
+        true,
+    ),
+    ("SELECT k AS key, a FROM t1 ORDER BY key DESC LIMIT 3", true),
+    ("SELECT k, a FROM t1 ORDER BY 2 DESC, 1 LIMIT 6", true),
+    (
+        "SELECT k, a, b FROM t1 WHERE k = 17 ORDER BY a, k LIMIT 3",
+        true,
+    ),
+    (
+        "SELECT k, s FROM t1 WHERE a = 2 ORDER BY s, k LIMIT 8 OFFSET 1",
+        true,
+    ),
+    (
+        "SELECT k, t1_k FROM t2 ORDER BY t1_k DESC, k LIMIT 12",
+        true,
+    ),
     ("SELECT k, COALESCE(s, g, 'none') FROM t1 ORDER BY k", true),
     (
         "SELECT k, UPPER(s), LOWER(g), LENGTH(s), SUBSTR(s, 2, 3) FROM t1 ORDER BY k",
@@ -1021,6 +1070,13 @@ fn results_are_cached_by_query_and_versions_and_explain_shows_the_plan() {
         p.contains("Join users on a.id by key hash index on users.id"),
         "{p}"
     );
+    let p = plan("SELECT name FROM users ORDER BY id DESC LIMIT 2 OFFSET 1");
+    assert!(
+        p.contains("TopK (1 keys): the row numbers of the best 3 rows kept"),
+        "{p}"
+    );
+    let p = plan("SELECT name FROM users ORDER BY id DESC");
+    assert!(p.contains("Sort (1 keys)"), "{p}");
 }
 
 #[test]
@@ -1183,6 +1239,12 @@ fn declared_types_from_schema_toml_agree_with_sqlite() {
         "SELECT k, n + 1, x * 2, z || '' FROM t3 ORDER BY k",
         "SELECT k, w FROM t3 ORDER BY w, k",
         "SELECT DISTINCT z FROM t3 ORDER BY z",
+        // The top-k scan over mixed types (integers, reals, texts, NULLs).
+        "SELECT k, n FROM t3 ORDER BY n, k LIMIT 6",
+        "SELECT k, n FROM t3 ORDER BY n DESC, k LIMIT 5 OFFSET 3",
+        "SELECT k, n FROM t3 ORDER BY n NULLS LAST, k DESC LIMIT 20",
+        "SELECT k, x FROM t3 ORDER BY x DESC NULLS FIRST, k LIMIT 4",
+        "SELECT k, z FROM t3 WHERE k > 3 ORDER BY z DESC, k DESC LIMIT 7",
     ];
     let mut failures = Vec::new();
     for sql in queries {

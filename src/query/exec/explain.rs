@@ -5,6 +5,7 @@ use super::super::ast::{Select, Source};
 use super::super::value::Value;
 use super::Env;
 use super::join::index_probe;
+use super::topk::top_k;
 
 /// The plan of a bound SELECT, one step per row (EXPLAIN): how each table
 /// is read (index lookup or scan), joins, filter, grouping, order, limit.
@@ -76,7 +77,13 @@ pub fn explain(s: &Select, env: &Env) -> ResultSet {
     if s.distinct {
         lines.push("Distinct".into());
     }
-    if !s.order.is_empty() {
+    if top_k(s, env.limits).is_some() {
+        lines.push(format!(
+            "TopK ({} keys): the row numbers of the best {} rows kept, only those projected",
+            s.order.len(),
+            s.offset.saturating_add(s.limit.unwrap_or(0))
+        ));
+    } else if !s.order.is_empty() {
         lines.push(format!("Sort ({} keys)", s.order.len()));
     }
     if s.limit.is_some() || s.offset > 0 {

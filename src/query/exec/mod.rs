@@ -6,14 +6,15 @@
 //! This file holds the entry points (`run`, `stream`) and the choice, in
 //! one place (`choose`), between the ways a query runs (`Strategy`);
 //! `eval.rs` evaluates expressions, `join.rs` reads and joins the sources,
-//! `aggregate.rs` groups, `order.rs` sorts and cuts the output,
-//! `explain.rs` describes the plan.
+//! `aggregate.rs` groups, `order.rs` sorts and cuts the output, `topk.rs`
+//! runs ORDER BY ... LIMIT over one table, `explain.rs` describes the plan.
 
 mod aggregate;
 mod eval;
 mod explain;
 mod join;
 mod order;
+mod topk;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use eval::{eval_const, eval_row};
 pub use explain::explain;
 use join::{first_rows, joined_rows, stream_rows};
 use order::{OutRow, finish_output, keep_best, out_row};
+use topk::{TopK, run_top_k, top_k};
 
 /// What execution needs besides the query: limits and the index policy.
 pub struct Env<'a> {
@@ -142,6 +144,10 @@ enum Strategy<'s> {
     /// GROUP BY one column of one table with a dictionary: groups by code
     /// (never over the bound: the dictionary bounds the groups).
     DictGrouped(DictGrouping<'s>),
+    /// ORDER BY plain columns with LIMIT over one table: one scan keeping
+    /// the best `OFFSET + LIMIT` row numbers, only those projected
+    /// (`topk.rs`); never more rows held than that.
+    TopK(TopK<'s>),
     /// Every joined, filtered row held (by reference), then grouped or
     /// projected: the fast path, while the rows fit `max_rows_in_memory`.
     InMemory,
@@ -165,6 +171,9 @@ enum Strategy<'s> {
 fn choose<'s>(s: &'s Select, limits: &Limits, rows_fit: bool) -> Strategy<'s> {
     if let Some(d) = dict_grouping(s) {
         return Strategy::DictGrouped(d);
+    }
+    if let Some(t) = top_k(s, limits) {
+        return Strategy::TopK(t);
     }
     if rows_fit {
         return Strategy::InMemory;
@@ -198,6 +207,7 @@ pub fn run(s: &Select, env: &Env) -> Result<Ran, QueryError> {
     loop {
         return match strategy {
             Strategy::DictGrouped(d) => run_grouped_by_dict(s, env, d).map(Ran::Whole),
+            Strategy::TopK(t) => run_top_k(s, env, &t).map(Ran::Whole),
             Strategy::InMemory => match run_in_memory(s, env)? {
                 Some(result) => Ok(Ran::Whole(result)),
                 None => {
