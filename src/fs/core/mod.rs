@@ -206,6 +206,8 @@ pub struct ReedFs {
     scratch_budget: Arc<Budget>,
     /// Old versions and `@as-of` files read lately, decoded.
     recent_versions: RecentVersions,
+    /// Queries of `@query/` running now (shown in `@status`).
+    queries_running: std::sync::atomic::AtomicUsize,
 }
 
 /// Memory decoded old versions may hold (`recent_versions`).
@@ -378,6 +380,7 @@ impl ReedFs {
             started: SystemTime::now(),
             scratch_budget,
             recent_versions: RecentVersions::new(RECENT_VERSIONS_BYTES),
+            queries_running: Default::default(),
         }
     }
 

@@ -90,7 +90,18 @@ fn a_query_stops_when_its_reader_is_killed() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_until_in_syscall(&[reader.id()], IN_QUERY);
+    // Killed once the daemon runs its query (a request the kernel has not
+    // handed to the daemon yet is simply dropped with its process).
+    let start = Instant::now();
+    while !m.status().contains("queries running: 1 ") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the query never ran: {}",
+            m.status()
+        );
+        // A poll interval, not a wait for an effect.
+        std::thread::sleep(Duration::from_millis(10));
+    }
     reader.kill().unwrap();
     let _ = reader.wait();
     let start = Instant::now();

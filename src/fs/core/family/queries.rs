@@ -243,7 +243,10 @@ impl ReedFs {
         let interrupt = engine.interrupt();
         let pid = reader.pid;
         interrupt.watch(move || reader_gone(pid));
-        let result = engine.query_to(sql, format, &mut spool);
+        let result = {
+            let _running = Running::start(&self.queries_running);
+            engine.query_to(sql, format, &mut spool)
+        };
         tracing::debug!(
             elapsed_us = started.elapsed().as_micros() as u64,
             ok = result.is_ok(),
@@ -567,5 +570,21 @@ mod tests {
         assert!(matches!(classify("Über.sql"), QueryName::BadName));
         // A query whose text happens to end in `.csv` still starts like one.
         assert!(matches!(classify("SELECT a.csv FROM a"), QueryName::Sql));
+    }
+}
+
+/// Counts a query as running for as long as it lives.
+struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn start(n: &'a std::sync::atomic::AtomicUsize) -> Running<'a> {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Running(n)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

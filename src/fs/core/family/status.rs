@@ -36,6 +36,11 @@ impl ReedFs {
     /// The content of `@status`.
     fn status_text(&self, db: usize) -> Vec<u8> {
         let mut text = self.status[db].render(&self.dbs[db].name);
+        text.push_str(&format!(
+            "\nqueries running: {} (all databases)",
+            self.queries_running
+                .load(std::sync::atomic::Ordering::Relaxed)
+        ));
         let u = self.queries[db].usage();
         let mib = |b: u64| b.div_ceil(1 << 20);
         text.push_str(&format!(
