@@ -516,6 +516,22 @@ impl ReedFs {
     }
 }
 
+/// Counts a query as running for as long as it lives.
+struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn start(n: &'a std::sync::atomic::AtomicUsize) -> Running<'a> {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Running(n)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,21 +586,5 @@ mod tests {
         assert!(matches!(classify("Über.sql"), QueryName::BadName));
         // A query whose text happens to end in `.csv` still starts like one.
         assert!(matches!(classify("SELECT a.csv FROM a"), QueryName::Sql));
-    }
-}
-
-/// Counts a query as running for as long as it lives.
-struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
-
-impl<'a> Running<'a> {
-    fn start(n: &'a std::sync::atomic::AtomicUsize) -> Running<'a> {
-        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Running(n)
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
