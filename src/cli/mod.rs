@@ -253,10 +253,12 @@ enum Command {
     Mount(mount::MountArgs),
     /// Unmount a mount made by `rdb mount`, after everything is written back.
     Umount { mountpoint: String },
-    /// Rebuild every version from the stored deltas and check every hash and CRC
-    /// (tables, and the stretches between keyframes, in parallel; time grows with the
-    /// stored bytes). --quick: only the log's CRCs, that the files it names exist with
-    /// a plausible size, and current.csv against the log's head; no delta is read.
+    /// Rebuild every version from the stored deltas and check every hash and CRC (--quick: log, files and head only).
+    ///
+    /// Tables, and the stretches between keyframes, are checked in parallel; the time
+    /// grows with the stored bytes. --quick reads no delta: it checks the log's CRCs,
+    /// that every file the log names exists with a plausible size, and current.csv
+    /// against the log's head.
     Verify {
         /// A database name; all registered databases when omitted.
         db: Option<String>,
