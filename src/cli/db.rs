@@ -221,7 +221,11 @@ fn warn_exposed(what: &str, root: &Path, e: &Exposure) {
     }
 }
 
-pub fn verify(ctx: &Ctx, name: Option<&str>) -> Result<i32> {
+pub fn verify(
+    ctx: &Ctx,
+    name: Option<&str>,
+    opts: reedbase::storage::VerifyOptions,
+) -> Result<i32> {
     let targets: Vec<(String, PathBuf)> = match name {
         Some(n) => vec![(n.to_string(), ctx.resolve(n)?.0)],
         None => ctx
@@ -252,12 +256,14 @@ pub fn verify(ctx: &Ctx, name: Option<&str>) -> Result<i32> {
             }
         };
         warn_exposed(&name, &root, &db.exposure());
-        let report = db.verify()?;
+        let report = db.verify_with(opts)?;
         if report.problems.is_empty() {
             writeln!(
                 out,
-                "{name}: ok ({} tables, {} versions checked)",
-                report.tables, report.versions
+                "{name}: ok ({} tables, {} versions checked{})",
+                report.tables,
+                report.versions,
+                if opts.quick { ", quick" } else { "" }
             )?;
         } else {
             damaged = true;

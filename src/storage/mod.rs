@@ -48,7 +48,7 @@ pub use revisions::Revision;
 pub use saved_query::{MAX_QUERY_BYTES, SavedQuery};
 pub use schema::{ColumnType, Schema};
 pub use table::{Base, CURRENT, CommitOptions, Committed, LOG, SCHEMA, Table, VersionInfo};
-pub use verify::{Problem, VerifyReport};
+pub use verify::{Problem, VerifyOptions, VerifyReport};
 
 /// What every table of one database shares.
 #[derive(Debug)]

@@ -1738,3 +1738,79 @@ fn verify_names_only_the_versions_that_cannot_be_rebuilt() {
     assert!(!v.out().contains("version 4: cannot"), "{}", v.out());
     assert!(!v.out().contains("versions 3-"), "{}", v.out());
 }
+
+#[test]
+fn verify_quick_checks_the_log_the_files_and_the_head_without_reading_deltas() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let f = r.file("t.csv", &rows(300));
+    r.ok(&["table:create", "shop", "t", "--from", &f]);
+    let mut cur = rows(300);
+    for i in 0..4 {
+        cur = set_row(
+            &cur,
+            &(i * 50 + 1).to_string(),
+            &format!("{}|v{i}|{i}", i * 50 + 1),
+        );
+        let v = r.file("v.csv", &cur);
+        r.ok(&["table:import", "shop", "t", &v]);
+    }
+    let quick = r.ok(&["verify", "shop", "--quick"]).out();
+    assert!(
+        quick.contains("shop: ok (1 tables, 5 versions checked, quick)"),
+        "{quick}"
+    );
+    let full = r.ok(&["verify", "shop"]).out();
+    assert!(
+        full.contains("shop: ok (1 tables, 5 versions checked)"),
+        "{full}"
+    );
+    // One thread or many: the same report.
+    assert_eq!(r.ok(&["verify", "shop", "--threads", "1"]).out(), full);
+
+    // A delta's content damaged, its size kept: --quick does not read it.
+    let d = deltas(&r, "t");
+    let third = d[2].clone();
+    let good = std::fs::read(&third).unwrap();
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 10] ^= 0x55;
+    std::fs::write(&third, &bad).unwrap();
+    r.ok(&["verify", "shop", "--quick"]);
+    let out = r.run(&["verify", "shop"]);
+    assert_eq!(out.code, 7, "{}", out.out());
+    assert!(out.out().contains("version 3: delta"), "{}", out.out());
+    let one = r.run(&["verify", "shop", "--threads", "1"]);
+    assert_eq!(one.out(), out.out());
+    std::fs::write(&third, &good).unwrap();
+
+    // A missing delta: named by --quick.
+    std::fs::rename(&third, r.cwd.path().join("kept")).unwrap();
+    let out = r.run(&["verify", "shop", "--quick"]);
+    assert_eq!(out.code, 7, "{}", out.out());
+    let name = third.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        out.out().contains(&format!("version 3: delta {name}")),
+        "{}",
+        out.out()
+    );
+    // A truncated one too.
+    std::fs::write(&third, &good[..8]).unwrap();
+    let out = r.run(&["verify", "shop", "--quick"]);
+    assert_eq!(out.code, 7, "{}", out.out());
+    assert!(out.out().contains("too short"), "{}", out.out());
+    std::fs::rename(r.cwd.path().join("kept"), &third).unwrap();
+    r.ok(&["verify", "shop", "--quick"]);
+
+    // A stale head: a note (exit 0), as in a full verify.
+    let cur_csv = r.db_root("shop").join("tables/t/current.csv");
+    std::fs::write(&cur_csv, rows(300)).unwrap();
+    let out = r.run(&["verify", "shop", "--quick"]);
+    assert_eq!(out.code, 0, "{}", out.out());
+    assert!(
+        out.out()
+            .contains("note: t: current.csv differs from the head version"),
+        "{}",
+        out.out()
+    );
+}

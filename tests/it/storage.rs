@@ -856,3 +856,169 @@ fn a_one_row_commit_writes_in_proportion_to_the_change_not_the_table() {
         "a one-row commit wrote {small} bytes at 2,000 rows and {large} at 100,000"
     );
 }
+
+/// A table `t` of 31 versions with a keyframe every 5 versions: the
+/// database, its delta files in version order, and the versions that have
+/// a keyframe.
+fn keyframed_history(dir: &std::path::Path) -> (Vec<std::path::PathBuf>, Vec<usize>) {
+    let db = new_db(dir);
+    crate::util::set_keyframe_every(dir, 5);
+    drop(db);
+    let db = Database::open(dir).unwrap();
+    db.create_table("t", &rows(200), "tester").unwrap();
+    let t = db.table("t").unwrap();
+    let mut cur = rows(200);
+    for i in 0..30u64 {
+        let key = (i * 37 % 200 + 1).to_string();
+        cur = set_row(&cur, &key, &format!("{key}|edited {i}|{i}"));
+        t.commit(Base::Head, cur.clone(), &opts()).unwrap();
+    }
+    t.flush();
+    let tdir = dir.join("tables/t");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&tdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let stem = |p: &std::path::Path| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        [".bsdiff.xz", ".bsdiff", ".csv.xz"]
+            .iter()
+            .find_map(|x| name.strip_suffix(x))
+            .unwrap_or(&name)
+            .to_string()
+    };
+    let deltas: Vec<std::path::PathBuf> = files
+        .iter()
+        .filter(|p| p.to_string_lossy().contains(".bsdiff"))
+        .cloned()
+        .collect();
+    let keyframes: Vec<usize> = files
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".csv.xz"))
+        .map(|k| 1 + deltas.iter().position(|d| stem(d) == stem(k)).unwrap())
+        .collect();
+    assert_eq!(deltas.len(), 31);
+    assert!(keyframes.len() >= 5, "{keyframes:?}");
+    (deltas, keyframes)
+}
+
+/// The versions a verify report names (`version N` and `versions A-B`).
+fn named_versions(report: &reedbase::storage::VerifyReport) -> std::collections::BTreeSet<usize> {
+    let mut out = std::collections::BTreeSet::new();
+    for p in &report.problems {
+        let what = &p.what;
+        if let Some(rest) = what.strip_prefix("versions ") {
+            let range = rest.split(':').next().unwrap();
+            let (a, b) = range.split_once('-').unwrap();
+            out.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap());
+        } else if let Some(rest) = what.strip_prefix("version ") {
+            out.insert(rest.split(':').next().unwrap().parse::<usize>().unwrap());
+        }
+    }
+    out
+}
+
+fn verify_both_ways(dir: &std::path::Path) -> reedbase::storage::VerifyReport {
+    use reedbase::storage::VerifyOptions;
+    let db = Database::open(dir).unwrap();
+    let one = db
+        .verify_with(VerifyOptions {
+            quick: false,
+            threads: Some(1),
+        })
+        .unwrap();
+    let many = db
+        .verify_with(VerifyOptions {
+            quick: false,
+            threads: Some(4),
+        })
+        .unwrap();
+    assert_eq!(
+        one.problems, many.problems,
+        "sequential and parallel differ"
+    );
+    assert_eq!(one.notes, many.notes);
+    assert_eq!(one.versions, many.versions);
+    one
+}
+
+#[test]
+fn verify_of_a_good_keyframed_history_is_clean_sequential_or_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    keyframed_history(dir.path());
+    let report = verify_both_ways(dir.path());
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    assert_eq!(report.versions, 31);
+}
+
+#[test]
+fn a_damaged_delta_names_its_version_and_those_rebuilt_from_it_up_to_the_next_keyframe() {
+    let dir = tempfile::tempdir().unwrap();
+    let (deltas, keyframes) = keyframed_history(dir.path());
+    let (k1, k2) = (keyframes[1], keyframes[2]);
+    assert!(k2 - k1 >= 3, "{keyframes:?}");
+    let v = k1 + 1;
+    let path = &deltas[v - 1];
+    let mut bytes = std::fs::read(path).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x55;
+    std::fs::write(path, bytes).unwrap();
+
+    let report = verify_both_ways(dir.path());
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        report.problems[0]
+            .what
+            .starts_with(&format!("version {v}: delta {name}")),
+        "{:?}",
+        report.problems
+    );
+    let want: std::collections::BTreeSet<usize> = (v..k2).collect();
+    assert_eq!(named_versions(&report), want, "{:?}", report.problems);
+    // What is not named reads fine.
+    let db = Database::open(dir.path()).unwrap();
+    let t = db.table("t").unwrap();
+    for seq in (1..v).chain(k2..=31) {
+        t.read_version(seq as u64)
+            .unwrap_or_else(|e| panic!("version {seq}: {e}"));
+    }
+}
+
+#[test]
+fn a_damaged_keyframe_is_named_and_the_versions_after_it_still_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (deltas, keyframes) = keyframed_history(dir.path());
+    let k1 = keyframes[1];
+    let kf = deltas[k1 - 1]
+        .to_string_lossy()
+        .replace(".bsdiff.xz", ".csv.xz")
+        .replace(".bsdiff", ".csv.xz");
+    let mut bytes = std::fs::read(&kf).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x55;
+    std::fs::write(&kf, bytes).unwrap();
+    let report = verify_both_ways(dir.path());
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        report.problems[0]
+            .what
+            .starts_with(&format!("version {k1}: keyframe")),
+        "{:?}",
+        report.problems
+    );
+
+    // A delta damaged after the damaged keyframe: still found (the walk goes
+    // on from the deltas), and named up to the next keyframe only.
+    let k2 = keyframes[2];
+    let path = &deltas[k1 + 1 - 1];
+    let mut bytes = std::fs::read(path).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x55;
+    std::fs::write(path, bytes).unwrap();
+    let report = verify_both_ways(dir.path());
+    let mut want: std::collections::BTreeSet<usize> = (k1 + 1..k2).collect();
+    want.insert(k1);
+    assert_eq!(named_versions(&report), want, "{:?}", report.problems);
+}
