@@ -28,6 +28,8 @@ pub mod rowdiff;
 mod saved_query;
 mod schema;
 mod table;
+#[cfg(test)]
+mod helpers_tests;
 mod verify;
 mod zero_bzip2;
 

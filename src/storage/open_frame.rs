@@ -120,22 +120,10 @@ impl Database {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
-    use std::sync::Arc;
-
     use super::*;
-    use crate::storage::RealIo;
     use crate::storage::io::{DIR_MODE, FILE_MODE};
+    use crate::storage::helpers_tests::{db, mode};
 
-    fn mode(p: &std::path::Path) -> u32 {
-        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
-    }
-
-    fn db() -> (tempfile::TempDir, Database) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::init(Arc::new(RealIo), dir.path(), "shop", '|').unwrap();
-        (dir, db)
-    }
 
     #[test]
     fn a_staged_frame_round_trips_privately_and_is_removed() {

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use super::{Mounted, table};
+use super::{Mounted, SCREEN_READER, table};
 use crate::util::{rows, set_row};
 
 #[test]
@@ -177,31 +177,10 @@ answers = dict(a.split('=', 1) for a in sys.argv[1].split(';'))
 pid, fd = pty.fork()
 if pid == 0:
     os.execvp(sys.argv[2], sys.argv[2:])
-seen = b''
-def read(deadline):
-    global seen
-    left = deadline - time.monotonic()
-    if left <= 0:
-        return False
-    if select.select([fd], [], [], left)[0]:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            chunk = b''
-        if not chunk:
-            return False
-        seen += chunk
-    return True
-def expect(pattern):
-    global seen
-    deadline = time.monotonic() + 20
-    while True:
-        m = re.search(pattern, seen)
-        if m:
-            seen = seen[m.end():]
-            return m
-        if not read(deadline):
-            sys.exit(f'waiting for {pattern!r}, the screen shows {seen!r}')
+"#;
+
+/// The rest of `RESOLVE_ON_A_TERMINAL`, after the screen reader.
+const RESOLVE_ANSWERS: &str = r#"
 total = len(answers)
 for _ in range(total):
     m = expect(rb'conflict (\d+) of (\d+) in users: key "(\d+)", column "name"')
@@ -244,7 +223,7 @@ fn resolve_on_a_terminal_chooses_cell_by_cell() {
             "60",
             "python3",
             "-c",
-            RESOLVE_ON_A_TERMINAL,
+            &format!("{RESOLVE_ON_A_TERMINAL}{SCREEN_READER}{RESOLVE_ANSWERS}"),
             "5=o;6=t;7=Typed Name",
             env!("CARGO_BIN_EXE_rdb"),
             "conflict:resolve",

@@ -513,6 +513,39 @@ pub fn wait_until_in_syscall(roots: &[u32], calls: &[libc::c_long]) {
     }
 }
 
+/// Python that reads a program's screen on a pseudo-terminal (`fd`, from
+/// `pty.fork()`, defined before it): `read(deadline)` adds what arrives to
+/// `seen`; `expect(pattern)` waits (20 s at most) until the screen shows
+/// `pattern`, consumes the screen up to it and returns the match, or exits
+/// saying what the screen showed.
+pub const SCREEN_READER: &str = r#"
+seen = b''
+def read(deadline):
+    global seen
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return False
+    if select.select([fd], [], [], left)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            chunk = b''
+        if not chunk:
+            return False
+        seen += chunk
+    return True
+def expect(pattern):
+    global seen
+    deadline = time.monotonic() + 20
+    while True:
+        m = re.search(pattern, seen)
+        if m:
+            seen = seen[m.end():]
+            return m
+        if not read(deadline):
+            sys.exit(f'waiting for {pattern!r}, the screen shows {seen!r}')
+"#;
+
 fn table() -> Vec<u8> {
     generated("users", 300, '|')
 }
