@@ -138,6 +138,13 @@ pub fn info(ctx: &Ctx, name: &str) -> Result<i32> {
     writeln!(out, "conflict policy: {:?}", c.conflict_policy)?;
     writeln!(out, "keyframe every:  {} versions", c.keyframe_every)?;
     writeln!(out, "size on disk:    {}", human_bytes(db.disk_usage()))?;
+    // What a mount of it may hold in memory; what it holds now is in the
+    // mount's `@status`.
+    writeln!(
+        out,
+        "mount memory:    indices {} MiB, scratch files {} MiB in memory ({} MiB with disk), parsed tables: each head, versions asked for AS OF in the last minute, 1 GiB at most; live use: <mount>/@status",
+        c.index_memory_mb, c.scratch_memory_mb, c.scratch_max_mb
+    )?;
     let tables = db.summaries()?;
     writeln!(
         out,

@@ -15,6 +15,8 @@ pub mod fault;
 pub mod frame;
 pub mod hash;
 mod head_writer;
+#[cfg(test)]
+mod helpers_tests;
 pub mod io;
 pub mod kept;
 mod linediff;
@@ -28,8 +30,6 @@ pub mod rowdiff;
 mod saved_query;
 mod schema;
 mod table;
-#[cfg(test)]
-mod helpers_tests;
 mod verify;
 mod zero_bzip2;
 

@@ -121,9 +121,8 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::io::{DIR_MODE, FILE_MODE};
     use crate::storage::helpers_tests::{db, mode};
-
+    use crate::storage::io::{DIR_MODE, FILE_MODE};
 
     #[test]
     fn a_staged_frame_round_trips_privately_and_is_removed() {

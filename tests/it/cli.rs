@@ -129,6 +129,7 @@ fn databases_init_list_info_register() {
         info.contains("mode:            local") && info.contains("users: 3 rows, 1 versions"),
         "{info}"
     );
+    assert!(info.contains("mount memory:    indices 256 MiB"), "{info}");
 
     // Errors: duplicate, invalid and unknown names.
     let dup = r.run(&["db:init", "shop"]);
