@@ -251,7 +251,7 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
             } else {
                 // A damaged keyframe: this segment starts from where the
                 // previous one ends (below, in order).
-                let (b, c) = walk.keyframe(from - 1).ok().flatten()?;
+                let (b, c) = walk.keyframe(from - 1, None).ok().flatten()?;
                 Some(Cur::with_chunks(b, c))
             };
             Some(walk.run(from, to, start, false))
@@ -300,7 +300,7 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
             let start = if from == 0 {
                 Some(Cur::new(Vec::new()))
             } else {
-                walk.keyframe(from - 1)
+                walk.keyframe(from - 1, None)
                     .ok()
                     .flatten()
                     .map(|(b, c)| Cur::with_chunks(b, c))
@@ -408,12 +408,21 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// The keyframe of version `i + 1`, unpacked, when it matches the log.
-    fn keyframe(&self, i: usize) -> std::result::Result<Option<(Vec<u8>, Chunks)>, String> {
+    /// The keyframe of version `i + 1`, unpacked, when it matches the log:
+    /// its hash, or the bytes `same_as` (the version as rebuilt, whose hash
+    /// matched; then the chunks returned are empty).
+    fn keyframe(
+        &self,
+        i: usize,
+        same_as: Option<&[u8]>,
+    ) -> std::result::Result<Option<(Vec<u8>, Chunks)>, String> {
         let e = &self.entries[i];
         let b = std::fs::read(self.dir.join(e.keyframe_file()))
             .map_err(|x| x.to_string())
             .and_then(|s| delta::unpack(&s).map_err(|x| x.to_string()))?;
+        if same_as == Some(b.as_slice()) {
+            return Ok(Some((b, Chunks::default())));
+        }
         let chunks = Chunks::full(&b);
         Ok((chunks.digest() == e.hash).then_some((b, chunks)))
     }
@@ -461,7 +470,8 @@ impl Walk<'_> {
             own.push(problems.len() > before);
             kf_damaged = false;
             if e.keyframe {
-                match self.keyframe(i) {
+                let rebuilt = cur.as_ref().filter(|_| ok).map(|c| c.bytes.as_slice());
+                match self.keyframe(i, rebuilt) {
                     Ok(Some((b, chunks))) => match &cur {
                         Some(c) if ok => {
                             if c.bytes != b {
