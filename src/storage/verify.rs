@@ -243,29 +243,40 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
         entries,
         delim,
     };
+    // The start of the segment from `from`: `None` when its keyframe is
+    // missing, damaged or does not match the log.
+    let start_of = |from: usize| -> Option<Cur> {
+        if from == 0 {
+            return Some(Cur::new(Vec::new()));
+        }
+        let (b, c) = walk.keyframe(from - 1, None).ok().flatten()?;
+        Some(Cur::with_chunks(b, c))
+    };
+    // Each segment's keyframe is checked (against the log's hash, which the
+    // version before it was checked against too) when the next one starts
+    // from it, so it is unpacked once.
     let mut segs: Vec<Option<Segment>> = bounds
         .par_iter()
         .map(|&(from, to)| {
-            let start = if from == 0 {
-                Some(Cur::new(Vec::new()))
-            } else {
-                // A damaged keyframe: this segment starts from where the
-                // previous one ends (below, in order).
-                let (b, c) = walk.keyframe(from - 1, None).ok().flatten()?;
-                Some(Cur::with_chunks(b, c))
-            };
-            Some(walk.run(from, to, start, false))
+            let start = start_of(from)?;
+            Some(walk.run(from, to, Some(start), false, to == n))
         })
         .collect();
-    for m in 0..segs.len() {
-        if segs[m].is_none() {
-            let start = segs[m - 1]
-                .as_mut()
-                .and_then(|s| s.end.take())
-                .map(Cur::new);
-            let (from, to) = bounds[m];
-            segs[m] = Some(walk.run(from, to, start, false));
+    for m in 1..segs.len() {
+        if segs[m].is_some() {
+            continue;
         }
+        // A damaged keyframe: the segment before names it, and this one
+        // starts from that segment's last version (in order; damage only).
+        let (pf, pt) = bounds[m - 1];
+        let mut prev = match segs[m - 1].take() {
+            Some(p) if p.checked_last => p,
+            _ => walk.run(pf, pt, start_of(pf), true, true),
+        };
+        let start = prev.end.take().map(Cur::new);
+        segs[m - 1] = Some(prev);
+        let (from, to) = bounds[m];
+        segs[m] = Some(walk.run(from, to, start, true, true));
     }
     let (mut forward, mut own) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut head_rebuilt = true;
@@ -305,7 +316,7 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
                     .flatten()
                     .map(|(b, c)| Cur::with_chunks(b, c))
             };
-            walk.run(from, to, start, true).end
+            walk.run(from, to, start, true, true).end
         } else {
             None
         };
@@ -399,6 +410,8 @@ struct Segment {
     /// Its last version's bytes: kept when asked to, or when that version's
     /// keyframe is damaged (the next segment then starts from them).
     end: Option<Vec<u8>>,
+    /// Its last version's keyframe was checked here.
+    checked_last: bool,
 }
 
 struct Walk<'a> {
@@ -429,7 +442,16 @@ impl Walk<'_> {
 
     /// Walks versions `from..to` (0-based) forwards from `start`, the
     /// version before `from` (`None`: not rebuilt).
-    fn run(&self, from: usize, to: usize, start: Option<Cur>, keep_end: bool) -> Segment {
+    /// The keyframe of the last version is checked only when `check_last`,
+    /// or when the deltas do not rebuild that version.
+    fn run(
+        &self,
+        from: usize,
+        to: usize,
+        start: Option<Cur>,
+        keep_end: bool,
+        check_last: bool,
+    ) -> Segment {
         let mut problems = Vec::new();
         let mut forward = Vec::with_capacity(to - from);
         let mut own = Vec::with_capacity(to - from);
@@ -469,7 +491,7 @@ impl Walk<'_> {
             }
             own.push(problems.len() > before);
             kf_damaged = false;
-            if e.keyframe {
+            if e.keyframe && (check_last || i + 1 < to || !ok) {
                 let rebuilt = cur.as_ref().filter(|_| ok).map(|c| c.bytes.as_slice());
                 match self.keyframe(i, rebuilt) {
                     Ok(Some((b, chunks))) => match &cur {
@@ -520,6 +542,7 @@ impl Walk<'_> {
             problems,
             forward,
             own,
+            checked_last: check_last,
             end_ok,
             end: cur
                 .filter(|_| end_ok && (keep_end || kf_damaged))
