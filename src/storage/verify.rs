@@ -295,15 +295,22 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
         };
     };
     let stale = head_state(dir, last, &mut problems);
-    if forward.contains(&false) {
-        let from_file = if stale.is_none() {
+    if let Some(upto) = forward.iter().rposition(|f| !f) {
+        // Walking back from the first good keyframe after the last version
+        // the forward walk missed reaches what the head would, below it.
+        let anchor = (upto + 1..n)
+            .filter(|&k| entries[k].keyframe)
+            .find_map(|k| Some((k + 1, walk.keyframe(k, None).ok().flatten()?.0)));
+        let from_file = if anchor.is_some() {
+            None
+        } else if stale.is_none() {
             std::fs::read(dir.join(CURRENT))
                 .ok()
                 .or_else(|| (last.size == 0).then(Vec::new))
         } else {
             None
         };
-        let head = if from_file.is_some() {
+        let head = if anchor.is_some() || from_file.is_some() {
             from_file
         } else if head_rebuilt {
             // The head as the deltas rebuild it, again (only on damage).
@@ -320,7 +327,11 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
         } else {
             None
         };
-        let backward = rebuilt_backwards(dir, entries, head);
+        let (end, head) = match anchor {
+            Some((end, bytes)) => (end, Some(bytes)),
+            None => (n, head),
+        };
+        let backward = rebuilt_backwards(dir, entries, end, head);
         let lost: Vec<usize> = (0..forward.len())
             .filter(|&i| !forward[i] && !backward[i])
             .collect();
@@ -575,7 +586,7 @@ fn bunzip2(data: &[u8], limit: usize) -> std::result::Result<Vec<u8>, String> {
     bzip2::read::BzDecoder::new(data)
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| format!("bzip2: {e}"))?;
+        .map_err(|e| e.to_string())?;
     Ok(out)
 }
 
@@ -923,12 +934,18 @@ impl Chunks {
 /// when known) or a keyframe, undoing each delta with the bytes it removed.
 /// A missing or damaged delta of version n breaks the walk below n only.
 /// Runs only when the forward walk failed somewhere.
-fn rebuilt_backwards(dir: &Path, entries: &[LogEntry], head: Option<Vec<u8>>) -> Vec<bool> {
+/// The walk starts at version `end` (1-based) with `head`, its bytes.
+fn rebuilt_backwards(
+    dir: &Path,
+    entries: &[LogEntry],
+    end: usize,
+    head: Option<Vec<u8>>,
+) -> Vec<bool> {
     let mut reached = vec![false; entries.len()];
     let hash = |b: &[u8]| Chunks::full(b).digest();
     // `cur`: the bytes of version i + 1 (1-based), when rebuilt.
     let mut cur = head;
-    for (i, e) in entries.iter().enumerate().rev() {
+    for (i, e) in entries[..end].iter().enumerate().rev() {
         if cur.is_none() && e.keyframe {
             cur = std::fs::read(dir.join(e.keyframe_file()))
                 .ok()
