@@ -243,29 +243,40 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
         entries,
         delim,
     };
+    // The start of the segment from `from`: `None` when its keyframe is
+    // missing, damaged or does not match the log.
+    let start_of = |from: usize| -> Option<Cur> {
+        if from == 0 {
+            return Some(Cur::new(Vec::new()));
+        }
+        let (b, c) = walk.keyframe(from - 1, None).ok().flatten()?;
+        Some(Cur::with_chunks(b, c))
+    };
+    // Each segment's keyframe is checked (against the log's hash, which the
+    // version before it was checked against too) when the next one starts
+    // from it, so it is unpacked once.
     let mut segs: Vec<Option<Segment>> = bounds
         .par_iter()
         .map(|&(from, to)| {
-            let start = if from == 0 {
-                Some(Cur::new(Vec::new()))
-            } else {
-                // A damaged keyframe: this segment starts from where the
-                // previous one ends (below, in order).
-                let (b, c) = walk.keyframe(from - 1).ok().flatten()?;
-                Some(Cur::with_chunks(b, c))
-            };
-            Some(walk.run(from, to, start, false))
+            let start = start_of(from)?;
+            Some(walk.run(from, to, Some(start), false, to == n))
         })
         .collect();
-    for m in 0..segs.len() {
-        if segs[m].is_none() {
-            let start = segs[m - 1]
-                .as_mut()
-                .and_then(|s| s.end.take())
-                .map(Cur::new);
-            let (from, to) = bounds[m];
-            segs[m] = Some(walk.run(from, to, start, false));
+    for m in 1..segs.len() {
+        if segs[m].is_some() {
+            continue;
         }
+        // A damaged keyframe: the segment before names it, and this one
+        // starts from that segment's last version (in order; damage only).
+        let (pf, pt) = bounds[m - 1];
+        let mut prev = match segs[m - 1].take() {
+            Some(p) if p.checked_last => p,
+            _ => walk.run(pf, pt, start_of(pf), true, true),
+        };
+        let start = prev.end.take().map(Cur::new);
+        segs[m - 1] = Some(prev);
+        let (from, to) = bounds[m];
+        segs[m] = Some(walk.run(from, to, start, true, true));
     }
     let (mut forward, mut own) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut head_rebuilt = true;
@@ -284,15 +295,22 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
         };
     };
     let stale = head_state(dir, last, &mut problems);
-    if forward.contains(&false) {
-        let from_file = if stale.is_none() {
+    if let Some(upto) = forward.iter().rposition(|f| !f) {
+        // Walking back from the first good keyframe after the last version
+        // the forward walk missed reaches what the head would, below it.
+        let anchor = (upto + 1..n)
+            .filter(|&k| entries[k].keyframe)
+            .find_map(|k| Some((k + 1, walk.keyframe(k, None).ok().flatten()?.0)));
+        let from_file = if anchor.is_some() {
+            None
+        } else if stale.is_none() {
             std::fs::read(dir.join(CURRENT))
                 .ok()
                 .or_else(|| (last.size == 0).then(Vec::new))
         } else {
             None
         };
-        let head = if from_file.is_some() {
+        let head = if anchor.is_some() || from_file.is_some() {
             from_file
         } else if head_rebuilt {
             // The head as the deltas rebuild it, again (only on damage).
@@ -300,16 +318,20 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
             let start = if from == 0 {
                 Some(Cur::new(Vec::new()))
             } else {
-                walk.keyframe(from - 1)
+                walk.keyframe(from - 1, None)
                     .ok()
                     .flatten()
                     .map(|(b, c)| Cur::with_chunks(b, c))
             };
-            walk.run(from, to, start, true).end
+            walk.run(from, to, start, true, true).end
         } else {
             None
         };
-        let backward = rebuilt_backwards(dir, entries, head);
+        let (end, head) = match anchor {
+            Some((end, bytes)) => (end, Some(bytes)),
+            None => (n, head),
+        };
+        let backward = rebuilt_backwards(dir, entries, end, head);
         let lost: Vec<usize> = (0..forward.len())
             .filter(|&i| !forward[i] && !backward[i])
             .collect();
@@ -399,6 +421,8 @@ struct Segment {
     /// Its last version's bytes: kept when asked to, or when that version's
     /// keyframe is damaged (the next segment then starts from them).
     end: Option<Vec<u8>>,
+    /// Its last version's keyframe was checked here.
+    checked_last: bool,
 }
 
 struct Walk<'a> {
@@ -408,19 +432,37 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// The keyframe of version `i + 1`, unpacked, when it matches the log.
-    fn keyframe(&self, i: usize) -> std::result::Result<Option<(Vec<u8>, Chunks)>, String> {
+    /// The keyframe of version `i + 1`, unpacked, when it matches the log:
+    /// its hash, or the bytes `same_as` (the version as rebuilt, whose hash
+    /// matched; then the chunks returned are empty).
+    fn keyframe(
+        &self,
+        i: usize,
+        same_as: Option<&[u8]>,
+    ) -> std::result::Result<Option<(Vec<u8>, Chunks)>, String> {
         let e = &self.entries[i];
         let b = std::fs::read(self.dir.join(e.keyframe_file()))
             .map_err(|x| x.to_string())
             .and_then(|s| delta::unpack(&s).map_err(|x| x.to_string()))?;
+        if same_as == Some(b.as_slice()) {
+            return Ok(Some((b, Chunks::default())));
+        }
         let chunks = Chunks::full(&b);
         Ok((chunks.digest() == e.hash).then_some((b, chunks)))
     }
 
     /// Walks versions `from..to` (0-based) forwards from `start`, the
     /// version before `from` (`None`: not rebuilt).
-    fn run(&self, from: usize, to: usize, start: Option<Cur>, keep_end: bool) -> Segment {
+    /// The keyframe of the last version is checked only when `check_last`,
+    /// or when the deltas do not rebuild that version.
+    fn run(
+        &self,
+        from: usize,
+        to: usize,
+        start: Option<Cur>,
+        keep_end: bool,
+        check_last: bool,
+    ) -> Segment {
         let mut problems = Vec::new();
         let mut forward = Vec::with_capacity(to - from);
         let mut own = Vec::with_capacity(to - from);
@@ -460,8 +502,9 @@ impl Walk<'_> {
             }
             own.push(problems.len() > before);
             kf_damaged = false;
-            if e.keyframe {
-                match self.keyframe(i) {
+            if e.keyframe && (check_last || i + 1 < to || !ok) {
+                let rebuilt = cur.as_ref().filter(|_| ok).map(|c| c.bytes.as_slice());
+                match self.keyframe(i, rebuilt) {
                     Ok(Some((b, chunks))) => match &cur {
                         Some(c) if ok => {
                             if c.bytes != b {
@@ -510,6 +553,7 @@ impl Walk<'_> {
             problems,
             forward,
             own,
+            checked_last: check_last,
             end_ok,
             end: cur
                 .filter(|_| end_ok && (keep_end || kf_damaged))
@@ -542,7 +586,7 @@ fn bunzip2(data: &[u8], limit: usize) -> std::result::Result<Vec<u8>, String> {
     bzip2::read::BzDecoder::new(data)
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| format!("bzip2: {e}"))?;
+        .map_err(|e| e.to_string())?;
     Ok(out)
 }
 
@@ -890,12 +934,18 @@ impl Chunks {
 /// when known) or a keyframe, undoing each delta with the bytes it removed.
 /// A missing or damaged delta of version n breaks the walk below n only.
 /// Runs only when the forward walk failed somewhere.
-fn rebuilt_backwards(dir: &Path, entries: &[LogEntry], head: Option<Vec<u8>>) -> Vec<bool> {
+/// The walk starts at version `end` (1-based) with `head`, its bytes.
+fn rebuilt_backwards(
+    dir: &Path,
+    entries: &[LogEntry],
+    end: usize,
+    head: Option<Vec<u8>>,
+) -> Vec<bool> {
     let mut reached = vec![false; entries.len()];
     let hash = |b: &[u8]| Chunks::full(b).digest();
     // `cur`: the bytes of version i + 1 (1-based), when rebuilt.
     let mut cur = head;
-    for (i, e) in entries.iter().enumerate().rev() {
+    for (i, e) in entries[..end].iter().enumerate().rev() {
         if cur.is_none() && e.keyframe {
             cur = std::fs::read(dir.join(e.keyframe_file()))
                 .ok()
