@@ -22,6 +22,7 @@ mod lock;
 mod log;
 pub mod names;
 mod open_frame;
+pub mod pack;
 mod registry;
 mod revisions;
 pub mod rowdiff;

@@ -198,11 +198,7 @@ fn keyframes_bound_the_chain_and_every_version_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let db = new_db(dir.path());
     // Small keyframe interval to exercise anchors on both sides.
-    let cfg_path = dir.path().join("config.toml");
-    let cfg = std::fs::read_to_string(&cfg_path)
-        .unwrap()
-        .replace("keyframe_every = 1000", "keyframe_every = 7");
-    std::fs::write(&cfg_path, cfg).unwrap();
+    crate::util::set_keyframe_every(dir.path(), 7);
     let db = {
         drop(db);
         Database::open(dir.path()).unwrap()
