@@ -252,6 +252,156 @@ fn another_process_commit_is_seen() {
     );
 }
 
+/// `bspatch base out patch`, where `patch` holds `stored`, a delta as a
+/// loose file holds it (XZ-compressed when it ends with `.xz`: `xz -dc`
+/// gives the plain patch).
+fn standard_bspatch(
+    dir: &std::path::Path,
+    base: &std::path::Path,
+    out: &std::path::Path,
+    file: &str,
+    stored: &[u8],
+) {
+    let patch = dir.join(format!("extracted-{file}"));
+    std::fs::write(&patch, stored).unwrap();
+    let patch = if file.ends_with(".xz") {
+        let plain = std::process::Command::new("xz")
+            .arg("-dc")
+            .arg(&patch)
+            .output()
+            .unwrap();
+        assert!(plain.status.success());
+        let p = dir.join(format!("plain-{file}"));
+        std::fs::write(&p, plain.stdout).unwrap();
+        p
+    } else {
+        patch
+    };
+    let st = std::process::Command::new("bspatch")
+        .arg(base)
+        .arg(out)
+        .arg(&patch)
+        .status()
+        .unwrap();
+    assert!(st.success(), "bspatch {file}");
+}
+
+#[test]
+fn packed_deltas_are_standard_bsdiff_by_offset_and_length() {
+    // Each entry of a pack, cut out by the offset and length of its index
+    // line, is the delta exactly: a standard bspatch applies it.
+    if std::process::Command::new("bspatch")
+        .arg("-h")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "bspatch must be installed under CI"
+        );
+        eprintln!("bspatch not installed; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    drop(new_db(dir.path()));
+    crate::util::set_config(dir.path(), "pack_bytes", 2000);
+    let db = Database::open(dir.path()).unwrap();
+    db.create_table("t", &rows(300), "tester").unwrap();
+    let t = db.table("t").unwrap();
+    let mut content = rows(300);
+    for i in 0..20 {
+        let key = (i * 37 % 300 + 1).to_string();
+        content = set_row(&content, &key, &format!("{key}|packed {i}|{i}"));
+        t.commit(Base::Head, content.clone(), &opts()).unwrap();
+    }
+    let tdir = dir.path().join("tables/t");
+    let work = tempfile::tempdir().unwrap();
+    // Every delta: from a pack by offset and length, or its loose file.
+    let mut packed = std::collections::HashMap::new();
+    for e in std::fs::read_dir(&tdir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pack") {
+            let bytes = std::fs::read(&p).unwrap();
+            for entry in reedbase::storage::pack::parse(&bytes).unwrap() {
+                let (off, len) = (entry.offset as usize, entry.len as usize);
+                packed.insert(entry.file, bytes[off..off + len].to_vec());
+            }
+        }
+    }
+    assert!(packed.len() >= 10, "only {} deltas packed", packed.len());
+    let empty = work.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let mut base = empty;
+    let mut from_packs = 0;
+    for v in t.versions().unwrap() {
+        let (file, stored) = [".bsdiff", ".bsdiff.xz"]
+            .iter()
+            .find_map(|ext| {
+                let file = format!("{}{ext}", v.name);
+                if let Some(b) = packed.get(&file) {
+                    from_packs += 1;
+                    return Some((file, b.clone()));
+                }
+                std::fs::read(tdir.join(&file)).ok().map(|b| (file, b))
+            })
+            .unwrap();
+        let out = work.path().join(format!("v{}", v.seq));
+        standard_bspatch(work.path(), &base, &out, &file, &stored);
+        assert_eq!(std::fs::read(&out).unwrap(), t.read_version(v.seq).unwrap());
+        base = out;
+    }
+    assert_eq!(from_packs, packed.len());
+}
+
+#[test]
+fn one_row_updates_allocate_under_600_bytes_each_keyframes_included() {
+    // 1000 one-row updates of a 10,000-row table: the blocks the table's
+    // directory gains (st_blocks * 512: deltas, packs, keyframes, the log),
+    // per update, with the default configuration.
+    use std::os::unix::fs::MetadataExt;
+    fn allocated(dir: &std::path::Path) -> (u64, u64) {
+        let (mut blocks, mut len) = (0, 0);
+        for e in std::fs::read_dir(dir).unwrap() {
+            let m = e.unwrap().metadata().unwrap();
+            blocks += m.blocks() * 512;
+            len += m.len();
+        }
+        (blocks, len)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    let mut content = rows(10_000);
+    db.create_table("t", &content, "tester").unwrap();
+    let t = db.table("t").unwrap();
+    t.flush();
+    let tdir = dir.path().join("tables/t");
+    let (blocks0, len0) = allocated(&tdir);
+    let updates = 1000u64;
+    for i in 0..updates {
+        let key = (i * 7919 % 10_000 + 1).to_string();
+        content = set_row(&content, &key, &format!("{key}|updated {i}|{i}"));
+        t.commit(Base::Head, content.clone(), &opts()).unwrap();
+    }
+    t.flush();
+    let (blocks1, len1) = allocated(&tdir);
+    let per_update = (blocks1 - blocks0) / updates;
+    let keyframes = crate::util::files_ending(&tdir, ".csv.xz");
+    let packs = crate::util::files_ending(&tdir, ".pack");
+    eprintln!(
+        "per 1-row update: {per_update} B allocated, {} B logical; {keyframes} keyframes, {packs} packs",
+        (len1 - len0) / updates
+    );
+    assert!(
+        keyframes >= 1,
+        "no keyframe in 1000 versions of 10,000 rows"
+    );
+    assert!(per_update < 600, "{per_update} B allocated per update");
+    for seq in [1, 2, 500, 999, 1001] {
+        let v = t.read_version(seq).unwrap();
+        assert_eq!(v.len() as u64, t.version(seq).unwrap().size);
+    }
+}
+
 #[test]
 fn deltas_are_standard_bsdiff() {
     // A standard bspatch (the `bsdiff` package's) applies every stored delta.
