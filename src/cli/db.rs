@@ -306,6 +306,7 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
             }
         );
         println!("keyframe_every = {}", c.keyframe_every);
+        println!("pack_bytes = {}", c.pack_bytes);
         println!("lock_timeout_ms = {}", c.lock_timeout_ms);
         println!("auto_index_after = {}", c.auto_index_after);
         println!("index_memory_mb = {}", c.index_memory_mb);
@@ -338,6 +339,7 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
                 }
             }
             "keyframe_every" => c.keyframe_every = number(value)?,
+            "pack_bytes" => c.pack_bytes = number(value)?,
             "lock_timeout_ms" => c.lock_timeout_ms = number(value)?,
             "auto_index_after" => c.auto_index_after = number(value)?.max(1),
             "index_memory_mb" => c.index_memory_mb = number(value)?,
@@ -348,7 +350,7 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
             "scratch_max_mb" => c.scratch_max_mb = number(value)?,
             other => {
                 return Err(format!(
-                    "unknown setting {other:?} (conflict_policy, keyframe_every, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows, max_rows_in_memory, query_timeout_ms, scratch_memory_mb, scratch_max_mb)"
+                    "unknown setting {other:?} (conflict_policy, keyframe_every, pack_bytes, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows, max_rows_in_memory, query_timeout_ms, scratch_memory_mb, scratch_max_mb)"
                 ));
             }
         }

@@ -130,7 +130,7 @@ enum Command {
     #[command(name = "schema:drop")]
     SchemaDrop { db: String, table: String },
     /// Show a database's settings, or set one: conflict_policy (reject | last-writer-wins),
-    /// keyframe_every, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows,
+    /// keyframe_every, pack_bytes, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows,
     /// max_rows_in_memory.
     #[command(name = "db:config")]
     DbConfig {

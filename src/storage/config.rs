@@ -26,10 +26,16 @@ pub struct Config {
     pub delimiter: char,
     #[serde(default)]
     pub conflict_policy: ConflictPolicy,
-    /// A keyframe (full copy, XZ) is stored every this many versions of a
-    /// table, so reading any version applies at most this many deltas.
+    /// A keyframe (full copy, XZ) is stored once the deltas stored since
+    /// the last one exceed a quarter of the table (at least 32 KiB), and at
+    /// the latest every this many versions of a table.
     #[serde(default = "default_keyframe_every")]
     pub keyframe_every: u64,
+    /// The deltas of a table's committed versions are sealed into a pack
+    /// file once the pack would reach this many bytes (docs/FORMAT.md,
+    /// section 4a): one file system block by default.
+    #[serde(default = "default_pack_bytes")]
+    pub pack_bytes: u64,
     /// How long a commit waits for another process's lock before failing.
     #[serde(default = "default_lock_timeout_ms")]
     pub lock_timeout_ms: u64,
@@ -63,7 +69,10 @@ fn default_delimiter() -> char {
     '|'
 }
 fn default_keyframe_every() -> u64 {
-    1000
+    10_000
+}
+fn default_pack_bytes() -> u64 {
+    4096
 }
 fn default_lock_timeout_ms() -> u64 {
     5000
@@ -100,6 +109,7 @@ impl Config {
             delimiter,
             conflict_policy: ConflictPolicy::Reject,
             keyframe_every: default_keyframe_every(),
+            pack_bytes: default_pack_bytes(),
             lock_timeout_ms: default_lock_timeout_ms(),
             auto_index_after: default_auto_index_after(),
             index_memory_mb: default_index_memory_mb(),

@@ -24,6 +24,7 @@ mod lock;
 mod log;
 pub mod names;
 mod open_frame;
+pub mod pack;
 mod registry;
 mod revisions;
 pub mod rowdiff;

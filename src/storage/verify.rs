@@ -20,6 +20,10 @@
 //! builds, and decompressed with bzip2 when it differs), and the hash is
 //! computed here from its definition (docs/FORMAT.md section 5).
 //!
+//! Deltas sealed into packs (docs/FORMAT.md section 4a) are read here with
+//! `std::fs` and parsed with `pack::parse`, the format's one pure parser;
+//! a pack that fails its checks is a problem.
+//!
 //! `verify --quick` checks the log's CRCs, that every file it names exists
 //! with a plausible size, and the head against the log; it reads no delta.
 
@@ -36,6 +40,7 @@ use super::error::{Result, StorageError};
 use super::frame;
 use super::io::RealIo;
 use super::log::{self, LogEntry};
+use super::pack;
 use super::table::{CURRENT, LOG};
 use super::zero_bzip2::zero_stream;
 
@@ -156,10 +161,11 @@ fn verify_table(root: &Path, dir: &Path, delim: u8, quick: bool) -> Findings {
         ));
     }
     let entries = &parsed.entries;
+    let packed = read_packs(dir, &mut problems);
     let mut found = if quick {
-        quick_table(dir, entries)
+        quick_table(dir, entries, &packed)
     } else {
-        full_table(dir, entries, delim)
+        full_table(dir, entries, delim, &packed)
     };
     problems.append(&mut found.problems);
     found.problems = problems;
@@ -167,11 +173,54 @@ fn verify_table(root: &Path, dir: &Path, delim: u8, quick: bool) -> Findings {
     found
 }
 
+/// The deltas held by the table's packs: loose file name -> bytes. A pack
+/// that cannot be read or fails its checks is a problem.
+type Packed = std::collections::HashMap<String, Vec<u8>>;
+
+fn read_packs(dir: &Path, problems: &mut Vec<String>) -> Packed {
+    let mut out = Packed::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && pack::parse_file_name(n).is_some())
+        .collect();
+    names.sort();
+    for n in names {
+        let parsed = std::fs::read(dir.join(&n))
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                let entries = pack::parse(&b).map_err(|e| e.to_string())?;
+                Ok((b, entries))
+            });
+        match parsed {
+            Ok((b, entries)) => {
+                for e in entries {
+                    let bytes = b.get(e.range()).unwrap_or_default().to_vec();
+                    out.insert(e.file, bytes);
+                }
+            }
+            Err(e) => problems.push(format!("pack {n}: {e}")),
+        }
+    }
+    out
+}
+
+/// A delta's stored bytes: from a pack, else its loose file.
+fn read_delta(dir: &Path, packed: &Packed, file: &str) -> std::io::Result<Vec<u8>> {
+    match packed.get(file) {
+        Some(b) => Ok(b.clone()),
+        None => std::fs::read(dir.join(file)),
+    }
+}
+
 /// Smallest plausible delta or keyframe: a BSDIFF40 header is 32 bytes, and
 /// so is the XZ stream of nothing.
 const MIN_STORED: u64 = 32;
 
-fn quick_table(dir: &Path, entries: &[LogEntry]) -> Findings {
+fn quick_table(dir: &Path, entries: &[LogEntry], packed: &Packed) -> Findings {
     let mut problems = Vec::new();
     let mut notes = Vec::new();
     for (i, e) in entries.iter().enumerate() {
@@ -181,6 +230,15 @@ fn quick_table(dir: &Path, entries: &[LogEntry]) -> Findings {
             files.push(("keyframe", e.keyframe_file()));
         }
         for (what, file) in files {
+            if let Some(b) = packed.get(&file) {
+                if (b.len() as u64) < MIN_STORED {
+                    problems.push(format!(
+                        "version {seq}: {what} {file} (packed): {} bytes, too short to be one",
+                        b.len()
+                    ));
+                }
+                continue;
+            }
             match std::fs::metadata(dir.join(&file)) {
                 Err(err) => problems.push(format!("version {seq}: {what} {file}: {err}")),
                 Ok(m) if m.len() < MIN_STORED => problems.push(format!(
@@ -221,7 +279,7 @@ fn head_state(dir: &Path, last: &LogEntry, problems: &mut Vec<String>) -> Option
     }
 }
 
-fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
+fn full_table(dir: &Path, entries: &[LogEntry], delim: u8, packed: &Packed) -> Findings {
     let mut problems = Vec::new();
     let n = entries.len();
     // Segment m covers the versions after keyframe k_m up to and including
@@ -242,6 +300,7 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
         dir,
         entries,
         delim,
+        packed,
     };
     // The start of the segment from `from`: `None` when its keyframe is
     // missing, damaged or does not match the log.
@@ -331,7 +390,7 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8) -> Findings {
             Some((end, bytes)) => (end, Some(bytes)),
             None => (n, head),
         };
-        let backward = rebuilt_backwards(dir, entries, end, head);
+        let backward = rebuilt_backwards(dir, entries, end, head, packed);
         let lost: Vec<usize> = (0..forward.len())
             .filter(|&i| !forward[i] && !backward[i])
             .collect();
@@ -429,6 +488,7 @@ struct Walk<'a> {
     dir: &'a Path,
     entries: &'a [LogEntry],
     delim: u8,
+    packed: &'a Packed,
 }
 
 impl Walk<'_> {
@@ -474,7 +534,7 @@ impl Walk<'_> {
             let file = e.delta_file();
             let mut ok = false;
             let before = problems.len();
-            match std::fs::read(self.dir.join(&file)) {
+            match read_delta(self.dir, self.packed, &file) {
                 Err(err) => {
                     problems.push(format!("version {seq}: delta {file}: {err}"));
                     cur = None;
@@ -940,6 +1000,7 @@ fn rebuilt_backwards(
     entries: &[LogEntry],
     end: usize,
     head: Option<Vec<u8>>,
+    packed: &Packed,
 ) -> Vec<bool> {
     let mut reached = vec![false; entries.len()];
     let hash = |b: &[u8]| Chunks::full(b).digest();
@@ -959,7 +1020,7 @@ fn rebuilt_backwards(
         let Some(prev_entry) = i.checked_sub(1).and_then(|p| entries.get(p)) else {
             continue;
         };
-        cur = std::fs::read(dir.join(e.delta_file()))
+        cur = read_delta(dir, packed, &e.delta_file())
             .ok()
             .and_then(|s| delta::unpack(&s).ok())
             .and_then(|raw| read_patch(&raw, None, Some(bytes.len())).ok())

@@ -2,19 +2,21 @@
 //! drops, restores and reopens against an in-memory model. Every version
 //! must read back byte-identical and `verify` must pass; and the files of
 //! committed versions (deltas, keyframes) are written once and never
-//! touched again (docs/ARCHITECTURE.md, invariant 6).
+//! touched again, except that a loose delta is removed once a durable pack
+//! holds it (docs/ARCHITECTURE.md, invariant 6).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use reedbase::storage::pack;
 use reedbase::storage::{Action, Base, CommitOptions, Database, Io, RealIo, StorageError};
 
-use crate::util::{RecordingIo, set_keyframe_every};
+use crate::util::{RecordingIo, set_config, set_keyframe_every};
 
-/// Whether `name` is a file that holds a version: a delta or a keyframe.
+/// Whether `name` is a file that holds a version: a delta, a keyframe or a pack.
 fn is_history_file(name: &str) -> bool {
-    [".bsdiff", ".bsdiff.xz", ".csv.xz"]
+    [".bsdiff", ".bsdiff.xz", ".csv.xz", ".pack"]
         .iter()
         .any(|s| name.ends_with(s))
 }
@@ -23,8 +25,58 @@ fn is_history_file(name: &str) -> bool {
 /// versions name; recovery removes the others) was written exactly once,
 /// with `write_new`, and nothing else ever touched its path; and no
 /// directory holding them was removed or replaced.
-fn check_history_files_written_once(root: &Path, io: &RecordingIo) -> Result<(), TestCaseError> {
+/// A loose delta that a log line names (`named`) is removed only after a
+/// pack that holds it was written (`write_new`) and its directory fsynced.
+fn check_history_files_written_once(
+    root: &Path,
+    io: &RecordingIo,
+    named: &std::collections::HashSet<String>,
+) -> Result<(), TestCaseError> {
     let changes = io.changes();
+    let events = io.events();
+    // Every complete pack on disk, by the loose files it holds.
+    let mut packed_in: std::collections::HashMap<String, PathBuf> = Default::default();
+    for p in walkdir(root) {
+        if p.extension().is_some_and(|e| e == "pack") {
+            let entries = pack::parse(&std::fs::read(&p).unwrap());
+            prop_assert!(entries.is_ok(), "{}: {:?}", p.display(), entries);
+            for e in entries.unwrap() {
+                packed_in.insert(e.file, p.clone());
+            }
+        }
+    }
+    for (k, (path, what)) in events.iter().enumerate() {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some(version) = pack::delta_stem(name) else {
+            continue;
+        };
+        if *what != "remove" || !named.contains(version) {
+            continue;
+        }
+        let pack_path = packed_in.get(name);
+        prop_assert!(
+            pack_path.is_some(),
+            "{} removed, but no pack holds it",
+            path.display()
+        );
+        let pack_path = pack_path.unwrap();
+        let written = events[..k]
+            .iter()
+            .position(|(p, w)| p == pack_path && *w == "write_new");
+        prop_assert!(
+            written.is_some(),
+            "{} removed before its pack was written",
+            path.display()
+        );
+        let synced = events[written.unwrap()..k]
+            .iter()
+            .any(|(p, w)| Some(p.as_path()) == pack_path.parent() && *w == "sync_dir");
+        prop_assert!(
+            synced,
+            "{} removed before its pack was durable",
+            path.display()
+        );
+    }
     let mut seen = 0;
     for entry in walkdir(root) {
         let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -40,7 +92,8 @@ fn check_history_files_written_once(root: &Path, io: &RecordingIo) -> Result<(),
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if is_history_file(name) {
             // A delta no log line names may be removed (recovery, a failed
-            // commit); it is never rewritten, appended to or renamed.
+            // commit), and one a durable pack holds (checked above); it is
+            // never rewritten, appended to or renamed.
             prop_assert!(
                 calls.iter().all(|c| *c == "write_new" || *c == "remove"),
                 "{}: {:?}",
@@ -175,8 +228,10 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let io = Arc::new(RecordingIo::default());
         drop(Database::init(Arc::new(RealIo), dir.path(), "m", '|').unwrap());
-        // Keyframes every 3 versions, so they are checked too.
+        // Keyframes every 3 versions, so they are checked too, and a pack
+        // every few versions.
         set_keyframe_every(dir.path(), 3);
+        set_config(dir.path(), "pack_bytes", 400);
         let mut db = Database::open_with(Arc::clone(&io) as Arc<dyn Io>, dir.path()).unwrap();
         let mut model = Rows::initial();
         db.create_table("t", &model.render(), "model").unwrap();
@@ -291,6 +346,11 @@ proptest! {
         }
         let report = db.verify().unwrap();
         prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
-        check_history_files_written_once(dir.path(), &io)?;
+        if versions.len() >= 8 {
+            let packs = walkdir(dir.path()).iter().filter(|p| p.extension().is_some_and(|e| e == "pack")).count();
+            prop_assert!(packs > 0, "{} versions and no pack", versions.len());
+        }
+        let named = t.versions().unwrap().into_iter().map(|v| v.name).collect();
+        check_history_files_written_once(dir.path(), &io, &named)?;
     }
 }

@@ -198,11 +198,7 @@ fn keyframes_bound_the_chain_and_every_version_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let db = new_db(dir.path());
     // Small keyframe interval to exercise anchors on both sides.
-    let cfg_path = dir.path().join("config.toml");
-    let cfg = std::fs::read_to_string(&cfg_path)
-        .unwrap()
-        .replace("keyframe_every = 1000", "keyframe_every = 7");
-    std::fs::write(&cfg_path, cfg).unwrap();
+    crate::util::set_keyframe_every(dir.path(), 7);
     let db = {
         drop(db);
         Database::open(dir.path()).unwrap()
@@ -256,6 +252,206 @@ fn another_process_commit_is_seen() {
     );
 }
 
+/// `bspatch base out patch`, where `patch` holds `stored`, a delta as a
+/// loose file holds it (XZ-compressed when it ends with `.xz`: `xz -dc`
+/// gives the plain patch).
+fn standard_bspatch(
+    dir: &std::path::Path,
+    base: &std::path::Path,
+    out: &std::path::Path,
+    file: &str,
+    stored: &[u8],
+) {
+    let patch = dir.join(format!("extracted-{file}"));
+    std::fs::write(&patch, stored).unwrap();
+    let patch = if file.ends_with(".xz") {
+        let plain = std::process::Command::new("xz")
+            .arg("-dc")
+            .arg(&patch)
+            .output()
+            .unwrap();
+        assert!(plain.status.success());
+        let p = dir.join(format!("plain-{file}"));
+        std::fs::write(&p, plain.stdout).unwrap();
+        p
+    } else {
+        patch
+    };
+    let st = std::process::Command::new("bspatch")
+        .arg(base)
+        .arg(out)
+        .arg(&patch)
+        .status()
+        .unwrap();
+    assert!(st.success(), "bspatch {file}");
+}
+
+#[test]
+fn packed_deltas_are_standard_bsdiff_by_offset_and_length() {
+    // Each entry of a pack, cut out by the offset and length of its index
+    // line, is the delta exactly: a standard bspatch applies it.
+    if std::process::Command::new("bspatch")
+        .arg("-h")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "bspatch must be installed under CI"
+        );
+        eprintln!("bspatch not installed; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    drop(new_db(dir.path()));
+    crate::util::set_config(dir.path(), "pack_bytes", 2000);
+    let db = Database::open(dir.path()).unwrap();
+    db.create_table("t", &rows(300), "tester").unwrap();
+    let t = db.table("t").unwrap();
+    let mut content = rows(300);
+    for i in 0..20 {
+        let key = (i * 37 % 300 + 1).to_string();
+        content = set_row(&content, &key, &format!("{key}|packed {i}|{i}"));
+        t.commit(Base::Head, content.clone(), &opts()).unwrap();
+    }
+    let tdir = dir.path().join("tables/t");
+    let work = tempfile::tempdir().unwrap();
+    // Every delta: from a pack by offset and length, or its loose file.
+    let mut packed = std::collections::HashMap::new();
+    for e in std::fs::read_dir(&tdir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pack") {
+            let bytes = std::fs::read(&p).unwrap();
+            for entry in reedbase::storage::pack::parse(&bytes).unwrap() {
+                let (off, len) = (entry.offset as usize, entry.len as usize);
+                packed.insert(entry.file, bytes[off..off + len].to_vec());
+            }
+        }
+    }
+    assert!(packed.len() >= 10, "only {} deltas packed", packed.len());
+    let empty = work.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let mut base = empty;
+    let mut from_packs = 0;
+    for v in t.versions().unwrap() {
+        let (file, stored) = [".bsdiff", ".bsdiff.xz"]
+            .iter()
+            .find_map(|ext| {
+                let file = format!("{}{ext}", v.name);
+                if let Some(b) = packed.get(&file) {
+                    from_packs += 1;
+                    return Some((file, b.clone()));
+                }
+                std::fs::read(tdir.join(&file)).ok().map(|b| (file, b))
+            })
+            .unwrap();
+        let out = work.path().join(format!("v{}", v.seq));
+        standard_bspatch(work.path(), &base, &out, &file, &stored);
+        assert_eq!(std::fs::read(&out).unwrap(), t.read_version(v.seq).unwrap());
+        base = out;
+    }
+    assert_eq!(from_packs, packed.len());
+}
+
+#[test]
+fn a_damaged_pack_is_named_by_verify_and_its_versions_fail_to_read() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(new_db(dir.path()));
+    crate::util::set_config(dir.path(), "pack_bytes", 600);
+    let db = Database::open(dir.path()).unwrap();
+    db.create_table("t", &rows(50), "tester").unwrap();
+    let t = db.table("t").unwrap();
+    let mut content = rows(50);
+    for i in 0..12 {
+        let key = (i * 7 % 50 + 1).to_string();
+        content = set_row(&content, &key, &format!("{key}|x {i}|{i}"));
+        t.commit(Base::Head, content.clone(), &opts()).unwrap();
+    }
+    assert!(db.verify().unwrap().problems.is_empty());
+    drop(t);
+    drop(db);
+    let tdir = dir.path().join("tables/t");
+    let mut packs: Vec<_> = std::fs::read_dir(&tdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+        .collect();
+    packs.sort();
+    assert!(packs.len() >= 2, "{packs:?}");
+    // Damage the first pack's first entry: its versions are gone (no loose
+    // copy), so open leaves it in place and verify names it.
+    let mut bytes = std::fs::read(&packs[0]).unwrap();
+    bytes[20] ^= 0xff;
+    std::fs::write(&packs[0], &bytes).unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    assert!(
+        packs[0].exists(),
+        "a damaged pack with no loose copies was removed"
+    );
+    let report = db.verify().unwrap();
+    let name = packs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        report.problems.iter().any(|p| p.what.contains(&name)),
+        "{:?}",
+        report.problems
+    );
+    // The head is still there; an old version behind the damage fails with
+    // a typed error, not a panic or wrong bytes.
+    let t = db.table("t").unwrap();
+    assert_eq!(t.head().unwrap().1.as_slice(), content.as_slice());
+    let r = t.read_version(1);
+    assert!(matches!(r, Err(StorageError::Corrupt { .. })), "{r:?}");
+}
+
+#[test]
+fn one_row_updates_allocate_under_600_bytes_each_keyframes_included() {
+    // 1000 one-row updates of a 10,000-row table: the blocks the table's
+    // directory gains (st_blocks * 512: deltas, packs, keyframes, the log),
+    // per update, with the default configuration.
+    use std::os::unix::fs::MetadataExt;
+    fn allocated(dir: &std::path::Path) -> (u64, u64) {
+        let (mut blocks, mut len) = (0, 0);
+        for e in std::fs::read_dir(dir).unwrap() {
+            let m = e.unwrap().metadata().unwrap();
+            blocks += m.blocks() * 512;
+            len += m.len();
+        }
+        (blocks, len)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    let mut content = rows(10_000);
+    db.create_table("t", &content, "tester").unwrap();
+    let t = db.table("t").unwrap();
+    t.flush();
+    let tdir = dir.path().join("tables/t");
+    let (blocks0, len0) = allocated(&tdir);
+    let updates = 1000u64;
+    for i in 0..updates {
+        let key = (i * 7919 % 10_000 + 1).to_string();
+        content = set_row(&content, &key, &format!("{key}|updated {i}|{i}"));
+        t.commit(Base::Head, content.clone(), &opts()).unwrap();
+    }
+    t.flush();
+    let (blocks1, len1) = allocated(&tdir);
+    let per_update = (blocks1 - blocks0) / updates;
+    let keyframes = crate::util::files_ending(&tdir, ".csv.xz");
+    let packs = crate::util::files_ending(&tdir, ".pack");
+    eprintln!(
+        "per 1-row update: {per_update} B allocated, {} B logical; {keyframes} keyframes, {packs} packs",
+        (len1 - len0) / updates
+    );
+    assert!(
+        keyframes >= 1,
+        "no keyframe in 1000 versions of 10,000 rows"
+    );
+    assert!(per_update < 600, "{per_update} B allocated per update");
+    for seq in [1, 2, 500, 999, 1001] {
+        let v = t.read_version(seq).unwrap();
+        assert_eq!(v.len() as u64, t.version(seq).unwrap().size);
+    }
+}
+
 #[test]
 fn deltas_are_standard_bsdiff() {
     // A standard bspatch (the `bsdiff` package's) applies every stored delta.
@@ -272,7 +468,11 @@ fn deltas_are_standard_bsdiff() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let db = new_db(dir.path());
+    drop(new_db(dir.path()));
+    // Loose files here; packed_deltas_are_standard_bsdiff_by_offset_and_length
+    // checks packed ones.
+    crate::util::set_config(dir.path(), "pack_bytes", 1 << 40);
+    let db = Database::open(dir.path()).unwrap();
     db.create_table("t", &rows(2000), "tester").unwrap();
     let t = db.table("t").unwrap();
     let v2 = set_row(&rows(2000), "1000", "1000|changed|1");
@@ -863,6 +1063,8 @@ fn a_one_row_commit_writes_in_proportion_to_the_change_not_the_table() {
 fn keyframed_history(dir: &std::path::Path) -> (Vec<std::path::PathBuf>, Vec<usize>) {
     let db = new_db(dir);
     crate::util::set_keyframe_every(dir, 5);
+    // The tests damage loose delta files: no packs.
+    crate::util::set_config(dir, "pack_bytes", 1 << 40);
     drop(db);
     let db = Database::open(dir).unwrap();
     db.create_table("t", &rows(200), "tester").unwrap();

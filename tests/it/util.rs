@@ -144,13 +144,30 @@ impl Drop for OtherUser {
 /// Sets the database's `keyframe_every` (a keyframe every `n` versions), so
 /// short tests write keyframes too. Takes effect at the next open.
 pub fn set_keyframe_every(root: &Path, n: u64) {
+    set_config(root, "keyframe_every", n);
+}
+
+/// Sets a numeric key of the database's `config.toml` (`pack_bytes`: seal
+/// a pack once it would reach this many bytes). Takes effect at the next open.
+pub fn set_config(root: &Path, key: &str, n: u64) {
     let p = root.join("config.toml");
     let cfg = std::fs::read_to_string(&p).expect("config");
-    std::fs::write(
-        &p,
-        cfg.replace("keyframe_every = 1000", &format!("keyframe_every = {n}")),
-    )
-    .expect("write config");
+    let prefix = format!("{key} = ");
+    assert!(
+        cfg.lines().any(|l| l.starts_with(&prefix)),
+        "no {key} in config.toml"
+    );
+    let cfg: String = cfg
+        .lines()
+        .map(|l| {
+            if l.starts_with(&prefix) {
+                format!("{prefix}{n}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&p, cfg).expect("write config");
 }
 
 /// The real file system, recording every call that changes a file (by
@@ -158,6 +175,8 @@ pub fn set_keyframe_every(root: &Path, n: u64) {
 #[derive(Debug, Default)]
 pub struct RecordingIo {
     changes: Mutex<BTreeMap<PathBuf, Vec<&'static str>>>,
+    /// Every change and directory fsync, in the order they happened.
+    events: Mutex<Vec<(PathBuf, &'static str)>>,
     written: Mutex<BTreeMap<PathBuf, u64>>,
 }
 
@@ -165,6 +184,12 @@ impl RecordingIo {
     fn record(&self, path: &Path, what: &'static str) {
         let mut changes = self.changes.lock().unwrap();
         changes.entry(path.to_path_buf()).or_default().push(what);
+        self.events.lock().unwrap().push((path.to_path_buf(), what));
+    }
+
+    /// Every change and directory fsync (`sync_dir`), in order.
+    pub fn events(&self) -> Vec<(PathBuf, &'static str)> {
+        self.events.lock().unwrap().clone()
     }
 
     fn wrote(&self, path: &Path, n: usize) {
@@ -236,6 +261,13 @@ impl Io for RecordingIo {
         RealIo.remove_dir_all(dir)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        RealIo.sync_dir(dir)
+        let r = RealIo.sync_dir(dir);
+        if r.is_ok() {
+            self.events
+                .lock()
+                .unwrap()
+                .push((dir.to_path_buf(), "sync_dir"));
+        }
+        r
     }
 }

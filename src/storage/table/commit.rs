@@ -22,6 +22,7 @@ use super::super::hash::ChunkedHash;
 use super::super::head_writer::write_head;
 use super::super::log::{DeltaKind, LogEntry};
 use super::super::names::now_us;
+use super::packing::KEYFRAME_MIN_BYTES;
 use super::{Base, CURRENT, CommitOptions, Committed, LOG, State, Table, Writer, lock_poisoned};
 
 /// The outcome of validating a new content against the head.
@@ -141,7 +142,10 @@ impl Table {
                 return Err(e);
             }
         };
-        self.publish(&mut writer, state, entry, prepared.content)
+        let committed = self.publish(&mut writer, state, entry, prepared.content)?;
+        // After the commit point, still under the lock: maintenance.
+        self.seal_quietly();
+        Ok(committed)
     }
 
     /// Step 2 of the protocol: validates `content` against the head in
@@ -290,9 +294,22 @@ impl Table {
             .iter()
             .rposition(|e| e.keyframe || e.size == 0)
             .map_or(state.log.len() as u64, |i| (state.log.len() - i) as u64);
-        let keyframe =
-            !old.is_empty() && !content.is_empty() && anchor >= self.ctx.config.keyframe_every;
         let (stored, is_xz) = delta::pack(delta::encode(old, content, hunks));
+        // A keyframe when the deltas a read from the last anchor applies
+        // would exceed a quarter of the table (at least KEYFRAME_MIN_BYTES),
+        // or after keyframe_every versions.
+        let since_anchor = match self.tail(&state.log, state.log_len) {
+            Ok(t) => Some(t.since_anchor + stored.len() as u64),
+            Err(e) => {
+                tracing::warn!(table = %self.name, error = %e.report(), "could not size the deltas since the last keyframe");
+                None
+            }
+        };
+        let by_bytes =
+            since_anchor.is_some_and(|b| b > (content.len() as u64 / 4).max(KEYFRAME_MIN_BYTES));
+        let keyframe = !old.is_empty()
+            && !content.is_empty()
+            && (anchor >= self.ctx.config.keyframe_every || by_bytes);
         let entry = LogEntry {
             ts_us: ts_us.unwrap_or_else(|| now_us().max(prev_ts + 1)),
             node: self.ctx.config.node.clone(),
@@ -339,6 +356,21 @@ impl Table {
             // without that the commit did not happen: take the line back.
             let _ = io.truncate(&log_path, 0);
             return Err(cleanup(StorageError::io("fsync directory", &self.dir, e)));
+        }
+        let since = if keyframe || old.is_empty() || content.is_empty() {
+            0
+        } else {
+            since_anchor.unwrap_or(u64::MAX)
+        };
+        let after = state.log_len + entry.encode().len() as u64;
+        if since_anchor.is_some() {
+            self.note_committed(
+                state.log_len,
+                after,
+                state.log.len(),
+                stored.len() as u64,
+                since,
+            );
         }
         Ok(entry)
     }

@@ -130,7 +130,9 @@ impl Table {
             let committed = match (p.prepared, p.entry) {
                 (Prepared::Unchanged(c), _) => c,
                 (Prepared::Version(v), Some(entry)) => {
-                    tables[i].publish(&mut held[i].0, p.state, entry, v.content)?
+                    let c = tables[i].publish(&mut held[i].0, p.state, entry, v.content)?;
+                    tables[i].seal_quietly();
+                    c
                 }
                 (Prepared::Version(_), None) => return Err(tables[i].no_version(0).into()),
             };
@@ -174,6 +176,7 @@ impl Table {
     /// which readers skip and the next locked open removes.
     fn undo_line(&self, state: &State, entry: &LogEntry) {
         let io = &*self.ctx.io;
+        lock_poisoned(self.packs.lock()).invalidate();
         let _ = io.truncate(&self.path(LOG), state.log_len);
         for f in [entry.delta_file(), entry.keyframe_file()] {
             let _ = io.remove(&self.path(&f));

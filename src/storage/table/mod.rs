@@ -6,6 +6,7 @@
 
 mod commit;
 mod frame_commit;
+mod packing;
 mod read;
 mod recover;
 
@@ -23,6 +24,7 @@ use super::head_writer::{HeadWriter, Target};
 use super::lock::{LockFile, LockGuard};
 use super::log::LogEntry;
 
+use packing::Packs;
 use read::{Checkpoints, FileStamp, PatchCache};
 
 pub const CURRENT: &str = "current.csv";
@@ -117,6 +119,8 @@ pub struct Table {
     writer: Mutex<Writer>,
     state: RwLock<State>,
     patches: Mutex<PatchCache>,
+    /// The table's packs: names, loaded packs, the writer's tail.
+    packs: Mutex<Packs>,
     /// Background writer of `current.csv`; `None` writes it inline.
     head_writer: Option<HeadWriter>,
     /// The last decoded stored anchor (keyframe or chain start): log index
@@ -186,6 +190,7 @@ impl Table {
             writer: Mutex::new(Writer::default()),
             state: RwLock::new(State::default()),
             patches: Mutex::new(PatchCache::default()),
+            packs: Mutex::new(Packs::default()),
             head_writer,
             anchor: Mutex::new(None),
             recent: Mutex::new(Default::default()),

@@ -167,7 +167,7 @@ impl Table {
             return Ok(Arc::clone(p));
         }
         let path = self.path(&file);
-        let stored = read_file(&*self.ctx.io, &path).map_err(StorageError::referenced)?;
+        let stored = self.stored_delta(e)?;
         let bad = |d: String| StorageError::corrupt(&path, d);
         let raw = delta::unpack(&stored).map_err(|x| bad(x.to_string()))?;
         let patch = Arc::new(

@@ -58,7 +58,10 @@ impl Table {
         let (mut entries, mut valid_len) = (parsed.entries, parsed.valid_len);
         self.settle_frame_line(&mut entries, &mut valid_len, repair)?;
         if repair {
+            self.settle_packs()?;
             self.remove_leftovers(&entries)?;
+        } else {
+            lock_poisoned(self.packs.lock()).invalidate();
         }
         let mut state = State {
             log: Arc::new(entries),
