@@ -7,6 +7,7 @@ use anyhow::Result;
 use reedbase::storage::{Action, Base, CommitOptions, StorageError};
 
 use super::output::{FormatArg, human_bytes, print_rows};
+use super::progress::Bar;
 use super::version::resolve_version;
 use super::{Ctx, exit, fail};
 
@@ -48,10 +49,30 @@ pub(super) fn read_input(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
+/// [`read_input`] for `table:create` and `table:import`: read into the one
+/// buffer that is committed, with the progress bar.
+fn read_input_shown(path: &Path, bar: &Bar) -> Result<Vec<u8>> {
+    if path == Path::new("-") {
+        return Ok(bar.read_from(std::io::stdin().lock(), 0)?);
+    }
+    let cannot = |e: std::io::Error| {
+        let code = if e.kind() == std::io::ErrorKind::NotFound {
+            exit::NOT_FOUND
+        } else {
+            exit::ERROR
+        };
+        fail(code, format!("cannot read {}: {e}", path.display()))
+    };
+    let f = std::fs::File::open(path).map_err(cannot)?;
+    let len = f.metadata().map_err(cannot)?.len();
+    bar.read_from(f, len).map_err(cannot)
+}
+
 pub fn create(ctx: &Ctx, a: CreateArgs) -> Result<i32> {
     let db = ctx.open(&a.db)?;
+    let bar = Bar::new();
     let content = match (&a.from, a.columns.is_empty()) {
-        (Some(p), _) => read_input(p)?,
+        (Some(p), _) => read_input_shown(p, &bar)?,
         (None, false) => {
             let d = db.config().delimiter.to_string();
             format!("{}\n", a.columns.join(&d)).into_bytes()
@@ -63,7 +84,9 @@ pub fn create(ctx: &Ctx, a: CreateArgs) -> Result<i32> {
             ));
         }
     };
-    let c = db.create_table(&a.table, &content, &ctx.user)?;
+    let c = db.create_table_with(&a.table, content, &ctx.user, Some(&bar))?;
+    // The bar goes before the message.
+    std::mem::drop(bar);
     eprintln!(
         "created table {} ({} rows, version {})",
         a.table, c.version.rows, c.version.seq
@@ -100,11 +123,13 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<i32> {
 
 pub fn import(ctx: &Ctx, db_name: &str, table: &str, file: &Path) -> Result<i32> {
     let db = ctx.open(db_name)?;
-    let content = read_input(file)?;
+    let bar = Bar::new();
+    let content = read_input_shown(file, &bar)?;
     let t = match db.table(table) {
         Ok(t) if !t.is_dropped()? => t,
         Ok(_) | Err(StorageError::NotFound { .. }) => {
-            let c = db.create_table(table, &content, &ctx.user)?;
+            let c = db.create_table_with(table, content, &ctx.user, Some(&bar))?;
+            std::mem::drop(bar);
             eprintln!(
                 "created table {table} ({} rows, version {})",
                 c.version.rows, c.version.seq
@@ -116,8 +141,9 @@ pub fn import(ctx: &Ctx, db_name: &str, table: &str, file: &Path) -> Result<i32>
     let c = t.commit(
         Base::Head,
         content,
-        &CommitOptions::new(Action::Import, &ctx.user),
+        &CommitOptions::new(Action::Import, &ctx.user).with_progress(&bar),
     )?;
+    std::mem::drop(bar);
     if c.created {
         eprintln!(
             "imported {table}: version {} ({} rows)",

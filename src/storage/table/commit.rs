@@ -64,6 +64,19 @@ impl Table {
         self.commit_inner(Base::Version(base), content, opts, Some(resolve))
     }
 
+    /// The first version of a new table, whose content the caller already
+    /// parsed (and validated) into `index`: the commit trusts that index
+    /// instead of parsing again, as long as the head is still empty.
+    pub(crate) fn commit_parsed(
+        &self,
+        content: Vec<u8>,
+        index: TableIndex,
+        opts: &CommitOptions,
+    ) -> Result<Committed> {
+        lock_poisoned(self.writer.lock()).parsed = Some(index);
+        self.commit(Base::Version(0), content, opts)
+    }
+
     fn commit_inner<E: From<StorageError>>(
         &self,
         base: Base,
@@ -129,6 +142,7 @@ impl Table {
         content: Vec<u8>,
         opts: &CommitOptions,
     ) -> Result<Committed> {
+        opts.phase("validating", content.len() as u64);
         let prepared = match self.prepare(&mut writer, &state, content)? {
             Prepared::Unchanged(c) => return Ok(c),
             Prepared::Version(v) => v,
@@ -155,6 +169,8 @@ impl Table {
         content: Vec<u8>,
     ) -> Result<Prepared> {
         let head_seq = state.log.len() as u64;
+        // Only ever for the commit it was given for.
+        let parsed = writer.parsed.take().filter(|i| i.len == content.len());
         let (p, s) = common_ends(&state.head, &content);
         let unchanged = p == content.len() && p == state.head.len();
         if unchanged
@@ -192,13 +208,15 @@ impl Table {
         } else {
             let edited = match &mut writer.index {
                 Some(idx) => idx.edit_with(old, &content, self.delim(), p, s),
-                None => TableIndex::parse(&content, self.delim()).map(|idx| {
-                    writer.index = Some(idx);
-                    vec![Hunk {
-                        old: 0..old.len(),
-                        new: 0..content.len(),
-                    }]
-                }),
+                None => parsed
+                    .map_or_else(|| TableIndex::parse(&content, self.delim()), Ok)
+                    .map(|idx| {
+                        writer.index = Some(idx);
+                        vec![Hunk {
+                            old: 0..old.len(),
+                            new: 0..content.len(),
+                        }]
+                    }),
             };
             edited?
         };
@@ -292,7 +310,15 @@ impl Table {
             .map_or(state.log.len() as u64, |i| (state.log.len() - i) as u64);
         let keyframe =
             !old.is_empty() && !content.is_empty() && anchor >= self.ctx.config.keyframe_every;
-        let (stored, is_xz) = delta::pack(delta::encode(old, content, hunks));
+        // What the delta compresses: at most every hunk's bytes, both sides.
+        let extra: usize = hunks.iter().map(|h| h.new.len() + h.old.len()).sum();
+        opts.phase("storing", extra as u64);
+        let done = |n: u64| {
+            if let Some(p) = opts.progress {
+                p.advance(n);
+            }
+        };
+        let (stored, is_xz) = delta::pack(delta::encode_with(old, content, hunks, &done));
         let entry = LogEntry {
             ts_us: ts_us.unwrap_or_else(|| now_us().max(prev_ts + 1)),
             node: self.ctx.config.node.clone(),
