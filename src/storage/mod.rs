@@ -17,6 +17,7 @@ pub mod hash;
 mod head_writer;
 pub mod io;
 pub mod kept;
+mod keyhash;
 mod linediff;
 mod lock;
 mod log;
