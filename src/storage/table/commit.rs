@@ -187,12 +187,29 @@ impl Table {
             // head. A head stored before a rule it breaks existed (a NUL, a
             // lone CR) has no index: the save is then checked in full, so
             // such a table can always be repaired by saving valid content.
-            writer.index = if state.head.is_empty() {
-                None
-            } else {
-                TableIndex::parse(&state.head, self.delim()).ok()
-            };
-            writer.hash = ChunkedHash::compute(&state.head);
+            // Both read the whole head (at 1M rows: ~0.5 s and ~0.15 s): on
+            // two cores at once (a thread of its own, not the rayon pool,
+            // which a daemon may keep busy with its history).
+            let head = state.head.as_slice();
+            let (index, hash) = std::thread::scope(|sc| {
+                let hash = std::thread::Builder::new()
+                    .spawn_scoped(sc, || ChunkedHash::compute(head))
+                    .ok();
+                let index = if head.is_empty() {
+                    None
+                } else {
+                    TableIndex::parse(head, self.delim()).ok()
+                };
+                let hash = match hash.map(|h| h.join()) {
+                    Some(Ok(h)) => h,
+                    Some(Err(panic)) => std::panic::resume_unwind(panic),
+                    // No thread to be had: here, then.
+                    None => ChunkedHash::compute(head),
+                };
+                (index, hash)
+            });
+            writer.index = index;
+            writer.hash = hash;
             writer.log_len = Some(state.log_len);
         }
         let old = state.head.as_slice();
