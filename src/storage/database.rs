@@ -555,7 +555,7 @@ impl Database {
             return t.commit(Base::Head, content, &opts);
         }
         // Validate before creating anything on disk.
-        opts.phase("validating", content.len() as u64);
+        opts.phase("validating", 0);
         let index = super::csv::TableIndex::parse(&content, self.ctx.config.delimiter_byte())?;
         let dir = self.tables_dir().join(name);
         self.check_table_dir(name)?;

@@ -142,7 +142,7 @@ impl Table {
         content: Vec<u8>,
         opts: &CommitOptions,
     ) -> Result<Committed> {
-        opts.phase("validating", content.len() as u64);
+        opts.phase("validating", 0);
         let prepared = match self.prepare(&mut writer, &state, content)? {
             Prepared::Unchanged(c) => return Ok(c),
             Prepared::Version(v) => v,
