@@ -6,6 +6,7 @@ mod db;
 mod frame;
 mod mount;
 mod output;
+mod progress;
 mod query;
 mod schema;
 mod table;

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 
+use super::keyhash::KeySet;
 use super::linediff;
 
 /// A validation error, with the 1-based line (and column when known) in the
@@ -228,7 +229,7 @@ pub struct TableIndex {
     pub starts: Vec<usize>,
     /// Total content length.
     pub len: usize,
-    pub keys: HashSet<Vec<u8>>,
+    pub keys: KeySet,
 }
 
 /// The validated changed region of an edit.
@@ -237,7 +238,7 @@ struct Region {
     new_keys: Vec<Vec<u8>>,
     new_end: usize,
     old_end: usize,
-    old_keys: HashSet<Vec<u8>>,
+    old_keys: KeySet,
     i0: usize,
     j0: usize,
 }
@@ -503,7 +504,11 @@ impl TableIndex {
             header_end,
             starts: Vec::new(),
             len: b.len(),
-            keys: HashSet::new(),
+            // One key a line, about: the set is not regrown a million times.
+            keys: KeySet::with_capacity_and_hasher(
+                memchr::memchr_iter(b'\n', b).count(),
+                Default::default(),
+            ),
         };
         let mut pos = header_end;
         while pos < b.len() {
@@ -697,7 +702,7 @@ impl TableIndex {
         // stays (outside the region, or matched).
         let mut matched = matched.into_iter().peekable();
         let mut replaced = replaced.into_iter().peekable();
-        let old_keys: HashSet<Vec<u8>> = (i0..j0)
+        let old_keys: KeySet = (i0..j0)
             .filter(|&i| matched.next_if_eq(&i).is_none())
             .filter_map(|i| match replaced.next_if(|(r, _)| *r == i) {
                 Some((_, key)) => Some(key),
@@ -1169,7 +1174,10 @@ mod tests {
             assert_eq!(idx.columns, ["id", "v"]);
             assert_eq!(idx.header_end, 6);
             assert_eq!(idx.starts, [6, 11, 23]);
-            let keys: HashSet<Vec<u8>> = [&b"1"[..], b"2", b"3"].map(|k| k.to_vec()).into();
+            let keys: KeySet = [&b"1"[..], b"2", b"3"]
+                .map(|k| k.to_vec())
+                .into_iter()
+                .collect();
             assert_eq!(idx.keys, keys);
             assert_eq!(record_fields(b, 6, b'|'), ["1", "a"]);
             assert_eq!(record_fields(b, 11, b'|'), ["2", "x\r\ny"]);

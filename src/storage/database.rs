@@ -11,6 +11,7 @@ use super::error::{Result, StorageError};
 use super::frame::{self, Frame, FrameCommitted, FrameInfo};
 use super::io::{self as sio, Io, RealIo, Trust, replace_file, sync_parent};
 use super::names;
+use super::progress::Progress;
 use super::revisions::{self, Revision};
 use super::saved_query::{self, SavedQuery};
 use super::schema::Schema;
@@ -528,7 +529,21 @@ impl Database {
     /// version. A dropped table of the same name is re-created on top of its
     /// history.
     pub fn create_table(&self, name: &str, content: &[u8], user: &str) -> Result<Committed> {
-        let content: &[u8] = &super::csv::strip_bom(content);
+        self.create_table_with(name, content.to_vec(), user, None)
+    }
+
+    /// [`Self::create_table`] of a buffer the caller hands over (it is
+    /// committed as it is, not copied), telling `progress` how it goes.
+    pub fn create_table_with(
+        &self,
+        name: &str,
+        content: Vec<u8>,
+        user: &str,
+        progress: Option<&dyn Progress>,
+    ) -> Result<Committed> {
+        let content = super::csv::strip_bom(content).into_owned();
+        let mut opts = CommitOptions::new(Action::Create, user);
+        opts.progress = progress;
         names::validate(name)?;
         if let Ok(t) = self.table(name) {
             if !t.is_dropped()? {
@@ -537,14 +552,11 @@ impl Database {
                     name: name.to_string(),
                 });
             }
-            return t.commit(
-                Base::Head,
-                content.to_vec(),
-                &CommitOptions::new(Action::Create, user),
-            );
+            return t.commit(Base::Head, content, &opts);
         }
         // Validate before creating anything on disk.
-        super::csv::TableIndex::parse(content, self.ctx.config.delimiter_byte())?;
+        opts.phase("validating", 0);
+        let index = super::csv::TableIndex::parse(&content, self.ctx.config.delimiter_byte())?;
         let dir = self.tables_dir().join(name);
         self.check_table_dir(name)?;
         self.ctx
@@ -553,11 +565,7 @@ impl Database {
             .map_err(io_err("create", &dir))?;
         sync_parent(&*self.ctx.io, &dir)?;
         let t = Arc::new(Table::open(Arc::clone(&self.ctx), name)?);
-        let done = t.commit(
-            Base::Version(0),
-            content.to_vec(),
-            &CommitOptions::new(Action::Create, user),
-        )?;
+        let done = t.commit_parsed(content, index, &opts)?;
         self.tables
             .lock()
             .unwrap_or_else(|p| p.into_inner())

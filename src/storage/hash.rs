@@ -36,10 +36,7 @@ fn chunk(
     let mut chunk_start = from;
     let mut pos = from;
     while pos < b.len() {
-        let line_end = b[pos..]
-            .iter()
-            .position(|&c| c == b'\n')
-            .map_or(b.len(), |i| pos + i + 1);
+        let line_end = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |i| pos + i + 1);
         let line_start = pos;
         pos = line_end;
         if line_end == b.len() || is_boundary(&b[line_start..line_end]) {

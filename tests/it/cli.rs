@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::util::{OtherUser, USERS, rows, set_row};
+use crate::util::{OtherUser, USERS, generated, rows, set_row};
 
 struct Rdb {
     home: tempfile::TempDir,
@@ -213,6 +213,46 @@ fn tables_create_import_export_drop_restore() {
         .map(|l| l.split(',').nth(2).unwrap())
         .collect();
     assert_eq!(actions, ["create", "import", "drop", "restore"]);
+}
+
+#[test]
+fn create_and_import_of_a_generated_table_round_trip_and_stay_quiet() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "big"]);
+    // 3.5 MB: the first version's delta is compressed in pieces, in parallel.
+    let v1 = generated("users", 40_000, '|');
+    assert!(v1.len() > 3_000_000, "{}", v1.len());
+    let f1 = r.file("v1.csv", &v1);
+    let created = r.ok(&["table:create", "big", "users", "--from", &f1]);
+    // stderr is no terminal here: the message and nothing else (no bar).
+    assert_eq!(
+        created.stderr,
+        "created table users (40000 rows, version 1)\n"
+    );
+    assert!(created.stdout.is_empty());
+
+    // One row changed.
+    let at = v1.windows(7).position(|w| w == b"\n20000|").unwrap() + 7;
+    let v2 = [&v1[..at], b"X", &v1[at..]].concat();
+    let f2 = r.file("v2.csv", &v2);
+    let imported = r.ok(&["table:import", "big", "users", &f2]);
+    assert_eq!(imported.stderr, "imported users: version 2 (40000 rows)\n");
+    // From stdin, into a new table: a create.
+    let piped = r.stdin(&["table:import", "big", "copy", "-"], &v2);
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    assert_eq!(piped.stderr, "created table copy (40000 rows, version 1)\n");
+
+    // Byte-exact, read back by fresh processes from the deltas.
+    assert_eq!(r.ok(&["table:export", "big", "users"]).stdout, v2);
+    assert_eq!(
+        r.ok(&["table:export", "big", "users", "--version", "1"])
+            .stdout,
+        v1
+    );
+    assert_eq!(r.ok(&["table:export", "big", "copy"]).stdout, v2);
+    // verify applies every delta with a standard bspatch.
+    let v = r.run(&["verify", "big"]);
+    assert_eq!(v.code, 0, "{}{}", v.out(), v.stderr);
 }
 
 #[test]

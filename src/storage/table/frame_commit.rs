@@ -104,6 +104,7 @@ impl Table {
                         action: p.action,
                         user,
                         frame: Some(id),
+                        progress: None,
                     };
                     if let Prepared::Version(v) = &p.prepared {
                         p.entry = Some(tables[i].write_version(&p.state, v, Some(ts_us), &opts)?);

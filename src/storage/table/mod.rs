@@ -23,6 +23,7 @@ use super::hash::ChunkedHash;
 use super::head_writer::{HeadWriter, Target};
 use super::lock::{LockFile, LockGuard};
 use super::log::LogEntry;
+use super::progress::Progress;
 
 use packing::Packs;
 use read::{Checkpoints, FileStamp, PatchCache};
@@ -47,6 +48,8 @@ pub struct CommitOptions<'a> {
     pub action: Action,
     pub user: &'a str,
     pub frame: Option<&'a str>,
+    /// Told the phases of the commit as it goes (a progress bar).
+    pub progress: Option<&'a dyn Progress>,
 }
 
 impl<'a> CommitOptions<'a> {
@@ -55,6 +58,18 @@ impl<'a> CommitOptions<'a> {
             action,
             user,
             frame: None,
+            progress: None,
+        }
+    }
+
+    pub fn with_progress(mut self, progress: &'a dyn Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    pub(crate) fn phase(&self, name: &'static str, total: u64) {
+        if let Some(p) = self.progress {
+            p.phase(name, total);
         }
     }
 }
@@ -105,6 +120,10 @@ struct Writer {
     repaired: bool,
     /// The log length `index` and `hash` describe; differs after another process committed.
     log_len: Option<u64>,
+    /// The index of the content the next commit of a new table brings,
+    /// parsed by its caller (`Database::create_table` validates before it
+    /// creates the directory), so that commit does not parse it again.
+    parsed: Option<TableIndex>,
 }
 #[derive(Debug)]
 pub struct Table {
