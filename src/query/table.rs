@@ -212,17 +212,22 @@ impl ColumnIndex {
             return None;
         }
         let cell = |t: &TypedTable, i: usize| t.row(i).get(col).filter(|v| !v.is_null()).cloned();
-        // The values whose chains change, once each.
-        let mut touched: FastMap<Value, ()> = FastMap::default();
+        // A change of a large part of the table: built anew (as fast).
+        if removed + added > old.len / 4 + 64 {
+            return None;
+        }
+        // The values whose chains change, once each, with the added rows
+        // that hold them (new row numbers, in order).
+        let mut touched: FastMap<Value, Vec<u32>> = FastMap::default();
         for i in first..last {
             if let Some(v) = cell(old, i) {
-                touched.insert(v, ());
+                touched.entry(v).or_default();
             }
         }
         for i in first..first + added {
             match (cell(new, i), &self.first) {
-                (None, _) => {}
-                (Some(v @ Value::Int(x)), FirstRows::Dense { min, rows }) => {
+                (None, _) => continue,
+                (Some(Value::Int(x)), FirstRows::Dense { min, rows }) => {
                     let fits = x
                         .checked_sub(*min)
                         .and_then(|d| usize::try_from(d).ok())
@@ -230,20 +235,20 @@ impl ColumnIndex {
                     if !fits {
                         return None;
                     }
-                    touched.insert(v, ());
                 }
                 (Some(_), FirstRows::Dense { .. }) => return None,
-                (Some(v), FirstRows::Hash(_)) => {
-                    touched.insert(v, ());
-                }
+                (Some(_), FirstRows::Hash(_)) => {}
+            }
+            if let Some(v) = cell(new, i) {
+                touched.entry(v).or_default().push(i as u32);
             }
         }
         // Their chains as they were (old row numbers, in table order).
-        let chains: Vec<(Value, Vec<u32>)> = touched
-            .into_keys()
-            .map(|v| {
+        let chains: Vec<(Value, Vec<u32>, Vec<u32>)> = touched
+            .into_iter()
+            .map(|(v, inserted)| {
                 let rows = self.lookup(&v).collect();
-                (v, rows)
+                (v, rows, inserted)
             })
             .collect();
         let shift = added as i64 - removed as i64;
@@ -271,11 +276,8 @@ impl ColumnIndex {
                 FirstRows::Dense { rows, .. } => rows.iter_mut().for_each(|r| *r = moved(*r)),
             }
         }
-        for (v, old_rows) in chains {
+        for (v, old_rows, inserted) in chains {
             let before = old_rows.iter().copied().filter(|&r| (r as usize) < first);
-            let inserted = (first..first + added)
-                .filter(|&i| cell(new, i).is_some_and(|w| w == v))
-                .map(|i| i as u32);
             let after = old_rows
                 .iter()
                 .copied()
