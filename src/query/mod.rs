@@ -220,9 +220,12 @@ impl ParsedTables {
 }
 
 /// Drops what a cache let go of (parsed versions: millions of values, and
-/// their content) on a thread of its own, then hands the memory back to
-/// the system (`release_memory`): the query that superseded a version does
-/// not wait for its drop. Where no such thread can run, drops it here.
+/// their content) on a thread of its own, so the query that superseded a
+/// version does not wait for its drop; then, once nothing more came to
+/// drop for `TRIM_AFTER`, hands the memory back to the system
+/// (`release_memory`: it holds the allocator's locks while it walks the
+/// heap, so not while the queries that follow a commit run). Where no such
+/// thread can run, drops it here.
 fn drop_later(garbage: Box<dyn Send>) {
     type Garbage = Box<dyn Send>;
     static DROPPER: OnceLock<Option<mpsc::Sender<Garbage>>> = OnceLock::new();
@@ -231,12 +234,29 @@ fn drop_later(garbage: Box<dyn Send>) {
         std::thread::Builder::new()
             .name("rdb-drop".into())
             .spawn(move || {
-                while let Ok(g) = rx.recv() {
-                    drop(g);
-                    while let Ok(g) = rx.try_recv() {
-                        drop(g);
+                // Since when freed memory waits to be handed back.
+                let mut freed: Option<Instant> = None;
+                loop {
+                    let next = match freed {
+                        Some(_) => rx.recv_timeout(TRIM_AFTER),
+                        None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                    };
+                    match next {
+                        Ok(g) => {
+                            drop(g);
+                            let since = *freed.get_or_insert_with(Instant::now);
+                            // Commits that never pause still get it back.
+                            if since.elapsed() > 10 * TRIM_AFTER {
+                                release_memory();
+                                freed = None;
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            release_memory();
+                            freed = None;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
-                    release_memory();
                 }
             })
             .ok()
@@ -251,6 +271,9 @@ fn drop_later(garbage: Box<dyn Send>) {
         release_memory();
     }
 }
+
+/// How long the drop thread waits for quiet before `release_memory`.
+const TRIM_AFTER: Duration = Duration::from_millis(500);
 
 /// Hands memory the allocator keeps after large frees back to the system,
 /// so a daemon's resident size follows what its caches hold (glibc keeps
