@@ -834,9 +834,16 @@ impl TypedTable {
         })
     }
 
-    /// The chunk holding row `i` (< len).
+    /// The chunk holding row `i` (< len): where it would be were every
+    /// chunk `CHUNK_ROWS` long (a parsed version, and the chunks of a
+    /// derived one before its changes), else a binary search.
+    #[inline]
     fn chunk_of(&self, i: usize) -> usize {
-        self.firsts.partition_point(|&f| f <= i) - 1
+        let guess = i / CHUNK_ROWS;
+        match (self.firsts.get(guess), self.firsts.get(guess + 1)) {
+            (Some(&a), Some(&b)) if a <= i && i < b => guess,
+            _ => self.firsts.partition_point(|&f| f <= i) - 1,
+        }
     }
 
     /// How many rows start at or before byte `pos` of the content.
@@ -890,7 +897,8 @@ impl TypedTable {
         self.len == 0
     }
 
-    /// Row `i`'s values (a binary search over the chunks).
+    /// Row `i`'s values (at worst a binary search over the chunks).
+    #[inline]
     pub fn row(&self, i: usize) -> &[Value] {
         if i >= self.len {
             return &[];
