@@ -13,7 +13,11 @@
 //! - An index belongs to one parsed version, which never changes. When a
 //!   commit makes a new version, the columns indexed in the table's last
 //!   version are indexed in the new one as soon as it is parsed, before the
-//!   query that parsed it runs (indices are maintained on commit).
+//!   query that parsed it runs (indices are maintained on commit). A new
+//!   version derived from the previous one (`TypedTable::derive`) takes
+//!   the previous version's index over and updates it by the change
+//!   (`ColumnIndex::derive`): row numbers after the change move, the chains
+//!   of the changed values are rebuilt, nothing is hashed again.
 //! - What is indexed is written to the database's local state
 //!   (`state/indexes`) whenever it changes, for `rdb index:list`.
 
