@@ -1061,17 +1061,6 @@ impl TypedTable {
             + (self.offsets.capacity() + self.firsts.capacity()) as u64 * 8
     }
 
-    /// Bytes of the chunks of this version that `other` does not hold.
-    pub fn bytes_beyond(&self, other: &TypedTable) -> u64 {
-        let theirs: std::collections::HashSet<*const Chunk> =
-            other.chunks.iter().map(Arc::as_ptr).collect();
-        self.chunks
-            .iter()
-            .filter(|c| !theirs.contains(&Arc::as_ptr(c)))
-            .map(|c| c.bytes)
-            .sum()
-    }
-
     /// The column as numbers (built on first use), if it holds no text.
     pub fn numbers(&self, col: usize) -> Option<&Numbers> {
         self.numbers
