@@ -13,7 +13,11 @@
 //! - An index belongs to one parsed version, which never changes. When a
 //!   commit makes a new version, the columns indexed in the table's last
 //!   version are indexed in the new one as soon as it is parsed, before the
-//!   query that parsed it runs (indices are maintained on commit).
+//!   query that parsed it runs (indices are maintained on commit). A new
+//!   version derived from the previous one (`TypedTable::derive`) takes
+//!   the previous version's index over and updates it by the change
+//!   (`ColumnIndex::derive`): row numbers after the change move, the chains
+//!   of the changed values are rebuilt, nothing is hashed again.
 //! - What is indexed is written to the database's local state
 //!   (`state/indexes`) whenever it changes, for `rdb index:list`.
 
@@ -222,11 +226,13 @@ impl Indexes {
             return None;
         }
         drop(st);
-        self.build(policy, table, version, typed, col)
+        self.build(policy, table, version, typed, col, None)
     }
 
     /// Builds and keeps column `col`'s index if it fits the memory bound,
     /// evicting the least recently used others as needed.
+    /// `prev`: the version `typed` was derived from, whose index of the
+    /// column (if held) is taken over and updated by the change.
     fn build(
         &self,
         policy: IndexPolicy,
@@ -234,15 +240,20 @@ impl Indexes {
         version: &str,
         typed: &TableRef,
         col: usize,
+        prev: Option<&TableRef>,
     ) -> Option<Arc<ColumnIndex>> {
-        let (ix, built_now) = typed.build_index(col)?;
+        let (ix, built_now) = typed.build_index_from(col, prev.map(|p| &**p))?;
         if !built_now {
             // Another query built it meanwhile and accounted for it.
             return Some(ix);
         }
         let bytes = ix.bytes();
+        // The previous version's index this one took over is no longer held.
+        let taken = prev.filter(|p| p.index(col).is_none()).map(Arc::as_ptr);
         let mut st = self.lock();
-        st.held.retain(|h| h.typed.strong_count() > 0);
+        st.held.retain(|h| {
+            h.typed.strong_count() > 0 && !(h.col == col && Some(h.typed.as_ptr()) == taken)
+        });
         if bytes > policy.max_bytes {
             // Used by this query alone, then gone.
             typed.drop_index(col);
@@ -292,7 +303,16 @@ impl Indexes {
     /// A new head version of `table` was parsed: index the columns its
     /// previous versions had indexed (and the ones a restarted daemon
     /// remembers as reaching the threshold). Not for AS OF versions.
-    pub fn maintain(&self, policy: IndexPolicy, table: &str, version: &str, typed: &TableRef) {
+    /// `prev`: the version `typed` was derived from (`TypedTable::derive`):
+    /// its indices are updated by the change rather than built anew.
+    pub fn maintain(
+        &self,
+        policy: IndexPolicy,
+        table: &str,
+        version: &str,
+        typed: &TableRef,
+        prev: Option<&TableRef>,
+    ) {
         let cols: Vec<usize> = {
             let st = self.lock();
             let was_held = |c: usize| st.held.iter().any(|h| h.table == table && h.col == c);
@@ -307,7 +327,7 @@ impl Indexes {
                 .collect()
         };
         for c in cols {
-            self.build(policy, table, version, typed, c);
+            self.build(policy, table, version, typed, c, prev);
         }
         // Older versions' indices of this table are for AS OF queries
         // now: the first to go when memory is short.

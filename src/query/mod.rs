@@ -21,7 +21,7 @@ mod table;
 pub mod value;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 pub use error::{Cause, ErrorKind, QueryError};
@@ -157,19 +157,36 @@ impl ParsedTables {
             .map(|(_, e)| (Arc::clone(&e.table), Arc::clone(&e.content)))
     }
 
-    fn insert(&mut self, key: (String, String), table: table::TableRef, content: Arc<Vec<u8>>) {
+    /// Keeps a parsed version; returns the versions that leave to make
+    /// room, for the caller to drop (`drop_later`) once the lock is
+    /// released: dropping millions of values takes a while.
+    #[must_use]
+    fn insert(
+        &mut self,
+        key: (String, String),
+        table: table::TableRef,
+        content: Arc<Vec<u8>>,
+    ) -> Vec<Parsed> {
         self.clock += 1;
         let now = Instant::now();
-        let before = self.map.len();
         // Older versions of the table, unless asked for as history lately;
         // and whatever nobody used for a long time.
-        self.map.retain(|(t, v), e| {
-            let superseded = *t == key.0 && *v < key.1;
-            let wanted = e
-                .asked_as_history
-                .is_some_and(|at| now.duration_since(at) < HISTORY_KEEP);
-            (!superseded || wanted) && now.duration_since(e.used_at) < IDLE_KEEP
-        });
+        let leaving: Vec<(String, String)> = self
+            .map
+            .iter()
+            .filter(|((t, v), e)| {
+                let superseded = *t == key.0 && *v < key.1;
+                let wanted = e
+                    .asked_as_history
+                    .is_some_and(|at| now.duration_since(at) < HISTORY_KEEP);
+                !((!superseded || wanted) && now.duration_since(e.used_at) < IDLE_KEEP)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut evicted: Vec<Parsed> = leaving.iter().filter_map(|k| self.map.remove(k)).collect();
+        // Every version counts its rows whole, chunks it shares with another
+        // cached version included (`TypedTable::bytes`): an over-count while
+        // an older version stays for AS OF, never an under-count.
         let bytes = table.bytes() + content.len() as u64;
         let mut total: u64 = self.map.values().map(|e| e.bytes).sum();
         while total + bytes > MAX_PARSED_BYTES {
@@ -183,9 +200,9 @@ impl ParsedTables {
             };
             if let Some(e) = self.map.remove(&lru) {
                 total -= e.bytes;
+                evicted.push(e);
             }
         }
-        let dropped = before > self.map.len();
         let used = self.clock;
         self.map.insert(
             key,
@@ -198,11 +215,65 @@ impl ParsedTables {
                 asked_as_history: None,
             },
         );
-        if dropped {
-            release_memory();
-        }
+        evicted
     }
 }
+
+/// Drops what a cache let go of (parsed versions: millions of values, and
+/// their content) on a thread of its own, so the query that superseded a
+/// version does not wait for its drop; then, once nothing more came to
+/// drop for `TRIM_AFTER`, hands the memory back to the system
+/// (`release_memory`: it holds the allocator's locks while it walks the
+/// heap, so not while the queries that follow a commit run). Where no such
+/// thread can run, drops it here.
+fn drop_later(garbage: Box<dyn Send>) {
+    type Garbage = Box<dyn Send>;
+    static DROPPER: OnceLock<Option<mpsc::Sender<Garbage>>> = OnceLock::new();
+    let tx = DROPPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Garbage>();
+        std::thread::Builder::new()
+            .name("rdb-drop".into())
+            .spawn(move || {
+                // Since when freed memory waits to be handed back.
+                let mut freed: Option<Instant> = None;
+                loop {
+                    let next = match freed {
+                        Some(_) => rx.recv_timeout(TRIM_AFTER),
+                        None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                    };
+                    match next {
+                        Ok(g) => {
+                            drop(g);
+                            let since = *freed.get_or_insert_with(Instant::now);
+                            // Commits that never pause still get it back.
+                            if since.elapsed() > 10 * TRIM_AFTER {
+                                release_memory();
+                                freed = None;
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            release_memory();
+                            freed = None;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    let unsent = match tx {
+        Some(tx) => tx.send(garbage).err().map(|e| e.0),
+        None => Some(garbage),
+    };
+    if let Some(g) = unsent {
+        drop(g);
+        release_memory();
+    }
+}
+
+/// How long the drop thread waits for quiet before `release_memory`.
+const TRIM_AFTER: Duration = Duration::from_millis(500);
 
 /// Hands memory the allocator keeps after large frees back to the system,
 /// so a daemon's resident size follows what its caches hold (glibc keeps
@@ -540,8 +611,14 @@ impl<'db> Engine<'db> {
         let delim = self.db.config().delimiter_byte();
         // A new version of a table already parsed: derived from it (the rows
         // the commit did not touch are reused), else parsed whole.
-        let derived =
-            cached.and_then(|(old, old_content)| old.derive(&old_content, &content, delim));
+        let derived = cached
+            .as_ref()
+            .and_then(|(old, old_content)| old.derive(old_content, &content, delim));
+        // The version the new one derives from: its indices are updated.
+        let prev = match (&derived, &cached) {
+            (Some(_), Some((old, _))) => Some(Arc::clone(old)),
+            _ => None,
+        };
         let parsed = Arc::new(match derived {
             Some(d) => d,
             None => {
@@ -549,16 +626,26 @@ impl<'db> Engine<'db> {
                 TypedTable::parse_declared(&content, delim, &declared)?
             }
         });
-        self.cache
+        let evicted = self
+            .cache
             .tables
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, Arc::clone(&parsed), content);
+        // What the previous version computed of its columns, updated.
+        if let Some(prev) = &prev {
+            parsed.inherit(prev);
+        }
         // A new head: index what the old ones had indexed.
         if ts_us.is_none() {
             self.cache
                 .indexes
-                .maintain(self.policy, name, &version, &parsed);
+                .maintain(self.policy, name, &version, &parsed, prev.as_ref());
+        }
+        // The versions that left (and this query's hold on the previous
+        // one) are dropped off the query's path.
+        if !evicted.is_empty() {
+            drop_later(Box::new((evicted, cached, prev)));
         }
         Ok((parsed, version, name.to_string()))
     }

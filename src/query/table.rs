@@ -14,25 +14,92 @@ use super::value::{FastMap, Type, Value};
 use crate::storage::ColumnType;
 use crate::storage::csv;
 
+/// Rows per chunk of a parsed table (a small one in unit tests, so tables
+/// of a few dozen rows span several chunks).
+#[cfg(not(test))]
+pub const CHUNK_ROWS: usize = 4096;
+#[cfg(test)]
+pub const CHUNK_ROWS: usize = 8;
+
+/// A run of consecutive rows of a parsed version, shared by every version
+/// derived from it that did not change those rows (`TypedTable::derive`).
+#[derive(Debug)]
+pub struct Chunk {
+    /// The rows' values, row after row in one allocation (a scan reads
+    /// memory in order instead of chasing a pointer per row).
+    cells: Vec<Value>,
+    /// Where each row's record starts in the content, from where the
+    /// chunk's first record starts (so a chunk after a change that moves
+    /// bytes is still shared: only its base, per version, moves).
+    starts: Vec<usize>,
+    /// Approximate memory (`TypedTable::bytes`).
+    bytes: u64,
+}
+
+impl Chunk {
+    fn new(cells: Vec<Value>, starts: Vec<usize>) -> Chunk {
+        let text: usize = cells
+            .iter()
+            .map(|v| match v {
+                Value::Text(t) => t.len() + 16,
+                _ => 0,
+            })
+            .sum();
+        let bytes = (cells.capacity() * std::mem::size_of::<Value>()
+            + starts.capacity() * std::mem::size_of::<usize>()
+            + text) as u64;
+        Chunk {
+            cells,
+            starts,
+            bytes,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+}
+
+/// What a derived version changed of the one it was derived from: rows
+/// `[first, first + removed)` became `added` new rows at `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub first: usize,
+    pub removed: usize,
+    pub added: usize,
+}
+
 /// One version of a table, parsed.
 #[derive(Debug)]
 pub struct TypedTable {
     pub columns: Vec<String>,
     /// `None`: no value in the column (every field empty): untyped.
     pub types: Vec<Option<Type>>,
-    /// Every row's values, row after row in one allocation (a scan reads
-    /// memory in order instead of chasing a pointer per row).
-    cells: Vec<Value>,
+    /// The rows, in chunks of about `CHUNK_ROWS` (none empty): a new
+    /// version shares every chunk its commit did not touch.
+    chunks: Vec<Arc<Chunk>>,
+    /// Row number of each chunk's first row, then the number of rows.
+    firsts: Vec<usize>,
+    /// Where each chunk's first record starts in the content.
+    offsets: Vec<usize>,
     len: usize,
+    /// Whether the record starts are exact (one per row, as parsed): else
+    /// `derive` does not apply.
+    derivable: bool,
+    /// What changed from the version this one was derived from.
+    change: Option<Change>,
     /// Hash index per column (value -> row numbers, NULLs left out), when
     /// built: `index.rs` decides which and drops them to bound memory. A
-    /// version never changes, so an index never needs updating.
+    /// version never changes; a new version's index is derived from the
+    /// previous version's (`build_index_from`).
     indexes: Vec<Mutex<Option<Arc<ColumnIndex>>>>,
     /// Dictionary codes per column, built the first time a query groups by
-    /// it; `None` when the column has too many distinct values.
+    /// it; `None` when the column has too many distinct values. Per
+    /// version (codes are numbered in order of first appearance).
     dicts: Vec<OnceLock<Option<Dict>>>,
     /// Numeric copies of columns, built the first time a query aggregates
-    /// one; `None` when the column holds text.
+    /// one; `None` when the column holds text. Per version (callers read
+    /// them as one slice).
     numbers: Vec<OnceLock<Option<Numbers>>>,
     /// Types `schema.toml` declares (None: inferred).
     declared: Vec<Option<Type>>,
@@ -40,8 +107,6 @@ pub struct TypedTable {
     classes: Vec<Classes>,
     /// Bytes of the header record.
     header_len: usize,
-    /// Where each row's record starts in the content (for `derive`).
-    starts: Vec<usize>,
 }
 
 /// An index of a column: the first row of each value, and for each row the
@@ -50,14 +115,14 @@ pub struct TypedTable {
 /// or, for a column of integers whose range is at most twice its rows (ids,
 /// keys), an array indexed by value: a probe is then one array read in a
 /// few hundred kilobytes instead of a hash probe in megabytes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ColumnIndex {
     first: FirstRows,
     next: Vec<u32>,
     distinct: usize,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum FirstRows {
     Hash(FastMap<Value, u32>),
     Dense { min: i64, rows: Vec<u32> },
@@ -67,11 +132,11 @@ impl ColumnIndex {
     /// Builds the index of column `col` of `t`.
     pub fn build(t: &TypedTable, col: usize) -> ColumnIndex {
         let mut next = vec![NO_ROW; t.len];
-        let cell = |i: usize| t.row(i).get(col).filter(|v| !v.is_null());
+        let cells = || t.rows().map(|r| r.get(col).filter(|v| !v.is_null()));
         // Integers only, in a range at most twice the rows: dense.
         let mut range: Option<(i64, i64)> = Some((i64::MAX, i64::MIN));
-        for i in 0..t.len {
-            match (cell(i), &mut range) {
+        for cell in cells() {
+            match (cell, &mut range) {
                 (None, _) => {}
                 (Some(Value::Int(v)), Some((lo, hi))) => {
                     *lo = (*lo).min(*v);
@@ -92,8 +157,8 @@ impl ColumnIndex {
         let first = match dense {
             Some((min, span)) => {
                 let mut rows = vec![NO_ROW; span];
-                for i in (0..t.len).rev() {
-                    if let Some(Value::Int(v)) = cell(i) {
+                for (i, cell) in (0..t.len).rev().zip(cells().rev()) {
+                    if let Some(Value::Int(v)) = cell {
                         let slot = &mut rows[(v - min) as usize];
                         if *slot == NO_ROW {
                             distinct += 1;
@@ -105,8 +170,8 @@ impl ColumnIndex {
             }
             None => {
                 let mut first: FastMap<Value, u32> = FastMap::default();
-                for i in (0..t.len).rev() {
-                    if let Some(v) = cell(i) {
+                for (i, cell) in (0..t.len).rev().zip(cells().rev()) {
+                    if let Some(v) = cell {
                         next[i] = first.insert(v.clone(), i as u32).unwrap_or(NO_ROW);
                     }
                 }
@@ -119,6 +184,136 @@ impl ColumnIndex {
             next,
             distinct,
         }
+    }
+
+    /// This index of column `col` of `old`, turned into the index of `new`,
+    /// a version derived from `old` by `change`: row numbers after the
+    /// change move (an add per row, no hashing), and only the chains of the
+    /// values the change removed or added are rebuilt. None when a dense
+    /// index cannot hold an added value (build it anew then).
+    pub fn derive(
+        mut self,
+        old: &TypedTable,
+        new: &TypedTable,
+        col: usize,
+        change: Change,
+    ) -> Option<ColumnIndex> {
+        let Change {
+            first,
+            removed,
+            added,
+        } = change;
+        let last = first + removed;
+        if self.next.len() != old.len
+            || last > old.len
+            || new.len != old.len - removed + added
+            || new.len >= NO_ROW as usize
+        {
+            return None;
+        }
+        let cell = |t: &TypedTable, i: usize| t.row(i).get(col).filter(|v| !v.is_null()).cloned();
+        // A change of a large part of the table: built anew (as fast).
+        if removed + added > old.len / 4 + 64 {
+            return None;
+        }
+        // The values whose chains change, once each, with the added rows
+        // that hold them (new row numbers, in order).
+        let mut touched: FastMap<Value, Vec<u32>> = FastMap::default();
+        for i in first..last {
+            if let Some(v) = cell(old, i) {
+                touched.entry(v).or_default();
+            }
+        }
+        for i in first..first + added {
+            match (cell(new, i), &self.first) {
+                (None, _) => continue,
+                (Some(Value::Int(x)), FirstRows::Dense { min, rows }) => {
+                    let fits = x
+                        .checked_sub(*min)
+                        .and_then(|d| usize::try_from(d).ok())
+                        .is_some_and(|d| d < rows.len());
+                    if !fits {
+                        return None;
+                    }
+                }
+                (Some(_), FirstRows::Dense { .. }) => return None,
+                (Some(_), FirstRows::Hash(_)) => {}
+            }
+            if let Some(v) = cell(new, i) {
+                touched.entry(v).or_default().push(i as u32);
+            }
+        }
+        // Their chains as they were (old row numbers, in table order).
+        let chains: Vec<(Value, Vec<u32>, Vec<u32>)> = touched
+            .into_iter()
+            .map(|(v, inserted)| {
+                let rows = self.lookup(&v).collect();
+                (v, rows, inserted)
+            })
+            .collect();
+        let shift = added as i64 - removed as i64;
+        // Where an old row is now (rows of the change: nowhere, fixed below).
+        let moved = |r: u32| -> u32 {
+            let i = r as usize;
+            if r == NO_ROW || i < first {
+                r
+            } else if i >= last {
+                (i as i64 + shift) as u32
+            } else {
+                NO_ROW
+            }
+        };
+        if shift == 0 {
+            self.next[first..last].fill(NO_ROW);
+        } else {
+            let mut next = Vec::with_capacity(new.len);
+            next.extend(self.next[..first].iter().map(|&r| moved(r)));
+            next.extend(std::iter::repeat_n(NO_ROW, added));
+            next.extend(self.next[last..].iter().map(|&r| moved(r)));
+            self.next = next;
+            match &mut self.first {
+                FirstRows::Hash(m) => m.values_mut().for_each(|r| *r = moved(*r)),
+                FirstRows::Dense { rows, .. } => rows.iter_mut().for_each(|r| *r = moved(*r)),
+            }
+        }
+        for (v, old_rows, inserted) in chains {
+            let before = old_rows.iter().copied().filter(|&r| (r as usize) < first);
+            let after = old_rows
+                .iter()
+                .copied()
+                .filter(|&r| r as usize >= last)
+                .map(moved);
+            let chain: Vec<u32> = before.chain(inserted).chain(after).collect();
+            for pair in chain.windows(2) {
+                self.next[pair[0] as usize] = pair[1];
+            }
+            if let Some(&end) = chain.last() {
+                self.next[end as usize] = NO_ROW;
+            }
+            let head = chain.first().copied();
+            let was = !old_rows.is_empty();
+            match &mut self.first {
+                FirstRows::Hash(m) => match head {
+                    Some(h) => {
+                        m.insert(v, h);
+                    }
+                    None => {
+                        m.remove(&v);
+                    }
+                },
+                FirstRows::Dense { min, rows } => {
+                    if let Value::Int(x) = v {
+                        rows[(x - *min) as usize] = head.unwrap_or(NO_ROW);
+                    }
+                }
+            }
+            match (was, head.is_some()) {
+                (true, false) => self.distinct -= 1,
+                (false, true) => self.distinct += 1,
+                _ => {}
+            }
+        }
+        Some(self)
     }
 
     /// Row numbers whose value equals `key` (SQL equality: 1 and 1.0 are
@@ -298,19 +493,25 @@ fn group_records<'a>(
     flat
 }
 
-/// Typed cells of `flat` fields: declared types with SQLite's affinity,
-/// else the inferred ones.
-fn typed_cells(
-    flat: &[std::borrow::Cow<'_, str>],
+/// Texts of a column with few distinct values share one allocation per
+/// value: less memory, and a scan or grouping that reads them finds the
+/// bytes in cache instead of one heap block per row. A column that passes
+/// `MAX_INTERNED` distinct values stops being interned.
+type Interned<'a> = Vec<Option<FastMap<&'a str, Value>>>;
+
+fn interner<'a>(width: usize) -> Interned<'a> {
+    vec![Some(FastMap::default()); width.max(1)]
+}
+
+/// Typed cells of `flat` fields (whole records): declared types with
+/// SQLite's affinity, else the inferred ones.
+fn typed_cells<'a>(
+    flat: &'a [std::borrow::Cow<'a, str>],
     declared: &[Option<Type>],
     types: &[Option<Type>],
+    interned: &mut Interned<'a>,
 ) -> Vec<Value> {
     let width = types.len().max(1);
-    // Texts of a column with few distinct values share one allocation per
-    // value: less memory, and a scan or grouping that reads them finds the
-    // bytes in cache instead of one heap block per row. A column that
-    // passes `MAX_INTERNED` distinct values stops being interned.
-    let mut interned: Vec<Option<FastMap<&str, Value>>> = vec![Some(FastMap::default()); width];
     flat.iter()
         .enumerate()
         .map(|(i, f)| {
@@ -338,6 +539,41 @@ fn typed_cells(
         .collect()
 }
 
+/// Chunks of `rows` rows of `width` columns (`cells` row-major), of
+/// `CHUNK_ROWS` rows each, or of even sizes around it when they are more
+/// than twice that (`even`); with `starts` (absolute record starts, one
+/// per row) split alongside: each chunk's base offset and its chunk.
+fn into_chunks(
+    cells: Vec<Value>,
+    starts: &[usize],
+    width: usize,
+    even: bool,
+) -> Vec<(usize, Arc<Chunk>)> {
+    let rows = starts.len();
+    if rows == 0 {
+        return Vec::new();
+    }
+    let pieces = if even && rows <= 2 * CHUNK_ROWS {
+        1
+    } else {
+        rows.div_ceil(CHUNK_ROWS)
+    };
+    let mut cells = cells.into_iter();
+    let mut out = Vec::with_capacity(pieces);
+    for k in 0..pieces {
+        let (a, b) = if even {
+            (rows * k / pieces, rows * (k + 1) / pieces)
+        } else {
+            (k * CHUNK_ROWS, ((k + 1) * CHUNK_ROWS).min(rows))
+        };
+        let part: Vec<Value> = cells.by_ref().take((b - a) * width).collect();
+        let base = starts[a];
+        let rel = starts[a..b].iter().map(|&s| s - base).collect();
+        out.push((base, Arc::new(Chunk::new(part, rel))));
+    }
+    out
+}
+
 /// Distinct texts per column interned by `typed_cells`.
 const MAX_INTERNED: usize = 1024;
 
@@ -360,15 +596,18 @@ impl TypedTable {
             return Ok(TypedTable {
                 columns: Vec::new(),
                 types: Vec::new(),
-                cells: Vec::new(),
+                chunks: Vec::new(),
+                firsts: vec![0],
+                offsets: Vec::new(),
                 len: 0,
+                derivable: false,
+                change: None,
                 indexes: Vec::new(),
                 dicts: Vec::new(),
                 numbers: Vec::new(),
                 declared: Vec::new(),
                 classes: Vec::new(),
                 header_len: 0,
-                starts: Vec::new(),
             });
         }
         // One pass over the bytes: every field, borrowed unless quoted. The
@@ -384,8 +623,12 @@ impl TypedTable {
         let width = columns.len();
         let flat = group_records(fields, width);
         let header_len = csv::record_end(content, 0);
-        let starts = csv::record_starts(content, header_len);
+        let mut starts = csv::record_starts(content, header_len);
         let len = flat.len() / width.max(1);
+        // One start per row, as a stored version has; else row ranges are
+        // approximate and `derive` does not apply.
+        let derivable = starts.len() == len;
+        starts.resize(len, content.len());
         let declared: Vec<Option<Type>> = columns
             .iter()
             .map(|c| {
@@ -403,19 +646,32 @@ impl TypedTable {
         let types: Vec<Option<Type>> = (0..width)
             .map(|c| declared[c].or_else(|| classes[c].ty()))
             .collect();
-        let cells = typed_cells(&flat, &declared, &types);
+        let mut interned = interner(width);
+        let mut chunks = Vec::with_capacity(len.div_ceil(CHUNK_ROWS));
+        let mut offsets = Vec::with_capacity(len.div_ceil(CHUNK_ROWS));
+        for (k, part) in flat.chunks(CHUNK_ROWS * width.max(1)).enumerate() {
+            let cells = typed_cells(part, &declared, &types, &mut interned);
+            let rows = &starts[k * CHUNK_ROWS..(k * CHUNK_ROWS + part.len() / width).min(len)];
+            let base = rows[0];
+            offsets.push(base);
+            let rel = rows.iter().map(|&s| s - base).collect();
+            chunks.push(Arc::new(Chunk::new(cells, rel)));
+        }
         Ok(TypedTable {
             indexes: (0..width).map(|_| Mutex::new(None)).collect(),
             dicts: (0..width).map(|_| OnceLock::new()).collect(),
             numbers: (0..width).map(|_| OnceLock::new()).collect(),
+            firsts: firsts(&chunks),
             columns,
             types,
-            cells,
+            chunks,
+            offsets,
             len,
+            derivable,
+            change: None,
             declared,
             classes,
             header_len,
-            starts,
         })
     }
 
@@ -434,7 +690,7 @@ impl TypedTable {
     /// quotes at its end, and a stored version is valid CSV.
     pub fn derive(&self, old: &[u8], new: &[u8], delim: u8) -> Option<TypedTable> {
         let width = self.columns.len();
-        if width == 0 || self.starts.len() != self.len {
+        if width == 0 || !self.derivable {
             return None;
         }
         let (p, s) = csv::common_ends(old, new);
@@ -446,19 +702,23 @@ impl TypedTable {
         // Rows [first, last) are the ones the change touches: from the row
         // holding the first differing byte to the row holding the first
         // byte of the common suffix (so its end's newline is in the suffix).
-        let first = self.starts.partition_point(|&st| st <= p).saturating_sub(1);
+        let first = self.rows_starting_by(p).saturating_sub(1);
         let old_end = old.len() - s;
         let last = if old_end >= old.len() {
             self.len
         } else {
-            self.starts.partition_point(|&st| st <= old_end)
+            self.rows_starting_by(old_end)
         };
         let start = if self.len == 0 {
             self.header_len
         } else {
-            self.starts[first]
+            self.start_of(first)?
         };
-        let end = self.starts.get(last).copied().unwrap_or(old.len());
+        let end = if last < self.len {
+            self.start_of(last)?
+        } else {
+            old.len()
+        };
         let delta = new.len() as i64 - old.len() as i64;
         let new_end = (end as i64 + delta) as usize;
         if start > end || start > new_end || new_end > new.len() {
@@ -484,19 +744,83 @@ impl TypedTable {
         if types != self.types {
             return None;
         }
-        let mut cells = Vec::with_capacity((self.len - removed_rows + added_rows) * width);
-        cells.extend_from_slice(&self.cells[..first * width]);
-        cells.extend(typed_cells(&added, &self.declared, &types));
-        cells.extend_from_slice(&self.cells[last * width..]);
-        let mut starts = Vec::with_capacity(self.len - removed_rows + added_rows);
-        starts.extend_from_slice(&self.starts[..first]);
-        starts.extend(csv::record_starts(&new[..new_end], start));
-        starts.extend(
-            self.starts[last..]
+        let added_starts = csv::record_starts(&new[..new_end], start);
+        if added_starts.len() != added_rows {
+            return None;
+        }
+        // The chunks the change overlaps, [c0, c1): rebuilt from their rows
+        // outside the change and the added rows; the others are shared.
+        let (mut c0, mut c1) = if self.chunks.is_empty() {
+            (0, 0)
+        } else {
+            let c0 = self.chunk_of(first.min(self.len - 1));
+            let c1 = if last > first {
+                self.chunk_of(last - 1)
+            } else {
+                c0
+            };
+            (c0, c1 + 1)
+        };
+        // What would be left small (deletions) takes a neighbour in, so
+        // chunks stay near `CHUNK_ROWS` however rows come and go.
+        if c0 < c1 {
+            let kept = self.firsts[c1] - self.firsts[c0] - (last - first) + added_rows;
+            if kept < CHUNK_ROWS / 2 {
+                if c1 < self.chunks.len() {
+                    c1 += 1;
+                } else {
+                    c0 = c0.saturating_sub(1);
+                }
+            }
+        }
+        let mut cells: Vec<Value> = Vec::new();
+        let mut starts: Vec<usize> = Vec::new();
+        // Rows of [c0, c1) before the change, as they were.
+        for c in c0..c1 {
+            let (chunk, base, f) = (&self.chunks[c], self.offsets[c], self.firsts[c]);
+            let k = first.saturating_sub(f).min(chunk.len());
+            cells.extend_from_slice(&chunk.cells[..k * width]);
+            starts.extend(chunk.starts[..k].iter().map(|&s| base + s));
+        }
+        cells.extend(typed_cells(
+            &added,
+            &self.declared,
+            &types,
+            &mut interner(width),
+        ));
+        starts.extend(added_starts);
+        // Rows of [c0, c1) after the change, their records moved by `delta`.
+        for c in c0..c1 {
+            let (chunk, base, f) = (&self.chunks[c], self.offsets[c], self.firsts[c]);
+            let k = last.saturating_sub(f).min(chunk.len());
+            cells.extend_from_slice(&chunk.cells[k * width..]);
+            starts.extend(
+                chunk.starts[k..]
+                    .iter()
+                    .map(|&s| (base as i64 + s as i64 + delta) as usize),
+            );
+        }
+        if cells.len() != starts.len() * width {
+            return None;
+        }
+        let rebuilt = into_chunks(cells, &starts, width, true);
+        let mut chunks = Vec::with_capacity(self.chunks.len() + rebuilt.len());
+        let mut offsets = Vec::with_capacity(self.chunks.len() + rebuilt.len());
+        chunks.extend(self.chunks[..c0].iter().cloned());
+        offsets.extend_from_slice(&self.offsets[..c0]);
+        for (base, chunk) in rebuilt {
+            chunks.push(chunk);
+            offsets.push(base);
+        }
+        chunks.extend(self.chunks[c1..].iter().cloned());
+        offsets.extend(
+            self.offsets[c1..]
                 .iter()
-                .map(|&st| (st as i64 + delta) as usize),
+                .map(|&o| (o as i64 + delta) as usize),
         );
-        if starts.len() != self.len - removed_rows + added_rows {
+        let firsts = firsts(&chunks);
+        let len = self.len - removed_rows + added_rows;
+        if firsts.last() != Some(&len) {
             return None;
         }
         Some(TypedTable {
@@ -505,13 +829,56 @@ impl TypedTable {
             numbers: (0..width).map(|_| OnceLock::new()).collect(),
             columns: self.columns.clone(),
             types,
-            len: self.len - removed_rows + added_rows,
-            cells,
+            chunks,
+            firsts,
+            offsets,
+            len,
+            derivable: true,
+            change: Some(Change {
+                first,
+                removed: removed_rows,
+                added: added_rows,
+            }),
             declared: self.declared.clone(),
             classes,
             header_len: self.header_len,
-            starts,
         })
+    }
+
+    /// The chunk holding row `i` (< len): where it would be were every
+    /// chunk `CHUNK_ROWS` long (a parsed version, and the chunks of a
+    /// derived one before its changes), else a binary search.
+    #[inline]
+    fn chunk_of(&self, i: usize) -> usize {
+        let guess = i / CHUNK_ROWS;
+        match (self.firsts.get(guess), self.firsts.get(guess + 1)) {
+            (Some(&a), Some(&b)) if a <= i && i < b => guess,
+            _ => self.firsts.partition_point(|&f| f <= i) - 1,
+        }
+    }
+
+    /// How many rows start at or before byte `pos` of the content.
+    fn rows_starting_by(&self, pos: usize) -> usize {
+        let c = self.offsets.partition_point(|&o| o <= pos);
+        if c == 0 {
+            return 0;
+        }
+        let (chunk, base) = (&self.chunks[c - 1], self.offsets[c - 1]);
+        self.firsts[c - 1] + chunk.starts.partition_point(|&s| base + s <= pos)
+    }
+
+    /// Where row `i`'s record starts in the content.
+    fn start_of(&self, i: usize) -> Option<usize> {
+        if i >= self.len {
+            return None;
+        }
+        let c = self.chunk_of(i);
+        Some(self.offsets[c] + self.chunks[c].starts[i - self.firsts[c]])
+    }
+
+    /// What changed from the version this one was derived from (None: parsed whole).
+    pub fn change(&self) -> Option<Change> {
+        self.change
     }
 
     /// Bytes of the header record in the parsed content.
@@ -522,8 +889,8 @@ impl TypedTable {
     /// Byte range of row `i`'s record in the parsed content (`content_len`:
     /// that content's length, where the last record ends).
     pub fn row_range(&self, i: usize, content_len: usize) -> std::ops::Range<usize> {
-        let start = self.starts.get(i).copied().unwrap_or(content_len);
-        start..self.starts.get(i + 1).copied().unwrap_or(content_len)
+        let start = self.start_of(i).unwrap_or(content_len);
+        start..self.start_of(i + 1).unwrap_or(content_len)
     }
 
     /// Number of rows.
@@ -535,15 +902,23 @@ impl TypedTable {
         self.len == 0
     }
 
-    /// Row `i`'s values.
+    /// Row `i`'s values (at worst a binary search over the chunks).
+    #[inline]
     pub fn row(&self, i: usize) -> &[Value] {
-        let w = self.columns.len();
-        self.cells.get(i * w..(i + 1) * w).unwrap_or(&[])
+        if i >= self.len {
+            return &[];
+        }
+        let c = self.chunk_of(i);
+        let (w, k) = (self.columns.len(), i - self.firsts[c]);
+        &self.chunks[c].cells[k * w..(k + 1) * w]
     }
 
-    /// Every row, in order.
-    pub fn rows(&self) -> impl Iterator<Item = &[Value]> {
-        (0..self.len).map(|i| self.row(i))
+    /// Every row, in order (chunk after chunk).
+    pub fn rows(&self) -> impl DoubleEndedIterator<Item = &[Value]> + Clone {
+        let w = self.columns.len().max(1);
+        self.chunks
+            .iter()
+            .flat_map(move |c| c.cells.chunks_exact(w))
     }
 
     /// Column `col`'s index, if built.
@@ -557,6 +932,17 @@ impl TypedTable {
 
     /// Column `col`'s index, built now if it was not; with whether it was built now.
     pub fn build_index(&self, col: usize) -> Option<(Arc<ColumnIndex>, bool)> {
+        self.build_index_from(col, None)
+    }
+
+    /// `build_index`; when `prev` is the version this one was derived from
+    /// and has the index, that index is taken from it (`prev` loses it: a
+    /// superseded version) and updated by the change instead of built.
+    pub fn build_index_from(
+        &self,
+        col: usize,
+        prev: Option<&TypedTable>,
+    ) -> Option<(Arc<ColumnIndex>, bool)> {
         let mut slot = self
             .indexes
             .get(col)?
@@ -565,9 +951,97 @@ impl TypedTable {
         if let Some(ix) = &*slot {
             return Some((Arc::clone(ix), false));
         }
-        let ix = Arc::new(ColumnIndex::build(self, col));
+        let derived = match (prev, self.change) {
+            (Some(prev), Some(change)) if prev.columns == self.columns => prev
+                .indexes
+                .get(col)
+                .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take())
+                .and_then(|old| {
+                    let old = Arc::try_unwrap(old).unwrap_or_else(|shared| (*shared).clone());
+                    old.derive(prev, self, col, change)
+                }),
+            _ => None,
+        };
+        let ix = Arc::new(derived.unwrap_or_else(|| ColumnIndex::build(self, col)));
         *slot = Some(Arc::clone(&ix));
         Some((ix, true))
+    }
+
+    /// Takes over the numbers and dictionaries `prev` (the version this
+    /// one was derived from) built, updated by the change: the unchanged
+    /// parts copied (no hashing, no walk over the rows), the changed rows
+    /// computed. A dictionary keeps the values the change removed (codes
+    /// nobody uses: grouping makes groups from the codes it meets); one
+    /// that would pass `MAX_DICT` values is left to be built anew.
+    pub fn inherit(&self, prev: &TypedTable) {
+        let Some(Change {
+            first,
+            removed,
+            added,
+        }) = self.change
+        else {
+            return;
+        };
+        let last = first + removed;
+        if prev.columns != self.columns || prev.len + added != self.len + removed {
+            return;
+        }
+        let new_rows = first..first + added;
+        for col in 0..self.columns.len() {
+            if let Some(Some(old)) = prev.numbers[col].get() {
+                let mut changed = Vec::with_capacity(added);
+                for i in new_rows.clone() {
+                    changed.push(match self.row(i).get(col) {
+                        Some(Value::Int(v)) => (*v as f64, true),
+                        Some(Value::Real(f)) => (*f, true),
+                        Some(Value::Null) => (0.0, false),
+                        _ => break,
+                    });
+                }
+                if changed.len() == added {
+                    let mut values = Vec::with_capacity(self.len);
+                    values.extend_from_slice(&old.values[..first]);
+                    values.extend(changed.iter().map(|c| c.0));
+                    values.extend_from_slice(&old.values[last..]);
+                    let mut present = Vec::with_capacity(self.len);
+                    present.extend_from_slice(&old.present[..first]);
+                    present.extend(changed.iter().map(|c| c.1));
+                    present.extend_from_slice(&old.present[last..]);
+                    let _ = self.numbers[col].set(Some(Numbers { values, present }));
+                }
+            }
+            if let Some(Some(old)) = prev.dicts[col].get() {
+                let mut values = old.values.clone();
+                let mut seen: HashMap<Value, u32> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.clone(), i as u32))
+                    .collect();
+                let mut changed = Vec::with_capacity(added);
+                for i in new_rows.clone() {
+                    let Some(v) = self.row(i).get(col) else {
+                        break;
+                    };
+                    let code = match seen.get(v) {
+                        Some(&c) => c,
+                        None if values.len() == MAX_DICT => break,
+                        None => {
+                            values.push(v.clone());
+                            seen.insert(v.clone(), values.len() as u32 - 1);
+                            values.len() as u32 - 1
+                        }
+                    };
+                    changed.push(code);
+                }
+                if changed.len() == added {
+                    let mut codes = Vec::with_capacity(self.len);
+                    codes.extend_from_slice(&old.codes[..first]);
+                    codes.extend(changed);
+                    codes.extend_from_slice(&old.codes[last..]);
+                    let _ = self.dicts[col].set(Some(Dict { codes, values }));
+                }
+            }
+        }
     }
 
     /// Drops column `col`'s index (queries running with it keep their copy).
@@ -577,17 +1051,14 @@ impl TypedTable {
         }
     }
 
-    /// Approximate memory of the parsed rows (not indices).
+    /// Approximate memory of the parsed rows (not indices): every chunk
+    /// this version holds, shared with another version or not (so the sum
+    /// over versions that share chunks counts them once each: an
+    /// over-count, on the safe side of a memory bound). Counted when a
+    /// chunk is made: this is a sum over the chunks.
     pub fn bytes(&self) -> u64 {
-        let text: usize = self
-            .cells
-            .iter()
-            .map(|v| match v {
-                Value::Text(t) => t.len() + 16,
-                _ => 0,
-            })
-            .sum();
-        (self.cells.len() * std::mem::size_of::<Value>() + text) as u64
+        self.chunks.iter().map(|c| c.bytes).sum::<u64>()
+            + (self.offsets.capacity() + self.firsts.capacity()) as u64 * 8
     }
 
     /// The column as numbers (built on first use), if it holds no text.
@@ -640,6 +1111,18 @@ impl TypedTable {
             })
             .as_ref()
     }
+}
+
+/// Row number of each chunk's first row, then the number of rows.
+fn firsts(chunks: &[Arc<Chunk>]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(chunks.len() + 1);
+    let mut n = 0;
+    out.push(0);
+    for c in chunks {
+        n += c.len();
+        out.push(n);
+    }
+    out
 }
 
 /// A shared parsed version.
@@ -757,6 +1240,103 @@ mod derive_tests {
         assert!(t.derive(&old, &content(&typed, true), b'|').is_none());
     }
 
+    /// Applies random edits (edit a cell, remove, insert, append) to `rows`.
+    fn apply(rows: &mut Vec<(u32, usize, usize)>, edits: &[(usize, usize, u8)]) {
+        for &(at, v, kind) in edits {
+            let at = at % (rows.len() + 1);
+            match kind {
+                0 if at < rows.len() => rows[at].1 = v,
+                1 if at < rows.len() => {
+                    rows.remove(at);
+                }
+                2 => rows.insert(at, (5000 + at as u32, v, v)),
+                _ => rows.push((7000, v, 0)),
+            }
+        }
+    }
+
+    /// `d` (derived from `t`) equals a full parse of `new`, row ranges
+    /// included; its chunks are in shape; and every chunk of `t` the
+    /// change does not overlap is shared.
+    fn check_derived(t: &TypedTable, d: &TypedTable, new: &[u8]) -> Result<(), TestCaseError> {
+        let full = TypedTable::parse(new, b'|').unwrap();
+        prop_assert_eq!(shape(d), shape(&full));
+        prop_assert_eq!(d.len(), full.len());
+        for i in 0..=d.len() {
+            prop_assert_eq!(d.row_range(i, new.len()), full.row_range(i, new.len()));
+        }
+        prop_assert_eq!(d.firsts.len(), d.chunks.len() + 1);
+        prop_assert_eq!(d.offsets.len(), d.chunks.len());
+        for c in &d.chunks {
+            prop_assert!(!c.starts.is_empty() && c.len() <= 2 * CHUNK_ROWS);
+            prop_assert_eq!(c.cells.len(), c.len() * d.columns.len());
+        }
+        let ch = d.change().expect("derived");
+        prop_assert_eq!(t.len() - ch.removed + ch.added, d.len());
+        if t.chunks.is_empty() {
+            return Ok(());
+        }
+        let c0 = t.chunk_of(ch.first.min(t.len() - 1));
+        let c1 = 1 + if ch.removed > 0 {
+            t.chunk_of(ch.first + ch.removed - 1)
+        } else {
+            c0
+        };
+        // Shared: every chunk but those the change overlaps and one
+        // neighbour (taken in when what is left is small), in order.
+        let ours: Vec<*const Chunk> = d.chunks.iter().map(Arc::as_ptr).collect();
+        let mut at = 0;
+        for k in 0..t.chunks.len() {
+            let p = Arc::as_ptr(&t.chunks[k]);
+            match ours[at..].iter().position(|&q| q == p) {
+                Some(j) => at += j + 1,
+                None => prop_assert!(
+                    k + 1 >= c0 && k <= c1,
+                    "chunk {} of {} not shared (change in {}..{})",
+                    k,
+                    t.chunks.len(),
+                    c0,
+                    c1
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn chunks_split_and_vanish() {
+        let rows: Vec<_> = (0..40).map(|k| (k, 1, 4)).collect();
+        let old = content(&rows, true);
+        let t = TypedTable::parse(&old, b'|').unwrap();
+        assert_eq!(t.chunks.len(), 5);
+        // 20 rows into chunk 1: it grows past twice the size and splits.
+        let mut grown = rows.clone();
+        for k in 0..20 {
+            grown.insert(10, (900 + k, 0, 4));
+        }
+        let new = content(&grown, true);
+        let d = t.derive(&old, &new, b'|').expect("applies");
+        check_derived(&t, &d, &new).unwrap();
+        assert_eq!(d.chunks.len(), 5 - 1 + 4);
+        // Chunk 2 (rows 16..24) deleted whole: gone, its neighbours shared.
+        let mut shrunk = rows.clone();
+        shrunk.drain(16..24);
+        let new = content(&shrunk, true);
+        let d = t.derive(&old, &new, b'|').expect("applies");
+        check_derived(&t, &d, &new).unwrap();
+        assert!(d.chunks.len() <= 5);
+        // Rows deleted one at a time: a chunk left small takes a neighbour in.
+        let (mut now, mut old, mut t) = (rows.clone(), old, t);
+        for _ in 0..12 {
+            now.remove(17);
+            let new = content(&now, true);
+            let d = t.derive(&old, &new, b'|').expect("applies");
+            check_derived(&t, &d, &new).unwrap();
+            assert!(d.chunks.iter().all(|c| c.len() >= CHUNK_ROWS / 2));
+            (t, old) = (d, new);
+        }
+    }
+
     proptest! {
         #[test]
         fn derive_equals_a_full_parse(
@@ -767,19 +1347,116 @@ mod derive_tests {
         ) {
             let mut rows: Vec<(u32, usize, usize)> = rows;
             let old = content(&rows, old_nl);
-            for (at, v, kind) in edits {
-                let at = at % (rows.len() + 1);
-                match kind {
-                    0 if at < rows.len() => rows[at].1 = v,
-                    1 if at < rows.len() => { rows.remove(at); }
-                    2 => rows.insert(at, (5000 + at as u32, v, v)),
-                    _ => rows.push((7000, v, 0)),
-                }
-            }
+            apply(&mut rows, &edits);
             let new = content(&rows, new_nl);
             let t = TypedTable::parse(&old, b'|').unwrap();
             if let Some(d) = t.derive(&old, &new, b'|') {
-                prop_assert_eq!(shape(&d), shape(&TypedTable::parse(&new, b'|').unwrap()));
+                check_derived(&t, &d, &new)?;
+            }
+        }
+
+        /// Several commits in a row, each derived from the last derived
+        /// version, over tables of several chunks, edits clustered at
+        /// chunk boundaries.
+        #[test]
+        fn derived_chains_equal_full_parses(
+            n in 0usize..90,
+            commits in proptest::collection::vec(
+                proptest::collection::vec((0usize..12, 0usize..4, 0usize..11, 0u8..4), 1..5),
+                1..5,
+            ),
+            new_nl in any::<bool>(),
+        ) {
+            // Plain values (no type change) and quoted ones with newlines.
+            let mut rows: Vec<(u32, usize, usize)> =
+                (0..n as u32).map(|k| (k, 1, [4, 8, 9][k as usize % 3])).collect();
+            let mut old = content(&rows, true);
+            let mut t = TypedTable::parse(&old, b'|').unwrap();
+            for edits in commits {
+                let edits: Vec<(usize, usize, u8)> = edits
+                    .iter()
+                    .map(|&(chunk, off, v, kind)| {
+                        ((chunk * CHUNK_ROWS + off).saturating_sub(2), [0, 1, 2, 8, 9][v % 5], kind)
+                    })
+                    .collect();
+                apply(&mut rows, &edits);
+                let new = content(&rows, new_nl);
+                let d = match t.derive(&old, &new, b'|') {
+                    Some(d) => d,
+                    None => TypedTable::parse(&new, b'|').unwrap(),
+                };
+                if d.change().is_some() {
+                    check_derived(&t, &d, &new)?;
+                }
+                t = d;
+                old = new;
+            }
+        }
+
+        /// An index derived from the previous version's finds the same
+        /// rows as one built on the new version.
+        #[test]
+        fn derived_indices_find_what_built_ones_find(
+            rows in proptest::collection::vec((0u32..1000, 0usize..11, 0usize..11), 0..60),
+            spread in 1u32..200,
+            edits in proptest::collection::vec((0usize..70, 0usize..11, 0u8..4), 1..4),
+            key_edit in proptest::option::of((0usize..70, 0u32..300)),
+        ) {
+            let mut rows: Vec<(u32, usize, usize)> =
+                rows.into_iter().map(|(k, a, b)| (k % spread, a, b)).collect();
+            let old = content(&rows, true);
+            apply(&mut rows, &edits);
+            if let Some((at, k)) = key_edit
+                && let Some(r) = rows.get_mut(at)
+            {
+                r.0 = k;
+            }
+            let new = content(&rows, true);
+            let t = TypedTable::parse(&old, b'|').unwrap();
+            let Some(d) = t.derive(&old, &new, b'|') else {
+                return Ok(());
+            };
+            let mut keys: Vec<Value> = (0..7100).step_by(7).map(|k| Value::Int(k as i64)).collect();
+            keys.extend((0..300).map(|k| Value::Int(k as i64)));
+            keys.extend((0..300).map(|k| Value::Real(k as f64)));
+            keys.extend(VALUES.iter().map(|v| Value::text(v)));
+            keys.extend(d.rows().chain(t.rows()).flatten().cloned());
+            // Numbers and dictionaries taken over equal built ones.
+            for col in 0..3 {
+                t.numbers(col);
+                t.dict(col);
+            }
+            d.inherit(&t);
+            let full = TypedTable::parse(&new, b'|').unwrap();
+            for col in 0..3 {
+                if let Some(Some(n)) = d.numbers[col].get() {
+                    let f = full.numbers(col).expect("numeric in a full parse too");
+                    prop_assert_eq!(&n.values, &f.values);
+                    prop_assert_eq!(&n.present, &f.present);
+                }
+                if let Some(Some(dict)) = d.dicts[col].get() {
+                    let f = full.dict(col).expect("few values");
+                    let decode = |x: &Dict| -> Vec<String> {
+                        x.codes.iter().map(|&c| format!("{:?}", x.values[c as usize])).collect()
+                    };
+                    prop_assert_eq!(decode(dict), decode(f));
+                }
+            }
+            for col in 0..3 {
+                t.build_index(col);
+                let (derived, built_now) = d.build_index_from(col, Some(&t)).unwrap();
+                prop_assert!(built_now);
+                prop_assert!(t.index(col).is_none(), "taken over from the old version");
+                let fresh = ColumnIndex::build(&d, col);
+                prop_assert_eq!(derived.distinct(), fresh.distinct());
+                prop_assert_eq!(derived.next.len(), d.len());
+                for k in &keys {
+                    prop_assert_eq!(
+                        derived.lookup(k).collect::<Vec<_>>(),
+                        fresh.lookup(k).collect::<Vec<_>>(),
+                        "col {} key {:?}", col, k
+                    );
+                }
             }
         }
     }

@@ -1,0 +1,235 @@
+//! Query benchmarks: what the first query after a small commit costs
+//! (deriving the new parsed version, its indices, dropping the old one)
+//! against the same query once the version is parsed.
+//!
+//! Run: `cargo bench --bench query` (add `-- --quick` for fewer rounds,
+//! `-- --rows N` for one table size). Tables come from
+//! `scripts/gen_table.py users N` (as in `benches/storage.rs`); queries run
+//! in process through `Engine::with_cache`, as the daemon runs them.
+//! Prints one Markdown table; docs/BENCHMARKS.md records the latest figures.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reedbase::query::{Engine, TableCache, TypedTable};
+use reedbase::storage::{Action, Base, CommitOptions, Database, RealIo};
+
+fn generate(rows: usize) -> Vec<u8> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_table.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(["users", &rows.to_string(), "--seed", "7"])
+        .output()
+        .expect("run scripts/gen_table.py");
+    assert!(
+        out.status.success(),
+        "generator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Deterministic pseudo-random numbers (no dependency).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// Changes the `age` (4th field) of one random plain record (no quotes).
+fn edit_one_row(content: &[u8], rng: &mut Lcg, round: usize) -> Vec<u8> {
+    let header = content.iter().position(|&b| b == b'\n').expect("header") + 1;
+    loop {
+        // A random byte, then the next line start: a record start unless
+        // inside a quoted field (such lines are skipped below).
+        let at = header + (rng.next() as usize) % (content.len() - header);
+        let Some(nl) = content[at..].iter().position(|&b| b == b'\n') else {
+            continue;
+        };
+        let start = at + nl + 1;
+        let Some(len) = content[start..].iter().position(|&b| b == b'\n') else {
+            continue;
+        };
+        let line = &content[start..start + len];
+        // Skip lines of a quoted field or next to one.
+        let prev_quoted = content[..start - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .is_some_and(|p| content[p..start].contains(&b'"'));
+        if prev_quoted || line.contains(&b'"') {
+            continue;
+        }
+        let text = std::str::from_utf8(line).expect("utf8");
+        let mut fields: Vec<&str> = text.split('|').collect();
+        if fields.len() != 10 {
+            continue;
+        }
+        let age = format!("{}", 18 + (round % 70));
+        if fields[3] == age {
+            continue;
+        }
+        fields[3] = &age;
+        let new_line = fields.join("|");
+        let mut out = Vec::with_capacity(content.len() + 4);
+        out.extend_from_slice(&content[..start]);
+        out.extend_from_slice(new_line.as_bytes());
+        out.extend_from_slice(&content[start + len..]);
+        return out;
+    }
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed())
+}
+
+fn bench(rows: usize, rounds: usize) {
+    let label = if rows >= 1_000_000 {
+        format!("{}M", rows / 1_000_000)
+    } else {
+        format!("{}k", rows / 1000)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::init(Arc::new(RealIo), dir.path(), "bench", '|').expect("init");
+    let mut content = generate(rows);
+    db.create_table("users", &content, "bench").expect("create");
+    let t = db.table("users").expect("table");
+    let mut rng = Lcg(42);
+
+    // Parse, derive after a 1-row edit, scan (the typed table alone).
+    let mut parse = Vec::new();
+    let mut derive = Vec::new();
+    let mut scan = Vec::new();
+    let mut drop_old = Vec::new();
+    let mut typed = TypedTable::parse(&content, b'|').expect("parse");
+    for round in 0..rounds {
+        let next = edit_one_row(&content, &mut rng, round);
+        let (d, took) = timed(|| typed.derive(&content, &next, b'|').expect("derives"));
+        derive.push(took);
+        let old = std::mem::replace(&mut typed, d);
+        drop_old.push(timed(|| drop(old)).1);
+        content = next;
+        let (n, took) = timed(|| {
+            typed
+                .rows()
+                .filter(|r| matches!(r.get(3), Some(reedbase::query::Value::Int(a)) if *a > 40))
+                .count()
+        });
+        assert!(n > 0);
+        scan.push(took);
+    }
+    for _ in 0..rounds.min(3) {
+        parse.push(timed(|| TypedTable::parse(&content, b'|').expect("parse")).1);
+    }
+    drop(typed);
+
+    // Through the engine: commit one row, then the first and second query.
+    let cache = TableCache::default();
+    let point = |k: usize| format!("SELECT * FROM users WHERE id = {}", 1 + k * 7919 % rows);
+    let group = |k: usize| format!("SELECT country AS c{k}, COUNT(*) FROM users GROUP BY country");
+    let query = |sql: &str| {
+        Engine::with_cache(&db, &cache)
+            .query(sql)
+            .expect("query")
+            .rows
+            .len()
+    };
+    // The edits above as one commit first (each timed commit below is
+    // then a 1-row change), then warm: the table parsed, its key index
+    // built, the dictionary built.
+    t.commit(
+        Base::Head,
+        content.clone(),
+        &CommitOptions::new(Action::Update, "bench"),
+    )
+    .expect("commit");
+    query(&point(0));
+    query(&point(1));
+    query(&group(0));
+    let mut runs: [Vec<Duration>; 4] = Default::default();
+    let mut q = 2;
+    for round in 0..2 * rounds {
+        let next = edit_one_row(&content, &mut rng, round + rounds);
+        t.commit(
+            Base::Head,
+            next.clone(),
+            &CommitOptions::new(Action::Update, "bench"),
+        )
+        .expect("commit");
+        content = next;
+        let sql: &dyn Fn(usize) -> String = if round % 2 == 0 { &point } else { &group };
+        let slot = 2 * (round % 2);
+        runs[slot].push(timed(|| query(&sql(q))).1);
+        runs[slot + 1].push(timed(|| query(&sql(q + 1))).1);
+        q += 2;
+    }
+    let [p1, p2, g1, g2] = &mut runs;
+    println!(
+        "| {label} rows: parse whole, p50 | {} |",
+        ms(pct(&mut parse, 0.5))
+    );
+    println!(
+        "| {label} rows: derive after a 1-row edit, p50 / max | {} / {} |",
+        ms(pct(&mut derive, 0.5)),
+        ms(pct(&mut derive, 1.0))
+    );
+    println!(
+        "| {label} rows: drop the old version, p50 | {} |",
+        ms(pct(&mut drop_old, 0.5))
+    );
+    println!(
+        "| {label} rows: scan `age > 40` over rows(), p50 | {} |",
+        ms(pct(&mut scan, 0.5))
+    );
+    println!(
+        "| {label} rows: point query by id, first after a 1-row commit / second, p50 | {} / {} |",
+        ms(pct(p1, 0.5)),
+        ms(pct(p2, 0.5))
+    );
+    println!(
+        "| {label} rows: GROUP BY country, first after a 1-row commit / second, p50 | {} / {} |",
+        ms(pct(g1, 0.5)),
+        ms(pct(g2, 0.5))
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let sizes: Vec<usize> = match args.iter().position(|a| a == "--rows") {
+        Some(i) => vec![
+            args.get(i + 1)
+                .and_then(|n| n.parse().ok())
+                .expect("--rows N"),
+        ],
+        None => vec![100_000, 1_000_000],
+    };
+    println!("| measurement | result |");
+    println!("|---|---|");
+    for rows in sizes {
+        let rounds = match (quick, rows >= 1_000_000) {
+            (true, true) => 5,
+            (true, false) => 10,
+            (false, true) => 15,
+            (false, false) => 30,
+        };
+        bench(rows, rounds);
+    }
+}
