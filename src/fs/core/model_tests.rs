@@ -128,7 +128,16 @@ impl Model {
             Some((seq, _)) if *seq == self.seq => h.buf.clone(),
             Some((_, base)) => {
                 match merge::merge3(base, &h.buf, &self.head, b'|', Default::default()) {
-                    Ok(m) if m.conflicts.is_empty() => m.content,
+                    // A merge is validated like any content: a merge of
+                    // two rewrites of the header can make a row without a
+                    // key, and the commit refuses it.
+                    Ok(m)
+                        if m.conflicts.is_empty()
+                            && (m.content.is_empty()
+                                || crate::storage::TableIndex::parse(&m.content, b'|').is_ok()) =>
+                    {
+                        m.content
+                    }
                     _ => return Err(()),
                 }
             }
