@@ -6,7 +6,6 @@ mod error;
 pub mod fuse;
 mod node;
 mod query_pool;
-mod recent;
 mod spill;
 mod status;
 

@@ -606,7 +606,7 @@ impl<'db> Engine<'db> {
         };
         let content = match head {
             Some((_, bytes)) => bytes,
-            None => Arc::new(t.read_version(seq)?),
+            None => t.read_version_shared(seq)?,
         };
         let delim = self.db.config().delimiter_byte();
         // A new version of a table already parsed: derived from it (the rows

@@ -1224,3 +1224,28 @@ fn a_damaged_keyframe_is_named_and_the_versions_after_it_still_check() {
     want.insert(k1);
     assert_eq!(named_versions(&report), want, "{:?}", report.problems);
 }
+
+/// A second read of the same old version shares the bytes the first one
+/// rebuilt (the mount's second `cat` of a version costs a lookup); the head
+/// is shared as it is.
+#[test]
+fn reads_of_the_same_old_version_share_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("t", &rows(2_000), "u").unwrap();
+    let t = db.table("t").unwrap();
+    for i in 1..=5 {
+        let head = t.head().unwrap().1;
+        let key = (i * 10).to_string();
+        let edited = set_row(&head, &key, &format!("{key}|e{i}|0"));
+        t.commit(Base::Head, edited, &opts()).unwrap();
+    }
+    let first = t.read_version_shared(2).unwrap();
+    let again = t.read_version_shared(2).unwrap();
+    assert!(Arc::ptr_eq(&first, &again));
+    assert_eq!(first.as_slice(), t.read_version(2).unwrap().as_slice());
+    assert!(Arc::ptr_eq(
+        &t.read_version_shared(6).unwrap(),
+        &t.head().unwrap().1
+    ));
+}

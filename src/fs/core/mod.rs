@@ -35,7 +35,6 @@ use super::error::{FsError, Result};
 use super::node::{
     CONFLICTS_DIR_KEY, Inodes, Node, QUERY_DIR_KEY, ROOT, ResultFormat, frame_dir_key,
 };
-use super::recent::RecentVersions;
 use super::spill::{Budget, SpillBuf};
 use super::status::{Event, Status};
 use crate::merge::{self, MergeError, Outcome};
@@ -204,14 +203,9 @@ pub struct ReedFs {
     started: SystemTime,
     /// Memory and disk all scratch files may use.
     scratch_budget: Arc<Budget>,
-    /// Old versions and `@as-of` files read lately, decoded.
-    recent_versions: RecentVersions,
     /// Queries of `@query/` running now (shown in `@status`).
     queries_running: std::sync::atomic::AtomicUsize,
 }
-
-/// Memory decoded old versions may hold (`recent_versions`).
-const RECENT_VERSIONS_BYTES: usize = 64 << 20;
 
 const TEMP_NAME_MAX: usize = 255;
 
@@ -379,7 +373,6 @@ impl ReedFs {
             owner,
             started: SystemTime::now(),
             scratch_budget,
-            recent_versions: RecentVersions::new(RECENT_VERSIONS_BYTES),
             queries_running: Default::default(),
         }
     }
@@ -402,16 +395,10 @@ impl ReedFs {
 
     /// Decodes each table's recent history into its delta cache (see
     /// `Table::prefetch_history`); for a background thread after mounting.
-    /// Version `seq` of table `t`, decoded once while it is read lately
-    /// (`recent_versions`).
+    /// Version `seq` of table `t`, shared with the table's recently rebuilt
+    /// versions (a second open of the same old version costs a lookup).
     fn old_version(&self, db: usize, t: &str, seq: u64) -> Result<Arc<Vec<u8>>> {
-        let key = (db, t.to_string(), seq);
-        if let Some(data) = self.recent_versions.get(&key) {
-            return Ok(data);
-        }
-        let data = Arc::new(self.table(db, t)?.read_version(seq)?);
-        self.recent_versions.put(key, Arc::clone(&data));
-        Ok(data)
+        Ok(self.table(db, t)?.read_version_shared(seq)?)
     }
 
     pub fn prefetch_history(&self) {

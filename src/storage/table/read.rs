@@ -22,9 +22,8 @@ pub(super) struct PatchCache {
 
 const PATCH_CACHE_BYTES: usize = 64 << 20;
 
-/// Rebuilt old versions kept per table (by name), each at most
-/// `RECENT_BYTES / RECENT_VERSIONS` bytes.
-const RECENT_VERSIONS: usize = 8;
+/// Rebuilt old versions kept per table (by name, least recently used
+/// first out), all together at most this many bytes, each at most half.
 const RECENT_BYTES: usize = 64 << 20;
 
 /// Whole old versions by log index, with the version's name.
@@ -116,19 +115,32 @@ impl Table {
 
     /// The exact bytes of version `seq`, checked against its hash.
     pub fn read_version(&self, seq: u64) -> Result<Vec<u8>> {
+        self.read_version_shared(seq)
+            .map(|b| Arc::try_unwrap(b).unwrap_or_else(|shared| shared.as_ref().clone()))
+    }
+
+    /// `read_version`, sharing the bytes with the head or with the table's
+    /// recently rebuilt versions (no copy): a second read of the same old
+    /// version costs a lookup.
+    pub fn read_version_shared(&self, seq: u64) -> Result<Arc<Vec<u8>>> {
         let s = self.snapshot()?;
         if seq == 0 || seq > s.log.len() as u64 {
             return Err(self.no_version(seq));
         }
         if seq == s.log.len() as u64 {
-            return Ok(s.head.as_ref().clone());
+            return Ok(s.head);
         }
         // A version's name is unique and its bytes never change: reads of the
         // same old version (an `@as-of` time, a version file) reuse them.
         let name = s.log[seq as usize - 1].name();
         let mut recent = lock_poisoned(self.recent.lock());
-        if let Some((_, bytes)) = recent.iter().find(|(n, _)| *n == name) {
-            return Ok(bytes.as_ref().clone());
+        if let Some(at) = recent.iter().position(|(n, _)| *n == name) {
+            // Most recently used last.
+            if let Some(entry) = recent.remove(at) {
+                let bytes = Arc::clone(&entry.1);
+                recent.push_back(entry);
+                return Ok(bytes);
+            }
         }
         drop(recent);
         // Start from the nearest whole version in memory: the head or a checkpoint.
@@ -145,18 +157,22 @@ impl Table {
                 .map(|(i, (_, b))| (*i, Arc::clone(b)))
         };
         let head_index = s.log.len() - 1;
-        let bytes = match nearest {
+        let bytes = Arc::new(match nearest {
             Some((i, b)) if i.abs_diff(target) < head_index - target => {
                 self.reconstruct(&s.log, Some((i as u64 + 1, b.as_slice())), seq)?
             }
             _ => self.reconstruct(&s.log, Some((s.log.len() as u64, s.head.as_slice())), seq)?,
-        };
-        recent = lock_poisoned(self.recent.lock());
-        if bytes.len() <= RECENT_BYTES / RECENT_VERSIONS {
-            if recent.len() == RECENT_VERSIONS {
-                recent.pop_front();
+        });
+        if bytes.len() <= RECENT_BYTES / 2 {
+            recent = lock_poisoned(self.recent.lock());
+            let mut held: usize = recent.iter().map(|(_, b)| b.len()).sum::<usize>() + bytes.len();
+            while held > RECENT_BYTES {
+                match recent.pop_front() {
+                    Some((_, old)) => held -= old.len(),
+                    None => break,
+                }
             }
-            recent.push_back((name, Arc::new(bytes.clone())));
+            recent.push_back((name, Arc::clone(&bytes)));
         }
         Ok(bytes)
     }

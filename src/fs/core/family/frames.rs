@@ -385,7 +385,7 @@ impl ReedFs {
             return Ok(Arc::new(s.1.content.clone()));
         }
         let seq = *of.started.get(table).ok_or(FsError::NotFound)?;
-        Ok(Arc::new(self.table(db, table)?.read_version(seq)?))
+        Ok(self.table(db, table)?.read_version_shared(seq)?)
     }
 
     /// The size of `<table>.csv` of a frame, without reading the version.

@@ -44,12 +44,11 @@ impl ReedFs {
         let u = self.queries[db].usage();
         let mib = |b: u64| b.div_ceil(1 << 20);
         text.push_str(&format!(
-            "\nquery memory: {} parsed table versions {} MiB, results {} MiB, indices {} MiB; old versions read lately {} MiB (all databases)\n",
+            "\nquery memory: {} parsed table versions {} MiB, results {} MiB, indices {} MiB\n",
             u.parsed_versions,
             mib(u.parsed_bytes),
             mib(u.result_bytes),
-            mib(u.index_bytes),
-            mib(self.recent_versions.bytes() as u64)
+            mib(u.index_bytes)
         ));
         for note in self.dbs[db].db.recovery_notes() {
             text.push_str(&note);
