@@ -114,6 +114,9 @@ impl TableCache {
     }
 }
 
+/// A parsed version, its bytes, and its version name (`ParsedTables::latest`).
+type Latest = (table::TableRef, Arc<Vec<u8>>, String);
+
 #[derive(Debug, Default)]
 struct ParsedTables {
     map: HashMap<(String, String), Parsed>,
@@ -148,13 +151,14 @@ impl ParsedTables {
 
     /// The newest cached version of `table` with the same schema part
     /// (`+schema-...`) as `version`: what a new version derives from.
-    fn latest(&self, table: &str, version: &str) -> Option<(table::TableRef, Arc<Vec<u8>>)> {
+    /// With its version (as the cache names it).
+    fn latest(&self, table: &str, version: &str) -> Option<Latest> {
         let schema_of = |v: &str| v.split_once('+').map(|(_, s)| s.to_string());
         self.map
             .iter()
             .filter(|((t, v), _)| t == table && schema_of(v) == schema_of(version))
             .max_by(|a, b| a.0.1.cmp(&b.0.1))
-            .map(|(_, e)| (Arc::clone(&e.table), Arc::clone(&e.content)))
+            .map(|((_, v), e)| (Arc::clone(&e.table), Arc::clone(&e.content), v.clone()))
     }
 
     /// Keeps a parsed version; returns the versions that leave to make
@@ -611,12 +615,24 @@ impl<'db> Engine<'db> {
         let delim = self.db.config().delimiter_byte();
         // A new version of a table already parsed: derived from it (the rows
         // the commit did not touch are reused), else parsed whole.
-        let derived = cached
-            .as_ref()
-            .and_then(|(old, old_content)| old.derive(old_content, &content, delim));
+        // The head this handle just committed over the version cached:
+        // the commit knows where they differ.
+        let ends = match &cached {
+            Some((_, _, cached_version)) if ts_us.is_none() && seq > 1 => {
+                let before = t.version(seq - 1)?.name;
+                let cached_name = cached_version.split('+').next().unwrap_or_default();
+                (cached_name == before)
+                    .then(|| t.change_from_previous(seq))
+                    .flatten()
+            }
+            _ => None,
+        };
+        let derived = cached.as_ref().and_then(|(old, old_content, _)| {
+            old.derive_within(old_content, &content, delim, ends)
+        });
         // The version the new one derives from: its indices are updated.
         let prev = match (&derived, &cached) {
-            (Some(_), Some((old, _))) => Some(Arc::clone(old)),
+            (Some(_), Some((old, _, _))) => Some(Arc::clone(old)),
             _ => None,
         };
         let parsed = Arc::new(match derived {

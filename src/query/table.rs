@@ -689,11 +689,32 @@ impl TypedTable {
     /// balance, as it is whole records of `old`) would leave `new` inside
     /// quotes at its end, and a stored version is valid CSV.
     pub fn derive(&self, old: &[u8], new: &[u8], delim: u8) -> Option<TypedTable> {
+        self.derive_within(old, new, delim, None)
+    }
+
+    /// `derive`, told where the change lies: `ends` = (bytes of a common
+    /// prefix, bytes of a common suffix) of `old` and `new`, as the commit
+    /// that made `new` knew them (`Table::change_from_previous`), so the
+    /// contents need not be compared (at 1M rows that comparison is most
+    /// of a derive). Ends shorter than the longest common ones are fine:
+    /// the rows between are parsed again. `None`: compared here.
+    pub fn derive_within(
+        &self,
+        old: &[u8],
+        new: &[u8],
+        delim: u8,
+        ends: Option<(usize, usize)>,
+    ) -> Option<TypedTable> {
         let width = self.columns.len();
         if width == 0 || !self.derivable {
             return None;
         }
-        let (p, s) = csv::common_ends(old, new);
+        let shorter = old.len().min(new.len());
+        let (p, s) = match ends {
+            Some((p, s)) if p.checked_add(s).is_some_and(|n| n <= shorter) => (p, s),
+            _ => csv::common_ends(old, new),
+        };
+        debug_assert!(old[..p] == new[..p] && old[old.len() - s..] == new[new.len() - s..]);
         // The header is the same, and ends its line (else rows would be
         // appended to it).
         if p < self.header_len || !old[..self.header_len].ends_with(b"\n") {

@@ -1582,3 +1582,56 @@ fn save_and_query_cycles_keep_one_parsed_version_per_table() {
         .unwrap();
     assert_eq!(cache.usage().parsed_versions, 2);
 }
+
+/// The head a commit made is derived from the version before it where the
+/// commit says they differ (no comparison of the two contents): after
+/// every kind of edit, a cached engine answers what a fresh one does.
+#[test]
+fn heads_derived_where_the_commit_changed_them_answer_like_a_fresh_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("t", &crate::util::rows(3_000), "test")
+        .unwrap();
+    let cache = reedbase::query::TableCache::default();
+    let opts = reedbase::storage::CommitOptions::new(reedbase::storage::Action::Update, "test");
+    let sql = "SELECT id, name, score FROM t WHERE score % 3 = 0 ORDER BY id";
+    Engine::with_cache(&db, &cache).query(sql).unwrap();
+    let t = db.table("t").unwrap();
+    type Edit = Box<dyn Fn(&str) -> String>;
+    let edits: Vec<Edit> = vec![
+        // One cell, the first row, the last row.
+        Box::new(|c| c.replacen("\n1500|name 1500|", "\n1500|edited|", 1)),
+        Box::new(|c| c.replacen("\n1|name 1|", "\n1|first|", 1)),
+        Box::new(|c| c.replacen("\n3000|name 3000|", "\n3000|last|", 1)),
+        // Rows added at the end and in the middle, rows removed.
+        Box::new(|c| format!("{c}3001|new|3\n3002|new|6\n")),
+        Box::new(|c| c.replacen("\n700|", "\n9000|mid|9\n700|", 1)),
+        Box::new(|c| {
+            let keep: Vec<&str> = c.lines().filter(|l| !l.starts_with("20")).collect();
+            keep.join("\n") + "\n"
+        }),
+        // Two distant changes in one commit.
+        Box::new(|c| {
+            c.replacen("\n5|name 5|", "\n5|a|", 1)
+                .replacen("\n2900|name 2900|", "\n2900|b|", 1)
+        }),
+    ];
+    for (i, edit) in edits.iter().enumerate() {
+        let head = String::from_utf8(t.head().unwrap().1.to_vec()).unwrap();
+        let c = t
+            .commit(
+                reedbase::storage::Base::Head,
+                edit(&head).into_bytes(),
+                &opts,
+            )
+            .unwrap();
+        assert!(c.created, "edit {i}");
+        assert!(
+            t.change_from_previous(c.version.seq).is_some(),
+            "edit {i}: no change told"
+        );
+        let cached = Engine::with_cache(&db, &cache).query(sql).unwrap();
+        let fresh = Engine::new(&db).query(sql).unwrap();
+        assert_eq!(cached.rows, fresh.rows, "edit {i}");
+    }
+}

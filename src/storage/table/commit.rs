@@ -156,7 +156,8 @@ impl Table {
                 return Err(e);
             }
         };
-        let committed = self.publish(&mut writer, state, entry, prepared.content)?;
+        let committed =
+            self.publish(&mut writer, state, entry, prepared.content, &prepared.hunks)?;
         // After the commit point, still under the lock: maintenance.
         self.seal_quietly();
         Ok(committed)
@@ -259,8 +260,19 @@ impl Table {
         state: State,
         entry: LogEntry,
         content: Vec<u8>,
+        hunks: &[Hunk],
     ) -> Result<Committed> {
         let base_len = state.log_len;
+        // Where the new version differs from the head it replaces: the
+        // first and last hunk (row-aligned, so within the common ends).
+        let change = match (hunks.first(), hunks.last()) {
+            (Some(first), Some(last)) if !state.head.is_empty() => Some((
+                first.old.start.min(first.new.start),
+                (state.head.len() - last.old.end.min(state.head.len()))
+                    .min(content.len() - last.new.end.min(content.len())),
+            )),
+            _ => None,
+        };
         drop(state);
         let head = Arc::new(content);
         let mut live = lock_poisoned(self.state.write());
@@ -283,6 +295,7 @@ impl Table {
         let log_len = live.log_len;
         let version = self.info(&live.log, seq);
         drop(live);
+        *lock_poisoned(self.last_change.lock()) = change.map(|(p, s)| (seq, p, s));
         if let Err(e) = self.refresh_current(&head, log_len) {
             // The next open rebuilds it from the deltas; the version is safe.
             tracing::error!(table = %self.name, error = %e.report(), "version committed but current.csv not refreshed");

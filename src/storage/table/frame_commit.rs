@@ -131,7 +131,8 @@ impl Table {
             let committed = match (p.prepared, p.entry) {
                 (Prepared::Unchanged(c), _) => c,
                 (Prepared::Version(v), Some(entry)) => {
-                    let c = tables[i].publish(&mut held[i].0, p.state, entry, v.content)?;
+                    let c =
+                        tables[i].publish(&mut held[i].0, p.state, entry, v.content, &v.hunks)?;
                     tables[i].seal_quietly();
                     c
                 }

@@ -154,6 +154,9 @@ pub struct Table {
     /// Identity (dev, inode, mtime) of a `current.csv` found to hold head
     /// version `seq`, so `head_file` compares the bytes once per version.
     verified_head_file: Mutex<Option<FileStamp>>,
+    /// Where the last version this handle committed differs from the one
+    /// before it: (sequence number, common prefix, common suffix) in bytes.
+    last_change: Mutex<Option<(u64, usize, usize)>>,
 }
 fn lock_poisoned<T>(r: std::sync::LockResult<T>) -> T {
     // A panic in another thread cannot leave State half-updated: it is only
@@ -215,6 +218,7 @@ impl Table {
             recent: Mutex::new(Default::default()),
             checkpoints: Mutex::new(Default::default()),
             verified_head_file: Mutex::new(None),
+            last_change: Mutex::new(None),
         };
         // Open repairs (cuts a torn log line, removes leftovers of interrupted
         // commits, rewrites a stale current.csv) when the lock is free at once;

@@ -113,6 +113,17 @@ impl Table {
         Ok(found.map(|i| i as u64 + 1))
     }
 
+    /// Where version `seq` differs from version `seq - 1`, when this handle
+    /// committed it and nothing since: (bytes of a common prefix, bytes of
+    /// a common suffix). Lets a reader that holds `seq - 1` derive `seq`
+    /// without comparing the two contents.
+    pub fn change_from_previous(&self, seq: u64) -> Option<(usize, usize)> {
+        match *lock_poisoned(self.last_change.lock()) {
+            Some((s, prefix, suffix)) if s == seq => Some((prefix, suffix)),
+            _ => None,
+        }
+    }
+
     /// The exact bytes of version `seq`, checked against its hash.
     pub fn read_version(&self, seq: u64) -> Result<Vec<u8>> {
         self.read_version_shared(seq)
