@@ -11,10 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use reedbase::storage::fault::{Fault, FaultIo};
-use reedbase::storage::pack;
 use reedbase::storage::{Action, Base, CommitOptions, Database, Io, RealIo};
 
-use crate::util::{rows, set_config, set_keyframe_every, set_row};
+use crate::util::{packed_and_loose, rows, set_config, set_keyframe_every, set_row};
 
 /// One operation under test, run against a prepared database.
 struct Scenario {
@@ -136,33 +135,13 @@ fn reopened_content(dir: &Path, ctx: &str) -> Vec<u8> {
         }
     }
     // ...and recovery left no loose delta that a complete pack holds.
-    let (packed, loose) = packed_and_loose(dir);
+    let (packed, loose) = packed_and_loose(&dir.join("tables/t"));
     let both: Vec<&String> = loose.iter().filter(|f| packed.contains(*f)).collect();
     assert!(
         both.is_empty(),
         "{ctx}: loose deltas a pack holds: {both:?}"
     );
     content
-}
-
-/// The delta files the table's packs hold (each pack must parse), and the
-/// loose delta files.
-fn packed_and_loose(dir: &Path) -> (Vec<String>, Vec<String>) {
-    let (mut packed, mut loose) = (Vec::new(), Vec::new());
-    let Ok(rd) = std::fs::read_dir(dir.join("tables/t")) else {
-        return (packed, loose);
-    };
-    for e in rd.flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n.ends_with(".pack") {
-            let entries = pack::parse(&std::fs::read(e.path()).expect("read pack"))
-                .unwrap_or_else(|x| panic!("pack {n} left after recovery: {x}"));
-            packed.extend(entries.into_iter().map(|e| e.file));
-        } else if pack::delta_stem(&n).is_some() {
-            loose.push(n);
-        }
-    }
-    (packed, loose)
 }
 
 fn leftovers(dir: &Path) -> Vec<String> {
@@ -190,7 +169,7 @@ fn every_operation_of_a_commit_can_fail_or_crash() {
         assert!(total >= 4, "{}: only {total} operations counted", s.name);
         drop(db);
         if s.name.contains("pack") {
-            let (packed, loose) = packed_and_loose(dir.path());
+            let (packed, loose) = packed_and_loose(&dir.path().join("tables/t"));
             assert_eq!(packed.len(), 2, "{}: versions 1 and 2 packed", s.name);
             assert!(loose.is_empty(), "{}: loose {loose:?}", s.name);
         }

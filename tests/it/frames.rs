@@ -10,7 +10,7 @@ use reedbase::storage::{
     Action, Base, CommitOptions, ConflictPolicy, Database, Frame, Io, StorageError,
 };
 
-use crate::util::{new_db, rows, set_row};
+use crate::util::{new_db, packed_and_loose, rows, set_config, set_row};
 
 const TABLES: [&str; 3] = ["accounts", "ledger", "audit"];
 
@@ -150,9 +150,30 @@ fn others_commits_merge_and_a_conflict_fails_the_frame() {
 
 #[test]
 fn every_operation_of_a_three_table_frame_can_fail_or_crash() {
+    frame_fault_matrix(false);
+}
+
+/// The same, when the frame's commit also seals a pack in each table
+/// (versions 1 and 2 of each): a fault while sealing never undoes the
+/// frame, and recovery leaves no loose delta a complete pack holds.
+#[test]
+fn every_operation_of_a_frame_that_seals_packs_can_fail_or_crash() {
+    frame_fault_matrix(true);
+}
+
+/// Injects a crash, EIO and ENOSPC at every I/O operation of a
+/// three-table frame commit: all of the frame or none of it after
+/// recovery, every version readable, `verify` clean, the frame retriable.
+fn frame_fault_matrix(seal_packs: bool) {
+    let prepare = |dir: &Path| {
+        setup(dir);
+        if seal_packs {
+            set_config(dir, "pack_bytes", 1);
+        }
+    };
     // How many I/O operations does the frame make?
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
+    prepare(dir.path());
     let counter = Arc::new(FaultIo::counting());
     let db = open_faulty(dir.path(), Arc::clone(&counter));
     db.commit_frame(frame(), "crash")
@@ -160,6 +181,13 @@ fn every_operation_of_a_three_table_frame_can_fail_or_crash() {
     let total = counter.ops();
     assert!(total >= 12, "only {total} operations counted");
     drop(db);
+    if seal_packs {
+        for t in TABLES {
+            let (packed, loose) = packed_and_loose(&dir.path().join("tables").join(t));
+            assert_eq!(packed.len(), 2, "{t}: versions 1 and 2 packed");
+            assert!(loose.is_empty(), "{t}: loose {loose:?}");
+        }
+    }
     let (old, new) = (vec![rows(50); 3], TABLES.map(after).to_vec());
     let mut checked = 0;
     for n in 1..=total {
@@ -169,7 +197,7 @@ fn every_operation_of_a_three_table_frame_can_fail_or_crash() {
             Fault::Error(libc::ENOSPC),
         ] {
             let dir = tempfile::tempdir().unwrap();
-            setup(dir.path());
+            prepare(dir.path());
             let io = Arc::new(FaultIo::new(n, fault));
             let db = open_faulty(dir.path(), Arc::clone(&io));
             let result = db.commit_frame(frame(), "crash");
@@ -190,6 +218,20 @@ fn every_operation_of_a_three_table_frame_can_fail_or_crash() {
             }
             let report = db.verify().expect("verify");
             assert!(report.problems.is_empty(), "{ctx}: {:?}", report.problems);
+            for t in TABLES {
+                let table = db.table(t).expect("table");
+                for seq in 1..=table.head_seq().expect("seq") {
+                    table
+                        .read_version(seq)
+                        .unwrap_or_else(|e| panic!("{ctx}: {t} version {seq}: {e}"));
+                }
+                let (packed, loose) = packed_and_loose(&dir.path().join("tables").join(t));
+                let both: Vec<&String> = loose.iter().filter(|f| packed.contains(*f)).collect();
+                assert!(
+                    both.is_empty(),
+                    "{ctx}: {t}: loose deltas a pack holds: {both:?}"
+                );
+            }
             // The store keeps working: the frame can be retried.
             if got == old {
                 db.commit_frame(frame(), "retry")

@@ -271,3 +271,24 @@ impl Io for RecordingIo {
         r
     }
 }
+
+/// The delta files the packs of a table's directory hold (each pack must
+/// parse), and its loose delta files.
+pub fn packed_and_loose(table_dir: &Path) -> (Vec<String>, Vec<String>) {
+    let (mut packed, mut loose) = (Vec::new(), Vec::new());
+    let Ok(rd) = std::fs::read_dir(table_dir) else {
+        return (packed, loose);
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.ends_with(".pack") {
+            let entries =
+                reedbase::storage::pack::parse(&std::fs::read(e.path()).expect("read pack"))
+                    .unwrap_or_else(|x| panic!("pack {n} left after recovery: {x}"));
+            packed.extend(entries.into_iter().map(|e| e.file));
+        } else if reedbase::storage::pack::delta_stem(&n).is_some() {
+            loose.push(n);
+        }
+    }
+    (packed, loose)
+}
