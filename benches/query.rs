@@ -8,91 +8,14 @@
 //! in process through `Engine::with_cache`, as the daemon runs them.
 //! Prints one Markdown table; docs/BENCHMARKS.md records the latest figures.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{Lcg, edit_one_row, generate, ms, pct};
 use reedbase::query::{Engine, TableCache, TypedTable};
 use reedbase::storage::{Action, Base, CommitOptions, Database, RealIo};
-
-fn generate(rows: usize) -> Vec<u8> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_table.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .args(["users", &rows.to_string(), "--seed", "7"])
-        .output()
-        .expect("run scripts/gen_table.py");
-    assert!(
-        out.status.success(),
-        "generator failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// Deterministic pseudo-random numbers (no dependency).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
-
-/// Changes the `age` (4th field) of one random plain record (no quotes).
-fn edit_one_row(content: &[u8], rng: &mut Lcg, round: usize) -> Vec<u8> {
-    let header = content.iter().position(|&b| b == b'\n').expect("header") + 1;
-    loop {
-        // A random byte, then the next line start: a record start unless
-        // inside a quoted field (such lines are skipped below).
-        let at = header + (rng.next() as usize) % (content.len() - header);
-        let Some(nl) = content[at..].iter().position(|&b| b == b'\n') else {
-            continue;
-        };
-        let start = at + nl + 1;
-        let Some(len) = content[start..].iter().position(|&b| b == b'\n') else {
-            continue;
-        };
-        let line = &content[start..start + len];
-        // Skip lines of a quoted field or next to one.
-        let prev_quoted = content[..start - 1]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .is_some_and(|p| content[p..start].contains(&b'"'));
-        if prev_quoted || line.contains(&b'"') {
-            continue;
-        }
-        let text = std::str::from_utf8(line).expect("utf8");
-        let mut fields: Vec<&str> = text.split('|').collect();
-        if fields.len() != 10 {
-            continue;
-        }
-        let age = format!("{}", 18 + (round % 70));
-        if fields[3] == age {
-            continue;
-        }
-        fields[3] = &age;
-        let new_line = fields.join("|");
-        let mut out = Vec::with_capacity(content.len() + 4);
-        out.extend_from_slice(&content[..start]);
-        out.extend_from_slice(new_line.as_bytes());
-        out.extend_from_slice(&content[start + len..]);
-        return out;
-    }
-}
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();

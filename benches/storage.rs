@@ -5,74 +5,13 @@
 //! Prints one Markdown table; docs/BENCHMARKS.md records the latest figures.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{Lcg, edit_one_row, generate, ms, pct};
 use reedbase::storage::{Action, Base, CommitOptions, Database, RealIo};
-
-fn generate(rows: usize) -> Vec<u8> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_table.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .args(["users", &rows.to_string(), "--seed", "7"])
-        .output()
-        .expect("run scripts/gen_table.py");
-    assert!(
-        out.status.success(),
-        "generator failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// Deterministic pseudo-random numbers (no dependency).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
-
-/// Changes one cell of one random data row: the `age` column (4th) of row k.
-fn edit_one_row(content: &[u8], rng: &mut Lcg, round: usize) -> Vec<u8> {
-    let text = std::str::from_utf8(content).expect("utf8");
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    // Pick a line that is a simple record (no quotes) so the edit stays valid.
-    loop {
-        let i = 1 + (rng.next() as usize) % (lines.len() - 1);
-        let line = lines[i];
-        if line.contains('"') || !line.ends_with('\n') {
-            continue;
-        }
-        let mut fields: Vec<&str> = line.trim_end_matches('\n').split('|').collect();
-        let age = format!("{}", 18 + (round % 70));
-        fields[3] = &age;
-        let new_line = fields.join("|") + "\n";
-        if new_line == line {
-            continue;
-        }
-        let start: usize = lines[..i].iter().map(|l| l.len()).sum();
-        let mut out = Vec::with_capacity(content.len() + 4);
-        out.extend_from_slice(&content[..start]);
-        out.extend_from_slice(new_line.as_bytes());
-        out.extend_from_slice(&content[start + line.len()..]);
-        return out;
-    }
-}
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
-}
 
 fn dir_bytes(dir: &Path, filter: impl Fn(&str) -> bool) -> u64 {
     dir_sum(dir, filter, |m| m.len())
