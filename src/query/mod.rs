@@ -131,19 +131,18 @@ struct Parsed {
     bytes: u64,
     used: u64,
     used_at: Instant,
-    /// When a query last asked for this version while a newer one of the
-    /// table was parsed (an AS OF query).
+    /// When an AS OF query last asked for this version.
     asked_as_history: Option<Instant>,
 }
 
 impl ParsedTables {
-    fn get(&mut self, key: &(String, String)) -> Option<table::TableRef> {
+    /// `as_history`: an AS OF query asks for it.
+    fn get(&mut self, key: &(String, String), as_history: bool) -> Option<table::TableRef> {
         self.clock += 1;
-        let newer = self.map.keys().any(|(t, v)| *t == key.0 && *v > key.1);
         let e = self.map.get_mut(key)?;
         e.used = self.clock;
         e.used_at = Instant::now();
-        if newer {
+        if as_history {
             e.asked_as_history = Some(e.used_at);
         }
         Some(Arc::clone(&e.table))
@@ -170,6 +169,7 @@ impl ParsedTables {
         key: (String, String),
         table: table::TableRef,
         content: Arc<Vec<u8>>,
+        as_history: bool,
     ) -> Vec<Parsed> {
         self.clock += 1;
         let now = Instant::now();
@@ -216,7 +216,7 @@ impl ParsedTables {
                 bytes,
                 used,
                 used_at: now,
-                asked_as_history: None,
+                asked_as_history: as_history.then_some(now),
             },
         );
         evicted
@@ -603,7 +603,7 @@ impl<'db> Engine<'db> {
         let key = (name.to_string(), version.clone());
         let cached = {
             let mut tables = self.cache.tables.lock().unwrap_or_else(|p| p.into_inner());
-            match tables.get(&key) {
+            match tables.get(&key, ts_us.is_some()) {
                 Some(p) => return Ok((p, version, name.to_string())),
                 None => tables.latest(name, &version),
             }
@@ -614,17 +614,14 @@ impl<'db> Engine<'db> {
         };
         let delim = self.db.config().delimiter_byte();
         // A new version of a table already parsed: derived from it (the rows
-        // the commit did not touch are reused), else parsed whole.
-        // The head this handle just committed over the version cached:
-        // the commit knows where they differ.
-        let ends = match &cached {
-            Some((_, _, cached_version)) if ts_us.is_none() && seq > 1 => {
-                let before = t.version(seq - 1)?.name;
+        // the commit did not touch are reused), else parsed whole. When this
+        // handle committed the head over the version cached, the commit
+        // knows where they differ (a hint: any doubt, and derive compares).
+        let ends = match (&cached, ts_us) {
+            (Some((_, _, cached_version)), None) => t.change_from_previous(seq).filter(|_| {
                 let cached_name = cached_version.split('+').next().unwrap_or_default();
-                (cached_name == before)
-                    .then(|| t.change_from_previous(seq))
-                    .flatten()
-            }
+                seq > 1 && t.version(seq - 1).is_ok_and(|v| v.name == cached_name)
+            }),
             _ => None,
         };
         let derived = cached.as_ref().and_then(|(old, old_content, _)| {
@@ -647,7 +644,7 @@ impl<'db> Engine<'db> {
             .tables
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, Arc::clone(&parsed), content);
+            .insert(key, Arc::clone(&parsed), content, ts_us.is_some());
         // What the previous version computed of its columns, updated.
         if let Some(prev) = &prev {
             parsed.inherit(prev);

@@ -374,6 +374,10 @@ impl Database {
         kept::rejected_names(&*self.ctx.io, &self.ctx.root)
     }
 
+    pub fn rejected_len(&self, name: &str) -> Result<u64> {
+        kept::rejected_len(&*self.ctx.io, &self.ctx.root, name)
+    }
+
     pub fn read_rejected(&self, name: &str) -> Result<Vec<u8>> {
         kept::read_rejected(&*self.ctx.io, &self.ctx.root, name)
     }

@@ -84,6 +84,20 @@ pub fn rejected_names(io: &dyn Io, root: &Path) -> Result<Vec<String>> {
     Ok(v)
 }
 
+/// The length of kept refused file `name` (a stat, not a read: `ls -l
+/// @rejected/` must not read every kept file).
+pub fn rejected_len(io: &dyn Io, root: &Path, name: &str) -> Result<u64> {
+    let path = path_of(root, REJECTED_DIR, name)?;
+    match io.len(&path) {
+        Ok(Some(n)) => Ok(n),
+        Ok(None) => Err(StorageError::NotFound {
+            kind: "kept file",
+            name: format!("{REJECTED_DIR}/{name}"),
+        }),
+        Err(e) => Err(StorageError::io("stat", &path, e)),
+    }
+}
+
 /// The bytes of kept refused file `name`.
 pub fn read_rejected(io: &dyn Io, root: &Path, name: &str) -> Result<Vec<u8>> {
     let path = path_of(root, REJECTED_DIR, name)?;

@@ -32,9 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::{FsError, Result};
-use super::node::{
-    CONFLICTS_DIR_KEY, Inodes, Node, QUERY_DIR_KEY, ROOT, ResultFormat, frame_dir_key,
-};
+use super::node::{CONFLICTS_DIR_KEY, Inodes, Node, QUERY_DIR_KEY, ResultFormat, frame_dir_key};
 use super::spill::{Budget, SpillBuf};
 use super::status::{Event, Status};
 use crate::merge::{self, MergeError, Outcome};
@@ -191,8 +189,6 @@ pub struct MountedDb {
 pub struct ReedFs {
     dbs: Vec<MountedDb>,
     opts: MountOptions,
-    /// Mounting one database: the mountpoint is that database.
-    single: bool,
     inner: Mutex<Inner>,
     status: Vec<Status>,
     /// Parsed table versions for `@query/`, one cache per database.
@@ -354,7 +350,6 @@ impl ReedFs {
             queries,
             dbs,
             opts,
-            single,
             inner: Mutex::new(Inner {
                 inodes: Inodes::new(root),
                 scratch: HashMap::new(),
@@ -393,14 +388,14 @@ impl ReedFs {
         }
     }
 
-    /// Decodes each table's recent history into its delta cache (see
-    /// `Table::prefetch_history`); for a background thread after mounting.
     /// Version `seq` of table `t`, shared with the table's recently rebuilt
     /// versions (a second open of the same old version costs a lookup).
     fn old_version(&self, db: usize, t: &str, seq: u64) -> Result<Arc<Vec<u8>>> {
         Ok(self.table(db, t)?.read_version_shared(seq)?)
     }
 
+    /// Decodes each table's recent history into its delta cache (see
+    /// `Table::prefetch_history`); for a background thread after mounting.
     pub fn prefetch_history(&self) {
         const VERSIONS: usize = 5000;
         for (i, d) in self.dbs.iter().enumerate() {
@@ -418,10 +413,6 @@ impl ReedFs {
                 }
             }
         }
-    }
-
-    pub fn databases(&self) -> &[MountedDb] {
-        &self.dbs
     }
 
     /// Waits until every table's `current.csv` in the backing stores is current.
@@ -469,15 +460,6 @@ impl ReedFs {
             )));
         }
         Ok(st)
-    }
-
-    /// Whether `ino` is the root (for the adapter's attribute TTLs).
-    pub fn is_root(ino: u64) -> bool {
-        ino == ROOT
-    }
-
-    pub fn single(&self) -> bool {
-        self.single
     }
 }
 

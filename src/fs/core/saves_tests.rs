@@ -7,6 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::tests::{ME, TABLE, close, create_new, fs, head, users, versions};
 use super::*;
+use crate::fs::node::ROOT;
 use crate::storage::RealIo;
 
 fn current(fs: &ReedFs) -> u64 {

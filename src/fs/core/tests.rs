@@ -1,5 +1,6 @@
 //! The filesystem logic without a kernel: what each FUSE call does.
 use super::*;
+use crate::fs::node::ROOT;
 use crate::storage::RealIo;
 
 pub(super) const TABLE: &[u8] = b"id|name\n1|Ann\n2|Bob\n";

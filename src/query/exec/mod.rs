@@ -68,19 +68,17 @@ pub fn too_large(limits: &Limits) -> QueryError {
 /// made, so memory stays bounded whatever the result's size: joins nest
 /// (each joined table is probed per row) instead of being materialised.
 /// Only for queries that need no whole result (no grouping, DISTINCT or
-/// ORDER BY): returns false, having done nothing, for others.
+/// ORDER BY): `run` says `Ran::ToStream` for those alone.
 pub fn stream(
     s: &Select,
     env: &Env,
     emit: &mut dyn FnMut(&[Value]) -> Result<(), QueryError>,
-) -> Result<bool, QueryError> {
-    if !streamable(s) {
-        return Ok(false);
-    }
+) -> Result<(), QueryError> {
+    debug_assert!(streamable(s), "stream is for what run says ToStream");
     let mut skip = s.offset;
     let mut left = s.limit.unwrap_or(u64::MAX);
     if left == 0 {
-        return Ok(true);
+        return Ok(());
     }
     let mut project = |row: &Row| -> Result<bool, QueryError> {
         if skip > 0 {
@@ -98,7 +96,7 @@ pub fn stream(
         Ok(left > 0)
     };
     stream_rows(s, env, &mut project)?;
-    Ok(true)
+    Ok(())
 }
 
 /// `Strategy::Buffered`: rows one at a time, holding only what the result

@@ -32,7 +32,7 @@ impl ReedFs {
         Ok(match node {
             Node::Rejected(_) => self.dir_attr(ino, self.started),
             Node::RejectedFile(db, name) => {
-                let len = self.rejected_content(*db, name)?.len() as u64;
+                let len = self.dbs[*db].db.rejected_len(name).map_err(not_found)?;
                 self.file_attr(ino, len, READ_ONLY_PERM, SystemTime::now())
             }
             _ => return Err(FsError::NotFound),
@@ -58,9 +58,14 @@ impl ReedFs {
     }
 
     fn rejected_content(&self, db: usize, name: &str) -> Result<Vec<u8>> {
-        self.dbs[db].db.read_rejected(name).map_err(|e| match e {
-            StorageError::NotFound { .. } => FsError::NotFound,
-            e => FsError::Storage(e),
-        })
+        self.dbs[db].db.read_rejected(name).map_err(not_found)
+    }
+}
+
+/// A kept file that is not there is ENOENT; other errors keep their cause.
+fn not_found(e: StorageError) -> FsError {
+    match e {
+        StorageError::NotFound { .. } => FsError::NotFound,
+        e => FsError::Storage(e),
     }
 }

@@ -149,7 +149,7 @@ impl ReedFs {
                 {
                     Some(ns) => ns_time(ns),
                     None => table
-                        .version(seq)
+                        .known_version(seq)
                         .map_or(self.started, |v| ts_time(v.ts_us)),
                 };
                 self.file_attr(ino, head.len() as u64, perm, mtime)
