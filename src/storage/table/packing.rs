@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::super::error::{Result, StorageError};
-use super::super::io::TEMP_MARKER;
+use super::super::io::{TEMP_MARKER, read_file};
 use super::super::log::LogEntry;
 use super::super::pack;
 use super::{Table, lock_poisoned};
@@ -101,11 +101,7 @@ impl Table {
 
     fn load_pack(&self, file: &str) -> Result<Loaded> {
         let path = self.path(file);
-        let bytes = self
-            .ctx
-            .io
-            .read(&path)
-            .map_err(|e| StorageError::io("read", &path, e))?;
+        let bytes = read_file(&*self.ctx.io, &path)?;
         let entries = pack::parse(&bytes)
             .map_err(|x| StorageError::corrupt(&path, x.to_string()))?
             .into_iter()
@@ -283,7 +279,9 @@ impl Table {
             (Arc::clone(&st.log), st.log_len)
         };
         let tail = self.tail(&log, log_len)?;
-        let run = &tail.run;
+        // At most PACK_MAX in one pack (a long run, left by a store older
+        // than packs or by failed seals, goes in several).
+        let run = &tail.run[..tail.run.len().min(PACK_MAX)];
         let (Some(&(first, _)), Some(&(last, last_len))) = (run.first(), run.last()) else {
             return Ok(());
         };
@@ -301,10 +299,7 @@ impl Table {
         let mut files = Vec::with_capacity(run.len());
         for &(i, _) in run {
             let file = log[i].delta_file();
-            let path = self.path(&file);
-            let bytes = io
-                .read(&path)
-                .map_err(|e| StorageError::io("read", &path, e))?;
+            let bytes = read_file(io, &self.path(&file))?;
             files.push((file, bytes));
         }
         let refs: Vec<(&str, &[u8])> = files
