@@ -25,7 +25,8 @@
 //! a pack that fails its checks is a problem.
 //!
 //! `verify --quick` checks the log's CRCs, that every file it names exists
-//! with a plausible size, and the head against the log; it reads no delta.
+//! with a plausible size, and the head against the log; it applies no
+//! delta (a pack is read, to check its checksums).
 
 use std::io::Read as _;
 use std::path::Path;

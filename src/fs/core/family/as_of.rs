@@ -1,5 +1,5 @@
 //! `<db>/@as-of/<time>/<table>.csv`: every table as it was at a time
-//! (docs/MOUNT.md, "History"). `@as-of/` lists nothing (times are endless):
+//! (docs/MOUNT.md, "Time travel"). `@as-of/` lists nothing (times are endless):
 //! readers name its children. A past time never changes, so the kernel may
 //! cache it; a future one follows the head. Attributes and contents come
 //! from the store, outside the namespace lock.

@@ -1,5 +1,5 @@
 //! `<db>/@rejected/`: content the mount refused or could not commit, kept
-//! by file name (docs/MOUNT.md, "Refused saves"). Read-only, read from the
+//! by file name (docs/MOUNT.md, "Refused writes"). Read-only, read from the
 //! store outside the namespace lock; the bytes are kept by
 //! `core/commit.rs` (`keep_rejected`).
 

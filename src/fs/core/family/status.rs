@@ -1,6 +1,6 @@
 //! `<db>/@status`: what the mount did lately (commits, refusals, where
-//! refused bytes were kept) and the store's recovery notes (docs/MOUNT.md,
-//! "Status"). Read-only, generated from the store outside the namespace
+//! refused bytes were kept), the queries running and the memory they hold,
+//! and the store's recovery notes (docs/MOUNT.md, "The tree"). Read-only, generated from the store outside the namespace
 //! lock; the events themselves are `fs/status.rs`.
 
 use crate::fs::core::*;

@@ -1,5 +1,5 @@
 //! `<table>/@versions/`: every version of a table as `<name>.csv`, and
-//! `log.csv`, the table's log (docs/MOUNT.md, "History"). Read-only; a
+//! `log.csv`, the table's log (docs/MOUNT.md, "Time travel"). Read-only; a
 //! version's file never changes, so the kernel may cache it. Attributes
 //! and contents come from the store, outside the namespace lock.
 
