@@ -1581,6 +1581,12 @@ fn save_and_query_cycles_keep_one_parsed_version_per_table() {
         .query("SELECT COUNT(*) FROM t")
         .unwrap();
     assert_eq!(cache.usage().parsed_versions, 2);
+    // Two versions held: about twice one (each counts its rows whole).
+    let two = cache.usage().parsed_bytes;
+    assert!(
+        two > one && two <= 3 * one,
+        "one version {one} B, two {two} B"
+    );
 }
 
 /// The head a commit made is derived from the version before it where the

@@ -2,8 +2,8 @@
 
 use std::process::{Command, Output};
 
-use super::{Mounted, SCREEN_READER, table};
-use crate::util::{rows, set_row};
+use super::{Mounted, SCREEN_READER, head, table, with_name};
+use crate::util::rows;
 
 #[test]
 fn colliding_writers_each_end_merged_or_as_a_recorded_conflict() {
@@ -81,20 +81,6 @@ fn colliding_writers_each_end_merged_or_as_a_recorded_conflict() {
         refused,
         "{status}"
     );
-}
-
-/// `content` with row `key`'s name set to `name` (tables of `rows`).
-fn with_name(content: &[u8], key: u32, name: &str) -> Vec<u8> {
-    set_row(
-        content,
-        &key.to_string(),
-        &format!("{key}|{name}|{}", key * 7),
-    )
-}
-
-/// What `users/current.csv` reads through the mount.
-fn head(m: &Mounted) -> Vec<u8> {
-    std::fs::read(m.current()).unwrap()
 }
 
 /// The head through the mount and in the store is `want`, the table has

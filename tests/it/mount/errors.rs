@@ -25,6 +25,8 @@ fn a_version_whose_deltas_are_gone_fails_with_eio_not_enoent() {
     // the head with the second: with both gone, it cannot be read.
     let dir = m.home.path().join("databases/shop/tables/users");
     // Both deltas, loose or in a pack (the first commit's may be packed).
+    let (packed, loose) = crate::util::packed_and_loose(&dir);
+    assert_eq!(packed.len() + loose.len(), 2, "{packed:?} {loose:?}");
     let mut files = Vec::new();
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();

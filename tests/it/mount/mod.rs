@@ -546,6 +546,20 @@ def expect(pattern):
             sys.exit(f'waiting for {pattern!r}, the screen shows {seen!r}')
 "#;
 
+/// `content` with row `key`'s name set to `name` (tables of `util::rows`).
+fn with_name(content: &[u8], key: u32, name: &str) -> Vec<u8> {
+    crate::util::set_row(
+        content,
+        &key.to_string(),
+        &format!("{key}|{name}|{}", key * 7),
+    )
+}
+
+/// What `users/current.csv` reads through the mount.
+fn head(m: &Mounted) -> Vec<u8> {
+    std::fs::read(m.current()).unwrap()
+}
+
 fn table() -> Vec<u8> {
     generated("users", 300, '|')
 }

@@ -4,26 +4,12 @@
 //! cp -a). They describe the behaviour of src/fs as specified for this
 //! round; each test says in one line what it proves.
 
-use super::Mounted;
+use super::{Mounted, head, with_name};
 
 /// `id|name|score`, rows `k|name k|k*7` for k in 1..=50: plain rows, one
 /// per line, so lines can be counted.
 fn users() -> Vec<u8> {
     crate::util::rows(50)
-}
-
-/// `content` with row `key`'s name set to `name`.
-fn with_name(content: &[u8], key: u32, name: &str) -> Vec<u8> {
-    crate::util::set_row(
-        content,
-        &key.to_string(),
-        &format!("{key}|{name}|{}", key * 7),
-    )
-}
-
-/// What `users/current.csv` reads through the mount.
-fn head(m: &Mounted) -> Vec<u8> {
-    std::fs::read(m.current()).unwrap()
 }
 
 /// How many lines of `content` are exactly `line`.
