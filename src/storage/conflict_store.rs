@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use super::database::Database;
 use super::error::{Result, StorageError};
-use super::io::{replace_file, sync_parent};
+use super::io::{remove_if_exists, replace_file, sync_parent};
 use super::kept::valid_name;
 
 pub const CONFLICTS_DIR: &str = "conflicts";
@@ -120,10 +120,8 @@ impl Database {
         let mut removed = None;
         for file in ConflictFile::ALL {
             let path = self.conflict_path(id, file)?;
-            match self.io().remove(&path) {
-                Ok(()) => removed = Some(path),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io("remove", &path, e)),
+            if remove_if_exists(&**self.io(), &path)? {
+                removed = Some(path);
             }
         }
         match removed {

@@ -419,14 +419,22 @@ pub fn replace_file_unsynced(io: &dyn Io, path: &Path, bytes: &[u8]) -> Result<(
     Ok(())
 }
 
+/// Removes file `path` if it is there; whether it was.
+pub fn remove_if_exists(io: &dyn Io, path: &Path) -> Result<bool> {
+    match io.remove(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StorageError::io("remove", path, e)),
+    }
+}
+
 /// Removes file `path` (nothing to do when it is gone) and makes the
 /// removal durable.
 pub fn remove_file_durably(io: &dyn Io, path: &Path) -> Result<()> {
-    match io.remove(path) {
-        Ok(()) => sync_parent(io, path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::io("remove", path, e)),
+    if remove_if_exists(io, path)? {
+        sync_parent(io, path)?;
     }
+    Ok(())
 }
 
 /// Fsyncs the directory holding `path`.

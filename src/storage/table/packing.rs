@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::super::error::{Result, StorageError};
-use super::super::io::{TEMP_MARKER, read_file};
+use super::super::io::{TEMP_MARKER, read_file, remove_if_exists};
 use super::super::log::LogEntry;
 use super::super::pack;
 use super::{Table, lock_poisoned};
@@ -326,12 +326,7 @@ impl Table {
             packs.invalidate();
         }
         for (file, _) in files.iter().rev() {
-            let p = self.path(file);
-            match io.remove(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io("remove", &p, e)),
-            }
+            remove_if_exists(io, &self.path(file))?;
         }
         io.sync_dir(&self.dir)
             .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
@@ -410,12 +405,7 @@ impl Table {
             })
             .collect();
         for f in &bad {
-            let p = self.path(f);
-            match io.remove(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io("remove", &p, e)),
-            }
+            remove_if_exists(io, &self.path(f))?;
         }
         if bad.is_empty() && covered.is_empty() {
             return Ok(());
@@ -428,12 +418,7 @@ impl Table {
         }
         for n in covered {
             tracing::info!(table = %self.name, file = %n, "removing a loose delta its pack holds");
-            let p = self.path(n);
-            match io.remove(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io("remove", &p, e)),
-            }
+            remove_if_exists(io, &self.path(n))?;
         }
         io.sync_dir(&self.dir)
             .map_err(|e| StorageError::io("fsync directory", &self.dir, e))

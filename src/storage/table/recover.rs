@@ -8,7 +8,7 @@ use super::super::csv::header_columns;
 use super::super::error::{Result, StorageError};
 use super::super::frame::Decision;
 use super::super::head_writer::{self, write_head};
-use super::super::io::{TEMP_MARKER, read_file};
+use super::super::io::{TEMP_MARKER, read_file, remove_if_exists};
 use super::super::log::{self, LogEntry, content_hash};
 use super::{CURRENT, LOG, State, Table, lock_poisoned};
 
@@ -104,12 +104,7 @@ impl Table {
             io.truncate(&log_path, *valid_len as u64)
                 .map_err(|e| StorageError::io("truncate", &log_path, e))?;
             for f in [line.delta_file(), line.keyframe_file()] {
-                let p = self.path(&f);
-                match io.remove(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(StorageError::io("remove", &p, e)),
-                }
+                remove_if_exists(io, &self.path(&f))?;
             }
             io.sync_dir(&self.dir)
                 .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
@@ -168,12 +163,7 @@ impl Table {
         let mut removed = false;
         for n in doomed {
             tracing::info!(table = %self.name, file = %n, "removing leftover of an interrupted commit");
-            let p = self.path(&n);
-            match io.remove(&p) {
-                Ok(()) => removed = true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io("remove", &p, e)),
-            }
+            removed |= remove_if_exists(io, &self.path(&n))?;
         }
         if removed {
             io.sync_dir(&self.dir)
