@@ -204,6 +204,8 @@ impl Table {
             .unwrap_or_default();
         lock_poisoned(self.packs.lock()).listed = Some(listed);
         let mut run = Vec::new();
+        // Loose lengths by log index, stat'ed once for both uses below.
+        let mut loose_len: HashMap<usize, Option<u64>> = HashMap::new();
         for i in (0..log.len()).rev().take(PACK_SCAN) {
             if log[i].name() <= last_packed {
                 break;
@@ -214,6 +216,7 @@ impl Table {
                 .io
                 .len(&path)
                 .map_err(|x| StorageError::io("stat", &path, x))?;
+            loose_len.insert(i, len);
             if let Some(len) = len.filter(|&l| l <= LARGE_DELTA) {
                 run.push((i, len));
             }
@@ -226,7 +229,11 @@ impl Table {
         let mut since_anchor = 0;
         for j in start..log.len() {
             if j > 0 && log[j - 1].size != 0 {
-                since_anchor += self.stored_len(&log[j])?.unwrap_or(0);
+                let len = match loose_len.get(&j) {
+                    Some(len) => *len,
+                    None => self.stored_len(&log[j])?,
+                };
+                since_anchor += len.unwrap_or(0);
             }
         }
         let tail = Tail {
