@@ -60,14 +60,28 @@ impl ReedFs {
 
     /// The listing of directory `ino`: asked of its family.
     pub fn readdir(&self, ino: u64) -> Result<Vec<(u64, Kind, String)>> {
+        Ok(self.list_dir(ino)?.0)
+    }
+
+    /// `readdir`, with the versions' log when `ino` is `@versions/` (read
+    /// once, outside the namespace lock: the names and, for `opendir`, the
+    /// attributes come from it).
+    #[allow(clippy::type_complexity)]
+    fn list_dir(&self, ino: u64) -> Result<(Vec<(u64, Kind, String)>, Option<Vec<VersionInfo>>)> {
+        let node = self.node(&lock(&self.inner), ino)?;
+        let log = match &node {
+            Node::Versions(db, t) => Some(self.table(*db, t)?.versions()?),
+            _ => None,
+        };
         let mut inner = lock(&self.inner);
-        let node = self.node(&inner, ino)?;
         let show = self.opts.show_virtual;
         let names = match &node {
             Node::Root | Node::Db(_) | Node::Table(..) => {
                 self.tables_entries(&inner, &node, show)?
             }
-            Node::Versions(..) => self.versions_entries(&node)?,
+            Node::Versions(db, t) => {
+                Self::versions_entries(*db, t, log.as_deref().unwrap_or_default())
+            }
             Node::Rejected(_) => self.rejected_entries(&node)?,
             Node::Conflicts(_) => self.conflicts_entries(&inner, &node)?,
             Node::FramesRoot(_) | Node::FrameDir(..) => Self::frames_entries(&inner, &node)?,
@@ -75,7 +89,7 @@ impl ReedFs {
             Node::AsOfRoot(_) | Node::AsOf(..) => self.as_of_entries(&node)?,
             _ => return Err(FsError::NotDir),
         };
-        Ok(names
+        let entries = names
             .into_iter()
             .map(|(n, k, name)| {
                 let ino = match &n {
@@ -84,7 +98,8 @@ impl ReedFs {
                 };
                 (ino, k, name)
             })
-            .collect())
+            .collect();
+        Ok((entries, log))
     }
 
     /// Opens directory `ino`: its listing, taken now. For `@versions/`
@@ -92,11 +107,11 @@ impl ReedFs {
     /// for the names), so a listing with attributes costs no lookup per
     /// version.
     pub fn opendir(&self, ino: u64) -> Result<u64> {
-        let entries = self.readdir(ino)?;
+        let (entries, log) = self.list_dir(ino)?;
         let mut inner = lock(&self.inner);
-        let attrs = match inner.inodes.node(ino).cloned() {
-            Some(Node::Versions(db, t)) => self.versions_listing_attrs(&inner, db, &t, &entries)?,
-            _ => vec![None; entries.len()],
+        let attrs = match &log {
+            Some(log) => self.versions_listing_attrs(&inner, &entries, log),
+            None => vec![None; entries.len()],
         };
         let h = Handle::Dir {
             entries: Arc::new(entries),

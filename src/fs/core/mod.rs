@@ -38,7 +38,8 @@ use super::status::{Event, Status};
 use crate::merge::{self, MergeError, Outcome};
 use crate::storage::attrs::{Attrs, PathAttrs};
 use crate::storage::{
-    Action, Base, CURRENT, CommitOptions, Database, SCHEMA, StorageError, Table, kept, names,
+    Action, Base, CURRENT, CommitOptions, Database, SCHEMA, StorageError, Table, VersionInfo, kept,
+    names,
 };
 
 mod attrs;

@@ -20,39 +20,41 @@ impl ReedFs {
         Ok(Node::VersionFile(*db, t.clone(), seq))
     }
 
-    /// The listing of `@versions/`: every version, then `log.csv`.
-    pub(in crate::fs::core) fn versions_entries(&self, node: &Node) -> Result<Listing> {
-        let Node::Versions(db, t) = node else {
-            return Err(FsError::NotDir);
-        };
-        let mut names: Listing = Vec::new();
-        for v in self.table(*db, t)?.versions()? {
-            names.push((
-                Node::VersionFile(*db, t.clone(), v.seq),
-                Kind::File,
-                format!("{}.csv", v.name),
-            ));
-        }
+    /// The listing of `@versions/` of table `t` from its versions (`log`):
+    /// every version, then `log.csv`.
+    pub(in crate::fs::core) fn versions_entries(
+        db: usize,
+        t: &str,
+        log: &[VersionInfo],
+    ) -> Listing {
+        let mut names: Listing = log
+            .iter()
+            .map(|v| {
+                (
+                    Node::VersionFile(db, t.to_string(), v.seq),
+                    Kind::File,
+                    format!("{}.csv", v.name),
+                )
+            })
+            .collect();
         names.push((
-            Node::VersionLog(*db, t.clone()),
+            Node::VersionLog(db, t.to_string()),
             Kind::File,
             "log.csv".into(),
         ));
-        Ok(names)
+        names
     }
 
-    /// The attributes of the versions of a listing of `@versions/` of
-    /// table `t` (from the log, already read for the names), aligned with
-    /// `entries`, so a listing with attributes costs no lookup per version.
+    /// The attributes of the versions of a listing of `@versions/`, from
+    /// `log`, the versions read for the names, aligned with `entries`, so a
+    /// listing with attributes costs no lookup per version.
     pub(in crate::fs::core) fn versions_listing_attrs(
         &self,
         inner: &Inner,
-        db: usize,
-        t: &str,
         entries: &[(u64, Kind, String)],
-    ) -> Result<Vec<Option<Attr>>> {
+        log: &[VersionInfo],
+    ) -> Vec<Option<Attr>> {
         let mut attrs = vec![None; entries.len()];
-        let log = self.dbs[db].db.table(t)?.versions()?;
         for ((child, _, _), attr) in entries.iter().zip(attrs.iter_mut()) {
             if let Some(Node::VersionFile(_, _, seq)) = inner.inodes.node(*child)
                 && let Some(v) = log.get((*seq as usize).wrapping_sub(1))
@@ -62,7 +64,7 @@ impl ReedFs {
                 *attr = Some(a);
             }
         }
-        Ok(attrs)
+        attrs
     }
 
     /// Attributes of `@versions/` and its files (no namespace lock).
