@@ -20,13 +20,10 @@ impl ReedFs {
                 Node::AsOf(*db, ts)
             }
             Node::AsOf(db, ts) => {
+                // Whether the table existed then is for `as_of_attr` to
+                // say, outside the namespace lock (a lookup asks it next).
                 let t = name.strip_suffix(".csv").ok_or(FsError::NotFound)?;
-                let table = self.table(*db, t)?;
-                // Only tables that existed (and were not dropped) then.
-                let seq = table.seq_at(*ts)?;
-                if seq == 0 || table.version(seq)?.size == 0 {
-                    return Err(FsError::NotFound);
-                }
+                names::validate(t).map_err(|_| FsError::NotFound)?;
                 Node::AsOfFile(*db, *ts, t.to_string())
             }
             _ => return Err(FsError::NotDir),
@@ -65,7 +62,15 @@ impl ReedFs {
             Node::AsOfRoot(_) | Node::AsOf(..) => self.dir_attr(ino, self.started),
             Node::AsOfFile(db, ts, t) => {
                 let table = self.table(*db, t)?;
-                let v = table.version(table.seq_at(*ts)?)?;
+                // Only tables that existed (and were not dropped) then.
+                let seq = table.seq_at(*ts)?;
+                let v = match seq {
+                    0 => return Err(FsError::NotFound),
+                    seq => table.version(seq)?,
+                };
+                if v.size == 0 {
+                    return Err(FsError::NotFound);
+                }
                 let mut a = self.file_attr(ino, v.size, READ_ONLY_PERM, ts_time(v.ts_us));
                 a.stable = *ts < names::now_us();
                 a
