@@ -47,33 +47,37 @@ fn sort_out(s: &Select, out: &mut [OutRow]) {
     out.sort_by(|(_, a), (_, b)| {
         for (k, o) in s.order.iter().enumerate() {
             let (x, y) = (&a[k], &b[k]);
-            let ord = match (x.is_null(), y.is_null()) {
-                (true, true) => Ordering::Equal,
-                (true, false) => {
-                    if o.nulls_first {
-                        Ordering::Less
-                    } else {
-                        Ordering::Greater
-                    }
-                }
-                (false, true) => {
-                    if o.nulls_first {
-                        Ordering::Greater
-                    } else {
-                        Ordering::Less
-                    }
-                }
-                (false, false) => {
-                    let c = x.sort_cmp(y);
-                    if o.desc { c.reverse() } else { c }
-                }
-            };
+            let ord = key_order(x.is_null(), y.is_null(), o.nulls_first, o.desc, || {
+                x.sort_cmp(y)
+            });
             if ord != Ordering::Equal {
                 return ord;
             }
         }
         Ordering::Equal
     });
+}
+
+/// The order of two values of one ORDER BY key, given whether each is
+/// NULL and, for two non-NULL ones, their ascending order (`cmp`): NULLs
+/// first or last as the key says, then DESC reverses. The one rule of
+/// every ordering path (the sort here, top-k).
+pub(super) fn key_order(
+    a_null: bool,
+    b_null: bool,
+    nulls_first: bool,
+    desc: bool,
+    cmp: impl FnOnce() -> Ordering,
+) -> Ordering {
+    match (a_null, b_null) {
+        (true, true) => Ordering::Equal,
+        (true, false) if nulls_first => Ordering::Less,
+        (true, false) => Ordering::Greater,
+        (false, true) if nulls_first => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) if desc => cmp().reverse(),
+        (false, false) => cmp(),
+    }
 }
 
 /// DISTINCT, ORDER BY, OFFSET and LIMIT over (output row, sort keys).

@@ -17,6 +17,7 @@ use super::super::value::Value;
 use super::Env;
 use super::eval::{Ctx, Row, eval};
 use super::join::first_ids;
+use super::order::key_order;
 
 /// A query `TopK` runs: its table and ORDER BY columns.
 pub(super) struct TopK<'s> {
@@ -73,38 +74,22 @@ const EXACT: f64 = 9_007_199_254_740_992.0;
 /// Order of rows `a` and `b` of `t` by `keys`, then by row number.
 fn cmp_rows(t: &TypedTable, keys: &[Key], a: usize, b: usize) -> Ordering {
     for k in keys {
-        let nulls = |a_null: bool, b_null: bool| match (a_null, b_null) {
-            (true, true) => Some(Ordering::Equal),
-            (true, false) if k.nulls_first => Some(Ordering::Less),
-            (true, false) => Some(Ordering::Greater),
-            (false, true) if k.nulls_first => Some(Ordering::Greater),
-            (false, true) => Some(Ordering::Less),
-            (false, false) => None,
-        };
         let ord = match k.numbers {
-            Some(n) => match nulls(!n.present[a], !n.present[b]) {
-                Some(o) => o,
-                None => {
-                    let (x, y) = (n.values[a], n.values[b]);
-                    // A strict f64 order is the values' order; equal f64s
-                    // are equal values unless large integers rounded.
-                    let c = match x.partial_cmp(&y) {
-                        Some(Ordering::Equal) if x.abs() < EXACT => Ordering::Equal,
-                        Some(c @ (Ordering::Less | Ordering::Greater)) => c,
-                        _ => cell(t, a, k.col).sort_cmp(cell(t, b, k.col)),
-                    };
-                    if k.desc { c.reverse() } else { c }
+            Some(n) => key_order(!n.present[a], !n.present[b], k.nulls_first, k.desc, || {
+                let (x, y) = (n.values[a], n.values[b]);
+                // A strict f64 order is the values' order; equal f64s are
+                // equal values unless large integers rounded.
+                match x.partial_cmp(&y) {
+                    Some(Ordering::Equal) if x.abs() < EXACT => Ordering::Equal,
+                    Some(c @ (Ordering::Less | Ordering::Greater)) => c,
+                    _ => cell(t, a, k.col).sort_cmp(cell(t, b, k.col)),
                 }
-            },
+            }),
             None => {
                 let (x, y) = (cell(t, a, k.col), cell(t, b, k.col));
-                match nulls(x.is_null(), y.is_null()) {
-                    Some(o) => o,
-                    None => {
-                        let c = x.sort_cmp(y);
-                        if k.desc { c.reverse() } else { c }
-                    }
-                }
+                key_order(x.is_null(), y.is_null(), k.nulls_first, k.desc, || {
+                    x.sort_cmp(y)
+                })
             }
         };
         if ord != Ordering::Equal {
