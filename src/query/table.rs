@@ -539,21 +539,20 @@ fn typed_cells<'a>(
         .collect()
 }
 
-/// Chunks of `rows` rows of `width` columns (`cells` row-major), of
-/// `CHUNK_ROWS` rows each, or of even sizes around it when they are more
-/// than twice that (`even`); with `starts` (absolute record starts, one
-/// per row) split alongside: each chunk's base offset and its chunk.
+/// The rows a derive rebuilt (`cells` row-major, `width` columns) as
+/// chunks: one when they are at most twice `CHUNK_ROWS`, else pieces of
+/// even sizes around `CHUNK_ROWS`; with `starts` (absolute record starts,
+/// one per row) split alongside: each chunk's base offset and its chunk.
 fn into_chunks(
     cells: Vec<Value>,
     starts: &[usize],
     width: usize,
-    even: bool,
 ) -> Vec<(usize, Arc<Chunk>)> {
     let rows = starts.len();
     if rows == 0 {
         return Vec::new();
     }
-    let pieces = if even && rows <= 2 * CHUNK_ROWS {
+    let pieces = if rows <= 2 * CHUNK_ROWS {
         1
     } else {
         rows.div_ceil(CHUNK_ROWS)
@@ -561,11 +560,7 @@ fn into_chunks(
     let mut cells = cells.into_iter();
     let mut out = Vec::with_capacity(pieces);
     for k in 0..pieces {
-        let (a, b) = if even {
-            (rows * k / pieces, rows * (k + 1) / pieces)
-        } else {
-            (k * CHUNK_ROWS, ((k + 1) * CHUNK_ROWS).min(rows))
-        };
+        let (a, b) = (rows * k / pieces, rows * (k + 1) / pieces);
         let part: Vec<Value> = cells.by_ref().take((b - a) * width).collect();
         let base = starts[a];
         let rel = starts[a..b].iter().map(|&s| s - base).collect();
@@ -824,7 +819,7 @@ impl TypedTable {
         if cells.len() != starts.len() * width {
             return None;
         }
-        let rebuilt = into_chunks(cells, &starts, width, true);
+        let rebuilt = into_chunks(cells, &starts, width);
         let mut chunks = Vec::with_capacity(self.chunks.len() + rebuilt.len());
         let mut offsets = Vec::with_capacity(self.chunks.len() + rebuilt.len());
         chunks.extend(self.chunks[..c0].iter().cloned());
