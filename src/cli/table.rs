@@ -39,14 +39,17 @@ pub(super) fn read_input(path: &Path) -> Result<Vec<u8>> {
         std::io::stdin().read_to_end(&mut buf)?;
         return Ok(buf);
     }
-    std::fs::read(path).map_err(|e| {
-        let code = if e.kind() == std::io::ErrorKind::NotFound {
-            exit::NOT_FOUND
-        } else {
-            exit::ERROR
-        };
-        fail(code, format!("cannot read {}: {e}", path.display()))
-    })
+    std::fs::read(path).map_err(|e| cannot_read(path, e))
+}
+
+/// The user's file `path` could not be read: not found, or another error.
+fn cannot_read(path: &Path, e: std::io::Error) -> anyhow::Error {
+    let code = if e.kind() == std::io::ErrorKind::NotFound {
+        exit::NOT_FOUND
+    } else {
+        exit::ERROR
+    };
+    fail(code, format!("cannot read {}: {e}", path.display()))
 }
 
 /// [`read_input`] for `table:create` and `table:import`: read into the one
@@ -55,14 +58,7 @@ fn read_input_shown(path: &Path, bar: &Bar) -> Result<Vec<u8>> {
     if path == Path::new("-") {
         return Ok(bar.read_from(std::io::stdin().lock(), 0)?);
     }
-    let cannot = |e: std::io::Error| {
-        let code = if e.kind() == std::io::ErrorKind::NotFound {
-            exit::NOT_FOUND
-        } else {
-            exit::ERROR
-        };
-        fail(code, format!("cannot read {}: {e}", path.display()))
-    };
+    let cannot = |e: std::io::Error| cannot_read(path, e);
     let f = std::fs::File::open(path).map_err(cannot)?;
     let len = f.metadata().map_err(cannot)?.len();
     bar.read_from(f, len).map_err(cannot)
