@@ -543,11 +543,7 @@ fn typed_cells<'a>(
 /// chunks: one when they are at most twice `CHUNK_ROWS`, else pieces of
 /// even sizes around `CHUNK_ROWS`; with `starts` (absolute record starts,
 /// one per row) split alongside: each chunk's base offset and its chunk.
-fn into_chunks(
-    cells: Vec<Value>,
-    starts: &[usize],
-    width: usize,
-) -> Vec<(usize, Arc<Chunk>)> {
+fn into_chunks(cells: Vec<Value>, starts: &[usize], width: usize) -> Vec<(usize, Arc<Chunk>)> {
     let rows = starts.len();
     if rows == 0 {
         return Vec::new();

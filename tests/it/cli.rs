@@ -458,11 +458,7 @@ fn settings_are_shown_and_changed_with_checks() {
 fn a_locked_table_names_the_holder() {
     let r = Rdb::new();
     r.ok(&["db:init", "shop"]);
-    let cfg = r.db_root("shop").join("config.toml");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("lock_timeout_ms = 5000", "lock_timeout_ms = 300");
-    std::fs::write(&cfg, text).unwrap();
+    crate::util::set_config(&r.db_root("shop"), "lock_timeout_ms", 300);
     let f = r.file("t.csv", USERS);
     r.ok(&["table:create", "shop", "t", "--from", &f]);
     // Hold the table's lock from this process, as a running daemon would.
@@ -1675,11 +1671,7 @@ fn a_name_both_local_and_registered_says_which_is_used() {
 fn an_update_of_a_locked_table_exits_6_and_names_the_holder() {
     let r = Rdb::new();
     r.ok(&["db:init", "shop"]);
-    let cfg = r.db_root("shop").join("config.toml");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("lock_timeout_ms = 5000", "lock_timeout_ms = 300");
-    std::fs::write(&cfg, text).unwrap();
+    crate::util::set_config(&r.db_root("shop"), "lock_timeout_ms", 300);
     let f = r.file("t.csv", USERS);
     r.ok(&["table:create", "shop", "t", "--from", &f]);
     let lock_path = r.db_root("shop").join("tables/t/lock");

@@ -912,14 +912,6 @@ fn hold_table_lock(dir: &std::path::Path, table: &str) -> std::fs::File {
     f
 }
 
-fn set_lock_timeout_ms(dir: &std::path::Path, ms: u64) {
-    let cfg = dir.join("config.toml");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("lock_timeout_ms = 5000", &format!("lock_timeout_ms = {ms}"));
-    std::fs::write(&cfg, text).unwrap();
-}
-
 #[test]
 fn the_head_writer_never_replaces_current_csv_while_another_process_holds_the_lock() {
     let dir = tempfile::tempdir().unwrap();
@@ -929,7 +921,7 @@ fn the_head_writer_never_replaces_current_csv_while_another_process_holds_the_lo
             .unwrap(),
     );
     // The head writer waits this long for the lock, then leaves the file.
-    set_lock_timeout_ms(dir.path(), 200);
+    crate::util::set_config(dir.path(), "lock_timeout_ms", 200);
     let io = std::sync::Arc::new(GatedIo::default());
     let db = Database::open_with(io.clone(), dir.path()).unwrap();
     let t = db.table("t").unwrap();
