@@ -24,8 +24,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use super::column_index::ColumnIndex;
 use super::error::QueryError;
-use super::table::{ColumnIndex, TableRef, TypedTable};
+use super::table::{TableRef, TypedTable};
 use crate::storage::{Database, StorageError};
 
 /// The name of the index list in the database's local state

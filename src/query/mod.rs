@@ -9,6 +9,8 @@
 
 mod ast;
 mod cache;
+mod cells;
+mod column_index;
 mod dml;
 mod error;
 mod exec;
@@ -114,8 +116,8 @@ impl TableCache {
     }
 }
 
-/// A parsed version, its bytes, and its version name (`ParsedTables::latest`).
-type Latest = (table::TableRef, Arc<Vec<u8>>, String);
+/// A parsed version and its version name (`ParsedTables::latest`).
+type Latest = (table::TableRef, String);
 
 #[derive(Debug, Default)]
 struct ParsedTables {
@@ -125,9 +127,9 @@ struct ParsedTables {
 
 #[derive(Debug)]
 struct Parsed {
+    /// The parsed version (holding its content: the next version is
+    /// derived from it).
     table: table::TableRef,
-    /// The version's bytes: the next version is derived from them.
-    content: Arc<Vec<u8>>,
     bytes: u64,
     used: u64,
     used_at: Instant,
@@ -157,7 +159,7 @@ impl ParsedTables {
             .iter()
             .filter(|((t, v), _)| t == table && schema_of(v) == schema_of(version))
             .max_by(|a, b| a.0.1.cmp(&b.0.1))
-            .map(|((_, v), e)| (Arc::clone(&e.table), Arc::clone(&e.content), v.clone()))
+            .map(|((_, v), e)| (Arc::clone(&e.table), v.clone()))
     }
 
     /// Keeps a parsed version; returns the versions that leave to make
@@ -168,7 +170,6 @@ impl ParsedTables {
         &mut self,
         key: (String, String),
         table: table::TableRef,
-        content: Arc<Vec<u8>>,
         as_history: bool,
     ) -> Vec<Parsed> {
         self.clock += 1;
@@ -191,7 +192,7 @@ impl ParsedTables {
         // Every version counts its rows whole, chunks it shares with another
         // cached version included (`TypedTable::bytes`): an over-count while
         // an older version stays for AS OF, never an under-count.
-        let bytes = table.bytes() + content.len() as u64;
+        let bytes = table.bytes() + table.content().len() as u64;
         let mut total: u64 = self.map.values().map(|e| e.bytes).sum();
         while total + bytes > MAX_PARSED_BYTES {
             let Some(lru) = self
@@ -212,7 +213,6 @@ impl ParsedTables {
             key,
             Parsed {
                 table,
-                content,
                 bytes,
                 used,
                 used_at: now,
@@ -618,18 +618,18 @@ impl<'db> Engine<'db> {
         // handle committed the head over the version cached, the commit
         // knows where they differ (a hint: any doubt, and derive compares).
         let ends = match (&cached, ts_us) {
-            (Some((_, _, cached_version)), None) => t.change_from_previous(seq).filter(|_| {
+            (Some((_, cached_version)), None) => t.change_from_previous(seq).filter(|_| {
                 let cached_name = cached_version.split('+').next().unwrap_or_default();
                 seq > 1 && t.version(seq - 1).is_ok_and(|v| v.name == cached_name)
             }),
             _ => None,
         };
-        let derived = cached.as_ref().and_then(|(old, old_content, _)| {
-            old.derive_within(old_content, &content, delim, ends)
-        });
+        let derived = cached
+            .as_ref()
+            .and_then(|(old, _)| old.derive_within(&content, ends));
         // The version the new one derives from: its indices are updated.
         let prev = match (&derived, &cached) {
-            (Some(_), Some((old, _, _))) => Some(Arc::clone(old)),
+            (Some(_), Some((old, _))) => Some(Arc::clone(old)),
             _ => None,
         };
         let parsed = Arc::new(match derived {
@@ -644,7 +644,7 @@ impl<'db> Engine<'db> {
             .tables
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, Arc::clone(&parsed), content, ts_us.is_some());
+            .insert(key, Arc::clone(&parsed), ts_us.is_some());
         // What the previous version computed of its columns, updated.
         if let Some(prev) = &prev {
             parsed.inherit(prev);

@@ -801,12 +801,8 @@ fn next_field(b: &[u8], mut pos: usize, delim: u8) -> (Cow<'_, [u8]>, usize, boo
         }
         Cow::Owned(out)
     } else {
-        let len = memchr::memchr2(delim, b'\n', &b[pos..]).unwrap_or(b.len() - pos);
-        let mut field = &b[pos..pos + len];
+        let (field, len) = plain_field(b, pos, delim);
         pos += len;
-        if field.last() == Some(&b'\r') && b.get(pos).is_none_or(|&c| c == b'\n') {
-            field = &field[..field.len() - 1];
-        }
         Cow::Borrowed(field)
     };
     if b.get(pos) == Some(&b'\r') {
@@ -817,6 +813,19 @@ fn next_field(b: &[u8], mut pos: usize, delim: u8) -> (Cow<'_, [u8]>, usize, boo
         pos += 1; // the delimiter or '\n'
     }
     (value, pos, last)
+}
+
+/// The unquoted field that starts at `pos`: up to the delimiter or the
+/// end of its line (a CR before a line's end is the line's, not the
+/// field's); with the bytes up to that delimiter or line end.
+pub fn plain_field(b: &[u8], pos: usize, delim: u8) -> (&[u8], usize) {
+    let rest = b.get(pos..).unwrap_or_default();
+    let len = memchr::memchr2(delim, b'\n', rest).unwrap_or(rest.len());
+    let field = &rest[..len];
+    match field.strip_suffix(b"\r") {
+        Some(f) if rest.get(len).is_none_or(|&c| c == b'\n') => (f, len),
+        _ => (field, len),
+    }
 }
 
 fn field_text(f: Cow<'_, [u8]>) -> Cow<'_, str> {
@@ -834,6 +843,11 @@ fn field_text(f: Cow<'_, [u8]>) -> Cow<'_, str> {
 /// record). Values are borrowed unless quoted. For readers that parse a
 /// whole version (queries); no validation, no allocation per plain field.
 pub fn fields(b: &[u8], delim: u8) -> impl Iterator<Item = (Cow<'_, str>, bool)> {
+    fields_at(b, delim).map(|(f, last, _)| (f, last))
+}
+
+/// `fields`, with where each field starts in `b`.
+pub fn fields_at(b: &[u8], delim: u8) -> impl Iterator<Item = (Cow<'_, str>, bool, usize)> {
     let mut pos = 0;
     // After a field that did not end its record, one more follows even at
     // the end of the content (`1|` ends with an empty field).
@@ -842,9 +856,10 @@ pub fn fields(b: &[u8], delim: u8) -> impl Iterator<Item = (Cow<'_, str>, bool)>
         if pos >= b.len() && !in_record {
             return None;
         }
+        let at = pos;
         let (value, next, last) = next_field(b, pos, delim);
         (pos, in_record) = (next, !last);
-        Some((field_text(value), last))
+        Some((field_text(value), last, at))
     })
 }
 

@@ -9,7 +9,7 @@ use super::super::ast::{AggCall, AggFunc, Expr, Select};
 use super::super::error::QueryError;
 use super::super::table::{Dict, TypedTable};
 use super::super::value::{FastMap, Value};
-use super::eval::{Ctx, Row, eval, eval_cow, runtime};
+use super::eval::{Ctx, Row, eval, runtime};
 use super::join::{first_ids, stream_rows};
 use super::order::{OutRow, finish_output};
 use super::{Env, too_large};
@@ -234,17 +234,16 @@ fn aggregate_columns(
 /// Adds one row to a group's aggregates (NULLs skipped except by COUNT(*),
 /// repeats skipped by DISTINCT aggregates).
 pub(super) fn feed(aggs: &[AggCall], state: &mut GroupState, row: Row) -> Result<(), QueryError> {
-    let one = Value::Int(1);
     let (_, accs, seen) = state;
     for (i, a) in aggs.iter().enumerate() {
         let v = match &a.arg {
-            None => std::borrow::Cow::Borrowed(&one),
-            Some(x) => eval_cow(x, row)?,
+            None => Value::Int(1),
+            Some(x) => eval(x, &Ctx::Row(row))?,
         };
         if a.func != AggFunc::CountStar && v.is_null() {
             continue;
         }
-        if a.distinct && !seen[i].insert(v.as_ref().clone()) {
+        if a.distinct && !seen[i].insert(v.clone()) {
             continue;
         }
         accumulate(&mut accs[i], &v)?;
@@ -300,20 +299,19 @@ pub(super) fn group_rows(
     aggs: &[AggCall],
     rows: &[Row],
 ) -> Result<Vec<OutRow>, QueryError> {
-    // Groups by key: a single plain column is looked up by reference
-    // (no key is built per row); anything else by its values.
-    let mut by_ref: FastMap<&Value, usize> = FastMap::default();
+    // Groups by key: a single plain column is looked up by its value
+    // (no key vector is built per row); anything else by its values.
+    let mut by_ref: FastMap<Value, usize> = FastMap::default();
     let mut by_value: FastMap<Vec<Value>, usize> = FastMap::default();
     let single_col = match keys {
         [Expr::Col(i, _)] => Some(*i),
         _ => None,
     };
     let mut states: Vec<GroupState> = Vec::new();
-    let null = Value::Null;
     for &r in rows {
         env.limits.interrupt.check()?;
         let found = match single_col {
-            Some(i) => by_ref.get(r.get(i).unwrap_or(&null)).copied(),
+            Some(i) => by_ref.get(&r.get(i).unwrap_or(Value::Null)).copied(),
             None => {
                 let key: Vec<Value> = keys
                     .iter()
@@ -336,7 +334,7 @@ pub(super) fn group_rows(
                 ));
                 match single_col {
                     Some(i) => {
-                        by_ref.insert(r.get(i).unwrap_or(&null), states.len() - 1);
+                        by_ref.insert(r.get(i).unwrap_or(Value::Null), states.len() - 1);
                     }
                     None => {
                         by_value.insert(key, states.len() - 1);

@@ -4,38 +4,25 @@
 use std::cmp::Ordering;
 
 use super::super::ast::{ArithOp, CmpOp, Coerce, Expr, Func};
+use super::super::cells::RowRef;
 use super::super::error::{ErrorKind, QueryError};
 use super::super::value::Value;
 
-/// A row of the joined tables, without copying: one slice per source
-/// (`parts[p]` is source `p`'s row, empty where a LEFT JOIN found none),
-/// and where each source's columns start in the joined numbering.
+/// A row of the joined tables, without copying: one row per source
+/// (`parts[p]` is source `p`'s row, `RowRef::Empty` where a LEFT JOIN
+/// found none), and where each source's columns start in the joined
+/// numbering.
 #[derive(Clone, Copy)]
 pub(super) struct Row<'a> {
-    pub(super) parts: &'a [&'a [Value]],
+    pub(super) parts: &'a [RowRef<'a>],
     pub(super) offsets: &'a [usize],
 }
 
-impl<'a> Row<'a> {
-    pub(super) fn get(&self, i: usize) -> Option<&'a Value> {
+impl Row<'_> {
+    pub(super) fn get(&self, i: usize) -> Option<Value> {
         let p = self.offsets.iter().rposition(|&o| o <= i)?;
         self.parts.get(p)?.get(i - self.offsets[p])
     }
-}
-
-/// The value a column reference reads, borrowed (no clone); other
-/// expressions are evaluated.
-pub(super) fn eval_cow<'r>(
-    e: &Expr,
-    row: Row<'r>,
-) -> Result<std::borrow::Cow<'r, Value>, QueryError> {
-    Ok(match e {
-        Expr::Col(i, _) => match row.get(*i) {
-            Some(v) => std::borrow::Cow::Borrowed(v),
-            None => std::borrow::Cow::Owned(Value::Null),
-        },
-        _ => std::borrow::Cow::Owned(eval(e, &Ctx::Row(row))?),
-    })
 }
 
 /// What expressions read: a row of the joined tables, or a group.
@@ -53,7 +40,7 @@ pub fn eval_const(e: &Expr) -> Result<Value, QueryError> {
 }
 
 /// Evaluates an expression over one row of one table.
-pub fn eval_row(e: &Expr, row: &[Value]) -> Result<Value, QueryError> {
+pub fn eval_row(e: &Expr, row: RowRef) -> Result<Value, QueryError> {
     let parts = [row];
     eval(
         e,
@@ -71,7 +58,7 @@ pub(super) fn runtime(message: impl Into<String>) -> QueryError {
 pub(super) fn eval(e: &Expr, ctx: &Ctx) -> Result<Value, QueryError> {
     Ok(match e {
         Expr::Col(i, _) => match ctx {
-            Ctx::Row(r) => r.get(*i).cloned().unwrap_or(Value::Null),
+            Ctx::Row(r) => r.get(*i).unwrap_or(Value::Null),
             _ => return Err(runtime("a column outside of a row")),
         },
         Expr::Key(i) => match ctx {

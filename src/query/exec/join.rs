@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use super::super::Limits;
 use super::super::ast::{CmpOp, Expr, Select};
+use super::super::cells::RowRef;
+use super::super::column_index::ColumnIndex;
 use super::super::error::{ErrorKind, QueryError};
-use super::super::table::ColumnIndex;
 use super::super::value::{Type, Value};
 use super::Env;
 use super::eval::{Ctx, Row, eval};
@@ -25,10 +26,10 @@ pub(super) fn first_ids(s: &Select, env: &Env) -> Option<Vec<u32>> {
 }
 
 /// Rows of the first source that can satisfy the filter (`first_ids`).
-pub(super) fn first_rows<'t>(s: &'t Select, env: &Env) -> Result<Vec<&'t [Value]>, QueryError> {
+pub(super) fn first_rows<'t>(s: &'t Select, env: &Env) -> Result<Vec<RowRef<'t>>, QueryError> {
     let Some(first) = s.sources.first() else {
         // SELECT without FROM: one empty row.
-        return Ok(vec![&[]]);
+        return Ok(vec![RowRef::Values(&[])]);
     };
     let table = &first.table;
     Ok(match first_ids(s, env) {
@@ -77,16 +78,15 @@ pub(super) fn joined_rows<'t>(
     s: &'t Select,
     env: &Env,
     offsets: &'t [usize],
-) -> Result<Option<Vec<&'t [Value]>>, QueryError> {
+) -> Result<Option<Vec<RowRef<'t>>>, QueryError> {
     let limits = env.limits;
-    let mut rows: Vec<&'t [Value]> = first_rows(s, env)?;
-    let empty: &'t [Value] = &[];
+    let mut rows: Vec<RowRef<'t>> = first_rows(s, env)?;
     for (n, (j, src)) in s.joins.iter().zip(&s.sources[1..]).enumerate() {
         let stride = n + 1;
         let right = &src.table;
-        let mut out: Vec<&'t [Value]> = Vec::new();
+        let mut out: Vec<RowRef<'t>> = Vec::new();
         let mut count = 0u64;
-        let mut buf: Vec<&[Value]> = Vec::with_capacity(stride + 1);
+        let mut buf: Vec<RowRef> = Vec::with_capacity(stride + 1);
         // A hash join: the joined column's index, or a throwaway one.
         let hash = j.equi.map(|(_, rcol)| {
             env.index(src, rcol)
@@ -145,7 +145,7 @@ pub(super) fn joined_rows<'t>(
             match (j.equi, &hash) {
                 (Some((lcol, _)), Some(hash)) => {
                     if let Some(k) = left_row.get(lcol).filter(|k| !k.is_null()) {
-                        for i in hash.lookup(k) {
+                        for i in hash.lookup(&k) {
                             visit(i as usize, j.on_is_equi)?;
                         }
                     }
@@ -159,7 +159,7 @@ pub(super) fn joined_rows<'t>(
             if !matched && j.left {
                 count += 1;
                 out.extend_from_slice(left);
-                out.push(empty);
+                out.push(RowRef::Empty);
             }
             if count > limits.max_rows_in_memory {
                 return Ok(None);
@@ -206,7 +206,7 @@ pub(super) fn stream_rows(
         joined: 0,
         take,
     };
-    let mut parts: Vec<&[Value]> = Vec::with_capacity(offsets.len());
+    let mut parts: Vec<RowRef> = Vec::with_capacity(offsets.len());
     for first in first_rows(s, env)? {
         parts.push(first);
         let go_on = st.level(0, &mut parts)?;
@@ -231,7 +231,7 @@ struct Streamer<'a, 'e> {
 impl<'a> Streamer<'a, '_> {
     /// Extends the row in `parts` by join `level` onward; false: stop (the
     /// LIMIT is reached).
-    fn level(&mut self, level: usize, parts: &mut Vec<&'a [Value]>) -> Result<bool, QueryError> {
+    fn level(&mut self, level: usize, parts: &mut Vec<RowRef<'a>>) -> Result<bool, QueryError> {
         let s = self.s;
         if level == s.joins.len() {
             return self.output(parts);
@@ -248,7 +248,7 @@ impl<'a> Streamer<'a, '_> {
                     offsets: self.offsets,
                 };
                 // NULL is in no index: no match.
-                Some(hash.lookup(row.get(lcol).unwrap_or(&Value::Null)))
+                Some(hash.lookup(&row.get(lcol).unwrap_or(Value::Null)))
             }
             _ => None,
         };
@@ -285,7 +285,7 @@ impl<'a> Streamer<'a, '_> {
             }
         }
         if !matched && j.left {
-            parts.push(&[]);
+            parts.push(RowRef::Empty);
             self.count_joined()?;
             let go_on = self.level(level + 1, parts)?;
             parts.pop();
@@ -309,7 +309,7 @@ impl<'a> Streamer<'a, '_> {
     }
 
     /// A whole joined row: filtered, then taken.
-    fn output(&mut self, parts: &[&[Value]]) -> Result<bool, QueryError> {
+    fn output(&mut self, parts: &[RowRef]) -> Result<bool, QueryError> {
         self.limits.interrupt.check()?;
         let row = Row {
             parts,

@@ -20,9 +20,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::ast::{AggCall, Expr, Select, Source};
+use super::cells::RowRef;
+use super::column_index::ColumnIndex;
 use super::error::{ErrorKind, QueryError};
 use super::index::{IndexPolicy, Indexes};
-use super::table::ColumnIndex;
 use super::value::Value;
 use super::{Limits, ResultSet};
 
@@ -240,7 +241,7 @@ fn run_in_memory(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError>
         s.sources.iter().map(|src| src.offset).collect()
     };
     let stride = offsets.len();
-    let flat: Vec<&[Value]> = if s.joins.is_empty() {
+    let flat: Vec<RowRef> = if s.joins.is_empty() {
         first_rows(s, env)?
     } else {
         match joined_rows(s, env, &offsets)? {

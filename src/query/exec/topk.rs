@@ -82,13 +82,13 @@ fn cmp_rows(t: &TypedTable, keys: &[Key], a: usize, b: usize) -> Ordering {
                 match x.partial_cmp(&y) {
                     Some(Ordering::Equal) if x.abs() < EXACT => Ordering::Equal,
                     Some(c @ (Ordering::Less | Ordering::Greater)) => c,
-                    _ => cell(t, a, k.col).sort_cmp(cell(t, b, k.col)),
+                    _ => cell(t, a, k.col).sort_cmp(&cell(t, b, k.col)),
                 }
             }),
             None => {
                 let (x, y) = (cell(t, a, k.col), cell(t, b, k.col));
                 key_order(x.is_null(), y.is_null(), k.nulls_first, k.desc, || {
-                    x.sort_cmp(y)
+                    x.sort_cmp(&y)
                 })
             }
         };
@@ -99,8 +99,23 @@ fn cmp_rows(t: &TypedTable, keys: &[Key], a: usize, b: usize) -> Ordering {
     a.cmp(&b)
 }
 
-fn cell(t: &TypedTable, row: usize, col: usize) -> &Value {
-    &t.row(row)[col]
+/// Whether row `a`'s value of the key is strictly worse (later in the
+/// order) than row `b`'s, by the numeric copy alone. Rounding to f64 keeps
+/// order (never reverses it), so a strict f64 order is the values' order.
+#[inline]
+fn first_key_worse(k: &Key, n: &Numbers, a: usize, b: usize) -> bool {
+    key_order(!n.present[a], !n.present[b], k.nulls_first, k.desc, || {
+        n.values[a]
+            .partial_cmp(&n.values[b])
+            .unwrap_or(Ordering::Equal)
+    }) == Ordering::Greater
+}
+
+/// Rows between checks for a cancelled or timed-out query.
+const INTERRUPT_EVERY: usize = 1024;
+
+fn cell(t: &TypedTable, row: usize, col: usize) -> Value {
+    t.row(row).get(col).unwrap_or(Value::Null)
 }
 
 /// A max-heap of row numbers under `cmp_rows` (the worst kept on top),
@@ -111,6 +126,13 @@ struct Heap {
 }
 
 impl Heap {
+    /// The worst row kept, once `cap` are.
+    fn full_top(&self) -> Option<&usize> {
+        (self.ids.len() == self.cap)
+            .then(|| self.ids.first())
+            .flatten()
+    }
+
     /// Keeps row `id` if it is among the best `cap` seen.
     fn offer(&mut self, id: usize, cmp: &impl Fn(usize, usize) -> Ordering) {
         let ids = &mut self.ids;
@@ -179,22 +201,34 @@ pub(super) fn run_top_k(s: &Select, env: &Env, q: &TopK) -> Result<ResultSet, Qu
         };
         Ok(eval(f, &Ctx::Row(row))?.truth() == Some(true))
     };
+    // Once the heap is full, a row whose first key alone is worse than the
+    // worst kept row's cannot enter: with a numeric first key that is one
+    // comparison of two array cells, before the filter or the full order.
+    let first = keys.first().and_then(|k| Some((k, k.numbers?)));
+    let mut offer = |n: usize, id: usize| -> Result<(), QueryError> {
+        if n.is_multiple_of(INTERRUPT_EVERY) {
+            env.limits.interrupt.check()?;
+        }
+        if let (Some((k, numbers)), Some(&worst)) = (first, heap.full_top())
+            && first_key_worse(k, numbers, id, worst)
+        {
+            return Ok(());
+        }
+        if passes(id)? {
+            heap.offer(id, &cmp);
+        }
+        Ok(())
+    };
     if cap > 0 {
         match first_ids(s, env) {
             Some(ids) => {
-                for id in ids {
-                    env.limits.interrupt.check()?;
-                    if passes(id as usize)? {
-                        heap.offer(id as usize, &cmp);
-                    }
+                for (n, id) in ids.into_iter().enumerate() {
+                    offer(n, id as usize)?;
                 }
             }
             None => {
                 for id in 0..t.len() {
-                    env.limits.interrupt.check()?;
-                    if passes(id)? {
-                        heap.offer(id, &cmp);
-                    }
+                    offer(id, id)?;
                 }
             }
         }
@@ -257,7 +291,7 @@ mod tests {
             csv.push_str(&format!("{}|{}|{}|{}\n", A[a], N[n], S[s], R[r]));
         }
         let declared = BTreeMap::from([("n".to_string(), ColumnType::Integer)]);
-        TypedTable::parse_declared(csv.as_bytes(), b'|', &declared).unwrap()
+        TypedTable::parse_declared(&Arc::new(csv.into_bytes()), b'|', &declared).unwrap()
     }
 
     fn select(

@@ -259,7 +259,7 @@ impl Table {
         writer: &mut Writer,
         state: State,
         entry: LogEntry,
-        content: Vec<u8>,
+        mut content: Vec<u8>,
         hunks: &[Hunk],
     ) -> Result<Committed> {
         let base_len = state.log_len;
@@ -274,6 +274,9 @@ impl Table {
             _ => None,
         };
         drop(state);
+        // The head stays in memory until the next commit: not with the
+        // spare capacity a merge or a copy grew it by.
+        content.shrink_to_fit();
         let head = Arc::new(content);
         let mut live = lock_poisoned(self.state.write());
         // A reader's refresh may have loaded our line from disk already (it
