@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::value::{FastMap, Type, Value};
+use super::value::{FastMap, Type, Value, ValueRef};
 use crate::storage::csv;
 
 /// A field as the parser found it: its text, and where it starts in the
@@ -140,6 +140,36 @@ impl Cells {
                 }
             }
             Cells::Values(v) => v[k].clone(),
+        }
+    }
+
+    /// Row `k`'s value, borrowed (no allocation: for comparing). A span
+    /// is UTF-8 (it was made from a field that was), so never lossy.
+    #[inline]
+    pub fn get_ref<'a>(&'a self, k: usize, src: ChunkBytes<'a>) -> ValueRef<'a> {
+        match self {
+            Cells::Ints { values, nulls } => match nulls.is_null(k) {
+                true => ValueRef::Null,
+                false => ValueRef::Int(values[k]),
+            },
+            Cells::Reals { values, nulls } => match nulls.is_null(k) {
+                true => ValueRef::Null,
+                false => ValueRef::Real(values[k]),
+            },
+            Cells::Coded { codes, values } => values[codes[k] as usize].as_ref(),
+            Cells::Spans { at, side } => {
+                let a = at[k];
+                if a & IN_SIDE != 0 {
+                    return side[(a & !IN_SIDE) as usize].as_ref();
+                }
+                let (field, _) = csv::plain_field(src.bytes, a as usize, src.delim);
+                match std::str::from_utf8(field) {
+                    Ok("") => ValueRef::Null,
+                    Ok(t) => ValueRef::Text(t),
+                    Err(_) => ValueRef::Text(""),
+                }
+            }
+            Cells::Values(v) => v[k].as_ref(),
         }
     }
 
@@ -308,7 +338,7 @@ pub enum RowRef<'a> {
     Empty,
 }
 
-impl RowRef<'_> {
+impl<'a> RowRef<'a> {
     /// Column `c`'s value; None past the row's width (or no row).
     #[inline]
     pub fn get(&self, c: usize) -> Option<Value> {
@@ -316,6 +346,18 @@ impl RowRef<'_> {
             RowRef::Stored { columns, k, src } => columns.get(c).map(|cells| cells.get(*k, *src)),
             RowRef::Values(v) => v.get(c).cloned(),
             RowRef::Empty => None,
+        }
+    }
+
+    /// Column `c`'s value, borrowed (NULL past the row's width).
+    #[inline]
+    pub fn get_ref(&self, c: usize) -> ValueRef<'a> {
+        match *self {
+            RowRef::Stored { columns, k, src } => columns
+                .get(c)
+                .map_or(ValueRef::Null, |cells| cells.get_ref(k, src)),
+            RowRef::Values(v) => v.get(c).map_or(ValueRef::Null, Value::as_ref),
+            RowRef::Empty => ValueRef::Null,
         }
     }
 
@@ -407,6 +449,11 @@ mod tests {
                 Value::Text(_) => None,
             };
             assert_eq!(cells.number(k, src), number, "row {k}");
+            assert_eq!(
+                format!("{:?}", cells.get_ref(k, src)),
+                format!("{:?}", got.as_ref()),
+                "row {k}"
+            );
         }
         cells
     }

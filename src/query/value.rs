@@ -163,22 +163,18 @@ impl Value {
         }
     }
 
-    /// Total order of ORDER BY, GROUP BY and DISTINCT: NULL, then numbers
-    /// (numerically), then text (bytewise, SQLite's BINARY collation).
+    /// Total order of ORDER BY, GROUP BY and DISTINCT (`ValueRef::sort_cmp`).
     pub fn sort_cmp(&self, other: &Value) -> Ordering {
-        use Value::*;
-        let rank = |v: &Value| match v {
-            Null => 0,
-            Int(_) | Real(_) => 1,
-            Text(_) => 2,
-        };
-        match (self, other) {
-            (Int(a), Int(b)) => a.cmp(b),
-            (Int(a), Real(b)) => cmp_int_real(*a, *b),
-            (Real(a), Int(b)) => cmp_int_real(*b, *a).reverse(),
-            (Real(a), Real(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
-            (Text(a), Text(b)) => a.as_bytes().cmp(b.as_bytes()),
-            _ => rank(self).cmp(&rank(other)),
+        self.as_ref().sort_cmp(other.as_ref())
+    }
+
+    /// The value, borrowed.
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Real(r) => ValueRef::Real(*r),
+            Value::Text(t) => ValueRef::Text(t),
         }
     }
 
@@ -188,6 +184,41 @@ impl Value {
             return None;
         }
         Some(self.sort_cmp(other))
+    }
+}
+
+/// A value borrowed (from a `Value` or from a table's cells): what
+/// comparing needs without making a `Value` per row.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueRef<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+}
+
+impl ValueRef<'_> {
+    pub fn is_null(&self) -> bool {
+        matches!(self, ValueRef::Null)
+    }
+
+    /// Total order of ORDER BY, GROUP BY and DISTINCT: NULL, then numbers
+    /// (numerically), then text (bytewise, SQLite's BINARY collation).
+    pub fn sort_cmp(self, other: ValueRef) -> Ordering {
+        use ValueRef::*;
+        let rank = |v: ValueRef| match v {
+            Null => 0,
+            Int(_) | Real(_) => 1,
+            Text(_) => 2,
+        };
+        match (self, other) {
+            (Int(a), Int(b)) => a.cmp(&b),
+            (Int(a), Real(b)) => cmp_int_real(a, b),
+            (Real(a), Int(b)) => cmp_int_real(b, a).reverse(),
+            (Real(a), Real(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+            (Text(a), Text(b)) => a.as_bytes().cmp(b.as_bytes()),
+            _ => rank(self).cmp(&rank(other)),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use super::super::ResultSet;
 use super::super::ast::{Expr, Select};
 use super::super::error::QueryError;
 use super::super::table::{Numbers, TypedTable};
-use super::super::value::Value;
+use super::super::value::{Value, ValueRef};
 use super::Env;
 use super::eval::{Ctx, Row, eval};
 use super::join::first_ids;
@@ -82,13 +82,13 @@ fn cmp_rows(t: &TypedTable, keys: &[Key], a: usize, b: usize) -> Ordering {
                 match x.partial_cmp(&y) {
                     Some(Ordering::Equal) if x.abs() < EXACT => Ordering::Equal,
                     Some(c @ (Ordering::Less | Ordering::Greater)) => c,
-                    _ => cell(t, a, k.col).sort_cmp(&cell(t, b, k.col)),
+                    _ => cell(t, a, k.col).sort_cmp(cell(t, b, k.col)),
                 }
             }),
             None => {
                 let (x, y) = (cell(t, a, k.col), cell(t, b, k.col));
                 key_order(x.is_null(), y.is_null(), k.nulls_first, k.desc, || {
-                    x.sort_cmp(&y)
+                    x.sort_cmp(y)
                 })
             }
         };
@@ -100,22 +100,32 @@ fn cmp_rows(t: &TypedTable, keys: &[Key], a: usize, b: usize) -> Ordering {
 }
 
 /// Whether row `a`'s value of the key is strictly worse (later in the
-/// order) than row `b`'s, by the numeric copy alone. Rounding to f64 keeps
-/// order (never reverses it), so a strict f64 order is the values' order.
+/// order) than row `b`'s: by the numeric copy when there is one (rounding
+/// to f64 keeps order, never reverses it, so a strict f64 order is the
+/// values' order), else by the cells.
 #[inline]
-fn first_key_worse(k: &Key, n: &Numbers, a: usize, b: usize) -> bool {
-    key_order(!n.present[a], !n.present[b], k.nulls_first, k.desc, || {
-        n.values[a]
-            .partial_cmp(&n.values[b])
-            .unwrap_or(Ordering::Equal)
-    }) == Ordering::Greater
+fn first_key_worse(t: &TypedTable, k: &Key, a: usize, b: usize) -> bool {
+    let ord = match k.numbers {
+        Some(n) => key_order(!n.present[a], !n.present[b], k.nulls_first, k.desc, || {
+            n.values[a]
+                .partial_cmp(&n.values[b])
+                .unwrap_or(Ordering::Equal)
+        }),
+        None => {
+            let (x, y) = (cell(t, a, k.col), cell(t, b, k.col));
+            key_order(x.is_null(), y.is_null(), k.nulls_first, k.desc, || {
+                x.sort_cmp(y)
+            })
+        }
+    };
+    ord == Ordering::Greater
 }
 
 /// Rows between checks for a cancelled or timed-out query.
 const INTERRUPT_EVERY: usize = 1024;
 
-fn cell(t: &TypedTable, row: usize, col: usize) -> Value {
-    t.row(row).get(col).unwrap_or(Value::Null)
+fn cell(t: &TypedTable, row: usize, col: usize) -> ValueRef<'_> {
+    t.row(row).get_ref(col)
 }
 
 /// A max-heap of row numbers under `cmp_rows` (the worst kept on top),
@@ -202,15 +212,15 @@ pub(super) fn run_top_k(s: &Select, env: &Env, q: &TopK) -> Result<ResultSet, Qu
         Ok(eval(f, &Ctx::Row(row))?.truth() == Some(true))
     };
     // Once the heap is full, a row whose first key alone is worse than the
-    // worst kept row's cannot enter: with a numeric first key that is one
-    // comparison of two array cells, before the filter or the full order.
-    let first = keys.first().and_then(|k| Some((k, k.numbers?)));
+    // worst kept row's cannot enter: one comparison (of two array cells
+    // for a numeric key), before the filter or the full order.
+    let first = keys.first();
     let mut offer = |n: usize, id: usize| -> Result<(), QueryError> {
         if n.is_multiple_of(INTERRUPT_EVERY) {
             env.limits.interrupt.check()?;
         }
-        if let (Some((k, numbers)), Some(&worst)) = (first, heap.full_top())
-            && first_key_worse(k, numbers, id, worst)
+        if let (Some(k), Some(&worst)) = (first, heap.full_top())
+            && first_key_worse(t, k, id, worst)
         {
             return Ok(());
         }
