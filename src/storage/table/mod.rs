@@ -143,7 +143,8 @@ pub struct Table {
     /// Background writer of `current.csv`; `None` writes it inline.
     head_writer: Option<HeadWriter>,
     /// The last decoded stored anchor (keyframe or chain start): log index
-    /// and content. Decoding one costs milliseconds; reads near it reuse it.
+    /// and content, when at most `ANCHOR_BYTES`. Decoding one costs
+    /// milliseconds; reads near it reuse it.
     anchor: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
     /// Whole old versions kept in memory as read anchors, by log index
     /// (with the version's name, checked on use): built by

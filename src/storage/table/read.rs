@@ -26,6 +26,12 @@ const PATCH_CACHE_BYTES: usize = 64 << 20;
 /// first out), all together at most this many bytes, each at most half.
 const RECENT_BYTES: usize = 64 << 20;
 
+/// The largest decoded anchor (keyframe or chain start) a table keeps for
+/// later reads near it; a larger one is decoded again when needed (at 1M
+/// rows a keyframe is about 90 MB: kept, it would stay for the daemon's
+/// life).
+const ANCHOR_BYTES: usize = 32 << 20;
+
 /// Whole old versions by log index, with the version's name.
 pub(super) type Checkpoints = std::collections::BTreeMap<usize, (String, Arc<Vec<u8>>)>;
 
@@ -377,7 +383,10 @@ impl Table {
                                         .apply(&[])
                                         .map_err(|x| self.damaged(x))?
                                 });
-                                *lock_poisoned(self.anchor.lock()) = Some((stored, Arc::clone(&b)));
+                                if b.len() <= ANCHOR_BYTES {
+                                    *lock_poisoned(self.anchor.lock()) =
+                                        Some((stored, Arc::clone(&b)));
+                                }
                                 b
                             }
                         };
