@@ -105,20 +105,23 @@ fn cmp_rows(t: &TypedTable, keys: &[Key], a: usize, b: usize) -> Ordering {
 /// values' order), else by the cells.
 #[inline]
 fn first_key_worse(t: &TypedTable, k: &Key, a: usize, b: usize) -> bool {
-    let ord = match k.numbers {
-        Some(n) => key_order(!n.present[a], !n.present[b], k.nulls_first, k.desc, || {
-            n.values[a]
-                .partial_cmp(&n.values[b])
-                .unwrap_or(Ordering::Equal)
-        }),
+    match k.numbers {
+        Some(n) => number_worse(k, (n.values[a], n.present[a]), (n.values[b], n.present[b])),
         None => {
             let (x, y) = (cell(t, a, k.col), cell(t, b, k.col));
             key_order(x.is_null(), y.is_null(), k.nulls_first, k.desc, || {
                 x.sort_cmp(y)
-            })
+            }) == Ordering::Greater
         }
-    };
-    ord == Ordering::Greater
+    }
+}
+
+/// `first_key_worse` of two rows' (number, present) of a numeric key.
+#[inline]
+fn number_worse(k: &Key, (x, x_present): (f64, bool), (y, y_present): (f64, bool)) -> bool {
+    key_order(!x_present, !y_present, k.nulls_first, k.desc, || {
+        x.partial_cmp(&y).unwrap_or(Ordering::Equal)
+    }) == Ordering::Greater
 }
 
 /// Rows between checks for a cancelled or timed-out query.
@@ -236,11 +239,32 @@ pub(super) fn run_top_k(s: &Select, env: &Env, q: &TopK) -> Result<ResultSet, Qu
                     offer(n, id as usize)?;
                 }
             }
-            None => {
-                for id in 0..t.len() {
-                    offer(id, id)?;
+            None => match first.and_then(|k| Some((k, k.numbers?))) {
+                // A numeric first key: each row's number is compared with
+                // the worst kept row's (held in two locals), in one pass
+                // over the arrays.
+                Some((k, n)) => {
+                    let mut bound: Option<(f64, bool)> = None;
+                    for id in 0..t.len() {
+                        if id.is_multiple_of(INTERRUPT_EVERY) {
+                            env.limits.interrupt.check()?;
+                        }
+                        let here = (n.values[id], n.present[id]);
+                        if bound.is_some_and(|worst| number_worse(k, here, worst)) {
+                            continue;
+                        }
+                        if passes(id)? {
+                            heap.offer(id, &cmp);
+                            bound = heap.full_top().map(|&w| (n.values[w], n.present[w]));
+                        }
+                    }
                 }
-            }
+                None => {
+                    for id in 0..t.len() {
+                        offer(id, id)?;
+                    }
+                }
+            },
         }
     }
     let mut ids = heap.ids;
