@@ -90,19 +90,24 @@ impl fmt::Display for CsvError {
 impl std::error::Error for CsvError {}
 
 /// One record found by [`parse_record`].
-struct Record {
+pub(super) struct Record {
     /// Offset just past the record's line terminator (or the end of input).
-    end: usize,
-    fields: usize,
+    pub(super) end: usize,
+    pub(super) fields: usize,
     /// The decoded first field.
-    key: Vec<u8>,
+    pub(super) key: Vec<u8>,
     /// Line terminators consumed, including the final one.
-    newlines: u64,
+    pub(super) newlines: u64,
 }
 
 /// Parses the record starting at `pos`. `line` is its 1-based line number,
 /// used for errors only.
-fn parse_record(b: &[u8], mut pos: usize, delim: u8, line: u64) -> Result<Record, CsvError> {
+pub(super) fn parse_record(
+    b: &[u8],
+    mut pos: usize,
+    delim: u8,
+    line: u64,
+) -> Result<Record, CsvError> {
     let mut fields = 0usize;
     let mut key = Vec::new();
     let mut newlines = 0u64;
@@ -343,14 +348,12 @@ pub fn common_suffix(a: &[u8], b: &[u8]) -> usize {
         .count()
 }
 
-fn line_of(b: &[u8], offset: usize) -> u64 {
-    1 + b[..offset.min(b.len())]
-        .iter()
-        .filter(|&&c| c == b'\n')
-        .count() as u64
+/// The 1-based line of `offset` in `b` (error paths: one pass over `b`).
+pub(super) fn line_of(b: &[u8], offset: usize) -> u64 {
+    1 + memchr::memchr_iter(b'\n', &b[..offset.min(b.len())]).count() as u64
 }
 
-fn utf8_check(b: &[u8], range: Range<usize>, base_line: u64) -> Result<(), CsvError> {
+pub(super) fn utf8_check(b: &[u8], range: Range<usize>, base_line: u64) -> Result<(), CsvError> {
     match std::str::from_utf8(&b[range.clone()]) {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -371,7 +374,12 @@ fn utf8_check(b: &[u8], range: Range<usize>, base_line: u64) -> Result<(), CsvEr
 /// (`"a"\0|`). `from` is a record start at or before `range.start`: fields
 /// are counted from the start of the NUL's record, found from there (error
 /// path only).
-fn nul_check(b: &[u8], range: Range<usize>, from: usize, delim: u8) -> Result<(), CsvError> {
+pub(super) fn nul_check(
+    b: &[u8],
+    range: Range<usize>,
+    from: usize,
+    delim: u8,
+) -> Result<(), CsvError> {
     let Some(k) = memchr::memchr(0, &b[range.clone()]) else {
         return Ok(());
     };
@@ -399,7 +407,7 @@ fn nul_check(b: &[u8], range: Range<usize>, from: usize, delim: u8) -> Result<()
 /// names the line and the field (1-based, like every [`CsvError`] column)
 /// of the first such CR. (`parse_record` itself reports one where it would
 /// otherwise report the broken quoting it causes.)
-fn cr_check(b: &[u8], r: Range<usize>, line: u64, delim: u8) -> Result<(), CsvError> {
+pub(super) fn cr_check(b: &[u8], r: Range<usize>, line: u64, delim: u8) -> Result<(), CsvError> {
     let rec = &b[r.clone()];
     // Quote parity from the record's start says whether a CR is quoted: an
     // accepted record has quotes only around quoted fields and doubled
@@ -529,24 +537,7 @@ impl TableIndex {
     }
 
     fn check_record(&self, rec: &Record, line: u64) -> Result<(), CsvError> {
-        if rec.fields != self.columns.len() {
-            return Err(CsvError {
-                line,
-                column: None,
-                kind: CsvErrorKind::FieldCount {
-                    expected: self.columns.len(),
-                    found: rec.fields,
-                },
-            });
-        }
-        if rec.key.is_empty() {
-            return Err(CsvError {
-                line,
-                column: Some(1),
-                kind: CsvErrorKind::EmptyKey,
-            });
-        }
-        Ok(())
+        check_record(rec, self.columns.len(), line)
     }
 
     /// Validates `new`, an edit of the content this index describes (`old`),
@@ -715,14 +706,7 @@ impl TableIndex {
         for (key, line) in &new_keys {
             let clash = self.keys.contains(key) && !old_keys.contains(key);
             if clash || !seen.insert(key) {
-                return Err(CsvError {
-                    line: *line,
-                    column: Some(1),
-                    kind: CsvErrorKind::DuplicateKey {
-                        key: String::from_utf8_lossy(key).into_owned(),
-                        first_line: None,
-                    },
-                });
+                return Err(duplicate_key_at(key, *line, None));
             }
         }
         Ok(Region {
@@ -737,7 +721,7 @@ impl TableIndex {
     }
 
     /// Record starts including the header record at 0.
-    fn all_starts(&self) -> Vec<usize> {
+    pub(super) fn all_starts(&self) -> Vec<usize> {
         let mut v = Vec::with_capacity(self.starts.len() + 1);
         if self.len > 0 {
             v.push(0);
@@ -745,6 +729,29 @@ impl TableIndex {
         v.extend_from_slice(&self.starts);
         v
     }
+}
+
+/// Checks a parsed data record against a header of `columns` fields: its
+/// field count and a non-empty key. `line` is its first line.
+pub(super) fn check_record(rec: &Record, columns: usize, line: u64) -> Result<(), CsvError> {
+    if rec.fields != columns {
+        return Err(CsvError {
+            line,
+            column: None,
+            kind: CsvErrorKind::FieldCount {
+                expected: columns,
+                found: rec.fields,
+            },
+        });
+    }
+    if rec.key.is_empty() {
+        return Err(CsvError {
+            line,
+            column: Some(1),
+            kind: CsvErrorKind::EmptyKey,
+        });
+    }
+    Ok(())
 }
 
 /// Column names of a table's content (its header line).
@@ -785,7 +792,7 @@ fn parse_header(b: &[u8], delim: u8) -> Result<(Vec<String>, usize, u64), CsvErr
 /// Decodes the field at `pos` of an already validated record (borrowed
 /// unless it was quoted); returns it, the offset just past its delimiter or
 /// line terminator, and whether it was the record's last field.
-fn next_field(b: &[u8], mut pos: usize, delim: u8) -> (Cow<'_, [u8]>, usize, bool) {
+pub(super) fn next_field(b: &[u8], mut pos: usize, delim: u8) -> (Cow<'_, [u8]>, usize, bool) {
     let value: Cow<'_, [u8]> = if b.get(pos) == Some(&b'"') {
         let mut out = Vec::new();
         pos += 1;
@@ -915,6 +922,12 @@ fn duplicate_key(b: &[u8], index: &TableIndex, key: &[u8], line: u64, delim: u8)
         .iter()
         .find(|&&st| parse_record(b, st, delim, 0).is_ok_and(|r| r.key == key))
         .map(|&st| line_of(b, st));
+    duplicate_key_at(key, line, first_line)
+}
+
+/// The error of a record on `line` whose key `key` an earlier record, on
+/// `first_line` when known, already has.
+pub(super) fn duplicate_key_at(key: &[u8], line: u64, first_line: Option<u64>) -> CsvError {
     CsvError {
         line,
         column: Some(1),
@@ -926,14 +939,19 @@ fn duplicate_key(b: &[u8], index: &TableIndex, key: &[u8], line: u64, delim: u8)
 }
 
 /// Row-aligned hunks between two whole contents, given their record starts.
-fn row_hunks(old: &[u8], old_starts: &[usize], new: &[u8], new_starts: &[usize]) -> Vec<Hunk> {
+pub(super) fn row_hunks(
+    old: &[u8],
+    old_starts: &[usize],
+    new: &[u8],
+    new_starts: &[usize],
+) -> Vec<Hunk> {
     row_hunks_in(old, old_starts, old.len(), new, new_starts, new.len())
 }
 
 /// Diffs the records of two regions (each given by its record starts and its
 /// end) and returns the changed byte ranges, coalesced. The diff is bounded
 /// by work, not time (`linediff`): the hunks depend on the contents alone.
-fn row_hunks_in(
+pub(super) fn row_hunks_in(
     old: &[u8],
     old_starts: &[usize],
     old_end: usize,

@@ -1,6 +1,7 @@
-//! The hasher of a table index's key set. A full parse (the first commit of
-//! a process, a create) puts every key of the table in the set: SipHash
-//! took a tenth of a 1-row import at 1M rows. foldhash is several times
+//! The hasher of a table index's key set. A full parse (a create, a
+//! handle's second commit) puts every key of the table in the set: SipHash
+//! took a tenth of a 1-row import at 1M rows (when an import still parsed
+//! the head; see `unindexed.rs`). foldhash is several times
 //! faster on short keys and still seeded at random once per process, so
 //! keys chosen to collide (by another user a mount lets write) cannot be
 //! prepared in advance to slow a table's commits.

@@ -34,6 +34,7 @@ pub mod rowdiff;
 mod saved_query;
 mod schema;
 mod table;
+mod unindexed;
 mod verify;
 mod zero_bzip2;
 

@@ -1241,3 +1241,85 @@ fn reads_of_the_same_old_version_share_its_bytes() {
         &t.head().unwrap().1
     ));
 }
+
+/// A handle's first commit checks the save without an index of the head
+/// (`storage/unindexed.rs`): through fresh handles, as `rdb table:import`
+/// commits, every save is accepted or refused as a full parse of it says,
+/// with the same error, and what is accepted is stored with its rows and
+/// columns. A handle's next commits build and use the index.
+#[test]
+fn a_first_commit_without_an_index_checks_as_a_full_parse() {
+    use reedbase::storage::TableIndex;
+    let dir = tempfile::tempdir().unwrap();
+    // Quoted fields with newlines and delimiters every few rows.
+    let mut s = String::from("id|name|score\n");
+    for i in 1..=300 {
+        if i % 7 == 0 {
+            s.push_str(&format!("{i}|\"multi\nline {i}|\"\"q\"\"\"|{i}\n"));
+        } else {
+            s.push_str(&format!("{i}|name {i}|{i}\n"));
+        }
+    }
+    let base = s.into_bytes();
+    new_db(dir.path())
+        .create_table("t", &base, "tester")
+        .unwrap();
+    let fresh = || Database::open(dir.path()).unwrap().table("t").unwrap();
+    let refused: Vec<Vec<u8>> = vec![
+        set_row(&base, "150", "10|dup before|1"),
+        set_row(&base, "150", "290|dup after|1"),
+        [&base[..], b"301|x|1\n301|y|2\n"].concat(),
+        set_row(&base, "151", "\"14\"|quoted dup|1"),
+        set_row(&base, "150", "150|two fields"),
+        set_row(&base, "150", "150|nul\0|1"),
+        set_row(&base, "150", "150|cr\r|1"),
+        set_row(&base, "150", "150|\"open|1"),
+        [&base[..], b"302|caf\xe9|1\n"].concat(),
+    ];
+    for new in refused {
+        let want = TableIndex::parse(&new, b'|').unwrap_err();
+        match fresh().commit(Base::Head, new, &opts()) {
+            Err(StorageError::Csv(e)) => assert_eq!(e, want),
+            other => panic!("expected {want}, got {other:?}"),
+        }
+    }
+    // A changed row, a new row whose quoted key holds a newline, and a new
+    // header (checked in full).
+    let renamed = set_row(&base, "150", "150|renamed|1");
+    let grown = [&renamed[..], b"\"301\n\"|new|3\n"].concat();
+    let header = String::from_utf8(grown.clone())
+        .unwrap()
+        .replacen("id|name|score", "id|name|points", 1)
+        .into_bytes();
+    for (i, new) in [renamed, grown, header].into_iter().enumerate() {
+        let t = fresh();
+        let c = t.commit(Base::Head, new.clone(), &opts()).unwrap();
+        let full = TableIndex::parse(&new, b'|').unwrap();
+        assert_eq!(c.version.rows, full.rows() as u64, "commit {i}");
+        assert_eq!(t.columns().unwrap(), full.columns);
+        assert_eq!(fresh().head().unwrap().1.as_slice(), new.as_slice());
+    }
+    // Then more commits through one handle: the second builds the index.
+    let t = fresh();
+    let mut head = t.head().unwrap().1.as_ref().clone();
+    for k in ["20", "40", "60"] {
+        head = set_row(&head, k, &format!("{k}|again|0"));
+        let c = t.commit(Base::Head, head.clone(), &opts()).unwrap();
+        assert_eq!(c.version.rows, 301);
+    }
+    let dup = set_row(&head, "80", "40|dup|0");
+    let e = t.commit(Base::Head, dup, &opts()).unwrap_err();
+    assert!(matches!(
+        e,
+        StorageError::Csv(ref c) if matches!(c.kind, CsvErrorKind::DuplicateKey { .. })
+    ));
+    assert_eq!(t.columns().unwrap(), ["id", "name", "points"]);
+    assert!(
+        Database::open(dir.path())
+            .unwrap()
+            .verify()
+            .unwrap()
+            .problems
+            .is_empty()
+    );
+}

@@ -22,8 +22,11 @@ use super::super::hash::ChunkedHash;
 use super::super::head_writer::write_head;
 use super::super::log::{DeltaKind, LogEntry};
 use super::super::names::now_us;
+use super::super::unindexed::{self, Checked};
 use super::packing::KEYFRAME_MIN_BYTES;
-use super::{Base, CURRENT, CommitOptions, Committed, LOG, State, Table, Writer, lock_poisoned};
+use super::{
+    Base, CURRENT, CommitOptions, Committed, HeadIndex, LOG, State, Table, Writer, lock_poisoned,
+};
 
 /// The outcome of validating a new content against the head.
 pub(super) enum Prepared {
@@ -187,68 +190,81 @@ impl Table {
                 created: false,
             }));
         }
+        let head = state.head.as_slice();
         if writer.log_len != Some(state.log_len) {
-            // First commit here, or another process committed: parse the
-            // head. A head stored before a rule it breaks existed (a NUL, a
-            // lone CR) has no index: the save is then checked in full, so
-            // such a table can always be repaired by saving valid content.
-            // Both read the whole head (at 1M rows: ~0.5 s and ~0.15 s): on
-            // two cores at once (a thread of its own, not the rayon pool,
-            // which a daemon may keep busy with its history).
-            let head = state.head.as_slice();
-            let (index, hash) = std::thread::scope(|sc| {
-                let hash = std::thread::Builder::new()
-                    .spawn_scoped(sc, || ChunkedHash::compute(head))
-                    .ok();
-                let index = if head.is_empty() {
-                    None
-                } else {
-                    TableIndex::parse(head, self.delim()).ok()
-                };
-                let hash = match hash.map(|h| h.join()) {
-                    Some(Ok(h)) => h,
-                    Some(Err(panic)) => std::panic::resume_unwind(panic),
-                    // No thread to be had: here, then.
-                    None => ChunkedHash::compute(head),
-                };
-                (index, hash)
-            });
-            writer.index = index;
-            writer.hash = hash;
+            // First commit here, or another process committed: learn the
+            // head. Its chunk hashes are known unless it was rebuilt from
+            // the deltas (open checks current.csv by them). Its index: none
+            // for a handle's first commit when the head can be trusted
+            // (unindexed.rs); else a parse (at 1M rows: ~0.5 s).
+            writer.hash = match state.head_hash.as_deref() {
+                Some(h) => h.clone(),
+                None => ChunkedHash::compute(head),
+            };
+            writer.index = if !writer.committed && unindexed::trusted(head) {
+                HeadIndex::Unindexed
+            } else {
+                self.parse_head(head)
+            };
             writer.log_len = Some(state.log_len);
+        } else if writer.committed && matches!(writer.index, HeadIndex::Unindexed) {
+            // A second commit through this handle: from now on, an index.
+            writer.index = self.parse_head(head);
         }
-        let old = state.head.as_slice();
-        let hunks = if content.is_empty() {
+        let old = head;
+        let (hunks, rows) = if content.is_empty() {
             // Empty content is a valid table: a dropped one (action Drop),
             // or a file emptied by its writer (`: > current.csv`), which a
             // later append fills from nothing, header included.
-            writer.index = None;
-            vec![Hunk {
+            writer.index = HeadIndex::None;
+            let hunk = Hunk {
                 old: 0..old.len(),
                 new: 0..0,
-            }]
-        } else {
-            let edited = match &mut writer.index {
-                Some(idx) => idx.edit_with(old, &content, self.delim(), p, s),
-                None => parsed
-                    .map_or_else(|| TableIndex::parse(&content, self.delim()), Ok)
-                    .map(|idx| {
-                        writer.index = Some(idx);
-                        vec![Hunk {
-                            old: 0..old.len(),
-                            new: 0..content.len(),
-                        }]
-                    }),
             };
-            edited?
+            (vec![hunk], 0)
+        } else {
+            match &mut writer.index {
+                HeadIndex::Indexed(idx) => {
+                    let hunks = idx.edit_with(old, &content, self.delim(), p, s)?;
+                    (hunks, idx.rows())
+                }
+                HeadIndex::Unindexed => match unindexed::edit(old, &content, self.delim(), p, s)? {
+                    Checked::Edited { hunks, rows } => (hunks, rows),
+                    Checked::Parsed { index, hunks } => {
+                        let rows = index.rows();
+                        writer.index = HeadIndex::Indexed(index);
+                        (hunks, rows)
+                    }
+                },
+                HeadIndex::None => {
+                    let idx =
+                        parsed.map_or_else(|| TableIndex::parse(&content, self.delim()), Ok)?;
+                    let rows = idx.rows();
+                    writer.index = HeadIndex::Indexed(idx);
+                    let hunk = Hunk {
+                        old: 0..old.len(),
+                        new: 0..content.len(),
+                    };
+                    (vec![hunk], rows)
+                }
+            }
         };
         writer.hash.update(old.len(), &content, p, s);
         Ok(Prepared::Version(NewVersion {
-            rows: writer.index.as_ref().map_or(0, |i| i.rows() as u64),
+            rows: rows as u64,
             hash: writer.hash.digest(),
             content,
             hunks,
         }))
+    }
+
+    /// The index of `head`, a whole parse; none when it is empty or no
+    /// longer valid (see [`HeadIndex::None`]).
+    fn parse_head(&self, head: &[u8]) -> HeadIndex {
+        if head.is_empty() {
+            return HeadIndex::None;
+        }
+        TableIndex::parse(head, self.delim()).map_or(HeadIndex::None, HeadIndex::Indexed)
     }
 
     /// After the commit point: the version exists. Updates memory first, so
@@ -273,6 +289,8 @@ impl Table {
             )),
             _ => None,
         };
+        // A header the commit left as it was (checked without an index).
+        let columns = Arc::clone(&state.columns);
         drop(state);
         // The head stays in memory until the next commit: not with the
         // spare capacity a merge or a copy grew it by.
@@ -285,14 +303,14 @@ impl Table {
             live.log_len += entry.encode().len() as u64;
             Arc::make_mut(&mut live.log).push(entry);
         }
-        live.columns = Arc::new(
-            writer
-                .index
-                .as_ref()
-                .map(|i| i.columns.clone())
-                .unwrap_or_default(),
-        );
+        live.columns = match &writer.index {
+            HeadIndex::Indexed(i) => Arc::new(i.columns.clone()),
+            HeadIndex::Unindexed => columns,
+            HeadIndex::None => Arc::default(),
+        };
         live.head = Arc::clone(&head);
+        live.head_hash = Some(Arc::new(writer.hash.clone()));
+        writer.committed = true;
         writer.log_len = Some(live.log_len);
         let seq = live.log.len() as u64;
         let log_len = live.log_len;

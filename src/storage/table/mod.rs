@@ -106,14 +106,40 @@ struct State {
     log_len: u64,
     head: Arc<Vec<u8>>,
     columns: Arc<Vec<String>>,
+    /// Chunk digests of `head` when they are known (open checks
+    /// `current.csv` by its hash; a commit keeps them up to date), so a
+    /// committer learning this head need not hash it again.
+    head_hash: Option<Arc<ChunkedHash>>,
 }
 
-/// What only committers need: the parsed index of the head (record offsets
-/// and keys), kept up to date by each commit instead of re-parsing.
+/// What a committer knows of the head's rows.
+#[derive(Debug, Default)]
+enum HeadIndex {
+    /// Nothing: the head is empty (no version yet, or dropped), or it breaks
+    /// a rule made after it was stored (a NUL, a lone CR). A save is then
+    /// parsed and checked in full, so such a table can always be repaired
+    /// by saving valid content.
+    #[default]
+    None,
+    /// The head is valid but not indexed: a save is checked against it by
+    /// `unindexed::edit` (its changed records parsed, the keys of the
+    /// others scanned).
+    Unindexed,
+    /// Record offsets and keys: a save is checked by `TableIndex::edit_with`.
+    Indexed(TableIndex),
+}
+
+/// What only committers need: the index of the head (record offsets and
+/// keys), kept up to date by each commit instead of re-parsing.
 #[derive(Debug, Default)]
 struct Writer {
-    /// `None` while the head is empty (no version yet, or dropped).
-    index: Option<TableIndex>,
+    index: HeadIndex,
+    /// Whether this handle committed before. Its first commit checks the
+    /// save without indexing the head (a process that commits once, the
+    /// CLI, never parses a whole head); a handle that commits again (a
+    /// mount) indexes the head once, then checks each save by its changed
+    /// records alone.
+    committed: bool,
     /// Chunk digests of the head, so a commit rehashes only what changed.
     hash: ChunkedHash,
     /// Whether this handle ran the repairing recovery (under the lock) yet.

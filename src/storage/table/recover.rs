@@ -7,9 +7,10 @@ use std::sync::Arc;
 use super::super::csv::header_columns;
 use super::super::error::{Result, StorageError};
 use super::super::frame::Decision;
+use super::super::hash::ChunkedHash;
 use super::super::head_writer::{self, write_head};
 use super::super::io::{TEMP_MARKER, read_file, remove_if_exists};
-use super::super::log::{self, LogEntry, content_hash};
+use super::super::log::{self, LogEntry};
 use super::{CURRENT, LOG, State, Table, lock_poisoned};
 
 /// Whether the process that named a temp file (`...rdb-tmp-<pid>-<n>`) is alive.
@@ -183,6 +184,7 @@ impl Table {
     fn load_head(&self, state: &mut State, repair: bool) -> Result<()> {
         let io = &*self.ctx.io;
         let cur = self.path(CURRENT);
+        state.head_hash = None;
         let Some(last) = state.log.last() else {
             state.head = Arc::new(Vec::new());
             state.columns = Arc::new(Vec::new());
@@ -193,12 +195,14 @@ impl Table {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(StorageError::io("read", &cur, e)),
         };
-        let disk_hash = on_disk.as_deref().map(content_hash);
+        let disk_chunks = on_disk.as_deref().map(ChunkedHash::compute);
+        let disk_hash = disk_chunks.as_ref().map(ChunkedHash::digest);
         let head = match on_disk {
             Some(b)
                 if b.len() as u64 == last.size
                     && disk_hash.as_deref() == Some(last.hash.as_str()) =>
             {
+                state.head_hash = disk_chunks.map(Arc::new);
                 b
             }
             None if last.size == 0 => Vec::new(),
