@@ -102,7 +102,7 @@ fn invalid_content_is_rejected_with_line_and_column() {
             51,
             CsvErrorKind::DuplicateKey {
                 key: "7".into(),
-                first_line: None,
+                first_line: Some(8),
             },
         ),
         (set_row(&base, "50", "|nokey|1"), 51, CsvErrorKind::EmptyKey),

@@ -194,22 +194,19 @@ impl Table {
         if writer.log_len != Some(state.log_len) {
             // First commit here, or another process committed: learn the
             // head. Its chunk hashes are known unless it was rebuilt from
-            // the deltas (open checks current.csv by them). Its index: none
-            // for a handle's first commit when the head can be trusted
-            // (unindexed.rs); else a parse (at 1M rows: ~0.5 s).
+            // the deltas (open checks current.csv by them). Whether it is
+            // valid: yes when it can be trusted (unindexed.rs), else a
+            // parse says (at 1M rows: ~0.5 s).
             writer.hash = match state.head_hash.as_deref() {
                 Some(h) => h.clone(),
                 None => ChunkedHash::compute(head),
             };
-            writer.index = if !writer.committed && unindexed::trusted(head) {
-                HeadIndex::Unindexed
+            writer.index = if unindexed::trusted(head) {
+                HeadIndex::Valid(Arc::clone(&state.columns))
             } else {
                 self.parse_head(head)
             };
             writer.log_len = Some(state.log_len);
-        } else if writer.committed && matches!(writer.index, HeadIndex::Unindexed) {
-            // A second commit through this handle: from now on, an index.
-            writer.index = self.parse_head(head);
         }
         let old = head;
         let (hunks, rows) = if content.is_empty() {
@@ -223,29 +220,23 @@ impl Table {
             };
             (vec![hunk], 0)
         } else {
-            match &mut writer.index {
-                HeadIndex::Indexed(idx) => {
-                    let hunks = idx.edit_with(old, &content, self.delim(), p, s)?;
-                    (hunks, idx.rows())
-                }
-                HeadIndex::Unindexed => match unindexed::edit(old, &content, self.delim(), p, s)? {
+            match &writer.index {
+                HeadIndex::Valid(_) => match unindexed::edit(old, &content, self.delim(), p, s)? {
                     Checked::Edited { hunks, rows } => (hunks, rows),
                     Checked::Parsed { index, hunks } => {
-                        let rows = index.rows();
-                        writer.index = HeadIndex::Indexed(index);
-                        (hunks, rows)
+                        writer.index = HeadIndex::Valid(Arc::new(index.columns.clone()));
+                        (hunks, index.rows())
                     }
                 },
                 HeadIndex::None => {
                     let idx =
                         parsed.map_or_else(|| TableIndex::parse(&content, self.delim()), Ok)?;
-                    let rows = idx.rows();
-                    writer.index = HeadIndex::Indexed(idx);
+                    writer.index = HeadIndex::Valid(Arc::new(idx.columns.clone()));
                     let hunk = Hunk {
                         old: 0..old.len(),
                         new: 0..content.len(),
                     };
-                    (vec![hunk], rows)
+                    (vec![hunk], idx.rows())
                 }
             }
         };
@@ -258,13 +249,14 @@ impl Table {
         }))
     }
 
-    /// The index of `head`, a whole parse; none when it is empty or no
-    /// longer valid (see [`HeadIndex::None`]).
+    /// Whether `head` is valid, by a whole parse; none when it is empty or
+    /// no longer valid (see [`HeadIndex::None`]).
     fn parse_head(&self, head: &[u8]) -> HeadIndex {
         if head.is_empty() {
             return HeadIndex::None;
         }
-        TableIndex::parse(head, self.delim()).map_or(HeadIndex::None, HeadIndex::Indexed)
+        TableIndex::parse(head, self.delim())
+            .map_or(HeadIndex::None, |i| HeadIndex::Valid(Arc::new(i.columns)))
     }
 
     /// After the commit point: the version exists. Updates memory first, so
@@ -289,8 +281,6 @@ impl Table {
             )),
             _ => None,
         };
-        // A header the commit left as it was (checked without an index).
-        let columns = Arc::clone(&state.columns);
         drop(state);
         // The head stays in memory until the next commit: not with the
         // spare capacity a merge or a copy grew it by.
@@ -304,13 +294,11 @@ impl Table {
             Arc::make_mut(&mut live.log).push(entry);
         }
         live.columns = match &writer.index {
-            HeadIndex::Indexed(i) => Arc::new(i.columns.clone()),
-            HeadIndex::Unindexed => columns,
+            HeadIndex::Valid(columns) => Arc::clone(columns),
             HeadIndex::None => Arc::default(),
         };
         live.head = Arc::clone(&head);
         live.head_hash = Some(Arc::new(writer.hash.clone()));
-        writer.committed = true;
         writer.log_len = Some(live.log_len);
         let seq = live.log.len() as u64;
         let log_len = live.log_len;

@@ -112,7 +112,7 @@ struct State {
     head_hash: Option<Arc<ChunkedHash>>,
 }
 
-/// What a committer knows of the head's rows.
+/// What a committer knows of the head.
 #[derive(Debug, Default)]
 enum HeadIndex {
     /// Nothing: the head is empty (no version yet, or dropped), or it breaks
@@ -121,25 +121,18 @@ enum HeadIndex {
     /// by saving valid content.
     #[default]
     None,
-    /// The head is valid but not indexed: a save is checked against it by
-    /// `unindexed::edit` (its changed records parsed, the keys of the
-    /// others scanned).
-    Unindexed,
-    /// Record offsets and keys: a save is checked by `TableIndex::edit_with`.
-    Indexed(TableIndex),
+    /// The head is valid, with these columns: a save is checked against it
+    /// by `unindexed::edit` (its changed records parsed, the keys of the
+    /// others scanned). No set of keys is kept: at 1M rows it would hold
+    /// about 80 MB for the daemon's life, and the scan runs at memchr speed.
+    Valid(Arc<Vec<String>>),
 }
 
-/// What only committers need: the index of the head (record offsets and
-/// keys), kept up to date by each commit instead of re-parsing.
+/// What only committers need: what is known of the head, and its chunk
+/// hashes, kept up to date by each commit instead of re-parsing.
 #[derive(Debug, Default)]
 struct Writer {
     index: HeadIndex,
-    /// Whether this handle committed before. Its first commit checks the
-    /// save without indexing the head (a process that commits once, the
-    /// CLI, never parses a whole head); a handle that commits again (a
-    /// mount) indexes the head once, then checks each save by its changed
-    /// records alone.
-    committed: bool,
     /// Chunk digests of the head, so a commit rehashes only what changed.
     hash: ChunkedHash,
     /// Whether this handle ran the repairing recovery (under the lock) yet.
