@@ -328,8 +328,11 @@ def bench_size(n, versions_size):
         # 6. Daemon RSS over CYCLES save + GROUP BY cycles.
         log(f"size {n}: RSS over {CYCLES} cycles")
 
+        # Every 10th cycle also waits 1 s and reads RSS again: what the
+        # daemon holds once the superseded version is dropped and its
+        # memory handed back (the drop thread trims after 0.5 s of quiet).
         def rss():
-            series, stopped = [], ""
+            series, settled, stopped = [], [], ""
             for i in range(CYCLES):
                 if mem_available_mb() < MIN_AVAIL_MB:
                     stopped = f" (stopped after {i} cycles: MemAvailable < {MIN_AVAIL_MB} MB)"
@@ -337,19 +340,26 @@ def bench_size(n, versions_size):
                 run(["sed", "-i", "-f", tog, cur])
                 cat_time(qpath(mnt, group))
                 series.append(rss_kb(pid))
+                if (i + 1) % 10 == 0:
+                    time.sleep(1.0)
+                    settled.append(rss_kb(pid))
             if not series:
                 raise RuntimeError(stopped.strip(" ()"))
             if OUT_DIR:
                 os.makedirs(OUT_DIR, exist_ok=True)
                 with open(os.path.join(OUT_DIR, f"rss_{n}.csv"), "w") as f:
-                    f.write("cycle,vmrss_kb\n")
+                    f.write("cycle,vmrss_kb,settled_kb\n")
                     for i, v in enumerate(series, 1):
-                        f.write(f"{i},{v}\n")
+                        s10 = settled[i // 10 - 1] if i % 10 == 0 else ""
+                        f.write(f"{i},{v},{s10}\n")
             mb = lambda kb: f"{kb / 1024:.0f}"  # noqa: E731
             peak = max(series)
+            quiet = (f"; settled (1 s after every 10th): first / median / last "
+                     f"{mb(settled[0])} / {mb(med(settled))} / {mb(settled[-1])} MiB = "
+                     f"{med(settled) * 1024 / size:.1f}x CSV") if settled else ""
             return (f"{mb(series[0])} / {mb(med(series))} / {mb(series[-1])} / {mb(peak)} MiB; "
-                    f"peak = {peak * 1024 / size:.1f}x CSV{stopped}")
-        cell("rss", f"daemon VmRSS after each of {CYCLES} cycles (sed -i + GROUP BY): first / median / last / peak",
+                    f"peak = {peak * 1024 / size:.1f}x CSV{quiet}{stopped}")
+        cell("rss", f"daemon VmRSS right after each of {CYCLES} cycles (sed -i + GROUP BY): first / median / last / peak",
              "-", n, rss)
 
         # 5. History: VERSIONS 1-row versions (at one size only).
