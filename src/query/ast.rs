@@ -1,4 +1,4 @@
-//! The bound query: what the binder (`plan.rs`) makes of a parsed SELECT and
+//! The bound query: what the binder (`plan/`) makes of a parsed SELECT and
 //! execution (`exec/`) runs. Plain data; both sides import it, neither
 //! imports the other through it.
 

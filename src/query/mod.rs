@@ -1,5 +1,5 @@
 //! ReedQL: SQL over the tables of a database (docs/QUERY.md). Parse
-//! (`parse.rs`, sqlparser with ReedQL's `AS OF`), bind (`plan.rs`: names,
+//! (`parse.rs`, sqlparser with ReedQL's `AS OF`), bind (`plan/`: names,
 //! types, aggregates), execute (`exec/`), format (`output.rs`). Values
 //! follow SQLite's semantics (`value.rs`), checked by a differential test
 //! against the real sqlite3.
