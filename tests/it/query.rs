@@ -794,6 +794,7 @@ fn reedql_agrees_with_sqlite_on_a_corpus_of_queries() {
             ordered: *o,
         })
         .collect();
+    corpus.extend(fixture_queries());
     corpus.extend((0..n).map(|_| generate(&mut rng)));
     assert!(corpus.len() >= 300, "{} queries", corpus.len());
     let engine = Engine::new(&db);
@@ -881,6 +882,39 @@ fn reedql_agrees_with_sqlite_on_a_corpus_of_queries() {
         bounded > corpus.len() / 2,
         "only {bounded} queries ran within 20 rows of memory"
     );
+}
+
+/// The hand-written queries of `tests/it/reedql/*.sql`, one per line over
+/// the tables `t1` and `t2` of this test (a line `-- ...` is a comment,
+/// blank lines are skipped; `ordered: <query>` compares rows in order, any
+/// other query as a set). One file per area of ReedQL.
+fn fixture_queries() -> Vec<Q> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/reedql");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with("--") {
+                continue;
+            }
+            let (sql, ordered) = match line.strip_prefix("ordered:") {
+                Some(q) => (q.trim(), true),
+                None => (line, false),
+            };
+            out.push(Q {
+                sql: sql.to_string(),
+                ordered,
+            });
+        }
+    }
+    assert!(!out.is_empty(), "no queries in {}", dir.display());
+    out
 }
 
 /// Column `i` of a CSV with `|`, quoted fields allowed (test data only).
