@@ -743,6 +743,117 @@ mod tests {
         }
     }
 
+    /// `edit` of `old` into `new`, given their common ends.
+    fn checked(old: &[u8], new: &[u8]) -> Result<Checked, CsvError> {
+        let (p, s) = common_ends(old, new);
+        edit(old, new, b'|', p, s)
+    }
+
+    /// A header-only table without its newline can be extended by the edit
+    /// itself (the header line grows), and a changed header applies to every
+    /// row: both are parsed whole, and [`Checked::Parsed`] hands the commit
+    /// the new columns ([`Checked::Edited`] promises an unchanged header).
+    #[test]
+    fn a_header_only_table_can_grow_and_a_changed_header_checks_every_row() {
+        let accepted: [(&[u8], &[u8]); 4] = [
+            (b"id|v", b"id|v\n1|a\n"),
+            (b"k", b"k\n"),
+            (b"id|v", b"id|vw\n1|a\n"),
+            (b"id|v\n1|a\n2|b\n", b"id|w\n1|a\n2|b\n"),
+        ];
+        for (old, new) in accepted {
+            match checked(old, new) {
+                Ok(Checked::Parsed { index, hunks }) => {
+                    assert_eq!(index, TableIndex::parse(new, b'|').unwrap());
+                    assert_eq!(apply(old, new, &hunks), new);
+                }
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(new)),
+            }
+        }
+        use CsvErrorKind::{DuplicateColumn, FieldCount};
+        let error = |line, column, kind| CsvError { line, column, kind };
+        let count = |expected, found| FieldCount { expected, found };
+        let refused: [(&[u8], &[u8], CsvError); 3] = [
+            // The header line extended to three columns: the row has two.
+            (b"id|v", b"id|vx|w\n1|2\n", error(2, None, count(3, 2))),
+            // A column added: the first row that lacks it, on line 3.
+            (
+                b"id|v\n1|a\n2|b\n",
+                b"id|v|w\n1|a|x\n2|b\n",
+                error(3, None, count(3, 2)),
+            ),
+            (
+                b"id|v\n1|a\n",
+                b"id|id\n1|a\n",
+                error(1, Some(2), DuplicateColumn("id".into())),
+            ),
+        ];
+        for (old, new, want) in refused {
+            assert_eq!(checked(old, new).unwrap_err(), want);
+            assert_eq!(TableIndex::parse(new, b'|').unwrap_err(), want);
+        }
+    }
+
+    /// `n` rows `i|name i`, LF or CRLF line ends.
+    fn big_table(n: usize, nl: &str) -> Vec<u8> {
+        let mut s = format!("id|name{nl}");
+        for i in 1..=n {
+            s.push_str(&format!("{i}|name {i}{nl}"));
+        }
+        s.into_bytes()
+    }
+
+    /// Replaces the first occurrence of `from` in `b` by `to`.
+    fn replaced(b: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = b.windows(from.len()).position(|w| w == from).unwrap();
+        [&b[..at], to, &b[at + from.len()..]].concat()
+    }
+
+    /// A NUL or a lone CR put into one row of a large table is refused by
+    /// the check of the changed region alone, with the row's line (counted
+    /// only on error) and field, as a full parse refuses it.
+    #[test]
+    fn a_nul_or_a_lone_cr_in_one_row_is_refused_with_its_line_and_field() {
+        use CsvErrorKind::{LoneCarriageReturn, NulByte};
+        for nl in ["\n", "\r\n"] {
+            let old = big_table(2000, nl);
+            let header_end = nl.len() + "id|name".len();
+            let row = format!("{nl}1000|name 1000{nl}");
+            let cases: [(String, CsvErrorKind); 4] = [
+                (format!("{nl}1000|na\0me 1000{nl}"), NulByte),
+                (format!("{nl}1000|name 1000\0{nl}"), NulByte),
+                (format!("{nl}1000|na\rme 1000{nl}"), LoneCarriageReturn),
+                (format!("{nl}1000|name 1000\r\r{nl}"), LoneCarriageReturn),
+            ];
+            for (bad_row, kind) in cases {
+                let new = replaced(&old, row.as_bytes(), bad_row.as_bytes());
+                let (p, s) = common_ends(&old, &new);
+                assert!(p > header_end && s > 0, "a small edit in the middle");
+                let e = edit(&old, &new, b'|', p, s).unwrap_err();
+                assert_eq!((e.line, e.column, &e.kind), (1001, Some(2), &kind));
+                assert_eq!(TableIndex::parse(&new, b'|').unwrap_err(), e);
+            }
+            // A lone CR alone after the last row, and two rows appended
+            // with one between them (old Mac line ends).
+            for (tail, column) in [(&b"\r"[..], 1), (b"2001|x\r2002|y", 2)] {
+                let new = [&old[..], tail].concat();
+                let e = checked(&old, &new).unwrap_err();
+                let want = (2002, Some(column), &LoneCarriageReturn);
+                assert_eq!((e.line, e.column, &e.kind), want);
+                assert_eq!(TableIndex::parse(&new, b'|').unwrap_err(), e);
+            }
+            // The same edit without the bad byte passes.
+            let new = replaced(&old, row.as_bytes(), format!("{nl}1000|nom{nl}").as_bytes());
+            match checked(&old, &new).unwrap() {
+                Checked::Edited { hunks, rows } => {
+                    assert_eq!(rows, 2000);
+                    assert_eq!(apply(&old, &new, &hunks), new);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn a_head_with_a_nul_or_a_lone_cr_is_not_trusted() {
         assert!(trusted(b"id|v\r\n1|a\r\n"));
