@@ -92,10 +92,7 @@ impl Binder<'_> {
                     .is_empty();
                 return Ok(Expr::Lit(Value::Int(i64::from(found != negated))));
             }
-            Err(e) => match self.decorrelate(q, scope, e)? {
-                Ok(c) => c,
-                Err(e) => return Err(e),
-            },
+            Err(e) => self.decorrelate(q, scope, e)?,
         };
         let sql::SetExpr::Select(s) = &*q.body else {
             return Err(correlated_refused(q));
@@ -172,10 +169,7 @@ impl Binder<'_> {
                     ),
                 });
             }
-            Err(e) => match self.decorrelate(q, scope, e)? {
-                Ok(c) => c,
-                Err(e) => return Err(e),
-            },
+            Err(e) => self.decorrelate(q, scope, e)?,
         };
         let sql::SetExpr::Select(s) = &*q.body else {
             return Err(correlated_refused(q));
@@ -257,6 +251,11 @@ impl Binder<'_> {
     /// Whether `e` binds over the subquery's own FROM (without the outer
     /// query).
     fn binds_inner(&mut self, q: &sql::Query, e: &sql::Expr) -> bool {
+        self.inner_error(q, e).is_none()
+    }
+
+    /// Why `e` does not bind over the subquery's own FROM, if it does not.
+    fn inner_error(&mut self, q: &sql::Query, e: &sql::Expr) -> Option<QueryError> {
         let mut probe = with_select(q, |s| {
             s.projection = vec![sql::SelectItem::UnnamedExpr(e.clone())];
             s.selection = None;
@@ -266,27 +265,47 @@ impl Binder<'_> {
         });
         probe.order_by = None;
         probe.limit_clause = None;
-        self.bind_query(&probe).is_ok()
+        self.bind_query(&probe).err()
+    }
+
+    /// Whether the name an error of `inner_error` points at is a column
+    /// of the outer query (then the subquery is correlated there).
+    fn names_outer(&self, e: &QueryError, scope: &Scope) -> bool {
+        let Some((line, col)) = e.pos else {
+            return false;
+        };
+        let Some(text) = self.sql.lines().nth(line.saturating_sub(1) as usize) else {
+            return false;
+        };
+        let rest: String = text
+            .chars()
+            .skip(col.saturating_sub(1) as usize)
+            .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '.'))
+            .collect();
+        let (qualifier, name) = match rest.rsplit_once('.') {
+            Some((q, n)) => (Some(q), n),
+            None => (None, rest.as_str()),
+        };
+        matches!(scope.column(qualifier, name), Ok(Some(_)))
     }
 
     /// The decorrelation of `q`, which failed to bind alone with `failed`:
-    /// Ok(Err(failed)) when no conjunct of its WHERE names the outer query
-    /// (a plain error), Ok(Err(refusal)) when one does in a shape not
-    /// supported.
+    /// that error when no conjunct of its WHERE names the outer query, a
+    /// refusal when one does in a shape not supported.
     fn decorrelate(
         &mut self,
         q: &sql::Query,
         scope: &Scope,
         failed: QueryError,
-    ) -> Result<Result<Correlated, QueryError>, QueryError> {
+    ) -> Result<Correlated, QueryError> {
         if failed.kind != ErrorKind::Unknown || q.with.is_some() {
-            return Ok(Err(failed));
+            return Err(failed);
         }
         let sql::SetExpr::Select(s) = &*q.body else {
-            return Ok(Err(failed));
+            return Err(failed);
         };
         let Some(w) = &s.selection else {
-            return Ok(Err(failed));
+            return Err(failed);
         };
         let mut parts = Vec::new();
         conjuncts(w, &mut parts);
@@ -294,10 +313,10 @@ impl Binder<'_> {
         let mut rest = Vec::new();
         let mut outer_named = false;
         for part in parts {
-            if self.binds_inner(q, part) {
+            let Some(why) = self.inner_error(q, part) else {
                 rest.push(part.clone());
                 continue;
-            }
+            };
             let mut matched = false;
             if let sql::Expr::BinaryOp {
                 left,
@@ -319,22 +338,22 @@ impl Binder<'_> {
                 }
             }
             if !matched {
-                outer_named |= self.expr(part, scope, None).is_ok();
-                return Ok(Err(if outer_named {
+                outer_named |= self.names_outer(&why, scope);
+                return Err(if outer_named {
                     correlated_refused(q)
                 } else {
                     failed
-                }));
+                });
             }
         }
         let Some((inner, outer)) = key else {
-            return Ok(Err(failed));
+            return Err(failed);
         };
-        Ok(Ok(Correlated {
+        Ok(Correlated {
             inner,
             outer,
             rest: and_all(rest),
-        }))
+        })
     }
 }
 
