@@ -2,7 +2,7 @@
 //! execution (`exec/`) runs. Plain data; both sides import it, neither
 //! imports the other through it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::table::TableRef;
@@ -33,6 +33,9 @@ pub enum Expr {
         negated: bool,
     },
     Func(Func, Vec<Expr>),
+    /// A subquery's value (`plan/subquery.rs`): computed once when bound;
+    /// a correlated one as its values per key of the outer row (`Some`).
+    Subquery(Option<Box<Expr>>, Arc<SubqueryValues>),
     /// After grouping: group key `i`.
     Key(usize),
     /// After grouping: aggregate `i`.
@@ -79,6 +82,22 @@ pub struct InSet {
     pub has_null: bool,
 }
 
+/// What a subquery in an expression gives (`Expr::Subquery`): without a
+/// key, `otherwise`; with one (a correlated subquery decorrelated into a
+/// grouped or semi-join), the value for the outer row's key, `otherwise`
+/// when the key is NULL or absent (no inner row matched).
+#[derive(Debug, PartialEq)]
+pub struct SubqueryValues {
+    pub by_key: HashMap<Value, Value>,
+    /// Affinity the outer key takes before the lookup (the `=` that
+    /// correlated it would have applied).
+    pub key_affinity: Option<Type>,
+    pub otherwise: Value,
+    /// The affinity of the subquery's column (SQLite gives a scalar
+    /// subquery its result column's affinity in comparisons).
+    pub affinity: Option<Type>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AggFunc {
     CountStar,
@@ -96,7 +115,7 @@ pub struct AggCall {
     pub arg: Option<Expr>,
 }
 
-/// One table of the FROM clause.
+/// One table of the FROM clause (or rows a query made: `is_derived`).
 #[derive(Debug)]
 pub struct Source {
     /// The table's name as stored (names resolve case-insensitively).
@@ -107,6 +126,14 @@ pub struct Source {
     pub version: String,
     /// Index of its first column in the joined row.
     pub offset: usize,
+}
+
+impl Source {
+    /// A subquery, CTE or VALUES made these rows for this query alone:
+    /// no stored version, so no index of the database applies.
+    pub fn is_derived(&self) -> bool {
+        self.version.is_empty()
+    }
 }
 
 #[derive(Debug)]

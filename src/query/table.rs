@@ -475,6 +475,59 @@ impl TypedTable {
         })
     }
 
+    /// A table made by a query (a subquery in FROM, a CTE, VALUES, a
+    /// compound SELECT): `rows` as they are, each column holding values of
+    /// any type (`Cells::Values`), typed by `types` only for affinity. No
+    /// content, not derivable: it lives as long as the query that made it.
+    pub fn from_values(
+        columns: Vec<String>,
+        types: Vec<Option<Type>>,
+        rows: Vec<Vec<Value>>,
+    ) -> TypedTable {
+        let width = columns.len();
+        let len = rows.len();
+        let mut chunks = Vec::with_capacity(len.div_ceil(CHUNK_ROWS));
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let mut cols: Vec<Vec<Value>> =
+                (0..width).map(|_| Vec::with_capacity(CHUNK_ROWS)).collect();
+            let mut n = 0;
+            for row in rows.by_ref().take(CHUNK_ROWS) {
+                let mut row = row.into_iter();
+                for col in cols.iter_mut() {
+                    col.push(row.next().unwrap_or(Value::Null));
+                }
+                n += 1;
+            }
+            let columns: Vec<Cells> = cols.into_iter().map(Cells::Values).collect();
+            // Values cost about their size plus a text's allocation.
+            let bytes = (n * width * (std::mem::size_of::<Value>() + 16)) as u64;
+            chunks.push(Arc::new(Chunk {
+                columns,
+                starts: vec![0; n],
+                bytes,
+            }));
+        }
+        TypedTable {
+            indexes: (0..width).map(|_| Mutex::new(None)).collect(),
+            dicts: (0..width).map(|_| OnceLock::new()).collect(),
+            numbers: (0..width).map(|_| OnceLock::new()).collect(),
+            firsts: firsts(&chunks),
+            offsets: vec![0; chunks.len()],
+            chunks,
+            len,
+            derivable: false,
+            change: None,
+            declared: types.clone(),
+            classes: vec![Classes::default(); width],
+            types,
+            columns,
+            header_len: 0,
+            content: Arc::new(Vec::new()),
+            delim: b'|',
+        }
+    }
+
     /// The next version of this table, from this version's content `old`
     /// and the new content `new`, reusing every row outside the region the
     /// commit changed: cost in proportion to the change, not the table.

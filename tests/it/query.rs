@@ -963,10 +963,16 @@ fn bad_queries_fail_with_a_kind_and_a_position() {
         ("SELECT coalesce(NULL) FROM users", ErrorKind::Type, None),
         ("SELECT nofunc(id) FROM users", ErrorKind::Unknown, None),
         (
-            "SELECT id FROM users UNION SELECT id FROM users",
+            "SELECT id FROM users u WHERE EXISTS (SELECT 1 FROM users v WHERE v.id < u.id)",
             ErrorKind::Unsupported,
+            Some((1, 38)),
+        ),
+        (
+            "SELECT id FROM users UNION SELECT id, name FROM users",
+            ErrorKind::Type,
             None,
         ),
+        ("SELECT (SELECT id, name FROM users)", ErrorKind::Type, None),
         (
             "SELECT id FROM users AS OF 'yesterday'",
             ErrorKind::Type,
@@ -1045,6 +1051,75 @@ fn as_of_reads_a_table_at_a_time() {
         .query("SELECT COUNT(*) FROM users AS OF '-1h'")
         .unwrap_err();
     assert!(e.message.contains("did not exist"), "{e}");
+}
+
+#[test]
+fn composed_queries_stay_within_the_limits_and_their_tables_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("users", b"id|name\n1|Ann\n2|Bob\n", "test")
+        .unwrap();
+    let small = Engine::new(&db).with_limits(reedbase::query::Limits {
+        max_rows_in_memory: 50,
+        ..Default::default()
+    });
+    // An unbounded recursive CTE stops at the rows limit; its own LIMIT
+    // ends it; a UNION over the bound is refused the same way.
+    let endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT x FROM n";
+    assert_eq!(small.query(endless).unwrap_err().kind, ErrorKind::TooLarge);
+    let counted = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n LIMIT 40) SELECT COUNT(*) FROM n";
+    assert_eq!(
+        small.query(counted).unwrap().rows,
+        vec![vec![Value::Int(40)]]
+    );
+    let wide = "SELECT x FROM (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n LIMIT 30) SELECT x FROM n) UNION ALL SELECT x + 100 FROM (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n LIMIT 30) SELECT x FROM n)";
+    assert_eq!(small.query(wide).unwrap_err().kind, ErrorKind::TooLarge);
+    // A stop from outside (the time limit's path) ends a recursion long
+    // before the rows limit would.
+    let stopped = Engine::new(&db);
+    stopped.interrupt().cancel();
+    let e = stopped.query(endless).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Interrupted, "{e}");
+    // A cached result depends on the tables its subqueries and CTEs read.
+    let cache = reedbase::query::TableCache::default();
+    let engine = Engine::with_cache(&db, &cache);
+    for sql in [
+        "WITH c AS (SELECT id FROM users) SELECT COUNT(*) FROM c",
+        "SELECT (SELECT COUNT(*) FROM users)",
+        "SELECT 1 WHERE EXISTS (SELECT 1 FROM users WHERE id = 3)",
+        "SELECT COUNT(*) FROM (SELECT id FROM users UNION SELECT 0)",
+    ] {
+        engine.query(sql).unwrap();
+    }
+    let before: Vec<_> = [
+        "WITH c AS (SELECT id FROM users) SELECT COUNT(*) FROM c",
+        "SELECT (SELECT COUNT(*) FROM users)",
+        "SELECT 1 WHERE EXISTS (SELECT 1 FROM users WHERE id = 3)",
+        "SELECT COUNT(*) FROM (SELECT id FROM users UNION SELECT 0)",
+    ]
+    .iter()
+    .map(|q| engine.query(q).unwrap().rows)
+    .collect();
+    db.table("users")
+        .unwrap()
+        .commit(
+            reedbase::storage::Base::Head,
+            b"id|name\n1|Ann\n2|Bob\n3|Cy\n".to_vec(),
+            &reedbase::storage::CommitOptions::new(reedbase::storage::Action::Update, "test"),
+        )
+        .unwrap();
+    let after: Vec<_> = [
+        "WITH c AS (SELECT id FROM users) SELECT COUNT(*) FROM c",
+        "SELECT (SELECT COUNT(*) FROM users)",
+        "SELECT 1 WHERE EXISTS (SELECT 1 FROM users WHERE id = 3)",
+        "SELECT COUNT(*) FROM (SELECT id FROM users UNION SELECT 0)",
+    ]
+    .iter()
+    .map(|q| engine.query(q).unwrap().rows)
+    .collect();
+    let int = |i| vec![vec![Value::Int(i)]];
+    assert_eq!(before, vec![int(2), int(2), vec![], int(3)]);
+    assert_eq!(after, vec![int(3), int(3), int(1), int(4)]);
 }
 
 #[test]

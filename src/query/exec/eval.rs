@@ -169,6 +169,7 @@ pub(super) fn eval(e: &Expr, ctx: &Ctx) -> Result<Value, QueryError> {
             Value::Int(i64::from(m != *negated))
         }
         Expr::Func(f, args) => func(*f, args, ctx)?,
+        Expr::Subquery(key, values) => super::subquery::value(key.as_deref(), values, ctx)?,
     })
 }
 

@@ -14,6 +14,8 @@ mod eval;
 mod explain;
 mod join;
 mod order;
+mod setop;
+mod subquery;
 mod topk;
 
 use std::collections::HashSet;
@@ -35,6 +37,7 @@ pub use eval::{eval_const, eval_row};
 pub use explain::explain;
 use join::{first_rows, joined_rows, stream_rows};
 use order::{OutRow, finish_output, keep_best, out_row};
+pub use setop::{SetOp, combine};
 use topk::{TopK, run_top_k, top_k};
 
 /// What execution needs besides the query: limits and the index policy.
@@ -48,6 +51,9 @@ impl Env<'_> {
     /// The index for an equality lookup on `col` of `src`, if the policy
     /// has one (counts the lookup).
     fn index(&self, src: &Source, col: usize) -> Option<Arc<ColumnIndex>> {
+        if src.is_derived() {
+            return None;
+        }
         self.indexes
             .for_lookup(self.policy, &src.name, &src.version, &src.table, col)
     }

@@ -203,12 +203,8 @@ impl Binder<'_> {
                 }
                 Expr::Func(Func::Substr, args)
             }
-            E::Subquery(_) => {
-                return Err(unsupported(
-                    e,
-                    "scalar subqueries (IN (SELECT ...) is supported)",
-                ));
-            }
+            E::Subquery(q) => self.scalar_subquery(q, scope)?,
+            E::Exists { subquery, negated } => self.exists(subquery, *negated, scope)?,
             _ => return Err(unsupported(e, &format!("the expression {e}"))),
         })
     }
@@ -376,12 +372,13 @@ pub(super) fn literal(v: &sql::Value, node: &sql::Expr) -> Result<Value, QueryEr
 pub(super) fn affinity(e: &Expr) -> Option<Type> {
     match e {
         Expr::Col(_, t) => *t,
+        Expr::Subquery(_, v) => v.affinity,
         _ => None,
     }
 }
 
 pub(super) fn is_column(e: &Expr) -> bool {
-    matches!(e, Expr::Col(..))
+    matches!(e, Expr::Col(..)) || matches!(e, Expr::Subquery(_, v) if v.affinity.is_some())
 }
 
 /// A comparison with SQLite's affinity rules: a numeric column makes the

@@ -12,7 +12,9 @@ use super::error::{ErrorKind, QueryError};
 use super::exec;
 use super::value::{Type, Value};
 
+mod compose;
 mod expr;
+mod subquery;
 
 use expr::fold;
 
@@ -232,6 +234,8 @@ pub struct Binder<'e> {
     /// Every (table, version) read, subqueries included: what a cached
     /// result depends on.
     pub read: Vec<(String, String)>,
+    /// Common table expressions in scope (`compose.rs`).
+    ctes: Vec<compose::Cte>,
 }
 
 const MAX_DEPTH: usize = 200;
@@ -249,9 +253,11 @@ impl Scope<'_> {
     ) -> Result<Option<(usize, Option<Type>)>, String> {
         let mut found = None;
         for s in self.sources {
+            // A table with an alias is known by that alias only (SQLite),
+            // so `t.x` inside `FROM t AS i` can name an outer `t`.
             if let Some(q) = qualifier
                 && !q.eq_ignore_ascii_case(&s.alias)
-                && !q.eq_ignore_ascii_case(&s.name)
+                && !(q.eq_ignore_ascii_case(&s.name) && s.alias.eq_ignore_ascii_case(&s.name))
             {
                 continue;
             }
@@ -281,12 +287,13 @@ impl<'e> Binder<'e> {
             depth: 0,
             aliases: Vec::new(),
             read: Vec::new(),
+            ctes: Vec::new(),
         }
     }
 
     pub fn bind_query(&mut self, q: &sql::Query) -> Result<Select, QueryError> {
-        if q.with.is_some() {
-            return Err(unsupported(q, "WITH"));
+        if let Some(composed) = self.compose(q)? {
+            return Ok(composed);
         }
         if q.fetch.is_some() || !q.locks.is_empty() {
             return Err(unsupported(q, "FETCH or locking clauses"));
@@ -640,6 +647,9 @@ impl<'e> Binder<'e> {
     }
 
     fn source(&mut self, f: &sql::TableFactor, offset: usize) -> Result<Source, QueryError> {
+        if let Some(src) = self.composed_source(f, offset)? {
+            return Ok(src);
+        }
         let sql::TableFactor::Table {
             name,
             alias,
@@ -733,6 +743,7 @@ fn walk(e: &Expr, f: &mut impl FnMut(&Expr)) {
             walk(pattern, f);
         }
         Expr::Func(_, a) => a.iter().for_each(|i| walk(i, f)),
+        Expr::Subquery(key, _) => key.iter().for_each(|k| walk(k, f)),
         Expr::Col(..) | Expr::Lit(_) | Expr::Key(_) | Expr::Agg(_) => {}
     }
 }
@@ -787,6 +798,7 @@ fn lift(e: Expr, keys: &[Expr], node: &sql::Expr) -> Result<Expr, QueryError> {
                 .map(|i| lift(i, keys, node))
                 .collect::<Result<_, _>>()?,
         ),
+        Expr::Subquery(key, v) => Expr::Subquery(key.map(l).transpose()?, v),
     })
 }
 
