@@ -232,6 +232,9 @@ pub struct Binder<'e> {
     /// Every (table, version) read, subqueries included: what a cached
     /// result depends on.
     pub read: Vec<(String, String)>,
+    /// A date/time function may read the clock ('now'): the result must
+    /// not be cached.
+    pub reads_clock: bool,
 }
 
 const MAX_DEPTH: usize = 200;
@@ -281,6 +284,7 @@ impl<'e> Binder<'e> {
             depth: 0,
             aliases: Vec::new(),
             read: Vec::new(),
+            reads_clock: false,
         }
     }
 
