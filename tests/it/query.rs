@@ -1120,6 +1120,19 @@ fn results_are_cached_by_query_and_versions_and_explain_shows_the_plan() {
         let e = engine.query(sql).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Runtime, "{sql}: {e:?}");
     }
+    // SQLite's functions left out are refused with the way to write them.
+    for sql in [
+        "SELECT json_set('{}', '$.a', 1)",
+        "SELECT json_group_array(k) FROM users",
+        "SELECT timediff('2024-01-02', '2024-01-01')",
+    ] {
+        let e = engine.query(sql).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported, "{sql}: {e:?}");
+        assert!(
+            e.message.contains("instead") || e.message.contains("build"),
+            "{e:?}"
+        );
+    }
     let plan = |sql: &str| -> String {
         engine
             .query(&format!("EXPLAIN {sql}"))

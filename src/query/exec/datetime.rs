@@ -57,6 +57,14 @@ impl TimeFunc {
             _ => true,
         }
     }
+
+    /// SQLite's date functions ReedQL leaves out, with the way to write
+    /// what they do instead (the binder's refusal).
+    pub fn refused(name: &str) -> Option<&'static str> {
+        (name == "TIMEDIFF").then_some(
+            "timediff() (SQLite 3.43); subtract julianday() or unixepoch() values instead",
+        )
+    }
 }
 
 /// Evaluates a call over a row, a group or nothing.

@@ -55,6 +55,23 @@ impl JsonFunc {
         };
         Some((Func::Json(f), arity))
     }
+
+    /// SQLite's JSON functions ReedQL leaves out, with the way to write
+    /// what they do instead (the binder's refusal).
+    pub fn refused(name: &str) -> Option<&'static str> {
+        Some(match name {
+            "JSON_SET" | "JSON_INSERT" | "JSON_REPLACE" | "JSON_REMOVE" | "JSON_PATCH" => {
+                "changing JSON documents (json_set, json_insert, json_replace, json_remove, json_patch); build the document with json_object() and json_array()"
+            }
+            "JSON_GROUP_ARRAY" | "JSON_GROUP_OBJECT" => {
+                "the JSON aggregates json_group_array and json_group_object; build each row's JSON with json_object() or json_array()"
+            }
+            "JSON_EACH" | "JSON_TREE" => {
+                "the table-valued json_each and json_tree; read values with json_extract() or ->>"
+            }
+            _ => return None,
+        })
+    }
 }
 
 /// Deepest nesting of arrays and objects SQLite parses.

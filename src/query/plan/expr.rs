@@ -288,9 +288,17 @@ impl Binder<'_> {
             "COALESCE" => (Func::Coalesce, 2..=usize::MAX),
             "IFNULL" => (Func::Coalesce, 2..=2),
             "ABS" => (Func::Abs, 1..=1),
-            _ => TimeFunc::named(&name)
-                .or_else(|| JsonFunc::named(&name))
-                .ok_or_else(|| err(ErrorKind::Unknown, f, format!("no such function: {name}")))?,
+            _ => match TimeFunc::named(&name).or_else(|| JsonFunc::named(&name)) {
+                Some(family) => family,
+                None => {
+                    return Err(
+                        match JsonFunc::refused(&name).or(TimeFunc::refused(&name)) {
+                            Some(how) => unsupported(f, how),
+                            None => err(ErrorKind::Unknown, f, format!("no such function: {name}")),
+                        },
+                    );
+                }
+            },
         };
         if !arity.contains(&args.len()) {
             return Err(err(
