@@ -5,6 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+pub use super::exec::datetime::TimeFunc;
+pub use super::exec::json::JsonFunc;
 use super::table::TableRef;
 use super::value::{Type, Value};
 
@@ -73,6 +75,10 @@ pub enum Func {
     Substr,
     Coalesce,
     Abs,
+    /// date, time, datetime, julianday, unixepoch, strftime (`exec/datetime.rs`).
+    Time(TimeFunc),
+    /// The JSON functions and `->`, `->>` (`exec/json.rs`).
+    Json(JsonFunc),
 }
 
 /// The values of an uncorrelated `IN (SELECT ...)`, computed once.

@@ -416,7 +416,8 @@ impl<'db> Engine<'db> {
                 read.sort();
                 read.dedup();
                 let key = (statement.to_string(), read);
-                if let Some(hit) = self.cache.results.get(&key) {
+                let cacheable = !binder.reads_clock;
+                if let Some(hit) = self.cache.results.get(&key).filter(|_| cacheable) {
                     return Ok(Answer::Whole(hit));
                 }
                 let result = match exec::run(&select, &self.env())? {
@@ -425,7 +426,9 @@ impl<'db> Engine<'db> {
                 };
                 self.persist_indexes();
                 let result = Arc::new(result);
-                self.cache.results.put(key, Arc::clone(&result));
+                if cacheable {
+                    self.cache.results.put(key, Arc::clone(&result));
+                }
                 Ok(Answer::Whole(result))
             }
             sqlparser::ast::Statement::Explain {

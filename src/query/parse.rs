@@ -58,8 +58,12 @@ impl Dialect for ReedDialect {
         SQLITE.parse_infix(parser, expr, precedence)
     }
     fn get_next_precedence(&self, parser: &Parser) -> Option<Result<u8, ParserError>> {
-        if matches!(parser.peek_token_ref().token, Token::StringConcat) {
-            // Above `* / %` (40): 2 * 3 || 4 is 2 * '34' in SQLite.
+        if matches!(
+            parser.peek_token_ref().token,
+            Token::StringConcat | Token::Arrow | Token::LongArrow
+        ) {
+            // Above `* / %` (40): 2 * 3 || 4 is 2 * '34' in SQLite; `->` and
+            // `->>` bind as `||` does.
             return Some(Ok(45));
         }
         SQLITE.get_next_precedence(parser)

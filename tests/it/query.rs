@@ -283,7 +283,7 @@ fn text_expr(rng: &mut Rng, depth: u32) -> String {
     match if depth == 0 {
         rng.below(2)
     } else {
-        rng.below(6)
+        rng.below(8)
     } {
         0 => rng.pick(&["s", "g"]).to_string(),
         1 => format!("'{}'", rng.pick(&["red", "apple", "x", ""])),
@@ -294,6 +294,25 @@ fn text_expr(rng: &mut Rng, depth: u32) -> String {
             text_expr(rng, depth - 1),
             rng.range(-3, 6),
             rng.range(-2, 4)
+        ),
+        5 => format!(
+            "strftime('{}', 1700000000 + {} * 86399, 'unixepoch', '{}')",
+            rng.pick(&["%Y-%m-%d", "%H:%M:%S", "%j %w %W", "%s", "%J"]),
+            int_expr(rng, depth - 1),
+            rng.pick(&[
+                "+1 month",
+                "start of month",
+                "weekday 0",
+                "-1.5 days",
+                "auto"
+            ])
+        ),
+        6 => format!(
+            "(json_object('x', {}, 'y', {}) {} '{}')",
+            text_expr(rng, depth - 1),
+            int_expr(rng, depth - 1),
+            rng.pick(&["->", "->>"]),
+            rng.pick(&["$.x", "y", "$", "$.z"])
         ),
         _ => format!(
             "({} || {})",
@@ -1157,6 +1176,38 @@ fn results_are_cached_by_query_and_versions_and_explain_shows_the_plan() {
         Value::Int(3)
     ));
     assert_eq!(cache.results.len(), 3);
+    // A query that may read the clock ('now', no time value, a value from a
+    // column) is not cached; one over fixed times is.
+    for sql in [
+        "SELECT datetime('now'), COUNT(*) FROM users",
+        "SELECT date(), strftime('%s') FROM users",
+        "SELECT date(name) FROM users",
+    ] {
+        engine.query(sql).unwrap();
+    }
+    assert_eq!(cache.results.len(), 3);
+    engine
+        .query("SELECT date('2024-01-05', '+1 day'), strftime('%Y', 0) FROM users")
+        .unwrap();
+    assert_eq!(cache.results.len(), 4);
+    // Malformed JSON and JSON paths are runtime errors, as in SQLite.
+    for sql in ["SELECT json('[1,')", "SELECT json_extract('[1]', 'x')"] {
+        let e = engine.query(sql).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Runtime, "{sql}: {e:?}");
+    }
+    // SQLite's functions left out are refused with the way to write them.
+    for sql in [
+        "SELECT json_set('{}', '$.a', 1)",
+        "SELECT json_group_array(k) FROM users",
+        "SELECT timediff('2024-01-02', '2024-01-01')",
+    ] {
+        let e = engine.query(sql).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported, "{sql}: {e:?}");
+        assert!(
+            e.message.contains("instead") || e.message.contains("build"),
+            "{e:?}"
+        );
+    }
     let plan = |sql: &str| -> String {
         engine
             .query(&format!("EXPLAIN {sql}"))

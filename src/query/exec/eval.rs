@@ -316,6 +316,11 @@ fn like(pattern: &str, text: &str, escape: Option<char>) -> bool {
 }
 
 fn func(f: Func, args: &[Expr], ctx: &Ctx) -> Result<Value, QueryError> {
+    match f {
+        Func::Time(t) => return super::datetime::call(t, args, ctx),
+        Func::Json(j) => return super::json::call(j, args, ctx).map(|(v, _)| v),
+        _ => {}
+    }
     if f == Func::Coalesce {
         for a in args {
             let v = eval(a, ctx)?;
@@ -362,7 +367,7 @@ fn func(f: Func, args: &[Expr], ctx: &Ctx) -> Result<Value, QueryError> {
             };
             Value::text(&substr(&first.to_string(), start, len))
         }
-        Func::Coalesce => Value::Null,
+        Func::Coalesce | Func::Time(_) | Func::Json(_) => Value::Null,
     })
 }
 

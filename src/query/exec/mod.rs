@@ -10,9 +10,11 @@
 //! runs ORDER BY ... LIMIT over one table, `explain.rs` describes the plan.
 
 mod aggregate;
+pub(super) mod datetime;
 mod eval;
 mod explain;
 mod join;
+pub(super) mod json;
 mod order;
 mod setop;
 mod subquery;

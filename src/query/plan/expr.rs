@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use sqlparser::ast as sql;
 
-use super::super::ast::{AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, InSet};
+use super::super::ast::{
+    AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, InSet, JsonFunc, TimeFunc,
+};
 use super::super::error::{ErrorKind, QueryError};
 use super::super::exec;
 use super::super::value::{Type, Value};
@@ -102,6 +104,8 @@ impl Binder<'_> {
                     O::LtEq => cmp(CmpOp::Le, l, r),
                     O::Gt => cmp(CmpOp::Gt, l, r),
                     O::GtEq => cmp(CmpOp::Ge, l, r),
+                    O::Arrow => Expr::Func(Func::Json(JsonFunc::Arrow), vec![l, r]),
+                    O::LongArrow => Expr::Func(Func::Json(JsonFunc::LongArrow), vec![l, r]),
                     _ => return Err(unsupported(e, &format!("the operator {op}"))),
                 }
             }
@@ -280,13 +284,17 @@ impl Binder<'_> {
             "COALESCE" => (Func::Coalesce, 2..=usize::MAX),
             "IFNULL" => (Func::Coalesce, 2..=2),
             "ABS" => (Func::Abs, 1..=1),
-            _ => {
-                return Err(err(
-                    ErrorKind::Unknown,
-                    f,
-                    format!("no such function: {name}"),
-                ));
-            }
+            _ => match TimeFunc::named(&name).or_else(|| JsonFunc::named(&name)) {
+                Some(family) => family,
+                None => {
+                    return Err(
+                        match JsonFunc::refused(&name).or(TimeFunc::refused(&name)) {
+                            Some(how) => unsupported(f, how),
+                            None => err(ErrorKind::Unknown, f, format!("no such function: {name}")),
+                        },
+                    );
+                }
+            },
         };
         if !arity.contains(&args.len()) {
             return Err(err(
@@ -302,6 +310,9 @@ impl Binder<'_> {
                 return Err(unsupported(f, "* as a function argument"));
             };
             bound.push(self.expr(a, scope, aggs.as_deref_mut())?);
+        }
+        if let Func::Time(t) = func {
+            self.reads_clock |= t.reads_clock(&bound);
         }
         Ok(Expr::Func(func, bound))
     }

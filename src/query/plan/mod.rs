@@ -236,6 +236,9 @@ pub struct Binder<'e> {
     pub read: Vec<(String, String)>,
     /// Common table expressions in scope (`compose.rs`).
     ctes: Vec<compose::Cte>,
+    /// A date/time function may read the clock ('now'): the result must
+    /// not be cached.
+    pub reads_clock: bool,
 }
 
 const MAX_DEPTH: usize = 200;
@@ -288,6 +291,7 @@ impl<'e> Binder<'e> {
             aliases: Vec::new(),
             read: Vec::new(),
             ctes: Vec::new(),
+            reads_clock: false,
         }
     }
 
