@@ -962,6 +962,23 @@ fn bad_queries_fail_with_a_kind_and_a_position() {
         ),
         ("SELECT coalesce(NULL) FROM users", ErrorKind::Type, None),
         ("SELECT nofunc(id) FROM users", ErrorKind::Unknown, None),
+        // Refused with what to write instead (SQLite accepts these).
+        (
+            "SELECT CAST(id AS BLOB) FROM users",
+            ErrorKind::Unsupported,
+            None,
+        ),
+        (
+            "SELECT TRIM(BOTH 'x' FROM name) FROM users",
+            ErrorKind::Unsupported,
+            None,
+        ),
+        (
+            "SELECT printf('%e', age) FROM users",
+            ErrorKind::Runtime,
+            None,
+        ),
+        ("SELECT abs(-9223372036854775808)", ErrorKind::Runtime, None),
         (
             "SELECT id FROM users UNION SELECT id FROM users",
             ErrorKind::Unsupported,

@@ -12,8 +12,10 @@
 mod aggregate;
 mod eval;
 mod explain;
+mod functions;
 mod join;
 mod order;
+mod printf;
 mod topk;
 
 use std::collections::HashSet;

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use sqlparser::ast as sql;
 
-use super::super::ast::{AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, InSet};
+use super::super::ast::{AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, InSet, Scalar};
 use super::super::error::{ErrorKind, QueryError};
 use super::super::exec;
 use super::super::value::{Type, Value};
-use super::{Binder, MAX_DEPTH, Scope, err, function_parts, is_aggregate_name, unsupported, walk};
+use super::{
+    Binder, MAX_DEPTH, Scope, err, function_parts, is_aggregate_name, scalar, unsupported, walk,
+};
 
 impl Binder<'_> {
     /// Binds an expression; `aggs` collects aggregate calls (None: they are
@@ -66,6 +68,15 @@ impl Binder<'_> {
             },
             E::Value(v) => Expr::Lit(literal(&v.value, e)?),
             E::Nested(inner) => self.expr(inner, scope, aggs)?,
+            // -9223372036854775808 is the smallest integer, as in SQLite.
+            E::UnaryOp {
+                op: sql::UnaryOperator::Minus,
+                expr: lit,
+            } if matches!(&**lit, E::Value(v)
+                if matches!(&v.value, sql::Value::Number(n, _) if n == "9223372036854775808")) =>
+            {
+                Expr::Lit(Value::Int(i64::MIN))
+            }
             E::UnaryOp { op, expr } => {
                 let x = self.expr(expr, scope, aggs)?;
                 match op {
@@ -102,6 +113,9 @@ impl Binder<'_> {
                     O::LtEq => cmp(CmpOp::Le, l, r),
                     O::Gt => cmp(CmpOp::Gt, l, r),
                     O::GtEq => cmp(CmpOp::Ge, l, r),
+                    O::Is => cmp(CmpOp::Is, l, r),
+                    O::IsNot => cmp(CmpOp::IsNot, l, r),
+                    O::Glob => Expr::Func(Func::Scalar(Scalar::Glob), vec![r, l]),
                     _ => return Err(unsupported(e, &format!("the operator {op}"))),
                 }
             }
@@ -203,6 +217,17 @@ impl Binder<'_> {
                 }
                 Expr::Func(Func::Substr, args)
             }
+            E::Case { .. }
+            | E::Cast { .. }
+            | E::IsTrue(_)
+            | E::IsNotTrue(_)
+            | E::IsFalse(_)
+            | E::IsNotFalse(_)
+            | E::IsDistinctFrom(..)
+            | E::IsNotDistinctFrom(..)
+            | E::Trim { .. }
+            | E::Ceil { .. }
+            | E::Floor { .. } => self.scalar_expr(e, scope, aggs)?,
             E::Subquery(_) => {
                 return Err(unsupported(
                     e,
@@ -284,13 +309,16 @@ impl Binder<'_> {
             "COALESCE" => (Func::Coalesce, 2..=usize::MAX),
             "IFNULL" => (Func::Coalesce, 2..=2),
             "ABS" => (Func::Abs, 1..=1),
-            _ => {
-                return Err(err(
-                    ErrorKind::Unknown,
-                    f,
-                    format!("no such function: {name}"),
-                ));
-            }
+            _ => match scalar::by_name(&name) {
+                Some(found) => found,
+                None => {
+                    return Err(err(
+                        ErrorKind::Unknown,
+                        f,
+                        format!("no such function: {name}"),
+                    ));
+                }
+            },
         };
         if !arity.contains(&args.len()) {
             return Err(err(
@@ -376,7 +404,7 @@ pub(super) fn literal(v: &sql::Value, node: &sql::Expr) -> Result<Value, QueryEr
 pub(super) fn affinity(e: &Expr) -> Option<Type> {
     match e {
         Expr::Col(_, t) => *t,
-        _ => None,
+        _ => scalar::cast_affinity(e),
     }
 }
 

@@ -13,6 +13,7 @@ use super::exec;
 use super::value::{Type, Value};
 
 mod expr;
+mod scalar;
 
 use expr::fold;
 
@@ -216,7 +217,7 @@ fn has_aggregate(e: &sql::Expr) -> bool {
                 || substring_from.as_deref().is_some_and(has_aggregate)
                 || substring_for.as_deref().is_some_and(has_aggregate)
         }
-        _ => false,
+        other => scalar::has_aggregate_in(other, has_aggregate),
     }
 }
 
