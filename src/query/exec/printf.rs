@@ -195,7 +195,7 @@ pub(super) fn printf(v: &[Value]) -> Result<Value, QueryError> {
                     'q' => ("'", "(NULL)"),
                     _ => ("'", "NULL"),
                 };
-                let t = match a {
+                match a {
                     Value::Null => null.to_string(),
                     a => {
                         let t = a.to_string();
@@ -210,8 +210,7 @@ pub(super) fn printf(v: &[Value]) -> Result<Value, QueryError> {
                             doubled
                         }
                     }
-                };
-                t
+                }
             }
             other => {
                 return Err(runtime(format!(
@@ -350,7 +349,7 @@ mod tests {
         assert_eq!(fixed(0.5, 0), "1");
         assert_eq!(fixed(2.5, 0), "3");
         assert_eq!(fixed(1.25, 1), "1.3");
-        assert_eq!(fixed(3.14159, 6), "3.141590");
+        assert_eq!(fixed(1.23456, 6), "1.234560");
         assert_eq!(fixed(0.0, 3), "0.000");
         assert_eq!(fixed(0.001, 2), "0.00");
         assert_eq!(fixed(1e20, 0), "100000000000000000000");
