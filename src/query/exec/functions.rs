@@ -16,6 +16,18 @@ use super::super::value::{Type, Value, format_real};
 use super::eval::{Ctx, eval, like, runtime};
 use super::printf::{printf, round};
 
+/// The longest text a function makes (SQLite's SQLITE_MAX_LENGTH): nested
+/// replace() or hex() grow exponentially, and are stopped here before the
+/// text is made.
+const MAX_TEXT_BYTES: usize = 1_000_000_000;
+
+fn too_big(len: usize) -> Result<(), QueryError> {
+    if len > MAX_TEXT_BYTES {
+        return Err(runtime("string or blob too big"));
+    }
+    Ok(())
+}
+
 pub(super) fn call(f: Scalar, args: &[Expr], ctx: &Ctx) -> Result<Value, QueryError> {
     if f == Scalar::Case {
         // Lazily: a branch not taken is never evaluated (its errors neither).
@@ -82,7 +94,10 @@ pub(super) fn call(f: Scalar, args: &[Expr], ctx: &Ctx) -> Result<Value, QueryEr
                 // SQLite hands the first argument back as it is.
                 arg(0).clone()
             } else {
-                Value::text(&arg(0).to_string().replace(&from, &arg(2).to_string()))
+                let (s, to) = (arg(0).to_string(), arg(2).to_string());
+                let n = s.matches(&from).count();
+                too_big(s.len().saturating_add(n.saturating_mul(to.len())))?;
+                Value::text(&s.replace(&from, &to))
             }
         }
         Scalar::Trim(..) if any_null => Value::Null,
@@ -103,13 +118,23 @@ pub(super) fn call(f: Scalar, args: &[Expr], ctx: &Ctx) -> Result<Value, QueryEr
         }
         Scalar::Hex => {
             let s = arg(0).to_string();
+            too_big(s.len().saturating_mul(2))?;
             let mut out = String::with_capacity(s.len() * 2);
             for b in s.bytes() {
                 out.push_str(&format!("{b:02X}"));
             }
             Value::text(&out)
         }
-        Scalar::Quote => Value::text(&quote(arg(0))),
+        Scalar::Quote => {
+            if let Value::Text(t) = arg(0) {
+                too_big(
+                    t.len()
+                        .saturating_add(t.matches('\'').count())
+                        .saturating_add(2),
+                )?;
+            }
+            Value::text(&quote(arg(0)))
+        }
         Scalar::Char => {
             let s: String = v
                 .iter()

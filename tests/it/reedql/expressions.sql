@@ -162,3 +162,19 @@ ordered: SELECT k, CASE WHEN s GLOB '[0-9]*' THEN CAST(s AS INTEGER) * 2 ELSE le
 -- typeof
 SELECT typeof(1), typeof(1.5), typeof('a'), typeof(NULL), typeof(1 + 1.0), typeof(9223372036854775807 + 1), typeof(CAST('3.0' AS NUMERIC)), typeof(round(1))
 ordered: SELECT k, typeof(a), typeof(r), typeof(s), typeof(a / 2), typeof(r * 0) FROM t1 ORDER BY k
+-- more combinations
+ordered: SELECT k, CASE WHEN a > 0 THEN CASE WHEN b > 500 THEN 'pb' ELSE 'ps' END WHEN a < 0 THEN 'n' END FROM t1 ORDER BY k
+ordered: SELECT k, CASE r WHEN a THEN 'eq' WHEN -a THEN 'neg' ELSE r END FROM t1 ORDER BY k
+ordered: SELECT k, CASE WHEN s IS NULL THEN NULL WHEN s > 'b' THEN upper(s) ELSE lower(s) END FROM t1 ORDER BY k
+ordered: SELECT k, r FROM t1 ORDER BY CAST(r AS INTEGER) DESC, k LIMIT 15
+ordered: SELECT k, a FROM t1 WHERE a IS NOT DISTINCT FROM NULL ORDER BY k
+ordered: SELECT k, g FROM t1 WHERE g IS DISTINCT FROM 'red' ORDER BY k
+ordered: SELECT k FROM t1 WHERE r IS 12.5 OR b IS 100 OR s IS 'apple' ORDER BY k
+ordered: SELECT k, b GLOB '*7*', r GLOB '-*', a GLOB '[0-2]' FROM t1 ORDER BY k
+ordered: SELECT k, quote(r), printf('%.3f', r), round(r, 3) = r FROM t1 ORDER BY k
+ordered: SELECT k, hex(upper(s)), length(hex(s)) FROM t1 ORDER BY k
+SELECT max(1, 2) + min(3, 4) * 2, max('a', 1) || min('b', 'c'), max(-0.5, -1) * 2
+SELECT round(-0.0), round(0.0001, 3), round(5.555, 2), round(-5.555, 2), round(1e-10, 5), round(2.5e-1, 1)
+SELECT printf('%.5f', 1.0/3), printf('%.10f', 2.0/3), printf('%.0f', 1e15), printf('%.1f', 999.95), printf('%f', -0.0), printf('%.2f', 1e-5)
+SELECT instr(s, s), replace(s, s, 'x') FROM t1 WHERE k = 1
+SELECT CAST(CAST('42abc' AS INTEGER) AS TEXT) || '!', CAST(CAST(7 AS REAL) AS TEXT), CAST(CAST('1.5' AS NUMERIC) * 2 AS INTEGER)
