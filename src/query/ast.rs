@@ -62,6 +62,23 @@ pub enum CmpOp {
     IsNot,
 }
 
+impl Expr {
+    /// The affinity SQLite gives an expression in comparisons: a column's
+    /// type, or a CAST's (NUMERIC compares as INTEGER does: a text that is a
+    /// number becomes one); no other expression has one.
+    pub fn affinity(&self) -> Option<Type> {
+        match self {
+            Expr::Col(_, t) => *t,
+            Expr::Func(Func::Scalar(Scalar::Cast(t)), _) => Some(match t {
+                CastTo::Integer | CastTo::Numeric => Type::Integer,
+                CastTo::Real => Type::Real,
+                CastTo::Text => Type::Text,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Affinity to apply to the (left, right) operand before comparing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Coerce(pub Option<Type>, pub Option<Type>);

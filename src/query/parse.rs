@@ -95,6 +95,9 @@ impl Dialect for ReedDialect {
     fn supports_comma_separated_trim(&self) -> bool {
         true
     }
+    fn supports_notnull_operator(&self) -> bool {
+        true
+    }
     fn parse_data_type(
         &self,
         parser: &mut Parser,

@@ -124,10 +124,7 @@ pub(super) fn eval(e: &Expr, ctx: &Ctx) -> Result<Value, QueryError> {
         }
         Expr::IsNull(x, negated) => Value::Int(i64::from(eval(x, ctx)?.is_null() != *negated)),
         Expr::InList(x, items, negated) => {
-            let left_affinity = match &**x {
-                Expr::Col(_, t) => *t,
-                _ => None,
-            };
+            let left_affinity = x.affinity();
             if items.is_empty() {
                 // SQLite: `x IN ()` is false and `x NOT IN ()` true, NULL x too.
                 return Ok(Value::Int(i64::from(*negated)));

@@ -400,12 +400,9 @@ pub(super) fn literal(v: &sql::Value, node: &sql::Expr) -> Result<Value, QueryEr
     })
 }
 
-/// The affinity an expression carries: a column's type; nothing else.
+/// The affinity an expression carries: a column's type or a CAST's.
 pub(super) fn affinity(e: &Expr) -> Option<Type> {
-    match e {
-        Expr::Col(_, t) => *t,
-        _ => scalar::cast_affinity(e),
-    }
+    e.affinity()
 }
 
 pub(super) fn is_column(e: &Expr) -> bool {

@@ -11,7 +11,7 @@ use sqlparser::ast as sql;
 
 use super::super::ast::{AggCall, CastTo, CmpOp, Expr, Func, Math, Scalar};
 use super::super::error::{ErrorKind, QueryError};
-use super::super::value::{Type, Value};
+use super::super::value::Value;
 use super::expr::cmp;
 use super::{Binder, Scope, err, unsupported};
 
@@ -93,19 +93,6 @@ fn cast_target(name: &str) -> Option<CastTo> {
     } else {
         CastTo::Numeric
     })
-}
-
-/// The affinity a CAST gives its result in comparisons (NUMERIC compares
-/// as INTEGER does: a text that is a number becomes one).
-pub(super) fn cast_affinity(e: &Expr) -> Option<Type> {
-    match e {
-        Expr::Func(Func::Scalar(Scalar::Cast(t)), _) => Some(match t {
-            CastTo::Integer | CastTo::Numeric => Type::Integer,
-            CastTo::Real => Type::Real,
-            CastTo::Text => Type::Text,
-        }),
-        _ => None,
-    }
 }
 
 fn case(args: Vec<Expr>) -> Expr {

@@ -178,3 +178,6 @@ SELECT round(-0.0), round(0.0001, 3), round(5.555, 2), round(-5.555, 2), round(1
 SELECT printf('%.5f', 1.0/3), printf('%.10f', 2.0/3), printf('%.0f', 1e15), printf('%.1f', 999.95), printf('%f', -0.0), printf('%.2f', 1e-5)
 SELECT instr(s, s), replace(s, s, 'x') FROM t1 WHERE k = 1
 SELECT CAST(CAST('42abc' AS INTEGER) AS TEXT) || '!', CAST(CAST(7 AS REAL) AS TEXT), CAST(CAST('1.5' AS NUMERIC) * 2 AS INTEGER)
+-- a CAST's affinity in IN, and SQLite's NOTNULL / NOT NULL postfix forms
+ordered: SELECT k, CAST(a AS TEXT) IN (2, '-3'), CAST(k AS TEXT) IN (1), k IN ('1'), CAST(s AS INTEGER) IN ('10') FROM t1 ORDER BY k
+ordered: SELECT k, a NOTNULL, s NOT NULL FROM t1 ORDER BY k
