@@ -1023,7 +1023,7 @@ fn bad_queries_fail_with_a_kind_and_a_position() {
             None,
         ),
         (
-            "SELECT printf('%e', age) FROM users",
+            "SELECT printf('%n', age) FROM users",
             ErrorKind::Runtime,
             None,
         ),

@@ -16,43 +16,112 @@ const MAX_WIDTH: i64 = 10_000;
 /// caller adds one for a negative `x`).
 pub(super) fn fixed(x: f64, precision: usize) -> String {
     let x = x.abs();
-    let mut rounder = 0.5 * 10f64.powi(-(precision as i32));
+    let mut rounder = half_unit(precision);
     let ex = ((x.to_bits() >> 52) & 0x7ff) as i32 - 1023;
     if (precision as i32) + ex / 3 < 15 {
         rounder += x * 3e-16;
     }
-    let v = x + rounder;
-    // The decimal digits of `v` (exact to far more places than used), cut
-    // after 16 significant ones as SQLite's digit loop does.
+    let (d, exp) = decimal(x + rounder);
+    layout(&d, exp, precision, precision > 0)
+}
+
+/// Half a unit of the `precision`-th decimal place (SQLite's `rounder`).
+fn half_unit(precision: usize) -> f64 {
+    0.5 * 10f64.powi(-(precision.min(400) as i32))
+}
+
+/// The exact decimal digits of `v` (40 after the first, far more than
+/// used) and its exponent: `v` is d0.d1d2... times 10^exp.
+fn decimal(v: f64) -> (Vec<u8>, i64) {
     let e = format!("{v:.40e}");
     let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let exp: i64 = exp.parse().unwrap_or(0);
-    let mut digits: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
-    digits.truncate(16);
+    let digits = mant
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|c| c - b'0')
+        .collect();
+    (digits, exp.parse().unwrap_or(0))
+}
+
+/// Digits d0.d1d2... times 10^exp written with `precision` places after the
+/// point: only the first 16 significant digits are the number's, zeros
+/// follow (SQLite's digit loop stops there).
+fn layout(d: &[u8], exp: i64, precision: usize, point: bool) -> String {
     let digit = |i: i64| -> char {
-        if v == 0.0 || i < 0 {
-            '0'
-        } else {
-            usize::try_from(i)
-                .ok()
-                .and_then(|i| digits.get(i))
-                .map_or('0', |d| char::from(*d))
-        }
+        usize::try_from(i)
+            .ok()
+            .filter(|&i| i < 16)
+            .and_then(|i| d.get(i))
+            .map_or('0', |x| char::from(b'0' + x))
     };
     let mut out = String::new();
-    if exp < 0 || v == 0.0 {
+    if exp < 0 {
         out.push('0');
     } else {
         for i in 0..=exp {
             out.push(digit(i));
         }
     }
-    if precision > 0 {
+    if point {
         out.push('.');
-        let first = if v == 0.0 { 0 } else { exp + 1 };
-        for j in 0..precision as i64 {
-            out.push(digit(first + j));
+    }
+    for j in 1..=precision as i64 {
+        out.push(digit(exp + j));
+    }
+    out
+}
+
+/// `%e` and `%g` (`upper` for `%E`, `%G`): the value's digits rounded half
+/// up at the last place shown (SQLite adds half a unit to the normalised
+/// value); `%g` takes the exponent form below 1e-4 or from 10^precision,
+/// and drops trailing zeros unless `#`.
+fn scientific(x: f64, precision: usize, general: bool, upper: bool, alt: bool) -> String {
+    let p = if general {
+        precision.saturating_sub(1)
+    } else {
+        precision
+    };
+    let (mut d, mut exp) = decimal(x.abs());
+    if x != 0.0 {
+        // Add 5 at place p + 1 after the first digit, carrying left.
+        let mut i = p + 1;
+        if i < d.len() {
+            let mut carry = d[i] >= 5;
+            while carry && i > 0 {
+                i -= 1;
+                d[i] += 1;
+                carry = d[i] == 10;
+                if carry {
+                    d[i] = 0;
+                }
+            }
+            if carry {
+                d.insert(0, 1);
+                exp += 1;
+            }
         }
+    } else {
+        exp = 0;
+    }
+    let as_exp = !general || exp < -4 || exp > p as i64;
+    let (mut out, places) = if as_exp {
+        (layout(&d, 0, p, p > 0 || alt), p)
+    } else {
+        let places = usize::try_from(p as i64 - exp).unwrap_or(0);
+        (layout(&d, exp, places, places > 0 || alt), places)
+    };
+    if general && !alt && places > 0 {
+        while out.ends_with('0') {
+            out.pop();
+        }
+        if out.ends_with('.') {
+            out.pop();
+        }
+    }
+    if as_exp {
+        out.push(if upper { 'E' } else { 'e' });
+        out.push(if exp < 0 { '-' } else { '+' });
+        out.push_str(&format!("{:02}", exp.abs()));
     }
     out
 }
@@ -95,7 +164,7 @@ struct Spec {
 }
 
 /// printf(format, ...): the conversions SQLite's printf has that web
-/// applications use (`%d %i %u %x %X %o %f %s %z %c %q %Q %w %%`, flags
+/// applications use (`%d %i %u %x %X %o %f %e %g %s %z %c %q %Q %w %%`, flags
 /// `- + space 0 # ,`, widths and precisions, also as `*`); a missing
 /// argument is 0 or empty; any other conversion is refused by name.
 pub(super) fn printf(v: &[Value]) -> Result<Value, QueryError> {
@@ -175,7 +244,7 @@ pub(super) fn printf(v: &[Value]) -> Result<Value, QueryError> {
             'd' | 'i' => integer(to_i64(&next()), &s, true),
             'u' => integer(to_i64(&next()), &s, false),
             'x' | 'X' | 'o' => radix(to_i64(&next()) as u64, conv, &s),
-            'f' => float(next().as_f64().unwrap_or(0.0), &s),
+            'f' | 'e' | 'E' | 'g' | 'G' => float(next().as_f64().unwrap_or(0.0), conv, &s),
             's' | 'z' => {
                 let t = next().to_string();
                 match s.precision {
@@ -215,7 +284,7 @@ pub(super) fn printf(v: &[Value]) -> Result<Value, QueryError> {
             other => {
                 return Err(runtime(format!(
                     "printf(): ReedQL does not support the %{other} conversion \
-                     (supported: %d %i %u %x %X %o %f %s %z %c %q %Q %w %%)"
+                     (supported: %d %i %u %x %X %o %f %e %E %g %G %s %z %c %q %Q %w %%)"
                 )));
             }
         };
@@ -293,7 +362,7 @@ fn radix(u: u64, conv: char, s: &Spec) -> String {
     digits
 }
 
-fn float(x: f64, s: &Spec) -> String {
+fn float(x: f64, conv: char, s: &Spec) -> String {
     let p = s.precision.unwrap_or(6) as usize;
     let neg = x < 0.0;
     if x.is_nan() {
@@ -302,10 +371,22 @@ fn float(x: f64, s: &Spec) -> String {
     if x.is_infinite() {
         return format!("{}Inf", sign(neg, s));
     }
-    let mut body = fixed(x, p);
-    if s.alt && p == 0 {
-        body.push('.');
-    }
+    let body = match conv {
+        'f' => {
+            let mut body = fixed(x, p);
+            if s.alt && p == 0 {
+                body.push('.');
+            }
+            body
+        }
+        _ => scientific(
+            x,
+            p,
+            matches!(conv, 'g' | 'G'),
+            conv.is_ascii_uppercase(),
+            s.alt,
+        ),
+    };
     format!("{}{body}", sign(neg, s))
 }
 
@@ -410,7 +491,26 @@ mod tests {
         );
         assert_eq!(p(&[t("%q|%Q"), Value::Null, Value::Null]), "(NULL)|NULL");
         assert_eq!(p(&[t("%*d|%-*d|"), i(4), i(7), i(3), i(8)]), "   7|8  |");
-        assert!(printf(&[t("%e"), i(1)]).is_err());
+        assert!(printf(&[t("%n"), i(1)]).is_err());
+        assert_eq!(
+            p(&[
+                t("%e|%.2e|%E|%g|%g|%g|%g|%.3g|%#g|%g|%g|%10.2e|%-12g|"),
+                Value::Real(1234.5),
+                Value::Real(0.000123456),
+                Value::Real(1e100),
+                i(100000),
+                i(1000000),
+                Value::Real(0.0001),
+                Value::Real(0.00001),
+                Value::Real(3.14259),
+                Value::Real(1.5),
+                i(0),
+                i(123456789),
+                Value::Real(-5.5),
+                Value::Real(2.5)
+            ]),
+            "1.234500e+03|1.23e-04|1.000000E+100|100000|1e+06|0.0001|1e-05|3.14|1.50000|0|1.23457e+08| -5.50e+00|2.5         |"
+        );
         assert!(printf(&[t("%99999d"), i(1)]).is_err());
         assert!(printf(&[Value::Null]).map(|v| v.is_null()).unwrap_or(false));
     }

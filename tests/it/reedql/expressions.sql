@@ -181,3 +181,7 @@ SELECT CAST(CAST('42abc' AS INTEGER) AS TEXT) || '!', CAST(CAST(7 AS REAL) AS TE
 -- a CAST's affinity in IN, and SQLite's NOTNULL / NOT NULL postfix forms
 ordered: SELECT k, CAST(a AS TEXT) IN (2, '-3'), CAST(k AS TEXT) IN (1), k IN ('1'), CAST(s AS INTEGER) IN ('10') FROM t1 ORDER BY k
 ordered: SELECT k, a NOTNULL, s NOT NULL FROM t1 ORDER BY k
+-- printf's %e and %g
+SELECT printf('%e|%.2e|%E|%g|%g|%g|%g|%.3g|%#g|%g|%g|%10.2e|%-12g|', 1234.5, 0.000123456, 1e100, 100000, 1000000, 0.0001, 0.00001, 3.14159, 1.5, 0, 123456789, -5.5, 2.5)
+SELECT printf('%.0e|%.1e|%g|%g|%G|%.10g|%+e|%010.3e|%.2g|%.1g', 9.5, 0.25, 1e-5, 123456.7, 1e-10, 1.0/3, 1.5, -2.5, 995, 0.05)
+ordered: SELECT k, printf('%g', r), printf('%.3e', b), printf('%g', a * 1000000) FROM t1 ORDER BY k
