@@ -14,7 +14,7 @@ use super::super::ast::{CastTo, Expr, Math, Scalar};
 use super::super::error::QueryError;
 use super::super::value::{Type, Value, format_real};
 use super::eval::{Ctx, eval, like, runtime};
-use super::printf::{printf, round};
+use super::printf::{et_float, printf, round};
 
 /// The longest text a function makes (SQLite's SQLITE_MAX_LENGTH): nested
 /// replace() or hex() grow exponentially, and are stopped here before the
@@ -270,8 +270,8 @@ pub(super) fn cast(v: &Value, to: CastTo) -> Value {
 }
 
 /// quote(): a literal that reads back as the value. A real that 15
-/// significant digits do not give back exactly is printed with 20 decimals
-/// of exponent form (SQLite's `%!.20e`).
+/// significant digits do not give back exactly is printed as SQLite's
+/// `%!.20e` prints it.
 fn quote(v: &Value) -> String {
     match v {
         Value::Null => "NULL".to_string(),
@@ -281,14 +281,8 @@ fn quote(v: &Value) -> String {
             if short.parse::<f64>().ok() == Some(*r) {
                 return short;
             }
-            let e = format!("{r:.20e}");
-            match e.split_once('e') {
-                Some((m, x)) => {
-                    let x: i32 = x.parse().unwrap_or(0);
-                    format!("{m}e{}{:02}", if x < 0 { '-' } else { '+' }, x.abs())
-                }
-                None => e,
-            }
+            let sign = if *r < 0.0 { "-" } else { "" };
+            format!("{sign}{}", et_float(*r, 'e', 20, false, true))
         }
         Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
     }
@@ -486,6 +480,6 @@ mod tests {
         assert!(matches!(abs(&t("-5")), Ok(Value::Real(_))));
         assert_eq!(quote(&Value::Real(1.5)), "1.5");
         assert_eq!(quote(&t("it's")), "'it''s'");
-        assert_eq!(quote(&Value::Real(0.1 + 0.2)), "3.00000000000000044409e-01");
+        assert_eq!(quote(&Value::Real(0.1 + 0.2)), "3.00000000000000044408e-01");
     }
 }

@@ -14,6 +14,7 @@ mod eval;
 mod explain;
 mod functions;
 mod join;
+mod ldouble;
 mod order;
 mod printf;
 mod topk;

@@ -1,13 +1,15 @@
 //! printf()/format() and round(), as SQLite does them. Both rest on
-//! SQLite's way of printing a real in fixed notation (`%.Nf`): it adds half
-//! a unit of the last place (plus 3e-16 of the value when few digits are
-//! asked for, so 2.675 rounds to 2.68 as a person expects) and writes at
-//! most 16 significant digits, zeros after them.
+//! SQLite's way of printing a real (`et_float`), ported with its x87
+//! extended-precision arithmetic (ldouble.rs), so the digits are SQLite's
+//! to the last one: for `%.Nf` it adds half a unit of the last place (plus
+//! 3e-16 of the value when few digits are asked for, so 2.675 rounds to
+//! 2.68 as a person expects) and writes at most 16 significant digits.
 
 use super::super::error::QueryError;
 use super::super::value::Value;
 use super::eval::runtime;
 use super::functions::to_i64;
+use super::ldouble::Ld;
 
 /// Widths and precisions beyond this are refused: a result stays small.
 const MAX_WIDTH: i64 = 10_000;
@@ -15,111 +17,135 @@ const MAX_WIDTH: i64 = 10_000;
 /// `x` printed as SQLite's `%.{precision}f` prints it, without sign (the
 /// caller adds one for a negative `x`).
 pub(super) fn fixed(x: f64, precision: usize) -> String {
-    let x = x.abs();
-    let mut rounder = half_unit(precision);
-    let ex = ((x.to_bits() >> 52) & 0x7ff) as i32 - 1023;
-    if (precision as i32) + ex / 3 < 15 {
-        rounder += x * 3e-16;
+    et_float(x, 'f', precision as i64, false, false)
+}
+
+/// SQLite's `0.5 * 10^-n` for n from 0 to 9 (`arRound`).
+const AR_ROUND: [f64; 10] = [
+    5.0e-01, 5.0e-02, 5.0e-03, 5.0e-04, 5.0e-05, 5.0e-06, 5.0e-07, 5.0e-08, 5.0e-09, 5.0e-10,
+];
+
+/// SQLite's printf of a real (`%f`, `%e`, `%g`; `%E`, `%G` in capitals),
+/// without its sign, step by step as its C code does in x87 extended
+/// precision (`Ld`): half a unit of the last place added (for `%f` plus
+/// 3e-16 of the value when few digits are asked for, so 2.675 gives 2.68),
+/// the value scaled to [1, 10), then digits taken one by one, at most 16
+/// significant (26 with `!`, `altform2`), zeros after them.
+pub(super) fn et_float(x: f64, conv: char, precision: i64, alt: bool, altform2: bool) -> String {
+    let mut precision = precision.max(0);
+    let general = matches!(conv, 'g' | 'G');
+    if general && precision > 0 {
+        precision -= 1;
     }
-    let (d, exp) = decimal(x + rounder);
-    layout(&d, exp, precision, precision > 0)
-}
-
-/// Half a unit of the `precision`-th decimal place (SQLite's `rounder`).
-fn half_unit(precision: usize) -> f64 {
-    0.5 * 10f64.powi(-(precision.min(400) as i32))
-}
-
-/// The exact decimal digits of `v` (40 after the first, far more than
-/// used) and its exponent: `v` is d0.d1d2... times 10^exp.
-fn decimal(v: f64) -> (Vec<u8>, i64) {
-    let e = format!("{v:.40e}");
-    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let digits = mant
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|c| c - b'0')
-        .collect();
-    (digits, exp.parse().unwrap_or(0))
-}
-
-/// Digits d0.d1d2... times 10^exp written with `precision` places after the
-/// point: only the first 16 significant digits are the number's, zeros
-/// follow (SQLite's digit loop stops there).
-fn layout(d: &[u8], exp: i64, precision: usize, point: bool) -> String {
-    let digit = |i: i64| -> char {
-        usize::try_from(i)
-            .ok()
-            .filter(|&i| i < 16)
-            .and_then(|i| d.get(i))
-            .map_or('0', |x| char::from(b'0' + x))
+    let mut idx = precision & 0xfff;
+    let mut rounder = AR_ROUND[(idx % 10) as usize];
+    while idx >= 10 {
+        rounder *= 1.0e-10;
+        idx -= 10;
+    }
+    let l = Ld::from_f64;
+    let mut v = l(x);
+    if conv == 'f' {
+        let ex = ((v.to_f64().to_bits() >> 52) & 0x7ff) as i64 - 1023;
+        if precision + ex / 3 < 15 {
+            rounder = l(rounder).add(v.mul(l(3e-16))).to_f64();
+        }
+        v = v.add(l(rounder));
+    }
+    let mut exp: i64 = 0;
+    if v > Ld::ZERO {
+        let mut scale = l(1.0);
+        while v >= l(1e100).mul(scale) && exp <= 350 {
+            scale = scale.mul(l(1e100));
+            exp += 100;
+        }
+        while v >= l(1e10).mul(scale) && exp <= 350 {
+            scale = scale.mul(l(1e10));
+            exp += 10;
+        }
+        while v >= l(10.0).mul(scale) && exp <= 350 {
+            scale = scale.mul(l(10.0));
+            exp += 1;
+        }
+        v = v.div(scale);
+        while v < l(1e-8) {
+            v = v.mul(l(1e8));
+            exp -= 8;
+        }
+        while v < l(1.0) {
+            v = v.mul(l(10.0));
+            exp -= 1;
+        }
+        if exp > 350 {
+            return "Inf".to_string();
+        }
+    }
+    if conv != 'f' {
+        v = v.add(l(rounder));
+        if v >= l(10.0) {
+            v = v.mul(l(0.1));
+            exp += 1;
+        }
+    }
+    let mut as_exp = conv != 'f';
+    let rtz = if general {
+        if exp < -4 || exp > precision {
+            as_exp = true;
+        } else {
+            precision -= exp;
+            as_exp = false;
+        }
+        !alt
+    } else {
+        altform2
+    };
+    let mut e2 = if as_exp { 0 } else { exp };
+    let mut nsd = if altform2 { 26 } else { 16 };
+    let mut digit = || -> char {
+        if nsd <= 0 {
+            return '0';
+        }
+        nsd -= 1;
+        let (d, frac) = v.split();
+        v = frac.mul(l(10.0));
+        char::from(b'0' + d.clamp(0, 9) as u8)
     };
     let mut out = String::new();
-    if exp < 0 {
+    if e2 < 0 {
         out.push('0');
     } else {
-        for i in 0..=exp {
-            out.push(digit(i));
+        for _ in 0..=e2 {
+            out.push(digit());
         }
     }
-    if point {
+    let dp = precision > 0 || alt || altform2;
+    if dp {
         out.push('.');
     }
-    for j in 1..=precision as i64 {
-        out.push(digit(exp + j));
+    e2 += 1;
+    while e2 < 0 {
+        out.push('0');
+        precision -= 1;
+        e2 += 1;
     }
-    out
-}
-
-/// `%e` and `%g` (`upper` for `%E`, `%G`): the value's digits rounded half
-/// up at the last place shown (SQLite adds half a unit to the normalised
-/// value); `%g` takes the exponent form below 1e-4 or from 10^precision,
-/// and drops trailing zeros unless `#`.
-fn scientific(x: f64, precision: usize, general: bool, upper: bool, alt: bool) -> String {
-    let p = if general {
-        precision.saturating_sub(1)
-    } else {
-        precision
-    };
-    let (mut d, mut exp) = decimal(x.abs());
-    if x != 0.0 {
-        // Add 5 at place p + 1 after the first digit, carrying left.
-        let mut i = p + 1;
-        if i < d.len() {
-            let mut carry = d[i] >= 5;
-            while carry && i > 0 {
-                i -= 1;
-                d[i] += 1;
-                carry = d[i] == 10;
-                if carry {
-                    d[i] = 0;
-                }
-            }
-            if carry {
-                d.insert(0, 1);
-                exp += 1;
-            }
-        }
-    } else {
-        exp = 0;
+    while precision > 0 {
+        out.push(digit());
+        precision -= 1;
     }
-    let as_exp = !general || exp < -4 || exp > p as i64;
-    let (mut out, places) = if as_exp {
-        (layout(&d, 0, p, p > 0 || alt), p)
-    } else {
-        let places = usize::try_from(p as i64 - exp).unwrap_or(0);
-        (layout(&d, exp, places, places > 0 || alt), places)
-    };
-    if general && !alt && places > 0 {
+    if rtz && dp {
         while out.ends_with('0') {
             out.pop();
         }
         if out.ends_with('.') {
-            out.pop();
+            if altform2 {
+                out.push('0');
+            } else {
+                out.pop();
+            }
         }
     }
     if as_exp {
-        out.push(if upper { 'E' } else { 'e' });
+        out.push(if conv.is_ascii_uppercase() { 'E' } else { 'e' });
         out.push(if exp < 0 { '-' } else { '+' });
         out.push_str(&format!("{:02}", exp.abs()));
     }
@@ -159,6 +185,8 @@ struct Spec {
     zero: bool,
     alt: bool,
     comma: bool,
+    /// `!`: more digits for a real, characters rather than bytes for `%s`.
+    bang: bool,
     width: Option<i64>,
     precision: Option<i64>,
 }
@@ -193,7 +221,7 @@ pub(super) fn printf(v: &[Value]) -> Result<Value, QueryError> {
                 '0' => s.zero = true,
                 '#' => s.alt = true,
                 ',' => s.comma = true,
-                '!' => {}
+                '!' => s.bang = true,
                 _ => break,
             }
             cs.next();
@@ -248,7 +276,7 @@ pub(super) fn printf(v: &[Value]) -> Result<Value, QueryError> {
             's' | 'z' => {
                 let t = next().to_string();
                 match s.precision {
-                    Some(p) => cut(&t, p).to_string(),
+                    Some(p) => cut(&t, p, s.bang).to_string(),
                     None => t,
                 }
             }
@@ -269,7 +297,7 @@ pub(super) fn printf(v: &[Value]) -> Result<Value, QueryError> {
                     a => {
                         let t = a.to_string();
                         let t = match s.precision {
-                            Some(p) => cut(&t, p),
+                            Some(p) => cut(&t, p, s.bang),
                             None => &t,
                         };
                         let doubled = t.replace(q, &q.repeat(2));
@@ -298,9 +326,15 @@ pub(super) fn printf(v: &[Value]) -> Result<Value, QueryError> {
     Ok(Value::text(&out))
 }
 
-/// The first `p` bytes of `t`, not splitting a character.
-fn cut(t: &str, p: i64) -> &str {
-    let mut end = usize::try_from(p).unwrap_or(0).min(t.len());
+/// The first `p` bytes of `t` (characters with `!`), not splitting a
+/// character.
+fn cut(t: &str, p: i64, chars: bool) -> &str {
+    let p = usize::try_from(p).unwrap_or(0);
+    let mut end = if chars {
+        t.char_indices().nth(p).map_or(t.len(), |(i, _)| i)
+    } else {
+        p.min(t.len())
+    };
     while !t.is_char_boundary(end) {
         end -= 1;
     }
@@ -371,22 +405,7 @@ fn float(x: f64, conv: char, s: &Spec) -> String {
     if x.is_infinite() {
         return format!("{}Inf", sign(neg, s));
     }
-    let body = match conv {
-        'f' => {
-            let mut body = fixed(x, p);
-            if s.alt && p == 0 {
-                body.push('.');
-            }
-            body
-        }
-        _ => scientific(
-            x,
-            p,
-            matches!(conv, 'g' | 'G'),
-            conv.is_ascii_uppercase(),
-            s.alt,
-        ),
-    };
+    let body = et_float(x, conv, p as i64, s.alt, s.bang);
     format!("{}{body}", sign(neg, s))
 }
 
@@ -394,8 +413,13 @@ fn float(x: f64, conv: char, s: &Spec) -> String {
 /// zeros after the sign for a number with the `0` flag.
 fn pad(out: &mut String, body: &str, s: &Spec, numeric: bool) {
     let width = s.width.unwrap_or(0).max(0) as usize;
-    // Bytes, as SQLite counts them (`%5s` of 'é' pads with 3 spaces).
-    let len = body.len();
+    // Bytes, as SQLite counts them (`%5s` of 'é' pads with 3 spaces), or
+    // characters with `!`.
+    let len = if s.bang {
+        body.chars().count()
+    } else {
+        body.len()
+    };
     if len >= width {
         out.push_str(body);
         return;

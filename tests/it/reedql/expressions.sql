@@ -185,3 +185,9 @@ ordered: SELECT k, a NOTNULL, s NOT NULL FROM t1 ORDER BY k
 SELECT printf('%e|%.2e|%E|%g|%g|%g|%g|%.3g|%#g|%g|%g|%10.2e|%-12g|', 1234.5, 0.000123456, 1e100, 100000, 1000000, 0.0001, 0.00001, 3.14159, 1.5, 0, 123456789, -5.5, 2.5)
 SELECT printf('%.0e|%.1e|%g|%g|%G|%.10g|%+e|%010.3e|%.2g|%.1g', 9.5, 0.25, 1e-5, 123456.7, 1e-10, 1.0/3, 1.5, -2.5, 995, 0.05)
 ordered: SELECT k, printf('%g', r), printf('%.3e', b), printf('%g', a * 1000000) FROM t1 ORDER BY k
+-- digits exactly as SQLite's x87 printf makes them: ties after a division, 17+ digits, quote of reals
+SELECT printf('%g', 123456.5), printf('%.20e', 0.1), printf('%.20f', 0.1), printf('%!.20f', 0.1), printf('%.17f', 1.2345678901234567), printf('%.3e', 2.0005), printf('%.0e', 2.5), printf('%.1f', 0.45)
+SELECT quote(0.1 + 0.2), quote(1.0 / 3), quote(2.0 / 3), quote(1e-300 * 3), quote(123456789.123456789), quote(-0.1 - 0.2)
+SELECT round(1.2345678901234567, 16), round(0.1234567890123456789, 19), round(123456789012.345, 3), round(1234567.891, 20), round(99999999999.995, 2)
+ordered: SELECT k, quote(r / 3), printf('%.15g|%.20e', r / 7, r), round(r / 7, 12) FROM t1 ORDER BY k
+SELECT printf('%!5s|%!.2s|%!-4s|', 'é', 'éèa', 'ü'), printf('%!.15g', 0.1), printf('%!.3f', 2.0005)
