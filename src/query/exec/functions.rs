@@ -12,9 +12,10 @@ use std::cmp::Ordering;
 
 use super::super::ast::{CastTo, Expr, Math, Scalar};
 use super::super::error::QueryError;
+use super::super::realfmt::et_float;
 use super::super::value::{Type, Value, format_real};
 use super::eval::{Ctx, eval, like, runtime};
-use super::printf::{et_float, printf, round};
+use super::printf::{printf, round};
 
 /// The longest text a function makes (SQLite's SQLITE_MAX_LENGTH): nested
 /// replace() or hex() grow exponentially, and are stopped here before the

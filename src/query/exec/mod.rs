@@ -14,7 +14,6 @@ mod eval;
 mod explain;
 mod functions;
 mod join;
-mod ldouble;
 mod order;
 mod printf;
 mod topk;

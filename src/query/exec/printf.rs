@@ -1,15 +1,15 @@
 //! printf()/format() and round(), as SQLite does them. Both rest on
-//! SQLite's way of printing a real (`et_float`), ported with its x87
-//! extended-precision arithmetic (ldouble.rs), so the digits are SQLite's
-//! to the last one: for `%.Nf` it adds half a unit of the last place (plus
-//! 3e-16 of the value when few digits are asked for, so 2.675 rounds to
-//! 2.68 as a person expects) and writes at most 16 significant digits.
+//! SQLite's way of printing a real (`et_float`, realfmt.rs), ported with its
+//! x87 extended-precision arithmetic, so the digits are SQLite's to the
+//! last one: for `%.Nf` it adds half a unit of the last place (plus 3e-16
+//! of the value when few digits are asked for, so 2.675 rounds to 2.68 as a
+//! person expects) and writes at most 16 significant digits.
 
 use super::super::error::QueryError;
+use super::super::realfmt::et_float;
 use super::super::value::Value;
 use super::eval::runtime;
 use super::functions::to_i64;
-use super::ldouble::Ld;
 
 /// Widths and precisions beyond this are refused: a result stays small.
 const MAX_WIDTH: i64 = 10_000;
@@ -18,138 +18,6 @@ const MAX_WIDTH: i64 = 10_000;
 /// caller adds one for a negative `x`).
 pub(super) fn fixed(x: f64, precision: usize) -> String {
     et_float(x, 'f', precision as i64, false, false)
-}
-
-/// SQLite's `0.5 * 10^-n` for n from 0 to 9 (`arRound`).
-const AR_ROUND: [f64; 10] = [
-    5.0e-01, 5.0e-02, 5.0e-03, 5.0e-04, 5.0e-05, 5.0e-06, 5.0e-07, 5.0e-08, 5.0e-09, 5.0e-10,
-];
-
-/// SQLite's printf of a real (`%f`, `%e`, `%g`; `%E`, `%G` in capitals),
-/// without its sign, step by step as its C code does in x87 extended
-/// precision (`Ld`): half a unit of the last place added (for `%f` plus
-/// 3e-16 of the value when few digits are asked for, so 2.675 gives 2.68),
-/// the value scaled to [1, 10), then digits taken one by one, at most 16
-/// significant (26 with `!`, `altform2`), zeros after them.
-pub(super) fn et_float(x: f64, conv: char, precision: i64, alt: bool, altform2: bool) -> String {
-    let mut precision = precision.max(0);
-    let general = matches!(conv, 'g' | 'G');
-    if general && precision > 0 {
-        precision -= 1;
-    }
-    let mut idx = precision & 0xfff;
-    let mut rounder = AR_ROUND[(idx % 10) as usize];
-    while idx >= 10 {
-        rounder *= 1.0e-10;
-        idx -= 10;
-    }
-    let l = Ld::from_f64;
-    let mut v = l(x);
-    if conv == 'f' {
-        let ex = ((v.to_f64().to_bits() >> 52) & 0x7ff) as i64 - 1023;
-        if precision + ex / 3 < 15 {
-            rounder = l(rounder).add(v.mul(l(3e-16))).to_f64();
-        }
-        v = v.add(l(rounder));
-    }
-    let mut exp: i64 = 0;
-    if v > Ld::ZERO {
-        let mut scale = l(1.0);
-        while v >= l(1e100).mul(scale) && exp <= 350 {
-            scale = scale.mul(l(1e100));
-            exp += 100;
-        }
-        while v >= l(1e10).mul(scale) && exp <= 350 {
-            scale = scale.mul(l(1e10));
-            exp += 10;
-        }
-        while v >= l(10.0).mul(scale) && exp <= 350 {
-            scale = scale.mul(l(10.0));
-            exp += 1;
-        }
-        v = v.div(scale);
-        while v < l(1e-8) {
-            v = v.mul(l(1e8));
-            exp -= 8;
-        }
-        while v < l(1.0) {
-            v = v.mul(l(10.0));
-            exp -= 1;
-        }
-        if exp > 350 {
-            return "Inf".to_string();
-        }
-    }
-    if conv != 'f' {
-        v = v.add(l(rounder));
-        if v >= l(10.0) {
-            v = v.mul(l(0.1));
-            exp += 1;
-        }
-    }
-    let mut as_exp = conv != 'f';
-    let rtz = if general {
-        if exp < -4 || exp > precision {
-            as_exp = true;
-        } else {
-            precision -= exp;
-            as_exp = false;
-        }
-        !alt
-    } else {
-        altform2
-    };
-    let mut e2 = if as_exp { 0 } else { exp };
-    let mut nsd = if altform2 { 26 } else { 16 };
-    let mut digit = || -> char {
-        if nsd <= 0 {
-            return '0';
-        }
-        nsd -= 1;
-        let (d, frac) = v.split();
-        v = frac.mul(l(10.0));
-        char::from(b'0' + d.clamp(0, 9) as u8)
-    };
-    let mut out = String::new();
-    if e2 < 0 {
-        out.push('0');
-    } else {
-        for _ in 0..=e2 {
-            out.push(digit());
-        }
-    }
-    let dp = precision > 0 || alt || altform2;
-    if dp {
-        out.push('.');
-    }
-    e2 += 1;
-    while e2 < 0 {
-        out.push('0');
-        precision -= 1;
-        e2 += 1;
-    }
-    while precision > 0 {
-        out.push(digit());
-        precision -= 1;
-    }
-    if rtz && dp {
-        while out.ends_with('0') {
-            out.pop();
-        }
-        if out.ends_with('.') {
-            if altform2 {
-                out.push('0');
-            } else {
-                out.pop();
-            }
-        }
-    }
-    if as_exp {
-        out.push(if conv.is_ascii_uppercase() { 'E' } else { 'e' });
-        out.push(if exp < 0 { '-' } else { '+' });
-        out.push_str(&format!("{:02}", exp.abs()));
-    }
-    out
 }
 
 /// round(x[, n]): a real; `n` from 0 to 30 places (NULL gives NULL); halves

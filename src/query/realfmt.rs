@@ -1,13 +1,15 @@
-//! The x87 extended precision ("long double" on x86-64) that SQLite's printf
-//! computes the digits of a real in: a 64-bit mantissa, each operation
-//! rounded to nearest, ties to even. Only what printf needs, on values that
-//! are zero or positive and finite.
+//! Reals printed as SQLite prints them: its printf routine for reals
+//! (`et_float`, behind `%f %e %g`, `round`, `quote` and every real it shows,
+//! `%!.15g`) ported step by step, over the x87 extended precision ("long
+//! double" on x86-64) it computes in (`Ld`: a 64-bit mantissa, each
+//! operation rounded to nearest, ties to even; only what printf needs, on
+//! values that are zero or positive and finite). So every digit is SQLite's.
 
 use std::cmp::Ordering;
 
 /// `m * 2^e`, `m` with its top bit set (or 0 for zero).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Ld {
+struct Ld {
     m: u64,
     e: i32,
 }
@@ -37,7 +39,7 @@ fn round_to(n: u128, e: i32, sticky: bool, bits: u32) -> (u128, i32) {
 }
 
 impl Ld {
-    pub(super) const ZERO: Ld = Ld { m: 0, e: 0 };
+    const ZERO: Ld = Ld { m: 0, e: 0 };
 
     fn rounded(n: u128, e: i32, sticky: bool) -> Ld {
         let (m, e) = round_to(n, e, sticky, 64);
@@ -45,7 +47,7 @@ impl Ld {
     }
 
     /// A double, exactly (its absolute value; NaN and infinities are 0).
-    pub(super) fn from_f64(x: f64) -> Ld {
+    fn from_f64(x: f64) -> Ld {
         let x = x.abs();
         if !x.is_finite() || x == 0.0 {
             return Ld::ZERO;
@@ -62,7 +64,7 @@ impl Ld {
     }
 
     /// The nearest double.
-    pub(super) fn to_f64(self) -> f64 {
+    fn to_f64(self) -> f64 {
         if self.m == 0 {
             return 0.0;
         }
@@ -72,14 +74,14 @@ impl Ld {
         (m as f64) * 2f64.powi(half) * 2f64.powi(e - half)
     }
 
-    pub(super) fn mul(self, o: Ld) -> Ld {
+    fn mul(self, o: Ld) -> Ld {
         if self.m == 0 || o.m == 0 {
             return Ld::ZERO;
         }
         Ld::rounded(u128::from(self.m) * u128::from(o.m), self.e + o.e, false)
     }
 
-    pub(super) fn div(self, o: Ld) -> Ld {
+    fn div(self, o: Ld) -> Ld {
         if self.m == 0 || o.m == 0 {
             return Ld::ZERO;
         }
@@ -97,7 +99,7 @@ impl Ld {
         Ld::rounded(q, e, false)
     }
 
-    pub(super) fn add(self, o: Ld) -> Ld {
+    fn add(self, o: Ld) -> Ld {
         if self.m == 0 {
             return o;
         }
@@ -122,7 +124,7 @@ impl Ld {
     }
 
     /// The integer part (the value is below 2^31) and the fraction, exactly.
-    pub(super) fn split(self) -> (i32, Ld) {
+    fn split(self) -> (i32, Ld) {
         if self.m == 0 || self.e >= 0 {
             return (0, Ld::ZERO);
         }
@@ -151,6 +153,138 @@ impl Ord for Ld {
             _ => self.e.cmp(&o.e).then(self.m.cmp(&o.m)),
         }
     }
+}
+
+/// SQLite's `0.5 * 10^-n` for n from 0 to 9 (`arRound`).
+const AR_ROUND: [f64; 10] = [
+    5.0e-01, 5.0e-02, 5.0e-03, 5.0e-04, 5.0e-05, 5.0e-06, 5.0e-07, 5.0e-08, 5.0e-09, 5.0e-10,
+];
+
+/// SQLite's printf of a real (`%f`, `%e`, `%g`; `%E`, `%G` in capitals),
+/// without its sign, step by step as its C code does in x87 extended
+/// precision (`Ld`): half a unit of the last place added (for `%f` plus
+/// 3e-16 of the value when few digits are asked for, so 2.675 gives 2.68),
+/// the value scaled to [1, 10), then digits taken one by one, at most 16
+/// significant (26 with `!`, `altform2`), zeros after them.
+pub(crate) fn et_float(x: f64, conv: char, precision: i64, alt: bool, altform2: bool) -> String {
+    let mut precision = precision.max(0);
+    let general = matches!(conv, 'g' | 'G');
+    if general && precision > 0 {
+        precision -= 1;
+    }
+    let mut idx = precision & 0xfff;
+    let mut rounder = AR_ROUND[(idx % 10) as usize];
+    while idx >= 10 {
+        rounder *= 1.0e-10;
+        idx -= 10;
+    }
+    let l = Ld::from_f64;
+    let mut v = l(x);
+    if conv == 'f' {
+        let ex = ((v.to_f64().to_bits() >> 52) & 0x7ff) as i64 - 1023;
+        if precision + ex / 3 < 15 {
+            rounder = l(rounder).add(v.mul(l(3e-16))).to_f64();
+        }
+        v = v.add(l(rounder));
+    }
+    let mut exp: i64 = 0;
+    if v > Ld::ZERO {
+        let mut scale = l(1.0);
+        while v >= l(1e100).mul(scale) && exp <= 350 {
+            scale = scale.mul(l(1e100));
+            exp += 100;
+        }
+        while v >= l(1e10).mul(scale) && exp <= 350 {
+            scale = scale.mul(l(1e10));
+            exp += 10;
+        }
+        while v >= l(10.0).mul(scale) && exp <= 350 {
+            scale = scale.mul(l(10.0));
+            exp += 1;
+        }
+        v = v.div(scale);
+        while v < l(1e-8) {
+            v = v.mul(l(1e8));
+            exp -= 8;
+        }
+        while v < l(1.0) {
+            v = v.mul(l(10.0));
+            exp -= 1;
+        }
+        if exp > 350 {
+            return "Inf".to_string();
+        }
+    }
+    if conv != 'f' {
+        v = v.add(l(rounder));
+        if v >= l(10.0) {
+            v = v.mul(l(0.1));
+            exp += 1;
+        }
+    }
+    let mut as_exp = conv != 'f';
+    let rtz = if general {
+        if exp < -4 || exp > precision {
+            as_exp = true;
+        } else {
+            precision -= exp;
+            as_exp = false;
+        }
+        !alt
+    } else {
+        altform2
+    };
+    let mut e2 = if as_exp { 0 } else { exp };
+    let mut nsd = if altform2 { 26 } else { 16 };
+    let mut digit = || -> char {
+        if nsd <= 0 {
+            return '0';
+        }
+        nsd -= 1;
+        let (d, frac) = v.split();
+        v = frac.mul(l(10.0));
+        char::from(b'0' + d.clamp(0, 9) as u8)
+    };
+    let mut out = String::new();
+    if e2 < 0 {
+        out.push('0');
+    } else {
+        for _ in 0..=e2 {
+            out.push(digit());
+        }
+    }
+    let dp = precision > 0 || alt || altform2;
+    if dp {
+        out.push('.');
+    }
+    e2 += 1;
+    while e2 < 0 {
+        out.push('0');
+        precision -= 1;
+        e2 += 1;
+    }
+    while precision > 0 {
+        out.push(digit());
+        precision -= 1;
+    }
+    if rtz && dp {
+        while out.ends_with('0') {
+            out.pop();
+        }
+        if out.ends_with('.') {
+            if altform2 {
+                out.push('0');
+            } else {
+                out.pop();
+            }
+        }
+    }
+    if as_exp {
+        out.push(if conv.is_ascii_uppercase() { 'E' } else { 'e' });
+        out.push(if exp < 0 { '-' } else { '+' });
+        out.push_str(&format!("{:02}", exp.abs()));
+    }
+    out
 }
 
 #[cfg(test)]
