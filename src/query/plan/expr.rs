@@ -84,6 +84,11 @@ impl Binder<'_> {
                         check_numeric(&x, expr)?;
                         Expr::Neg(b(x))
                     }
+                    // SQLite: `+col` is an expression, without the column's
+                    // affinity; a CASE of only an ELSE is the value alone.
+                    sql::UnaryOperator::Plus if x.affinity().is_some() => {
+                        Expr::Func(Func::Scalar(Scalar::Case), vec![x])
+                    }
                     sql::UnaryOperator::Plus => x,
                     sql::UnaryOperator::Not => Expr::Not(b(x)),
                     _ => return Err(unsupported(e, &format!("the operator {op}"))),

@@ -191,3 +191,6 @@ SELECT quote(0.1 + 0.2), quote(1.0 / 3), quote(2.0 / 3), quote(1e-300 * 3), quot
 SELECT round(1.2345678901234567, 16), round(0.1234567890123456789, 19), round(123456789012.345, 3), round(1234567.891, 20), round(99999999999.995, 2)
 ordered: SELECT k, quote(r / 3), printf('%.15g|%.20e', r / 7, r), round(r / 7, 12) FROM t1 ORDER BY k
 SELECT printf('%!5s|%!.2s|%!-4s|', 'é', 'éèa', 'ü'), printf('%!.15g', 0.1), printf('%!.3f', 2.0005)
+-- +x drops a column's affinity
+ordered: SELECT k, +a = '2', a = '2', +s = 10, +CAST(a AS TEXT) = 2, +r > '1' FROM t1 ORDER BY k
+ordered: SELECT k FROM t1 WHERE +a IN ('1', 2) ORDER BY k
