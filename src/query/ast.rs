@@ -61,6 +61,28 @@ pub enum CmpOp {
     Le,
     Gt,
     Ge,
+    /// `IS` / `IS NOT DISTINCT FROM`: `=` where NULL equals NULL, never NULL.
+    Is,
+    /// `IS NOT` / `IS DISTINCT FROM`.
+    IsNot,
+}
+
+impl Expr {
+    /// The affinity SQLite gives an expression in comparisons: a column's
+    /// type, or a CAST's (NUMERIC compares as INTEGER does: a text that is a
+    /// number becomes one); no other expression has one.
+    pub fn affinity(&self) -> Option<Type> {
+        match self {
+            Expr::Col(_, t) => *t,
+            Expr::Func(Func::Scalar(Scalar::Cast(t)), _) => Some(match t {
+                CastTo::Integer | CastTo::Numeric => Type::Integer,
+                CastTo::Real => Type::Real,
+                CastTo::Text => Type::Text,
+            }),
+            Expr::Subquery(_, v) => v.affinity,
+            _ => None,
+        }
+    }
 }
 
 /// Affinity to apply to the (left, right) operand before comparing.
@@ -79,6 +101,82 @@ pub enum Func {
     Time(TimeFunc),
     /// The JSON functions and `->`, `->>` (`exec/json.rs`).
     Json(JsonFunc),
+    /// SQLite's other scalar functions and operators (exec/functions.rs).
+    Scalar(Scalar),
+}
+
+/// CAST's target: the affinity SQLite gives the type name (INT... is
+/// INTEGER; CHAR, CLOB, TEXT are TEXT; REAL, FLOA, DOUB are REAL; any
+/// other name NUMERIC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CastTo {
+    Integer,
+    Real,
+    Text,
+    Numeric,
+}
+
+/// The scalar functions of exec/functions.rs (the binder's names for them
+/// are in plan/scalar.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar {
+    /// CASE (both forms), IIF, IS TRUE ...: arguments are (condition,
+    /// result) pairs, then the ELSE result; only what is needed is evaluated.
+    Case,
+    Cast(CastTo),
+    NullIf,
+    /// `glob(pattern, text)`, also `text GLOB pattern`.
+    Glob,
+    /// `like(pattern, text[, escape])`.
+    Like,
+    Instr,
+    Replace,
+    /// trim, ltrim, rtrim: (left, right).
+    Trim(bool, bool),
+    Hex,
+    Quote,
+    Char,
+    Unicode,
+    Printf,
+    Round,
+    Sign,
+    TypeOf,
+    /// min/max with two or more arguments.
+    Min,
+    Max,
+    Math(Math),
+}
+
+/// SQLite's math functions (3.35+), each on doubles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Math {
+    Acos,
+    Acosh,
+    Asin,
+    Asinh,
+    Atan,
+    Atan2,
+    Atanh,
+    Ceil,
+    Cos,
+    Cosh,
+    Degrees,
+    Exp,
+    Floor,
+    Ln,
+    Log,
+    Log10,
+    Log2,
+    Mod,
+    Pi,
+    Pow,
+    Radians,
+    Sin,
+    Sinh,
+    Sqrt,
+    Tan,
+    Tanh,
+    Trunc,
 }
 
 /// The values of an uncorrelated `IN (SELECT ...)`, computed once.

@@ -19,6 +19,7 @@ mod interrupt;
 pub mod output;
 mod parse;
 mod plan;
+mod realfmt;
 mod table;
 pub mod value;
 

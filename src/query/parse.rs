@@ -55,6 +55,18 @@ impl Dialect for ReedDialect {
         expr: &sqlparser::ast::Expr,
         precedence: u8,
     ) -> Option<Result<sqlparser::ast::Expr, ParserError>> {
+        // `x NOT GLOB p`, which sqlparser's SQLite dialect lacks.
+        if parser.parse_keywords(&[Keyword::NOT, Keyword::GLOB]) {
+            use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator};
+            return Some(parser.parse_subexpr(precedence).map(|right| Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                expr: Box::new(Expr::BinaryOp {
+                    left: Box::new(expr.clone()),
+                    op: BinaryOperator::Glob,
+                    right: Box::new(right),
+                }),
+            }));
+        }
         SQLITE.parse_infix(parser, expr, precedence)
     }
     fn get_next_precedence(&self, parser: &Parser) -> Option<Result<u8, ParserError>> {
@@ -79,6 +91,22 @@ impl Dialect for ReedDialect {
     }
     fn supports_limit_comma(&self) -> bool {
         true
+    }
+    // SQLite's `x IS y`, `trim(x, chars)` and type names (CAST(x AS VARCHAR(10))).
+    fn supports_is_operator(&self) -> bool {
+        true
+    }
+    fn supports_comma_separated_trim(&self) -> bool {
+        true
+    }
+    fn supports_notnull_operator(&self) -> bool {
+        true
+    }
+    fn parse_data_type(
+        &self,
+        parser: &mut Parser,
+    ) -> Option<Result<sqlparser::ast::DataType, ParserError>> {
+        SQLITE.parse_data_type(parser)
     }
 }
 

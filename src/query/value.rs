@@ -7,6 +7,8 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
+use super::realfmt::et_float;
+
 /// A fast hasher for group and index maps (FxHash's multiply-rotate): the
 /// keys are table values, not attacker-chosen in a way that matters here.
 #[derive(Default, Clone, Copy)]
@@ -320,8 +322,21 @@ pub fn format_real(r: f64) -> String {
     if r == 0.0 {
         return "0.0".to_string();
     }
+    // A real whose shortest exact form has more than 15 significant digits
+    // is printed by SQLite's own routine, ported (realfmt.rs): its digits
+    // come from x87 arithmetic, not from correct rounding. Any other real
+    // prints as its shortest form, which that routine gives too (fast).
+    let shortest = format!("{r:e}");
+    let significant = shortest
+        .split('e')
+        .next()
+        .map_or(0, |m| m.bytes().filter(u8::is_ascii_digit).count());
+    if significant > 15 {
+        let sign = if r < 0.0 { "-" } else { "" };
+        return format!("{sign}{}", et_float(r, 'g', 15, false, true));
+    }
     let exp = r.abs().log10().floor() as i32;
-    if (-5..15).contains(&exp) {
+    if (-4..15).contains(&exp) {
         let decimals = (14 - exp).max(0) as usize;
         let mut s = format!("{r:.decimals$}");
         if s.contains('.') {
@@ -413,6 +428,10 @@ mod tests {
             (1e20, "1.0e+20"),
             (123456.789, "123456.789"),
             (0.0001, "0.0001"),
+            (0.00004523, "4.523e-05"),
+            // SQLite's x87 digits, not the correctly rounded 4.95951584921544e+15.
+            (4959515849215435.0, "4.95951584921543e+15"),
+            (0.1 + 0.2, "0.3"),
         ] {
             assert_eq!(format_real(r), s, "{r}");
         }

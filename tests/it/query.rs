@@ -262,7 +262,7 @@ fn int_expr(rng: &mut Rng, depth: u32) -> String {
     match if depth == 0 {
         rng.below(3)
     } else {
-        rng.below(7)
+        rng.below(10)
     } {
         0 => rng.pick(&["a", "b", "k"]).to_string(),
         1 => rng.range(-3, 12).to_string(),
@@ -275,7 +275,28 @@ fn int_expr(rng: &mut Rng, depth: u32) -> String {
         ),
         4 => format!("ABS({})", int_expr(rng, depth - 1)),
         5 => format!("COALESCE(a, {})", int_expr(rng, depth - 1)),
-        _ => format!("LENGTH({})", text_expr(rng, depth - 1)),
+        6 => format!("LENGTH({})", text_expr(rng, depth - 1)),
+        // Scalar expressions of tests/it/reedql/expressions.sql, composed.
+        7 => format!(
+            "CASE WHEN {} {} {} THEN {} ELSE {} END",
+            rng.pick(&["a", "b", "r"]),
+            rng.pick(&["<", "=", ">", "IS NOT"]),
+            rng.range(-3, 500),
+            int_expr(rng, depth - 1),
+            int_expr(rng, depth - 1)
+        ),
+        8 => format!(
+            "{}(CAST(r * {} AS INTEGER), {})",
+            rng.pick(&["max", "min", "nullif", "iif"]),
+            rng.range(-3, 3),
+            int_expr(rng, depth - 1)
+        )
+        .replace("iif(", "iif(b > 500, "),
+        _ => format!(
+            "{}({})",
+            rng.pick(&["sign", "round", "instr(s, 'a') + ", "unicode"]),
+            int_expr(rng, depth - 1)
+        ),
     }
 }
 
@@ -283,7 +304,7 @@ fn text_expr(rng: &mut Rng, depth: u32) -> String {
     match if depth == 0 {
         rng.below(2)
     } else {
-        rng.below(8)
+        rng.below(10)
     } {
         0 => rng.pick(&["s", "g"]).to_string(),
         1 => format!("'{}'", rng.pick(&["red", "apple", "x", ""])),
@@ -296,6 +317,20 @@ fn text_expr(rng: &mut Rng, depth: u32) -> String {
             rng.range(-2, 4)
         ),
         5 => format!(
+            "({} || {})",
+            text_expr(rng, depth - 1),
+            rng.pick(&["g", "s", "r", "a", "'-'"])
+        ),
+        6 => {
+            let x = text_expr(rng, depth - 1);
+            let chars = rng.pick(&["a", "e", "pl", ""]);
+            match rng.below(3) {
+                0 => format!("replace({x}, '{chars}', '_')"),
+                1 => format!("{}({x}, '{chars}')", rng.pick(&["trim", "ltrim", "rtrim"])),
+                _ => format!("CASE {x} WHEN 'red' THEN 'R' WHEN '' THEN NULL ELSE {x} END"),
+            }
+        }
+        7 => format!(
             "strftime('{}', 1700000000 + {} * 86399, 'unixepoch', '{}')",
             rng.pick(&["%Y-%m-%d", "%H:%M:%S", "%j %w %W", "%s", "%J"]),
             int_expr(rng, depth - 1),
@@ -307,7 +342,7 @@ fn text_expr(rng: &mut Rng, depth: u32) -> String {
                 "auto"
             ])
         ),
-        6 => format!(
+        8 => format!(
             "(json_object('x', {}, 'y', {}) {} '{}')",
             text_expr(rng, depth - 1),
             int_expr(rng, depth - 1),
@@ -315,18 +350,21 @@ fn text_expr(rng: &mut Rng, depth: u32) -> String {
             rng.pick(&["$.x", "y", "$", "$.z"])
         ),
         _ => format!(
-            "({} || {})",
-            text_expr(rng, depth - 1),
-            rng.pick(&["g", "s", "r", "a", "'-'"])
+            "printf('{}', {}, {})",
+            rng.pick(&["%5.1f|%-6s|", "%.2f %s", "%d:%q", "%x/%-8s|"]),
+            rng.pick(&["r", "a", "b", "k"]),
+            text_expr(rng, depth - 1)
         ),
     }
 }
 
 fn pred(rng: &mut Rng, depth: u32) -> String {
     match if depth == 0 {
-        rng.below(7)
+        // 7..9 recurse: past them, 10 and 11 are leaves too.
+        let x = rng.below(9);
+        if x >= 7 { x + 3 } else { x }
     } else {
-        rng.below(10)
+        rng.below(12)
     } {
         0 => format!(
             "{} {} {}",
@@ -383,7 +421,18 @@ fn pred(rng: &mut Rng, depth: u32) -> String {
         ),
         7 => format!("NOT ({})", pred(rng, depth - 1)),
         8 => format!("({} AND {})", pred(rng, depth - 1), pred(rng, depth - 1)),
-        _ => format!("({} OR {})", pred(rng, depth - 1), pred(rng, depth - 1)),
+        9 => format!("({} OR {})", pred(rng, depth - 1), pred(rng, depth - 1)),
+        10 => format!(
+            "{} IS {}{}",
+            rng.pick(&["a", "b", "r", "g"]),
+            if rng.chance(50) { "NOT " } else { "" },
+            rng.pick(&["NULL", "2", "'red'", "'3'", "2.0"])
+        ),
+        _ => format!(
+            "s {}GLOB '{}'",
+            if rng.chance(25) { "NOT " } else { "" },
+            rng.pick(&["a*", "*e*", "[A-Z]*", "?", "*[0-9]", "[^a]*"])
+        ),
     }
 }
 
@@ -981,6 +1030,29 @@ fn bad_queries_fail_with_a_kind_and_a_position() {
         ),
         ("SELECT coalesce(NULL) FROM users", ErrorKind::Type, None),
         ("SELECT nofunc(id) FROM users", ErrorKind::Unknown, None),
+        // Refused with what to write instead (SQLite accepts these).
+        (
+            "SELECT CAST(id AS BLOB) FROM users",
+            ErrorKind::Unsupported,
+            None,
+        ),
+        (
+            "SELECT TRIM(BOTH 'x' FROM name) FROM users",
+            ErrorKind::Unsupported,
+            None,
+        ),
+        (
+            "SELECT printf('%n', age) FROM users",
+            ErrorKind::Runtime,
+            None,
+        ),
+        ("SELECT abs(-9223372036854775808)", ErrorKind::Runtime, None),
+        // Nested replace() grows exponentially: stopped before the text is made.
+        (
+            "SELECT replace(replace(replace(' ', ' ', printf('%2000s', ' ')), ' ', printf('%2000s', ' ')), ' ', printf('%2000s', ' '))",
+            ErrorKind::Runtime,
+            None,
+        ),
         (
             "SELECT id FROM users u WHERE EXISTS (SELECT 1 FROM users v WHERE v.id < u.id)",
             ErrorKind::Unsupported,

@@ -7,6 +7,7 @@ use super::super::ast::{ArithOp, CmpOp, Coerce, Expr, Func};
 use super::super::cells::RowRef;
 use super::super::error::{ErrorKind, QueryError};
 use super::super::value::Value;
+use super::functions;
 
 /// A row of the joined tables, without copying: one row per source
 /// (`parts[p]` is source `p`'s row, `RowRef::Empty` where a LEFT JOIN
@@ -92,6 +93,9 @@ pub(super) fn eval(e: &Expr, ctx: &Ctx) -> Result<Value, QueryError> {
         Expr::Cmp(op, a, b, coerce) => {
             let (a, b) = coerced(eval(a, ctx)?, eval(b, ctx)?, *coerce);
             match a.sql_cmp(&b) {
+                None if matches!(op, CmpOp::Is | CmpOp::IsNot) => Value::Int(i64::from(
+                    (a.is_null() && b.is_null()) == (*op == CmpOp::Is),
+                )),
                 None => Value::Null,
                 Some(o) => Value::Int(i64::from(cmp_holds(*op, o))),
             }
@@ -120,10 +124,11 @@ pub(super) fn eval(e: &Expr, ctx: &Ctx) -> Result<Value, QueryError> {
         }
         Expr::IsNull(x, negated) => Value::Int(i64::from(eval(x, ctx)?.is_null() != *negated)),
         Expr::InList(x, items, negated) => {
-            let left_affinity = match &**x {
-                Expr::Col(_, t) => *t,
-                _ => None,
-            };
+            let left_affinity = x.affinity();
+            if items.is_empty() {
+                // SQLite: `x IN ()` is false and `x NOT IN ()` true, NULL x too.
+                return Ok(Value::Int(i64::from(*negated)));
+            }
             let v = eval(x, ctx)?;
             if v.is_null() {
                 return Ok(Value::Null);
@@ -195,8 +200,8 @@ fn coerced(a: Value, b: Value, c: Coerce) -> (Value, Value) {
 
 fn cmp_holds(op: CmpOp, o: Ordering) -> bool {
     match op {
-        CmpOp::Eq => o == Ordering::Equal,
-        CmpOp::Ne => o != Ordering::Equal,
+        CmpOp::Eq | CmpOp::Is => o == Ordering::Equal,
+        CmpOp::Ne | CmpOp::IsNot => o != Ordering::Equal,
         CmpOp::Lt => o == Ordering::Less,
         CmpOp::Le => o != Ordering::Greater,
         CmpOp::Gt => o == Ordering::Greater,
@@ -271,7 +276,7 @@ fn real_arith(op: ArithOp, x: f64, y: f64) -> Value {
 
 /// SQL LIKE: `%` any run, `_` one character; ASCII letters match either
 /// case; `escape` makes the next pattern character literal.
-fn like(pattern: &str, text: &str, escape: Option<char>) -> bool {
+pub(super) fn like(pattern: &str, text: &str, escape: Option<char>) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let eq =
@@ -319,6 +324,7 @@ fn func(f: Func, args: &[Expr], ctx: &Ctx) -> Result<Value, QueryError> {
     match f {
         Func::Time(t) => return super::datetime::call(t, args, ctx),
         Func::Json(j) => return super::json::call(j, args, ctx).map(|(v, _)| v),
+        Func::Scalar(s) => return functions::call(s, args, ctx),
         _ => {}
     }
     if f == Func::Coalesce {
@@ -342,13 +348,7 @@ fn func(f: Func, args: &[Expr], ctx: &Ctx) -> Result<Value, QueryError> {
         Func::Lower => Value::text(&first.to_string().to_ascii_lowercase()),
         Func::Upper => Value::text(&first.to_string().to_ascii_uppercase()),
         Func::Length => Value::Int(first.to_string().chars().count() as i64),
-        Func::Abs => match first.as_number() {
-            Some(Value::Int(i)) => i
-                .checked_abs()
-                .map_or(Value::Real((i as f64).abs()), Value::Int),
-            Some(Value::Real(r)) => Value::Real(r.abs()),
-            _ => Value::Null,
-        },
+        Func::Abs => functions::abs(&first)?,
         Func::Substr => {
             let int = |v: &Value| match v.as_number() {
                 Some(Value::Int(i)) => Some(i),
@@ -367,7 +367,7 @@ fn func(f: Func, args: &[Expr], ctx: &Ctx) -> Result<Value, QueryError> {
             };
             Value::text(&substr(&first.to_string(), start, len))
         }
-        Func::Coalesce | Func::Time(_) | Func::Json(_) => Value::Null,
+        Func::Coalesce | Func::Time(_) | Func::Json(_) | Func::Scalar(_) => Value::Null,
     })
 }
 

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use sqlparser::ast as sql;
 
 use super::super::ast::{
-    AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, InSet, JsonFunc, TimeFunc,
+    AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, InSet, JsonFunc, Scalar, TimeFunc,
 };
 use super::super::error::{ErrorKind, QueryError};
 use super::super::exec;
 use super::super::value::{Type, Value};
-use super::{Binder, MAX_DEPTH, Scope, err, function_parts, is_aggregate_name, unsupported, walk};
+use super::{
+    Binder, MAX_DEPTH, Scope, err, function_parts, is_aggregate_name, scalar, unsupported, walk,
+};
 
 impl Binder<'_> {
     /// Binds an expression; `aggs` collects aggregate calls (None: they are
@@ -68,12 +70,26 @@ impl Binder<'_> {
             },
             E::Value(v) => Expr::Lit(literal(&v.value, e)?),
             E::Nested(inner) => self.expr(inner, scope, aggs)?,
+            // -9223372036854775808 is the smallest integer, as in SQLite.
+            E::UnaryOp {
+                op: sql::UnaryOperator::Minus,
+                expr: lit,
+            } if matches!(&**lit, E::Value(v)
+                if matches!(&v.value, sql::Value::Number(n, _) if n == "9223372036854775808")) =>
+            {
+                Expr::Lit(Value::Int(i64::MIN))
+            }
             E::UnaryOp { op, expr } => {
                 let x = self.expr(expr, scope, aggs)?;
                 match op {
                     sql::UnaryOperator::Minus => {
                         check_numeric(&x, expr)?;
                         Expr::Neg(b(x))
+                    }
+                    // SQLite: `+col` is an expression, without the column's
+                    // affinity; a CASE of only an ELSE is the value alone.
+                    sql::UnaryOperator::Plus if x.affinity().is_some() => {
+                        Expr::Func(Func::Scalar(Scalar::Case), vec![x])
                     }
                     sql::UnaryOperator::Plus => x,
                     sql::UnaryOperator::Not => Expr::Not(b(x)),
@@ -106,6 +122,9 @@ impl Binder<'_> {
                     O::GtEq => cmp(CmpOp::Ge, l, r),
                     O::Arrow => Expr::Func(Func::Json(JsonFunc::Arrow), vec![l, r]),
                     O::LongArrow => Expr::Func(Func::Json(JsonFunc::LongArrow), vec![l, r]),
+                    O::Is => cmp(CmpOp::Is, l, r),
+                    O::IsNot => cmp(CmpOp::IsNot, l, r),
+                    O::Glob => Expr::Func(Func::Scalar(Scalar::Glob), vec![r, l]),
                     _ => return Err(unsupported(e, &format!("the operator {op}"))),
                 }
             }
@@ -209,6 +228,17 @@ impl Binder<'_> {
             }
             E::Subquery(q) => self.scalar_subquery(q, scope)?,
             E::Exists { subquery, negated } => self.exists(subquery, *negated, scope)?,
+            E::Case { .. }
+            | E::Cast { .. }
+            | E::IsTrue(_)
+            | E::IsNotTrue(_)
+            | E::IsFalse(_)
+            | E::IsNotFalse(_)
+            | E::IsDistinctFrom(..)
+            | E::IsNotDistinctFrom(..)
+            | E::Trim { .. }
+            | E::Ceil { .. }
+            | E::Floor { .. } => self.scalar_expr(e, scope, aggs)?,
             _ => return Err(unsupported(e, &format!("the expression {e}"))),
         })
     }
@@ -284,8 +314,11 @@ impl Binder<'_> {
             "COALESCE" => (Func::Coalesce, 2..=usize::MAX),
             "IFNULL" => (Func::Coalesce, 2..=2),
             "ABS" => (Func::Abs, 1..=1),
-            _ => match TimeFunc::named(&name).or_else(|| JsonFunc::named(&name)) {
-                Some(family) => family,
+            _ => match scalar::by_name(&name)
+                .or_else(|| TimeFunc::named(&name))
+                .or_else(|| JsonFunc::named(&name))
+            {
+                Some(found) => found,
                 None => {
                     return Err(
                         match JsonFunc::refused(&name).or(TimeFunc::refused(&name)) {
@@ -379,13 +412,9 @@ pub(super) fn literal(v: &sql::Value, node: &sql::Expr) -> Result<Value, QueryEr
     })
 }
 
-/// The affinity an expression carries: a column's type; nothing else.
+/// The affinity an expression carries: a column's type or a CAST's.
 pub(super) fn affinity(e: &Expr) -> Option<Type> {
-    match e {
-        Expr::Col(_, t) => *t,
-        Expr::Subquery(_, v) => v.affinity,
-        _ => None,
-    }
+    e.affinity()
 }
 
 pub(super) fn is_column(e: &Expr) -> bool {

@@ -14,6 +14,7 @@ use super::value::{Type, Value};
 
 mod compose;
 mod expr;
+mod scalar;
 mod subquery;
 
 use expr::fold;
@@ -218,7 +219,7 @@ fn has_aggregate(e: &sql::Expr) -> bool {
                 || substring_from.as_deref().is_some_and(has_aggregate)
                 || substring_for.as_deref().is_some_and(has_aggregate)
         }
-        _ => false,
+        other => scalar::has_aggregate_in(other, has_aggregate),
     }
 }
 
