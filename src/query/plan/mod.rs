@@ -512,7 +512,7 @@ impl<'e> Binder<'e> {
                 nulls_first,
             });
         }
-        let windows = self.close_windows(outer_windows, &keys, aggregate, &having, &**s)?;
+        let windows = self.close_windows(outer_windows, &keys, aggregate, &having, s)?;
         let (limit, offset) = self.limit(q)?;
         let distinct = match &s.distinct {
             None | Some(sql::Distinct::All) => false,
