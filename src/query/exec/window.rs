@@ -17,10 +17,10 @@ use super::super::ast::{
     ArithOp, Expr, Frame, FrameBound, FrameUnits, OrderKey, Select, WinFunc, WindowCall,
 };
 use super::super::error::QueryError;
-use super::super::value::{Type, Value};
+use super::super::value::{FastMap, Type, Value};
 use super::aggregate::{accumulate, agg_input, finish, new_acc};
 use super::eval::{Ctx, arith, eval, runtime};
-use super::order::{OutRow, key_order, out_row};
+use super::order::{OutRow, keep_best, key_order, out_row};
 use super::{Env, too_large};
 
 impl<'a> Ctx<'a> {
@@ -42,11 +42,17 @@ pub(super) fn project_windowed(
 ) -> Result<Vec<OutRow>, QueryError> {
     let w = s.windows.len();
     let values = window_values(&s.windows, env, ctxs)?;
-    let mut out = Vec::with_capacity(ctxs.len());
+    // ORDER BY with LIMIT keeps only the best OFFSET + LIMIT rows.
+    let keep = s
+        .limit
+        .filter(|_| !s.order.is_empty() && !s.distinct)
+        .map(|l| s.offset.saturating_add(l).max(1));
+    let mut out = Vec::new();
     for (i, c) in ctxs.iter().enumerate() {
         env.limits.interrupt.check()?;
         let mine = values.get(i * w..(i + 1) * w).unwrap_or(&[]);
         out.push(out_row(s, &Ctx::Win(c, mine))?);
+        keep_best(s, &mut out, keep);
     }
     Ok(out)
 }
@@ -82,12 +88,11 @@ fn window_values(calls: &[WindowCall], env: &Env, ctxs: &[Ctx]) -> Result<Vec<Va
     Ok(out)
 }
 
-/// One sort key over every row: integers compared as integers (no
-/// `Value` compared per comparison), anything else by SQLite's order.
-enum KeyCol {
-    Int(Vec<Option<i64>>),
-    Any(Vec<Value>),
-}
+/// One sort key over every row, as integers compared as integers: the
+/// values themselves when they are all integers, else each value's rank
+/// among the distinct values (ranked once by SQLite's order, so the sort
+/// compares no `Value`s). None is NULL.
+struct KeyCol(Vec<Option<i64>>);
 
 impl KeyCol {
     fn of(e: &Expr, env: &Env, ctxs: &[Ctx]) -> Result<KeyCol, QueryError> {
@@ -96,47 +101,45 @@ impl KeyCol {
             env.limits.interrupt.check()?;
             vals.push(eval(e, c)?);
         }
-        Ok(
-            if vals
-                .iter()
-                .all(|v| matches!(v, Value::Int(_) | Value::Null))
-            {
-                KeyCol::Int(
-                    vals.iter()
-                        .map(|v| match v {
-                            Value::Int(i) => Some(*i),
-                            _ => None,
-                        })
-                        .collect(),
-                )
-            } else {
-                KeyCol::Any(vals)
-            },
-        )
-    }
-
-    fn is_null(&self, i: u32) -> bool {
-        match self {
-            KeyCol::Int(v) => v.get(i as usize).is_none_or(Option::is_none),
-            KeyCol::Any(v) => v.get(i as usize).is_none_or(Value::is_null),
+        if vals
+            .iter()
+            .all(|v| matches!(v, Value::Int(_) | Value::Null))
+        {
+            return Ok(KeyCol(
+                vals.iter()
+                    .map(|v| match v {
+                        Value::Int(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect(),
+            ));
         }
-    }
-
-    /// Ascending order of two rows' values (both not NULL).
-    fn cmp(&self, a: u32, b: u32) -> Ordering {
-        match self {
-            KeyCol::Int(v) => v.get(a as usize).cmp(&v.get(b as usize)),
-            KeyCol::Any(v) => match (v.get(a as usize), v.get(b as usize)) {
-                (Some(x), Some(y)) => x.sort_cmp(y),
-                _ => Ordering::Equal,
-            },
+        // Equal values (`Value`'s Eq is the sort order's equality) share
+        // a rank.
+        let mut rank: FastMap<Value, i64> = FastMap::default();
+        for v in &vals {
+            if !v.is_null() && !rank.contains_key(v) {
+                rank.insert(v.clone(), 0);
+            }
         }
+        let mut distinct: Vec<Value> = rank.keys().cloned().collect();
+        env.limits.interrupt.check_now()?;
+        distinct.sort_by(Value::sort_cmp);
+        for (i, v) in distinct.into_iter().enumerate() {
+            rank.insert(v, i as i64);
+        }
+        Ok(KeyCol(vals.iter().map(|v| rank.get(v).copied()).collect()))
     }
 
+    fn get(&self, i: u32) -> Option<i64> {
+        self.0.get(i as usize).copied().flatten()
+    }
+
+    /// The order of two rows by this key: NULLs first or last, DESC
+    /// reversing (`key_order`, the rule of every ordering path).
     fn order(&self, a: u32, b: u32, nulls_first: bool, desc: bool) -> Ordering {
-        key_order(self.is_null(a), self.is_null(b), nulls_first, desc, || {
-            self.cmp(a, b)
-        })
+        let (x, y) = (self.get(a), self.get(b));
+        key_order(x.is_none(), y.is_none(), nulls_first, desc, || x.cmp(&y))
     }
 }
 
@@ -166,17 +169,22 @@ fn layout(call: &WindowCall, env: &Env, ctxs: &[Ctx]) -> Result<Layout, QueryErr
         .collect::<Result<_, _>>()?;
     // Partitions in any order (their keys ascending); NULLs form one.
     let part_cmp = |a: u32, b: u32| {
-        part.iter()
-            .map(|k| k.order(a, b, true, false))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
+        for k in &part {
+            let o = k.order(a, b, true, false);
+            if o.is_ne() {
+                return o;
+            }
+        }
+        Ordering::Equal
     };
     let order_cmp = |a: u32, b: u32| {
-        order
-            .iter()
-            .map(|(k, o)| k.order(a, b, o.nulls_first, o.desc))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
+        for (k, o) in &order {
+            let c = k.order(a, b, o.nulls_first, o.desc);
+            if c.is_ne() {
+                return c;
+            }
+        }
+        Ordering::Equal
     };
     let n = ctxs.len();
     let mut perm: Vec<u32> = (0..n as u32).collect();
@@ -292,6 +300,91 @@ fn frame_of(f: &Frame, lay: &Layout, pos: usize, ps: usize, pe: usize) -> (usize
     (lo, hi)
 }
 
+/// The single ORDER BY key of a `RANGE n PRECEDING/FOLLOWING` frame, per
+/// row number, and its direction.
+struct RangeKeys {
+    keys: Vec<Value>,
+    desc: bool,
+}
+
+/// A RANGE frame's offset bounds (SQLite's rules): for a numeric current
+/// value v, the rows whose number lies within [v - n, v + m] (DESC: the
+/// other way round); for a NULL or text current value, its peers. `frame`
+/// is `frame_of`'s answer, whose other bounds stand; `numeric` the
+/// partition's positions holding numbers (contiguous: the sort puts NULLs,
+/// numbers and texts apart).
+fn range_frame(
+    f: &Frame,
+    rk: &RangeKeys,
+    lay: &Layout,
+    pos: usize,
+    numeric: (usize, usize),
+    frame: (usize, usize),
+) -> (usize, usize) {
+    let key = |p: usize| {
+        lay.perm
+            .get(p)
+            .and_then(|&r| rk.keys.get(r as usize))
+            .unwrap_or(&Value::Null)
+    };
+    let v = key(pos);
+    let peers = lay
+        .peer
+        .get(pos)
+        .and_then(|&g| lay.groups.get(g as usize))
+        .copied()
+        .unwrap_or(frame);
+    let is_number = matches!(v, Value::Int(_) | Value::Real(_));
+    let (ns, ne) = numeric;
+    // v - n (`down`) or v + n, as SQLite's arithmetic makes it.
+    let shifted = |n: u64, down: bool| {
+        let n = i64::try_from(n).map_or(Value::Real(n as f64), Value::Int);
+        let op = if down { ArithOp::Sub } else { ArithOp::Add };
+        arith(op, v, &n)
+    };
+    // The first position of the numeric run where `stop` holds (the run
+    // is sorted, so `stop` turns true once).
+    let first = |stop: &dyn Fn(Ordering) -> bool, t: &Value| {
+        let (mut a, mut b) = (ns, ne);
+        while a < b {
+            let m = a + (b - a) / 2;
+            if stop(key(m).sort_cmp(t)) {
+                b = m;
+            } else {
+                a = m + 1;
+            }
+        }
+        a
+    };
+    let lo = match f.start {
+        FrameBound::Preceding(_) | FrameBound::Following(_) if !is_number => peers.0,
+        FrameBound::Preceding(n) | FrameBound::Following(n) => {
+            let down = matches!(f.start, FrameBound::Preceding(_)) != rk.desc;
+            let t = shifted(n, down);
+            if rk.desc {
+                first(&|o| o != Ordering::Greater, &t)
+            } else {
+                first(&|o| o != Ordering::Less, &t)
+            }
+        }
+        _ => frame.0,
+    };
+    let hi = match f.end {
+        FrameBound::Preceding(_) | FrameBound::Following(_) if !is_number => peers.1,
+        FrameBound::Preceding(n) | FrameBound::Following(n) => {
+            let down = matches!(f.end, FrameBound::Preceding(_)) != rk.desc;
+            let t = shifted(n, down);
+            if rk.desc {
+                first(&|o| o == Ordering::Less, &t)
+            } else {
+                first(&|o| o == Ordering::Greater, &t)
+            }
+        }
+        _ => frame.1,
+    };
+    (lo, hi)
+}
+
 /// One call's value for every row, handed to `set` (row number, value).
 fn compute(
     call: &WindowCall,
@@ -314,7 +407,20 @@ fn compute(
             None => Ok(Value::Null),
         }
     };
+    let offset = |b: FrameBound| matches!(b, FrameBound::Preceding(_) | FrameBound::Following(_));
+    let range = match (call.frame.units, call.order.first()) {
+        (FrameUnits::Range, Some(o)) if offset(call.frame.start) || offset(call.frame.end) => {
+            let mut keys = Vec::with_capacity(ctxs.len());
+            for c in ctxs {
+                env.limits.interrupt.check()?;
+                keys.push(eval(&o.expr, c)?);
+            }
+            Some(RangeKeys { keys, desc: o.desc })
+        }
+        _ => None,
+    };
     // An aggregate's input per row, read once.
+
     let inputs = match &call.func {
         WinFunc::Agg(a) => ctxs
             .iter()
@@ -338,6 +444,28 @@ fn compute(
                 usize::try_from(b).unwrap_or(usize::MAX)
             }
             _ => 1,
+        };
+        // The positions of the partition holding numbers (RANGE offsets).
+        let numeric = match &range {
+            Some(rk) => {
+                let is_number = |p: usize| {
+                    lay.perm
+                        .get(p)
+                        .and_then(|&r| rk.keys.get(r as usize))
+                        .is_some_and(|v| matches!(v, Value::Int(_) | Value::Real(_)))
+                };
+                let ns = (ps..pe).find(|&p| is_number(p)).unwrap_or(pe);
+                let ne = (ns..pe).find(|&p| !is_number(p)).unwrap_or(pe);
+                (ns, ne)
+            }
+            None => (ps, ps),
+        };
+        let frame_at = |pos: usize| {
+            let frame = frame_of(&call.frame, lay, pos, ps, pe);
+            match &range {
+                Some(rk) => range_frame(&call.frame, rk, lay, pos, numeric, frame),
+                None => frame,
+            }
         };
         // A running aggregate: the frame starts at the partition's start,
         // and its end only grows.
@@ -380,7 +508,7 @@ fn compute(
                     }
                 }
                 WinFunc::FirstValue | WinFunc::LastValue | WinFunc::NthValue => {
-                    let (lo, hi) = frame_of(&call.frame, lay, pos, ps, pe);
+                    let (lo, hi) = frame_at(pos);
                     let at = match call.func {
                         WinFunc::FirstValue => Some(lo),
                         WinFunc::LastValue => hi.checked_sub(1),
@@ -407,7 +535,7 @@ fn compute(
                     }
                 }
                 WinFunc::Agg(_) => {
-                    let (lo, hi) = frame_of(&call.frame, lay, pos, ps, pe);
+                    let (lo, hi) = frame_at(pos);
                     let add = |acc: &mut _, q: usize| -> Result<(), QueryError> {
                         if let Some(Some((v, sep))) = inputs.get(row(q) as usize) {
                             accumulate(acc, v, sep.as_ref())?;
@@ -512,6 +640,45 @@ mod tests {
             frames(Range, CurrentRow, CurrentRow),
             [(0, 2), (0, 2), (2, 3), (3, 6), (3, 6), (3, 6)]
         );
+    }
+
+    #[test]
+    fn range_offsets_compare_numbers_and_give_null_and_text_their_peers() {
+        // Keys NULL, 1, 2, 2, 4, 'a' ascending: peers {0} {1} {2, 3} {4} {5}.
+        let lay = Layout {
+            perm: (0..6).collect(),
+            parts: vec![(0, 6)],
+            peer: vec![0, 1, 2, 2, 3, 4],
+            groups: vec![(0, 1), (1, 2), (2, 4), (4, 5), (5, 6)],
+        };
+        let keys = vec![
+            Value::Null,
+            Value::Int(1),
+            Value::Int(2),
+            Value::Real(2.0),
+            Value::Int(4),
+            Value::text("a"),
+        ];
+        let rk = RangeKeys { keys, desc: false };
+        let f = Frame {
+            units: FrameUnits::Range,
+            start: FrameBound::Preceding(1),
+            end: FrameBound::Following(1),
+        };
+        let got: Vec<(usize, usize)> = (0..6)
+            .map(|pos| range_frame(&f, &rk, &lay, pos, (1, 5), frame_of(&f, &lay, pos, 0, 6)))
+            .collect();
+        assert_eq!(got, [(0, 1), (1, 4), (1, 4), (1, 4), (4, 5), (5, 6)]);
+        // Wholly after: 2 to 3 above the current value.
+        let f = Frame {
+            start: FrameBound::Following(2),
+            end: FrameBound::Following(3),
+            ..f
+        };
+        let got: Vec<(usize, usize)> = (1..5)
+            .map(|pos| range_frame(&f, &rk, &lay, pos, (1, 5), frame_of(&f, &lay, pos, 0, 6)))
+            .collect();
+        assert_eq!(got, [(4, 5), (4, 5), (4, 5), (5, 5)]);
     }
 
     #[test]

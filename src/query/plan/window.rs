@@ -345,17 +345,11 @@ impl Binder<'_> {
         }
         let offset =
             |b: FrameBound| matches!(b, FrameBound::Preceding(_) | FrameBound::Following(_));
-        if units == FrameUnits::Range && (offset(start) || offset(end)) {
-            if order_keys != 1 {
-                return Err(err(
-                    ErrorKind::Type,
-                    f,
-                    "RANGE with offset PRECEDING/FOLLOWING requires exactly one ORDER BY term",
-                ));
-            }
-            return Err(unsupported(
+        if units == FrameUnits::Range && (offset(start) || offset(end)) && order_keys != 1 {
+            return Err(err(
+                ErrorKind::Type,
                 f,
-                "RANGE with an offset (n PRECEDING or FOLLOWING): use ROWS or GROUPS, or RANGE with UNBOUNDED and CURRENT ROW",
+                "RANGE with offset PRECEDING/FOLLOWING requires exactly one ORDER BY term",
             ));
         }
         Ok(Frame { units, start, end })
