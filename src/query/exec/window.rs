@@ -336,50 +336,44 @@ fn range_frame(
         .unwrap_or(frame);
     let is_number = matches!(v, Value::Int(_) | Value::Real(_));
     let (ns, ne) = numeric;
-    // v - n (`down`) or v + n, as SQLite's arithmetic makes it.
-    let shifted = |n: u64, down: bool| {
-        let n = i64::try_from(n).map_or(Value::Real(n as f64), Value::Int);
-        let op = if down { ArithOp::Sub } else { ArithOp::Add };
-        arith(op, v, &n)
+    // How the row at p compares with a bound n away from v, computed as
+    // SQLite computes it (so reals round alike): n FOLLOWING shifts v
+    // (by +n, DESC -n), n PRECEDING shifts the other row's value (by +n,
+    // DESC -n) and compares it with v.
+    let number = |n: u64| i64::try_from(n).map_or(Value::Real(n as f64), Value::Int);
+    let op = if rk.desc { ArithOp::Sub } else { ArithOp::Add };
+    let versus = |p: usize, b: FrameBound| -> Ordering {
+        match b {
+            FrameBound::Preceding(n) => arith(op, key(p), &number(n)).sort_cmp(v),
+            FrameBound::Following(n) => key(p).sort_cmp(&arith(op, v, &number(n))),
+            _ => Ordering::Equal,
+        }
     };
     // The first position of the numeric run where `stop` holds (the run
     // is sorted, so `stop` turns true once).
-    let first = |stop: &dyn Fn(Ordering) -> bool, t: &Value| {
-        let (mut a, mut b) = (ns, ne);
-        while a < b {
-            let m = a + (b - a) / 2;
-            if stop(key(m).sort_cmp(t)) {
-                b = m;
+    let first = |b: FrameBound, stop: &dyn Fn(Ordering) -> bool| {
+        let (mut a, mut z) = (ns, ne);
+        while a < z {
+            let m = a + (z - a) / 2;
+            if stop(versus(m, b)) {
+                z = m;
             } else {
                 a = m + 1;
             }
         }
         a
     };
+    let offset = |b: FrameBound| matches!(b, FrameBound::Preceding(_) | FrameBound::Following(_));
     let lo = match f.start {
-        FrameBound::Preceding(_) | FrameBound::Following(_) if !is_number => peers.0,
-        FrameBound::Preceding(n) | FrameBound::Following(n) => {
-            let down = matches!(f.start, FrameBound::Preceding(_)) != rk.desc;
-            let t = shifted(n, down);
-            if rk.desc {
-                first(&|o| o != Ordering::Greater, &t)
-            } else {
-                first(&|o| o != Ordering::Less, &t)
-            }
-        }
+        b if offset(b) && !is_number => peers.0,
+        b if offset(b) && rk.desc => first(b, &|o| o != Ordering::Greater),
+        b if offset(b) => first(b, &|o| o != Ordering::Less),
         _ => frame.0,
     };
     let hi = match f.end {
-        FrameBound::Preceding(_) | FrameBound::Following(_) if !is_number => peers.1,
-        FrameBound::Preceding(n) | FrameBound::Following(n) => {
-            let down = matches!(f.end, FrameBound::Preceding(_)) != rk.desc;
-            let t = shifted(n, down);
-            if rk.desc {
-                first(&|o| o == Ordering::Less, &t)
-            } else {
-                first(&|o| o == Ordering::Greater, &t)
-            }
-        }
+        b if offset(b) && !is_number => peers.1,
+        b if offset(b) && rk.desc => first(b, &|o| o == Ordering::Less),
+        b if offset(b) => first(b, &|o| o == Ordering::Greater),
         _ => frame.1,
     };
     (lo, hi)
