@@ -42,6 +42,8 @@ pub enum Expr {
     Key(usize),
     /// After grouping: aggregate `i`.
     Agg(usize),
+    /// The value of window function `Select::windows[i]` for the row.
+    Window(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +212,10 @@ pub enum AggFunc {
     Avg,
     Min,
     Max,
+    /// SQLite's `total()`: the sum as a real, 0.0 over no rows.
+    Total,
+    /// `GROUP_CONCAT(x [, sep])` and `string_agg(x, sep)`.
+    GroupConcat,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -217,6 +223,10 @@ pub struct AggCall {
     pub func: AggFunc,
     pub distinct: bool,
     pub arg: Option<Expr>,
+    /// GROUP_CONCAT's separator, read per row (None: ",").
+    pub sep: Option<Expr>,
+    /// `FILTER (WHERE ...)`: a row counts only where it is true.
+    pub filter: Option<Expr>,
 }
 
 /// One table of the FROM clause (or rows a query made: `is_derived`).
@@ -251,7 +261,7 @@ pub struct Join {
     pub on_is_equi: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrderKey {
     pub expr: Expr,
     pub desc: bool,
@@ -274,4 +284,60 @@ pub struct Select {
     pub order: Vec<OrderKey>,
     pub limit: Option<u64>,
     pub offset: u64,
+    /// The window function calls `Expr::Window` names (exec/window.rs).
+    pub windows: Vec<WindowCall>,
+}
+
+/// A window function call: `func` over its partition's rows in its order,
+/// within its frame. In a grouped query its expressions are over groups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowCall {
+    pub func: WinFunc,
+    /// The arguments of a function that is not an aggregate (an
+    /// aggregate's are in its `AggCall`).
+    pub args: Vec<Expr>,
+    pub partition: Vec<Expr>,
+    pub order: Vec<OrderKey>,
+    pub frame: Frame,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WinFunc {
+    RowNumber,
+    Rank,
+    DenseRank,
+    PercentRank,
+    CumeDist,
+    Ntile,
+    Lag,
+    Lead,
+    FirstValue,
+    LastValue,
+    NthValue,
+    Agg(AggCall),
+}
+
+/// A window frame; without one, `RANGE BETWEEN UNBOUNDED PRECEDING AND
+/// CURRENT ROW` (with no ORDER BY every row is a peer: the partition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub units: FrameUnits,
+    pub start: FrameBound,
+    pub end: FrameBound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameUnits {
+    Rows,
+    Range,
+    Groups,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameBound {
+    UnboundedPreceding,
+    Preceding(u64),
+    CurrentRow,
+    Following(u64),
+    UnboundedFollowing,
 }

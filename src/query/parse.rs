@@ -43,6 +43,10 @@ impl Dialect for ReedDialect {
     fn supports_table_versioning(&self) -> bool {
         true
     }
+    /// `agg(x) FILTER (WHERE ...)`, as SQLite has it.
+    fn supports_filter_during_aggregation(&self) -> bool {
+        true
+    }
     fn prec_value(&self, p: Precedence) -> u8 {
         SQLITE.prec_value(p)
     }

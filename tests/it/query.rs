@@ -440,6 +440,18 @@ fn generate(rng: &mut Rng) -> Q {
     let q = |sql: String, ordered: bool| Q { sql, ordered };
     match rng.below(10) {
         0 | 1 => {
+            // Sometimes a window over the rows WHERE keeps.
+            let window = rng.chance(30).then(|| {
+                rng.pick(&[
+                    "SUM(a) OVER (PARTITION BY g ORDER BY k) AS w",
+                    "RANK() OVER (ORDER BY a DESC) AS w",
+                    "LAG(b, 2, -1) OVER (ORDER BY k) AS w",
+                    "COUNT(*) OVER (PARTITION BY a) AS w",
+                    "MAX(s) OVER (ORDER BY k ROWS BETWEEN 2 PRECEDING AND 1 FOLLOWING) AS w",
+                    "GROUP_CONCAT(a, ':') OVER (ORDER BY k GROUPS 1 PRECEDING) AS w",
+                ])
+                .to_string()
+            });
             let exprs: Vec<String> = (0..rng.range(1, 3))
                 .map(|i| {
                     let e = if rng.chance(50) {
@@ -449,6 +461,7 @@ fn generate(rng: &mut Rng) -> Q {
                     };
                     format!("{e} AS c{i}")
                 })
+                .chain(window)
                 .collect();
             q(
                 format!(
@@ -464,7 +477,7 @@ fn generate(rng: &mut Rng) -> Q {
             let n = rng.pick(&["a", "b", "r"]);
             q(
                 format!(
-                    "SELECT COUNT(*), COUNT({x}), COUNT(DISTINCT {x}), SUM({n}), AVG({n}), MIN({x}), MAX({x}) FROM t1 WHERE {}",
+                    "SELECT COUNT(*), COUNT({x}), COUNT(DISTINCT {x}), SUM({n}), AVG({n}), MIN({x}), MAX({x}), TOTAL({n}) FROM t1 WHERE {}",
                     pred(rng, 2)
                 ),
                 true,
@@ -1002,6 +1015,36 @@ fn csv_column(text: &str, i: usize) -> Vec<String> {
         .iter()
         .map(|&st| reedbase::storage::csv::record_fields(&head, st, b'|')[i].clone())
         .collect()
+}
+
+/// `string_agg(x, sep)` is `group_concat(x, sep)` (the sqlite3 of the
+/// differential test predates string_agg, so it is checked here).
+#[test]
+fn string_agg_is_group_concat_with_a_separator() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("t", b"id|v\n1|x\n2|\n3|zz\n4|1.50\n", "test")
+        .unwrap();
+    let engine = Engine::new(&db);
+    let rows = |sql: &str| engine.query(sql).unwrap().rows.clone();
+    let want = vec![vec![Value::text("x; zz; 1.50")]];
+    assert_eq!(rows("SELECT string_agg(v, '; ') FROM t"), want);
+    assert_eq!(rows("SELECT group_concat(v, '; ') FROM t"), want);
+    assert_eq!(
+        rows("SELECT id, string_agg(v, '+') OVER (ORDER BY id) FROM t WHERE id <= 3"),
+        vec![
+            vec![Value::Int(1), Value::text("x")],
+            vec![Value::Int(2), Value::text("x")],
+            vec![Value::Int(3), Value::text("x+zz")],
+        ]
+    );
+    assert_eq!(
+        engine
+            .query("SELECT string_agg(v) FROM t")
+            .unwrap_err()
+            .kind,
+        ErrorKind::Type
+    );
 }
 
 #[test]

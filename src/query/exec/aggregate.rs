@@ -12,6 +12,7 @@ use super::super::value::{FastMap, Value};
 use super::eval::{Ctx, Row, eval, runtime};
 use super::join::{first_ids, stream_rows};
 use super::order::{OutRow, finish_output};
+use super::window::project_windowed;
 use super::{Env, too_large};
 
 /// A group: its key, its aggregates' states, and the values each DISTINCT
@@ -34,6 +35,10 @@ pub(super) enum Acc {
     },
     Min(Value),
     Max(Value),
+    /// `total()`: a real sum, whatever the values.
+    Total(f64),
+    /// GROUP_CONCAT: the text so far; None before the first value.
+    Concat(Option<String>),
 }
 
 pub(super) fn new_acc(a: &AggCall) -> Acc {
@@ -48,10 +53,15 @@ pub(super) fn new_acc(a: &AggCall) -> Acc {
         AggFunc::Avg => Acc::Avg { sum: 0.0, n: 0 },
         AggFunc::Min => Acc::Min(Value::Null),
         AggFunc::Max => Acc::Max(Value::Null),
+        AggFunc::Total => Acc::Total(0.0),
+        AggFunc::GroupConcat => Acc::Concat(None),
     }
 }
 
-fn accumulate(acc: &mut Acc, v: &Value) -> Result<(), QueryError> {
+/// Adds a value (not NULL) to an aggregate; `sep` is GROUP_CONCAT's
+/// separator for this row (None: ","; NULL: none), put before every value
+/// but the first, as SQLite does.
+pub(super) fn accumulate(acc: &mut Acc, v: &Value, sep: Option<&Value>) -> Result<(), QueryError> {
     match acc {
         Acc::Count(n) => *n += 1,
         Acc::Sum {
@@ -91,11 +101,28 @@ fn accumulate(acc: &mut Acc, v: &Value) -> Result<(), QueryError> {
                 *m = v.clone();
             }
         }
+        Acc::Total(t) => *t += v.as_f64().unwrap_or(0.0),
+        Acc::Concat(text) => {
+            use std::fmt::Write;
+            match text {
+                None => *text = Some(v.to_string()),
+                Some(t) => {
+                    match sep {
+                        None => t.push(','),
+                        Some(Value::Null) => {}
+                        Some(s) => {
+                            let _ = write!(t, "{s}");
+                        }
+                    }
+                    let _ = write!(t, "{v}");
+                }
+            }
+        }
     }
     Ok(())
 }
 
-fn finish(acc: Acc) -> Value {
+pub(super) fn finish(acc: Acc) -> Value {
     match acc {
         Acc::Count(n) => Value::Int(n),
         Acc::Sum { any: false, .. } => Value::Null,
@@ -111,7 +138,32 @@ fn finish(acc: Acc) -> Value {
         Acc::Avg { n: 0, .. } => Value::Null,
         Acc::Avg { sum, n } => Value::Real(sum / n as f64),
         Acc::Min(v) | Acc::Max(v) => v,
+        Acc::Total(t) => Value::Real(t),
+        Acc::Concat(t) => t.map_or(Value::Null, |t| Value::text(&t)),
     }
+}
+
+/// What one row gives aggregate `a`: its value and GROUP_CONCAT's
+/// separator; None when the row does not count (FILTER not true, a NULL
+/// argument except for COUNT(*)).
+pub(super) fn agg_input(
+    a: &AggCall,
+    ctx: &Ctx,
+) -> Result<Option<(Value, Option<Value>)>, QueryError> {
+    if let Some(f) = &a.filter
+        && eval(f, ctx)?.truth() != Some(true)
+    {
+        return Ok(None);
+    }
+    let v = match &a.arg {
+        None => Value::Int(1),
+        Some(x) => eval(x, ctx)?,
+    };
+    if a.func != AggFunc::CountStar && v.is_null() {
+        return Ok(None);
+    }
+    let sep = a.sep.as_ref().map(|s| eval(s, ctx)).transpose()?;
+    Ok(Some((v, sep)))
 }
 
 /// `Strategy::GroupedStreaming`: a grouped query over rows too many to
@@ -149,7 +201,7 @@ pub(super) fn run_grouped_streaming(
         Ok(true)
     };
     stream_rows(s, env, &mut add)?;
-    let out = groups_to_rows(s, keys.is_empty(), aggs, states)?;
+    let out = groups_to_rows(s, env, keys.is_empty(), aggs, states)?;
     Ok(finish_output(s, out))
 }
 
@@ -160,6 +212,7 @@ pub(super) fn run_grouped_streaming(
 /// an aggregate is of another kind.
 fn aggregate_columns(
     s: &Select,
+    env: &Env,
     aggs: &[AggCall],
     table: &TypedTable,
     dict: &Dict,
@@ -171,14 +224,16 @@ fn aggregate_columns(
     }
     let fast: Vec<Fast> = aggs
         .iter()
-        .map(|a| match (a.func, &a.arg, a.distinct) {
-            (AggFunc::CountStar, _, _) => Some(Fast::CountStar),
-            (AggFunc::Count, Some(Expr::Col(c, _)), false) => {
-                table.numbers(*c).map(|n| Fast::Count(&n.present))
-            }
-            (AggFunc::Avg, Some(Expr::Col(c, _)), false) => table.numbers(*c).map(Fast::Avg),
-            _ => None,
-        })
+        .map(
+            |a| match (a.func, &a.arg, a.distinct || a.filter.is_some()) {
+                (AggFunc::CountStar, _, false) => Some(Fast::CountStar),
+                (AggFunc::Count, Some(Expr::Col(c, _)), false) => {
+                    table.numbers(*c).map(|n| Fast::Count(&n.present))
+                }
+                (AggFunc::Avg, Some(Expr::Col(c, _)), false) => table.numbers(*c).map(Fast::Avg),
+                _ => None,
+            },
+        )
         .collect::<Option<_>>()?;
     let groups = dict.values.len();
     let mut counts = vec![vec![0i64; groups]; fast.len()];
@@ -227,7 +282,7 @@ fn aggregate_columns(
             )
         })
         .collect();
-    let out = groups_to_rows(s, false, aggs, states).ok()?;
+    let out = groups_to_rows(s, env, false, aggs, states).ok()?;
     Some(finish_output(s, out))
 }
 
@@ -236,17 +291,13 @@ fn aggregate_columns(
 pub(super) fn feed(aggs: &[AggCall], state: &mut GroupState, row: Row) -> Result<(), QueryError> {
     let (_, accs, seen) = state;
     for (i, a) in aggs.iter().enumerate() {
-        let v = match &a.arg {
-            None => Value::Int(1),
-            Some(x) => eval(x, &Ctx::Row(row))?,
-        };
-        if a.func != AggFunc::CountStar && v.is_null() {
+        let Some((v, sep)) = agg_input(a, &Ctx::Row(row))? else {
             continue;
-        }
+        };
         if a.distinct && !seen[i].insert(v.clone()) {
             continue;
         }
-        accumulate(&mut accs[i], &v)?;
+        accumulate(&mut accs[i], &v, sep.as_ref())?;
     }
     Ok(())
 }
@@ -255,6 +306,7 @@ pub(super) fn feed(aggs: &[AggCall], state: &mut GroupState, row: Row) -> Result
 /// applied, projection and ORDER BY keys evaluated over each group.
 pub(super) fn groups_to_rows(
     s: &Select,
+    env: &Env,
     no_keys: bool,
     aggs: &[AggCall],
     mut states: Vec<GroupState>,
@@ -264,6 +316,7 @@ pub(super) fn groups_to_rows(
         states.push((Vec::new(), aggs.iter().map(new_acc).collect(), Vec::new()));
     }
     let mut out = Vec::with_capacity(states.len());
+    let mut kept = Vec::new();
     for (key, accs, _) in states {
         let agg_values: Vec<Value> = accs.into_iter().map(finish).collect();
         let ctx = Ctx::Group {
@@ -273,6 +326,11 @@ pub(super) fn groups_to_rows(
         if let Some(h) = &s.having
             && eval(h, &ctx)?.truth() != Some(true)
         {
+            continue;
+        }
+        // Window functions need every group that HAVING kept.
+        if !s.windows.is_empty() {
+            kept.push((key, agg_values));
             continue;
         }
         let proj = s
@@ -286,6 +344,13 @@ pub(super) fn groups_to_rows(
             .map(|o| eval(&o.expr, &ctx))
             .collect::<Result<_, _>>()?;
         out.push((proj, sort));
+    }
+    if !s.windows.is_empty() {
+        let ctxs: Vec<Ctx> = kept
+            .iter()
+            .map(|(keys, aggs)| Ctx::Group { keys, aggs })
+            .collect();
+        return project_windowed(s, env, &ctxs);
     }
     Ok(out)
 }
@@ -345,7 +410,7 @@ pub(super) fn group_rows(
         };
         feed(aggs, &mut states[g], r)?;
     }
-    groups_to_rows(s, keys.is_empty(), aggs, states)
+    groups_to_rows(s, env, keys.is_empty(), aggs, states)
 }
 
 /// GROUP BY one column of a single table, without joins, where the column
@@ -380,7 +445,7 @@ pub(super) fn run_grouped_by_dict(
 ) -> Result<ResultSet, QueryError> {
     let DictGrouping { aggs, table, dict } = d;
     if s.filter.is_none()
-        && let Some(fast) = aggregate_columns(s, aggs, table, dict)
+        && let Some(fast) = aggregate_columns(s, env, aggs, table, dict)
     {
         return Ok(fast);
     }
@@ -416,6 +481,6 @@ pub(super) fn run_grouped_by_dict(
         };
         feed(aggs, &mut states[g], row)?;
     }
-    let out = groups_to_rows(s, false, aggs, states)?;
+    let out = groups_to_rows(s, env, false, aggs, states)?;
     Ok(finish_output(s, out))
 }

@@ -34,6 +34,9 @@ pub(super) enum Ctx<'a> {
         aggs: &'a [Value],
     },
     Const,
+    /// A row or group (the first) with its window functions' values
+    /// (`Expr::Window`), after exec/window.rs computed them.
+    Win(&'a Ctx<'a>, &'a [Value]),
 }
 
 pub fn eval_const(e: &Expr) -> Result<Value, QueryError> {
@@ -58,17 +61,21 @@ pub(super) fn runtime(message: impl Into<String>) -> QueryError {
 
 pub(super) fn eval(e: &Expr, ctx: &Ctx) -> Result<Value, QueryError> {
     Ok(match e {
-        Expr::Col(i, _) => match ctx {
+        Expr::Col(i, _) => match ctx.base() {
             Ctx::Row(r) => r.get(*i).unwrap_or(Value::Null),
             _ => return Err(runtime("a column outside of a row")),
         },
-        Expr::Key(i) => match ctx {
+        Expr::Key(i) => match ctx.base() {
             Ctx::Group { keys, .. } => keys.get(*i).cloned().unwrap_or(Value::Null),
             _ => return Err(runtime("a group key outside of a group")),
         },
-        Expr::Agg(i) => match ctx {
+        Expr::Agg(i) => match ctx.base() {
             Ctx::Group { aggs, .. } => aggs.get(*i).cloned().unwrap_or(Value::Null),
             _ => return Err(runtime("an aggregate outside of a group")),
+        },
+        Expr::Window(i) => match ctx {
+            Ctx::Win(_, w) => w.get(*i).cloned().unwrap_or(Value::Null),
+            _ => return Err(runtime("a window function outside of a window")),
         },
         Expr::Lit(v) => v.clone(),
         Expr::Neg(x) => match eval(x, ctx)?.as_number() {
@@ -209,7 +216,7 @@ fn cmp_holds(op: CmpOp, o: Ordering) -> bool {
     }
 }
 
-fn arith(op: ArithOp, a: &Value, b: &Value) -> Value {
+pub(super) fn arith(op: ArithOp, a: &Value, b: &Value) -> Value {
     let (Some(x), Some(y)) = (a.as_number(), b.as_number()) else {
         return Value::Null;
     };

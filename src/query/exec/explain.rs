@@ -73,6 +73,12 @@ pub fn explain(s: &Select, env: &Env) -> ResultSet {
             lines.push("Filter (HAVING)".into());
         }
     }
+    if !s.windows.is_empty() {
+        lines.push(format!(
+            "Window ({} calls, every row held in memory)",
+            s.windows.len()
+        ));
+    }
     lines.push(format!("Project {}", s.names.join(", ")));
     if s.distinct {
         lines.push("Distinct".into());

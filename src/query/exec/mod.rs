@@ -21,6 +21,7 @@ mod printf;
 mod setop;
 mod subquery;
 mod topk;
+mod window;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -219,6 +220,8 @@ pub fn run(s: &Select, env: &Env) -> Result<Ran, QueryError> {
             Strategy::TopK(t) => run_top_k(s, env, &t).map(Ran::Whole),
             Strategy::InMemory => match run_in_memory(s, env)? {
                 Some(result) => Ok(Ran::Whole(result)),
+                // Window functions need every row at once.
+                None if !s.windows.is_empty() && s.grouping.is_none() => Err(too_large(env.limits)),
                 None => {
                     strategy = choose(s, env.limits, false);
                     continue;
@@ -283,10 +286,16 @@ fn run_in_memory(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError>
                 .limit
                 .filter(|_| !s.order.is_empty() && !s.distinct)
                 .map(|l| s.offset.saturating_add(l).max(1));
-            if rows.len() as u64 > env.limits.max_rows_in_memory && keep.is_none() {
+            if rows.len() as u64 > env.limits.max_rows_in_memory
+                && (keep.is_none() || !s.windows.is_empty())
+            {
                 return Ok(None);
             }
-            for &r in &rows {
+            if !s.windows.is_empty() {
+                let ctxs: Vec<Ctx> = rows.iter().map(|&r| Ctx::Row(r)).collect();
+                out = window::project_windowed(s, env, &ctxs)?;
+            }
+            for &r in rows.iter().filter(|_| s.windows.is_empty()) {
                 env.limits.interrupt.check()?;
                 let (proj, keys) = out_row(s, &Ctx::Row(r))?;
                 out.push((proj, keys));

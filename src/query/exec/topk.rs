@@ -37,6 +37,7 @@ pub(super) fn top_k<'s>(s: &'s Select, limits: &Limits) -> Option<TopK<'s>> {
         || s.grouping.is_some()
         || s.having.is_some()
         || s.distinct
+        || !s.windows.is_empty()
         || s.order.is_empty()
         || s.offset.saturating_add(limit) > limits.max_rows_in_memory
     {
@@ -370,6 +371,7 @@ mod tests {
                 .collect(),
             limit: Some(limit),
             offset,
+            windows: Vec::new(),
         }
     }
 

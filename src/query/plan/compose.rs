@@ -280,6 +280,7 @@ impl Binder<'_> {
             order,
             limit,
             offset,
+            windows: Vec::new(),
         })
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sqlparser::ast as sql;
 
 use super::super::ast::{
-    AggCall, AggFunc, ArithOp, CmpOp, Coerce, Expr, Func, InSet, JsonFunc, Scalar, TimeFunc,
+    AggCall, ArithOp, CmpOp, Coerce, Expr, Func, InSet, JsonFunc, Scalar, TimeFunc,
 };
 use super::super::error::{ErrorKind, QueryError};
 use super::super::exec;
@@ -249,6 +249,9 @@ impl Binder<'_> {
         scope: &Scope,
         aggs: Option<&mut Vec<AggCall>>,
     ) -> Result<Expr, QueryError> {
+        if f.over.is_some() {
+            return self.window_call(f, scope, aggs);
+        }
         let (name, distinct, args) = function_parts(f)?;
         if is_aggregate_name(&name, args.len()) {
             let Some(aggs) = aggs else {
@@ -258,42 +261,8 @@ impl Binder<'_> {
                     format!("{name}() is an aggregate and not allowed here"),
                 ));
             };
-            let func = match name.as_str() {
-                "COUNT"
-                    if matches!(args.as_slice(), [sql::FunctionArgExpr::Wildcard]) && !distinct =>
-                {
-                    AggFunc::CountStar
-                }
-                "COUNT" => AggFunc::Count,
-                "SUM" => AggFunc::Sum,
-                "AVG" => AggFunc::Avg,
-                "MIN" => AggFunc::Min,
-                "MAX" => AggFunc::Max,
-                _ => return Err(unsupported(f, &format!("{name}()"))),
-            };
-            let arg = match (func, args.as_slice()) {
-                (AggFunc::CountStar, _) => None,
-                (_, [sql::FunctionArgExpr::Expr(a)]) => {
-                    // Arguments are bound over rows, never nested aggregates.
-                    let x = self.expr(a, scope, None)?;
-                    if matches!(func, AggFunc::Sum | AggFunc::Avg) {
-                        check_numeric(&x, a)?;
-                    }
-                    Some(x)
-                }
-                _ => {
-                    return Err(err(
-                        ErrorKind::Type,
-                        f,
-                        format!("{name}() takes one argument"),
-                    ));
-                }
-            };
-            let call = AggCall {
-                func,
-                distinct,
-                arg,
-            };
+            // Arguments are bound over rows, never nested aggregates.
+            let call = self.agg_call(f, &name, distinct, &args, scope, None)?;
             let i = match aggs.iter().position(|a| *a == call) {
                 Some(i) => i,
                 None => {
@@ -302,6 +271,12 @@ impl Binder<'_> {
                 }
             };
             return Ok(Expr::Agg(i));
+        }
+        if f.filter.is_some() {
+            return Err(unsupported(
+                f,
+                "FILTER on a function that is not an aggregate",
+            ));
         }
         if distinct {
             return Err(unsupported(f, "DISTINCT in a scalar function"));
@@ -459,7 +434,10 @@ pub(super) fn check_numeric(e: &Expr, node: &sql::Expr) -> Result<(), QueryError
 pub(super) fn fold(e: Expr) -> Result<Expr, QueryError> {
     let mut constant = true;
     walk(&e, &mut |x| {
-        constant &= !matches!(x, Expr::Col(..) | Expr::Key(_) | Expr::Agg(_))
+        constant &= !matches!(
+            x,
+            Expr::Col(..) | Expr::Key(_) | Expr::Agg(_) | Expr::Window(_)
+        )
     });
     if constant {
         return Ok(Expr::Lit(exec::eval_const(&e)?));

@@ -12,10 +12,12 @@ use super::error::{ErrorKind, QueryError};
 use super::exec;
 use super::value::{Type, Value};
 
+mod aggregate;
 mod compose;
 mod expr;
 mod scalar;
 mod subquery;
+mod window;
 
 use expr::fold;
 
@@ -145,8 +147,10 @@ fn typed_text(sql: &str, node: &impl Spanned) -> Option<String> {
 }
 
 fn is_aggregate_name(name: &str, args: usize) -> bool {
-    matches!(name, "COUNT" | "SUM" | "AVG" | "TOTAL")
-        || (matches!(name, "MIN" | "MAX") && args == 1)
+    matches!(
+        name,
+        "COUNT" | "SUM" | "AVG" | "TOTAL" | "GROUP_CONCAT" | "STRING_AGG"
+    ) || (matches!(name, "MIN" | "MAX") && args == 1)
 }
 
 fn function_parts(
@@ -159,10 +163,11 @@ fn function_parts(
             Err(unsupported(f, "a subquery as a function argument"))
         }
         sql::FunctionArguments::List(list) => {
-            if !list.clauses.is_empty() || f.filter.is_some() || f.over.is_some() {
+            // FILTER and OVER are the callers' (plan/aggregate.rs, plan/window.rs).
+            if !list.clauses.is_empty() {
                 return Err(unsupported(
                     f,
-                    "function clauses (FILTER, OVER, ORDER BY in calls)",
+                    "clauses in a function call (ORDER BY, LIMIT): order the rows in a window's ORDER BY",
                 ));
             }
             let distinct = matches!(
@@ -186,7 +191,9 @@ fn has_aggregate(e: &sql::Expr) -> bool {
     use sql::Expr as E;
     match e {
         E::Function(f) => {
-            function_parts(f).is_ok_and(|(n, _, a)| is_aggregate_name(&n, a.len()))
+            (f.over.is_none()
+                && function_parts(f).is_ok_and(|(n, _, a)| is_aggregate_name(&n, a.len())))
+                || window::over_has_aggregate(f)
                 || match &f.args {
                     sql::FunctionArguments::List(l) => l.args.iter().any(|a| match a {
                         sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(x)) => {
@@ -240,6 +247,9 @@ pub struct Binder<'e> {
     /// A date/time function may read the clock ('now'): the result must
     /// not be cached.
     pub reads_clock: bool,
+    /// The window calls of the SELECT being bound, where they are allowed
+    /// (plan/window.rs).
+    windows: window::WindowScope,
 }
 
 const MAX_DEPTH: usize = 200;
@@ -293,6 +303,7 @@ impl<'e> Binder<'e> {
             read: Vec::new(),
             ctes: Vec::new(),
             reads_clock: false,
+            windows: window::WindowScope::default(),
         }
     }
 
@@ -300,6 +311,8 @@ impl<'e> Binder<'e> {
         if let Some(composed) = self.compose(q)? {
             return Ok(composed);
         }
+        // A subquery's windows are its own (none allowed in its WHERE).
+        let outer_windows = std::mem::take(&mut self.windows);
         if q.fetch.is_some() || !q.locks.is_empty() {
             return Err(unsupported(q, "FETCH or locking clauses"));
         }
@@ -456,6 +469,7 @@ impl<'e> Binder<'e> {
             .iter()
             .map(|g| self.group_key(g, &scope, &items))
             .collect::<Result<_, _>>()?;
+        self.open_windows(s);
         let mut projection = Vec::new();
         let mut names = Vec::new();
         for (item, name) in &items {
@@ -510,6 +524,7 @@ impl<'e> Binder<'e> {
                 nulls_first,
             });
         }
+        let windows = self.close_windows(outer_windows, &keys, aggregate, &having, s)?;
         let (limit, offset) = self.limit(q)?;
         let distinct = match &s.distinct {
             None | Some(sql::Distinct::All) => false,
@@ -528,6 +543,7 @@ impl<'e> Binder<'e> {
             order,
             limit,
             offset,
+            windows,
         })
     }
 
@@ -749,7 +765,7 @@ fn walk(e: &Expr, f: &mut impl FnMut(&Expr)) {
         }
         Expr::Func(_, a) => a.iter().for_each(|i| walk(i, f)),
         Expr::Subquery(key, _) => key.iter().for_each(|k| walk(k, f)),
-        Expr::Col(..) | Expr::Lit(_) | Expr::Key(_) | Expr::Agg(_) => {}
+        Expr::Col(..) | Expr::Lit(_) | Expr::Key(_) | Expr::Agg(_) | Expr::Window(_) => {}
     }
 }
 
@@ -768,7 +784,7 @@ fn lift(e: Expr, keys: &[Expr], node: &sql::Expr) -> Result<Expr, QueryError> {
                 format!("{node}: a column must be in GROUP BY or inside an aggregate"),
             ));
         }
-        Expr::Lit(_) | Expr::Agg(_) | Expr::Key(_) => e,
+        Expr::Lit(_) | Expr::Agg(_) | Expr::Key(_) | Expr::Window(_) => e,
         Expr::Neg(x) => Expr::Neg(l(x)?),
         Expr::Not(x) => Expr::Not(l(x)?),
         Expr::Arith(o, a, c) => Expr::Arith(o, l(a)?, l(c)?),
