@@ -867,7 +867,7 @@ fn reedql_agrees_with_sqlite_on_a_corpus_of_queries() {
     let n: usize = std::env::var("REEDQL_DIFF_N")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(260);
+        .unwrap_or(2000);
     let mut corpus: Vec<Q> = HANDWRITTEN
         .iter()
         .map(|(s, o)| Q {
@@ -877,7 +877,7 @@ fn reedql_agrees_with_sqlite_on_a_corpus_of_queries() {
         .collect();
     corpus.extend(fixture_queries());
     corpus.extend((0..n).map(|_| generate(&mut rng)));
-    assert!(corpus.len() >= 300, "{} queries", corpus.len());
+    assert!(corpus.len() >= 2500, "{} queries", corpus.len());
     let engine = Engine::new(&db);
     // The same queries with room for 20 rows: results stream, or are held
     // small (groups, DISTINCT, top-k); they must print the same.
