@@ -1439,6 +1439,132 @@ fn insert_update_delete_commit_and_agree_with_sqlite() {
         engine.query("DELETE FROM t").unwrap_err().kind,
         ErrorKind::Unsupported
     );
+    upserts_and_returning_agree_with_sqlite(&engine, &db, &sqlite);
+}
+
+/// Runs `sql` in sqlite3 (writing), its output as `.mode quote` rows.
+fn sqlite_write(db: &Path, sql: &str) -> Vec<Vec<Value>> {
+    let out = Command::new("sqlite3")
+        .args(["-batch", "-bail"])
+        .arg(db)
+        .args([".mode quote", sql])
+        .output()
+        .expect("run sqlite3");
+    assert!(
+        out.status.success(),
+        "sqlite3 {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_quote(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// ON CONFLICT, INSERT OR IGNORE/REPLACE and RETURNING, on the table the
+/// writes above left, against sqlite3 (whose key needs a unique index).
+fn upserts_and_returning_agree_with_sqlite(engine: &Engine, db: &Database, sqlite: &Path) {
+    sqlite_write(sqlite, "CREATE UNIQUE INDEX t_k ON t(k)");
+    let upserts = [
+        "INSERT INTO t VALUES (8, 80, 8.5, 'eight') ON CONFLICT (k) DO NOTHING",
+        "INSERT INTO t VALUES (8, 81, NULL, 'x') ON CONFLICT (k) DO NOTHING",
+        "INSERT INTO t VALUES (8, 82, NULL, 'dup'), (9, NULL, 9.5, 'nine') \
+         ON CONFLICT (k) DO UPDATE SET a = excluded.a + a, s = excluded.s || '/' || s",
+        "INSERT INTO t (k, a) VALUES (1, 5), (2, NULL), (9, 1), (3, 1000) ON CONFLICT (k) \
+         DO UPDATE SET a = coalesce(excluded.a, -1), r = excluded.r \
+         WHERE a IS NULL OR excluded.a > a",
+        "INSERT OR IGNORE INTO t VALUES (1, 0, 0.0, 'no'), (10, 100, NULL, 'ten')",
+        "INSERT OR REPLACE INTO t (k, s) VALUES (10, 'TEN'), (11, 'eleven')",
+        "INSERT INTO t VALUES (12, 1, 1.0, 'a'), (12, 2, 2.0, 'b') \
+         ON CONFLICT (k) DO UPDATE SET a = a + excluded.a, s = s || excluded.s",
+        "INSERT INTO t VALUES ('13', '7', '2.5', 13) ON CONFLICT DO NOTHING",
+        "INSERT INTO t VALUES (13, 8, 3, 'x') ON CONFLICT (k) DO UPDATE SET k = 14, a = excluded.a",
+        "INSERT INTO t SELECT k, a + 1, r, s FROM t WHERE k < 5 \
+         ON CONFLICT (k) DO UPDATE SET a = excluded.a",
+        "INSERT INTO t VALUES (1, 1, 1.0, 'z') ON CONFLICT (k) DO UPDATE SET s = 'never' WHERE 0",
+    ];
+    let all = "SELECT k, a, r, s FROM t ORDER BY k";
+    for w in upserts {
+        let seq = db.table("t").unwrap().head_seq().unwrap();
+        let r = engine
+            .execute(w, "tester")
+            .unwrap_or_else(|e| panic!("{w}: {e}"));
+        let theirs = sqlite_write(sqlite, &format!("{w}; SELECT changes();"));
+        assert!(
+            same_cell(&r.rows[0][0], &theirs[0][0]),
+            "{w}: ours {:?} sqlite {theirs:?}",
+            r.rows
+        );
+        let changed = !matches!(r.rows[0][0], Value::Int(0));
+        let after = db.table("t").unwrap().head_seq().unwrap();
+        assert_eq!(after, seq + u64::from(changed), "{w}");
+        let ours = engine.query(all).unwrap().rows;
+        let theirs = sqlite_query(sqlite, all).unwrap();
+        assert!(
+            same_rows(&ours, &theirs),
+            "{w}\nours {ours:?}\nsqlite {theirs:?}"
+        );
+    }
+    let returning = [
+        "INSERT INTO t VALUES (20, 200, 20.5, 'tw') RETURNING *",
+        "INSERT INTO t VALUES (20, 1, NULL, 'x'), (21, NULL, NULL, NULL) \
+         ON CONFLICT (k) DO UPDATE SET a = a + excluded.a RETURNING k, a, s, a * 2 AS twice",
+        "INSERT INTO t (k, a) VALUES ('22', '5') RETURNING typeof(k), typeof(a), r",
+        "UPDATE t SET a = a + 1, s = 'u' WHERE k >= 20 RETURNING k, a, typeof(a), s",
+        "UPDATE t AS x SET r = x.r * 2 + 0.25 WHERE x.k = 20 RETURNING t.k, r",
+        "DELETE FROM t WHERE k > 100 RETURNING k, s, r",
+        "INSERT INTO t VALUES (8, 0, 0.0, '') ON CONFLICT DO NOTHING RETURNING *",
+        "UPDATE t SET s = NULL WHERE k = 999 RETURNING *",
+        "DELETE FROM t WHERE k = 21 RETURNING *, k + 1",
+    ];
+    for w in returning {
+        let r = engine
+            .execute(w, "tester")
+            .unwrap_or_else(|e| panic!("{w}: {e}"));
+        let theirs = sqlite_write(sqlite, w);
+        assert!(
+            same_rows(&r.rows, &theirs),
+            "{w}\nours {:?}\nsqlite {theirs:?}",
+            r.rows
+        );
+        let ours = engine.query(all).unwrap().rows;
+        let theirs = sqlite_query(sqlite, all).unwrap();
+        assert!(
+            same_rows(&ours, &theirs),
+            "{w}\nours {ours:?}\nsqlite {theirs:?}"
+        );
+    }
+    let r = engine
+        .execute("DELETE FROM t WHERE k = 20 RETURNING k AS key, s", "tester")
+        .unwrap();
+    assert_eq!(r.columns, ["key", "s"]);
+    // The conflict target can only be the key; refusals change nothing.
+    for (w, says) in [
+        (
+            "INSERT INTO t VALUES (1, 1, 1.0, 'a') ON CONFLICT (a) DO NOTHING",
+            "ON CONFLICT (k)",
+        ),
+        (
+            "INSERT INTO t VALUES (1, 1, 1.0, 'a') ON CONFLICT (k, a) DO NOTHING",
+            "ON CONFLICT (k)",
+        ),
+        (
+            "INSERT OR IGNORE INTO t VALUES (1, 1, 1.0, 'a') ON CONFLICT DO NOTHING",
+            "INSERT OR",
+        ),
+        (
+            "INSERT INTO t VALUES (1, 1, 1.0, 'a') ON CONFLICT (k) DO UPDATE SET nope = 1",
+            "nope",
+        ),
+        (
+            "INSERT INTO t VALUES (1, 1, 1.0, 'a') RETURNING excluded.a",
+            "excluded",
+        ),
+        (
+            "INSERT INTO t VALUES (1, 1, 1.0, 'a') ON CONFLICT (k) DO UPDATE SET k = 2",
+            "duplicate key",
+        ),
+    ] {
+        let e = engine.execute(w, "tester").unwrap_err();
+        assert!(e.message.contains(says), "{w}: {e}");
+    }
 }
 
 /// schema.toml types a column with SQLite's column affinity: the same data

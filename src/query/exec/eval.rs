@@ -55,6 +55,12 @@ pub fn eval_row(e: &Expr, row: RowRef) -> Result<Value, QueryError> {
     )
 }
 
+/// Evaluates an expression over one row of several sources (`offsets[p]`:
+/// where source `p`'s columns start), e.g. a row and its `excluded` values.
+pub fn eval_parts(e: &Expr, parts: &[RowRef], offsets: &[usize]) -> Result<Value, QueryError> {
+    eval(e, &Ctx::Row(Row { parts, offsets }))
+}
+
 pub(super) fn runtime(message: impl Into<String>) -> QueryError {
     QueryError::new(ErrorKind::Runtime, message)
 }

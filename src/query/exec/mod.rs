@@ -38,7 +38,7 @@ use aggregate::{
     DictGrouping, dict_grouping, group_rows, run_grouped_by_dict, run_grouped_streaming,
 };
 use eval::{Ctx, Row, eval};
-pub use eval::{eval_const, eval_row};
+pub use eval::{eval_const, eval_parts, eval_row};
 pub use explain::explain;
 use join::{first_rows, joined_rows, stream_rows};
 use order::{OutRow, finish_output, keep_best, out_row};

@@ -254,6 +254,9 @@ pub struct Binder<'e> {
 
 const MAX_DEPTH: usize = 200;
 
+/// The source name of an upsert's `excluded` row (not a table's name).
+pub const EXCLUDED: &str = "\0excluded";
+
 /// What names resolve against: the sources, or after grouping the keys.
 struct Scope<'a> {
     sources: &'a [Source],
@@ -273,6 +276,10 @@ impl Scope<'_> {
                 && !q.eq_ignore_ascii_case(&s.alias)
                 && !(q.eq_ignore_ascii_case(&s.name) && s.alias.eq_ignore_ascii_case(&s.name))
             {
+                continue;
+            }
+            // An upsert's `excluded` row is named only qualified (dml.rs).
+            if qualifier.is_none() && s.name == EXCLUDED {
                 continue;
             }
             if let Some(c) = s
