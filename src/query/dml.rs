@@ -401,7 +401,7 @@ pub fn run(
                 if new_key != key {
                     if keys.contains_key(&new_key) {
                         return Err(QueryError::new(
-                            ErrorKind::Type,
+                            ErrorKind::Runtime,
                             format!("duplicate key {new_key:?}: {} not changed", t.name),
                         ));
                     }

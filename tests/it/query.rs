@@ -1561,6 +1561,12 @@ fn upserts_and_returning_agree_with_sqlite(engine: &Engine, db: &Database, sqlit
             "INSERT INTO t VALUES (1, 1, 1.0, 'a') ON CONFLICT (k) DO UPDATE SET k = 2",
             "duplicate key",
         ),
+        ("UPDATE t SET a = 1 RETURNING count(*)", ""),
+        (
+            "INSERT INTO t VALUES (1, 1, 1.0, 'a') ON CONFLICT (k) DO UPDATE SET a = max(a)",
+            "",
+        ),
+        ("DELETE FROM t RETURNING t.*", "RETURNING"),
     ] {
         let e = engine.execute(w, "tester").unwrap_err();
         assert!(e.message.contains(says), "{w}: {e}");
