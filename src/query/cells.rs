@@ -278,49 +278,40 @@ fn values_of(fields: &[Field], declared: Option<Type>, ty: Type) -> Cells {
             None => Value::from_field(f.text, ty),
         })
         .collect();
-    let rows = values.len();
-    let mut nulls = Nulls::default();
-    if values
-        .iter()
-        .all(|v| matches!(v, Value::Int(_) | Value::Null))
-    {
-        let ints = values
-            .iter()
-            .enumerate()
-            .map(|(k, v)| match v {
-                Value::Int(i) => *i,
-                _ => {
-                    nulls.set(k, rows);
-                    0
-                }
-            })
-            .collect();
-        return Cells::Ints {
-            values: ints,
-            nulls,
-        };
+    if let Some((values, nulls)) = typed(&values, |v| match v {
+        Value::Int(i) => Some(*i),
+        _ => None,
+    }) {
+        return Cells::Ints { values, nulls };
     }
-    if values
-        .iter()
-        .all(|v| matches!(v, Value::Real(_) | Value::Null))
-    {
-        let reals = values
-            .iter()
-            .enumerate()
-            .map(|(k, v)| match v {
-                Value::Real(r) => *r,
-                _ => {
-                    nulls.set(k, rows);
-                    0.0
-                }
-            })
-            .collect();
-        return Cells::Reals {
-            values: reals,
-            nulls,
-        };
+    if let Some((values, nulls)) = typed(&values, |v| match v {
+        Value::Real(r) => Some(*r),
+        _ => None,
+    }) {
+        return Cells::Reals { values, nulls };
     }
     Cells::Values(values)
+}
+
+/// `values` as an array of what `of` reads from each (NULLs as bits and a
+/// default), when every value is one of those or NULL.
+fn typed<T: Default>(
+    values: &[Value],
+    of: impl Fn(&Value) -> Option<T>,
+) -> Option<(Vec<T>, Nulls)> {
+    let mut nulls = Nulls::default();
+    let mut out = Vec::with_capacity(values.len());
+    for (k, v) in values.iter().enumerate() {
+        match (v, of(v)) {
+            (_, Some(x)) => out.push(x),
+            (Value::Null, None) => {
+                nulls.set(k, values.len());
+                out.push(T::default());
+            }
+            _ => return None,
+        }
+    }
+    Some((out, nulls))
 }
 
 /// A row as expressions read it: a row of a parsed table (its chunk's

@@ -295,19 +295,16 @@ mod tests {
             }
         }
         // A valid frame around a bad index.
-        let index = b"x.bsdiff|8|99999999999999999999|00000000\n";
-        let mut q = MAGIC.to_vec();
-        q.extend_from_slice(index);
-        q.extend_from_slice(&8u64.to_le_bytes());
-        q.extend_from_slice(&crc32fast::hash(index).to_le_bytes());
-        q.extend_from_slice(END);
-        assert!(matches!(parse(&q), Err(PackError::Index { .. })));
-        let index = b"x.bsdiff|8|18446744073709551615|00000000\n";
-        let mut q = MAGIC.to_vec();
-        q.extend_from_slice(index);
-        q.extend_from_slice(&8u64.to_le_bytes());
-        q.extend_from_slice(&crc32fast::hash(index).to_le_bytes());
-        q.extend_from_slice(END);
-        assert!(matches!(parse(&q), Err(PackError::Index { .. })));
+        for index in [
+            &b"x.bsdiff|8|99999999999999999999|00000000\n"[..],
+            b"x.bsdiff|8|18446744073709551615|00000000\n",
+        ] {
+            let mut q = MAGIC.to_vec();
+            q.extend_from_slice(index);
+            q.extend_from_slice(&8u64.to_le_bytes());
+            q.extend_from_slice(&crc32fast::hash(index).to_le_bytes());
+            q.extend_from_slice(END);
+            assert!(matches!(parse(&q), Err(PackError::Index { .. })));
+        }
     }
 }
