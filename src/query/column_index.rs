@@ -234,11 +234,21 @@ impl ColumnIndex {
         }
     }
 
-    /// Approximate memory: map entries (a value shares its text with the
-    /// table) or the array, and the row chain.
+    /// Approximate memory: map entries with their texts (a key read from
+    /// the table's cells is an allocation of its own unless the column is
+    /// coded) or the array, and the row chain. O(distinct values): called
+    /// when an index is built (itself O(rows)) and when indices are listed.
     pub fn bytes(&self) -> u64 {
         let first = match &self.first {
-            FirstRows::Hash(f) => f.capacity() * 40,
+            FirstRows::Hash(f) => {
+                f.capacity() * 40
+                    + f.keys()
+                        .map(|k| match k {
+                            Value::Text(t) => t.len() + 16,
+                            _ => 0,
+                        })
+                        .sum::<usize>()
+            }
             FirstRows::Dense { rows, .. } => rows.len() * 4,
         };
         (first + self.next.len() * 4) as u64
