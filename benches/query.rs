@@ -6,6 +6,8 @@
 //! `-- --rows N` for one table size). Tables come from
 //! `scripts/gen_table.py users N` (as in `benches/storage.rs`); queries run
 //! in process through `Engine::with_cache`, as the daemon runs them.
+//! `-- --only TEXT` runs only issue 18's constructs whose name contains TEXT
+//! (`--only ""` all four) over the unedited table.
 //! Prints one Markdown table; docs/BENCHMARKS.md records the latest figures.
 
 use std::sync::Arc;
@@ -51,7 +53,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (out, start.elapsed())
 }
 
-fn bench(rows: usize, rounds: usize) {
+fn bench(rows: usize, rounds: usize, only: Option<&str>) {
     let label = if rows >= 1_000_000 {
         format!("{}M", rows / 1_000_000)
     } else {
@@ -63,6 +65,11 @@ fn bench(rows: usize, rounds: usize) {
     db.create_table("users", &content, "bench").expect("create");
     let t = db.table("users").expect("table");
     let mut rng = Lcg(42);
+    if let Some(only) = only {
+        let runs = arg("--runs").and_then(|n| n.parse().ok()).unwrap_or(9);
+        constructs_only(&db, only, runs);
+        return;
+    }
 
     // Parse, derive after a 1-row edit, scan (the typed table alone).
     let mut parse = Vec::new();
@@ -193,6 +200,41 @@ fn bench(rows: usize, rounds: usize) {
     }
 }
 
+/// `--only TEXT`: the constructs whose name contains TEXT, run 9 times each
+/// (`--runs N`: N times) over the generated table (no edits): the quick
+/// loop for a profiler.
+fn constructs_only(db: &Database, only: &str, runs: usize) {
+    let cache = TableCache::default();
+    let query = |sql: &str| {
+        Engine::with_cache(db, &cache)
+            .query(sql)
+            .expect("query")
+            .rows
+            .len()
+    };
+    for (name, shape) in CONSTRUCTS.iter().filter(|(name, _)| name.contains(only)) {
+        query(&shape.replace("{k}", "1000"));
+        let mut times = Vec::new();
+        let mut n = 0;
+        for k in 0..runs {
+            let (len, took) = timed(|| query(&shape.replace("{k}", &k.to_string())));
+            n = len;
+            times.push(took);
+        }
+        println!(
+            "| {name} ({n} rows), parsed, p50 | {} |",
+            ms(pct(&mut times, 0.5))
+        );
+    }
+}
+
+/// The value after `name` on the command line.
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).cloned()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -213,6 +255,6 @@ fn main() {
             (false, true) => 15,
             (false, false) => 30,
         };
-        bench(rows, rounds);
+        bench(rows, rounds, arg("--only").as_deref());
     }
 }

@@ -286,6 +286,18 @@ pub struct Select {
     pub offset: u64,
     /// The window function calls `Expr::Window` names (exec/window.rs).
     pub windows: Vec<WindowCall>,
+    /// Only the rows a ranking window call puts at or under a rank are
+    /// wanted (the query reading this one's rows keeps no other):
+    /// exec/rank_limit.rs finds them without sorting every row.
+    pub rank_limit: Option<RankLimit>,
+}
+
+/// `Select::rank_limit`: the rows whose value of `windows[call]` (a
+/// ROW_NUMBER, RANK or DENSE_RANK) is at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RankLimit {
+    pub call: usize,
+    pub max: u64,
 }
 
 /// A window function call: `func` over its partition's rows in its order,

@@ -149,6 +149,14 @@ pub struct Dict {
 pub struct Numbers {
     pub values: Vec<f64>,
     pub present: Vec<bool>,
+    /// Every value is the cell's exactly (no integer past 2^53 rounded):
+    /// comparing these is comparing the cells.
+    pub exact: bool,
+}
+
+/// Whether an integer is exactly an f64.
+fn exact_f64(i: i64) -> bool {
+    i.unsigned_abs() <= 1 << 53
 }
 
 /// Most distinct values a dictionary holds.
@@ -878,9 +886,13 @@ impl TypedTable {
         for col in 0..self.columns.len() {
             if let Some(Some(old)) = prev.numbers[col].get() {
                 let mut changed = Vec::with_capacity(added);
+                let mut exact = old.exact;
                 for i in new_rows.clone() {
                     changed.push(match self.row(i).get(col) {
-                        Some(Value::Int(v)) => (v as f64, true),
+                        Some(Value::Int(v)) => {
+                            exact &= exact_f64(v);
+                            (v as f64, true)
+                        }
                         Some(Value::Real(f)) => (f, true),
                         Some(Value::Null) => (0.0, false),
                         _ => break,
@@ -895,7 +907,11 @@ impl TypedTable {
                     present.extend_from_slice(&old.present[..first]);
                     present.extend(changed.iter().map(|c| c.1));
                     present.extend_from_slice(&old.present[last..]);
-                    let _ = self.numbers[col].set(Some(Numbers { values, present }));
+                    let _ = self.numbers[col].set(Some(Numbers {
+                        values,
+                        present,
+                        exact,
+                    }));
                 }
             }
             if let Some(Some(old)) = prev.dicts[col].get() {
@@ -956,19 +972,28 @@ impl TypedTable {
             .get_or_init(|| {
                 let mut values = Vec::with_capacity(self.len);
                 let mut present = Vec::with_capacity(self.len);
+                let mut exact = true;
                 for (cells, rows, src) in self.column_chunks(col) {
                     if let Cells::Ints { values: v, nulls } = cells {
+                        exact &= v.iter().all(|&i| exact_f64(i));
                         values.extend(v.iter().map(|&i| i as f64));
                         present.extend((0..rows).map(|k| !nulls.is_null(k)));
                         continue;
                     }
                     for k in 0..rows {
                         let (v, p) = cells.number(k, src)?;
+                        // An integer past 2^53 may have come from text:
+                        // not exact (a real that large is counted too).
+                        exact &= v.abs() <= (1u64 << 53) as f64;
                         values.push(v);
                         present.push(p);
                     }
                 }
-                (values.len() == self.len).then_some(Numbers { values, present })
+                (values.len() == self.len).then_some(Numbers {
+                    values,
+                    present,
+                    exact,
+                })
             })
             .as_ref()
     }

@@ -383,30 +383,47 @@ impl fmt::Display for Value {
 
 impl PartialEq for Value {
     fn eq(&self, other: &Value) -> bool {
-        self.sort_cmp(other) == Ordering::Equal
+        self.as_ref() == other.as_ref()
     }
 }
 
 impl Eq for Value {}
 
 impl std::hash::Hash for Value {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_ref().hash(h);
+    }
+}
+
+/// Equality is the sort order's (`sort_cmp`): an integral real equals its
+/// integer, so a value borrowed from a table finds the same key as an
+/// owned one.
+impl PartialEq for ValueRef<'_> {
+    fn eq(&self, other: &ValueRef) -> bool {
+        self.sort_cmp(*other) == Ordering::Equal
+    }
+}
+
+impl Eq for ValueRef<'_> {}
+
+impl std::hash::Hash for ValueRef<'_> {
     /// Consistent with `eq`: an integral real hashes as its integer.
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        match self {
-            Value::Null => 0u8.hash(h),
-            Value::Int(i) => {
+        match *self {
+            ValueRef::Null => 0u8.hash(h),
+            ValueRef::Int(i) => {
                 1u8.hash(h);
                 i.hash(h);
             }
-            Value::Real(r) => {
+            ValueRef::Real(r) => {
                 1u8.hash(h);
                 if r.fract() == 0.0 && r.abs() < 9.2e18 {
-                    (*r as i64).hash(h);
+                    (r as i64).hash(h);
                 } else {
                     r.to_bits().hash(h);
                 }
             }
-            Value::Text(t) => {
+            ValueRef::Text(t) => {
                 2u8.hash(h);
                 t.hash(h);
             }

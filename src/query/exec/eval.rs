@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use super::super::ast::{ArithOp, CmpOp, Coerce, Expr, Func};
 use super::super::cells::RowRef;
 use super::super::error::{ErrorKind, QueryError};
-use super::super::value::Value;
+use super::super::value::{Value, ValueRef};
 use super::functions;
 
 /// A row of the joined tables, without copying: one row per source
@@ -19,14 +19,26 @@ pub(super) struct Row<'a> {
     pub(super) offsets: &'a [usize],
 }
 
-impl Row<'_> {
+impl<'a> Row<'a> {
     pub(super) fn get(&self, i: usize) -> Option<Value> {
         let p = self.offsets.iter().rposition(|&o| o <= i)?;
         self.parts.get(p)?.get(i - self.offsets[p])
     }
+
+    /// Column `i`, borrowed (NULL past the row).
+    pub(super) fn get_ref(&self, i: usize) -> ValueRef<'a> {
+        match self.offsets.iter().rposition(|&o| o <= i) {
+            Some(p) => self
+                .parts
+                .get(p)
+                .map_or(ValueRef::Null, |part| part.get_ref(i - self.offsets[p])),
+            None => ValueRef::Null,
+        }
+    }
 }
 
 /// What expressions read: a row of the joined tables, or a group.
+#[derive(Clone, Copy)]
 pub(super) enum Ctx<'a> {
     Row(Row<'a>),
     Group {

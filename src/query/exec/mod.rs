@@ -16,8 +16,10 @@ mod explain;
 mod functions;
 mod join;
 pub(super) mod json;
+mod keycol;
 mod order;
 mod printf;
+mod rank_limit;
 mod setop;
 mod subquery;
 mod topk;
@@ -254,7 +256,10 @@ fn run_in_memory(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError>
         s.sources.iter().map(|src| src.offset).collect()
     };
     let stride = offsets.len();
-    let flat: Vec<RowRef> = if s.joins.is_empty() {
+    let flat: Vec<RowRef> = if let Some(ids) = rank_limit::table_rows(s, env)? {
+        let table = &s.sources[0].table;
+        ids.into_iter().map(|i| table.row(i as usize)).collect()
+    } else if s.joins.is_empty() {
         first_rows(s, env)?
     } else {
         match joined_rows(s, env, &offsets)? {

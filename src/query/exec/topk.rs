@@ -372,6 +372,7 @@ mod tests {
             limit: Some(limit),
             offset,
             windows: Vec::new(),
+            rank_limit: None,
         }
     }
 

@@ -14,13 +14,14 @@
 use std::cmp::Ordering;
 
 use super::super::ast::{
-    ArithOp, Expr, Frame, FrameBound, FrameUnits, OrderKey, Select, WinFunc, WindowCall,
+    ArithOp, Frame, FrameBound, FrameUnits, OrderKey, Select, WinFunc, WindowCall,
 };
 use super::super::error::QueryError;
-use super::super::value::{FastMap, Type, Value};
+use super::super::value::{Type, Value};
 use super::aggregate::{accumulate, agg_input, finish, new_acc};
 use super::eval::{Ctx, arith, eval, runtime};
-use super::order::{OutRow, keep_best, key_order, out_row};
+use super::keycol::KeyCol;
+use super::order::{OutRow, keep_best, out_row};
 use super::{Env, too_large};
 
 impl<'a> Ctx<'a> {
@@ -41,15 +42,37 @@ pub(super) fn project_windowed(
     ctxs: &[Ctx],
 ) -> Result<Vec<OutRow>, QueryError> {
     let w = s.windows.len();
-    let values = window_values(&s.windows, env, ctxs)?;
+    // A rank limit: the window over the rows it keeps, the others dropped.
+    let kept: Vec<Ctx>;
+    let mut ctxs = ctxs;
+    if let Some(limit) = s.rank_limit
+        && let Some(call) = s.windows.get(limit.call)
+        && let Some(rows) = super::rank_limit::candidates(call, limit, env, ctxs)?
+    {
+        kept = rows
+            .iter()
+            .filter_map(|&i| ctxs.get(i as usize).copied())
+            .collect();
+        ctxs = &kept;
+    }
+    let (values, sorted) = window_values(&s.windows, env, ctxs)?;
     // ORDER BY with LIMIT keeps only the best OFFSET + LIMIT rows.
     let keep = s
         .limit
         .filter(|_| !s.order.is_empty() && !s.distinct)
         .map(|l| s.offset.saturating_add(l).max(1));
     let mut out = Vec::new();
-    for (i, c) in ctxs.iter().enumerate() {
+    // Rows come out in the window's order when there is one, as SQLite's
+    // do (what a LIMIT without ORDER BY then takes).
+    let order: Box<dyn Iterator<Item = usize>> = match &sorted {
+        Some(perm) => Box::new(perm.iter().map(|&i| i as usize)),
+        None => Box::new(0..ctxs.len()),
+    };
+    for i in order {
         env.limits.interrupt.check()?;
+        let Some(c) = ctxs.get(i) else {
+            continue;
+        };
         let mine = values.get(i * w..(i + 1) * w).unwrap_or(&[]);
         out.push(out_row(s, &Ctx::Win(c, mine))?);
         keep_best(s, &mut out, keep);
@@ -58,8 +81,13 @@ pub(super) fn project_windowed(
 }
 
 /// Every call's value for every row: row `i`'s value of call `j` at
-/// `i * calls.len() + j`.
-fn window_values(calls: &[WindowCall], env: &Env, ctxs: &[Ctx]) -> Result<Vec<Value>, QueryError> {
+/// `i * calls.len() + j`; and, when every call shares one PARTITION BY
+/// and ORDER BY, the row numbers in that order.
+fn window_values(
+    calls: &[WindowCall],
+    env: &Env,
+    ctxs: &[Ctx],
+) -> Result<(Vec<Value>, Option<Vec<u32>>), QueryError> {
     let w = calls.len();
     if u32::try_from(ctxs.len()).is_err() {
         return Err(too_large(env.limits));
@@ -85,62 +113,11 @@ fn window_values(calls: &[WindowCall], env: &Env, ctxs: &[Ctx]) -> Result<Vec<Va
         };
         compute(call, lay, env, ctxs, &mut set)?;
     }
-    Ok(out)
-}
-
-/// One sort key over every row, as integers compared as integers: the
-/// values themselves when they are all integers, else each value's rank
-/// among the distinct values (ranked once by SQLite's order, so the sort
-/// compares no `Value`s). None is NULL.
-struct KeyCol(Vec<Option<i64>>);
-
-impl KeyCol {
-    fn of(e: &Expr, env: &Env, ctxs: &[Ctx]) -> Result<KeyCol, QueryError> {
-        let mut vals = Vec::with_capacity(ctxs.len());
-        for c in ctxs {
-            env.limits.interrupt.check()?;
-            vals.push(eval(e, c)?);
-        }
-        if vals
-            .iter()
-            .all(|v| matches!(v, Value::Int(_) | Value::Null))
-        {
-            return Ok(KeyCol(
-                vals.iter()
-                    .map(|v| match v {
-                        Value::Int(i) => Some(*i),
-                        _ => None,
-                    })
-                    .collect(),
-            ));
-        }
-        // Equal values (`Value`'s Eq is the sort order's equality) share
-        // a rank.
-        let mut rank: FastMap<Value, i64> = FastMap::default();
-        for v in &vals {
-            if !v.is_null() && !rank.contains_key(v) {
-                rank.insert(v.clone(), 0);
-            }
-        }
-        let mut distinct: Vec<Value> = rank.keys().cloned().collect();
-        env.limits.interrupt.check_now()?;
-        distinct.sort_by(Value::sort_cmp);
-        for (i, v) in distinct.into_iter().enumerate() {
-            rank.insert(v, i as i64);
-        }
-        Ok(KeyCol(vals.iter().map(|v| rank.get(v).copied()).collect()))
-    }
-
-    fn get(&self, i: u32) -> Option<i64> {
-        self.0.get(i as usize).copied().flatten()
-    }
-
-    /// The order of two rows by this key: NULLs first or last, DESC
-    /// reversing (`key_order`, the rule of every ordering path).
-    fn order(&self, a: u32, b: u32, nulls_first: bool, desc: bool) -> Ordering {
-        let (x, y) = (self.get(a), self.get(b));
-        key_order(x.is_none(), y.is_none(), nulls_first, desc, || x.cmp(&y))
-    }
+    let sorted = match layouts.len() {
+        1 => layouts.pop().map(|(_, lay)| lay.perm),
+        _ => None,
+    };
+    Ok((out, sorted))
 }
 
 /// The rows of one PARTITION BY and ORDER BY, sorted.

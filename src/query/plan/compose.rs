@@ -197,7 +197,20 @@ impl Binder<'_> {
 
     /// The rows of any query, run whole.
     pub(super) fn materialize(&mut self, q: &sql::Query) -> Result<Rows, QueryError> {
-        let select = self.bind_query(q)?;
+        self.materialize_with(q, None)
+    }
+
+    /// `materialize`, keeping only the rows a rank hint of the reading
+    /// query wants where the subquery's shape allows (`apply_rank_hint`).
+    fn materialize_with(
+        &mut self,
+        q: &sql::Query,
+        hint: Option<super::window::RankHint>,
+    ) -> Result<Rows, QueryError> {
+        let mut select = self.bind_query(q)?;
+        if let Some(hint) = hint {
+            super::window::apply_rank_hint(&mut select, &hint);
+        }
         let types = select
             .projection
             .iter()
@@ -281,6 +294,7 @@ impl Binder<'_> {
             limit,
             offset,
             windows: Vec::new(),
+            rank_limit: None,
         })
     }
 
@@ -388,7 +402,8 @@ impl Binder<'_> {
                         "column names after a subquery's alias (name them in its SELECT)",
                     ));
                 }
-                let rows = self.materialize(subquery)?;
+                let hint = self.rank_hint.take();
+                let rows = self.materialize_with(subquery, hint)?;
                 let name = alias.as_ref().map_or("", |a| a.name.value.as_str());
                 Ok(Some(derived_source(name, name, rows.table(), offset)))
             }

@@ -250,6 +250,11 @@ pub struct Binder<'e> {
     /// The window calls of the SELECT being bound, where they are allowed
     /// (plan/window.rs).
     windows: window::WindowScope,
+    /// Set while the one FROM item of a SELECT is bound, when that item is
+    /// a subquery and the SELECT's WHERE bounds one of its columns
+    /// (`window::rank_hint`): the subquery may then compute only the rows
+    /// a ranking window call keeps.
+    rank_hint: Option<window::RankHint>,
 }
 
 const MAX_DEPTH: usize = 200;
@@ -311,6 +316,7 @@ impl<'e> Binder<'e> {
             ctes: Vec::new(),
             reads_clock: false,
             windows: window::WindowScope::default(),
+            rank_hint: None,
         }
     }
 
@@ -336,7 +342,13 @@ impl<'e> Binder<'e> {
             return Err(unsupported(&**s, "comma joins: use JOIN ... ON"));
         }
         for twj in &s.from {
-            let first = self.source(&twj.relation, 0)?;
+            self.rank_hint = match (&twj.relation, twj.joins.is_empty()) {
+                (sql::TableFactor::Derived { .. }, true) => window::rank_hint(s.selection.as_ref()),
+                _ => None,
+            };
+            let first = self.source(&twj.relation, 0);
+            self.rank_hint = None;
+            let first = first?;
             let mut offset = first.table.columns.len();
             sources.push(first);
             for j in &twj.joins {
@@ -551,6 +563,7 @@ impl<'e> Binder<'e> {
             limit,
             offset,
             windows,
+            rank_limit: None,
         })
     }
 

@@ -9,7 +9,7 @@
 use sqlparser::ast as sql;
 
 use super::super::ast::{
-    AggCall, Expr, Frame, FrameBound, FrameUnits, OrderKey, WinFunc, WindowCall,
+    AggCall, Expr, Frame, FrameBound, FrameUnits, OrderKey, RankLimit, Select, WinFunc, WindowCall,
 };
 use super::super::error::{ErrorKind, QueryError};
 use super::super::exec;
@@ -378,5 +378,102 @@ impl Binder<'_> {
             sql::WindowFrameBound::Preceding(Some(e)) => FrameBound::Preceding(offset(e)?),
             sql::WindowFrameBound::Following(Some(e)) => FrameBound::Following(offset(e)?),
         })
+    }
+}
+
+/// A bound on a column of a subquery in FROM, from the reading query's
+/// WHERE: rows whose `column` is over `max` are not wanted.
+pub(super) struct RankHint {
+    column: String,
+    max: u64,
+}
+
+/// The first top-level conjunct of `filter` that bounds a column from
+/// above by an integer: `c <= K`, `c < K`, `c = K` (or the same turned
+/// round, `K >= c` ...), `c` plain or qualified.
+pub(super) fn rank_hint(filter: Option<&sql::Expr>) -> Option<RankHint> {
+    use sql::BinaryOperator as B;
+    let column = |e: &sql::Expr| match e {
+        sql::Expr::Identifier(id) => Some(id.value.clone()),
+        sql::Expr::CompoundIdentifier(p) => p.last().map(|id| id.value.clone()),
+        _ => None,
+    };
+    let number = |e: &sql::Expr| match e {
+        sql::Expr::Value(v) => match &v.value {
+            sql::Value::Number(n, _) => n.parse::<u64>().ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    match filter? {
+        sql::Expr::BinaryOp {
+            left,
+            op: B::And,
+            right,
+        } => rank_hint(Some(left)).or_else(|| rank_hint(Some(right))),
+        sql::Expr::Nested(inner) => rank_hint(Some(inner)),
+        sql::Expr::BinaryOp { left, op, right } => {
+            // (column, op as read with the column on the left, K)
+            let (c, op, k) = match (column(left), number(right), column(right), number(left)) {
+                (Some(c), Some(k), _, _) => (c, op.clone(), k),
+                (_, _, Some(c), Some(k)) => (
+                    c,
+                    match op {
+                        B::GtEq => B::LtEq,
+                        B::Gt => B::Lt,
+                        other => other.clone(),
+                    },
+                    k,
+                ),
+                _ => return None,
+            };
+            let max = match op {
+                B::LtEq | B::Eq => k,
+                B::Lt => k.checked_sub(1)?,
+                _ => return None,
+            };
+            Some(RankHint { column: c, max })
+        }
+        _ => None,
+    }
+}
+
+/// Most rows per partition the rank limit keeps a list of: past it the
+/// whole sort is as good.
+const MAX_RANK_LIMIT: u64 = 256;
+
+/// Sets `select.rank_limit` when the hint's column is a ROW_NUMBER, RANK or
+/// DENSE_RANK of `select` and nothing else in `select` needs the rows over
+/// the bound: every window call ranks over the same PARTITION BY and ORDER
+/// BY (their values over the kept rows are then what they are over all),
+/// and no LIMIT or OFFSET picks rows before the reading query's WHERE.
+pub(super) fn apply_rank_hint(select: &mut Select, hint: &RankHint) {
+    let mut named = select
+        .names
+        .iter()
+        .zip(&select.projection)
+        .filter(|(n, _)| n.eq_ignore_ascii_case(&hint.column));
+    let (Some((_, Expr::Window(call))), None) = (named.next(), named.next()) else {
+        return;
+    };
+    let Some(target) = select.windows.get(*call) else {
+        return;
+    };
+    let ranking = |w: &WindowCall| {
+        matches!(
+            w.func,
+            WinFunc::RowNumber | WinFunc::Rank | WinFunc::DenseRank
+        ) && w.partition == target.partition
+            && w.order == target.order
+    };
+    if hint.max <= MAX_RANK_LIMIT
+        && select.limit.is_none()
+        && select.offset == 0
+        && select.windows.iter().all(ranking)
+    {
+        select.rank_limit = Some(RankLimit {
+            call: *call,
+            max: hint.max,
+        });
     }
 }

@@ -232,3 +232,20 @@ SELECT g, MIN(coalesce(r, a)), MAX(coalesce(r, a)), SUM(coalesce(r, a)), AVG(coa
 SELECT SUM(a + 0.0), SUM(-a), AVG(-a), MIN(-b), MAX(-r) FROM t1
 SELECT COUNT(k), COUNT(a), COUNT(r), COUNT(s), COUNT('') FROM t1
 SELECT MIN(''), MAX(''), length(GROUP_CONCAT('')) FROM t1
+-- Top N per group: a bound on a ranking column of a subquery in FROM
+-- (exec/rank_limit.rs keeps only the rows at or under it), with ties,
+-- NULL keys and partitions, every function and bound form.
+SELECT * FROM (SELECT k, g, a, ROW_NUMBER() OVER (PARTITION BY g ORDER BY a DESC) AS rn FROM t1) WHERE rn <= 3
+SELECT * FROM (SELECT k, g, a, RANK() OVER (PARTITION BY g ORDER BY a) AS rn FROM t1) WHERE rn <= 2
+SELECT * FROM (SELECT k, g, a, DENSE_RANK() OVER (PARTITION BY g ORDER BY a DESC) AS rn FROM t1) WHERE rn <= 2
+SELECT * FROM (SELECT k, g, a, RANK() OVER (PARTITION BY g ORDER BY a) AS rn FROM t1) WHERE rn = 3
+SELECT * FROM (SELECT k, g, r, ROW_NUMBER() OVER (PARTITION BY g ORDER BY r NULLS LAST, k DESC) AS rn FROM t1) x WHERE x.rn < 3
+SELECT * FROM (SELECT k, s, b, ROW_NUMBER() OVER (PARTITION BY s ORDER BY b) AS rn FROM t1) WHERE 2 >= rn AND b > 100
+SELECT * FROM (SELECT k, a, b, DENSE_RANK() OVER (PARTITION BY a, g ORDER BY b / 100) AS rn FROM t1) WHERE rn <= 1
+SELECT * FROM (SELECT k, g, ROW_NUMBER() OVER (ORDER BY s DESC) AS rn, RANK() OVER (ORDER BY s DESC) AS rk FROM t1) WHERE rn <= 5
+SELECT * FROM (SELECT k, g, ROW_NUMBER() OVER (PARTITION BY g ORDER BY a) AS rn, SUM(b) OVER (PARTITION BY g ORDER BY a) AS run FROM t1) WHERE rn <= 2
+SELECT * FROM (SELECT k, g, ROW_NUMBER() OVER (PARTITION BY g ORDER BY a) AS rn FROM t1 WHERE a > 0) WHERE rn <= 2
+SELECT * FROM (SELECT k, g, ROW_NUMBER() OVER (PARTITION BY g ORDER BY a, k) AS rn FROM t1 LIMIT 50) WHERE rn <= 2
+SELECT * FROM (SELECT g, COUNT(*) AS n, RANK() OVER (ORDER BY COUNT(*) DESC) AS rn FROM t1 GROUP BY g) WHERE rn <= 1
+SELECT * FROM (SELECT t1.k, t2.s, ROW_NUMBER() OVER (PARTITION BY t2.s ORDER BY t1.b DESC, t1.k) AS rn FROM t1 JOIN t2 ON t2.t1_k = t1.k) WHERE rn <= 2
+SELECT * FROM (SELECT k, g, ROW_NUMBER() OVER (PARTITION BY g ORDER BY a) AS rn FROM t1) WHERE rn <= 0
