@@ -5,7 +5,8 @@
 //! Run: `cargo bench --bench query` (add `-- --quick` for fewer rounds,
 //! `-- --rows N` for one table size). Tables come from
 //! `scripts/gen_table.py users N` (as in `benches/storage.rs`); queries run
-//! in process through `Engine::with_cache`, as the daemon runs them.
+//! in process through `Engine::with_cache` and `query_to` (the result
+//! written as CSV), as the daemon runs them.
 //! `-- --only TEXT` runs only issue 18's constructs whose name contains TEXT
 //! (`--only ""` all four) over the unedited table.
 //! Prints one Markdown table; docs/BENCHMARKS.md records the latest figures.
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{Lcg, edit_one_row, generate, ms, pct};
+use reedbase::query::output::Format;
 use reedbase::query::{Engine, TableCache, TypedTable};
 use reedbase::storage::{Action, Base, CommitOptions, Database, RealIo};
 
@@ -46,6 +48,29 @@ const CONSTRUCTS: [(&str, &str); 4] = [
          SELECT city, COUNT(*), AVG(score) FROM users WHERE age < 30 GROUP BY city",
     ),
 ];
+
+/// Counts the lines written to it.
+struct Lines(usize);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.iter().filter(|&&b| b == b'\n').count();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs a query as the mount does (`Engine::query_to`, the result written
+/// as CSV) into a counter: the number of result rows.
+fn run_query(db: &Database, cache: &TableCache, sql: &str) -> usize {
+    let mut out = Lines(0);
+    Engine::with_cache(db, cache)
+        .query_to(sql, Format::Csv(b'|'), &mut out)
+        .expect("query");
+    out.0.saturating_sub(1)
+}
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
@@ -103,13 +128,7 @@ fn bench(rows: usize, rounds: usize, only: Option<&str>) {
     let cache = TableCache::default();
     let point = |k: usize| format!("SELECT * FROM users WHERE id = {}", 1 + k * 7919 % rows);
     let group = |k: usize| format!("SELECT country AS c{k}, COUNT(*) FROM users GROUP BY country");
-    let query = |sql: &str| {
-        Engine::with_cache(&db, &cache)
-            .query(sql)
-            .expect("query")
-            .rows
-            .len()
-    };
+    let query = |sql: &str| run_query(&db, &cache, sql);
     // The edits above as one commit first (each timed commit below is
     // then a 1-row change), then warm: the table parsed, its key index
     // built, the dictionary built.
@@ -202,17 +221,21 @@ fn bench(rows: usize, rounds: usize, only: Option<&str>) {
 
 /// `--only TEXT`: the constructs whose name contains TEXT, run 9 times each
 /// (`--runs N`: N times) over the generated table (no edits): the quick
-/// loop for a profiler.
+/// loop for a profiler; `--sql QUERY` runs QUERY (`{k}` a number) instead.
 fn constructs_only(db: &Database, only: &str, runs: usize) {
     let cache = TableCache::default();
-    let query = |sql: &str| {
-        Engine::with_cache(db, &cache)
-            .query(sql)
-            .expect("query")
-            .rows
-            .len()
+    let query = |sql: &str| run_query(db, &cache, sql);
+    // `--sql TEXT` (with `{k}`) runs that query instead.
+    let own = arg("--sql").map(|sql| [("--sql", sql)]);
+    let named = CONSTRUCTS
+        .iter()
+        .filter(|(name, _)| name.contains(only))
+        .map(|(name, shape)| (*name, shape.to_string()));
+    let queries: Vec<(&str, String)> = match own {
+        Some(own) => own.into_iter().collect(),
+        None => named.collect(),
     };
-    for (name, shape) in CONSTRUCTS.iter().filter(|(name, _)| name.contains(only)) {
+    for (name, shape) in queries {
         query(&shape.replace("{k}", "1000"));
         let mut times = Vec::new();
         let mut n = 0;

@@ -70,6 +70,33 @@ pub enum CmpOp {
 }
 
 impl Expr {
+    /// Calls `f` on the expression and every expression in it, outside in.
+    pub fn walk(&self, f: &mut impl FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) | Expr::InSet(x, _, _) => x.walk(f),
+            Expr::Arith(_, a, c)
+            | Expr::Concat(a, c)
+            | Expr::Cmp(_, a, c, _)
+            | Expr::And(a, c)
+            | Expr::Or(a, c) => {
+                a.walk(f);
+                c.walk(f);
+            }
+            Expr::InList(x, l, _) => {
+                x.walk(f);
+                l.iter().for_each(|i| i.walk(f));
+            }
+            Expr::Like { expr, pattern, .. } => {
+                expr.walk(f);
+                pattern.walk(f);
+            }
+            Expr::Func(_, a) => a.iter().for_each(|i| i.walk(f)),
+            Expr::Subquery(key, _) => key.iter().for_each(|k| k.walk(f)),
+            Expr::Col(..) | Expr::Lit(_) | Expr::Key(_) | Expr::Agg(_) | Expr::Window(_) => {}
+        }
+    }
+
     /// The affinity SQLite gives an expression in comparisons: a column's
     /// type, or a CAST's (NUMERIC compares as INTEGER does: a text that is a
     /// number becomes one); no other expression has one.

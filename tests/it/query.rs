@@ -2048,3 +2048,124 @@ fn heads_derived_where_the_commit_changed_them_answer_like_a_fresh_parse() {
         assert_eq!(cached.rows, fresh.rows, "edit {i}");
     }
 }
+
+/// Rows as sorted text: a result compared as a multiset.
+fn multiset(rows: Vec<Vec<Value>>) -> Vec<String> {
+    let mut out: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
+    out.sort();
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    /// The column-wise paths (a WHERE tested column by column, dimension
+    /// joins, the one-pass top N per group) give what the row-by-row paths
+    /// give: each query against the same query written so that no
+    /// column-wise path applies (`OR k < -1`, never true, makes a
+    /// condition read two columns; `rn + 0` is no bare column).
+    #[test]
+    fn column_wise_paths_agree_with_row_by_row(
+        rows in proptest::collection::vec(
+            (proptest::option::of(-5i64..5), proptest::option::of(0u32..40), proptest::option::of(0usize..4)),
+            1..300,
+        ),
+        dims in proptest::collection::vec(proptest::option::of(0u32..40), 4),
+        dup in proptest::bool::ANY,
+        c in -5i64..5,
+        n in 0u64..4,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = new_db(dir.path());
+        let groups = ["x", "y", "z", "w"];
+        let mut t = String::from("k|a|r|g\n");
+        for (k, (a, r, g)) in rows.iter().enumerate() {
+            let a = a.map_or(String::new(), |a| a.to_string());
+            // Halves (some integral): reals with ties, equal to integers.
+            let r = r.map_or(String::new(), |r| format!("{}", f64::from(r) / 2.0));
+            let g = g.map_or("", |g| groups[g]);
+            t.push_str(&format!("{k}|{a}|{r}|{g}\n"));
+        }
+        db.create_table("t", t.as_bytes(), "test").unwrap();
+        // The lookup table: one row per group (two for x when `dup`: not a
+        // dimension, the general join).
+        let mut d = String::from("id|g|w\n");
+        for (i, (g, w)) in groups.iter().zip(&dims).enumerate() {
+            d.push_str(&format!("{i}|{g}|{}\n", w.map_or(String::new(), |w| w.to_string())));
+        }
+        if dup {
+            d.push_str("9|x|7\n");
+        }
+        db.create_table("d", d.as_bytes(), "test").unwrap();
+        let engine = Engine::new(&db);
+        let run = |sql: &str| multiset(engine.query(sql).unwrap_or_else(|e| panic!("{sql}: {e:?}")).rows);
+        let pairs = [
+            (
+                format!("SELECT k FROM t WHERE a >= {c} AND g = 'x'"),
+                format!("SELECT k FROM t WHERE (a >= {c} OR k < -1) AND (g = 'x' OR k < -1)"),
+            ),
+            (
+                format!("SELECT g, COUNT(*), AVG(r), COUNT(a) FROM t WHERE r > {c} AND g <> 'w' GROUP BY g"),
+                format!("SELECT g, COUNT(*), AVG(r), COUNT(a) FROM t WHERE (r > {c} OR k < -1) AND (g <> 'w' OR k < -1) GROUP BY g"),
+            ),
+            (
+                "SELECT t.a, COUNT(*), AVG(t.r) FROM t JOIN d ON t.g = d.g WHERE t.r > d.w GROUP BY t.a".to_string(),
+                "SELECT t.a, COUNT(*), AVG(t.r) FROM t JOIN d ON t.g = d.g WHERE t.r > d.w OR t.k < -1 GROUP BY t.a".to_string(),
+            ),
+            (
+                format!("SELECT t.g, COUNT(*) FROM t JOIN d ON t.g = d.g WHERE d.w > {c} * 4 GROUP BY t.g"),
+                format!("SELECT t.g, COUNT(*) FROM t JOIN d ON t.g = d.g WHERE d.w > {c} * 4 OR t.k < -1 GROUP BY t.g"),
+            ),
+            (
+                format!("SELECT * FROM (SELECT k, g, ROW_NUMBER() OVER (PARTITION BY g ORDER BY r DESC) AS rn FROM t) WHERE rn <= {n}"),
+                format!("SELECT * FROM (SELECT k, g, ROW_NUMBER() OVER (PARTITION BY g ORDER BY r DESC) AS rn FROM t) WHERE rn + 0 <= {n}"),
+            ),
+            (
+                format!("SELECT * FROM (SELECT k, a, RANK() OVER (PARTITION BY g ORDER BY a) AS rn FROM t WHERE r >= {c}) WHERE rn <= {n}"),
+                format!("SELECT * FROM (SELECT k, a, RANK() OVER (PARTITION BY g ORDER BY a) AS rn FROM t WHERE r >= {c}) WHERE rn + 0 <= {n}"),
+            ),
+            (
+                format!("SELECT * FROM (SELECT k, DENSE_RANK() OVER (PARTITION BY a ORDER BY g DESC) AS rn FROM t) WHERE rn < {n}"),
+                format!("SELECT * FROM (SELECT k, DENSE_RANK() OVER (PARTITION BY a ORDER BY g DESC) AS rn FROM t) WHERE rn + 0 < {n}"),
+            ),
+        ];
+        for (fast, slow) in &pairs {
+            proptest::prop_assert_eq!(run(fast), run(slow), "{}", fast);
+        }
+    }
+}
+
+#[test]
+fn explain_names_the_column_wise_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    let mut t = String::from("k|a|g\n");
+    for k in 0..500 {
+        t.push_str(&format!("{k}|{}|{}\n", k % 7, ["x", "y"][k % 2]));
+    }
+    db.create_table("t", t.as_bytes(), "test").unwrap();
+    db.create_table("d", b"id|g|w\n1|x|1\n2|y|2\n", "test")
+        .unwrap();
+    let engine = Engine::new(&db);
+    let plan = |sql: &str| -> String {
+        let r = engine.query(&format!("EXPLAIN {sql}")).unwrap();
+        r.rows
+            .iter()
+            .map(|r| r[0].to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let p = plan("SELECT k FROM t WHERE a > 2 AND g = 'x' AND a + k > 3");
+    assert!(
+        p.contains("Filter (WHERE): 2 of 3 conditions tested column by column"),
+        "{p}"
+    );
+    let p = plan("SELECT t.a, COUNT(*) FROM t JOIN d ON t.g = d.g WHERE t.a > d.w GROUP BY t.a");
+    assert!(p.contains("Join d on t.g as a dimension"), "{p}");
+    assert!(
+        p.contains("1 of 1 conditions tested column by column"),
+        "{p}"
+    );
+    // t has many rows per value of g: not a dimension.
+    let p = plan("SELECT d.g, COUNT(*) FROM d JOIN t ON d.g = t.g GROUP BY d.g");
+    assert!(!p.contains("as a dimension"), "{p}");
+}

@@ -9,6 +9,8 @@ use super::super::ast::{AggCall, AggFunc, Expr, Select};
 use super::super::error::QueryError;
 use super::super::table::{Dict, TypedTable};
 use super::super::value::{FastMap, Value};
+use super::column_filter::prefilter_through;
+use super::dim_join::{self, dim_shape, dims};
 use super::eval::{Ctx, Row, eval, runtime};
 use super::join::{first_ids, stream_rows};
 use super::order::{OutRow, finish_output};
@@ -205,32 +207,38 @@ pub(super) fn run_grouped_streaming(
     Ok(finish_output(s, out))
 }
 
-/// GROUP BY one column of one table, without WHERE, where every aggregate
-/// is COUNT(*), or COUNT or AVG of a numeric column: computed over the
-/// dictionary codes and the columns' number arrays in one tight loop. The
-/// same sums in the same order as `feed`, so the same results; None when
-/// an aggregate is of another kind.
+/// GROUP BY one column of one table, over rows `ids` (every row without),
+/// where every aggregate is COUNT(*), or COUNT or AVG of a numeric column:
+/// computed over the dictionary codes and the columns' number arrays in one
+/// tight loop. The same sums in the same order as `feed`, so the same
+/// results; None when an aggregate is of another kind.
 fn aggregate_columns(
     s: &Select,
     env: &Env,
     aggs: &[AggCall],
     table: &TypedTable,
     dict: &Dict,
+    ids: Option<&[u32]>,
 ) -> Option<ResultSet> {
     enum Fast<'a> {
         CountStar,
         Count(&'a [bool]),
         Avg(&'a super::super::table::Numbers),
     }
+    let width = table.columns.len();
     let fast: Vec<Fast> = aggs
         .iter()
         .map(
             |a| match (a.func, &a.arg, a.distinct || a.filter.is_some()) {
                 (AggFunc::CountStar, _, false) => Some(Fast::CountStar),
-                (AggFunc::Count, Some(Expr::Col(c, _)), false) => {
+                // Columns of the first table only (a joined table's are
+                // past its width).
+                (AggFunc::Count, Some(Expr::Col(c, _)), false) if *c < width => {
                     table.numbers(*c).map(|n| Fast::Count(&n.present))
                 }
-                (AggFunc::Avg, Some(Expr::Col(c, _)), false) => table.numbers(*c).map(Fast::Avg),
+                (AggFunc::Avg, Some(Expr::Col(c, _)), false) if *c < width => {
+                    table.numbers(*c).map(Fast::Avg)
+                }
                 _ => None,
             },
         )
@@ -241,7 +249,14 @@ fn aggregate_columns(
     // Groups in order of first appearance, as the general path makes them.
     let mut order: Vec<u32> = Vec::new();
     let mut seen = vec![false; groups];
-    for (i, &code) in dict.codes.iter().enumerate() {
+    let rows: Box<dyn Iterator<Item = usize>> = match ids {
+        Some(ids) => Box::new(ids.iter().map(|&i| i as usize)),
+        None => Box::new(0..dict.codes.len()),
+    };
+    for i in rows {
+        let Some(&code) = dict.codes.get(i) else {
+            continue;
+        };
         let g = code as usize;
         if !seen[g] {
             seen[g] = true;
@@ -422,10 +437,14 @@ pub(super) struct DictGrouping<'s> {
     dict: &'s Dict,
 }
 
-/// The query's `DictGrouping`, if it has that shape.
+/// The query's `DictGrouping`, if it has that shape (its joins, if any,
+/// shaped as dimension joins: `run_grouped_by_dict` checks the data).
 pub(super) fn dict_grouping(s: &Select) -> Option<DictGrouping<'_>> {
-    let (Some((keys, aggs)), true, [src]) = (&s.grouping, s.joins.is_empty(), s.sources.as_slice())
-    else {
+    let (Some((keys, aggs)), true, Some(src)) = (
+        &s.grouping,
+        s.joins.is_empty() || dim_shape(s),
+        s.sources.first(),
+    ) else {
         return None;
     };
     let [Expr::Col(col, _)] = keys.as_slice() else {
@@ -437,31 +456,55 @@ pub(super) fn dict_grouping(s: &Select) -> Option<DictGrouping<'_>> {
 }
 
 /// `Strategy::DictGrouped`: rows go to groups by the key's dictionary
-/// code, no hashing.
+/// code, no hashing. None: a join is not a dimension join after all (the
+/// general path runs).
 pub(super) fn run_grouped_by_dict(
     s: &Select,
     env: &Env,
     d: DictGrouping,
-) -> Result<ResultSet, QueryError> {
+) -> Result<Option<ResultSet>, QueryError> {
     let DictGrouping { aggs, table, dict } = d;
-    if s.filter.is_none()
-        && let Some(fast) = aggregate_columns(s, env, aggs, table, dict)
+    let dims = match s.joins.is_empty() {
+        true => Vec::new(),
+        false => match dims(s, env) {
+            Some(dims) => dims,
+            None => return Ok(None),
+        },
+    };
+    // WHERE's conjuncts tested column-wise first (and the rows a join
+    // drops dropped); `filter` is the rest.
+    let pre = prefilter_through(s, env, &dims)?;
+    let filter = match &pre {
+        Some(p) => p.residual.as_ref(),
+        None => s.filter.as_ref(),
+    };
+    let probed = match &pre {
+        Some(_) => None,
+        None => first_ids(s, env),
+    };
+    let ids: Option<&[u32]> = pre.as_ref().map(|p| p.ids.as_slice()).or(probed.as_deref());
+    if filter.is_none()
+        && let Some(fast) = aggregate_columns(s, env, aggs, table, dict, ids)
     {
-        return Ok(fast);
+        return Ok(Some(fast));
     }
-    let ids: Vec<u32> = match first_ids(s, env) {
-        Some(ids) => ids,
-        None => (0..table.len() as u32).collect(),
+    let ids: Box<dyn Iterator<Item = u32>> = match ids {
+        Some(ids) => Box::new(ids.iter().copied()),
+        None => Box::new(0..table.len() as u32),
     };
     let mut slot: Vec<Option<usize>> = vec![None; dict.values.len()];
     let mut states: Vec<GroupState> = Vec::new();
+    let offsets: Vec<usize> = s.sources.iter().map(|src| src.offset).collect();
+    let mut parts = Vec::with_capacity(offsets.len());
     for id in ids {
-        let parts = [table.row(id as usize)];
+        if !dim_join::joined(table, &dims, id, &mut parts) {
+            continue;
+        }
         let row = Row {
             parts: &parts,
-            offsets: &[0],
+            offsets: &offsets,
         };
-        if let Some(f) = &s.filter
+        if let Some(f) = filter
             && eval(f, &Ctx::Row(row))?.truth() != Some(true)
         {
             continue;
@@ -482,5 +525,5 @@ pub(super) fn run_grouped_by_dict(
         feed(aggs, &mut states[g], row)?;
     }
     let out = groups_to_rows(s, env, false, aggs, states)?;
-    Ok(finish_output(s, out))
+    Ok(Some(finish_output(s, out)))
 }

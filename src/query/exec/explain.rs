@@ -4,6 +4,8 @@ use super::super::ResultSet;
 use super::super::ast::{Select, Source};
 use super::super::value::Value;
 use super::Env;
+use super::column_filter::columnwise;
+use super::dim_join::dims;
 use super::join::index_probe;
 use super::topk::top_k;
 
@@ -40,9 +42,15 @@ pub fn explain(s: &Select, env: &Env) -> ResultSet {
     } else {
         lines.push("Values (one row)".to_string());
     }
+    let dims = dims(s, env);
     for (j, src) in s.joins.iter().zip(&s.sources[1..]) {
         let kind = if j.left { "LeftJoin" } else { "Join" };
         lines.push(match j.equi {
+            Some((l, _)) if dims.is_some() => format!(
+                "{kind} {} on {} as a dimension: at most one row per value, looked up once per distinct value",
+                src.name,
+                col_name(l)
+            ),
             Some((l, r)) => {
                 let how = match describe(src, r) {
                     (true, how) => how,
@@ -61,7 +69,12 @@ pub fn explain(s: &Select, env: &Env) -> ResultSet {
         });
     }
     if s.filter.is_some() {
-        lines.push("Filter (WHERE)".into());
+        match columnwise(s, dims.as_deref().unwrap_or(&[])) {
+            (0, _) => lines.push("Filter (WHERE)".into()),
+            (n, all) => lines.push(format!(
+                "Filter (WHERE): {n} of {all} conditions tested column by column"
+            )),
+        }
     }
     if let Some((keys, aggs)) = &s.grouping {
         lines.push(format!(
@@ -73,11 +86,17 @@ pub fn explain(s: &Select, env: &Env) -> ResultSet {
             lines.push("Filter (HAVING)".into());
         }
     }
-    if !s.windows.is_empty() {
-        lines.push(format!(
+    match s.rank_limit {
+        Some(limit) => lines.push(format!(
+            "Window ({} calls): only the rows ranked at most {} in their partition, found in one pass",
+            s.windows.len(),
+            limit.max
+        )),
+        None if !s.windows.is_empty() => lines.push(format!(
             "Window ({} calls, every row held in memory)",
             s.windows.len()
-        ));
+        )),
+        None => {}
     }
     lines.push(format!("Project {}", s.names.join(", ")));
     if s.distinct {

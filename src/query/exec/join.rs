@@ -11,6 +11,7 @@ use super::super::column_index::ColumnIndex;
 use super::super::error::{ErrorKind, QueryError};
 use super::super::value::{Type, Value};
 use super::Env;
+use super::column_filter::Prefilter;
 use super::eval::{Ctx, Row, eval};
 
 /// Row numbers of the first source that can satisfy the filter: through a
@@ -25,13 +26,21 @@ pub(super) fn first_ids(s: &Select, env: &Env) -> Option<Vec<u32>> {
     Some(ix.lookup(&key).collect())
 }
 
-/// Rows of the first source that can satisfy the filter (`first_ids`).
-pub(super) fn first_rows<'t>(s: &'t Select, env: &Env) -> Result<Vec<RowRef<'t>>, QueryError> {
+/// Rows of the first source that can satisfy the filter: those `pre`
+/// let through when there is one, else `first_ids`.
+pub(super) fn first_rows<'t>(
+    s: &'t Select,
+    env: &Env,
+    pre: Option<&Prefilter>,
+) -> Result<Vec<RowRef<'t>>, QueryError> {
     let Some(first) = s.sources.first() else {
         // SELECT without FROM: one empty row.
         return Ok(vec![RowRef::Values(&[])]);
     };
     let table = &first.table;
+    if let Some(pre) = pre {
+        return Ok(pre.ids.iter().map(|&i| table.row(i as usize)).collect());
+    }
     Ok(match first_ids(s, env) {
         Some(ids) => ids.into_iter().map(|i| table.row(i as usize)).collect(),
         None => table.rows().collect(),
@@ -78,9 +87,10 @@ pub(super) fn joined_rows<'t>(
     s: &'t Select,
     env: &Env,
     offsets: &'t [usize],
+    pre: Option<&Prefilter>,
 ) -> Result<Option<Vec<RowRef<'t>>>, QueryError> {
     let limits = env.limits;
-    let mut rows: Vec<RowRef<'t>> = first_rows(s, env)?;
+    let mut rows: Vec<RowRef<'t>> = first_rows(s, env, pre)?;
     for (n, (j, src)) in s.joins.iter().zip(&s.sources[1..]).enumerate() {
         let stride = n + 1;
         let right = &src.table;
@@ -207,7 +217,7 @@ pub(super) fn stream_rows(
         take,
     };
     let mut parts: Vec<RowRef> = Vec::with_capacity(offsets.len());
-    for first in first_rows(s, env)? {
+    for first in first_rows(s, env, None)? {
         parts.push(first);
         let go_on = st.level(0, &mut parts)?;
         parts.pop();

@@ -10,7 +10,9 @@
 //! runs ORDER BY ... LIMIT over one table, `explain.rs` describes the plan.
 
 mod aggregate;
+mod column_filter;
 pub(super) mod datetime;
+mod dim_join;
 mod eval;
 mod explain;
 mod functions;
@@ -33,16 +35,18 @@ use super::cells::RowRef;
 use super::column_index::ColumnIndex;
 use super::error::{ErrorKind, QueryError};
 use super::index::{IndexPolicy, Indexes};
+use super::table::TypedTable;
 use super::value::Value;
 use super::{Limits, ResultSet};
 
 use aggregate::{
     DictGrouping, dict_grouping, group_rows, run_grouped_by_dict, run_grouped_streaming,
 };
+use column_filter::Prefilter;
 use eval::{Ctx, Row, eval};
 pub use eval::{eval_const, eval_parts, eval_row};
 pub use explain::explain;
-use join::{first_rows, joined_rows, stream_rows};
+use join::{first_ids, first_rows, joined_rows, stream_rows};
 use order::{OutRow, finish_output, keep_best, out_row};
 pub use setop::{SetOp, combine};
 use topk::{TopK, run_top_k, top_k};
@@ -181,7 +185,9 @@ enum Strategy<'s> {
 /// memory (`rows_fit`: false once `run_in_memory` found more rows than
 /// `limits.max_rows_in_memory`).
 fn choose<'s>(s: &'s Select, limits: &Limits, rows_fit: bool) -> Strategy<'s> {
-    if let Some(d) = dict_grouping(s) {
+    // (Not after the rows did not fit: dictionary grouping was chosen
+    // first then, and gave way because a join was not a dimension join.)
+    if rows_fit && let Some(d) = dict_grouping(s) {
         return Strategy::DictGrouped(d);
     }
     if let Some(t) = top_k(s, limits) {
@@ -218,7 +224,13 @@ pub fn run(s: &Select, env: &Env) -> Result<Ran, QueryError> {
     let mut strategy = choose(s, env.limits, true);
     loop {
         return match strategy {
-            Strategy::DictGrouped(d) => run_grouped_by_dict(s, env, d).map(Ran::Whole),
+            Strategy::DictGrouped(d) => match run_grouped_by_dict(s, env, d)? {
+                Some(result) => Ok(Ran::Whole(result)),
+                None => {
+                    strategy = Strategy::InMemory;
+                    continue;
+                }
+            },
             Strategy::TopK(t) => run_top_k(s, env, &t).map(Ran::Whole),
             Strategy::InMemory => match run_in_memory(s, env)? {
                 Some(result) => Ok(Ran::Whole(result)),
@@ -256,13 +268,27 @@ fn run_in_memory(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError>
         s.sources.iter().map(|src| src.offset).collect()
     };
     let stride = offsets.len();
-    let flat: Vec<RowRef> = if let Some(ids) = rank_limit::table_rows(s, env)? {
+    // The conjuncts of WHERE tested column-wise go first; `filter` is
+    // what is left to test per row.
+    let pre = column_filter::prefilter(s, env)?;
+    let filter = match &pre {
+        Some(p) => p.residual.as_ref(),
+        None => s.filter.as_ref(),
+    };
+    if let [src] = s.sources.as_slice()
+        && s.joins.is_empty()
+        && s.grouping.is_none()
+        && s.windows.is_empty()
+    {
+        return project_one_table(s, env, &src.table, pre.as_ref(), filter);
+    }
+    let flat: Vec<RowRef> = if let Some(ids) = rank_limit::table_rows(s, env, pre.as_ref())? {
         let table = &s.sources[0].table;
         ids.into_iter().map(|i| table.row(i as usize)).collect()
     } else if s.joins.is_empty() {
-        first_rows(s, env)?
+        first_rows(s, env, pre.as_ref())?
     } else {
-        match joined_rows(s, env, &offsets)? {
+        match joined_rows(s, env, &offsets, pre.as_ref())? {
             Some(rows) => rows,
             None => return Ok(None),
         }
@@ -274,7 +300,7 @@ fn run_in_memory(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError>
             parts,
             offsets: &offsets,
         };
-        if let Some(f) = &s.filter
+        if let Some(f) = filter
             && eval(f, &Ctx::Row(row))?.truth() != Some(true)
         {
             continue;
@@ -310,6 +336,53 @@ fn run_in_memory(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError>
         Some((keys, aggs)) => {
             out = group_rows(s, env, keys, aggs, &rows)?;
         }
+    }
+    Ok(Some(finish_output(s, out)))
+}
+
+/// `run_in_memory` over one table without grouping or windows: each row
+/// that passes is projected as it is read, so nothing but the output is
+/// held. None: more rows pass than `max_rows_in_memory` and the query
+/// does not keep only the best `OFFSET + LIMIT`.
+fn project_one_table(
+    s: &Select,
+    env: &Env,
+    table: &TypedTable,
+    pre: Option<&Prefilter>,
+    filter: Option<&Expr>,
+) -> Result<Option<ResultSet>, QueryError> {
+    let keep = s
+        .limit
+        .filter(|_| !s.order.is_empty() && !s.distinct)
+        .map(|l| s.offset.saturating_add(l).max(1));
+    let probed = match pre {
+        Some(_) => None,
+        None => first_ids(s, env),
+    };
+    let ids: Box<dyn Iterator<Item = u32>> = match pre.map(|p| &p.ids).or(probed.as_ref()) {
+        Some(ids) => Box::new(ids.iter().copied()),
+        None => Box::new(0..table.len() as u32),
+    };
+    let mut out: Vec<OutRow> = Vec::new();
+    let mut passed = 0u64;
+    for id in ids {
+        env.limits.interrupt.check()?;
+        let parts = [table.row(id as usize)];
+        let row = Row {
+            parts: &parts,
+            offsets: &[0],
+        };
+        if let Some(f) = filter
+            && eval(f, &Ctx::Row(row))?.truth() != Some(true)
+        {
+            continue;
+        }
+        passed += 1;
+        if passed > env.limits.max_rows_in_memory && keep.is_none() {
+            return Ok(None);
+        }
+        out.push(out_row(s, &Ctx::Row(row))?);
+        keep_best(s, &mut out, keep);
     }
     Ok(Some(finish_output(s, out)))
 }

@@ -18,6 +18,7 @@ use super::super::ast::{RankLimit, Select, WinFunc, WindowCall};
 use super::super::error::QueryError;
 use super::super::value::FastMap;
 use super::Env;
+use super::column_filter::Prefilter;
 use super::eval::Ctx;
 use super::keycol::KeyCol;
 
@@ -48,19 +49,28 @@ pub(super) fn candidates(
     candidates_by(call, limit, env, &part, &order, ctxs.len())
 }
 
-/// The rows of a query over one table without WHERE, joins or grouping
-/// that a rank limit keeps, its keys read from the table's columns in place
+/// The rows of a query over one table without joins or grouping that a
+/// rank limit keeps, its keys read from the table's columns in place
 /// (`KeyCol::of_table`), so rows over the bound are never made; None when
-/// the query is not of that shape or a key is not such a column.
-pub(super) fn table_rows(s: &Select, env: &Env) -> Result<Option<Vec<u32>>, QueryError> {
-    let (Some(limit), [src], true, None, None) = (
+/// the query is not of that shape, its WHERE is not all tested
+/// column-wise (`pre`), or a key is not such a column.
+pub(super) fn table_rows(
+    s: &Select,
+    env: &Env,
+    pre: Option<&Prefilter>,
+) -> Result<Option<Vec<u32>>, QueryError> {
+    let (Some(limit), [src], true, None) = (
         s.rank_limit,
         s.sources.as_slice(),
         s.joins.is_empty(),
-        &s.filter,
         &s.grouping,
     ) else {
         return Ok(None);
+    };
+    let ids = match (&s.filter, pre) {
+        (None, _) => None,
+        (Some(_), Some(p)) if p.residual.is_none() => Some(p.ids.as_slice()),
+        _ => return Ok(None),
     };
     let Some(call) = s.windows.get(limit.call) else {
         return Ok(None);
@@ -69,17 +79,26 @@ pub(super) fn table_rows(s: &Select, env: &Env) -> Result<Option<Vec<u32>>, Quer
     let part: Option<Vec<KeyCol>> = call
         .partition
         .iter()
-        .map(|e| KeyCol::of_table(e, table, None))
+        .map(|e| KeyCol::of_table(e, table, ids))
         .collect();
     let order: Option<Vec<(KeyCol, bool, bool)>> = call
         .order
         .iter()
-        .map(|o| KeyCol::of_table(&o.expr, table, None).map(|k| (k, o.nulls_first, o.desc)))
+        .map(|o| KeyCol::of_table(&o.expr, table, ids).map(|k| (k, o.nulls_first, o.desc)))
         .collect();
     let (Some(part), Some(order)) = (part, order) else {
         return Ok(None);
     };
-    candidates_by(call, limit, env, &part, &order, table.len())
+    let n = ids.map_or(table.len(), <[u32]>::len);
+    let kept = candidates_by(call, limit, env, &part, &order, n)?;
+    // Positions are into `ids` when there are some.
+    Ok(kept.map(|positions| match ids {
+        Some(ids) => positions
+            .into_iter()
+            .filter_map(|p| ids.get(p as usize).copied())
+            .collect(),
+        None => positions,
+    }))
 }
 
 /// `candidates` over keys by position (`n` positions).

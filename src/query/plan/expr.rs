@@ -13,7 +13,7 @@ use super::super::error::{ErrorKind, QueryError};
 use super::super::exec;
 use super::super::value::{Type, Value};
 use super::{
-    Binder, MAX_DEPTH, Scope, err, function_parts, is_aggregate_name, scalar, unsupported, walk,
+    Binder, MAX_DEPTH, Scope, err, function_parts, is_aggregate_name, scalar, unsupported,
 };
 
 impl Binder<'_> {
@@ -433,7 +433,7 @@ pub(super) fn check_numeric(e: &Expr, node: &sql::Expr) -> Result<(), QueryError
 /// its value, and a conjunct that is always true drops out of an AND.
 pub(super) fn fold(e: Expr) -> Result<Expr, QueryError> {
     let mut constant = true;
-    walk(&e, &mut |x| {
+    e.walk(&mut |x| {
         constant &= !matches!(
             x,
             Expr::Col(..) | Expr::Key(_) | Expr::Agg(_) | Expr::Window(_)

@@ -759,34 +759,8 @@ fn ordinal(e: &sql::Expr) -> Option<usize> {
 
 fn contains_agg(e: &Expr) -> bool {
     let mut found = false;
-    walk(e, &mut |x| found |= matches!(x, Expr::Agg(_)));
+    e.walk(&mut |x| found |= matches!(x, Expr::Agg(_)));
     found
-}
-
-fn walk(e: &Expr, f: &mut impl FnMut(&Expr)) {
-    f(e);
-    match e {
-        Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) | Expr::InSet(x, _, _) => walk(x, f),
-        Expr::Arith(_, a, c)
-        | Expr::Concat(a, c)
-        | Expr::Cmp(_, a, c, _)
-        | Expr::And(a, c)
-        | Expr::Or(a, c) => {
-            walk(a, f);
-            walk(c, f);
-        }
-        Expr::InList(x, l, _) => {
-            walk(x, f);
-            l.iter().for_each(|i| walk(i, f));
-        }
-        Expr::Like { expr, pattern, .. } => {
-            walk(expr, f);
-            walk(pattern, f);
-        }
-        Expr::Func(_, a) => a.iter().for_each(|i| walk(i, f)),
-        Expr::Subquery(key, _) => key.iter().for_each(|k| walk(k, f)),
-        Expr::Col(..) | Expr::Lit(_) | Expr::Key(_) | Expr::Agg(_) | Expr::Window(_) => {}
-    }
 }
 
 /// Rewrites an expression over rows into one over groups: a subexpression

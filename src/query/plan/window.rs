@@ -16,7 +16,7 @@ use super::super::exec;
 use super::super::value::Value;
 use super::aggregate::agg_exprs;
 use super::{
-    Binder, Scope, err, function_parts, has_aggregate, is_aggregate_name, lift, unsupported, walk,
+    Binder, Scope, err, function_parts, has_aggregate, is_aggregate_name, lift, unsupported,
 };
 
 /// The window calls of the SELECT being bound: `calls` is Some while they
@@ -49,7 +49,7 @@ pub(super) fn over_has_aggregate(f: &sql::Function) -> bool {
 
 fn contains_window(e: &Expr) -> bool {
     let mut found = false;
-    walk(e, &mut |x| found |= matches!(x, Expr::Window(_)));
+    e.walk(&mut |x| found |= matches!(x, Expr::Window(_)));
     found
 }
 
