@@ -5,6 +5,7 @@ use super::super::ast::{Select, Source};
 use super::super::value::Value;
 use super::Env;
 use super::column_filter::columnwise;
+use super::aggregate::dict_grouping;
 use super::dim_join::dims;
 use super::join::index_probe;
 use super::topk::top_k;
@@ -42,7 +43,8 @@ pub fn explain(s: &Select, env: &Env) -> ResultSet {
     } else {
         lines.push("Values (one row)".to_string());
     }
-    let dims = dims(s, env);
+    // Dimension joins serve grouping by a dictionary column.
+    let dims = dict_grouping(s).and_then(|_| dims(s, env));
     for (j, src) in s.joins.iter().zip(&s.sources[1..]) {
         let kind = if j.left { "LeftJoin" } else { "Join" };
         lines.push(match j.equi {
