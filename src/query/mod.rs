@@ -396,7 +396,7 @@ impl<'db> Engine<'db> {
 
     /// `query`, sharing the result with the result cache (no copy).
     fn query_shared(&self, sql: &str) -> Result<Arc<ResultSet>, QueryError> {
-        match self.answer(sql)? {
+        match self.answer(sql, false)? {
             Answer::Whole(result) => Ok(result),
             Answer::ToStream(_) => Err(exec::too_large(&self.limits)),
         }
@@ -405,8 +405,12 @@ impl<'db> Engine<'db> {
     /// Runs one reading statement: its whole result (from the result cache
     /// when the tables it reads are unchanged), or, for a SELECT whose rows
     /// are too many to hold and need not be (`exec::Ran::ToStream`), the
-    /// bound query for the caller to stream.
-    fn answer(&self, sql: &str) -> Result<Answer, QueryError> {
+    /// bound query for the caller to stream. With `stream_first` (a caller
+    /// that writes rows out), a SELECT whose rows need no whole result (no
+    /// grouping, DISTINCT, ORDER BY or window) is streamed whatever its
+    /// size, unless the cache has it: each row goes out as it is made and
+    /// none is held.
+    fn answer(&self, sql: &str, stream_first: bool) -> Result<Answer, QueryError> {
         let statement = parse::parse(sql)?;
         match &statement {
             sqlparser::ast::Statement::Query(q) => {
@@ -420,6 +424,13 @@ impl<'db> Engine<'db> {
                 let cacheable = !binder.reads_clock;
                 if let Some(hit) = self.cache.results.get(&key).filter(|_| cacheable) {
                     return Ok(Answer::Whole(hit));
+                }
+                if stream_first
+                    && exec::streamable(&select)
+                    && select.windows.is_empty()
+                    && !select.sources.is_empty()
+                {
+                    return Ok(Answer::ToStream(Box::new(select)));
                 }
                 let result = match exec::run(&select, &self.env())? {
                     exec::Ran::Whole(result) => result,
@@ -472,7 +483,7 @@ impl<'db> Engine<'db> {
         out: &mut dyn std::io::Write,
     ) -> Result<(), QueryError> {
         let io = QueryError::output;
-        match self.answer(sql)? {
+        match self.answer(sql, true)? {
             Answer::Whole(r) => {
                 let mut w = output::RowWriter::new(out, format, &r.columns);
                 w.start().map_err(io)?;
@@ -485,6 +496,8 @@ impl<'db> Engine<'db> {
                 let mut w = output::RowWriter::new(out, format, &select.names);
                 w.start().map_err(io)?;
                 exec::stream(&select, &self.env(), &mut |row| w.row(row).map_err(io))?;
+                // Lookups it made count toward indices, as a run's do.
+                self.persist_indexes();
                 w.finish().map_err(io)
             }
         }

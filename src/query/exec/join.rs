@@ -11,7 +11,7 @@ use super::super::column_index::ColumnIndex;
 use super::super::error::{ErrorKind, QueryError};
 use super::super::value::{Type, Value};
 use super::Env;
-use super::column_filter::Prefilter;
+use super::column_filter::{Prefilter, prefilter};
 use super::eval::{Ctx, Row, eval};
 
 /// Row numbers of the first source that can satisfy the filter: through a
@@ -208,16 +208,34 @@ pub(super) fn stream_rows(
                 .unwrap_or_else(|| Arc::new(ColumnIndex::build(&src.table, rcol)))
         }));
     }
+    // WHERE's conjuncts over the first table tested column-wise first;
+    // the rest per joined row.
+    let (ids, residual) = match prefilter(s, env)? {
+        Some(p) => (Some(p.ids), p.residual),
+        None => (first_ids(s, env), s.filter.clone()),
+    };
     let mut st = Streamer {
         s,
+        filter: residual.as_ref(),
         limits: env.limits,
         offsets: &offsets,
         hashes: &hashes,
         joined: 0,
         take,
     };
+    // The first table's rows one at a time, never all made at once.
+    let firsts: Box<dyn Iterator<Item = RowRef>> = match s.sources.first() {
+        None => Box::new(std::iter::once(RowRef::Values(&[]))),
+        Some(first) => {
+            let table = &first.table;
+            match ids {
+                Some(ids) => Box::new(ids.into_iter().map(move |i| table.row(i as usize))),
+                None => Box::new(table.rows()),
+            }
+        }
+    };
     let mut parts: Vec<RowRef> = Vec::with_capacity(offsets.len());
-    for first in first_rows(s, env, None)? {
+    for first in firsts {
         parts.push(first);
         let go_on = st.level(0, &mut parts)?;
         parts.pop();
@@ -231,6 +249,8 @@ pub(super) fn stream_rows(
 /// The state of `stream`: one joined row is built in `parts` at a time.
 struct Streamer<'a, 'e> {
     s: &'a Select,
+    /// What of WHERE is left to test per joined row.
+    filter: Option<&'a Expr>,
     limits: &'a Limits,
     offsets: &'a [usize],
     hashes: &'a [Option<Arc<ColumnIndex>>],
@@ -325,7 +345,7 @@ impl<'a> Streamer<'a, '_> {
             parts,
             offsets: self.offsets,
         };
-        if let Some(f) = &self.s.filter
+        if let Some(f) = self.filter
             && eval(f, &Ctx::Row(row))?.truth() != Some(true)
         {
             return Ok(true);

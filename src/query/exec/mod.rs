@@ -98,17 +98,18 @@ pub fn stream(
     if left == 0 {
         return Ok(());
     }
+    // One buffer for every output row.
+    let mut proj: Vec<Value> = Vec::with_capacity(s.projection.len());
     let mut project = |row: &Row| -> Result<bool, QueryError> {
         if skip > 0 {
             skip -= 1;
             return Ok(true);
         }
         let ctx = Ctx::Row(*row);
-        let proj: Vec<Value> = s
-            .projection
-            .iter()
-            .map(|e| eval(e, &ctx))
-            .collect::<Result<_, _>>()?;
+        proj.clear();
+        for e in &s.projection {
+            proj.push(eval(e, &ctx)?);
+        }
         emit(&proj)?;
         left -= 1;
         Ok(left > 0)
@@ -363,9 +364,17 @@ fn project_one_table(
         Some(ids) => Box::new(ids.iter().copied()),
         None => Box::new(0..table.len() as u32),
     };
+    // Without ORDER BY or DISTINCT the rows are the output as they come:
+    // OFFSET skipped, and nothing read past LIMIT.
+    let plain = s.order.is_empty() && !s.distinct;
+    let mut skip = if plain { s.offset } else { 0 };
+    let mut rows: Vec<Vec<Value>> = Vec::new();
     let mut out: Vec<OutRow> = Vec::new();
     let mut passed = 0u64;
     for id in ids {
+        if plain && s.limit.is_some_and(|l| rows.len() as u64 >= l) {
+            break;
+        }
         env.limits.interrupt.check()?;
         let parts = [table.row(id as usize)];
         let row = Row {
@@ -381,8 +390,28 @@ fn project_one_table(
         if passed > env.limits.max_rows_in_memory && keep.is_none() {
             return Ok(None);
         }
+        if plain {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let ctx = Ctx::Row(row);
+            rows.push(
+                s.projection
+                    .iter()
+                    .map(|e| eval(e, &ctx))
+                    .collect::<Result<_, _>>()?,
+            );
+            continue;
+        }
         out.push(out_row(s, &Ctx::Row(row))?);
         keep_best(s, &mut out, keep);
+    }
+    if plain {
+        return Ok(Some(ResultSet {
+            columns: s.names.clone(),
+            rows,
+        }));
     }
     Ok(Some(finish_output(s, out)))
 }
