@@ -8,7 +8,7 @@ use super::super::ResultSet;
 use super::super::ast::{AggCall, AggFunc, Expr, Select};
 use super::super::error::QueryError;
 use super::super::table::{Dict, TypedTable};
-use super::super::value::{FastMap, Value};
+use super::super::value::{FastMap, Value, ValueRef};
 use super::column_filter::prefilter_through;
 use super::dim_join::{self, dim_shape, dims};
 use super::eval::{Ctx, Row, eval, runtime};
@@ -379,9 +379,10 @@ pub(super) fn group_rows(
     aggs: &[AggCall],
     rows: &[Row],
 ) -> Result<Vec<OutRow>, QueryError> {
-    // Groups by key: a single plain column is looked up by its value
-    // (no key vector is built per row); anything else by its values.
-    let mut by_ref: FastMap<Value, usize> = FastMap::default();
+    // Groups by key: a single plain column is looked up by its value,
+    // borrowed from the table (no key vector or text is made per row);
+    // anything else by its values.
+    let mut by_ref: FastMap<ValueRef, usize> = FastMap::default();
     let mut by_value: FastMap<Vec<Value>, usize> = FastMap::default();
     let single_col = match keys {
         [Expr::Col(i, _)] => Some(*i),
@@ -391,7 +392,7 @@ pub(super) fn group_rows(
     for &r in rows {
         env.limits.interrupt.check()?;
         let found = match single_col {
-            Some(i) => by_ref.get(&r.get(i).unwrap_or(Value::Null)).copied(),
+            Some(i) => by_ref.get(&r.get_ref(i)).copied(),
             None => {
                 let key: Vec<Value> = keys
                     .iter()
@@ -414,7 +415,7 @@ pub(super) fn group_rows(
                 ));
                 match single_col {
                     Some(i) => {
-                        by_ref.insert(r.get(i).unwrap_or(Value::Null), states.len() - 1);
+                        by_ref.insert(r.get_ref(i), states.len() - 1);
                     }
                     None => {
                         by_value.insert(key, states.len() - 1);
