@@ -244,35 +244,40 @@ fn aggregate_columns(
         )
         .collect::<Option<_>>()?;
     let groups = dict.values.len();
+    let codes = &dict.codes;
     let mut counts = vec![vec![0i64; groups]; fast.len()];
     let mut sums = vec![vec![0f64; groups]; fast.len()];
-    // Groups in order of first appearance, as the general path makes them.
-    let mut order: Vec<u32> = Vec::new();
-    let mut seen = vec![false; groups];
-    let rows: Box<dyn Iterator<Item = usize>> = match ids {
-        Some(ids) => Box::new(ids.iter().map(|&i| i as usize)),
-        None => Box::new(0..dict.codes.len()),
-    };
-    for i in rows {
-        let Some(&code) = dict.codes.get(i) else {
-            continue;
-        };
-        let g = code as usize;
-        if !seen[g] {
-            seen[g] = true;
-            order.push(code);
-        }
-        for (k, f) in fast.iter().enumerate() {
-            match f {
-                Fast::CountStar => counts[k][g] += 1,
-                Fast::Count(present) => counts[k][g] += i64::from(present[i]),
-                Fast::Avg(n) => {
-                    if n.present[i] {
-                        counts[k][g] += 1;
-                        sums[k][g] += n.values[i];
-                    }
+    // One tight loop per aggregate over (row, group).
+    for ((f, count), sum) in fast.iter().zip(&mut counts).zip(&mut sums) {
+        match f {
+            Fast::CountStar => each_row(ids, codes, |_, g| count[g] += 1),
+            Fast::Count(present) => each_row(ids, codes, |i, g| count[g] += i64::from(present[i])),
+            Fast::Avg(n) => each_row(ids, codes, |i, g| {
+                if n.present[i] {
+                    count[g] += 1;
+                    sum[g] += n.values[i];
                 }
-            }
+            }),
+        }
+    }
+    // Groups in order of first appearance, as the general path makes them:
+    // the rows are read until every group that has one was seen.
+    let mut rows_of = vec![0u32; groups];
+    each_row(ids, codes, |_, g| rows_of[g] = rows_of[g].saturating_add(1));
+    let present = rows_of.iter().filter(|&&n| n > 0).count();
+    let mut order: Vec<u32> = Vec::with_capacity(present);
+    let mut seen = vec![false; groups];
+    let firsts: Box<dyn Iterator<Item = u32>> = match ids {
+        Some(ids) => Box::new(ids.iter().filter_map(|&i| codes.get(i as usize).copied())),
+        None => Box::new(codes.iter().copied()),
+    };
+    for code in firsts {
+        if order.len() == present {
+            break;
+        }
+        if !seen[code as usize] {
+            seen[code as usize] = true;
+            order.push(code);
         }
     }
     let states: Vec<GroupState> = order
@@ -299,6 +304,26 @@ fn aggregate_columns(
         .collect();
     let out = groups_to_rows(s, env, false, aggs, states).ok()?;
     Some(finish_output(s, out))
+}
+
+/// Calls `f(row, group)` for rows `ids` (every row without), the group
+/// being the row's code.
+#[inline]
+fn each_row(ids: Option<&[u32]>, codes: &[u32], mut f: impl FnMut(usize, usize)) {
+    match ids {
+        Some(ids) => {
+            for &i in ids {
+                if let Some(&c) = codes.get(i as usize) {
+                    f(i as usize, c as usize);
+                }
+            }
+        }
+        None => {
+            for (i, &c) in codes.iter().enumerate() {
+                f(i, c as usize);
+            }
+        }
+    }
 }
 
 /// Adds one row to a group's aggregates (NULLs skipped except by COUNT(*),

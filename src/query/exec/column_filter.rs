@@ -130,6 +130,17 @@ pub(super) fn prefilter_through(
         return Ok(None);
     };
     let table = &first.table;
+    // An index lookup that leaves few rows: testing those one by one is
+    // cheaper than a column's numbers or dictionary for the whole table
+    // (which a new version would then carry too).
+    let probed = first_ids(s, env);
+    if dims.is_empty()
+        && probed
+            .as_ref()
+            .is_some_and(|ids| ids.len() <= table.len() / 16)
+    {
+        return Ok(None);
+    }
     let mut conjuncts = Vec::new();
     if let Some(filter) = &s.filter {
         split_and(filter, &mut conjuncts);
@@ -151,7 +162,7 @@ pub(super) fn prefilter_through(
     if tests.is_empty() {
         return Ok(None);
     }
-    let mut ids = first_ids(s, env).unwrap_or_else(|| (0..table.len() as u32).collect());
+    let mut ids = probed.unwrap_or_else(|| (0..table.len() as u32).collect());
     for t in &tests {
         env.limits.interrupt.check_now()?;
         t.retain(&mut ids);
