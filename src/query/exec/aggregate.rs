@@ -12,7 +12,7 @@ use super::super::value::{FastMap, Value, ValueRef};
 use super::column_filter::prefilter_through;
 use super::dim_join::{self, dim_shape, dims};
 use super::eval::{Ctx, Row, eval, runtime};
-use super::join::{first_ids, stream_rows};
+use super::join::stream_rows;
 use super::order::{OutRow, finish_output};
 use super::window::project_windowed;
 use super::{Env, too_large};
@@ -504,11 +504,8 @@ pub(super) fn run_grouped_by_dict(
         Some(p) => p.residual.as_ref(),
         None => s.filter.as_ref(),
     };
-    let probed = match &pre {
-        Some(_) => None,
-        None => first_ids(s, env),
-    };
-    let ids: Option<&[u32]> = pre.as_ref().map(|p| p.ids.as_slice()).or(probed.as_deref());
+    // (No `Prefilter`: every row; the index lookup, if any, was tried.)
+    let ids: Option<&[u32]> = pre.as_ref().map(|p| p.ids.as_slice());
     if filter.is_none()
         && let Some(fast) = aggregate_columns(s, env, aggs, table, dict, ids)
     {

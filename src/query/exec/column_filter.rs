@@ -113,8 +113,9 @@ fn retain_compare(
     }
 }
 
-/// The query's `Prefilter`: None without a WHERE, or when no conjunct can
-/// be tested column-wise.
+/// The query's `Prefilter`: None when no conjunct can be tested
+/// column-wise and no index lookup applies (then every row of the first
+/// table is a candidate and the whole WHERE is tested per row).
 pub(super) fn prefilter(s: &Select, env: &Env) -> Result<Option<Prefilter>, QueryError> {
     prefilter_through(s, env, &[])
 }
@@ -133,13 +134,19 @@ pub(super) fn prefilter_through(
     // An index lookup that leaves few rows: testing those one by one is
     // cheaper than a column's numbers or dictionary for the whole table
     // (which a new version would then carry too).
+    // (The lookup counts toward the index policy: it is made here once,
+    // and its rows handed on in a `Prefilter` with the whole WHERE left.)
     let probed = first_ids(s, env);
+    let narrowed = |ids: Vec<u32>| Prefilter {
+        ids,
+        residual: s.filter.clone(),
+    };
     if dims.is_empty()
         && probed
             .as_ref()
             .is_some_and(|ids| ids.len() <= table.len() / 16)
     {
-        return Ok(None);
+        return Ok(probed.map(narrowed));
     }
     let mut conjuncts = Vec::new();
     if let Some(filter) = &s.filter {
@@ -160,7 +167,7 @@ pub(super) fn prefilter_through(
         }
     }
     if tests.is_empty() {
-        return Ok(None);
+        return Ok(probed.map(narrowed));
     }
     let mut ids = probed.unwrap_or_else(|| (0..table.len() as u32).collect());
     for t in &tests {

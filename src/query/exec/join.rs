@@ -27,10 +27,10 @@ pub(super) fn first_ids(s: &Select, env: &Env) -> Option<Vec<u32>> {
 }
 
 /// Rows of the first source that can satisfy the filter: those `pre`
-/// let through when there is one, else `first_ids`.
+/// (`prefilter`, which made the index lookup if one applies) let through,
+/// every row without one.
 pub(super) fn first_rows<'t>(
     s: &'t Select,
-    env: &Env,
     pre: Option<&Prefilter>,
 ) -> Result<Vec<RowRef<'t>>, QueryError> {
     let Some(first) = s.sources.first() else {
@@ -38,11 +38,8 @@ pub(super) fn first_rows<'t>(
         return Ok(vec![RowRef::Values(&[])]);
     };
     let table = &first.table;
-    if let Some(pre) = pre {
-        return Ok(pre.ids.iter().map(|&i| table.row(i as usize)).collect());
-    }
-    Ok(match first_ids(s, env) {
-        Some(ids) => ids.into_iter().map(|i| table.row(i as usize)).collect(),
+    Ok(match pre {
+        Some(pre) => pre.ids.iter().map(|&i| table.row(i as usize)).collect(),
         None => table.rows().collect(),
     })
 }
@@ -90,7 +87,7 @@ pub(super) fn joined_rows<'t>(
     pre: Option<&Prefilter>,
 ) -> Result<Option<Vec<RowRef<'t>>>, QueryError> {
     let limits = env.limits;
-    let mut rows: Vec<RowRef<'t>> = first_rows(s, env, pre)?;
+    let mut rows: Vec<RowRef<'t>> = first_rows(s, pre)?;
     for (n, (j, src)) in s.joins.iter().zip(&s.sources[1..]).enumerate() {
         let stride = n + 1;
         let right = &src.table;
@@ -212,7 +209,7 @@ pub(super) fn stream_rows(
     // the rest per joined row.
     let (ids, residual) = match prefilter(s, env)? {
         Some(p) => (Some(p.ids), p.residual),
-        None => (first_ids(s, env), s.filter.clone()),
+        None => (None, s.filter.clone()),
     };
     let mut st = Streamer {
         s,

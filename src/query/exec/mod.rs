@@ -46,7 +46,7 @@ use column_filter::Prefilter;
 use eval::{Ctx, Row, eval};
 pub use eval::{eval_const, eval_parts, eval_row};
 pub use explain::explain;
-use join::{first_ids, first_rows, joined_rows, stream_rows};
+use join::{first_rows, joined_rows, stream_rows};
 use order::{OutRow, finish_output, keep_best, out_row};
 pub use setop::{SetOp, combine};
 use topk::{TopK, run_top_k, top_k};
@@ -287,7 +287,7 @@ fn run_in_memory(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError>
         let table = &s.sources[0].table;
         ids.into_iter().map(|i| table.row(i as usize)).collect()
     } else if s.joins.is_empty() {
-        first_rows(s, env, pre.as_ref())?
+        first_rows(s, pre.as_ref())?
     } else {
         match joined_rows(s, env, &offsets, pre.as_ref())? {
             Some(rows) => rows,
@@ -356,11 +356,7 @@ fn project_one_table(
         .limit
         .filter(|_| !s.order.is_empty() && !s.distinct)
         .map(|l| s.offset.saturating_add(l).max(1));
-    let probed = match pre {
-        Some(_) => None,
-        None => first_ids(s, env),
-    };
-    let ids: Box<dyn Iterator<Item = u32>> = match pre.map(|p| &p.ids).or(probed.as_ref()) {
+    let ids: Box<dyn Iterator<Item = u32>> = match pre.map(|p| &p.ids) {
         Some(ids) => Box::new(ids.iter().copied()),
         None => Box::new(0..table.len() as u32),
     };
