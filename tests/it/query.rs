@@ -2082,8 +2082,8 @@ fn multiset(rows: Vec<Vec<Value>>) -> Vec<String> {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
     /// The column-wise paths (a WHERE tested column by column, dimension
-    /// joins, the one-pass top N per group) give what the row-by-row paths
-    /// give: each query against the same query written so that no
+    /// joins, grouping by a joined table's column, the one-pass top N per
+    /// group) give what the row-by-row paths give: each query against the same query written so that no
     /// column-wise path applies (`OR k < -1`, never true, makes a
     /// condition read two columns; `rn + 0` is no bare column).
     #[test]
@@ -2133,6 +2133,10 @@ proptest::proptest! {
             (
                 "SELECT t.a, COUNT(*), AVG(t.r) FROM t JOIN d ON t.g = d.g WHERE t.r > d.w GROUP BY t.a".to_string(),
                 "SELECT t.a, COUNT(*), AVG(t.r) FROM t JOIN d ON t.g = d.g WHERE t.r > d.w OR t.k < -1 GROUP BY t.a".to_string(),
+            ),
+            (
+                format!("SELECT d.w, COUNT(*), AVG(t.r), COUNT(t.a) FROM t JOIN d ON t.g = d.g WHERE t.a <> {c} GROUP BY d.w"),
+                format!("SELECT d.w + 0, COUNT(*), AVG(t.r), COUNT(t.a) FROM t JOIN d ON t.g = d.g WHERE t.a <> {c} GROUP BY d.w + 0"),
             ),
             (
                 format!("SELECT t.g, COUNT(*) FROM t JOIN d ON t.g = d.g WHERE d.w > {c} * 4 GROUP BY t.g"),

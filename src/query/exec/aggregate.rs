@@ -207,18 +207,60 @@ pub(super) fn run_grouped_streaming(
     Ok(finish_output(s, out))
 }
 
-/// GROUP BY one column of one table, over rows `ids` (every row without),
-/// where every aggregate is COUNT(*), or COUNT or AVG of a numeric column:
-/// computed over the dictionary codes and the columns' number arrays in one
-/// tight loop. The same sums in the same order as `feed`, so the same
-/// results; None when an aggregate is of another kind.
-fn aggregate_columns(
+/// The (row of the first table, group) pairs `aggregate_columns` reads, in
+/// the order the general path meets them.
+pub(super) enum Pairs<'a> {
+    /// Rows `ids` (every row without), each in the group of its code.
+    Coded {
+        ids: Option<&'a [u32]>,
+        codes: &'a [u32],
+    },
+    /// Each joined row's first-table row and group.
+    Listed { rows: Vec<u32>, groups: Vec<u32> },
+}
+
+impl Pairs<'_> {
+    /// Calls `f(row, group)` for each pair.
+    #[inline]
+    fn each(&self, mut f: impl FnMut(usize, usize)) {
+        match self {
+            Pairs::Coded {
+                ids: Some(ids),
+                codes,
+            } => {
+                for &i in *ids {
+                    if let Some(&c) = codes.get(i as usize) {
+                        f(i as usize, c as usize);
+                    }
+                }
+            }
+            Pairs::Coded { ids: None, codes } => {
+                for (i, &c) in codes.iter().enumerate() {
+                    f(i, c as usize);
+                }
+            }
+            Pairs::Listed { rows, groups } => {
+                for (&i, &g) in rows.iter().zip(groups) {
+                    f(i as usize, g as usize);
+                }
+            }
+        }
+    }
+}
+
+/// GROUP BY one dictionary column, the pairs' groups its codes (`values`
+/// each code's value), where every aggregate is COUNT(*), or COUNT or AVG
+/// of a numeric column of the first table: computed over the codes and the
+/// columns' number arrays in one tight loop per aggregate. The same sums in
+/// the same order as `feed`, so the same results; None when an aggregate
+/// is of another kind.
+pub(super) fn aggregate_columns(
     s: &Select,
     env: &Env,
     aggs: &[AggCall],
     table: &TypedTable,
-    dict: &Dict,
-    ids: Option<&[u32]>,
+    values: &[Value],
+    pairs: Pairs,
 ) -> Option<ResultSet> {
     enum Fast<'a> {
         CountStar,
@@ -243,16 +285,15 @@ fn aggregate_columns(
             },
         )
         .collect::<Option<_>>()?;
-    let groups = dict.values.len();
-    let codes = &dict.codes;
+    let groups = values.len();
     let mut counts = vec![vec![0i64; groups]; fast.len()];
     let mut sums = vec![vec![0f64; groups]; fast.len()];
     // One tight loop per aggregate over (row, group).
     for ((f, count), sum) in fast.iter().zip(&mut counts).zip(&mut sums) {
         match f {
-            Fast::CountStar => each_row(ids, codes, |_, g| count[g] += 1),
-            Fast::Count(present) => each_row(ids, codes, |i, g| count[g] += i64::from(present[i])),
-            Fast::Avg(n) => each_row(ids, codes, |i, g| {
+            Fast::CountStar => pairs.each(|_, g| count[g] += 1),
+            Fast::Count(present) => pairs.each(|i, g| count[g] += i64::from(present[i])),
+            Fast::Avg(n) => pairs.each(|i, g| {
                 if n.present[i] {
                     count[g] += 1;
                     sum[g] += n.values[i];
@@ -260,26 +301,15 @@ fn aggregate_columns(
             }),
         }
     }
-    // Groups in order of first appearance, as the general path makes them:
-    // the rows are read until every group that has one was seen.
-    let mut rows_of = vec![0u32; groups];
-    each_row(ids, codes, |_, g| rows_of[g] = rows_of[g].saturating_add(1));
-    let present = rows_of.iter().filter(|&&n| n > 0).count();
-    let mut order: Vec<u32> = Vec::with_capacity(present);
+    // Groups in order of first appearance, as the general path makes them.
+    let mut order: Vec<u32> = Vec::new();
     let mut seen = vec![false; groups];
-    let firsts: Box<dyn Iterator<Item = u32>> = match ids {
-        Some(ids) => Box::new(ids.iter().filter_map(|&i| codes.get(i as usize).copied())),
-        None => Box::new(codes.iter().copied()),
-    };
-    for code in firsts {
-        if order.len() == present {
-            break;
+    pairs.each(|_, g| {
+        if !seen[g] {
+            seen[g] = true;
+            order.push(g as u32);
         }
-        if !seen[code as usize] {
-            seen[code as usize] = true;
-            order.push(code);
-        }
-    }
+    });
     let states: Vec<GroupState> = order
         .into_iter()
         .map(|code| {
@@ -296,7 +326,7 @@ fn aggregate_columns(
                 })
                 .collect();
             (
-                vec![dict.values[g].clone()],
+                vec![values[g].clone()],
                 accs,
                 vec![HashSet::new(); aggs.len()],
             )
@@ -304,26 +334,6 @@ fn aggregate_columns(
         .collect();
     let out = groups_to_rows(s, env, false, aggs, states).ok()?;
     Some(finish_output(s, out))
-}
-
-/// Calls `f(row, group)` for rows `ids` (every row without), the group
-/// being the row's code.
-#[inline]
-fn each_row(ids: Option<&[u32]>, codes: &[u32], mut f: impl FnMut(usize, usize)) {
-    match ids {
-        Some(ids) => {
-            for &i in ids {
-                if let Some(&c) = codes.get(i as usize) {
-                    f(i as usize, c as usize);
-                }
-            }
-        }
-        None => {
-            for (i, &c) in codes.iter().enumerate() {
-                f(i, c as usize);
-            }
-        }
-    }
 }
 
 /// Adds one row to a group's aggregates (NULLs skipped except by COUNT(*),
@@ -507,7 +517,17 @@ pub(super) fn run_grouped_by_dict(
     // (No `Prefilter`: every row; the index lookup, if any, was tried.)
     let ids: Option<&[u32]> = pre.as_ref().map(|p| p.ids.as_slice());
     if filter.is_none()
-        && let Some(fast) = aggregate_columns(s, env, aggs, table, dict, ids)
+        && let Some(fast) = aggregate_columns(
+            s,
+            env,
+            aggs,
+            table,
+            &dict.values,
+            Pairs::Coded {
+                ids,
+                codes: &dict.codes,
+            },
+        )
     {
         return Ok(Some(fast));
     }

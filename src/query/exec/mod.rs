@@ -17,6 +17,7 @@ mod eval;
 mod explain;
 mod functions;
 mod join;
+mod join_group;
 pub(super) mod json;
 mod keycol;
 mod order;
@@ -161,6 +162,10 @@ enum Strategy<'s> {
     /// GROUP BY one column of one table with a dictionary: groups by code
     /// (never over the bound: the dictionary bounds the groups).
     DictGrouped(DictGrouping<'s>),
+    /// GROUP BY one dictionary column of the one joined table, aggregates
+    /// over the first table's columns (`join_group.rs`): each first-table
+    /// row's matches give its groups; no joined row is made.
+    JoinGrouped,
     /// ORDER BY plain columns with LIMIT over one table: one scan keeping
     /// the best `OFFSET + LIMIT` row numbers, only those projected
     /// (`topk.rs`); never more rows held than that.
@@ -190,6 +195,9 @@ fn choose<'s>(s: &'s Select, limits: &Limits, rows_fit: bool) -> Strategy<'s> {
     // first then, and gave way because a join was not a dimension join.)
     if rows_fit && let Some(d) = dict_grouping(s) {
         return Strategy::DictGrouped(d);
+    }
+    if rows_fit && join_group::join_grouping(s) {
+        return Strategy::JoinGrouped;
     }
     if let Some(t) = top_k(s, limits) {
         return Strategy::TopK(t);
@@ -226,6 +234,13 @@ pub fn run(s: &Select, env: &Env) -> Result<Ran, QueryError> {
     loop {
         return match strategy {
             Strategy::DictGrouped(d) => match run_grouped_by_dict(s, env, d)? {
+                Some(result) => Ok(Ran::Whole(result)),
+                None => {
+                    strategy = Strategy::InMemory;
+                    continue;
+                }
+            },
+            Strategy::JoinGrouped => match join_group::run_join_grouped(s, env)? {
                 Some(result) => Ok(Ran::Whole(result)),
                 None => {
                     strategy = Strategy::InMemory;

@@ -1,0 +1,92 @@
+//! GROUP BY a dictionary column of the joined table: `FROM facts f JOIN
+//! dim d ON f.x = d.key GROUP BY d.col` with COUNT/AVG of the first
+//! table's columns. Each first-table row probes the join's index and its
+//! matches' codes in `d.col` are its groups: the aggregates then run over
+//! (row, group) pairs in tight loops (`aggregate_columns`), and no joined
+//! row is made. Any other shape, or a WHERE not all tested column-wise
+//! over the first table, takes the general path.
+
+use std::sync::Arc;
+
+use super::super::ResultSet;
+use super::super::ast::{Expr, Select};
+use super::super::column_index::ColumnIndex;
+use super::super::error::QueryError;
+use super::Env;
+use super::aggregate::{Pairs, aggregate_columns};
+use super::column_filter::prefilter;
+
+/// Whether `s` has the shape: one inner join on an equality of a
+/// first-table column, grouped by one column of the joined table.
+pub(super) fn join_grouping(s: &Select) -> bool {
+    let (Some((keys, _)), [j], [first, joined]) =
+        (&s.grouping, s.joins.as_slice(), s.sources.as_slice())
+    else {
+        return false;
+    };
+    let [Expr::Col(col, _)] = keys.as_slice() else {
+        return false;
+    };
+    let width = first.table.columns.len();
+    !j.left
+        && j.on_is_equi
+        && j.equi.is_some_and(|(l, _)| l < width)
+        && (joined.offset..joined.offset + joined.table.columns.len()).contains(col)
+}
+
+/// Runs a query `join_grouping` accepts; None when its data or aggregates
+/// do not fit the tight loops (the general path runs).
+pub(super) fn run_join_grouped(s: &Select, env: &Env) -> Result<Option<ResultSet>, QueryError> {
+    let (Some((keys, aggs)), [j], [first, joined]) =
+        (&s.grouping, s.joins.as_slice(), s.sources.as_slice())
+    else {
+        return Ok(None);
+    };
+    let ([Expr::Col(col, _)], Some((lcol, rcol))) = (keys.as_slice(), j.equi) else {
+        return Ok(None);
+    };
+    let Some(dict) = joined.table.dict(col - joined.offset) else {
+        return Ok(None);
+    };
+    let pre = prefilter(s, env)?;
+    if pre
+        .as_ref()
+        .map_or(s.filter.is_some(), |p| p.residual.is_some())
+    {
+        return Ok(None);
+    }
+    let index = env
+        .index(joined, rcol)
+        .unwrap_or_else(|| Arc::new(ColumnIndex::build(&joined.table, rcol)));
+    let table = &first.table;
+    let ids: Box<dyn Iterator<Item = u32>> = match &pre {
+        Some(p) => Box::new(p.ids.iter().copied()),
+        None => Box::new(0..table.len() as u32),
+    };
+    let (mut rows, mut groups) = (Vec::new(), Vec::new());
+    for i in ids {
+        env.limits.interrupt.check()?;
+        let Some(key) = table.row(i as usize).get(lcol).filter(|k| !k.is_null()) else {
+            continue;
+        };
+        for r in index.lookup(&key) {
+            let Some(&code) = dict.codes.get(r as usize) else {
+                continue;
+            };
+            rows.push(i);
+            groups.push(code);
+        }
+        // Past the join bound the general path says so.
+        if rows.len() as u64 > env.limits.max_join_rows.min(env.limits.max_rows_in_memory) {
+            return Ok(None);
+        }
+    }
+    Ok(aggregate_columns(
+        s,
+        env,
+        aggs,
+        table,
+        &dict.values,
+        Pairs::Listed { rows, groups },
+    ))
+}
