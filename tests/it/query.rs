@@ -900,33 +900,26 @@ fn reedql_agrees_with_sqlite_on_a_corpus_of_queries() {
             .query(sql)
             .map(|r| reedbase::query::output::csv(&r, b'|'))
     };
+    // A result's lines, sorted unless the query's order is compared.
+    let lines = |t: &str, ordered: bool| {
+        let mut l: Vec<String> = t.lines().map(str::to_string).collect();
+        if !ordered {
+            l.sort();
+        }
+        l
+    };
     for (i, q) in corpus.iter().enumerate() {
-        if let (Ok(held), Ok(written)) = (whole_csv(&q.sql), csv_of(&engine, &q.sql)) {
-            let lines = |t: &str| {
-                let mut l: Vec<String> = t.lines().map(str::to_string).collect();
-                if !q.ordered {
-                    l.sort();
-                }
-                l
-            };
-            if lines(&held) != lines(&written) {
-                failures.push(format!(
-                    "#{i}: {}
-  written (streamed when it can be) differs from held",
-                    q.sql
-                ));
-            }
+        if let (Ok(held), Ok(written)) = (whole_csv(&q.sql), csv_of(&engine, &q.sql))
+            && lines(&held, q.ordered) != lines(&written, q.ordered)
+        {
+            failures.push(format!(
+                "#{i}: {}\n  written (streamed when it can be) differs from held",
+                q.sql
+            ));
         }
         match (whole_csv(&q.sql), csv_of(&tight, &q.sql)) {
             (Ok(a), Ok(b)) => {
-                let lines = |t: &str| {
-                    let mut l: Vec<String> = t.lines().map(str::to_string).collect();
-                    if !q.ordered {
-                        l.sort();
-                    }
-                    l
-                };
-                if lines(&a) != lines(&b) {
+                if lines(&a, q.ordered) != lines(&b, q.ordered) {
                     failures.push(format!(
                         "#{i}: {}\n  with 20 rows in memory it differs",
                         q.sql
@@ -1346,16 +1339,7 @@ fn results_are_cached_by_query_and_versions_and_explain_shows_the_plan() {
             "{e:?}"
         );
     }
-    let plan = |sql: &str| -> String {
-        engine
-            .query(&format!("EXPLAIN {sql}"))
-            .unwrap()
-            .rows
-            .iter()
-            .map(|r| r[0].to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let plan = |sql: &str| plan_of(&engine, sql);
     let p = plan("SELECT name FROM users WHERE id = 2");
     assert!(
         p.starts_with("IndexLookup users = 2 by key hash index on users.id"),
@@ -1747,14 +1731,7 @@ fn indices_follow_the_policy_stay_in_their_memory_bound_and_follow_commits() {
         max_bytes: 15_000,
     };
     let engine = Engine::with_cache(&db, &cache).with_policy(policy);
-    let explain = |sql: &str| -> String {
-        let r = engine.query(&format!("EXPLAIN {sql}")).unwrap();
-        r.rows
-            .iter()
-            .map(|r| r[0].to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let explain = |sql: &str| plan_of(&engine, sql);
     let count = |sql: &str| match engine.query(sql).unwrap().rows[0][0] {
         Value::Int(n) => n,
         ref v => panic!("{v:?}"),
@@ -2072,6 +2049,16 @@ fn heads_derived_where_the_commit_changed_them_answer_like_a_fresh_parse() {
     }
 }
 
+/// EXPLAIN's plan of `sql`, one step per line.
+fn plan_of(engine: &Engine, sql: &str) -> String {
+    let r = engine.query(&format!("EXPLAIN {sql}")).unwrap();
+    r.rows
+        .iter()
+        .map(|r| r[0].to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Rows as sorted text: a result compared as a multiset.
 fn multiset(rows: Vec<Vec<Value>>) -> Vec<String> {
     let mut out: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
@@ -2173,14 +2160,7 @@ fn explain_names_the_column_wise_paths() {
     db.create_table("d", b"id|g|w\n1|x|1\n2|y|2\n", "test")
         .unwrap();
     let engine = Engine::new(&db);
-    let plan = |sql: &str| -> String {
-        let r = engine.query(&format!("EXPLAIN {sql}")).unwrap();
-        r.rows
-            .iter()
-            .map(|r| r[0].to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let plan = |sql: &str| plan_of(&engine, sql);
     let p = plan("SELECT k FROM t WHERE a > 2 AND g = 'x' AND a + k > 3");
     assert!(
         p.contains("Filter (WHERE): 2 of 3 conditions tested column by column"),

@@ -45,7 +45,10 @@ pub(super) fn run_join_grouped(s: &Select, env: &Env) -> Result<Option<ResultSet
     let ([Expr::Col(col, _)], Some((lcol, rcol))) = (keys.as_slice(), j.equi) else {
         return Ok(None);
     };
-    let Some(dict) = joined.table.dict(col - joined.offset) else {
+    let Some(dict) = col
+        .checked_sub(joined.offset)
+        .and_then(|c| joined.table.dict(c))
+    else {
         return Ok(None);
     };
     let pre = prefilter(s, env)?;
