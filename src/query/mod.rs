@@ -495,7 +495,7 @@ impl<'db> Engine<'db> {
             Answer::ToStream(select) => {
                 let mut w = output::RowWriter::new(out, format, &select.names);
                 w.start().map_err(io)?;
-                exec::stream(&select, &self.env(), &mut |row| w.row(row).map_err(io))?;
+                exec::stream(&select, &self.env(), &mut |row| w.row_refs(row).map_err(io))?;
                 // Lookups it made count toward indices, as a run's do.
                 self.persist_indexes();
                 w.finish().map_err(io)

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use super::ResultSet;
-use super::value::Value;
+use super::value::{Value, ValueRef, with_refs};
 
 use crate::storage::csv::{needs_quotes, quote_field as csv_field};
 
@@ -93,6 +93,11 @@ impl<'w> RowWriter<'w> {
     }
 
     pub fn row(&mut self, row: &[Value]) -> std::io::Result<()> {
+        with_refs(row, |refs| self.row_refs(refs))
+    }
+
+    /// A row of borrowed cells (a streamed row's columns, read in place).
+    pub fn row_refs(&mut self, row: &[ValueRef]) -> std::io::Result<()> {
         self.line.clear();
         match self.format {
             Format::Csv(delim) => {
@@ -102,13 +107,17 @@ impl<'w> RowWriter<'w> {
                         self.line.push(delim as char);
                     }
                     // Written in place: no string per cell.
-                    match v {
-                        Value::Null => {}
-                        Value::Int(i) => {
+                    match *v {
+                        ValueRef::Null => {}
+                        ValueRef::Int(i) => {
                             let _ = write!(self.line, "{i}");
                         }
-                        Value::Text(t) if !needs_quotes(t, delim) => self.line.push_str(t),
-                        other => self.line.push_str(&csv_field(&other.to_string(), delim)),
+                        ValueRef::Text(t) if !needs_quotes(t, delim) => self.line.push_str(t),
+                        ValueRef::Text(t) => self.line.push_str(&csv_field(t, delim)),
+                        ValueRef::Real(r) => {
+                            self.line
+                                .push_str(&csv_field(&Value::Real(r).to_string(), delim));
+                        }
                     }
                 }
                 self.line.push('\n');
@@ -121,12 +130,12 @@ impl<'w> RowWriter<'w> {
                         self.line.push_str(", ");
                     }
                     let name = self.columns.get(c).map_or("", String::as_str);
-                    let value = match v {
-                        Value::Null => "null".to_string(),
-                        Value::Int(i) => i.to_string(),
-                        Value::Real(f) if f.is_finite() => v.to_string(),
-                        Value::Real(_) => "null".to_string(),
-                        Value::Text(t) => json_string(t),
+                    let value = match *v {
+                        ValueRef::Null => "null".to_string(),
+                        ValueRef::Int(i) => i.to_string(),
+                        ValueRef::Real(f) if f.is_finite() => Value::Real(f).to_string(),
+                        ValueRef::Real(_) => "null".to_string(),
+                        ValueRef::Text(t) => json_string(t),
                     };
                     self.line
                         .push_str(&format!("{}: {value}", json_string(name)));

@@ -189,6 +189,21 @@ impl Value {
     }
 }
 
+/// Calls `f` with `values` borrowed, on the stack for rows of up to 16
+/// values (no allocation per row).
+pub fn with_refs<R>(values: &[Value], f: impl FnOnce(&[ValueRef]) -> R) -> R {
+    const ON_STACK: usize = 16;
+    if values.len() <= ON_STACK {
+        let mut refs = [ValueRef::Null; ON_STACK];
+        for (r, v) in refs.iter_mut().zip(values) {
+            *r = v.as_ref();
+        }
+        return f(&refs[..values.len()]);
+    }
+    let refs: Vec<ValueRef> = values.iter().map(Value::as_ref).collect();
+    f(&refs)
+}
+
 /// A value borrowed (from a `Value` or from a table's cells): what
 /// comparing needs without making a `Value` per row.
 #[derive(Debug, Clone, Copy)]

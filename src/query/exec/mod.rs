@@ -37,7 +37,7 @@ use super::column_index::ColumnIndex;
 use super::error::{ErrorKind, QueryError};
 use super::index::{IndexPolicy, Indexes};
 use super::table::TypedTable;
-use super::value::Value;
+use super::value::{Value, ValueRef, with_refs};
 use super::{Limits, ResultSet};
 
 use aggregate::{
@@ -91,7 +91,7 @@ pub fn too_large(limits: &Limits) -> QueryError {
 pub fn stream(
     s: &Select,
     env: &Env,
-    emit: &mut dyn FnMut(&[Value]) -> Result<(), QueryError>,
+    emit: &mut dyn FnMut(&[ValueRef]) -> Result<(), QueryError>,
 ) -> Result<(), QueryError> {
     debug_assert!(streamable(s), "stream is for what run says ToStream");
     let mut skip = s.offset;
@@ -99,19 +99,41 @@ pub fn stream(
     if left == 0 {
         return Ok(());
     }
-    // One buffer for every output row.
+    // Plain columns (up to 16) are handed on borrowed from the table, no
+    // value made; else one buffer of values serves every output row.
+    const BORROWED: usize = 16;
+    let columns: Option<Vec<usize>> = s
+        .projection
+        .iter()
+        .map(|e| match e {
+            Expr::Col(c, _) => Some(*c),
+            _ => None,
+        })
+        .collect::<Option<_>>()
+        .filter(|c: &Vec<usize>| c.len() <= BORROWED);
     let mut proj: Vec<Value> = Vec::with_capacity(s.projection.len());
     let mut project = |row: &Row| -> Result<bool, QueryError> {
         if skip > 0 {
             skip -= 1;
             return Ok(true);
         }
-        let ctx = Ctx::Row(*row);
-        proj.clear();
-        for e in &s.projection {
-            proj.push(eval(e, &ctx)?);
+        match &columns {
+            Some(cols) => {
+                let mut refs = [ValueRef::Null; BORROWED];
+                for (r, &c) in refs.iter_mut().zip(cols) {
+                    *r = row.get_ref(c);
+                }
+                emit(&refs[..cols.len()])?;
+            }
+            None => {
+                let ctx = Ctx::Row(*row);
+                proj.clear();
+                for e in &s.projection {
+                    proj.push(eval(e, &ctx)?);
+                }
+                with_refs(&proj, |refs| emit(refs))?;
+            }
         }
-        emit(&proj)?;
         left -= 1;
         Ok(left > 0)
     };
