@@ -8,6 +8,10 @@
 //! `eval.rs` evaluates expressions, `join.rs` reads and joins the sources,
 //! `aggregate.rs` groups, `order.rs` sorts and cuts the output, `topk.rs`
 //! runs ORDER BY ... LIMIT over one table, `explain.rs` describes the plan.
+//! The column-wise paths: `column_filter.rs` tests WHERE over column arrays,
+//! `dim_join.rs` resolves joins with lookup tables once per distinct value,
+//! `join_group.rs` groups by a joined table's column, `rank_limit.rs` keeps
+//! the top N per group of a bounded ranking window (`keycol.rs`: sort keys).
 
 mod aggregate;
 mod column_filter;
