@@ -246,9 +246,10 @@ fn compile<'t>(e: &Expr, s: &'t Select, dims: &[Dim<'t>]) -> Option<Test<'t>> {
         return Some(t);
     }
     let r = reads(e, s, dims)?;
+    let mixed = may_mix(s);
     match (r.first.as_slice(), r.joined) {
         // One column of the first table with a dictionary.
-        (&[col], None) => {
+        (&[col], None) if !mixed => {
             let dict = table.dict(col)?;
             let pass = per_code(e, s, None, col, &dict.values, |v| {
                 Some(v.truth() == Some(true))
@@ -259,7 +260,7 @@ fn compile<'t>(e: &Expr, s: &'t Select, dims: &[Dim<'t>]) -> Option<Test<'t>> {
             })
         }
         // One joined table, and of the first table at most its join column.
-        (first, Some(j)) if first.iter().all(|&c| c == dims[j].col) => {
+        (first, Some(j)) if !mixed && first.iter().all(|&c| c == dims[j].col) => {
             let d = &dims[j];
             let pass = per_code(e, s, Some((j, d)), d.col, d.values, |v| {
                 Some(v.truth() == Some(true))
@@ -312,6 +313,14 @@ fn per_code<T>(
     Some(out)
 }
 
+/// Whether the first table's columns may hold both integers and reals: a
+/// subquery's rows may (a stored table's column has one type). Its
+/// dictionary then has one code for 1 and 1.0 alike (they are equal),
+/// which `typeof` or `||` tell apart: no conjunct is evaluated per code.
+fn may_mix(s: &Select) -> bool {
+    s.sources.first().is_some_and(|src| src.is_derived())
+}
+
 /// A number as an f64 that is exactly it (None for anything else).
 fn exact(v: &Value) -> Option<f64> {
     match *v {
@@ -349,6 +358,9 @@ fn compare_by_code<'t>(e: &Expr, s: &'t Select, dims: &[Dim<'t>]) -> Option<Test
         return None;
     }
     let numbers = table.numbers(col).filter(|n| n.exact)?;
+    if may_mix(s) {
+        return None;
+    }
     let values = per_code(other, s, Some((j, d)), d.col, d.values, |v| {
         let v = match other_coerce {
             Some(t) => v.with_affinity(t),

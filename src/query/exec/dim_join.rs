@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::super::ast::Select;
+use super::super::ast::{Select, Source};
 use super::super::cells::RowRef;
 use super::super::column_index::ColumnIndex;
 use super::super::table::TypedTable;
@@ -46,8 +46,22 @@ pub(super) fn dim_shape(s: &Select) -> bool {
 }
 
 /// The dimension joins of `s` (one per join, in order), or None when a
-/// join is not one.
+/// join is not one. The joined tables' indices come from the index policy
+/// (a lookup counted, as the hash join counts it).
 pub(super) fn dims<'t>(s: &'t Select, env: &Env) -> Option<Vec<Dim<'t>>> {
+    dims_by(s, &|src: &Source, col| env.index(src, col))
+}
+
+/// `dims` for EXPLAIN: an index a table has, else one built and dropped;
+/// nothing counted or kept.
+pub(super) fn dims_uncounted(s: &Select) -> Option<Vec<Dim<'_>>> {
+    dims_by(s, &|src: &Source, col| src.table.index(col))
+}
+
+fn dims_by<'t>(
+    s: &'t Select,
+    index_of: &dyn Fn(&Source, usize) -> Option<Arc<ColumnIndex>>,
+) -> Option<Vec<Dim<'t>>> {
     if !dim_shape(s) {
         return None;
     }
@@ -56,9 +70,8 @@ pub(super) fn dims<'t>(s: &'t Select, env: &Env) -> Option<Vec<Dim<'t>>> {
     for (j, src) in s.joins.iter().zip(&s.sources[1..]) {
         let (col, rcol) = j.equi?;
         let dict = first.dict(col)?;
-        let index = env
-            .index(src, rcol)
-            .unwrap_or_else(|| Arc::new(ColumnIndex::build(&src.table, rcol)));
+        let index =
+            index_of(src, rcol).unwrap_or_else(|| Arc::new(ColumnIndex::build(&src.table, rcol)));
         let mut rows = Vec::with_capacity(dict.values.len());
         for v in &dict.values {
             if v.is_null() {

@@ -6,7 +6,7 @@ use super::super::value::Value;
 use super::Env;
 use super::aggregate::dict_grouping;
 use super::column_filter::columnwise;
-use super::dim_join::dims;
+use super::dim_join::dims_uncounted;
 use super::join::index_probe;
 use super::topk::top_k;
 
@@ -44,7 +44,7 @@ pub fn explain(s: &Select, env: &Env) -> ResultSet {
         lines.push("Values (one row)".to_string());
     }
     // Dimension joins serve grouping by a dictionary column.
-    let dims = dict_grouping(s).and_then(|_| dims(s, env));
+    let dims = dict_grouping(s).and_then(|_| dims_uncounted(s));
     for (j, src) in s.joins.iter().zip(&s.sources[1..]) {
         let kind = if j.left { "LeftJoin" } else { "Join" };
         lines.push(match j.equi {

@@ -3,27 +3,45 @@
 //! table's columns. Each first-table row probes the join's index and its
 //! matches' codes in `d.col` are its groups: the aggregates then run over
 //! (row, group) pairs in tight loops (`aggregate_columns`), and no joined
-//! row is made. Any other shape, or a WHERE not all tested column-wise
-//! over the first table, takes the general path.
+//! row is made. Any other shape (a WHERE among them) takes the general
+//! path.
 
 use std::sync::Arc;
 
 use super::super::ResultSet;
-use super::super::ast::{Expr, Select};
+use super::super::ast::{AggFunc, Expr, Select};
 use super::super::column_index::ColumnIndex;
 use super::super::error::QueryError;
 use super::Env;
 use super::aggregate::{Pairs, aggregate_columns};
-use super::column_filter::prefilter;
 
 /// Whether `s` has the shape: one inner join on an equality of a
-/// first-table column, grouped by one column of the joined table.
+/// first-table column, no WHERE, grouped by one column of the joined table,
+/// every aggregate COUNT(*), or COUNT or AVG of a first-table column. (So
+/// that, once it runs, only the data can send it to the general path, and
+/// no index lookup is made twice.)
 pub(super) fn join_grouping(s: &Select) -> bool {
-    let (Some((keys, _)), [j], [first, joined]) =
-        (&s.grouping, s.joins.as_slice(), s.sources.as_slice())
-    else {
+    let (Some((keys, aggs)), [j], [first, joined], None) = (
+        &s.grouping,
+        s.joins.as_slice(),
+        s.sources.as_slice(),
+        &s.filter,
+    ) else {
         return false;
     };
+    let width = first.table.columns.len();
+    let fast = aggs.iter().all(|a| {
+        !a.distinct
+            && a.filter.is_none()
+            && match (a.func, &a.arg) {
+                (AggFunc::CountStar, _) => true,
+                (AggFunc::Count | AggFunc::Avg, Some(Expr::Col(c, _))) => *c < width,
+                _ => false,
+            }
+    });
+    if !fast {
+        return false;
+    }
     let [Expr::Col(col, _)] = keys.as_slice() else {
         return false;
     };
@@ -51,23 +69,12 @@ pub(super) fn run_join_grouped(s: &Select, env: &Env) -> Result<Option<ResultSet
     else {
         return Ok(None);
     };
-    let pre = prefilter(s, env)?;
-    if pre
-        .as_ref()
-        .map_or(s.filter.is_some(), |p| p.residual.is_some())
-    {
-        return Ok(None);
-    }
     let index = env
         .index(joined, rcol)
         .unwrap_or_else(|| Arc::new(ColumnIndex::build(&joined.table, rcol)));
     let table = &first.table;
-    let ids: Box<dyn Iterator<Item = u32>> = match &pre {
-        Some(p) => Box::new(p.ids.iter().copied()),
-        None => Box::new(0..table.len() as u32),
-    };
     let (mut rows, mut groups) = (Vec::new(), Vec::new());
-    for i in ids {
+    for i in 0..table.len() as u32 {
         env.limits.interrupt.check()?;
         let Some(key) = table.row(i as usize).get(lcol).filter(|k| !k.is_null()) else {
             continue;

@@ -343,7 +343,10 @@ impl<'e> Binder<'e> {
         }
         for twj in &s.from {
             self.rank_hint = match (&twj.relation, twj.joins.is_empty()) {
-                (sql::TableFactor::Derived { .. }, true) => window::rank_hint(s.selection.as_ref()),
+                (sql::TableFactor::Derived { alias, .. }, true) => window::rank_hint(
+                    s.selection.as_ref(),
+                    alias.as_ref().map(|a| a.name.value.as_str()),
+                ),
                 _ => None,
             };
             let first = self.source(&twj.relation, 0);

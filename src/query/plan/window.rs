@@ -390,12 +390,18 @@ pub(super) struct RankHint {
 
 /// The first top-level conjunct of `filter` that bounds a column from
 /// above by an integer: `c <= K`, `c < K`, `c = K` (or the same turned
-/// round, `K >= c` ...), `c` plain or qualified.
-pub(super) fn rank_hint(filter: Option<&sql::Expr>) -> Option<RankHint> {
+/// round, `K >= c` ...), `c` plain or qualified by `alias` (the subquery's;
+/// another qualifier names another query's column).
+pub(super) fn rank_hint(filter: Option<&sql::Expr>, alias: Option<&str>) -> Option<RankHint> {
     use sql::BinaryOperator as B;
     let column = |e: &sql::Expr| match e {
         sql::Expr::Identifier(id) => Some(id.value.clone()),
-        sql::Expr::CompoundIdentifier(p) => p.last().map(|id| id.value.clone()),
+        sql::Expr::CompoundIdentifier(p) => match p.as_slice() {
+            [q, c] if alias.is_some_and(|a| q.value.eq_ignore_ascii_case(a)) => {
+                Some(c.value.clone())
+            }
+            _ => None,
+        },
         _ => None,
     };
     let number = |e: &sql::Expr| match e {
@@ -410,8 +416,8 @@ pub(super) fn rank_hint(filter: Option<&sql::Expr>) -> Option<RankHint> {
             left,
             op: B::And,
             right,
-        } => rank_hint(Some(left)).or_else(|| rank_hint(Some(right))),
-        sql::Expr::Nested(inner) => rank_hint(Some(inner)),
+        } => rank_hint(Some(left), alias).or_else(|| rank_hint(Some(right), alias)),
+        sql::Expr::Nested(inner) => rank_hint(Some(inner), alias),
         sql::Expr::BinaryOp { left, op, right } => {
             // (column, op as read with the column on the left, K)
             let (c, op, k) = match (column(left), number(right), column(right), number(left)) {

@@ -43,3 +43,8 @@ ordered: SELECT t1.g, COUNT(*) AS n FROM t2 JOIN t1 ON t1.k = t2.t1_k GROUP BY t
 SELECT t1.g, COUNT(*) FROM t2 JOIN t1 ON t2.t1_k = t1.k WHERE t1.a > 0 GROUP BY t1.g
 SELECT t1.g, SUM(t1.b), MIN(t2.s) FROM t2 JOIN t1 ON t2.t1_k = t1.k GROUP BY t1.g
 SELECT o.s, COUNT(*), AVG(t2.k) FROM t2 JOIN t2 AS o ON o.c = t2.c GROUP BY o.s
+-- A subquery's column may hold 1 and 1.0 (equal, one dictionary code):
+-- typeof and || tell them apart, so no per-code evaluation there.
+SELECT x FROM (SELECT 1 AS x UNION ALL SELECT 1.0 UNION ALL SELECT 2) WHERE typeof(x) = 'real'
+SELECT x FROM (SELECT 1 AS x UNION ALL SELECT 1.0 UNION ALL SELECT 2) WHERE x || '' = '1.0'
+SELECT y.x, COUNT(*) FROM (SELECT a AS x FROM t1 UNION ALL SELECT a + 0.0 FROM t1) y WHERE typeof(y.x) = 'integer' GROUP BY y.x
