@@ -33,9 +33,9 @@ SELECT t1.g, COUNT(*) FROM t1 JOIN t2 ON t1.k = t2.t1_k GROUP BY t1.g
 SELECT t2.c, COUNT(*) FROM t2 LEFT JOIN t1 ON t2.t1_k = t1.k GROUP BY t2.c
 SELECT t2.s, COUNT(*) FROM t2 JOIN t1 ON t2.t1_k = t1.k JOIN t2 AS o ON o.c = t2.c GROUP BY t2.s
 -- GROUP BY a column of the joined table (exec/join_group.rs): one match
--- per row, several (t2 has many rows per t1_k), none, NULL keys, with a
--- WHERE over the first table, HAVING and ORDER BY; and the shapes that
--- fall back (a WHERE over the joined table, an aggregate of its columns).
+-- per row, several (t2 has many rows per t1_k), none, NULL keys, HAVING
+-- and ORDER BY; and the shapes that take the general path (any WHERE, an
+-- aggregate of the joined table's columns).
 SELECT t1.g, COUNT(*), AVG(t2.c), COUNT(t2.c) FROM t2 JOIN t1 ON t2.t1_k = t1.k GROUP BY t1.g
 SELECT t2.s, COUNT(*), AVG(t1.b) FROM t1 JOIN t2 ON t1.k = t2.t1_k GROUP BY t2.s
 SELECT t1.a, COUNT(*) FROM t2 JOIN t1 ON t2.t1_k = t1.k WHERE t2.c > 3 GROUP BY t1.a HAVING COUNT(*) > 1
