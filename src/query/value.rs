@@ -422,7 +422,9 @@ impl PartialEq for ValueRef<'_> {
 impl Eq for ValueRef<'_> {}
 
 impl std::hash::Hash for ValueRef<'_> {
-    /// Consistent with `eq`: an integral real hashes as its integer.
+    /// Consistent with `eq`: an integral real hashes as the integer
+    /// `cmp_int_real` compares it with (the same saturating conversion, over
+    /// the same range; past it no integer equals a real).
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
         match *self {
             ValueRef::Null => 0u8.hash(h),
@@ -432,7 +434,7 @@ impl std::hash::Hash for ValueRef<'_> {
             }
             ValueRef::Real(r) => {
                 1u8.hash(h);
-                if r.fract() == 0.0 && r.abs() < 9.2e18 {
+                if r.fract() == 0.0 && r.abs() < 9.3e18 {
                     (r as i64).hash(h);
                 } else {
                     r.to_bits().hash(h);
@@ -449,6 +451,28 @@ impl std::hash::Hash for ValueRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_values_hash_alike_up_to_the_largest_integers() {
+        use std::hash::{BuildHasher, RandomState};
+        let state = RandomState::new();
+        let pairs = [
+            (Value::Int(9_210_000_000_000_000_000), Value::Real(9.21e18)),
+            (
+                Value::Int(-9_210_000_000_000_000_000),
+                Value::Real(-9.21e18),
+            ),
+            (
+                Value::Int(i64::MAX),
+                Value::Real(9_223_372_036_854_775_808.0),
+            ),
+            (Value::Int(3), Value::Real(3.0)),
+        ];
+        for (a, b) in pairs {
+            assert_eq!(a, b, "{a:?} = {b:?}");
+            assert_eq!(state.hash_one(&a), state.hash_one(&b), "{a:?} / {b:?}");
+        }
+    }
 
     #[test]
     fn reals_print_as_sqlite_does() {
