@@ -302,34 +302,61 @@ fn real_arith(op: ArithOp, x: f64, y: f64) -> Value {
 /// SQL LIKE: `%` any run, `_` one character; ASCII letters match either
 /// case; `escape` makes the next pattern character literal.
 pub(super) fn like(pattern: &str, text: &str, escape: Option<char>) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
     let eq =
         |a: char, b: char| a == b || (a.is_ascii() && b.is_ascii() && a.eq_ignore_ascii_case(&b));
-    // Iterative matcher with backtracking to the last `%`.
+    wildcard(pattern, text, |p, x| match (p, x) {
+        // An escape at the end of the pattern matches nothing.
+        ([c, lit, ..], Some(x)) if Some(*c) == escape => {
+            if eq(*lit, x) {
+                Token::One(2)
+            } else {
+                Token::Fail
+            }
+        }
+        ([c, ..], _) if Some(*c) == escape => Token::Fail,
+        (['%', ..], _) => Token::Any,
+        (['_', ..], Some(_)) => Token::One(1),
+        ([c, ..], Some(x)) if eq(*c, x) => Token::One(1),
+        _ => Token::Fail,
+    })
+}
+
+/// What the pattern at a position matches (`wildcard`).
+pub(super) enum Token {
+    /// Any run of characters (`%`, `*`); one pattern character.
+    Any,
+    /// The text's next character, using this many pattern characters.
+    One(usize),
+    /// Not the text's next character (or there is none).
+    Fail,
+}
+
+/// A wildcard match of LIKE and GLOB: `token(rest of pattern, next text
+/// character)` reads one token. Every token but `Any` matches exactly one
+/// character, so backtracking to the last `Any` alone is complete.
+pub(super) fn wildcard(
+    pattern: &str,
+    text: &str,
+    token: impl Fn(&[char], Option<char>) -> Token,
+) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     loop {
         if pi < p.len() {
-            let c = p[pi];
-            if Some(c) == escape {
-                match p.get(pi + 1) {
-                    Some(&lit) if ti < t.len() && eq(lit, t[ti]) => {
-                        pi += 2;
-                        ti += 1;
-                        continue;
-                    }
-                    // An escape at the end of the pattern matches nothing.
-                    _ => {}
+            match token(&p[pi..], t.get(ti).copied()) {
+                Token::Any => {
+                    star = Some((pi, ti));
+                    pi += 1;
+                    continue;
                 }
-            } else if c == '%' {
-                star = Some((pi, ti));
-                pi += 1;
-                continue;
-            } else if ti < t.len() && (c == '_' || eq(c, t[ti])) {
-                pi += 1;
-                ti += 1;
-                continue;
+                Token::One(n) => {
+                    pi += n;
+                    ti += 1;
+                    continue;
+                }
+                Token::Fail => {}
             }
         } else if ti == t.len() {
             return true;

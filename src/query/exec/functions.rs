@@ -14,7 +14,7 @@ use super::super::ast::{CastTo, Expr, Math, Scalar};
 use super::super::error::QueryError;
 use super::super::realfmt::et_float;
 use super::super::value::{Type, Value, format_real};
-use super::eval::{Ctx, eval, like, runtime};
+use super::eval::{Ctx, Token, eval, like, runtime, wildcard};
 use super::printf::{printf, round};
 
 /// The longest text a function makes (SQLite's SQLITE_MAX_LENGTH): nested
@@ -292,45 +292,16 @@ fn quote(v: &Value) -> String {
 /// GLOB: `*` any run, `?` one character, `[...]` a set (`^` first negates,
 /// `]` first is literal, `a-z` a range); case matters; no escape.
 pub(super) fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // Every token but `*` matches exactly one character, so backtracking to
-    // the last `*` alone is complete (as for LIKE).
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        if let Some(&c) = p.get(pi) {
-            if c == '*' {
-                star = Some((pi, ti));
-                pi += 1;
-                continue;
-            }
-            if let Some(&x) = t.get(ti) {
-                let step = match c {
-                    '?' => Some(1),
-                    '[' => set_matches(&p[pi + 1..], x)
-                        .map(|(m, used)| (m, used + 1))
-                        .and_then(|(m, used)| m.then_some(used)),
-                    _ => (c == x).then_some(1),
-                };
-                if let Some(n) = step {
-                    pi += n;
-                    ti += 1;
-                    continue;
-                }
-            }
-        } else if ti == t.len() {
-            return true;
-        }
-        match star {
-            Some((sp, st)) if st < t.len() => {
-                star = Some((sp, st + 1));
-                pi = sp + 1;
-                ti = st + 1;
-            }
-            _ => return false,
-        }
-    }
+    wildcard(pattern, text, |p, x| match (p, x) {
+        (['*', ..], _) => Token::Any,
+        (['?', ..], Some(_)) => Token::One(1),
+        (['[', set @ ..], Some(x)) => match set_matches(set, x) {
+            Some((true, used)) => Token::One(used + 1),
+            _ => Token::Fail,
+        },
+        ([c, ..], Some(x)) if *c == x => Token::One(1),
+        _ => Token::Fail,
+    })
 }
 
 /// A `[...]` set after its `[`: whether `x` is in it and how many pattern
