@@ -1233,23 +1233,19 @@ fn composed_queries_stay_within_the_limits_and_their_tables_versions() {
     // A cached result depends on the tables its subqueries and CTEs read.
     let cache = reedbase::query::TableCache::default();
     let engine = Engine::with_cache(&db, &cache);
-    for sql in [
+    let queries = [
         "WITH c AS (SELECT id FROM users) SELECT COUNT(*) FROM c",
         "SELECT (SELECT COUNT(*) FROM users)",
         "SELECT 1 WHERE EXISTS (SELECT 1 FROM users WHERE id = 3)",
         "SELECT COUNT(*) FROM (SELECT id FROM users UNION SELECT 0)",
-    ] {
+    ];
+    for sql in queries {
         engine.query(sql).unwrap();
     }
-    let before: Vec<_> = [
-        "WITH c AS (SELECT id FROM users) SELECT COUNT(*) FROM c",
-        "SELECT (SELECT COUNT(*) FROM users)",
-        "SELECT 1 WHERE EXISTS (SELECT 1 FROM users WHERE id = 3)",
-        "SELECT COUNT(*) FROM (SELECT id FROM users UNION SELECT 0)",
-    ]
-    .iter()
-    .map(|q| engine.query(q).unwrap().rows)
-    .collect();
+    let before: Vec<_> = queries
+        .iter()
+        .map(|q| engine.query(q).unwrap().rows)
+        .collect();
     db.table("users")
         .unwrap()
         .commit(
@@ -1258,15 +1254,10 @@ fn composed_queries_stay_within_the_limits_and_their_tables_versions() {
             &reedbase::storage::CommitOptions::new(reedbase::storage::Action::Update, "test"),
         )
         .unwrap();
-    let after: Vec<_> = [
-        "WITH c AS (SELECT id FROM users) SELECT COUNT(*) FROM c",
-        "SELECT (SELECT COUNT(*) FROM users)",
-        "SELECT 1 WHERE EXISTS (SELECT 1 FROM users WHERE id = 3)",
-        "SELECT COUNT(*) FROM (SELECT id FROM users UNION SELECT 0)",
-    ]
-    .iter()
-    .map(|q| engine.query(q).unwrap().rows)
-    .collect();
+    let after: Vec<_> = queries
+        .iter()
+        .map(|q| engine.query(q).unwrap().rows)
+        .collect();
     let int = |i| vec![vec![Value::Int(i)]];
     assert_eq!(before, vec![int(2), int(2), vec![], int(3)]);
     assert_eq!(after, vec![int(3), int(3), int(1), int(4)]);
