@@ -5,9 +5,11 @@
 //! `storage` (the backing store: tables, versions, the registry; knows nothing
 //! of FUSE or SQL) <- `merge` (three-way merges and conflicts) <- `query`
 //! (ReedQL) <- `fs` (the mount, testable without a kernel). The `rdb` binary in
-//! `src/main.rs` + `src/cli/` sits on top; sync will sit on `storage`.
+//! `src/main.rs` + `src/cli/` sits on top; `sync` (locations and commit
+//! records) sits on `storage`.
 
 pub mod fs;
 pub mod merge;
 pub mod query;
 pub mod storage;
+pub mod sync;

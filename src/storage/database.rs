@@ -264,13 +264,18 @@ impl Database {
         user: &str,
         resolve: impl FnMut(&str, &[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
     ) -> Result<FrameCommitted, E> {
-        let Frame { id, name, staged } = frame;
+        let Frame {
+            id,
+            name,
+            staged,
+            not_before_us,
+        } = frame;
         // Moved, not copied: the staged contents may be whole tables.
         let mut parts = Vec::with_capacity(staged.len());
         for (table, st) in staged {
             parts.push((self.table(&table)?, st));
         }
-        Table::commit_frame(&id, &name, user, parts, resolve)
+        Table::commit_frame(&id, &name, user, parts, not_before_us, resolve)
     }
 
     /// Every frame with its status, oldest first.
@@ -545,9 +550,20 @@ impl Database {
         user: &str,
         progress: Option<&dyn Progress>,
     ) -> Result<Committed> {
-        let content = super::csv::strip_bom(content).into_owned();
         let mut opts = CommitOptions::new(Action::Create, user);
         opts.progress = progress;
+        self.create_table_as(name, content, &opts)
+    }
+
+    /// [`Self::create_table_with`] logged as `opts` say (sync creates a
+    /// table a record from another site brings with action `sync`).
+    pub fn create_table_as(
+        &self,
+        name: &str,
+        content: Vec<u8>,
+        opts: &CommitOptions,
+    ) -> Result<Committed> {
+        let content = super::csv::strip_bom(content).into_owned();
         names::validate(name)?;
         if let Ok(t) = self.table(name) {
             if !t.is_dropped()? {
@@ -556,7 +572,7 @@ impl Database {
                     name: name.to_string(),
                 });
             }
-            return t.commit(Base::Head, content, &opts);
+            return t.commit(Base::Head, content, opts);
         }
         // Validate before creating anything on disk.
         opts.phase("validating", 0);
@@ -569,7 +585,7 @@ impl Database {
             .map_err(io_err("create", &dir))?;
         sync_parent(&*self.ctx.io, &dir)?;
         let t = Arc::new(Table::open(Arc::clone(&self.ctx), name)?);
-        let done = t.commit_parsed(content, index, &opts)?;
+        let done = t.commit_parsed(content, index, opts)?;
         self.tables
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -23,9 +23,12 @@ pub enum Action {
     Merge = 6,
     Frame = 7,
     Sql = 8,
+    /// A head this site materialised from commit records other sites made
+    /// (sync); never itself exported as a record.
+    Sync = 9,
 }
 
-pub const ACTIONS: [Action; 9] = [
+pub const ACTIONS: [Action; 10] = [
     Action::Create,
     Action::Import,
     Action::Update,
@@ -35,6 +38,7 @@ pub const ACTIONS: [Action; 9] = [
     Action::Merge,
     Action::Frame,
     Action::Sql,
+    Action::Sync,
 ];
 
 impl Action {
@@ -49,6 +53,7 @@ impl Action {
             Action::Merge => "merge",
             Action::Frame => "frame",
             Action::Sql => "sql",
+            Action::Sync => "sync",
         }
     }
 

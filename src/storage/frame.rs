@@ -261,6 +261,9 @@ pub struct Frame {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) staged: std::collections::BTreeMap<String, Staged>,
+    /// The frame's timestamp is at least this (microseconds): sync commits
+    /// a head it replayed after every record it holds (hybrid clock).
+    pub(crate) not_before_us: u64,
 }
 
 impl Frame {
@@ -271,6 +274,7 @@ impl Frame {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.to_string(),
             staged: Default::default(),
+            not_before_us: 0,
         })
     }
 
@@ -289,7 +293,30 @@ impl Frame {
                     (table, st)
                 })
                 .collect(),
+            not_before_us: 0,
         }
+    }
+
+    /// The frame commits with a timestamp of at least `ts_us`.
+    pub fn not_before(mut self, ts_us: u64) -> Frame {
+        self.not_before_us = ts_us;
+        self
+    }
+
+    /// Stages `content` for `table` as [`Self::stage`] does, with the
+    /// action its version is logged with.
+    pub fn stage_as(
+        &mut self,
+        table: &str,
+        base: Base,
+        content: Vec<u8>,
+        action: Action,
+    ) -> Result<()> {
+        self.stage(table, base, content)?;
+        if let Some(st) = self.staged.get_mut(table) {
+            st.action = action;
+        }
+        Ok(())
     }
 
     pub fn id(&self) -> &str {

@@ -20,7 +20,7 @@ mod helpers_tests;
 pub mod io;
 pub mod kept;
 mod keyhash;
-mod linediff;
+pub mod linediff;
 mod lock;
 mod log;
 pub mod names;

@@ -464,9 +464,10 @@ fn check_std_fs(path: &str, text: &str) -> Vec<String> {
 /// The layers a file of `path` must not import: the ones above it.
 fn forbidden_layers(path: &str) -> &'static [&'static str] {
     match path.split('/').nth(1) {
-        Some("storage") => &["merge", "query", "fs", "cli"],
-        Some("merge") => &["query", "fs", "cli"],
-        Some("query") => &["fs", "cli"],
+        Some("storage") => &["merge", "query", "fs", "cli", "sync"],
+        Some("sync") => &["merge", "query", "fs", "cli"],
+        Some("merge") => &["query", "fs", "cli", "sync"],
+        Some("query") => &["fs", "cli", "sync"],
         Some("fs") => &["cli"],
         _ => &[],
     }

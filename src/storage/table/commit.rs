@@ -376,7 +376,7 @@ impl Table {
             && !content.is_empty()
             && (anchor >= self.ctx.config.keyframe_every || by_bytes);
         let entry = LogEntry {
-            ts_us: ts_us.unwrap_or_else(|| now_us().max(prev_ts + 1)),
+            ts_us: ts_us.unwrap_or_else(|| now_us().max(prev_ts + 1).max(opts.not_before_us)),
             node: self.ctx.config.node.clone(),
             action: opts.action as u32,
             user,

@@ -32,6 +32,7 @@ impl Table {
         name: &str,
         user: &str,
         parts: Vec<(Arc<Table>, Staged)>,
+        not_before_us: u64,
         mut resolve: impl FnMut(&str, &[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
     ) -> Result<FrameCommitted, E> {
         // Lock in name order, so two frames never wait for each other in a
@@ -68,7 +69,7 @@ impl Table {
         let ts_us = parts
             .iter()
             .filter_map(|p| p.state.log.last().map(|e| e.ts_us + 1))
-            .fold(now_us(), u64::max);
+            .fold(now_us().max(not_before_us), u64::max);
         let ctx = match tables.first() {
             Some(t) => Arc::clone(&t.ctx),
             None => {
@@ -105,6 +106,7 @@ impl Table {
                         user,
                         frame: Some(id),
                         progress: None,
+                        not_before_us: 0,
                     };
                     if let Prepared::Version(v) = &p.prepared {
                         p.entry = Some(tables[i].write_version(&p.state, v, Some(ts_us), &opts)?);

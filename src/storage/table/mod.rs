@@ -50,6 +50,8 @@ pub struct CommitOptions<'a> {
     pub frame: Option<&'a str>,
     /// Told the phases of the commit as it goes (a progress bar).
     pub progress: Option<&'a dyn Progress>,
+    /// The version's timestamp is at least this (microseconds; 0: none).
+    pub not_before_us: u64,
 }
 
 impl<'a> CommitOptions<'a> {
@@ -59,6 +61,7 @@ impl<'a> CommitOptions<'a> {
             user,
             frame: None,
             progress: None,
+            not_before_us: 0,
         }
     }
 

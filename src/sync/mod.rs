@@ -1,0 +1,14 @@
+//! Sync: one database in many locations (docs/SYNC.md). It sits on the
+//! storage layer and knows nothing of FUSE, SQL or the merge layer.
+//!
+//! What travels are commit records (`record.rs`), immutable files named by
+//! the commit's version name; each location materialises every table's head
+//! as the replay of the records it holds in name order (`replay.rs`).
+
+mod error;
+pub mod record;
+pub mod replay;
+
+pub use error::{Result, SyncError};
+#[cfg(test)]
+mod replay_tests;
