@@ -84,6 +84,28 @@ fn io_err<'a>(
 impl Database {
     /// Creates a database at `root` (which must not hold one already).
     pub fn init(io: Arc<dyn Io>, root: &Path, name: &str, delimiter: char) -> Result<Database> {
+        Database::init_as(io, root, name, delimiter, None)
+    }
+
+    /// [`Self::init`] of a new location of an existing database: it takes
+    /// that database's id (`id`), and a node id of its own.
+    pub fn init_location(
+        io: Arc<dyn Io>,
+        root: &Path,
+        name: &str,
+        delimiter: char,
+        id: &str,
+    ) -> Result<Database> {
+        Database::init_as(io, root, name, delimiter, Some(id))
+    }
+
+    fn init_as(
+        io: Arc<dyn Io>,
+        root: &Path,
+        name: &str,
+        delimiter: char,
+        id: Option<&str>,
+    ) -> Result<Database> {
         names::validate(name)?;
         // An existing directory is checked before anything is written into
         // it (another user's `.reedbase`, or one with planted symlinks); a
@@ -101,7 +123,10 @@ impl Database {
                 name: root.display().to_string(),
             });
         }
-        let config = Config::new(name, delimiter);
+        let mut config = Config::new(name, delimiter);
+        if let Some(id) = id {
+            config.id = id.to_string();
+        }
         config.check().map_err(|detail| StorageError::Config {
             path: cfg_path.clone(),
             detail,

@@ -33,6 +33,7 @@ mod revisions;
 pub mod rowdiff;
 mod saved_query;
 mod schema;
+mod sync_files;
 mod table;
 mod unindexed;
 mod verify;
@@ -54,7 +55,9 @@ pub use progress::Progress;
 pub use registry::{DbEntry, LOCAL_DIR, Mode, Registry};
 pub use revisions::Revision;
 pub use saved_query::{MAX_QUERY_BYTES, SavedQuery};
+pub use lock::{LockFile, LockGuard};
 pub use schema::{ColumnType, Schema};
+pub use sync_files::{SYNC_DIR, SYNC_LOCK_WAIT, valid_component};
 pub use table::{Base, CURRENT, CommitOptions, Committed, LOG, SCHEMA, Table, VersionInfo};
 pub use verify::{Problem, VerifyOptions, VerifyReport};
 

@@ -194,11 +194,23 @@ pub fn parse_time(text: &str, now_us: u64) -> std::result::Result<u64, String> {
     Ok(secs * 1_000_000 + frac_us)
 }
 
-/// Microseconds since the Unix epoch.
+/// Environment variable that shifts this process's commit clock by a
+/// number of seconds (may be negative): tests give a site a skewed clock.
+pub const CLOCK_SKEW_ENV: &str = "REEDBASE_CLOCK_SKEW_SECONDS";
+
+/// Microseconds since the Unix epoch (shifted by [`CLOCK_SKEW_ENV`]).
 pub fn now_us() -> u64 {
-    std::time::SystemTime::now()
+    static SKEW_US: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let skew = *SKEW_US.get_or_init(|| {
+        std::env::var(CLOCK_SKEW_ENV)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .map_or(0, |s| s.saturating_mul(1_000_000))
+    });
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+        .map_or(0, |d| d.as_micros() as u64);
+    now.saturating_add_signed(skew)
 }
 
 #[cfg(test)]

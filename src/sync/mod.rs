@@ -5,10 +5,14 @@
 //! the commit's version name; each location materialises every table's head
 //! as the replay of the records it holds in name order (`replay.rs`).
 
+mod applied;
 mod error;
 pub mod record;
 pub mod replay;
+mod site;
 
+pub use applied::LostAt;
 pub use error::{Result, SyncError};
+pub use site::{Integrated, Site, TableIntegrated};
 #[cfg(test)]
 mod replay_tests;

@@ -9,5 +9,6 @@ mod model;
 mod mount;
 mod query;
 mod storage;
+mod sync;
 mod tidy;
 mod util;

@@ -1,0 +1,521 @@
+//! One location's side of sync (docs/SYNC.md): exporting its own commits
+//! as records, and integrating every record it holds into its heads.
+//!
+//! Invariants (the correctness argument is in docs/SYNC.md):
+//! - after a round, each table's head is the replay, in name order, of the
+//!   records this site holds (those of incomplete frames and refused ones
+//!   aside);
+//! - a local commit's record is named after every record already replayed
+//!   (its time is at least one microsecond past the newest), so replaying
+//!   it where it was made gives the bytes the user saved;
+//! - export and integration run under the database's sync lock, and an
+//!   integration commits every changed table in one frame: a head never
+//!   shows half a round.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::storage::csv::TableIndex;
+use crate::storage::names::version_name;
+use crate::storage::{
+    Action, Base, CommitOptions, Database, Frame, SYNC_LOCK_WAIT, StorageError, Table,
+};
+
+use super::applied::{Applied, Entry, LostAt, encode_lost, parse_lost, ts_of};
+use super::error::{Result, SyncError};
+use super::record::{FrameRef, Record};
+use super::replay::TableState;
+
+const EXT: &str = ".rec";
+
+/// What one integration did.
+#[derive(Debug, Default, Clone)]
+pub struct Integrated {
+    /// Per table: records newly replayed, values lost, the version made.
+    pub tables: Vec<TableIntegrated>,
+    /// Records exported from local commits.
+    pub exported: usize,
+    /// Records refused (damaged, of another database, misnamed).
+    pub refused: Vec<String>,
+    /// Records held back: their frame is not complete here yet.
+    pub held_back: usize,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct TableIntegrated {
+    pub table: String,
+    pub records: usize,
+    pub lost: usize,
+    /// The local version the integration made (none: the head was already
+    /// the replay).
+    pub version: Option<String>,
+}
+
+/// A database seen as one location.
+pub struct Site<'a> {
+    db: &'a Database,
+    user: String,
+}
+
+fn applied_name(table: &str) -> String {
+    format!("{table}.applied")
+}
+
+fn lost_name(table: &str) -> String {
+    format!("{table}.lost")
+}
+
+impl<'a> Site<'a> {
+    pub fn new(db: &'a Database, user: &str) -> Site<'a> {
+        Site {
+            db,
+            user: user.to_string(),
+        }
+    }
+
+    fn node(&self) -> &str {
+        &self.db.config().node
+    }
+
+    fn delim(&self) -> u8 {
+        self.db.config().delimiter_byte()
+    }
+
+    fn load_applied(&self, table: &str) -> Result<Option<Applied>> {
+        let bytes = self.db.read_sync_state(&applied_name(table))?;
+        Ok(bytes.and_then(|b| {
+            let a = Applied::parse(&b);
+            if a.is_none() {
+                tracing::warn!(table, "sync state does not parse; replaying every record");
+            }
+            a
+        }))
+    }
+
+    fn save_applied(&self, table: &str, a: &Applied) -> Result<()> {
+        Ok(self
+            .db
+            .write_sync_state(&applied_name(table), &a.encode())?)
+    }
+
+    /// Every lost value recorded for `table`, in replay order.
+    pub fn lost(&self, table: &str) -> Result<Vec<LostAt>> {
+        Ok(self
+            .db
+            .read_sync_state(&lost_name(table))?
+            .map(|b| parse_lost(&b))
+            .unwrap_or_default())
+    }
+
+    /// Runs `f` under the database's sync lock.
+    pub fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let lock = self.db.sync_lock()?;
+        let _g = match lock.acquire(&format!("sync of {}", self.db.name()), SYNC_LOCK_WAIT) {
+            Ok(g) => g,
+            Err(StorageError::Locked { .. }) => {
+                return Err(SyncError::Busy(self.db.name().to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        f()
+    }
+
+    /// Writes the records of local commits not yet exported (every table).
+    /// The caller holds the sync lock.
+    pub fn export(&self) -> Result<usize> {
+        let mut n = 0;
+        for table in self.db.table_names()? {
+            n += self.export_table(&table)?.1;
+        }
+        Ok(n)
+    }
+
+    /// Exports `table`'s local commits after what it replayed; returns its
+    /// replay state and how many records were written.
+    fn export_table(&self, table: &str) -> Result<(Applied, usize)> {
+        let t = self.db.table(table)?;
+        let versions = t.versions()?;
+        let Some(head) = versions.last() else {
+            return Ok((Applied::default(), 0));
+        };
+        let mut applied = match self.load_applied(table)? {
+            Some(a) => a,
+            None => {
+                // First sync of this table here: its head travels as one
+                // record (a snapshot), named after the head version.
+                let content = t.read_version(head.seq)?;
+                let rec = self.record(&t, &head.name, None, head, &[], &content)?;
+                self.put(table, &rec)?;
+                let a = Applied {
+                    seq: head.seq,
+                    entries: vec![Entry {
+                        id: rec.id,
+                        node: self.node().to_string(),
+                        checkpoint: Some(head.seq),
+                    }],
+                };
+                self.save_applied(table, &a)?;
+                return Ok((a, 1));
+            }
+        };
+        let mut written = 0;
+        let mut prev: Option<Vec<u8>> = None;
+        let after = applied.seq;
+        for v in versions.iter().filter(|v| v.seq > after) {
+            if v.action == Action::Sync.name() {
+                // A round committed this version but died before saving
+                // its state: that state is unknown, so replay everything.
+                tracing::warn!(table, version = %v.name, "sync state older than the head; replaying every record");
+                applied.entries.clear();
+                applied.seq = v.seq;
+                prev = None;
+                continue;
+            }
+            let old = match prev.take() {
+                Some(p) => p,
+                None if v.seq > 1 => t.read_version(v.seq - 1)?,
+                None => Vec::new(),
+            };
+            let new = t.read_version(v.seq)?;
+            // Named after everything replayed here, whatever this clock says.
+            let floor = applied.newest_ts().saturating_add(1);
+            let id = version_name(v.ts_us.max(floor), self.node());
+            let frame = match &v.frame {
+                Some(f) => Some(FrameRef {
+                    id: f.clone(),
+                    tables: self
+                        .db
+                        .frame_by_id(f)?
+                        .map_or(1, |info| info.tables.len().max(1)),
+                }),
+                None => None,
+            };
+            let rec = self.record(&t, &id, frame, v, &old, &new)?;
+            self.put(table, &rec)?;
+            applied.entries.push(Entry {
+                id,
+                node: self.node().to_string(),
+                checkpoint: Some(v.seq),
+            });
+            applied.seq = v.seq;
+            written += 1;
+            prev = Some(new);
+        }
+        if written > 0 || applied.seq < head.seq {
+            applied.seq = applied.seq.max(head.seq);
+            self.save_applied(table, &applied)?;
+        }
+        Ok((applied, written))
+    }
+
+    fn record(
+        &self,
+        t: &Table,
+        id: &str,
+        frame: Option<FrameRef>,
+        v: &crate::storage::VersionInfo,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<Record> {
+        let (old_header, new_header, changes) = Record::changes_between(old, new, self.delim());
+        Ok(Record {
+            db: self.db.config().id.clone(),
+            table: t.name().to_string(),
+            id: id.to_string(),
+            user: v.user.clone(),
+            action: v.action.clone(),
+            frame,
+            hash: v.hash.clone(),
+            old_header,
+            new_header,
+            changes,
+        })
+    }
+
+    fn put(&self, table: &str, rec: &Record) -> Result<()> {
+        let name = format!("{}{EXT}", rec.id);
+        self.db
+            .put_record(self.node(), table, &name, &rec.encode())?;
+        Ok(())
+    }
+
+    fn read(&self, node: &str, table: &str, id: &str) -> Result<Record> {
+        let name = format!("{id}{EXT}");
+        let bytes = self.db.read_record(node, table, &name)?;
+        Record::decode(&bytes, &self.db.config().id, Some(id))
+            .and_then(|r| {
+                if r.table == table {
+                    Ok(r)
+                } else {
+                    Err(format!("is a record of table {} filed under {table}", r.table))
+                }
+            })
+            .map_err(|detail| SyncError::BadRecord {
+                path: self
+                    .db
+                    .record_path(node, table, &name)
+                    .unwrap_or_default(),
+                peer: node.to_string(),
+                detail,
+            })
+    }
+
+    /// Every record held, per table: id -> node.
+    fn held(&self) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+        let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for node in self.db.record_nodes()? {
+            for table in self.db.record_tables(&node)? {
+                if crate::storage::names::validate(&table).is_err() {
+                    continue;
+                }
+                let ids = out.entry(table.clone()).or_default();
+                for name in self.db.record_names(&node, &table)? {
+                    if let Some(id) = name.strip_suffix(EXT) {
+                        ids.insert(id.to_string(), node.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One round of integration (export first), under the sync lock.
+    pub fn integrate(&self) -> Result<Integrated> {
+        self.locked(|| {
+            // A local commit between the replay and the frame moves a head:
+            // the frame then fails and the round starts again (bounded).
+            let mut last = None;
+            for _ in 0..5 {
+                match self.integrate_once() {
+                    Err(SyncError::Storage(StorageError::BaseMismatch { base, head })) => {
+                        last = Some(StorageError::BaseMismatch { base, head });
+                    }
+                    other => return other,
+                }
+            }
+            Err(last
+                .map(SyncError::Storage)
+                .unwrap_or_else(|| SyncError::Busy(self.db.name().to_string())))
+        })
+    }
+
+    fn integrate_once(&self) -> Result<Integrated> {
+        let mut report = Integrated::default();
+        let mut applied: HashMap<String, Applied> = HashMap::new();
+        for table in self.db.table_names()? {
+            let (a, n) = self.export_table(&table)?;
+            report.exported += n;
+            applied.insert(table, a);
+        }
+        let held = self.held()?;
+        // The new records of each table, decoded; a bad one is refused.
+        let mut new: BTreeMap<String, BTreeMap<String, (String, Record)>> = BTreeMap::new();
+        for (table, ids) in &held {
+            let known: BTreeSet<&str> = applied
+                .get(table)
+                .map(|a| a.entries.iter().map(|e| e.id.as_str()).collect())
+                .unwrap_or_default();
+            for (id, node) in ids {
+                if known.contains(id.as_str()) {
+                    continue;
+                }
+                match self.read(node, table, id) {
+                    Ok(r) => {
+                        new.entry(table.clone())
+                            .or_default()
+                            .insert(id.clone(), (node.clone(), r));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "refused a commit record");
+                        report.refused.push(e.to_string());
+                    }
+                }
+            }
+        }
+        // A frame is integrated whole or not at all.
+        let mut frame_parts: HashMap<String, (usize, usize)> = HashMap::new();
+        for recs in new.values() {
+            for (_, r) in recs.values() {
+                if let Some(f) = &r.frame {
+                    let e = frame_parts.entry(f.id.clone()).or_insert((0, f.tables));
+                    e.0 += 1;
+                }
+            }
+        }
+        for recs in new.values_mut() {
+            recs.retain(|_, (_, r)| {
+                let whole = r
+                    .frame
+                    .as_ref()
+                    .is_none_or(|f| frame_parts.get(&f.id).is_some_and(|(n, want)| n >= want));
+                if !whole {
+                    report.held_back += 1;
+                }
+                whole
+            });
+        }
+        new.retain(|_, recs| !recs.is_empty());
+        if new.is_empty() {
+            return Ok(report);
+        }
+        // Replay each table from its last checkpoint before its first new record.
+        let mut frame = Frame::begin("sync")?;
+        let mut creates = Vec::new();
+        let mut replays = Vec::new();
+        let mut newest = 0;
+        for (table, recs) in &new {
+            let a = applied.remove(table).unwrap_or_default();
+            let r = self.replay(table, a, recs, &held)?;
+            newest = newest.max(r.newest);
+            match &r.base_seq {
+                Some(seq) => {
+                    let action = if r.dropped { Action::Drop } else { Action::Sync };
+                    frame.stage_as(table, Base::Version(*seq), r.content.clone(), action)?;
+                }
+                None if !r.content.is_empty() => creates.push(table.clone()),
+                None => {}
+            }
+            replays.push(r);
+        }
+        let user = self.user.clone();
+        let mut made: HashMap<String, (u64, Option<String>)> = HashMap::new();
+        for table in &creates {
+            let r = replays
+                .iter()
+                .find(|r| &r.table == table)
+                .ok_or_else(|| SyncError::Config(format!("lost the replay of {table}")))?;
+            let mut opts = CommitOptions::new(Action::Sync, &user);
+            opts.not_before_us = newest.saturating_add(1);
+            let c = self.db.create_table_as(table, r.content.clone(), &opts)?;
+            made.insert(table.clone(), (c.version.seq, Some(c.version.name)));
+        }
+        let committed = self
+            .db
+            .commit_frame(frame.not_before(newest.saturating_add(1)), &user)?;
+        for (table, c) in committed.tables {
+            let name = c.created.then(|| c.version.name.clone());
+            made.insert(table, (c.version.seq, name));
+        }
+        for r in replays {
+            let (seq, version) = made.get(&r.table).cloned().unwrap_or((0, None));
+            let mut a = r.applied;
+            if let Some(last) = a.entries.last_mut() {
+                last.checkpoint = (seq > 0).then_some(seq);
+            }
+            a.seq = seq;
+            self.save_applied(&r.table, &a)?;
+            let mut lost = self.lost(&r.table)?;
+            lost.retain(|l| l.record < r.from);
+            let n_lost = r.lost.len();
+            lost.extend(r.lost);
+            self.db
+                .write_sync_state(&lost_name(&r.table), &encode_lost(&lost))?;
+            report.tables.push(TableIntegrated {
+                table: r.table,
+                records: r.records,
+                lost: n_lost,
+                version,
+            });
+        }
+        Ok(report)
+    }
+
+    /// Replays `table` with its new records `recs` merged into `a`.
+    fn replay(
+        &self,
+        table: &str,
+        a: Applied,
+        recs: &BTreeMap<String, (String, Record)>,
+        held: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<Replayed> {
+        let t = self.db.table(table).ok();
+        let base_seq = match &t {
+            Some(t) => Some(t.head_seq()?),
+            None => None,
+        };
+        let mut order: Vec<Entry> = a.entries;
+        for (id, (node, _)) in recs {
+            order.push(Entry {
+                id: id.clone(),
+                node: node.clone(),
+                checkpoint: None,
+            });
+        }
+        order.sort_by(|x, y| x.id.cmp(&y.id));
+        let first_new = order
+            .iter()
+            .position(|e| recs.contains_key(&e.id))
+            .unwrap_or(order.len());
+        let start = order[..first_new]
+            .iter()
+            .rposition(|e| e.checkpoint.is_some());
+        let mut state = match (start, &t) {
+            (Some(i), Some(t)) => {
+                let seq = order[i].checkpoint.unwrap_or(0);
+                let info = t.version(seq)?;
+                let content = t.read_version(seq)?;
+                TableState::load(&content, self.delim(), info.action == Action::Drop.name())
+            }
+            _ => TableState::load(&[], self.delim(), false),
+        };
+        let from = start.map_or(0, |i| i + 1);
+        let mut lost = Vec::new();
+        for e in &order[from..] {
+            let rec = match recs.get(&e.id) {
+                Some((_, r)) => r.clone(),
+                None => {
+                    let node = held
+                        .get(table)
+                        .and_then(|ids| ids.get(&e.id))
+                        .unwrap_or(&e.node);
+                    self.read(node, table, &e.id)?
+                }
+            };
+            for l in state.apply(&rec) {
+                lost.push(LostAt {
+                    record: e.id.clone(),
+                    lost: l,
+                });
+            }
+        }
+        for e in &mut order[from..] {
+            e.checkpoint = None;
+        }
+        let content = state.content();
+        if !content.is_empty() {
+            TableIndex::parse(&content, self.delim()).map_err(|e| {
+                SyncError::Config(format!(
+                    "the replay of table {table} is not a valid table ({e}); nothing was integrated"
+                ))
+            })?;
+        }
+        Ok(Replayed {
+            table: table.to_string(),
+            base_seq,
+            content,
+            dropped: state.is_dropped(),
+            records: recs.len(),
+            newest: order.last().map_or(0, |e| ts_of(&e.id)),
+            from: order.get(from).map_or(String::new(), |e| e.id.clone()),
+            lost,
+            applied: Applied {
+                seq: 0,
+                entries: order,
+            },
+        })
+    }
+}
+
+/// A table's replay, before its commit.
+struct Replayed {
+    table: String,
+    /// The head it replaces (none: a table new here).
+    base_seq: Option<u64>,
+    content: Vec<u8>,
+    dropped: bool,
+    records: usize,
+    newest: u64,
+    /// The first record replayed: lost values from it on are replaced.
+    from: String,
+    lost: Vec<LostAt>,
+    applied: Applied,
+}
