@@ -9,6 +9,7 @@ mod output;
 mod progress;
 mod query;
 mod schema;
+mod sync;
 mod table;
 mod version;
 
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 use reedbase::merge::MergeError;
 use reedbase::query::{Cause, ErrorKind, QueryError};
 use reedbase::storage::{Database, Mode, Registry, StorageError};
+use reedbase::sync::SyncError;
 
 /// Exit codes (also in docs/CLI.md).
 pub mod exit {
@@ -132,12 +134,74 @@ enum Command {
     SchemaDrop { db: String, table: String },
     /// Show a database's settings, or set one: conflict_policy (reject | last-writer-wins),
     /// keyframe_every, pack_bytes, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows,
-    /// max_rows_in_memory.
+    /// max_rows_in_memory; or the sync topology: `topology mesh`, `topology hub <location>`,
+    /// `topology pairs "a -> b" "a <-> c"`.
     #[command(name = "db:config")]
     DbConfig {
         db: String,
         key: Option<String>,
-        value: Option<String>,
+        #[arg(num_args = 0.., allow_hyphen_values = true)]
+        values: Vec<String>,
+    },
+    /// Add a location of a database: a path here, or [user@]host:path over SSH. The
+    /// database is created there (and rdb installed on a remote that lacks it), then synced.
+    #[command(name = "location:add")]
+    LocationAdd(sync::AddArgs),
+    /// List a database's locations, with their state and last sync.
+    #[command(name = "location:list")]
+    LocationList {
+        db: String,
+        #[command(flatten)]
+        format: output::FormatArg,
+    },
+    /// Remove a location from the list (its files stay).
+    #[command(name = "location:remove")]
+    LocationRemove { db: String, name: String },
+    /// Sync a database with its locations once (one round per peer); with a second
+    /// registered database, that one becomes a location first.
+    #[command(name = "db:sync")]
+    DbSync {
+        db: String,
+        other: Option<String>,
+        /// Only this peer.
+        #[arg(long)]
+        peer: Option<String>,
+    },
+    /// Sync continuously without a mount: a round every --interval seconds.
+    #[command(name = "sync:run")]
+    SyncRun {
+        db: String,
+        #[arg(long, default_value_t = 30)]
+        interval: u64,
+    },
+    /// Integrate the commit records this location holds (a database name or path).
+    #[command(name = "sync:integrate")]
+    SyncIntegrate {
+        target: String,
+        /// Do nothing (print "busy") when a round holds the sync lock.
+        #[arg(long)]
+        if_free: bool,
+    },
+    /// List the values sync conflicts kept (overwritten by a concurrent save elsewhere).
+    #[command(name = "sync:conflicts")]
+    SyncConflicts {
+        db: String,
+        #[command(flatten)]
+        format: output::FormatArg,
+    },
+    /// (Run over SSH by location:add) describe the database at a path.
+    #[command(name = "sync:remote-info", hide = true)]
+    SyncRemoteInfo { path: PathBuf },
+    /// (Run over SSH by location:add) create a location of a database at a path.
+    #[command(name = "sync:remote-create", hide = true)]
+    SyncRemoteCreate {
+        path: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        delimiter: char,
     },
     /// Register an existing database directory.
     #[command(name = "db:register")]
@@ -342,7 +406,22 @@ fn exit_code(err: &anyhow::Error) -> i32 {
     if let Some(e) = err.downcast_ref::<std::io::Error>() {
         return io_code(e);
     }
+    if let Some(e) = err.downcast_ref::<SyncError>() {
+        return sync_code(e);
+    }
     exit::ERROR
+}
+
+/// A damaged record is a damaged store (7); a bad location or topology is
+/// a usage error (2); a busy lock is a lock (6); the wire fails with 1.
+fn sync_code(e: &SyncError) -> i32 {
+    match e {
+        SyncError::Storage(s) => storage_code(s),
+        SyncError::BadRecord { .. } => exit::DAMAGED,
+        SyncError::Config(_) => exit::USAGE,
+        SyncError::Busy(_) => exit::LOCKED,
+        SyncError::Transport { .. } => exit::ERROR,
+    }
 }
 
 fn storage_code(e: &StorageError) -> i32 {
@@ -456,10 +535,28 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::SchemaShow { db, table, history } => schema::show(ctx, &db, &table, history),
         Command::SchemaSet { db, table, file } => schema::set(ctx, &db, &table, file.as_deref()),
         Command::SchemaDrop { db, table } => schema::drop(ctx, &db, &table),
-        Command::DbConfig { db, key, value } => {
-            db::config(ctx, &db, key.as_deref(), value.as_deref())
-        }
+        Command::DbConfig { db, key, values } => match key.as_deref() {
+            Some("topology") => sync::set_topology(ctx, &db, &values),
+            _ if values.len() > 1 => Err(fail(exit::USAGE, "db:config takes one value")),
+            key => db::config(ctx, &db, key, values.first().map(String::as_str)),
+        },
         Command::DbRegister { path } => db::register(ctx, &path),
+        Command::LocationAdd(a) => sync::location_add(ctx, a),
+        Command::LocationList { db, format } => sync::location_list(ctx, &db, format),
+        Command::LocationRemove { db, name } => sync::location_remove(ctx, &db, &name),
+        Command::DbSync { db, other, peer } => {
+            sync::db_sync(ctx, &db, other.as_deref(), peer.as_deref())
+        }
+        Command::SyncRun { db, interval } => sync::run_forever(ctx, &db, interval),
+        Command::SyncIntegrate { target, if_free } => sync::integrate(ctx, &target, if_free),
+        Command::SyncConflicts { db, format } => sync::list_lost(ctx, &db, format),
+        Command::SyncRemoteInfo { path } => sync::remote_info(&path),
+        Command::SyncRemoteCreate {
+            path,
+            name,
+            id,
+            delimiter,
+        } => sync::remote_create(&path, &name, &id, delimiter),
         Command::DbUnregister { db } => db::unregister(ctx, &db),
         Command::TableCreate(a) => table::create(ctx, a),
         Command::TableList(a) => table::list(ctx, a),

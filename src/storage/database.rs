@@ -96,7 +96,9 @@ impl Database {
         delimiter: char,
         id: &str,
     ) -> Result<Database> {
-        Database::init_as(io, root, name, delimiter, Some(id))
+        let db = Database::init_as(io, root, name, delimiter, Some(id))?;
+        db.ensure_sync_dir()?;
+        Ok(db)
     }
 
     fn init_as(

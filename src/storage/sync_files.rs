@@ -55,6 +55,13 @@ impl Database {
         self.root().join(SYNC_DIR)
     }
 
+    /// `sync/`, created (0700, durably) when it is not there yet.
+    pub fn ensure_sync_dir(&self) -> Result<PathBuf> {
+        let dir = self.sync_dir();
+        self.create_dirs(&dir)?;
+        Ok(dir)
+    }
+
     fn sync_state_dir(&self) -> PathBuf {
         self.root().join("state").join("sync")
     }

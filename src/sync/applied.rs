@@ -52,7 +52,11 @@ impl Applied {
             entries.push(Entry {
                 id: id.to_string(),
                 node: node.to_string(),
-                checkpoint: if ck == "-" { None } else { Some(ck.parse().ok()?) },
+                checkpoint: if ck == "-" {
+                    None
+                } else {
+                    Some(ck.parse().ok()?)
+                },
             });
         }
         // Replay order is name order; a file out of order is not trusted.

@@ -7,12 +7,17 @@
 
 mod applied;
 mod error;
+pub mod locations;
 pub mod record;
 pub mod replay;
+mod round;
 mod site;
+pub mod transport;
 
 pub use applied::LostAt;
 pub use error::{Result, SyncError};
+pub use locations::{Location, Locations, Peer, TopologyKind, Url};
+pub use round::{PeerRound, PeerStatus, Round, peer_status, round};
 pub use site::{Integrated, Site, TableIntegrated};
 #[cfg(test)]
 mod replay_tests;

@@ -246,14 +246,14 @@ impl<'a> Site<'a> {
                 if r.table == table {
                     Ok(r)
                 } else {
-                    Err(format!("is a record of table {} filed under {table}", r.table))
+                    Err(format!(
+                        "is a record of table {} filed under {table}",
+                        r.table
+                    ))
                 }
             })
             .map_err(|detail| SyncError::BadRecord {
-                path: self
-                    .db
-                    .record_path(node, table, &name)
-                    .unwrap_or_default(),
+                path: self.db.record_path(node, table, &name).unwrap_or_default(),
                 peer: node.to_string(),
                 detail,
             })
@@ -278,24 +278,43 @@ impl<'a> Site<'a> {
         Ok(out)
     }
 
-    /// One round of integration (export first), under the sync lock.
+    /// Exports and integrates, under the sync lock.
     pub fn integrate(&self) -> Result<Integrated> {
-        self.locked(|| {
-            // A local commit between the replay and the frame moves a head:
-            // the frame then fails and the round starts again (bounded).
-            let mut last = None;
-            for _ in 0..5 {
-                match self.integrate_once() {
-                    Err(SyncError::Storage(StorageError::BaseMismatch { base, head })) => {
-                        last = Some(StorageError::BaseMismatch { base, head });
-                    }
-                    other => return other,
+        self.locked(|| self.integrate_locked())
+    }
+
+    /// [`Self::integrate`] unless another round holds the lock (then it
+    /// integrates at its end anyway): whether it ran.
+    pub fn integrate_if_free(&self) -> Result<bool> {
+        let lock = self.db.sync_lock()?;
+        let _g = match lock.acquire(
+            &format!("sync of {}", self.db.name()),
+            std::time::Duration::ZERO,
+        ) {
+            Ok(g) => g,
+            Err(StorageError::Locked { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        self.integrate_locked()?;
+        Ok(true)
+    }
+
+    /// Exports and integrates; the caller holds the sync lock.
+    pub fn integrate_locked(&self) -> Result<Integrated> {
+        // A local commit between the replay and the frame moves a head:
+        // the frame then fails and the integration starts again (bounded).
+        let mut last = None;
+        for _ in 0..5 {
+            match self.integrate_once() {
+                Err(SyncError::Storage(StorageError::BaseMismatch { base, head })) => {
+                    last = Some(StorageError::BaseMismatch { base, head });
                 }
+                other => return other,
             }
-            Err(last
-                .map(SyncError::Storage)
-                .unwrap_or_else(|| SyncError::Busy(self.db.name().to_string())))
-        })
+        }
+        Err(last
+            .map(SyncError::Storage)
+            .unwrap_or_else(|| SyncError::Busy(self.db.name().to_string())))
     }
 
     fn integrate_once(&self) -> Result<Integrated> {
@@ -368,7 +387,11 @@ impl<'a> Site<'a> {
             newest = newest.max(r.newest);
             match &r.base_seq {
                 Some(seq) => {
-                    let action = if r.dropped { Action::Drop } else { Action::Sync };
+                    let action = if r.dropped {
+                        Action::Drop
+                    } else {
+                        Action::Sync
+                    };
                     frame.stage_as(table, Base::Version(*seq), r.content.clone(), action)?;
                 }
                 None if !r.content.is_empty() => creates.push(table.clone()),

@@ -58,7 +58,8 @@ fn edit(db: &Database, table: &str, f: impl FnOnce(String) -> String) {
     let t = db.table(table).unwrap();
     let (seq, bytes) = t.head().unwrap();
     let next = f(String::from_utf8(bytes.to_vec()).unwrap());
-    t.commit(Base::Version(seq), next.into_bytes(), &opts()).unwrap();
+    t.commit(Base::Version(seq), next.into_bytes(), &opts())
+        .unwrap();
 }
 
 fn sync_pair(a: &Database, b: &Database) {
@@ -137,8 +138,12 @@ fn a_frame_is_integrated_whole_and_a_bad_record_never() {
         [USERS, b"9|Zed|zed@example.com|60\n"].concat(),
     )
     .unwrap();
-    f.stage("orders", Base::Head, b"id|user|total\n1|1|10\n2|9|99\n".to_vec())
-        .unwrap();
+    f.stage(
+        "orders",
+        Base::Head,
+        b"id|user|total\n1|1|10\n2|9|99\n".to_vec(),
+    )
+    .unwrap();
     a.commit_frame(f, "tester").unwrap();
     Site::new(&a, "tester").integrate().unwrap();
     // Only the users part reaches b: nothing of the frame shows.
@@ -162,10 +167,18 @@ fn a_frame_is_integrated_whole_and_a_bad_record_never() {
     std::fs::copy(&newest, &dst).unwrap();
     let r = Site::new(&b, "tester").integrate().unwrap();
     assert_eq!(r.held_back, 1);
-    assert!(!String::from_utf8(head(&b, "users")).unwrap().contains("Zed"));
+    assert!(
+        !String::from_utf8(head(&b, "users"))
+            .unwrap()
+            .contains("Zed")
+    );
     copy_records(&a, &b);
     Site::new(&b, "tester").integrate().unwrap();
-    assert!(String::from_utf8(head(&b, "users")).unwrap().contains("Zed"));
+    assert!(
+        String::from_utf8(head(&b, "users"))
+            .unwrap()
+            .contains("Zed")
+    );
     assert_eq!(head(&a, "orders"), head(&b, "orders"));
 
     // A damaged record and one of another database are refused by name.
@@ -177,7 +190,10 @@ fn a_frame_is_integrated_whole_and_a_bad_record_never() {
     let before = head(&b, "users");
     let r = Site::new(&b, "tester").integrate().unwrap();
     assert_eq!(r.refused.len(), 1, "{r:?}");
-    assert!(r.refused[0].contains("20990101T000000.000000Z-0badbad0.rec"), "{r:?}");
+    assert!(
+        r.refused[0].contains("20990101T000000.000000Z-0badbad0.rec"),
+        "{r:?}"
+    );
     assert_eq!(head(&b, "users"), before);
 }
 
@@ -198,7 +214,10 @@ fn a_late_record_with_an_earlier_time_replays_from_a_checkpoint() {
     edit(&c, "users", |s| s.replace("|41\n", "|42\n"));
     Site::new(&c, "tester").integrate().unwrap();
     for i in 0..5 {
-        edit(&b, "users", |s| s.replace("|Bob|", &format!("|Bob{i}|")).replace(&format!("|Bob{}|", i.max(1) - 1), &format!("|Bob{i}|")));
+        edit(&b, "users", |s| {
+            s.replace("|Bob|", &format!("|Bob{i}|"))
+                .replace(&format!("|Bob{}|", i.max(1) - 1), &format!("|Bob{i}|"))
+        });
     }
     sync_pair(&a, &b);
     copy_records(&c, &a);

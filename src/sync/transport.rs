@@ -1,0 +1,287 @@
+//! The wire: rsync (locally or over SSH) for the files under `sync/`, and
+//! `rdb` run over SSH for what a remote location must do itself (say what
+//! it is, create a location, integrate). Nothing else runs on a remote.
+//!
+//! Every command has a time limit; a peer that does not answer in time is
+//! reported unreachable, never waited on forever.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::error::{Result, SyncError};
+use super::locations::{Location, Url};
+
+/// The ssh command when a location names none: the user's keys and
+/// known_hosts, never a password prompt.
+pub const DEFAULT_SSH: &str = "ssh -o BatchMode=yes -o ConnectTimeout=10";
+
+/// How long one transfer or remote command may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What one transfer moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    pub files: u64,
+    /// Bytes on the wire, both ways (rsync's own accounting).
+    pub bytes: u64,
+}
+
+/// A command's outcome.
+pub struct Ran {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` with a time limit (killed past it: status None).
+pub fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<Ran> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    // Drain both pipes on threads so a chatty child never blocks.
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_string(&mut s);
+        }
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s.code();
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Ok(Ran {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    })
+}
+
+/// Quotes `s` for a POSIX shell (the remote side of ssh).
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A location to talk to.
+pub struct Remote<'a> {
+    pub location: &'a Location,
+    pub url: Url,
+}
+
+/// rsync and ssh exit codes that mean "could not reach it" (255: ssh's
+/// own failure; 10, 12, 30, 35: socket, stream, timeouts).
+fn unreachable_code(code: Option<i32>) -> bool {
+    matches!(
+        code,
+        None | Some(255) | Some(10) | Some(12) | Some(30) | Some(35)
+    )
+}
+
+impl<'a> Remote<'a> {
+    pub fn new(location: &'a Location) -> Result<Remote<'a>> {
+        Ok(Remote {
+            url: location.url()?,
+            location,
+        })
+    }
+
+    fn ssh_words(&self) -> Vec<String> {
+        self.location
+            .ssh
+            .as_deref()
+            .unwrap_or(DEFAULT_SSH)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn fail(&self, what: &str, ran: &Ran) -> SyncError {
+        let detail = match ran.status {
+            None => format!("no answer within {} s", COMMAND_TIMEOUT.as_secs()),
+            Some(c) => format!("exit {c}: {}", ran.stderr.trim()),
+        };
+        SyncError::Transport {
+            peer: self.location.name.clone(),
+            what: what.to_string(),
+            detail,
+            unreachable: unreachable_code(ran.status),
+        }
+    }
+
+    fn spawn_error(&self, what: &str, e: std::io::Error) -> SyncError {
+        SyncError::Transport {
+            peer: self.location.name.clone(),
+            what: what.to_string(),
+            detail: e.to_string(),
+            unreachable: false,
+        }
+    }
+
+    /// This location's `sync/` as rsync names it.
+    fn sync_spec(&self) -> String {
+        match &self.url {
+            Url::Path(p) => format!("{}/sync/", p.display()),
+            Url::Ssh { host, path } => format!("{host}:{path}/sync/"),
+        }
+    }
+
+    fn rsync(&self, src: &str, dst: &str, what: &str, dry_run: bool) -> Result<(Moved, String)> {
+        let mut cmd = Command::new("rsync");
+        // Immutable files only: never overwrite one (--ignore-existing);
+        // rsync writes each to a dot-named temp file and renames it, so a
+        // cut transfer leaves no partial file under a record's name; dot
+        // files (another transfer's temp files) are not copied.
+        cmd.args([
+            "-rt",
+            "--ignore-existing",
+            "--chmod=D700,F600",
+            "--exclude=.*",
+            "--stats",
+            "--timeout=60",
+            "--protect-args",
+        ]);
+        if dry_run {
+            cmd.args(["--dry-run", "--out-format=%n"]);
+        }
+        if matches!(self.url, Url::Ssh { .. }) {
+            cmd.arg("-e").arg(self.ssh_words().join(" "));
+        }
+        cmd.arg(src).arg(dst);
+        let ran = run(cmd, COMMAND_TIMEOUT).map_err(|e| self.spawn_error(what, e))?;
+        if ran.status != Some(0) {
+            return Err(self.fail(what, &ran));
+        }
+        let stat = |label: &str| {
+            ran.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(label))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.replace(',', "").parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let moved = Moved {
+            files: stat("Number of regular files transferred:"),
+            bytes: stat("Total bytes sent:") + stat("Total bytes received:"),
+        };
+        Ok((moved, ran.stdout))
+    }
+
+    /// Takes the peer's records (and locations) we lack (`local_sync`
+    /// exists).
+    pub fn pull(&self, local_sync: &Path) -> Result<Moved> {
+        let dst = format!("{}/", local_sync.display());
+        match self.rsync(&self.sync_spec(), &dst, "pull", false) {
+            Ok((moved, _)) => Ok(moved),
+            // A location that has never synced has no sync/ yet: nothing to take.
+            Err(SyncError::Transport { detail, .. })
+                if detail.contains("change_dir") && detail.contains("No such file") =>
+            {
+                Ok(Moved::default())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the peer the records (and locations) it lacks.
+    pub fn push(&self, local_sync: &Path) -> Result<Moved> {
+        let src = format!("{}/", local_sync.display());
+        Ok(self.rsync(&src, &self.sync_spec(), "push", false)?.0)
+    }
+
+    /// Names of record files one side has and the other lacks: (theirs we
+    /// lack, ours they lack), by rsync's dry run.
+    pub fn differences(&self, local_sync: &Path) -> Result<(Vec<String>, Vec<String>)> {
+        let dst = format!("{}/", local_sync.display());
+        let names = |out: String| -> Vec<String> {
+            out.lines()
+                .take_while(|l| !l.is_empty())
+                .filter(|l| l.ends_with(".rec"))
+                .map(str::to_string)
+                .collect()
+        };
+        let (_, theirs) = self.rsync(&self.sync_spec(), &dst, "compare", true)?;
+        let (_, ours) = self.rsync(&dst, &self.sync_spec(), "compare", true)?;
+        Ok((names(theirs), names(ours)))
+    }
+
+    /// Runs `rdb <args>` on the remote host; its stdout.
+    pub fn rdb(&self, args: &[&str]) -> Result<String> {
+        let Url::Ssh { host, .. } = &self.url else {
+            return Err(SyncError::Config(format!(
+                "{} is a local path: nothing to run remotely",
+                self.location.name
+            )));
+        };
+        let words = self.ssh_words();
+        let rdb = self.location.rdb.as_deref().unwrap_or("rdb");
+        let mut remote = vec![shell_quote(rdb)];
+        remote.extend(args.iter().map(|a| shell_quote(a)));
+        let mut cmd = Command::new(&words[0]);
+        cmd.args(&words[1..])
+            .arg(host)
+            .arg("--")
+            .arg(remote.join(" "));
+        let what = format!("rdb {}", args.first().copied().unwrap_or(""));
+        let ran = run(cmd, COMMAND_TIMEOUT).map_err(|e| self.spawn_error(&what, e))?;
+        if ran.status != Some(0) {
+            return Err(self.fail(&what, &ran));
+        }
+        Ok(ran.stdout)
+    }
+
+    /// Copies the running `rdb` to `dest` on the remote host (creating its
+    /// directory) and makes it executable.
+    pub fn install_rdb(&self, dest: &str) -> Result<()> {
+        let Url::Ssh { host, .. } = &self.url else {
+            return Ok(());
+        };
+        let exe = std::env::current_exe().map_err(|e| self.spawn_error("install rdb", e))?;
+        let words = self.ssh_words();
+        let dir = dest.rsplit_once('/').map_or(".", |(d, _)| d);
+        let mut mk = Command::new(&words[0]);
+        mk.args(&words[1..])
+            .arg(host)
+            .arg("--")
+            .arg(format!("mkdir -p {}", shell_quote(dir)));
+        let ran = run(mk, COMMAND_TIMEOUT).map_err(|e| self.spawn_error("install rdb", e))?;
+        if ran.status != Some(0) {
+            return Err(self.fail("install rdb", &ran));
+        }
+        let mut cmd = Command::new("rsync");
+        cmd.args(["-t", "--chmod=F755", "-e"])
+            .arg(words.join(" "))
+            .arg(&exe)
+            .arg(format!("{host}:{dest}"));
+        let ran = run(cmd, COMMAND_TIMEOUT).map_err(|e| self.spawn_error("install rdb", e))?;
+        if ran.status != Some(0) {
+            return Err(self.fail("install rdb", &ran));
+        }
+        Ok(())
+    }
+}

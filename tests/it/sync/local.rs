@@ -1,0 +1,163 @@
+//! Locations on local paths, driven through the `rdb` binary: the same
+//! rounds as over SSH, with rsync copying between directories.
+
+use super::{Host, edit};
+
+const PRODUCTS: &str = "id|name|qty\n1|apple|3\n2|pear|5\n3|plum|7\n";
+
+/// `n` locations of `shop`; the first creates it and adds the others.
+fn locations(n: usize) -> Vec<Host> {
+    let hosts: Vec<Host> = (0..n).map(|i| Host::new(&format!("h{i}"))).collect();
+    hosts[0].ok(&["db:init", "shop"]);
+    hosts[0].save("products", PRODUCTS);
+    for h in &hosts[1..] {
+        std::fs::create_dir_all(h.root().parent().unwrap()).unwrap();
+        hosts[0].ok(&[
+            "location:add",
+            "shop",
+            &h.name,
+            h.root().to_str().unwrap(),
+            "--as",
+            "h0",
+        ]);
+        h.ok(&["db:register", h.root().to_str().unwrap()]);
+    }
+    hosts
+}
+
+/// Rounds at every host in turn until a whole pass moves nothing.
+fn settle(hosts: &[Host]) {
+    for _ in 0..4 {
+        let mut moved = false;
+        for h in hosts {
+            let r = h.ok(&["db:sync", "shop"]);
+            moved |= r.stderr.contains("new records") || !r.stderr.contains("received 0 records");
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+#[test]
+fn three_locations_converge_byte_for_byte_and_keep_the_losing_value() {
+    let hosts = locations(3);
+    let (a, b, c) = (&hosts[0], &hosts[1], &hosts[2]);
+    assert_eq!(b.head("products"), PRODUCTS, "location:add synced it");
+    edit(a, "products", |s| {
+        s.replace("1|apple|", "1|Apple|")
+            .replace("2|pear|", "2|Pear (A)|")
+    });
+    edit(b, "products", |s| {
+        s.replace("|5\n", "|6\n").replace("2|pear|", "2|Pear (B)|") + "4|fig|1\n"
+    });
+    edit(c, "products", |s| {
+        s.replace("3|plum|7\n", "").replace("|3\n", "|30\n")
+    });
+    settle(&hosts);
+    let want = a.current("products");
+    for h in &hosts {
+        assert_eq!(h.current("products"), want, "{} differs", h.name);
+    }
+    let text = String::from_utf8(want).unwrap();
+    assert!(text.contains("1|Apple|30\n"), "{text}");
+    assert!(
+        text.contains("|6\n") && text.contains("4|fig|1\n"),
+        "{text}"
+    );
+    assert!(!text.contains("plum"), "{text}");
+    // A and B both renamed pear: the later save won everywhere, and the
+    // other name is listed as a sync conflict at every location.
+    let (won, lost) = if text.contains("Pear (B)") {
+        ("Pear (B)", "Pear (A)")
+    } else {
+        ("Pear (A)", "Pear (B)")
+    };
+    assert!(text.contains(won));
+    for h in &hosts {
+        let list = h.ok(&["sync:conflicts", "shop"]).stdout;
+        assert!(list.contains(lost), "{}: {list}", h.name);
+    }
+    // Every location says where the others are and when they last synced.
+    let list = a.ok(&["location:list", "shop"]).stdout;
+    assert!(
+        list.contains("h1") && list.contains("h2") && list.contains("reachable"),
+        "{list}"
+    );
+    for h in &hosts {
+        h.ok(&["verify", "shop"]);
+    }
+}
+
+#[test]
+fn a_one_way_target_receives_and_never_sends_back() {
+    let hosts = locations(2);
+    let (a, b) = (&hosts[0], &hosts[1]);
+    a.ok(&["db:config", "shop", "topology", "pairs", "h0 -> h1"]);
+    edit(a, "products", |s| s + "5|kiwi|2\n");
+    edit(b, "products", |s| s + "6|lime|9\n");
+    for h in [a, b, a, b] {
+        h.ok(&["db:sync", "shop"]);
+    }
+    assert!(b.head("products").contains("kiwi"), "the target receives");
+    assert!(b.head("products").contains("lime"));
+    assert!(!a.head("products").contains("lime"), "b never sends back");
+}
+
+#[test]
+fn ten_locations_in_a_mesh_converge() {
+    let hosts = locations(10);
+    for (i, h) in hosts.iter().enumerate() {
+        edit(h, "products", |s| s + &format!("{}|item{i}|{i}\n", 100 + i));
+    }
+    settle(&hosts);
+    let want = hosts[0].current("products");
+    for h in &hosts {
+        assert_eq!(h.current("products"), want, "{} differs", h.name);
+    }
+    assert_eq!(String::from_utf8(want).unwrap().lines().count(), 1 + 3 + 10);
+}
+
+#[test]
+fn db_sync_of_two_registered_databases_makes_the_second_a_location() {
+    let h = Host::new("one");
+    h.ok(&["db:init", "blog_dev"]);
+    h.ok(&["db:init", "blog_prod"]);
+    h.save_in("blog_dev", "posts", "id|title\n1|Hello\n2|Draft\n");
+    h.save_in("blog_prod", "posts", "id|title\n1|Hello\n3|Live\n");
+    h.ok(&["db:sync", "blog_dev", "blog_prod"]);
+    h.ok(&["db:sync", "blog_prod"]);
+    h.ok(&["db:sync", "blog_dev"]);
+    let dev = h.ok(&["table:export", "blog_dev", "posts"]).stdout;
+    let prod = h.ok(&["table:export", "blog_prod", "posts"]).stdout;
+    assert_eq!(dev, prod);
+    assert!(dev.contains("2|Draft") && dev.contains("3|Live"), "{dev}");
+    // Another database's location never joins.
+    h.ok(&["db:init", "other"]);
+    let r = h.rdb(&["db:sync", "other", "blog_prod"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+}
+
+#[test]
+fn two_rounds_at_once_are_serialised() {
+    let hosts = locations(2);
+    let (a, b) = (&hosts[0], &hosts[1]);
+    edit(a, "products", |s| s + "7|date|1\n");
+    let mut children: Vec<_> = (0..3)
+        .map(|_| {
+            a.cmd(&["db:sync", "shop"])
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in &mut children {
+        assert!(c.wait().unwrap().success());
+    }
+    b.ok(&["db:sync", "shop"]);
+    // One integration of the new commit at b: the head went from the
+    // first sync to one version with kiwi, not several.
+    let versions = b.ok(&["version:list", "shop", "products"]).stdout;
+    assert_eq!(versions.matches("sync").count(), 2, "{versions}");
+    assert!(b.head("products").contains("7|date|1"));
+}

@@ -1,0 +1,135 @@
+//! Sync: the library (`library.rs`), the `rdb` binary with locations on
+//! local paths (`local.rs`), and hosts reached over real SSH in network
+//! namespaces (`hosts.rs`). This module is the harness they share: a
+//! `Host` is one location with its own `REEDBASE_HOME`.
+
+mod library;
+mod local;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// One location: its own home (registry), the `shop` database inside it,
+/// and the network namespace its commands run in (none: this machine).
+pub struct Host {
+    pub name: String,
+    pub home: tempfile::TempDir,
+    pub ns: Option<String>,
+    /// Extra environment (a skewed clock).
+    pub env: Vec<(String, String)>,
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Host {
+    pub fn new(name: &str) -> Host {
+        Host {
+            name: name.to_string(),
+            home: tempfile::tempdir().unwrap(),
+            ns: None,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.home.path().join("databases").join("shop")
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let rdb = env!("CARGO_BIN_EXE_rdb");
+        let mut c = match &self.ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, rdb]);
+                c
+            }
+            None => Command::new(rdb),
+        };
+        c.args(args)
+            .current_dir(self.home.path())
+            .env("REEDBASE_HOME", self.home.path())
+            .env("USER", &self.name)
+            .env_remove("REEDBASE_USER")
+            .env_remove("RUST_LOG");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs `rdb args` here, with a time limit.
+    pub fn rdb(&self, args: &[&str]) -> Ran {
+        run_bounded(self.cmd(args), Duration::from_secs(120))
+    }
+
+    pub fn ok(&self, args: &[&str]) -> Ran {
+        let r = self.rdb(args);
+        assert_eq!(
+            r.code, 0,
+            "{}: rdb {args:?} failed: {}{}",
+            self.name, r.stderr, r.stdout
+        );
+        r
+    }
+
+    /// Saves `content` as table `t` of `shop` (an import: a whole new content).
+    pub fn save(&self, table: &str, content: &str) {
+        self.save_in("shop", table, content);
+    }
+
+    pub fn save_in(&self, db: &str, table: &str, content: &str) {
+        let f = self.home.path().join(format!("{table}.import.csv"));
+        std::fs::write(&f, content).unwrap();
+        self.ok(&["table:import", db, table, f.to_str().unwrap()]);
+    }
+
+    /// The head of table `t`, as the CLI exports it.
+    pub fn head(&self, table: &str) -> String {
+        self.ok(&["table:export", "shop", table]).stdout
+    }
+
+    /// `current.csv` of table `t` in the store, byte for byte.
+    pub fn current(&self, table: &str) -> Vec<u8> {
+        // The head writer refreshes it off the commit path: a read through
+        // the CLI settles it first.
+        self.head(table);
+        std::fs::read(self.root().join("tables").join(table).join("current.csv")).unwrap()
+    }
+}
+
+/// Runs `cmd`, killing it past `limit`.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Ran {
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o: Output = child.wait_with_output().unwrap();
+    Ran {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Edits table `t` at `host` by a function of its head.
+pub fn edit(host: &Host, table: &str, f: impl FnOnce(String) -> String) {
+    let next = f(host.head(table));
+    host.save(table, &next);
+}
