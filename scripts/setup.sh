@@ -12,7 +12,10 @@ packages=(
   sqlite3     # query peer (later issues compare results with it)
   hyperfine   # whole-command timings in scripts/bench*
   fuse3       # fusermount3 (mounting as a non-root user), /etc/fuse.conf
-  rsync       # mount tests: rsync default and --inplace saves, rsync -a of a mount
+  rsync       # mount tests (rsync saves) and sync: the transport between locations
+  openssh-server  # sync tests: a real sshd per simulated host, in network namespaces
+  openssh-client  # sync: ssh to remote locations
+  iproute2    # sync tests: ip netns, veth pairs, links cut and healed
   vim         # mount tests: vim -es saves (backupcopy yes/no/auto, swap files)
   nano        # mount tests and the demo
   psmisc      # fuser -m: who holds a mount

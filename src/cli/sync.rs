@@ -72,22 +72,29 @@ fn host_name() -> String {
     }
 }
 
-/// The locations list of `db`, starting one with this location in it.
+/// The locations list of `db`, starting one with this location in it:
+/// reached at `self_url` (default: its path here) with `ssh` (the command
+/// this location uses for the others: one cluster, one way in), its `rdb`
+/// being the one running now.
 fn list_or_new(
     db: &Database,
     self_name: Option<&str>,
     self_url: Option<&str>,
+    ssh: Option<&str>,
 ) -> Result<Locations> {
     let mut l = Locations::load(db)?.unwrap_or_default();
     let node = db.config().node.clone();
     if l.me(&node).is_none() {
         let root = db.root().to_path_buf();
+        let rdb = std::env::current_exe()
+            .ok()
+            .map(|p| p.display().to_string());
         l.locations.push(Location {
             name: self_name.map_or_else(host_name, str::to_string),
             url: self_url.map_or_else(|| root.display().to_string(), str::to_string),
             node,
-            ssh: None,
-            rdb: None,
+            ssh: ssh.map(str::to_string),
+            rdb,
         });
     } else if let Some(url) = self_url
         && let Some(me) = l.locations.iter_mut().find(|x| x.node == node)
@@ -205,7 +212,12 @@ fn create_there(db: &Database, loc: &mut Location, install_to: &str) -> Result<S
 
 pub fn location_add(ctx: &Ctx, a: AddArgs) -> Result<i32> {
     let db = ctx.open(&a.db)?;
-    let mut list = list_or_new(&db, a.self_name.as_deref(), a.self_url.as_deref())?;
+    let mut list = list_or_new(
+        &db,
+        a.self_name.as_deref(),
+        a.self_url.as_deref(),
+        a.ssh.as_deref(),
+    )?;
     if list.locations.iter().any(|l| l.name == a.name) {
         return Err(fail(
             exit::CONFLICT,
@@ -313,7 +325,7 @@ pub fn location_remove(ctx: &Ctx, db: &str, name: &str) -> Result<i32> {
 /// `db:config <db> topology mesh | hub <name> | pairs "<a> -> <b>" ...`
 pub fn set_topology(ctx: &Ctx, db: &str, args: &[String]) -> Result<i32> {
     let db = ctx.open(db)?;
-    let mut list = list_or_new(&db, None, None)?;
+    let mut list = list_or_new(&db, None, None, None)?;
     match args.first().map(String::as_str) {
         Some("mesh") => {
             list.topology = TopologyKind::Mesh;
@@ -424,7 +436,7 @@ pub fn db_sync(ctx: &Ctx, name: &str, other: Option<&str>, peer: Option<&str>) -
         if there.config().id != db.config().id {
             join(&db, &root, &there)?;
         }
-        let mut list = list_or_new(&db, None, None)?;
+        let mut list = list_or_new(&db, None, None, None)?;
         let there = Database::open(&root)?;
         if let Some(l) = list
             .locations

@@ -17,6 +17,9 @@ use super::locations::{Location, Url};
 /// known_hosts, never a password prompt.
 pub const DEFAULT_SSH: &str = "ssh -o BatchMode=yes -o ConnectTimeout=10";
 
+/// Environment variable with the ssh command for locations that name none.
+pub const SSH_ENV: &str = "REEDBASE_SSH";
+
 /// How long one transfer or remote command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -111,11 +114,14 @@ impl<'a> Remote<'a> {
         })
     }
 
+    /// The location's ssh command, else `$REEDBASE_SSH`, else [`DEFAULT_SSH`].
     fn ssh_words(&self) -> Vec<String> {
+        let env = std::env::var(SSH_ENV).ok().filter(|s| !s.trim().is_empty());
         self.location
             .ssh
-            .as_deref()
-            .unwrap_or(DEFAULT_SSH)
+            .clone()
+            .or(env)
+            .unwrap_or_else(|| DEFAULT_SSH.to_string())
             .split_whitespace()
             .map(str::to_string)
             .collect()

@@ -3,8 +3,10 @@
 //! namespaces (`hosts.rs`). This module is the harness they share: a
 //! `Host` is one location with its own `REEDBASE_HOME`.
 
+mod hosts;
 mod library;
 mod local;
+mod net;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
