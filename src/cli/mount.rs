@@ -69,6 +69,13 @@ pub struct MountArgs {
     /// Largest file a writer may build in a table directory (bytes); larger writes fail with EFBIG.
     #[arg(long, default_value_t = 1 << 30)]
     pub max_file_size: u64,
+    /// Do not sync distributed databases while mounted (by default the daemon exchanges
+    /// with their locations after each commit and every --sync-interval seconds).
+    #[arg(long)]
+    pub no_sync: bool,
+    /// Seconds between sync rounds of a distributed database.
+    #[arg(long, default_value_t = 30)]
+    pub sync_interval: u64,
     /// mount(8)-style options: ro, show_virtual, allow_other, nonempty, passthrough (comma-separated).
     #[arg(short = 'o', value_delimiter = ',')]
     pub options: Vec<String>,
@@ -581,6 +588,16 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
         }
     }
     let names: Vec<String> = dbs.iter().map(|d| d.name.clone()).collect();
+    // Distributed databases sync from their own thread; a read-only mount
+    // still receives (integrating is not a write through the mount).
+    let sync_roots: Vec<PathBuf> = if a.no_sync {
+        Vec::new()
+    } else {
+        dbs.iter()
+            .filter(|d| matches!(reedbase::sync::Locations::load(&d.db), Ok(Some(_))))
+            .map(|d| d.db.root().to_path_buf())
+            .collect()
+    };
     let opts = MountOptions {
         read_only,
         show_virtual,
@@ -602,6 +619,14 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     };
     let m =
         mount(core, &mp, &fuse_opts).with_context(|| format!("mounting at {}", mp.display()))?;
+    let mut syncers = Vec::new();
+    for root in sync_roots {
+        let interval = Duration::from_secs(a.sync_interval.max(1));
+        match reedbase::sync::Syncer::start(root.clone(), ctx.user.clone(), interval, None) {
+            Ok(s) => syncers.push(s),
+            Err(e) => eprintln!("rdb: not syncing {}: {e}", root.display()),
+        }
+    }
     let pid_file = state_file(ctx, &mp, "pid");
     // Mode 0700/0600 whatever the umask, never through a symlink (storage::io).
     if let Some(dir) = pid_file.parent() {
@@ -635,6 +660,7 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
             break;
         }
     }
+    drop(syncers);
     let r = m.unmount();
     let _ = std::fs::remove_file(&pid_file);
     match r {

@@ -532,18 +532,30 @@ pub fn remote_create(path: &Path, name: &str, id: &str, delimiter: char) -> Resu
     Ok(exit::OK)
 }
 
-/// `sync:run <db>`: rounds every `interval` seconds until killed; a failed
-/// round is reported and retried later, never fatal.
+/// `sync:run <db>`: what a mount daemon does for a distributed database,
+/// without a mount: a round after local commits, records that arrive
+/// integrated at once, a round every `interval` seconds; until killed. A
+/// failed round is reported and retried with backoff, never fatal.
 pub fn run_forever(ctx: &Ctx, name: &str, interval: u64) -> Result<i32> {
     let db = ctx.open(name)?;
+    if Locations::load(&db)?.is_none() {
+        return Err(fail(
+            exit::USAGE,
+            format!("database {name} has no locations: add one with `rdb location:add`"),
+        ));
+    }
+    let report: reedbase::sync::daemon::Reporter = Box::new(|r: &Round| {
+        print_round(r);
+    });
+    let _syncer = reedbase::sync::Syncer::start(
+        db.root().to_path_buf(),
+        ctx.user.clone(),
+        std::time::Duration::from_secs(interval.max(1)),
+        Some(report),
+    )?;
+    eprintln!("syncing {name} (Ctrl-C to stop)");
     loop {
-        match reedbase::sync::round(&db, &ctx.user, None) {
-            Ok(r) => {
-                print_round(&r);
-            }
-            Err(e) => eprintln!("rdb: sync round failed: {e}"),
-        }
-        std::thread::sleep(std::time::Duration::from_secs(interval.max(1)));
+        std::thread::park();
     }
 }
 

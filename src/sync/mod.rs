@@ -6,6 +6,7 @@
 //! as the replay of the records it holds in name order (`replay.rs`).
 
 mod applied;
+pub mod daemon;
 mod error;
 pub mod locations;
 pub mod record;
@@ -15,9 +16,10 @@ mod site;
 pub mod transport;
 
 pub use applied::LostAt;
+pub use daemon::Syncer;
 pub use error::{Result, SyncError};
 pub use locations::{Location, Locations, Peer, TopologyKind, Url};
-pub use round::{PeerRound, PeerStatus, Round, peer_status, round};
+pub use round::{PeerRound, PeerStatus, Round, peer_status, round, round_with};
 pub use site::{Integrated, Site, TableIntegrated};
 #[cfg(test)]
 mod replay_tests;

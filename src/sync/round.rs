@@ -149,6 +149,17 @@ fn exchange(local_sync: &Path, peer: &Peer, user: &str) -> PeerRound {
 
 /// Runs one round with every peer (or only `only`, by name).
 pub fn round(db: &Database, user: &str, only: Option<&str>) -> Result<Round> {
+    round_with(db, user, only, &|_| true)
+}
+
+/// [`round`] with the peers `try_peer` accepts (by name): a daemon skips
+/// those it backs off from.
+pub fn round_with(
+    db: &Database,
+    user: &str,
+    only: Option<&str>,
+    try_peer: &dyn Fn(&str) -> bool,
+) -> Result<Round> {
     let site = Site::new(db, user);
     let locations = Locations::load(db)?.ok_or_else(|| {
         SyncError::Config(format!(
@@ -165,6 +176,7 @@ pub fn round(db: &Database, user: &str, only: Option<&str>) -> Result<Round> {
             )));
         }
     }
+    peers.retain(|p| try_peer(&p.location.name));
     let local_sync = db.ensure_sync_dir()?;
     let mut round = site.locked(|| {
         site.integrate_locked()?;
@@ -173,6 +185,33 @@ pub fn round(db: &Database, user: &str, only: Option<&str>) -> Result<Round> {
             out.peers.push(exchange(&local_sync, p, user));
         }
         out.local = site.integrate_locked()?;
+        // A commit made during the exchanges was exported just now: push
+        // it in this round rather than leave it for the next (bounded).
+        for _ in 0..3 {
+            if out.local.exported == 0 {
+                break;
+            }
+            for (p, r) in peers.iter().zip(out.peers.iter_mut()) {
+                if p.push && r.error.is_none() {
+                    let again = exchange(
+                        &local_sync,
+                        &Peer {
+                            pull: false,
+                            ..p.clone()
+                        },
+                        user,
+                    );
+                    r.pushed.files += again.pushed.files;
+                    r.pushed.bytes += again.pushed.bytes;
+                    r.error = again.error;
+                    r.unreachable = again.unreachable;
+                }
+            }
+            let more = site.integrate_locked()?;
+            out.local.exported = more.exported;
+            out.local.tables.extend(more.tables);
+            out.local.refused.extend(more.refused);
+        }
         Ok(out)
     })?;
     // Outside our lock: the peer takes its own (two locations running

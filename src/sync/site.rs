@@ -106,6 +106,21 @@ impl<'a> Site<'a> {
             .unwrap_or_default())
     }
 
+    /// Whether some table has a local commit not yet exported (a version
+    /// after what it replayed that sync did not make). Reads only the
+    /// replay state and the heads' log entries.
+    pub fn has_unexported(&self) -> Result<bool> {
+        for table in self.db.table_names()? {
+            let t = self.db.table(&table)?;
+            let head = t.head_seq()?;
+            let done = self.load_applied(&table)?.map_or(0, |a| a.seq);
+            if head > done && t.version(head)?.action != Action::Sync.name() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Runs `f` under the database's sync lock.
     pub fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let lock = self.db.sync_lock()?;

@@ -42,7 +42,7 @@ struct Mounted {
     options: Vec<String>,
 }
 
-fn fuse_available() -> bool {
+pub(crate) fn fuse_available() -> bool {
     let ok = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -58,7 +58,7 @@ fn fuse_available() -> bool {
     ok
 }
 
-fn mounted_at(mp: &Path) -> bool {
+pub(crate) fn mounted_at(mp: &Path) -> bool {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let want = mp.to_string_lossy();
     info.lines().any(|l| l.split(' ').nth(4) == Some(&want))

@@ -1,7 +1,9 @@
 //! Locations on local paths, driven through the `rdb` binary: the same
 //! rounds as over SSH, with rsync copying between directories.
 
-use super::{Host, edit};
+use std::time::Duration;
+
+use super::{Daemon, Host, edit, eventually};
 
 const PRODUCTS: &str = "id|name|qty\n1|apple|3\n2|pear|5\n3|plum|7\n";
 
@@ -160,4 +162,49 @@ fn two_rounds_at_once_are_serialised() {
     let versions = b.ok(&["version:list", "shop", "products"]).stdout;
     assert_eq!(versions.matches("sync").count(), 2, "{versions}");
     assert!(b.head("products").contains("7|date|1"));
+}
+
+#[test]
+fn continuous_sync_carries_a_save_into_the_other_locations_mount() {
+    if !crate::mount::fuse_available() {
+        return;
+    }
+    let hosts = locations(2);
+    let (a, b) = (&hosts[0], &hosts[1]);
+    let mp = tempfile::tempdir().unwrap();
+    let runner = Daemon::spawn(a, &["sync:run", "shop", "--interval", "60"], None);
+    let mount = Daemon::mount(b, mp.path(), &["--sync-interval", "60"]);
+    let logs = || {
+        format!(
+            "a: {}\nb: {}",
+            std::fs::read_to_string(&runner.log).unwrap_or_default(),
+            std::fs::read_to_string(&mount.log).unwrap_or_default()
+        )
+    };
+    let current = mp.path().join("products/current.csv");
+    // A save at a: its sync:run exports and pushes after the commit, b's
+    // mount integrates what arrives; no round is run by hand.
+    edit(a, "products", |s| s + "8|mango|4\n");
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            std::fs::read_to_string(&current).is_ok_and(|s| s.contains("8|mango|4"))
+        }),
+        "the save did not reach b's mount: {}\n{}",
+        std::fs::read_to_string(&current).unwrap_or_default(),
+        logs()
+    );
+    // And back: a save through b's mount (sed -i) reaches a.
+    let sed = std::process::Command::new("sed")
+        .args(["-i", "s/|pear|5/|pear|55/"])
+        .arg(&current)
+        .status()
+        .unwrap();
+    assert!(sed.success());
+    assert!(
+        eventually(Duration::from_secs(20), || a
+            .head("products")
+            .contains("|pear|55")),
+        "b's save did not reach a: {}",
+        logs()
+    );
 }

@@ -135,3 +135,97 @@ pub fn edit(host: &Host, table: &str, f: impl FnOnce(String) -> String) {
     let next = f(host.head(table));
     host.save(table, &next);
 }
+
+/// A background `rdb` process of a host (a mount, or `sync:run`): stopped
+/// with SIGTERM on drop (killed after 10 s), its mount lazily unmounted.
+pub struct Daemon {
+    child: Option<std::process::Child>,
+    pub mp: Option<PathBuf>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// `rdb mount shop <mp>` at `host`, once the mount is up.
+    pub fn mount(host: &Host, mp: &std::path::Path, extra: &[&str]) -> Daemon {
+        let mut args = vec!["mount", "shop", mp.to_str().unwrap()];
+        args.extend(extra);
+        let d = Daemon::spawn(host, &args, Some(mp.to_path_buf()));
+        let start = std::time::Instant::now();
+        while !crate::mount::mounted_at(mp) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "mount did not come up: {}",
+                std::fs::read_to_string(&d.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    pub fn spawn(host: &Host, args: &[&str], mp: Option<PathBuf>) -> Daemon {
+        let log = host
+            .home
+            .path()
+            .join(format!("daemon-{}.log", args.join("_").replace('/', "_")));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = host
+            .cmd(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        Daemon {
+            child: Some(child),
+            mp,
+            log: log.clone(),
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.unmount_lazily();
+    }
+
+    fn unmount_lazily(&self) {
+        if let Some(mp) = &self.mp
+            && crate::mount::mounted_at(mp)
+        {
+            let _ = Command::new("umount").arg("-l").arg(mp).status();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let start = std::time::Instant::now();
+            while child.try_wait().ok().flatten().is_none()
+                && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.unmount_lazily();
+    }
+}
+
+/// Polls `f` until it holds, at most `limit` (sync is asynchronous: a
+/// change arrives when a round has run, not when the save returns).
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
