@@ -181,6 +181,9 @@ enum Command {
         /// Do nothing (print "busy") when a round holds the sync lock.
         #[arg(long)]
         if_free: bool,
+        /// Then print what this location holds (for the peer that asked).
+        #[arg(long, requires = "if_free")]
+        summary: bool,
     },
     /// List the values sync conflicts kept (overwritten by a concurrent save elsewhere).
     #[command(name = "sync:conflicts")]
@@ -548,7 +551,11 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
             sync::db_sync(ctx, &db, other.as_deref(), peer.as_deref())
         }
         Command::SyncRun { db, interval } => sync::run_forever(ctx, &db, interval),
-        Command::SyncIntegrate { target, if_free } => sync::integrate(ctx, &target, if_free),
+        Command::SyncIntegrate {
+            target,
+            if_free,
+            summary,
+        } => sync::integrate(ctx, &target, if_free, summary),
         Command::SyncConflicts { db, format } => sync::list_lost(ctx, &db, format),
         Command::SyncRemoteInfo { path } => sync::remote_info(&path),
         Command::SyncRemoteCreate {

@@ -493,7 +493,7 @@ fn join(db: &Database, root: &Path, there: &Database) -> Result<()> {
 }
 
 /// `sync:integrate <db or path>`: integrate what this location holds.
-pub fn integrate(ctx: &Ctx, target: &str, if_free: bool) -> Result<i32> {
+pub fn integrate(ctx: &Ctx, target: &str, if_free: bool, summary: bool) -> Result<i32> {
     let path = PathBuf::from(target);
     let db = if path.join("config.toml").exists() {
         Database::open(&path)?
@@ -504,6 +504,9 @@ pub fn integrate(ctx: &Ctx, target: &str, if_free: bool) -> Result<i32> {
     if if_free {
         if !site.integrate_if_free()? {
             println!("busy");
+        }
+        if summary {
+            print!("{}", reedbase::sync::encode_summary(&site.summary()?));
         }
         return Ok(exit::OK);
     }

@@ -155,6 +155,11 @@ impl Database {
         sync_parent(&**self.io(), &path)
     }
 
+    /// The names of every revision of the locations list here.
+    pub fn locations_names(&self) -> Result<Vec<String>> {
+        self.list_sync(&self.sync_dir().join(LOCATIONS))
+    }
+
     /// The newest revision of the locations list: (name, bytes).
     pub fn newest_locations(&self) -> Result<Option<(String, Vec<u8>)>> {
         let dir = self.sync_dir().join(LOCATIONS);
@@ -186,6 +191,14 @@ impl Database {
         let dir = self.sync_state_dir();
         self.create_dirs(&dir)?;
         replace_file(&**self.io(), &dir.join(name), bytes)
+    }
+
+    /// `state/sync/ssh/`, private to this user (0700): where ssh keeps the
+    /// sockets of shared connections to this location's peers.
+    pub fn ssh_socket_dir(&self) -> Result<PathBuf> {
+        let dir = self.sync_state_dir().join("ssh");
+        self.create_dirs(&dir)?;
+        Ok(dir)
     }
 
     /// The database's sync lock file (one round at a time, across

@@ -20,6 +20,8 @@ pub use daemon::Syncer;
 pub use error::{Result, SyncError};
 pub use locations::{Location, Locations, Peer, TopologyKind, Url};
 pub use round::{PeerRound, PeerStatus, Round, peer_status, round, round_with};
-pub use site::{Integrated, Site, TableIntegrated};
+pub use site::{
+    Integrated, Site, Summary, TableIntegrated, encode_summary, has_more, parse_summary,
+};
 #[cfg(test)]
 mod replay_tests;

@@ -6,7 +6,7 @@
 //! and a save never waits for a round.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use crate::storage::names::now_us;
 
 use super::error::{Result, SyncError};
 use super::locations::{Locations, Peer, Url};
-use super::site::{Integrated, Site};
+use super::site::{Integrated, Site, Summary, has_more, parse_summary};
 use super::transport::{Moved, Remote};
 
 /// What happened with one peer in a round.
@@ -95,56 +95,71 @@ fn save_status(db: &Database, peers: &[PeerRound]) -> Result<()> {
     Ok(())
 }
 
-/// Asks the database at a local path to integrate, unless a round of its
-/// own holds its lock (it integrates at the end of that round anyway).
-fn integrate_at_path(path: &Path, user: &str) -> Result<bool> {
-    let db = Database::open(path)?;
-    Site::new(&db, user).integrate_if_free()
-}
-
 /// Asks a peer to export and integrate what it holds, unless a round of
-/// its own is running (that round does it); whether it did.
-fn ask_to_integrate(peer: &Peer, user: &str) -> Result<bool> {
-    let remote = Remote::new(&peer.location)?;
+/// its own is running (that round does it), and to say what it holds.
+fn ask_peer(remote: &Remote<'_>, user: &str) -> Result<Summary> {
     match &remote.url {
-        Url::Path(path) => integrate_at_path(path, user),
+        Url::Path(path) => {
+            let db = Database::open(path)?;
+            let site = Site::new(&db, user);
+            site.integrate_if_free()?;
+            site.summary()
+        }
         Url::Ssh { path, .. } => remote
-            .rdb(&["sync:integrate", path, "--if-free"])
-            .map(|out| !out.contains("busy")),
+            .rdb(&["sync:integrate", path, "--if-free", "--summary"])
+            .map(|out| parse_summary(&out)),
     }
 }
 
-fn exchange(local_sync: &Path, peer: &Peer, user: &str) -> PeerRound {
-    let start = Instant::now();
-    let mut out = PeerRound {
-        name: peer.location.name.clone(),
-        ..Default::default()
-    };
-    let result = (|| -> Result<()> {
-        let remote = Remote::new(&peer.location)?;
-        if peer.pull {
-            // Its own commits travel once it has exported them: ask it to
-            // (a mount or `sync:run` there has already).
-            ask_to_integrate(peer, user)?;
-            out.pulled = remote.pull(local_sync)?;
+fn transport_failed(out: &mut PeerRound, e: SyncError) {
+    out.unreachable = matches!(
+        e,
+        SyncError::Transport {
+            unreachable: true,
+            ..
         }
-        if peer.push {
-            out.pushed = remote.push(local_sync)?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        out.unreachable = matches!(
-            e,
-            SyncError::Transport {
-                unreachable: true,
-                ..
-            }
-        );
-        out.error = Some(e.to_string());
+    );
+    out.error = Some(e.to_string());
+}
+
+/// The files and sockets a round works with.
+struct Here<'a> {
+    site: Site<'a>,
+    sync_dir: PathBuf,
+    sockets: PathBuf,
+    user: &'a str,
+}
+
+impl Here<'_> {
+    fn remote<'l>(&self, peer: &'l Peer) -> Result<Remote<'l>> {
+        Ok(Remote::new(&peer.location)?.sharing(self.sockets.clone()))
     }
-    out.millis = start.elapsed().as_millis() as u64;
-    out
+
+    /// One peer's exchange: ask it (export, integrate, summary), then pull
+    /// and push only what one side holds and the other lacks.
+    fn exchange(&self, peer: &Peer) -> PeerRound {
+        let start = Instant::now();
+        let mut out = PeerRound {
+            name: peer.location.name.clone(),
+            ..Default::default()
+        };
+        let result = (|| -> Result<()> {
+            let remote = self.remote(peer)?;
+            let theirs = ask_peer(&remote, self.user)?;
+            if peer.pull && has_more(&theirs, &self.site.summary()?) {
+                out.pulled = remote.pull(&self.sync_dir)?;
+            }
+            if peer.push && has_more(&self.site.summary()?, &theirs) {
+                out.pushed = remote.push(&self.sync_dir)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            transport_failed(&mut out, e);
+        }
+        out.millis = start.elapsed().as_millis() as u64;
+        out
+    }
 }
 
 /// Runs one round with every peer (or only `only`, by name).
@@ -160,7 +175,6 @@ pub fn round_with(
     only: Option<&str>,
     try_peer: &dyn Fn(&str) -> bool,
 ) -> Result<Round> {
-    let site = Site::new(db, user);
     let locations = Locations::load(db)?.ok_or_else(|| {
         SyncError::Config(format!(
             "database {} has no locations: add one with `rdb location:add`",
@@ -177,14 +191,19 @@ pub fn round_with(
         }
     }
     peers.retain(|p| try_peer(&p.location.name));
-    let local_sync = db.ensure_sync_dir()?;
-    let mut round = site.locked(|| {
-        site.integrate_locked()?;
+    let here = Here {
+        site: Site::new(db, user),
+        sync_dir: db.ensure_sync_dir()?,
+        sockets: db.ssh_socket_dir()?,
+        user,
+    };
+    let mut round = here.site.locked(|| {
+        here.site.integrate_locked()?;
         let mut out = Round::default();
         for p in &peers {
-            out.peers.push(exchange(&local_sync, p, user));
+            out.peers.push(here.exchange(p));
         }
-        out.local = site.integrate_locked()?;
+        out.local = here.site.integrate_locked()?;
         // A commit made during the exchanges was exported just now: push
         // it in this round rather than leave it for the next (bounded).
         for _ in 0..3 {
@@ -192,22 +211,21 @@ pub fn round_with(
                 break;
             }
             for (p, r) in peers.iter().zip(out.peers.iter_mut()) {
-                if p.push && r.error.is_none() {
-                    let again = exchange(
-                        &local_sync,
-                        &Peer {
-                            pull: false,
-                            ..p.clone()
-                        },
-                        user,
-                    );
-                    r.pushed.files += again.pushed.files;
-                    r.pushed.bytes += again.pushed.bytes;
-                    r.error = again.error;
-                    r.unreachable = again.unreachable;
+                if !p.push || r.error.is_some() {
+                    continue;
+                }
+                match here
+                    .remote(p)
+                    .and_then(|remote| remote.push(&here.sync_dir))
+                {
+                    Ok(m) => {
+                        r.pushed.files += m.files;
+                        r.pushed.bytes += m.bytes;
+                    }
+                    Err(e) => transport_failed(r, e),
                 }
             }
-            let more = site.integrate_locked()?;
+            let more = here.site.integrate_locked()?;
             out.local.exported = more.exported;
             out.local.tables.extend(more.tables);
             out.local.refused.extend(more.refused);
@@ -217,20 +235,16 @@ pub fn round_with(
     // Outside our lock: the peer takes its own (two locations running
     // rounds with each other never wait on each other's lock).
     for (p, r) in peers.iter().zip(round.peers.iter_mut()) {
-        if !p.push || r.error.is_some() {
+        if r.pushed.files == 0 || r.error.is_some() {
             continue;
         }
-        match ask_to_integrate(p, user) {
-            Ok(done) => r.integrated = done,
+        match here.remote(p).and_then(|remote| ask_peer(&remote, user)) {
+            Ok(_) => r.integrated = true,
             Err(e) => {
-                r.unreachable = matches!(
-                    e,
-                    SyncError::Transport {
-                        unreachable: true,
-                        ..
-                    }
-                );
-                r.error = Some(format!("integrating there: {e}"));
+                transport_failed(r, e);
+                if let Some(msg) = &mut r.error {
+                    *msg = format!("integrating there: {msg}");
+                }
             }
         }
     }

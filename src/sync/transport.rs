@@ -21,7 +21,7 @@ pub const DEFAULT_SSH: &str = "ssh -o BatchMode=yes -o ConnectTimeout=10";
 pub const SSH_ENV: &str = "REEDBASE_SSH";
 
 /// How long one transfer or remote command may take.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one transfer moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,7 +95,15 @@ pub fn shell_quote(s: &str) -> String {
 pub struct Remote<'a> {
     pub location: &'a Location,
     pub url: Url,
+    /// Where ssh may keep a shared connection's socket (none: no sharing).
+    pub sockets: Option<std::path::PathBuf>,
 }
+
+/// Environment variable that turns connection sharing off (`0`).
+pub const SSH_MUX_ENV: &str = "REEDBASE_SSH_MUX";
+
+/// Longest socket path ssh can use (sun_path is 108 bytes).
+const MAX_SOCKET_PATH: usize = 100;
 
 /// rsync and ssh exit codes that mean "could not reach it" (255: ssh's
 /// own failure; 10, 12, 30, 35: socket, stream, timeouts).
@@ -111,20 +119,57 @@ impl<'a> Remote<'a> {
         Ok(Remote {
             url: location.url()?,
             location,
+            sockets: None,
         })
+    }
+
+    /// Shares one ssh connection per peer across a round's commands (and
+    /// for a minute after), with sockets in `dir` (private to this user).
+    pub fn sharing(mut self, dir: std::path::PathBuf) -> Remote<'a> {
+        self.sockets = Some(dir);
+        self
     }
 
     /// The location's ssh command, else `$REEDBASE_SSH`, else [`DEFAULT_SSH`].
     fn ssh_words(&self) -> Vec<String> {
         let env = std::env::var(SSH_ENV).ok().filter(|s| !s.trim().is_empty());
-        self.location
+        let mut words: Vec<String> = self
+            .location
             .ssh
             .clone()
             .or(env)
             .unwrap_or_else(|| DEFAULT_SSH.to_string())
             .split_whitespace()
             .map(str::to_string)
-            .collect()
+            .collect();
+        // Connection sharing, unless the command sets its own or it is off.
+        let off = std::env::var(SSH_MUX_ENV).is_ok_and(|v| v == "0");
+        if let Some(dir) = &self.sockets
+            && !off
+            && !words.iter().any(|w| w.contains("ControlPath"))
+        {
+            let path = format!("{}/%C", dir.display());
+            if path.len() + 38 <= MAX_SOCKET_PATH && !path.contains(char::is_whitespace) {
+                words.splice(
+                    1..1,
+                    [
+                        "-o".to_string(),
+                        "ControlMaster=auto".to_string(),
+                        "-o".to_string(),
+                        format!("ControlPath={path}"),
+                        "-o".to_string(),
+                        "ControlPersist=60".to_string(),
+                        // A shared connection over a cut link is noticed in
+                        // seconds, not when TCP gives up.
+                        "-o".to_string(),
+                        "ServerAliveInterval=3".to_string(),
+                        "-o".to_string(),
+                        "ServerAliveCountMax=2".to_string(),
+                    ],
+                );
+            }
+        }
+        words
     }
 
     fn fail(&self, what: &str, ran: &Ran) -> SyncError {
@@ -169,7 +214,7 @@ impl<'a> Remote<'a> {
             "--chmod=D700,F600",
             "--exclude=.*",
             "--stats",
-            "--timeout=60",
+            "--timeout=30",
             "--protect-args",
         ]);
         if dry_run {

@@ -4,6 +4,7 @@
 //! `Host` is one location with its own `REEDBASE_HOME`.
 
 mod hosts;
+mod jepsen;
 mod library;
 mod local;
 mod net;
