@@ -184,6 +184,9 @@ enum Command {
         /// Then print what this location holds (for the peer that asked).
         #[arg(long, requires = "if_free")]
         summary: bool,
+        /// With --summary: `<dir>=<name>`, the asker's newest file of a directory.
+        #[arg(long, requires = "summary")]
+        after: Vec<String>,
     },
     /// List the values sync conflicts kept (overwritten by a concurrent save elsewhere).
     #[command(name = "sync:conflicts")]
@@ -555,7 +558,8 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
             target,
             if_free,
             summary,
-        } => sync::integrate(ctx, &target, if_free, summary),
+            after,
+        } => sync::integrate(ctx, &target, if_free, summary, &after),
         Command::SyncConflicts { db, format } => sync::list_lost(ctx, &db, format),
         Command::SyncRemoteInfo { path } => sync::remote_info(&path),
         Command::SyncRemoteCreate {

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Result;
 use reedbase::storage::{Database, RealIo};
 use reedbase::sync::transport::Remote;
-use reedbase::sync::{Location, Locations, Round, Site, SyncError, TopologyKind, Url, peer_status};
+use reedbase::sync::{
+    Inventory, Location, Locations, Round, Site, SyncError, TopologyKind, Url, peer_status,
+};
 
 use super::output::{FormatArg, print_rows};
 use super::{Ctx, exit, fail};
@@ -493,7 +495,13 @@ fn join(db: &Database, root: &Path, there: &Database) -> Result<()> {
 }
 
 /// `sync:integrate <db or path>`: integrate what this location holds.
-pub fn integrate(ctx: &Ctx, target: &str, if_free: bool, summary: bool) -> Result<i32> {
+pub fn integrate(
+    ctx: &Ctx,
+    target: &str,
+    if_free: bool,
+    summary: bool,
+    after: &[String],
+) -> Result<i32> {
     let path = PathBuf::from(target);
     let db = if path.join("config.toml").exists() {
         Database::open(&path)?
@@ -506,7 +514,14 @@ pub fn integrate(ctx: &Ctx, target: &str, if_free: bool, summary: bool) -> Resul
             println!("busy");
         }
         if summary {
-            print!("{}", reedbase::sync::encode_summary(&site.summary()?));
+            let asked: Vec<(String, String)> = after
+                .iter()
+                .filter_map(|a| {
+                    a.split_once('=')
+                        .map(|(d, n)| (d.to_string(), n.to_string()))
+                })
+                .collect();
+            print!("{}", Inventory::of(&db)?.answer(&asked));
         }
         return Ok(exit::OK);
     }

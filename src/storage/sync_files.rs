@@ -193,14 +193,6 @@ impl Database {
         replace_file(&**self.io(), &dir.join(name), bytes)
     }
 
-    /// `state/sync/ssh/`, private to this user (0700): where ssh keeps the
-    /// sockets of shared connections to this location's peers.
-    pub fn ssh_socket_dir(&self) -> Result<PathBuf> {
-        let dir = self.sync_state_dir().join("ssh");
-        self.create_dirs(&dir)?;
-        Ok(dir)
-    }
-
     /// The database's sync lock file (one round at a time, across
     /// processes): take it with `LockFile::acquire`.
     pub fn sync_lock(&self) -> Result<LockFile> {

@@ -8,6 +8,7 @@
 mod applied;
 pub mod daemon;
 mod error;
+mod inventory;
 pub mod locations;
 pub mod record;
 pub mod replay;
@@ -18,10 +19,9 @@ pub mod transport;
 pub use applied::LostAt;
 pub use daemon::Syncer;
 pub use error::{Result, SyncError};
+pub use inventory::Inventory;
 pub use locations::{Location, Locations, Peer, TopologyKind, Url};
 pub use round::{PeerRound, PeerStatus, Round, peer_status, round, round_with};
-pub use site::{
-    Integrated, Site, Summary, TableIntegrated, encode_summary, has_more, parse_summary,
-};
+pub use site::{Integrated, Site, TableIntegrated};
 #[cfg(test)]
 mod replay_tests;

@@ -15,8 +15,9 @@ use crate::storage::Database;
 use crate::storage::names::now_us;
 
 use super::error::{Result, SyncError};
+use super::inventory::{Inventory, PeerView, parse_answer, to_pull, to_push};
 use super::locations::{Locations, Peer, Url};
-use super::site::{Integrated, Site, Summary, has_more, parse_summary};
+use super::site::{Integrated, Site};
 use super::transport::{Moved, Remote};
 
 /// What happened with one peer in a round.
@@ -96,18 +97,30 @@ fn save_status(db: &Database, peers: &[PeerRound]) -> Result<()> {
 }
 
 /// Asks a peer to export and integrate what it holds, unless a round of
-/// its own is running (that round does it), and to say what it holds.
-fn ask_peer(remote: &Remote<'_>, user: &str) -> Result<Summary> {
+/// its own is running (that round does it), and to say what it holds
+/// against our newest file of each directory.
+fn ask_peer(remote: &Remote<'_>, user: &str, ours: &Inventory) -> Result<PeerView> {
+    let questions = ours.questions();
     match &remote.url {
         Url::Path(path) => {
             let db = Database::open(path)?;
-            let site = Site::new(&db, user);
-            site.integrate_if_free()?;
-            site.summary()
+            Site::new(&db, user).integrate_if_free()?;
+            Ok(parse_answer(&Inventory::of(&db)?.answer(&questions)))
         }
-        Url::Ssh { path, .. } => remote
-            .rdb(&["sync:integrate", path, "--if-free", "--summary"])
-            .map(|out| parse_summary(&out)),
+        Url::Ssh { path, .. } => {
+            let mut args = vec![
+                "sync:integrate".to_string(),
+                path.clone(),
+                "--if-free".into(),
+                "--summary".into(),
+            ];
+            for (dir, name) in questions {
+                args.push("--after".into());
+                args.push(format!("{dir}={name}"));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            remote.rdb(&args).map(|out| parse_answer(&out))
+        }
     }
 }
 
@@ -124,19 +137,25 @@ fn transport_failed(out: &mut PeerRound, e: SyncError) {
 
 /// The files and sockets a round works with.
 struct Here<'a> {
+    db: &'a Database,
     site: Site<'a>,
     sync_dir: PathBuf,
-    sockets: PathBuf,
+    /// Where ssh keeps shared connections (none: not shared).
+    sockets: Option<PathBuf>,
     user: &'a str,
 }
 
 impl Here<'_> {
     fn remote<'l>(&self, peer: &'l Peer) -> Result<Remote<'l>> {
-        Ok(Remote::new(&peer.location)?.sharing(self.sockets.clone()))
+        let remote = Remote::new(&peer.location)?;
+        Ok(match &self.sockets {
+            Some(dir) => remote.sharing(dir.clone()),
+            None => remote,
+        })
     }
 
-    /// One peer's exchange: ask it (export, integrate, summary), then pull
-    /// and push only what one side holds and the other lacks.
+    /// One peer's exchange: ask it (export, integrate, what it holds),
+    /// then pull and push only what one side holds and the other lacks.
     fn exchange(&self, peer: &Peer) -> PeerRound {
         let start = Instant::now();
         let mut out = PeerRound {
@@ -145,12 +164,19 @@ impl Here<'_> {
         };
         let result = (|| -> Result<()> {
             let remote = self.remote(peer)?;
-            let theirs = ask_peer(&remote, self.user)?;
-            if peer.pull && has_more(&theirs, &self.site.summary()?) {
-                out.pulled = remote.pull(&self.sync_dir)?;
+            let ours = Inventory::of(self.db)?;
+            let theirs = ask_peer(&remote, self.user, &ours)?;
+            if peer.pull {
+                let files = to_pull(&theirs, &ours);
+                if !files.is_empty() {
+                    out.pulled = remote.pull(&self.sync_dir, &files)?;
+                }
             }
-            if peer.push && has_more(&self.site.summary()?, &theirs) {
-                out.pushed = remote.push(&self.sync_dir)?;
+            if peer.push {
+                let files = to_push(&theirs, &Inventory::of(self.db)?);
+                if !files.is_empty() {
+                    out.pushed = remote.push(&self.sync_dir, Some(&files))?;
+                }
             }
             Ok(())
         })();
@@ -159,6 +185,31 @@ impl Here<'_> {
         }
         out.millis = start.elapsed().as_millis() as u64;
         out
+    }
+
+    /// Pushes what the peer lacks (asking it first what it holds).
+    fn push_only(&self, peer: &Peer) -> Result<Moved> {
+        let remote = self.remote(peer)?;
+        let ours = Inventory::of(self.db)?;
+        let theirs = ask_peer(&remote, self.user, &ours)?;
+        let files = to_push(&theirs, &ours);
+        if files.is_empty() {
+            return Ok(Moved::default());
+        }
+        remote.push(&self.sync_dir, Some(&files))
+    }
+}
+
+/// `$REEDBASE_HOME/ssh/` (0700): short enough for ssh's socket names
+/// (a database's own directory may be too deep for a Unix socket path).
+fn socket_dir() -> Option<PathBuf> {
+    let dir = crate::storage::Registry::default_home().join("ssh");
+    match crate::storage::io::create_private_dir(&dir) {
+        Ok(()) => Some(dir),
+        Err(e) => {
+            tracing::info!(error = %e, "not sharing ssh connections");
+            None
+        }
     }
 }
 
@@ -192,9 +243,10 @@ pub fn round_with(
     }
     peers.retain(|p| try_peer(&p.location.name));
     let here = Here {
+        db,
         site: Site::new(db, user),
         sync_dir: db.ensure_sync_dir()?,
-        sockets: db.ssh_socket_dir()?,
+        sockets: socket_dir(),
         user,
     };
     let mut round = here.site.locked(|| {
@@ -214,10 +266,7 @@ pub fn round_with(
                 if !p.push || r.error.is_some() {
                     continue;
                 }
-                match here
-                    .remote(p)
-                    .and_then(|remote| remote.push(&here.sync_dir))
-                {
+                match here.push_only(p) {
                     Ok(m) => {
                         r.pushed.files += m.files;
                         r.pushed.bytes += m.bytes;
@@ -238,7 +287,11 @@ pub fn round_with(
         if r.pushed.files == 0 || r.error.is_some() {
             continue;
         }
-        match here.remote(p).and_then(|remote| ask_peer(&remote, user)) {
+        let asked = Inventory::of(db).and_then(|ours| {
+            here.remote(p)
+                .and_then(|remote| ask_peer(&remote, user, &ours))
+        });
+        match asked {
             Ok(_) => r.integrated = true,
             Err(e) => {
                 transport_failed(r, e);

@@ -14,8 +14,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use sha2::Digest;
-
 use crate::storage::csv::TableIndex;
 use crate::storage::names::version_name;
 use crate::storage::{
@@ -28,35 +26,6 @@ use super::record::{FrameRef, Record};
 use super::replay::TableState;
 
 const EXT: &str = ".rec";
-
-/// What a location holds: `<node>/<table>` (or `locations`) -> (files, digest).
-pub type Summary = BTreeMap<String, (usize, u64)>;
-
-/// A summary as `sync:integrate --summary` prints it, a line per entry.
-pub fn encode_summary(s: &Summary) -> String {
-    s.iter()
-        .map(|(k, (n, d))| format!("S {k} {n} {d:016x}\n"))
-        .collect()
-}
-
-/// The summary lines of `text` (other lines are ignored).
-pub fn parse_summary(text: &str) -> Summary {
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.strip_prefix("S ")?.split(' ');
-            let (k, n, d) = (f.next()?, f.next()?, f.next()?);
-            Some((
-                k.to_string(),
-                (n.parse().ok()?, u64::from_str_radix(d, 16).ok()?),
-            ))
-        })
-        .collect()
-}
-
-/// Whether `a` holds something `b` lacks.
-pub fn has_more(a: &Summary, b: &Summary) -> bool {
-    a.iter().any(|(k, v)| b.get(k) != Some(v))
-}
 
 /// What one integration did.
 #[derive(Debug, Default, Clone)]
@@ -150,33 +119,6 @@ impl<'a> Site<'a> {
             }
         }
         Ok(false)
-    }
-
-    /// What this location holds, per `<node>/<table>` directory of records
-    /// (and `locations`): how many files, and an order-independent digest
-    /// of their names. Two locations whose summaries agree hold the same
-    /// files, so a round skips rsync for them (docs/SYNC.md, "A round").
-    pub fn summary(&self) -> Result<Summary> {
-        let digest = |names: &[String]| {
-            names.iter().fold(0u64, |acc, n| {
-                let h = sha2::Sha256::digest(n.as_bytes());
-                let mut first = [0u8; 8];
-                first.copy_from_slice(&h[..8]);
-                acc.wrapping_add(u64::from_le_bytes(first))
-            })
-        };
-        let mut out = Summary::new();
-        for node in self.db.record_nodes()? {
-            for table in self.db.record_tables(&node)? {
-                let names = self.db.record_names(&node, &table)?;
-                out.insert(format!("{node}/{table}"), (names.len(), digest(&names)));
-            }
-        }
-        let names = self.db.locations_names()?;
-        if !names.is_empty() {
-            out.insert("locations".into(), (names.len(), digest(&names)));
-        }
-        Ok(out)
     }
 
     /// Runs `f` under the database's sync lock.

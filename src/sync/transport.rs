@@ -39,11 +39,30 @@ pub struct Ran {
 }
 
 /// Runs `cmd` with a time limit (killed past it: status None).
-pub fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<Ran> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+pub fn run(cmd: Command, timeout: Duration) -> std::io::Result<Ran> {
+    run_with_input(cmd, timeout, None)
+}
+
+/// [`run`], writing `input` to the command's stdin.
+pub fn run_with_input(
+    mut cmd: Command,
+    timeout: Duration,
+    input: Option<Vec<u8>>,
+) -> std::io::Result<Ran> {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&bytes);
+        });
+    }
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
     // Drain both pipes on threads so a chatty child never blocks.
@@ -102,7 +121,8 @@ pub struct Remote<'a> {
 /// Environment variable that turns connection sharing off (`0`).
 pub const SSH_MUX_ENV: &str = "REEDBASE_SSH_MUX";
 
-/// Longest socket path ssh can use (sun_path is 108 bytes).
+/// Longest socket path ssh can use (sun_path is 108 bytes; ssh adds a
+/// 17-byte suffix while it creates one).
 const MAX_SOCKET_PATH: usize = 100;
 
 /// rsync and ssh exit codes that mean "could not reach it" (255: ssh's
@@ -149,7 +169,7 @@ impl<'a> Remote<'a> {
             && !words.iter().any(|w| w.contains("ControlPath"))
         {
             let path = format!("{}/%C", dir.display());
-            if path.len() + 38 <= MAX_SOCKET_PATH && !path.contains(char::is_whitespace) {
+            if path.len() + 38 + 17 <= MAX_SOCKET_PATH && !path.contains(char::is_whitespace) {
                 words.splice(
                     1..1,
                     [
@@ -202,7 +222,14 @@ impl<'a> Remote<'a> {
         }
     }
 
-    fn rsync(&self, src: &str, dst: &str, what: &str, dry_run: bool) -> Result<(Moved, String)> {
+    fn rsync(
+        &self,
+        src: &str,
+        dst: &str,
+        what: &str,
+        dry_run: bool,
+        files: Option<&[String]>,
+    ) -> Result<(Moved, String)> {
         let mut cmd = Command::new("rsync");
         // Immutable files only: never overwrite one (--ignore-existing);
         // rsync writes each to a dot-named temp file and renames it, so a
@@ -220,11 +247,19 @@ impl<'a> Remote<'a> {
         if dry_run {
             cmd.args(["--dry-run", "--out-format=%n"]);
         }
+        let input = files.map(|f| {
+            cmd.arg("--files-from=-");
+            f.iter()
+                .map(|p| format!("{p}\n"))
+                .collect::<String>()
+                .into_bytes()
+        });
         if matches!(self.url, Url::Ssh { .. }) {
             cmd.arg("-e").arg(self.ssh_words().join(" "));
         }
         cmd.arg(src).arg(dst);
-        let ran = run(cmd, COMMAND_TIMEOUT).map_err(|e| self.spawn_error(what, e))?;
+        let ran =
+            run_with_input(cmd, COMMAND_TIMEOUT, input).map_err(|e| self.spawn_error(what, e))?;
         if ran.status != Some(0) {
             return Err(self.fail(what, &ran));
         }
@@ -243,11 +278,11 @@ impl<'a> Remote<'a> {
         Ok((moved, ran.stdout))
     }
 
-    /// Takes the peer's records (and locations) we lack (`local_sync`
-    /// exists).
-    pub fn pull(&self, local_sync: &Path) -> Result<Moved> {
+    /// Takes `files` (paths under `sync/`: files, or directories copied
+    /// whole) from the peer (`local_sync` exists).
+    pub fn pull(&self, local_sync: &Path, files: &[String]) -> Result<Moved> {
         let dst = format!("{}/", local_sync.display());
-        match self.rsync(&self.sync_spec(), &dst, "pull", false) {
+        match self.rsync(&self.sync_spec(), &dst, "pull", false, Some(files)) {
             Ok((moved, _)) => Ok(moved),
             // A location that has never synced has no sync/ yet: nothing to take.
             Err(SyncError::Transport { detail, .. })
@@ -259,10 +294,11 @@ impl<'a> Remote<'a> {
         }
     }
 
-    /// Gives the peer the records (and locations) it lacks.
-    pub fn push(&self, local_sync: &Path) -> Result<Moved> {
+    /// Gives the peer `files` (as for [`Self::pull`]); `None`: everything
+    /// it lacks.
+    pub fn push(&self, local_sync: &Path, files: Option<&[String]>) -> Result<Moved> {
         let src = format!("{}/", local_sync.display());
-        Ok(self.rsync(&src, &self.sync_spec(), "push", false)?.0)
+        Ok(self.rsync(&src, &self.sync_spec(), "push", false, files)?.0)
     }
 
     /// Names of record files one side has and the other lacks: (theirs we
@@ -276,8 +312,8 @@ impl<'a> Remote<'a> {
                 .map(str::to_string)
                 .collect()
         };
-        let (_, theirs) = self.rsync(&self.sync_spec(), &dst, "compare", true)?;
-        let (_, ours) = self.rsync(&dst, &self.sync_spec(), "compare", true)?;
+        let (_, theirs) = self.rsync(&self.sync_spec(), &dst, "compare", true, None)?;
+        let (_, ours) = self.rsync(&dst, &self.sync_spec(), "compare", true, None)?;
         Ok((names(theirs), names(ours)))
     }
 
