@@ -8,28 +8,13 @@
 //! file's columns); where and how its bytes are stored (durably, privately)
 //! is the storage layer's (`Database::put_conflict` and its siblings).
 
-use std::path::PathBuf;
-
-use serde::{Deserialize, Serialize};
-
 use super::{Conflict, MergeError, merge3};
+pub use crate::storage::ConflictInfo;
 use crate::storage::names::{format_ts, now_us};
 use crate::storage::{
-    Action, Base, CommitOptions, Committed, ConflictFile, ConflictPolicy, Database, StorageError,
+    Action, Base, CommitOptions, Committed, ConflictCell, ConflictFile, ConflictPolicy, Database,
+    StorageError,
 };
-
-/// What a conflict is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConflictInfo {
-    pub id: String,
-    pub table: String,
-    /// The version the refused writer started from.
-    pub base: u64,
-    /// The head it collided with.
-    pub head: u64,
-    pub cells: usize,
-    pub ts_us: u64,
-}
 
 /// How to resolve.
 #[derive(Debug, Clone)]
@@ -40,38 +25,6 @@ pub enum Resolution {
     Theirs,
     /// Commit this content as the resolution.
     Content(Vec<u8>),
-}
-
-/// Names the metadata of conflict `id` in a parse error.
-fn meta_name(id: &str) -> PathBuf {
-    PathBuf::from(format!("conflicts/{id}.toml"))
-}
-
-fn cells_csv(cells: &[Conflict], delim: u8) -> Vec<u8> {
-    let d = delim as char;
-    let field = |v: &str| crate::storage::csv::quote_field(v, delim).into_owned();
-    // `cell` numbers the lines (a row can conflict in several columns);
-    // `resolved` starts as the head's value: edit it and save to resolve.
-    let mut out = format!("cell{d}key{d}column{d}base{d}ours{d}theirs{d}resolved\n");
-    for (n, c) in cells.iter().enumerate() {
-        let opt = |v: &Option<String>| v.as_deref().map(field).unwrap_or_default();
-        let resolved = if c.column.is_empty() {
-            String::new()
-        } else {
-            opt(&c.theirs)
-        };
-        out.push_str(&format!(
-            "{}{d}{}{d}{}{d}{}{d}{}{d}{}{d}{}\n",
-            n + 1,
-            field(&c.key),
-            field(&c.column),
-            opt(&c.base),
-            opt(&c.ours),
-            opt(&c.theirs),
-            resolved
-        ));
-    }
-    out.into_bytes()
 }
 
 /// Records a refused merge; returns its id.
@@ -92,14 +45,20 @@ pub fn record(
         head,
         cells: cells.len(),
         ts_us,
+        kind: String::new(),
     };
-    let meta = toml::to_string(&info).map_err(|e| StorageError::Config {
-        path: meta_name(&id),
-        detail: e.to_string(),
-    })?;
-    let cells = cells_csv(cells, db.config().delimiter_byte());
+    let cells: Vec<ConflictCell> = cells
+        .iter()
+        .map(|c| ConflictCell {
+            key: c.key.clone(),
+            column: c.column.clone(),
+            base: c.base.clone(),
+            ours: c.ours.clone(),
+            theirs: c.theirs.clone(),
+        })
+        .collect();
     // Storage writes the metadata last: a listed record is a complete one.
-    db.put_conflict(&id, meta.as_bytes(), &cells, ours)?;
+    db.record_conflict(&info, &cells, ours)?;
     Ok(id)
 }
 
@@ -118,14 +77,7 @@ pub fn list(db: &Database) -> Result<Vec<ConflictInfo>, StorageError> {
 }
 
 pub fn get(db: &Database, id: &str) -> Result<ConflictInfo, StorageError> {
-    // Storage refuses an id that is not one path component as NotFound.
-    let bytes = db.read_conflict(id, ConflictFile::Meta)?;
-    let bad = |detail: String| StorageError::Config {
-        path: meta_name(id),
-        detail,
-    };
-    let text = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
-    toml::from_str(&text).map_err(|e| bad(e.to_string()))
+    db.conflict_info(id)
 }
 
 /// The cells file of a conflict (CSV: key, column, base, ours, theirs).

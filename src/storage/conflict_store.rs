@@ -1,7 +1,8 @@
-//! The bytes of refused merges: `conflicts/<id>.{toml,csv,ours}`
-//! (docs/FORMAT.md, section 1). Storage owns where and how they are written;
-//! `merge::conflicts` owns what they mean (the metadata's fields, the cells
-//! file's columns).
+//! Conflict records: `conflicts/<id>.{toml,csv,ours}` (docs/FORMAT.md,
+//! section 1), left by refused merges (`merge::conflicts`) and by values
+//! sync kept (`sync`). Storage owns their layout and format (the metadata's
+//! fields, the cells file's columns) and how they are written; the layers
+//! above own how a record comes about and how it is resolved.
 //!
 //! Invariants:
 //! - a record is complete iff its metadata file (`<id>.toml`) exists: it is
@@ -21,6 +22,68 @@ use super::io::{remove_if_exists, replace_file, sync_parent};
 use super::kept::valid_name;
 
 pub const CONFLICTS_DIR: &str = "conflicts";
+
+/// What a conflict is about (`<id>.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConflictInfo {
+    pub id: String,
+    pub table: String,
+    /// The version the refused writer started from (a sync conflict: the
+    /// head it was recorded at).
+    pub base: u64,
+    /// The head it collided with.
+    pub head: u64,
+    pub cells: usize,
+    pub ts_us: u64,
+    /// `sync` for a value a concurrent save elsewhere overwrote; empty for
+    /// a refused merge.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+}
+
+/// One conflicting cell (`<id>.csv`); a row-level conflict has an empty
+/// column. `ours` is the value not in the head (the refused write's, or
+/// the one sync overwrote), `theirs` the head's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictCell {
+    pub key: String,
+    pub column: String,
+    pub base: Option<String>,
+    pub ours: Option<String>,
+    pub theirs: Option<String>,
+}
+
+/// The cells file: `cell|key|column|base|ours|theirs|resolved`, `cell`
+/// numbering the lines (a row can conflict in several columns) and
+/// `resolved` starting as the head's value: edit it and save to resolve.
+pub fn cells_csv(cells: &[ConflictCell], delim: u8) -> Vec<u8> {
+    let d = delim as char;
+    let field = |v: &str| super::csv::quote_field(v, delim).into_owned();
+    let mut out = format!("cell{d}key{d}column{d}base{d}ours{d}theirs{d}resolved\n");
+    for (n, c) in cells.iter().enumerate() {
+        let opt = |v: &Option<String>| v.as_deref().map(field).unwrap_or_default();
+        let resolved = if c.column.is_empty() {
+            String::new()
+        } else {
+            opt(&c.theirs)
+        };
+        out.push_str(&format!(
+            "{}{d}{}{d}{}{d}{}{d}{}{d}{}{d}{}\n",
+            n + 1,
+            field(&c.key),
+            field(&c.column),
+            opt(&c.base),
+            opt(&c.ours),
+            opt(&c.theirs),
+            resolved
+        ));
+    }
+    out.into_bytes()
+}
+
+fn meta_name(id: &str) -> PathBuf {
+    PathBuf::from(format!("{CONFLICTS_DIR}/{id}.toml"))
+}
 
 /// The files of one conflict record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +144,34 @@ impl Database {
         replace_file(io, &ours_path, ours)?;
         replace_file(io, &cells_path, cells)?;
         replace_file(io, &meta_path, meta)
+    }
+
+    /// Writes conflict `info` (its id names it) with its cells and the
+    /// bytes not in the head, durably; the metadata last.
+    pub fn record_conflict(
+        &self,
+        info: &ConflictInfo,
+        cells: &[ConflictCell],
+        ours: &[u8],
+    ) -> Result<()> {
+        let meta = toml::to_string(info).map_err(|e| StorageError::Config {
+            path: meta_name(&info.id),
+            detail: e.to_string(),
+        })?;
+        let cells = cells_csv(cells, self.config().delimiter_byte());
+        self.put_conflict(&info.id, meta.as_bytes(), &cells, ours)
+    }
+
+    /// The metadata of conflict `id`.
+    pub fn conflict_info(&self, id: &str) -> Result<ConflictInfo> {
+        // An id that is not one path component is NotFound (conflict_path).
+        let bytes = self.read_conflict(id, ConflictFile::Meta)?;
+        let bad = |detail: String| StorageError::Config {
+            path: meta_name(id),
+            detail,
+        };
+        let text = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| bad(e.to_string()))
     }
 
     /// The ids of every complete conflict record, sorted by name.

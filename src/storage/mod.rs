@@ -43,7 +43,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use config::{Config, ConflictPolicy};
-pub use conflict_store::ConflictFile;
+pub use conflict_store::{ConflictCell, ConflictFile, ConflictInfo, cells_csv};
 pub use csv::{CsvError, CsvErrorKind, Hunk, TableIndex};
 pub use database::{Database, TableSummary, anonymous_file_in};
 pub use dict::Action;

@@ -221,6 +221,39 @@ impl TableState {
         self.free.push(i);
     }
 
+    /// Puts a lost value back (what resolving a sync conflict in its
+    /// favour commits): a cell takes its old value again, a row that went
+    /// comes back at the end, a row a change brought back goes again.
+    pub fn restore(&mut self, lost: &Lost) {
+        let Some(&i) = self.by_key.get(&lost.key) else {
+            if let (true, Some(row)) = (lost.column.is_empty(), &lost.lost) {
+                let mut raw = row.clone().into_bytes();
+                raw.push(b'\n');
+                if self.fields(&raw).len() == self.cols.len() {
+                    let at = self.last;
+                    self.insert_after(at, lost.key.clone(), raw);
+                }
+            }
+            return;
+        };
+        if lost.column.is_empty() {
+            if lost.lost.is_none() {
+                self.remove(i);
+            }
+            return;
+        }
+        let (Some(c), Some(v)) = (self.cols.iter().position(|c| *c == lost.column), &lost.lost)
+        else {
+            return;
+        };
+        let mut fields = self.fields(&self.slots[i].raw);
+        if let Some(f) = fields.get_mut(c) {
+            *f = v.clone();
+            let raw = render_like(&fields, self.delim, &self.slots[i].raw);
+            self.slots[i].raw = raw;
+        }
+    }
+
     fn fields(&self, raw: &[u8]) -> Vec<String> {
         record_fields(raw, 0, self.delim)
     }

@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::storage::csv::TableIndex;
 use crate::storage::names::version_name;
 use crate::storage::{
-    Action, Base, CommitOptions, Database, Frame, SYNC_LOCK_WAIT, StorageError, Table,
+    Action, Base, CommitOptions, ConflictCell, ConflictInfo, Database, Frame, SYNC_LOCK_WAIT,
+    StorageError, Table,
 };
 
 use super::applied::{Applied, Entry, LostAt, encode_lost, parse_lost, ts_of};
@@ -442,6 +443,23 @@ impl<'a> Site<'a> {
             a.seq = seq;
             self.save_applied(&r.table, &a)?;
             let mut lost = self.lost(&r.table)?;
+            // Values this replay found overwritten that no earlier replay
+            // here did become conflict records, listed and resolved like
+            // refused merges (one resolved here is not brought back).
+            let fresh: BTreeSet<&str> = r
+                .lost
+                .iter()
+                .filter(|l| !lost.contains(l))
+                .map(|l| l.record.as_str())
+                .collect();
+            let fresh: Vec<&LostAt> = r
+                .lost
+                .iter()
+                .filter(|l| fresh.contains(l.record.as_str()))
+                .collect();
+            if !fresh.is_empty() && seq > 0 {
+                self.record_conflicts(&r.table, seq, &r.content, &fresh)?;
+            }
             lost.retain(|l| l.record < r.from);
             let n_lost = r.lost.len();
             lost.extend(r.lost);
@@ -455,6 +473,44 @@ impl<'a> Site<'a> {
             });
         }
         Ok(report)
+    }
+
+    /// Writes one conflict record per record that overwrote values here
+    /// (`sync-<table>-<record>`, the same id at every location): its cells,
+    /// and as the bytes not in the head, the head (`seq`, `head`) with
+    /// those values put back, which `conflict:resolve --ours` merges in.
+    fn record_conflicts(&self, table: &str, seq: u64, head: &[u8], lost: &[&LostAt]) -> Result<()> {
+        let mut by_record: BTreeMap<&str, Vec<&LostAt>> = BTreeMap::new();
+        for l in lost {
+            by_record.entry(l.record.as_str()).or_default().push(l);
+        }
+        for (record, items) in by_record {
+            let mut ours = TableState::load(head, self.delim(), false);
+            for l in &items {
+                ours.restore(&l.lost);
+            }
+            let cells: Vec<ConflictCell> = items
+                .iter()
+                .map(|l| ConflictCell {
+                    key: l.lost.key.clone(),
+                    column: l.lost.column.clone(),
+                    base: l.lost.base.clone(),
+                    ours: l.lost.lost.clone(),
+                    theirs: l.lost.kept.clone(),
+                })
+                .collect();
+            let info = ConflictInfo {
+                id: format!("sync-{table}-{record}"),
+                table: table.to_string(),
+                base: seq,
+                head: seq,
+                cells: cells.len(),
+                ts_us: ts_of(record),
+                kind: "sync".into(),
+            };
+            self.db.record_conflict(&info, &cells, &ours.content())?;
+        }
+        Ok(())
     }
 
     /// Replays `table` with its new records `recs` merged into `a`.

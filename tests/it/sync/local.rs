@@ -80,6 +80,29 @@ fn three_locations_converge_byte_for_byte_and_keep_the_losing_value() {
         let list = h.ok(&["sync:conflicts", "shop"]).stdout;
         assert!(list.contains(lost), "{}: {list}", h.name);
     }
+    // It is a conflict record too, under the same id at every location;
+    // resolving it for the lost value is a commit that travels.
+    let ids: Vec<String> = hosts
+        .iter()
+        .map(|h| {
+            let list = h.ok(&["conflict:list", "shop", "--format", "csv"]).stdout;
+            let line = list
+                .lines()
+                .find(|l| l.contains("sync-products-"))
+                .unwrap_or_else(|| panic!("{}: {list}", h.name))
+                .to_string();
+            line.split(',').next().unwrap().to_string()
+        })
+        .collect();
+    assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+    let shown = b.ok(&["conflict:show", "shop", &ids[0]]).stdout;
+    assert!(shown.contains(lost) && shown.contains(won), "{shown}");
+    b.ok(&["conflict:resolve", "shop", &ids[0], "--ours"]);
+    assert!(!b.ok(&["conflict:list", "shop"]).stdout.contains(&ids[0]));
+    settle(&hosts);
+    for h in &hosts {
+        assert!(h.head("products").contains(lost), "{}", h.name);
+    }
     // Every location says where the others are and when they last synced.
     let list = a.ok(&["location:list", "shop"]).stdout;
     assert!(
