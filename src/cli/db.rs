@@ -162,6 +162,7 @@ pub fn info(ctx: &Ctx, name: &str) -> Result<i32> {
             human_bytes(t.size)
         )?;
     }
+    super::sync::info(&db, &mut out)?;
     Ok(exit::OK)
 }
 

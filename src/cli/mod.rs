@@ -198,6 +198,14 @@ enum Command {
     /// (Run over SSH by location:add) describe the database at a path.
     #[command(name = "sync:remote-info", hide = true)]
     SyncRemoteInfo { path: PathBuf },
+    /// (Run over SSH by db:info) what the database at a path holds, read-only.
+    #[command(name = "sync:remote-summary", hide = true)]
+    SyncRemoteSummary {
+        path: PathBuf,
+        /// `<dir>=<name>`: the asker's newest file of a directory.
+        #[arg(long)]
+        after: Vec<String>,
+    },
     /// (Run over SSH by location:add) create a location of a database at a path.
     #[command(name = "sync:remote-create", hide = true)]
     SyncRemoteCreate {
@@ -562,6 +570,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         } => sync::integrate(ctx, &target, if_free, summary, &after),
         Command::SyncConflicts { db, format } => sync::list_lost(ctx, &db, format),
         Command::SyncRemoteInfo { path } => sync::remote_info(&path),
+        Command::SyncRemoteSummary { path, after } => sync::remote_summary(&path, &after),
         Command::SyncRemoteCreate {
             path,
             name,

@@ -514,14 +514,7 @@ pub fn integrate(
             println!("busy");
         }
         if summary {
-            let asked: Vec<(String, String)> = after
-                .iter()
-                .filter_map(|a| {
-                    a.split_once('=')
-                        .map(|(d, n)| (d.to_string(), n.to_string()))
-                })
-                .collect();
-            print!("{}", Inventory::of(&db)?.answer(&asked));
+            print!("{}", Inventory::of(&db)?.answer(&questions(after)));
         }
         return Ok(exit::OK);
     }
@@ -531,6 +524,79 @@ pub fn integrate(
         peers: Vec::new(),
     });
     Ok(exit::OK)
+}
+
+/// `--after <dir>=<name>` arguments.
+fn questions(after: &[String]) -> Vec<(String, String)> {
+    after
+        .iter()
+        .filter_map(|a| {
+            a.split_once('=')
+                .map(|(d, n)| (d.to_string(), n.to_string()))
+        })
+        .collect()
+}
+
+/// `sync:remote-summary <path>`: what the database there holds, touching nothing.
+pub fn remote_summary(path: &Path, after: &[String]) -> Result<i32> {
+    let db = Database::open(path)?;
+    print!("{}", Inventory::of(&db)?.answer(&questions(after)));
+    Ok(exit::OK)
+}
+
+/// The locations part of `db:info`.
+pub fn info(db: &Database, out: &mut impl std::io::Write) -> Result<()> {
+    let states = reedbase::sync::locations_state(db)?;
+    if states.is_empty() {
+        return Ok(());
+    }
+    let topology = Locations::load(db)?.map(|l| match l.topology {
+        TopologyKind::Mesh => "mesh".to_string(),
+        TopologyKind::Hub => format!("hub {}", l.hub.unwrap_or_default()),
+        TopologyKind::Pairs => format!("pairs {}", l.pairs.join(", ")),
+    });
+    writeln!(
+        out,
+        "distributed:     {} locations, topology {}",
+        states.len(),
+        topology.unwrap_or_default()
+    )?;
+    for s in states {
+        if s.me {
+            writeln!(out, "  {} (this location): {}", s.name, s.url)?;
+            continue;
+        }
+        let state = match &s.unreachable {
+            Some(why) => format!("unreachable ({why})"),
+            None => "reachable".into(),
+        };
+        writeln!(out, "  {}: {}, {state}", s.name, s.url)?;
+        let last = s
+            .status
+            .as_ref()
+            .filter(|p| p.last_success_us > 0)
+            .map_or("never".to_string(), |p| {
+                reedbase::storage::names::format_ts_human(p.last_success_us)
+            });
+        let (sent, received) = s
+            .status
+            .as_ref()
+            .map_or((0, 0), |p| (p.bytes_sent, p.bytes_received));
+        writeln!(
+            out,
+            "    last sync {last}; it has {} records we lack, we have {} it lacks; sent {sent} bytes, received {received} bytes",
+            s.we_lack, s.they_lack
+        )?;
+        if let Some(e) = s
+            .status
+            .as_ref()
+            .map(|p| &p.last_error)
+            .filter(|e| !e.is_empty())
+        {
+            writeln!(out, "    last error: {e}")?;
+        }
+    }
+    Ok(())
 }
 
 pub fn remote_info(path: &Path) -> Result<i32> {

@@ -21,7 +21,9 @@ pub use daemon::Syncer;
 pub use error::{Result, SyncError};
 pub use inventory::Inventory;
 pub use locations::{Location, Locations, Peer, TopologyKind, Url};
-pub use round::{PeerRound, PeerStatus, Round, peer_status, round, round_with};
+pub use round::{
+    LocationState, PeerRound, PeerStatus, Round, locations_state, peer_status, round, round_with,
+};
 pub use site::{Integrated, Site, TableIntegrated};
 #[cfg(test)]
 mod replay_tests;

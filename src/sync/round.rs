@@ -15,7 +15,7 @@ use crate::storage::Database;
 use crate::storage::names::now_us;
 
 use super::error::{Result, SyncError};
-use super::inventory::{Inventory, PeerView, parse_answer, to_pull, to_push};
+use super::inventory::{Inventory, PeerView, Summary, parse_answer, to_pull, to_push};
 use super::locations::{Locations, Peer, Url};
 use super::site::{Integrated, Site};
 use super::transport::{Moved, Remote};
@@ -303,4 +303,89 @@ pub fn round_with(
     }
     save_status(db, &round.peers)?;
     Ok(round)
+}
+
+/// A location as `rdb db:info` shows it.
+#[derive(Debug, Clone)]
+pub struct LocationState {
+    pub name: String,
+    pub url: String,
+    /// This location itself.
+    pub me: bool,
+    /// Why it could not be asked now (none: it answered).
+    pub unreachable: Option<String>,
+    /// Records it holds that we lack, and the reverse (directories that
+    /// differ other than by new files count whole: an upper bound).
+    pub we_lack: usize,
+    pub they_lack: usize,
+    pub status: Option<PeerStatus>,
+}
+
+/// Counts the files behind a copy plan.
+fn count(plan: &[String], dirs: &Summary) -> usize {
+    plan.iter()
+        .map(|p| {
+            if p.ends_with(".rec") || p.ends_with(".toml") {
+                1
+            } else {
+                dirs.get(p).map_or(0, |d| d.count)
+            }
+        })
+        .sum()
+}
+
+/// Asks every other location what it holds (read-only: nothing is
+/// integrated or copied) and puts it next to what this one remembers.
+pub fn locations_state(db: &Database) -> Result<Vec<LocationState>> {
+    let Some(list) = Locations::load(db)? else {
+        return Ok(Vec::new());
+    };
+    let status = peer_status(db)?;
+    let ours = Inventory::of(db)?;
+    let questions = ours.questions();
+    let sockets = socket_dir();
+    let mut out = Vec::new();
+    for l in &list.locations {
+        let me = l.node == db.config().node;
+        let mut s = LocationState {
+            name: l.name.clone(),
+            url: l.url.clone(),
+            me,
+            unreachable: None,
+            we_lack: 0,
+            they_lack: 0,
+            status: status.get(&l.name).cloned(),
+        };
+        if !me {
+            let asked = Remote::new(l).and_then(|remote| {
+                let remote = match &sockets {
+                    Some(d) => remote.sharing(d.clone()),
+                    None => remote,
+                };
+                match &remote.url {
+                    Url::Path(path) => Ok(parse_answer(
+                        &Inventory::of(&Database::open(path)?)?.answer(&questions),
+                    )),
+                    Url::Ssh { path, .. } => {
+                        let mut args = vec!["sync:remote-summary".to_string(), path.clone()];
+                        for (dir, name) in &questions {
+                            args.push("--after".into());
+                            args.push(format!("{dir}={name}"));
+                        }
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        remote.rdb(&args).map(|a| parse_answer(&a))
+                    }
+                }
+            });
+            match asked {
+                Ok(theirs) => {
+                    s.we_lack = count(&to_pull(&theirs, &ours), &theirs.summary);
+                    s.they_lack = count(&to_push(&theirs, &ours), &ours.summary());
+                }
+                Err(e) => s.unreachable = Some(e.to_string()),
+            }
+        }
+        out.push(s);
+    }
+    Ok(out)
 }

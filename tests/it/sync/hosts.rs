@@ -143,6 +143,11 @@ fn a_partitioned_host_keeps_saving_and_a_skewed_clock_changes_only_who_wins() {
     assert!(r.stderr.contains("h1: unreachable"), "{}", r.stderr);
     let list = h0.ok(&["location:list", "shop"]).stdout;
     assert!(list.contains("unreachable"), "{list}");
+    let info = h0.ok(&["db:info", "shop"]).stdout;
+    assert!(
+        info.contains("h1: ") && info.contains("unreachable ("),
+        "{info}"
+    );
     edit(h1, "products", |s| s.replace("2|pear|5", "2|pear|51"));
     net.link(1, true);
     settle(&[h0, h1]);

@@ -103,6 +103,19 @@ fn three_locations_converge_byte_for_byte_and_keep_the_losing_value() {
     for h in &hosts {
         assert!(h.head("products").contains(lost), "{}", h.name);
     }
+    let info = a.ok(&["db:info", "shop"]).stdout;
+    assert!(
+        info.contains("distributed:     3 locations, topology mesh"),
+        "{info}"
+    );
+    assert!(
+        info.contains("h1: ") && info.contains(", reachable"),
+        "{info}"
+    );
+    assert!(
+        info.contains("it has 0 records we lack, we have 0 it lacks"),
+        "{info}"
+    );
     // Every location says where the others are and when they last synced.
     let list = a.ok(&["location:list", "shop"]).stdout;
     assert!(
