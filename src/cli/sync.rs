@@ -596,6 +596,9 @@ pub fn info(db: &Database, out: &mut impl std::io::Write) -> Result<()> {
             writeln!(out, "    last error: {e}")?;
         }
     }
+    for r in Site::new(db, "").refused()? {
+        writeln!(out, "  refused: {r}")?;
+    }
     Ok(())
 }
 

@@ -27,6 +27,7 @@ use super::record::{FrameRef, Record};
 use super::replay::TableState;
 
 const EXT: &str = ".rec";
+const REFUSED: &str = "refused";
 
 /// What one integration did.
 #[derive(Debug, Default, Clone)]
@@ -120,6 +121,26 @@ impl<'a> Site<'a> {
             }
         }
         Ok(false)
+    }
+
+    /// Keeps the records the last integration refused (with why) in
+    /// `state/sync/refused`, for `rdb db:info`.
+    fn note_refused(&self, refused: &[String]) -> Result<()> {
+        let text: String = refused.iter().map(|r| format!("{r}\n")).collect();
+        let old = self.db.read_sync_state(REFUSED)?.unwrap_or_default();
+        if old != text.as_bytes() {
+            self.db.write_sync_state(REFUSED, text.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The records the last integration refused, with why.
+    pub fn refused(&self) -> Result<Vec<String>> {
+        let bytes = self.db.read_sync_state(REFUSED)?.unwrap_or_default();
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_string)
+            .collect())
     }
 
     /// Runs `f` under the database's sync lock.
@@ -321,7 +342,10 @@ impl<'a> Site<'a> {
         // the frame then fails and the integration starts again (bounded).
         let mut last = None;
         for _ in 0..5 {
-            match self.integrate_once() {
+            match self.integrate_once().and_then(|r| {
+                self.note_refused(&r.refused)?;
+                Ok(r)
+            }) {
                 Err(SyncError::Storage(StorageError::BaseMismatch { base, head })) => {
                     last = Some(StorageError::BaseMismatch { base, head });
                 }

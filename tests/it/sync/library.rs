@@ -195,6 +195,12 @@ fn a_frame_is_integrated_whole_and_a_bad_record_never() {
         "{r:?}"
     );
     assert_eq!(head(&b, "users"), before);
+    // It stays refused, and listed for `db:info`, round after round.
+    Site::new(&b, "tester").integrate().unwrap();
+    let listed = Site::new(&b, "tester").refused().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].contains("checksum"), "{listed:?}");
+    assert_eq!(head(&b, "users"), before);
 }
 
 #[test]

@@ -244,3 +244,108 @@ fn continuous_sync_carries_a_save_into_the_other_locations_mount() {
         logs()
     );
 }
+
+#[test]
+fn a_partial_transfer_is_never_integrated_and_the_next_round_completes() {
+    let hosts = locations(2);
+    let (a, b) = (&hosts[0], &hosts[1]);
+    edit(a, "products", |s| s + "9|cherry|9\n");
+    a.ok(&["sync:integrate", "shop"]);
+    // What a transfer killed half-way leaves: rsync's dot-named temp file
+    // with part of the record, next to where the record would go.
+    let records = a.root().join("sync/records");
+    let node_dir = std::fs::read_dir(&records)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let newest = std::fs::read_dir(node_dir.join("products"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .max()
+        .unwrap();
+    let bytes = std::fs::read(&newest).unwrap();
+    let rel = newest.strip_prefix(&records).unwrap();
+    let dst = b.root().join("sync/records").join(rel);
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    let name = dst.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::write(
+        dst.with_file_name(format!(".{name}.Xy12Ab")),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    b.ok(&["sync:integrate", "shop"]);
+    assert!(
+        !b.head("products").contains("cherry"),
+        "a partial file was used"
+    );
+    b.ok(&["verify", "shop"]);
+    b.ok(&["db:sync", "shop"]);
+    assert!(b.head("products").contains("9|cherry|9"));
+    b.ok(&["verify", "shop"]);
+}
+
+#[test]
+fn a_full_disk_at_the_receiver_fails_the_round_and_integrates_nothing() {
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "this test needs root under CI"
+        );
+        eprintln!("skipping: mounting a small tmpfs needs root");
+        return;
+    }
+    let a = Host::new("a");
+    let small = tempfile::tempdir().unwrap();
+    let tmpfs = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(small.path())
+        .status()
+        .unwrap();
+    assert!(tmpfs.success());
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(small.path());
+    a.ok(&["db:init", "shop"]);
+    a.save("products", PRODUCTS);
+    let there = small.path().join("shop");
+    a.ok(&[
+        "location:add",
+        "shop",
+        "small",
+        there.to_str().unwrap(),
+        "--as",
+        "a",
+    ]);
+    // Fill the disk, then make a commit too large for what is left.
+    let filler = small.path().join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 8 << 20]);
+    let big: String = (0..40_000)
+        .map(|i| format!("{}|item{i}|{i}\n", 1000 + i))
+        .collect();
+    a.save("products", &format!("{PRODUCTS}{big}"));
+    let r = a.rdb(&["db:sync", "shop"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("No space left on device"), "{}", r.stderr);
+    // Nothing half-integrated there: its head is the one before.
+    let head = std::fs::read_to_string(there.join("tables/products/current.csv")).unwrap();
+    assert_eq!(head, PRODUCTS);
+    std::fs::remove_file(&filler).unwrap();
+    a.ok(&["db:sync", "shop"]);
+    let b = Host::new("b");
+    b.ok(&["db:register", there.to_str().unwrap()]);
+    let head = b.head("products");
+    assert!(
+        head.contains("40999|item39999|39999"),
+        "the next round completes"
+    );
+}

@@ -10,7 +10,7 @@ mod local;
 mod net;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 /// One location: its own home (registry), the `shop` database inside it,
@@ -105,29 +105,43 @@ impl Host {
     }
 }
 
-/// Runs `cmd`, killing it past `limit`.
+/// Runs `cmd`, killing it past `limit`; its output is read as it comes
+/// (a large output never blocks it).
 pub fn run_bounded(mut cmd: Command, limit: Duration) -> Ran {
+    use std::io::Read;
     use std::process::Stdio;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
     let start = std::time::Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code().unwrap_or(-1);
         }
         if start.elapsed() > limit {
             let _ = child.kill();
-            break;
+            let _ = child.wait();
+            break -1;
         }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let o: Output = child.wait_with_output().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    };
     Ran {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        code: status,
+        stdout: String::from_utf8_lossy(&t_out.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
     }
 }
 
