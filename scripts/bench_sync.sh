@@ -26,7 +26,7 @@ cleanup() {
   [ -f "$T/mount.pid" ] && kill "$(cat "$T/mount.pid")" 2>/dev/null || true
   [ -f "$T/run.pid" ] && kill "$(cat "$T/run.pid")" 2>/dev/null || true
   sleep 0.5
-  umount -l "$T/mnt" 2>/dev/null || true
+  ip netns exec $B umount -l "$T/mnt" 2>/dev/null || true
   [ -f "$T/sshd.pid" ] && kill "$(cat "$T/sshd.pid")" 2>/dev/null || true
   ip netns del $A 2>/dev/null || true
   ip netns del $B 2>/dev/null || true
@@ -92,9 +92,10 @@ echo "| round with nothing new, $VERSIONS versions, over SSH: p50 cold / warm co
 mkdir -p "$T/mnt"
 inA "$RDB" sync:run shop --interval 30 2> "$T/run.log" & echo $! > "$T/run.pid"
 inB "$RDB" mount shop "$T/mnt" --sync-interval 30 2> "$T/mount.log" & echo $! > "$T/mount.pid"
-for _ in $(seq 100); do [ -f "$T/mnt/users/current.csv" ] && break; sleep 0.1; done
-[ -f "$T/mnt/users/current.csv" ] || { echo "bench_sync: the mount did not come up:" >&2; cat "$T/mount.log" >&2; exit 1; }
-python3 - "$RDB" "$T" "$A" <<'EOF'
+# The mount lives in B's mount namespace (ip netns exec makes one): read it there.
+for _ in $(seq 100); do ip netns exec $B test -f "$T/mnt/users/current.csv" && break; sleep 0.1; done
+ip netns exec $B test -f "$T/mnt/users/current.csv" || { echo "bench_sync: the mount did not come up:" >&2; cat "$T/mount.log" >&2; exit 1; }
+ip netns exec $B python3 - "$RDB" "$T" "$A" <<'EOF'
 import os, subprocess, sys, time
 rdb, t, ns = sys.argv[1:]
 cur = os.path.join(t, "mnt/users/current.csv")

@@ -155,6 +155,27 @@ impl Database {
         sync_parent(&**self.io(), &path)
     }
 
+    /// The other travelling directories (docs/FORMAT.md, section 11): each
+    /// saved query's `queries/<name>/` and each table's `tables/<t>/schema/`,
+    /// relative to the root, with their file names (sorted).
+    pub fn revision_dirs(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let mut out = Vec::new();
+        let root = self.root().to_path_buf();
+        for q in self.list_sync(&root.join(super::saved_query::QUERIES_DIR))? {
+            let names = self.list_sync(&root.join(super::saved_query::QUERIES_DIR).join(&q))?;
+            if !names.is_empty() {
+                out.push((format!("{}/{q}", super::saved_query::QUERIES_DIR), names));
+            }
+        }
+        for t in self.list_sync(&root.join("tables"))? {
+            let names = self.list_sync(&root.join("tables").join(&t).join("schema"))?;
+            if !names.is_empty() {
+                out.push((format!("tables/{t}/schema"), names));
+            }
+        }
+        Ok(out)
+    }
+
     /// The names of every revision of the locations list here.
     pub fn locations_names(&self) -> Result<Vec<String>> {
         self.list_sync(&self.sync_dir().join(LOCATIONS))

@@ -1,7 +1,9 @@
 //! What a location holds, and what to copy (docs/SYNC.md, "A round").
 //!
-//! A location's travelling files are in directories (`records/<node>/<table>`
-//! and `locations`, relative to `sync/`) whose names only ever grow. A
+//! A location's travelling files are in directories, named relative to the
+//! database's root, whose file names only ever grow: `sync/records/<node>/<table>`,
+//! `sync/locations`, and the revisions of saved queries (`queries/<name>`)
+//! and schemas (`tables/<table>/schema`). A
 //! summary gives each directory's file count, an order-independent digest
 //! of the names, and the newest name: two locations whose summaries agree
 //! hold the same files and copy nothing. Where they differ, the side that
@@ -27,7 +29,7 @@ pub struct DirSummary {
     pub newest: String,
 }
 
-/// Directory (relative to `sync/`) -> summary.
+/// Directory (relative to the root) -> summary.
 pub type Summary = BTreeMap<String, DirSummary>;
 
 /// What a peer said: its summary, and for each directory we named with our
@@ -61,14 +63,15 @@ impl Inventory {
             for table in db.record_tables(&node)? {
                 let names = db.record_names(&node, &table)?;
                 if !names.is_empty() {
-                    dirs.insert(format!("records/{node}/{table}"), names);
+                    dirs.insert(format!("sync/records/{node}/{table}"), names);
                 }
             }
         }
         let names = db.locations_names()?;
         if !names.is_empty() {
-            dirs.insert("locations".to_string(), names);
+            dirs.insert("sync/locations".to_string(), names);
         }
+        dirs.extend(db.revision_dirs()?);
         Ok(Inventory { dirs })
     }
 
@@ -138,11 +141,33 @@ impl Inventory {
     }
 }
 
-/// Parses an answer (other lines are ignored).
+/// Whether `dir` is a travelling directory (see the module doc), each part
+/// one valid name: what a peer names is copied only if it is, so a peer
+/// can never make a round write outside those directories.
+fn travelling(dir: &str) -> bool {
+    let parts: Vec<&str> = dir.split('/').collect();
+    let ok = |p: &str| crate::storage::valid_component(p) && p != "..";
+    match parts.as_slice() {
+        ["sync", "records", node, table] => ok(node) && ok(table),
+        ["sync", "locations"] => true,
+        ["queries", name] => ok(name),
+        ["tables", table, "schema"] => ok(table),
+        _ => false,
+    }
+}
+
+/// Parses an answer (other lines, and directories or names that are not
+/// travelling ones, are ignored).
 pub fn parse_answer(text: &str) -> PeerView {
     let mut v = PeerView::default();
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
+        if f.get(1).is_none_or(|d| !travelling(d))
+            || (f.first() == Some(&"N")
+                && f.get(2).is_none_or(|n| !crate::storage::valid_component(n)))
+        {
+            continue;
+        }
         match f.as_slice() {
             ["S", k, n, d, newest] => {
                 if let (Ok(count), Ok(digest)) = (n.parse(), u64::from_str_radix(d, 16)) {
@@ -246,32 +271,35 @@ mod tests {
     #[test]
     fn only_what_one_side_lacks_is_named_and_gaps_copy_the_directory() {
         let a = inv(&[
-            ("records/n1/t", &["1", "2", "3", "4"]),
-            ("locations", &["l1"]),
+            ("sync/records/n1/t", &["1", "2", "3", "4"]),
+            ("sync/locations", &["l1"]),
         ]);
-        let b = inv(&[("records/n1/t", &["1", "2"]), ("locations", &["l1"])]);
+        let b = inv(&[
+            ("sync/records/n1/t", &["1", "2"]),
+            ("sync/locations", &["l1"]),
+        ]);
         // b pulls from a: exactly 3 and 4.
         assert_eq!(
             to_pull(&view_of(&a, &b), &b),
-            ["records/n1/t/3", "records/n1/t/4"]
+            ["sync/records/n1/t/3", "sync/records/n1/t/4"]
         );
         // a pushes to b: the same.
         assert_eq!(
             to_push(&view_of(&b, &a), &a),
-            ["records/n1/t/3", "records/n1/t/4"]
+            ["sync/records/n1/t/3", "sync/records/n1/t/4"]
         );
         // Nothing the other way, nothing when equal.
         assert!(to_pull(&view_of(&b, &a), &a).is_empty());
         assert!(to_push(&view_of(&a, &a), &a).is_empty());
         // A gap (b holds 1 and 3): the directory goes whole.
-        let gap = inv(&[("records/n1/t", &["1", "3"])]);
+        let gap = inv(&[("sync/records/n1/t", &["1", "3"])]);
         assert_eq!(
             to_pull(&view_of(&a, &gap), &gap),
-            ["locations", "records/n1/t"]
+            ["sync/locations", "sync/records/n1/t"]
         );
         assert_eq!(
             to_push(&view_of(&gap, &a), &a),
-            ["locations", "records/n1/t"]
+            ["sync/locations", "sync/records/n1/t"]
         );
     }
 }

@@ -175,7 +175,7 @@ impl Here<'_> {
             if peer.push {
                 let files = to_push(&theirs, &Inventory::of(self.db)?);
                 if !files.is_empty() {
-                    out.pushed = remote.push(&self.sync_dir, Some(&files))?;
+                    out.pushed = remote.push(&self.sync_dir, &files)?;
                 }
             }
             Ok(())
@@ -196,7 +196,7 @@ impl Here<'_> {
         if files.is_empty() {
             return Ok(Moved::default());
         }
-        remote.push(&self.sync_dir, Some(&files))
+        remote.push(&self.sync_dir, &files)
     }
 }
 
@@ -245,7 +245,10 @@ pub fn round_with(
     let here = Here {
         db,
         site: Site::new(db, user),
-        sync_dir: db.ensure_sync_dir()?,
+        sync_dir: {
+            db.ensure_sync_dir()?;
+            db.root().to_path_buf()
+        },
         sockets: socket_dir(),
         user,
     };

@@ -170,11 +170,18 @@ impl<'a> Site<'a> {
     /// replay state and how many records were written.
     fn export_table(&self, table: &str) -> Result<(Applied, usize)> {
         let t = self.db.table(table)?;
+        let loaded = self.load_applied(table)?;
+        if let Some(a) = &loaded
+            && a.seq == t.head_seq()?
+        {
+            // Nothing committed here since: no need to read the log.
+            return Ok((a.clone(), 0));
+        }
         let versions = t.versions()?;
         let Some(head) = versions.last() else {
             return Ok((Applied::default(), 0));
         };
-        let mut applied = match self.load_applied(table)? {
+        let mut applied = match loaded {
             Some(a) => a,
             None => {
                 // First sync of this table here: its head travels as one

@@ -214,22 +214,15 @@ impl<'a> Remote<'a> {
         }
     }
 
-    /// This location's `sync/` as rsync names it.
+    /// This location's root as rsync names it (files are named relative to it).
     fn sync_spec(&self) -> String {
         match &self.url {
-            Url::Path(p) => format!("{}/sync/", p.display()),
-            Url::Ssh { host, path } => format!("{host}:{path}/sync/"),
+            Url::Path(p) => format!("{}/", p.display()),
+            Url::Ssh { host, path } => format!("{host}:{path}/"),
         }
     }
 
-    fn rsync(
-        &self,
-        src: &str,
-        dst: &str,
-        what: &str,
-        dry_run: bool,
-        files: Option<&[String]>,
-    ) -> Result<(Moved, String)> {
+    fn rsync(&self, src: &str, dst: &str, what: &str, files: &[String]) -> Result<(Moved, String)> {
         let mut cmd = Command::new("rsync");
         // Immutable files only: never overwrite one (--ignore-existing);
         // rsync writes each to a dot-named temp file and renames it, so a
@@ -244,16 +237,16 @@ impl<'a> Remote<'a> {
             "--timeout=30",
             "--protect-args",
         ]);
-        if dry_run {
-            cmd.args(["--dry-run", "--out-format=%n"]);
-        }
-        let input = files.map(|f| {
-            cmd.arg("--files-from=-");
-            f.iter()
+        // Exactly these paths, relative to the source root (directories
+        // among them copied whole).
+        cmd.arg("--files-from=-");
+        let input = Some(
+            files
+                .iter()
                 .map(|p| format!("{p}\n"))
                 .collect::<String>()
-                .into_bytes()
-        });
+                .into_bytes(),
+        );
         if matches!(self.url, Url::Ssh { .. }) {
             cmd.arg("-e").arg(self.ssh_words().join(" "));
         }
@@ -278,11 +271,11 @@ impl<'a> Remote<'a> {
         Ok((moved, ran.stdout))
     }
 
-    /// Takes `files` (paths under `sync/`: files, or directories copied
-    /// whole) from the peer (`local_sync` exists).
+    /// Takes `files` (paths under the root, travelling ones only: files, or
+    /// directories copied whole) from the peer into the root `local_sync`.
     pub fn pull(&self, local_sync: &Path, files: &[String]) -> Result<Moved> {
         let dst = format!("{}/", local_sync.display());
-        match self.rsync(&self.sync_spec(), &dst, "pull", false, Some(files)) {
+        match self.rsync(&self.sync_spec(), &dst, "pull", files) {
             Ok((moved, _)) => Ok(moved),
             // A location that has never synced has no sync/ yet: nothing to take.
             Err(SyncError::Transport { detail, .. })
@@ -294,27 +287,10 @@ impl<'a> Remote<'a> {
         }
     }
 
-    /// Gives the peer `files` (as for [`Self::pull`]); `None`: everything
-    /// it lacks.
-    pub fn push(&self, local_sync: &Path, files: Option<&[String]>) -> Result<Moved> {
-        let src = format!("{}/", local_sync.display());
-        Ok(self.rsync(&src, &self.sync_spec(), "push", false, files)?.0)
-    }
-
-    /// Names of record files one side has and the other lacks: (theirs we
-    /// lack, ours they lack), by rsync's dry run.
-    pub fn differences(&self, local_sync: &Path) -> Result<(Vec<String>, Vec<String>)> {
-        let dst = format!("{}/", local_sync.display());
-        let names = |out: String| -> Vec<String> {
-            out.lines()
-                .take_while(|l| !l.is_empty())
-                .filter(|l| l.ends_with(".rec"))
-                .map(str::to_string)
-                .collect()
-        };
-        let (_, theirs) = self.rsync(&self.sync_spec(), &dst, "compare", true, None)?;
-        let (_, ours) = self.rsync(&dst, &self.sync_spec(), "compare", true, None)?;
-        Ok((names(theirs), names(ours)))
+    /// Gives the peer `files` (as for [`Self::pull`]).
+    pub fn push(&self, local_root: &Path, files: &[String]) -> Result<Moved> {
+        let src = format!("{}/", local_root.display());
+        Ok(self.rsync(&src, &self.sync_spec(), "push", files)?.0)
     }
 
     /// Runs `rdb <args>` on the remote host; its stdout.

@@ -143,6 +143,34 @@ fn a_one_way_target_receives_and_never_sends_back() {
 }
 
 #[test]
+fn saved_queries_and_schemas_travel_too() {
+    let hosts = locations(2);
+    let (a, b) = (&hosts[0], &hosts[1]);
+    a.ok(&[
+        "query:save",
+        "shop",
+        "stock",
+        "SELECT name, qty FROM products WHERE qty > 4",
+    ]);
+    let schema = a.home.path().join("schema.toml");
+    std::fs::write(&schema, "[columns]\nqty = \"integer\"\n").unwrap();
+    a.ok(&["schema:set", "shop", "products", schema.to_str().unwrap()]);
+    a.ok(&["db:sync", "shop"]);
+    assert!(
+        b.ok(&["query:show", "shop", "stock"])
+            .stdout
+            .contains("qty > 4")
+    );
+    assert!(
+        b.ok(&["schema:show", "shop", "products"])
+            .stdout
+            .contains("integer")
+    );
+    let ran = b.ok(&["query:run", "shop", "stock"]).stdout;
+    assert!(ran.contains("pear") && !ran.contains("apple"), "{ran}");
+}
+
+#[test]
 fn ten_locations_in_a_mesh_converge() {
     let hosts = locations(10);
     for (i, h) in hosts.iter().enumerate() {
