@@ -23,10 +23,8 @@ BENCH=$(ls -t target/release/deps/sync-* | grep -v '\.d$' | head -1)
 T=$(mktemp -d)
 A=rbbA$$; B=rbbB$$
 cleanup() {
-  [ -f "$T/mount.pid" ] && kill "$(cat "$T/mount.pid")" 2>/dev/null || true
   [ -f "$T/run.pid" ] && kill "$(cat "$T/run.pid")" 2>/dev/null || true
   sleep 0.5
-  ip netns exec $B umount -l "$T/mnt" 2>/dev/null || true
   [ -f "$T/sshd.pid" ] && kill "$(cat "$T/sshd.pid")" 2>/dev/null || true
   ip netns del $A 2>/dev/null || true
   ip netns del $B 2>/dev/null || true
@@ -88,17 +86,21 @@ warm=$(hyperfine -N -w 2 -r 20 --export-json "$T/warm.json" \
   python3 -c "import json;r=json.load(open('$T/warm.json'))['results'][0];print('%.0f ms' % (r['median']*1000))")
 echo "| round with nothing new, $VERSIONS versions, over SSH: p50 cold / warm connection | $cold / $warm |"
 
-# Propagation with continuous sync: sync:run at A, B's mount syncing.
+# Propagation with continuous sync: sync:run at A, B's mount syncing. Each
+# `ip netns exec` makes its own mount namespace, so B's mount and its reader
+# run under one.
 mkdir -p "$T/mnt"
 inA "$RDB" sync:run shop --interval 30 2> "$T/run.log" & echo $! > "$T/run.pid"
-inB "$RDB" mount shop "$T/mnt" --sync-interval 30 2> "$T/mount.log" & echo $! > "$T/mount.pid"
-# The mount lives in B's mount namespace (ip netns exec makes one): read it there.
-for _ in $(seq 100); do ip netns exec $B test -f "$T/mnt/users/current.csv" && break; sleep 0.1; done
-ip netns exec $B test -f "$T/mnt/users/current.csv" || { echo "bench_sync: the mount did not come up:" >&2; cat "$T/mount.log" >&2; exit 1; }
-ip netns exec $B python3 - "$RDB" "$T" "$A" <<'EOF'
+cat > "$T/poll.py" <<'EOF'
 import os, subprocess, sys, time
 rdb, t, ns = sys.argv[1:]
 cur = os.path.join(t, "mnt/users/current.csv")
+for _ in range(100):
+    if os.path.exists(cur):
+        break
+    time.sleep(0.1)
+else:
+    sys.exit("bench_sync: the mount did not come up: " + open(os.path.join(t, "mount.log")).read())
 times = []
 for i in range(20):
     age = 200 + i
@@ -118,3 +120,4 @@ times.sort()
 print("| propagation, save at A to B's mount (continuous sync): p50 / p90 of 20 | %.0f ms / %.0f ms |"
       % (times[10] * 1000, times[17] * 1000))
 EOF
+ip netns exec $B bash -c "REEDBASE_HOME='$T/b' '$RDB' mount shop '$T/mnt' --sync-interval 30 2> '$T/mount.log' & m=\$!; python3 '$T/poll.py' '$RDB' '$T' $A; r=\$?; kill \$m; wait \$m; exit \$r"
