@@ -90,7 +90,8 @@ echo "| round with nothing new, $VERSIONS versions, over SSH: p50 cold / warm co
 # `ip netns exec` makes its own mount namespace, so B's mount and its reader
 # run under one.
 mkdir -p "$T/mnt"
-inA "$RDB" sync:run shop --interval 30 2> "$T/run.log" & echo $! > "$T/run.pid"
+# Not through inA: `ip netns exec` execs rdb, so $! is rdb's pid and cleanup kills it.
+ip netns exec $A env REEDBASE_HOME="$T/a" "$RDB" sync:run shop --interval 30 2> "$T/run.log" & echo $! > "$T/run.pid"
 cat > "$T/poll.py" <<'EOF'
 import os, subprocess, sys, time
 rdb, t, ns = sys.argv[1:]

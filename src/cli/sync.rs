@@ -634,16 +634,20 @@ pub fn run_forever(ctx: &Ctx, name: &str, interval: u64) -> Result<i32> {
     let report: reedbase::sync::daemon::Reporter = Box::new(|r: &Round| {
         print_round(r);
     });
-    let _syncer = reedbase::sync::Syncer::start(
+    let syncer = reedbase::sync::Syncer::start(
         db.root().to_path_buf(),
         ctx.user.clone(),
         std::time::Duration::from_secs(interval.max(1)),
         Some(report),
     )?;
     eprintln!("syncing {name} (Ctrl-C to stop)");
-    loop {
-        std::thread::park();
+    while syncer.is_running() {
+        std::thread::park_timeout(std::time::Duration::from_secs(1));
     }
+    Err(fail(
+        exit::NOT_FOUND,
+        format!("database {name} is gone; stopped syncing"),
+    ))
 }
 
 pub fn list_lost(ctx: &Ctx, name: &str, f: FormatArg) -> Result<i32> {

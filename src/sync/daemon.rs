@@ -97,6 +97,13 @@ impl Syncer {
     }
 }
 
+impl Syncer {
+    /// Whether the thread still runs (it stops when its database is gone).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
 impl Drop for Syncer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -183,7 +190,13 @@ fn run(
         let db = match Database::open(root) {
             Ok(db) => db,
             Err(e) => {
+                if !root.join("config.toml").exists() {
+                    tracing::warn!(root = %root.display(), "sync: the database is gone; stopping");
+                    return;
+                }
                 tracing::warn!(error = %e, "sync: cannot open the database");
+                // Try again at the next round, not at once.
+                (arrived, committed) = (None, None);
                 next_round = now + interval;
                 continue;
             }

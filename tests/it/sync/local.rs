@@ -377,3 +377,31 @@ fn a_full_disk_at_the_receiver_fails_the_round_and_integrates_nothing() {
         "the next round completes"
     );
 }
+
+#[test]
+fn sync_run_stops_when_its_database_is_gone() {
+    let hosts = locations(2);
+    let b = &hosts[1];
+    let mut child = b
+        .cmd(&["sync:run", "shop", "--interval", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_dir_all(b.root()).unwrap();
+    let stopped = eventually(Duration::from_secs(20), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !stopped {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(stopped, "sync:run kept running without its database");
+    assert_eq!(out.status.code(), Some(3));
+    // It did not spin: a few lines, not a log flood.
+    assert!(
+        out.stderr.len() < 10_000,
+        "{} bytes of messages",
+        out.stderr.len()
+    );
+}
