@@ -23,6 +23,14 @@ pub struct InitArgs {
     /// Field delimiter of the database's tables.
     #[arg(long, default_value = "|")]
     pub delimiter: char,
+    /// Also create it at this location (`[name=]path` or `[name=][user@]host:path`), as
+    /// `rdb location:add` does; repeatable. The name defaults to the host or the last
+    /// path component.
+    #[arg(long = "location", value_name = "[NAME=]SPEC")]
+    pub locations: Vec<String>,
+    /// The ssh command for those locations.
+    #[arg(long)]
+    pub ssh: Option<String>,
 }
 
 pub fn init(ctx: &Ctx, a: InitArgs) -> Result<i32> {
@@ -56,7 +64,22 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<i32> {
         a.name,
         root.display()
     );
-    Ok(exit::OK)
+    let mut code = exit::OK;
+    for spec in &a.locations {
+        let (name, spec) = super::sync::name_of_spec(spec);
+        let add = super::sync::AddArgs {
+            db: a.name.clone(),
+            name,
+            spec,
+            ssh: a.ssh.clone(),
+            rdb: None,
+            install_to: super::sync::REMOTE_RDB.to_string(),
+            self_name: None,
+            self_url: None,
+        };
+        code = code.max(super::sync::location_add(ctx, add)?);
+    }
+    Ok(code)
 }
 
 pub fn list(ctx: &Ctx, f: FormatArg) -> Result<i32> {

@@ -247,6 +247,43 @@ pub fn location_add(ctx: &Ctx, a: AddArgs) -> Result<i32> {
     Ok(print_round(&r))
 }
 
+/// `[name=]spec` of `db:init --location`: the name given, else the host
+/// (without the user) or the path's last component, made a valid name.
+pub fn name_of_spec(arg: &str) -> (String, String) {
+    if let Some((name, spec)) = arg.split_once('=')
+        && reedbase::storage::names::validate(name).is_ok()
+    {
+        return (name.to_string(), spec.to_string());
+    }
+    let base = match Url::parse(arg) {
+        Ok(Url::Ssh { host, .. }) => host.rsplit('@').next().unwrap_or(&host).to_string(),
+        _ => arg
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(arg)
+            .to_string(),
+    };
+    let name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    (
+        if name.is_empty() {
+            "location".into()
+        } else {
+            name
+        },
+        arg.to_string(),
+    )
+}
+
 /// A local path made absolute (other locations and later runs resolve it
 /// from elsewhere); a remote spec as given.
 fn absolute_spec(ctx: &Ctx, spec: &str) -> Result<String> {

@@ -171,6 +171,21 @@ fn saved_queries_and_schemas_travel_too() {
 }
 
 #[test]
+fn db_init_with_locations_creates_a_distributed_database_in_one_command() {
+    let (a, b) = (Host::new("a"), Host::new("b"));
+    let there = b.root();
+    std::fs::create_dir_all(there.parent().unwrap()).unwrap();
+    let spec = format!("backup={}", there.display());
+    a.ok(&["db:init", "shop", "--location", &spec]);
+    a.save("products", PRODUCTS);
+    a.ok(&["db:sync", "shop"]);
+    b.ok(&["db:register", there.to_str().unwrap()]);
+    assert_eq!(b.head("products"), PRODUCTS);
+    let list = a.ok(&["location:list", "shop"]).stdout;
+    assert!(list.contains("backup"), "{list}");
+}
+
+#[test]
 fn ten_locations_in_a_mesh_converge() {
     let hosts = locations(10);
     for (i, h) in hosts.iter().enumerate() {
