@@ -258,7 +258,12 @@ pub fn round_with(
         for p in &peers {
             out.peers.push(here.exchange(p));
         }
-        out.local = here.site.integrate_locked()?;
+        // What came in, and commits made during the exchanges; a round that
+        // took nothing and saw no commit skips it (a no-op round stays cheap).
+        let pulled = out.peers.iter().any(|p| p.pulled.files > 0);
+        if pulled || here.site.has_unexported()? {
+            out.local = here.site.integrate_locked()?;
+        }
         // A commit made during the exchanges was exported just now: push
         // it in this round rather than leave it for the next (bounded).
         for _ in 0..3 {

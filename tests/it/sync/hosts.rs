@@ -165,3 +165,72 @@ fn a_partitioned_host_keeps_saving_and_a_skewed_clock_changes_only_who_wins() {
     let text = same_everywhere(&[h0, h1], "products");
     assert!(text.contains("2|pear|52"), "{text}");
 }
+
+/// Runs `script` in host `i`'s namespace with `shop` mounted at `$MP`
+/// (the mount and the script share one mount namespace); its exit code.
+/// The mount does not sync (`--no-sync`): the hosts' saves stay
+/// concurrent, and rounds run after.
+fn with_mount(net: &Net, i: usize, script: &str) -> super::Ran {
+    let h = &net.hosts[i];
+    let mp = net.dir.path().join(format!("mnt{i}"));
+    std::fs::create_dir_all(&mp).unwrap();
+    let rdb = env!("CARGO_BIN_EXE_rdb");
+    let full = format!(
+        "export REEDBASE_HOME='{home}' MP='{mp}'; '{rdb}' mount shop \"$MP\" --no-sync 2>\"$MP.log\" & m=$!; \
+         for _ in $(seq 200); do [ -f \"$MP/products/current.csv\" ] && break; sleep 0.05; done; \
+         ( {script} ); rc=$?; kill $m; wait $m; exit $rc",
+        home = h.home.path().display(),
+        mp = mp.display(),
+    );
+    let mut c = std::process::Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        h.ns.as_deref().unwrap(),
+        "bash",
+        "-c",
+        &full,
+    ]);
+    super::run_bounded(c, std::time::Duration::from_secs(60))
+}
+
+#[test]
+fn saves_through_the_mount_with_real_tools_at_every_host_converge() {
+    if !available() || !crate::mount::fuse_available() {
+        return;
+    }
+    let net = distributed(3);
+    let [h0, h1, h2] = [&net.hosts[0], &net.hosts[1], &net.hosts[2]];
+    let r = with_mount(
+        &net,
+        0,
+        r#"sed -i 's/^1|apple|3$/1|apple|300/' "$MP/products/current.csv""#,
+    );
+    assert_eq!(r.code, 0, "sed -i at h0: {}", r.stderr);
+    let py = r#"python3 -c "
+import csv, sys
+p = sys.argv[1]
+rows = list(csv.reader(open(p), delimiter='|'))
+rows.append(['5', 'kiwi', '2'])
+with open(p, 'w', newline='') as f:
+    csv.writer(f, delimiter='|', lineterminator='\n').writerows(rows)
+" "$MP/products/current.csv""#;
+    let r = with_mount(&net, 1, py);
+    assert_eq!(r.code, 0, "python at h1: {}", r.stderr);
+    let new = net.dir.path().join("new.csv");
+    std::fs::write(&new, PRODUCTS.replace("3|plum|7", "3|plum|77")).unwrap();
+    let r = with_mount(
+        &net,
+        2,
+        &format!("cp '{}' \"$MP/products/current.csv\"", new.display()),
+    );
+    assert_eq!(r.code, 0, "cp at h2: {}", r.stderr);
+    settle(&[h0, h1, h2]);
+    let text = same_everywhere(&[h0, h1, h2], "products");
+    assert!(text.contains("1|apple|300\n"), "{text}");
+    assert!(text.contains("5|kiwi|2\n"), "{text}");
+    assert!(text.contains("3|plum|77\n"), "{text}");
+    // And what a mount shows is what the store holds.
+    let r = with_mount(&net, 1, r#"cat "$MP/products/current.csv""#);
+    assert_eq!(r.stdout, text);
+}
