@@ -118,8 +118,14 @@ pub fn resolve(
 /// failed; a record left behind stays listed, and resolving it with
 /// `Theirs` removes it without committing anything.
 fn remove_record(db: &Database, id: &str) {
+    // A value sync kept is listed at every location: the resolution is
+    // noted where it travels, so every location drops it.
+    let travels = db.conflict_info(id).is_ok_and(|i| i.kind == "sync");
     if let Err(e) = db.remove_conflict(id) {
         tracing::warn!(conflict = id, error = %e.report(), "resolved conflict not removed");
+    }
+    if travels && let Err(e) = db.note_conflict_resolved(id) {
+        tracing::warn!(conflict = id, error = %e.report(), "resolution not noted for the other locations");
     }
 }
 

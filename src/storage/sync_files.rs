@@ -4,6 +4,7 @@
 //! ```text
 //! sync/records/<node>/<table>/<version>.rec   commit records: immutable, travel
 //! sync/locations/<version>.toml               the locations list, one file per revision: travel
+//! sync/resolved/<conflict id>                 a sync conflict resolved somewhere (empty): travel
 //! state/sync/<table>.applied                  what this site replayed (local, replaced durably)
 //! state/sync/<name>                           other local sync state (peers' status)
 //! state/sync/lock                             one sync round at a time
@@ -27,6 +28,7 @@ use super::lock::LockFile;
 pub const SYNC_DIR: &str = "sync";
 const RECORDS: &str = "records";
 const LOCATIONS: &str = "locations";
+const RESOLVED: &str = "resolved";
 
 /// A name that may be one component of a path under `sync/`: no
 /// separator, no leading dot (temp files of rsync and of ReedBase), not empty.
@@ -174,6 +176,25 @@ impl Database {
             }
         }
         Ok(out)
+    }
+
+    /// Notes that sync conflict `id` was resolved here: an empty file
+    /// `sync/resolved/<id>`, which travels, so every location drops it.
+    pub fn note_conflict_resolved(&self, id: &str) -> Result<()> {
+        check(id)?;
+        let dir = self.sync_dir().join(RESOLVED);
+        self.create_dirs(&dir)?;
+        let path = dir.join(id);
+        match self.io().write_new(&path, b"", true) {
+            Ok(()) => sync_parent(&**self.io(), &path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(StorageError::io("write", &path, e)),
+        }
+    }
+
+    /// The sync conflicts resolved at some location (ids).
+    pub fn resolved_conflicts(&self) -> Result<Vec<String>> {
+        self.list_sync(&self.sync_dir().join(RESOLVED))
     }
 
     /// The names of every revision of the locations list here.

@@ -2,7 +2,7 @@
 //!
 //! A location's travelling files are in directories, named relative to the
 //! database's root, whose file names only ever grow: `sync/records/<node>/<table>`,
-//! `sync/locations`, and the revisions of saved queries (`queries/<name>`)
+//! `sync/locations`, `sync/resolved`, and the revisions of saved queries (`queries/<name>`)
 //! and schemas (`tables/<table>/schema`). A
 //! summary gives each directory's file count, an order-independent digest
 //! of the names, and the newest name: two locations whose summaries agree
@@ -70,6 +70,10 @@ impl Inventory {
         let names = db.locations_names()?;
         if !names.is_empty() {
             dirs.insert("sync/locations".to_string(), names);
+        }
+        let names = db.resolved_conflicts()?;
+        if !names.is_empty() {
+            dirs.insert("sync/resolved".to_string(), names);
         }
         dirs.extend(db.revision_dirs()?);
         Ok(Inventory { dirs })
@@ -149,7 +153,7 @@ fn travelling(dir: &str) -> bool {
     let ok = |p: &str| crate::storage::valid_component(p) && p != "..";
     match parts.as_slice() {
         ["sync", "records", node, table] => ok(node) && ok(table),
-        ["sync", "locations"] => true,
+        ["sync", "locations"] | ["sync", "resolved"] => true,
         ["queries", name] => ok(name),
         ["tables", table, "schema"] => ok(table),
         _ => false,

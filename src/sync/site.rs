@@ -123,6 +123,16 @@ impl<'a> Site<'a> {
         Ok(false)
     }
 
+    /// Removes the sync conflicts some location resolved (`sync/resolved/`).
+    fn drop_resolved(&self) -> Result<()> {
+        for id in self.db.resolved_conflicts()? {
+            if self.db.conflict_info(&id).is_ok() {
+                self.db.remove_conflict(&id)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Keeps the records the last integration refused (with why) in
     /// `state/sync/refused`, for `rdb db:info`.
     fn note_refused(&self, refused: &[String]) -> Result<()> {
@@ -351,6 +361,7 @@ impl<'a> Site<'a> {
         for _ in 0..5 {
             match self.integrate_once().and_then(|r| {
                 self.note_refused(&r.refused)?;
+                self.drop_resolved()?;
                 Ok(r)
             }) {
                 Err(SyncError::Storage(StorageError::BaseMismatch { base, head })) => {
@@ -515,7 +526,11 @@ impl<'a> Site<'a> {
         for l in lost {
             by_record.entry(l.record.as_str()).or_default().push(l);
         }
+        let resolved: BTreeSet<String> = self.db.resolved_conflicts()?.into_iter().collect();
         for (record, items) in by_record {
+            if resolved.contains(&format!("sync-{table}-{record}")) {
+                continue;
+            }
             let mut ours = TableState::load(head, self.delim(), false);
             for l in &items {
                 ours.restore(&l.lost);

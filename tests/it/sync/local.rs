@@ -102,6 +102,9 @@ fn three_locations_converge_byte_for_byte_and_keep_the_losing_value() {
     settle(&hosts);
     for h in &hosts {
         assert!(h.head("products").contains(lost), "{}", h.name);
+        // The resolution travelled: no location lists the conflict any more.
+        let list = h.ok(&["conflict:list", "shop"]).stdout;
+        assert!(!list.contains(&ids[0]), "{}: {list}", h.name);
     }
     let info = a.ok(&["db:info", "shop"]).stdout;
     assert!(
