@@ -197,6 +197,45 @@ impl Database {
         self.list_sync(&self.sync_dir().join(RESOLVED))
     }
 
+    /// Removes what cut transfers left under `sync/`: rsync's dot-named
+    /// temp files last changed more than `older_than` ago (a transfer in
+    /// progress keeps writing to its own). Never reads them. How many went.
+    pub fn sweep_transfer_leftovers(&self, older_than: Duration) -> Result<usize> {
+        let mut dirs = vec![
+            self.sync_dir().join(LOCATIONS),
+            self.sync_dir().join(RESOLVED),
+        ];
+        for node in self.record_nodes()? {
+            for table in self.record_tables(&node)? {
+                dirs.push(self.record_dir(&node, &table)?);
+            }
+        }
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for dir in dirs {
+            let names = match self.io().list(&dir) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::io("list", &dir, e)),
+            };
+            for name in names.iter().filter(|n| n.starts_with('.')) {
+                let path = dir.join(name);
+                let old = self
+                    .io()
+                    .lstat(&path)
+                    .ok()
+                    .flatten()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_some_and(|age| age > older_than);
+                if old && self.io().remove(&path).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// The names of every revision of the locations list here.
     pub fn locations_names(&self) -> Result<Vec<String>> {
         self.list_sync(&self.sync_dir().join(LOCATIONS))

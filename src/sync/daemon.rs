@@ -44,6 +44,14 @@ struct Backoff {
     next: Option<Instant>,
 }
 
+/// How long to leave a peer alone after `failures` failed rounds in a row:
+/// the interval doubled per failure, at most `MAX_BACKOFF`.
+fn backoff_wait(interval: Duration, failures: u32) -> Duration {
+    interval
+        .saturating_mul(1u32 << failures.min(20))
+        .min(MAX_BACKOFF)
+}
+
 /// A running syncer; stops (and joins its thread) on drop.
 pub struct Syncer {
     stop: Arc<AtomicBool>,
@@ -234,10 +242,7 @@ fn run(
                     let b = backoff.entry(p.name.clone()).or_default();
                     if p.error.is_some() {
                         b.failures = b.failures.saturating_add(1);
-                        let wait = interval
-                            .saturating_mul(1u32 << b.failures.min(10))
-                            .min(MAX_BACKOFF);
-                        b.next = Some(Instant::now() + wait);
+                        b.next = Some(Instant::now() + backoff_wait(interval, b.failures));
                     } else {
                         *b = Backoff::default();
                     }
@@ -249,5 +254,23 @@ fn run(
             }
             Err(e) => tracing::warn!(error = %e, "sync round failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_peer_is_left_alone_longer_each_time_up_to_ten_minutes() {
+        let i = Duration::from_secs(30);
+        assert_eq!(backoff_wait(i, 1), Duration::from_secs(60));
+        assert_eq!(backoff_wait(i, 2), Duration::from_secs(120));
+        assert_eq!(
+            backoff_wait(i, 4),
+            MAX_BACKOFF.min(Duration::from_secs(480))
+        );
+        assert_eq!(backoff_wait(i, 5), MAX_BACKOFF);
+        assert_eq!(backoff_wait(i, u32::MAX), MAX_BACKOFF);
     }
 }

@@ -310,8 +310,17 @@ pub fn round_with(
         }
     }
     save_status(db, &round.peers)?;
+    match db.sweep_transfer_leftovers(LEFTOVER_AGE) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "removed what cut transfers left"),
+        Err(e) => tracing::warn!(error = %e, "could not sweep what cut transfers left"),
+    }
     Ok(round)
 }
+
+/// A dot file under `sync/` this old is what a cut transfer left, not one
+/// in progress (rsync writes its temp file continuously).
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A location as `rdb db:info` shows it.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use reedbase::storage::{Action, Base, CommitOptions, Database, Frame, RealIo};
 use reedbase::sync::Site;
+use reedbase::sync::record::Record;
 
 use crate::util::new_db;
 
@@ -200,6 +201,34 @@ fn a_frame_is_integrated_whole_and_a_bad_record_never() {
     let listed = Site::new(&b, "tester").refused().unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert!(listed[0].contains("checksum"), "{listed:?}");
+    assert_eq!(head(&b, "users"), before);
+
+    // A whole, well-formed record of another database is refused too.
+    let (old_header, new_header, changes) =
+        Record::changes_between(USERS, b"id|name|email|age\n1|Mallory|m@x|1\n", b'|');
+    let foreign = Record {
+        db: "another-database".into(),
+        table: "users".into(),
+        id: "20990101T000000.000001Z-0badbad1".into(),
+        user: "mallory".into(),
+        action: "update".into(),
+        frame: None,
+        hash: String::new(),
+        old_header,
+        new_header,
+        changes,
+    };
+    std::fs::write(
+        dst.with_file_name("20990101T000000.000001Z-0badbad1.rec"),
+        foreign.encode(),
+    )
+    .unwrap();
+    let r = Site::new(&b, "tester").integrate().unwrap();
+    assert!(
+        r.refused.iter().any(|m| m.contains("another database")
+            && m.contains("20990101T000000.000001Z-0badbad1.rec")),
+        "{r:?}"
+    );
     assert_eq!(head(&b, "users"), before);
 }
 

@@ -317,11 +317,8 @@ fn a_partial_transfer_is_never_integrated_and_the_next_round_completes() {
     let dst = b.root().join("sync/records").join(rel);
     std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
     let name = dst.file_name().unwrap().to_str().unwrap().to_string();
-    std::fs::write(
-        dst.with_file_name(format!(".{name}.Xy12Ab")),
-        &bytes[..bytes.len() / 2],
-    )
-    .unwrap();
+    let partial = dst.with_file_name(format!(".{name}.Xy12Ab"));
+    std::fs::write(&partial, &bytes[..bytes.len() / 2]).unwrap();
     b.ok(&["sync:integrate", "shop"]);
     assert!(
         !b.head("products").contains("cherry"),
@@ -331,6 +328,16 @@ fn a_partial_transfer_is_never_integrated_and_the_next_round_completes() {
     b.ok(&["db:sync", "shop"]);
     assert!(b.head("products").contains("9|cherry|9"));
     b.ok(&["verify", "shop"]);
+    // Left by a transfer an hour ago, it is swept by a round.
+    assert!(partial.exists());
+    let aged = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&partial)
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    b.ok(&["db:sync", "shop"]);
+    assert!(!partial.exists(), "the leftover was not swept");
 }
 
 #[test]
