@@ -240,6 +240,15 @@ pub fn location_add(ctx: &Ctx, a: AddArgs) -> Result<i32> {
             format!("{} is this location itself", loc.url),
         ));
     }
+    // How this site reaches it stays here (never in the travelling list).
+    reedbase::sync::set_access(
+        &db,
+        &loc.name,
+        reedbase::sync::Access {
+            ssh: loc.ssh.clone(),
+            rdb: loc.rdb.clone(),
+        },
+    )?;
     list.locations.push(loc);
     list.save(&db)?;
     eprintln!("added location {:?}; first sync:", a.name);
@@ -551,7 +560,11 @@ pub fn integrate(
             println!("busy");
         }
         if summary {
-            print!("{}", Inventory::of(&db)?.answer(&questions(after)));
+            print!(
+                "I {}\n{}",
+                db.config().id,
+                Inventory::of(&db)?.answer(&questions(after))
+            );
         }
         return Ok(exit::OK);
     }
@@ -577,7 +590,11 @@ fn questions(after: &[String]) -> Vec<(String, String)> {
 /// `sync:remote-summary <path>`: what the database there holds, touching nothing.
 pub fn remote_summary(path: &Path, after: &[String]) -> Result<i32> {
     let db = Database::open(path)?;
-    print!("{}", Inventory::of(&db)?.answer(&questions(after)));
+    print!(
+        "I {}\n{}",
+        db.config().id,
+        Inventory::of(&db)?.answer(&questions(after))
+    );
     Ok(exit::OK)
 }
 

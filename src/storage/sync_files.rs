@@ -103,12 +103,32 @@ impl Database {
         let dir = self.record_dir(node, table)?;
         self.create_dirs(&dir)?;
         let path = dir.join(name);
-        match self.io().write_new(&path, bytes, true) {
+        if self
+            .io()
+            .len(&path)
+            .map_err(|e| StorageError::io("stat", &path, e))?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        // Whole or absent under its name: written to a dot-named temp file
+        // (never read, never copied), fsynced, then renamed without
+        // replacing. A crash, or a peer copying while we export, never sees
+        // a torn record under the real name.
+        let tmp = super::io::temp_path_for(&path);
+        if let Err(e) = self.io().write_new(&tmp, bytes, true) {
+            let _ = self.io().remove(&tmp);
+            return Err(StorageError::io("write", &tmp, e));
+        }
+        match self.io().rename_noreplace(&tmp, &path) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = self.io().remove(&tmp);
+                return Ok(false);
+            }
             Err(e) => {
-                let _ = self.io().remove(&path);
-                return Err(StorageError::io("write", &path, e));
+                let _ = self.io().remove(&tmp);
+                return Err(StorageError::io("rename", &path, e));
             }
         }
         sync_parent(&**self.io(), &path)?;

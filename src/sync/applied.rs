@@ -34,6 +34,11 @@ const MAGIC: &str = "reedbase-applied 1";
 
 /// The commit time in a record id (`<timestamp>-<node>`), microseconds.
 pub fn ts_of(id: &str) -> u64 {
+    // Only a well-formed name is read (anything else could be a peer's).
+    let id = id.strip_suffix(".toml").unwrap_or(id);
+    if !super::record::valid_id(id) {
+        return 0;
+    }
     parse_time(id, 0).unwrap_or(0)
 }
 
@@ -49,6 +54,9 @@ impl Applied {
         for l in lines {
             let mut f = l.split('|');
             let (id, node, ck) = (f.next()?, f.next()?, f.next()?);
+            if !super::record::valid_id(id) {
+                return None;
+            }
             entries.push(Entry {
                 id: id.to_string(),
                 node: node.to_string(),

@@ -36,6 +36,8 @@ pub type Summary = BTreeMap<String, DirSummary>;
 /// newest file, (count, digest) of its names up to it and its names after.
 #[derive(Debug, Clone, Default)]
 pub struct PeerView {
+    /// The database id the peer holds (`I <id>`).
+    pub id: Option<String>,
     pub summary: Summary,
     pub upto: BTreeMap<String, (usize, u64)>,
     pub after: BTreeMap<String, Vec<String>>,
@@ -165,6 +167,10 @@ fn travelling(dir: &str) -> bool {
 pub fn parse_answer(text: &str) -> PeerView {
     let mut v = PeerView::default();
     for line in text.lines() {
+        if let Some(id) = line.strip_prefix("I ") {
+            v.id = Some(id.to_string());
+            continue;
+        }
         let f: Vec<&str> = line.split(' ').collect();
         if f.get(1).is_none_or(|d| !travelling(d))
             || (f.first() == Some(&"N")

@@ -21,15 +21,48 @@ use crate::storage::names::{now_us, version_name};
 
 use super::error::{Result, SyncError};
 
+/// One location. `ssh` and `rdb` say how *this* site runs commands to reach
+/// it: they are local settings (`state/sync/access.toml`), never taken
+/// from the travelling list, so no peer can make another site run a
+/// program of its choosing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
     pub name: String,
     pub url: String,
     pub node: String,
+    #[serde(default, skip_serializing)]
+    pub ssh: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub rdb: Option<String>,
+}
+
+/// This site's way into a location (`state/sync/access.toml`, local).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdb: Option<String>,
+}
+
+const ACCESS: &str = "access.toml";
+
+/// This site's access settings, by location name.
+pub fn access(db: &Database) -> Result<std::collections::BTreeMap<String, Access>> {
+    let Some(bytes) = db.read_sync_state(ACCESS)? else {
+        return Ok(Default::default());
+    };
+    toml::from_str(&String::from_utf8_lossy(&bytes))
+        .map_err(|e| SyncError::Config(format!("state/sync/{ACCESS}: {e}")))
+}
+
+/// Sets how this site reaches location `name` (local only).
+pub fn set_access(db: &Database, name: &str, a: Access) -> Result<()> {
+    let mut all = access(db)?;
+    all.insert(name.to_string(), a);
+    let text = toml::to_string(&all).map_err(|e| SyncError::Config(e.to_string()))?;
+    db.write_sync_state(ACCESS, text.as_bytes())?;
+    Ok(())
 }
 
 /// Where a location is.
@@ -135,9 +168,16 @@ impl Locations {
         };
         let text = String::from_utf8(bytes)
             .map_err(|_| SyncError::Config(format!("sync/locations/{name} is not UTF-8")))?;
-        let l: Locations = toml::from_str(&text)
+        let mut l: Locations = toml::from_str(&text)
             .map_err(|e| SyncError::Config(format!("sync/locations/{name}: {e}")))?;
         l.check()?;
+        // Commands come from this site's own settings, never from a peer.
+        let access = access(db)?;
+        for loc in &mut l.locations {
+            let a = access.get(&loc.name).cloned().unwrap_or_default();
+            loc.ssh = a.ssh;
+            loc.rdb = a.rdb;
+        }
         Ok(Some(l))
     }
 

@@ -20,7 +20,7 @@ pub use applied::LostAt;
 pub use daemon::Syncer;
 pub use error::{Result, SyncError};
 pub use inventory::Inventory;
-pub use locations::{Location, Locations, Peer, TopologyKind, Url};
+pub use locations::{Access, Location, Locations, Peer, TopologyKind, Url, access, set_access};
 pub use round::{
     LocationState, PeerRound, PeerStatus, Round, locations_state, peer_status, round, round_with,
 };

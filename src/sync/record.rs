@@ -263,12 +263,39 @@ impl Record {
         {
             return Err(format!("names commit {} but is stored as {name}", rec.id));
         }
-        if rec.table.is_empty() || rec.id.is_empty() {
-            return Err("lacks its table or its name".into());
+        if rec.table.is_empty() || !valid_id(&rec.id) {
+            return Err(format!(
+                "lacks its table, or {:?} is not a record name",
+                rec.id
+            ));
         }
         Ok(rec)
     }
+
+    /// The node the record's name says made it.
+    pub fn node(&self) -> &str {
+        self.id.rsplit('-').next().unwrap_or("")
+    }
 }
+
+/// A record name: `YYYYMMDDTHHMMSS.ffffffZ-<node>`, the node 8 hex digits
+/// (what `storage::names::version_name` makes). Anything else is refused
+/// before its time is read.
+pub fn valid_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    b.len() == 32
+        && digits(0..8)
+        && b[8] == b'T'
+        && digits(9..15)
+        && b[15] == b'.'
+        && digits(16..22)
+        && b[22] == b'Z'
+        && b[23] == b'-'
+        && b[24..].iter().all(|c| c.is_ascii_hexdigit())
+}
+
+impl Record {}
 
 /// `<tag> <len>...\n` then the fields' bytes and a newline.
 fn item(out: &mut Vec<u8>, tag: &str, fields: &[&[u8]]) {

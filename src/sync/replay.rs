@@ -349,7 +349,14 @@ impl TableState {
     ) -> Vec<(String, String, String)> {
         let mut dropped = Vec::new();
         let before = std::mem::take(&mut self.cols);
-        let positional = self.header == rec.old_header && rec_old.len() == rec_new.len();
+        // Positions hold (a rename) only when no column name moved to
+        // another position; otherwise rows are laid out by name.
+        let positional = self.header == rec.old_header
+            && rec_old.len() == rec_new.len()
+            && rec_old
+                .iter()
+                .zip(rec_new)
+                .all(|(o, n)| o == n || (!rec_old.contains(n) && !rec_new.contains(o)));
         let target: Vec<String> = if self.header == rec.old_header || self.header.is_empty() {
             rec_new.to_vec()
         } else {
@@ -396,6 +403,14 @@ impl TableState {
                     .collect();
                 let raw = render_like(&out, self.delim, &self.slots[at].raw);
                 self.slots[at].raw = raw;
+                // The key is the first column: it may be another one now.
+                self.slots[at].key = out.first().cloned().unwrap_or_default();
+                at = self.slots[at].next;
+            }
+            self.by_key.clear();
+            let mut at = self.first;
+            while at != NIL {
+                self.by_key.insert(self.slots[at].key.clone(), at);
                 at = self.slots[at].next;
             }
         }

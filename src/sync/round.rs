@@ -99,13 +99,18 @@ fn save_status(db: &Database, peers: &[PeerRound]) -> Result<()> {
 /// Asks a peer to export and integrate what it holds, unless a round of
 /// its own is running (that round does it), and to say what it holds
 /// against our newest file of each directory.
-fn ask_peer(remote: &Remote<'_>, user: &str, ours: &Inventory) -> Result<PeerView> {
+fn ask_peer(remote: &Remote<'_>, user: &str, ours: &Inventory, id: &str) -> Result<PeerView> {
     let questions = ours.questions();
-    match &remote.url {
+    let view = match &remote.url {
         Url::Path(path) => {
             let db = Database::open(path)?;
+            if db.config().id != id {
+                return Err(another_database(remote, &db.config().id));
+            }
             Site::new(&db, user).integrate_if_free()?;
-            Ok(parse_answer(&Inventory::of(&db)?.answer(&questions)))
+            let mut v = parse_answer(&Inventory::of(&db)?.answer(&questions));
+            v.id = Some(db.config().id.clone());
+            v
         }
         Url::Ssh { path, .. } => {
             let mut args = vec![
@@ -119,9 +124,21 @@ fn ask_peer(remote: &Remote<'_>, user: &str, ours: &Inventory) -> Result<PeerVie
                 args.push(format!("{dir}={name}"));
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            remote.rdb(&args).map(|out| parse_answer(&out))
+            parse_answer(&remote.rdb(&args)?)
         }
+    };
+    // A location that holds another database is never written to.
+    match &view.id {
+        Some(theirs) if theirs == id => Ok(view),
+        other => Err(another_database(remote, other.as_deref().unwrap_or("none"))),
     }
+}
+
+fn another_database(remote: &Remote<'_>, theirs: &str) -> SyncError {
+    SyncError::Config(format!(
+        "{} ({}) holds another database (id {theirs}); not syncing with it",
+        remote.location.name, remote.location.url
+    ))
 }
 
 fn transport_failed(out: &mut PeerRound, e: SyncError) {
@@ -165,7 +182,7 @@ impl Here<'_> {
         let result = (|| -> Result<()> {
             let remote = self.remote(peer)?;
             let ours = Inventory::of(self.db)?;
-            let theirs = ask_peer(&remote, self.user, &ours)?;
+            let theirs = ask_peer(&remote, self.user, &ours, &self.db.config().id)?;
             if peer.pull {
                 let files = to_pull(&theirs, &ours);
                 if !files.is_empty() {
@@ -191,7 +208,7 @@ impl Here<'_> {
     fn push_only(&self, peer: &Peer) -> Result<Moved> {
         let remote = self.remote(peer)?;
         let ours = Inventory::of(self.db)?;
-        let theirs = ask_peer(&remote, self.user, &ours)?;
+        let theirs = ask_peer(&remote, self.user, &ours, &self.db.config().id)?;
         let files = to_push(&theirs, &ours);
         if files.is_empty() {
             return Ok(Moved::default());
@@ -297,7 +314,7 @@ pub fn round_with(
         }
         let asked = Inventory::of(db).and_then(|ours| {
             here.remote(p)
-                .and_then(|remote| ask_peer(&remote, user, &ours))
+                .and_then(|remote| ask_peer(&remote, user, &ours, &db.config().id))
         });
         match asked {
             Ok(_) => r.integrated = true,

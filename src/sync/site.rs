@@ -23,11 +23,17 @@ use crate::storage::{
 
 use super::applied::{Applied, Entry, LostAt, encode_lost, parse_lost, ts_of};
 use super::error::{Result, SyncError};
-use super::record::{FrameRef, Record};
+use super::record::{FrameRef, Record, valid_id};
 use super::replay::TableState;
 
 const EXT: &str = ".rec";
 const REFUSED: &str = "refused";
+/// The name of the frames integrations commit: a version in one (a `sync`
+/// or a `drop`) was made by sync, not by a local save.
+const SYNC_FRAME: &str = "rdb-sync";
+
+/// Every record held, per table: id -> node.
+type Held = BTreeMap<String, BTreeMap<String, String>>;
 
 /// What one integration did.
 #[derive(Debug, Default, Clone)]
@@ -116,7 +122,7 @@ impl<'a> Site<'a> {
             let t = self.db.table(&table)?;
             let head = t.head_seq()?;
             let done = self.load_applied(&table)?.map_or(0, |a| a.seq);
-            if head > done && t.version(head)?.action != Action::Sync.name() {
+            if head > done && !self.made_by_sync(&t.version(head)?)? {
                 return Ok(true);
             }
         }
@@ -153,6 +159,47 @@ impl<'a> Site<'a> {
             .collect())
     }
 
+    /// The frame version `v` belongs to, with how many records make it
+    /// whole: its tables that were already synced when this export began
+    /// (`synced`). A table synced for the first time travels as a snapshot,
+    /// no frame's part; the others export their part in the same pass,
+    /// since a frame becomes visible to an export all at once.
+    fn frame_ref(
+        &self,
+        v: &crate::storage::VersionInfo,
+        synced: &BTreeSet<String>,
+    ) -> Result<Option<FrameRef>> {
+        let Some(f) = &v.frame else {
+            return Ok(None);
+        };
+        let tables = self.db.frame_by_id(f)?.map_or(1, |info| {
+            info.tables
+                .iter()
+                .filter(|(t, _)| synced.contains(t))
+                .count()
+                .max(1)
+        });
+        Ok(Some(FrameRef {
+            id: f.clone(),
+            tables,
+        }))
+    }
+
+    /// Whether version `v` is an integration's (action `sync`, or a drop in
+    /// an integration's frame) rather than a local save.
+    fn made_by_sync(&self, v: &crate::storage::VersionInfo) -> Result<bool> {
+        if v.action == Action::Sync.name() {
+            return Ok(true);
+        }
+        match (&v.frame, v.action == Action::Drop.name()) {
+            (Some(id), true) => Ok(self
+                .db
+                .frame_by_id(id)?
+                .is_some_and(|f| f.name == SYNC_FRAME)),
+            _ => Ok(false),
+        }
+    }
+
     /// Runs `f` under the database's sync lock.
     pub fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let lock = self.db.sync_lock()?;
@@ -169,16 +216,29 @@ impl<'a> Site<'a> {
     /// Writes the records of local commits not yet exported (every table).
     /// The caller holds the sync lock.
     pub fn export(&self) -> Result<usize> {
+        let tables = self.db.table_names()?;
+        let synced = self.synced(&tables)?;
         let mut n = 0;
-        for table in self.db.table_names()? {
-            n += self.export_table(&table)?.1;
+        for table in &tables {
+            n += self.export_table(table, &synced)?.1;
         }
         Ok(n)
     }
 
+    /// The tables of `tables` that were synced before (a replay state).
+    fn synced(&self, tables: &[String]) -> Result<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
+        for t in tables {
+            if self.load_applied(t)?.is_some() {
+                out.insert(t.clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// Exports `table`'s local commits after what it replayed; returns its
     /// replay state and how many records were written.
-    fn export_table(&self, table: &str) -> Result<(Applied, usize)> {
+    fn export_table(&self, table: &str, synced: &BTreeSet<String>) -> Result<(Applied, usize)> {
         let t = self.db.table(table)?;
         let loaded = self.load_applied(table)?;
         if let Some(a) = &loaded
@@ -197,6 +257,8 @@ impl<'a> Site<'a> {
                 // First sync of this table here: its head travels as one
                 // record (a snapshot), named after the head version.
                 let content = t.read_version(head.seq)?;
+                // A snapshot is no frame's part: the frame's other tables
+                // count only their own records (see `frame_ref`).
                 let rec = self.record(&t, &head.name, None, head, &[], &content)?;
                 self.put(table, &rec)?;
                 let a = Applied {
@@ -215,7 +277,7 @@ impl<'a> Site<'a> {
         let mut prev: Option<Vec<u8>> = None;
         let after = applied.seq;
         for v in versions.iter().filter(|v| v.seq > after) {
-            if v.action == Action::Sync.name() {
+            if self.made_by_sync(v)? {
                 // A round committed this version but died before saving
                 // its state: that state is unknown, so replay everything.
                 tracing::warn!(table, version = %v.name, "sync state older than the head; replaying every record");
@@ -233,16 +295,7 @@ impl<'a> Site<'a> {
             // Named after everything replayed here, whatever this clock says.
             let floor = applied.newest_ts().saturating_add(1);
             let id = version_name(v.ts_us.max(floor), self.node());
-            let frame = match &v.frame {
-                Some(f) => Some(FrameRef {
-                    id: f.clone(),
-                    tables: self
-                        .db
-                        .frame_by_id(f)?
-                        .map_or(1, |info| info.tables.len().max(1)),
-                }),
-                None => None,
-            };
+            let frame = self.frame_ref(v, synced)?;
             let rec = self.record(&t, &id, frame, v, &old, &new)?;
             self.put(table, &rec)?;
             applied.entries.push(Entry {
@@ -313,9 +366,11 @@ impl<'a> Site<'a> {
             })
     }
 
-    /// Every record held, per table: id -> node.
-    fn held(&self) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+    /// Every record held, per table: id -> node; and the files refused for
+    /// their name (not a record name, or filed under another node).
+    fn held(&self) -> Result<(Held, Vec<String>)> {
         let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let mut misnamed = Vec::new();
         for node in self.db.record_nodes()? {
             for table in self.db.record_tables(&node)? {
                 if crate::storage::names::validate(&table).is_err() {
@@ -323,13 +378,27 @@ impl<'a> Site<'a> {
                 }
                 let ids = out.entry(table.clone()).or_default();
                 for name in self.db.record_names(&node, &table)? {
-                    if let Some(id) = name.strip_suffix(EXT) {
-                        ids.insert(id.to_string(), node.clone());
+                    // Only well-formed names, filed under the node that made them.
+                    match name.strip_suffix(EXT) {
+                        Some(id) if valid_id(id) && id.ends_with(&format!("-{node}")) => {
+                            ids.insert(id.to_string(), node.clone());
+                        }
+                        _ => misnamed.push(
+                            SyncError::BadRecord {
+                                path: self
+                                    .db
+                                    .record_path(&node, &table, &name)
+                                    .unwrap_or_default(),
+                                peer: node.clone(),
+                                detail: "not a record name of this node; never used".into(),
+                            }
+                            .to_string(),
+                        ),
                     }
                 }
             }
         }
-        Ok(out)
+        Ok((out, misnamed))
     }
 
     /// Exports and integrates, under the sync lock.
@@ -378,12 +447,15 @@ impl<'a> Site<'a> {
     fn integrate_once(&self) -> Result<Integrated> {
         let mut report = Integrated::default();
         let mut applied: HashMap<String, Applied> = HashMap::new();
-        for table in self.db.table_names()? {
-            let (a, n) = self.export_table(&table)?;
+        let tables = self.db.table_names()?;
+        let synced = self.synced(&tables)?;
+        for table in tables {
+            let (a, n) = self.export_table(&table, &synced)?;
             report.exported += n;
             applied.insert(table, a);
         }
-        let held = self.held()?;
+        let (held, misnamed) = self.held()?;
+        report.refused.extend(misnamed);
         // The new records of each table, decoded; a bad one is refused.
         let mut new: BTreeMap<String, BTreeMap<String, (String, Record)>> = BTreeMap::new();
         for (table, ids) in &held {
@@ -435,13 +507,22 @@ impl<'a> Site<'a> {
             return Ok(report);
         }
         // Replay each table from its last checkpoint before its first new record.
-        let mut frame = Frame::begin("sync")?;
+        let mut frame = Frame::begin(SYNC_FRAME)?;
         let mut creates = Vec::new();
         let mut replays = Vec::new();
         let mut newest = 0;
         for (table, recs) in &new {
             let a = applied.remove(table).unwrap_or_default();
-            let r = self.replay(table, a, recs, &held)?;
+            // A table whose replay fails waits (its records stay new); the
+            // others are integrated.
+            let r = match self.replay(table, a, recs, &held) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(table, error = %e, "not integrated");
+                    report.refused.push(format!("table {table}: {e}"));
+                    continue;
+                }
+            };
             newest = newest.max(r.newest);
             match &r.base_seq {
                 Some(seq) => {
@@ -459,6 +540,15 @@ impl<'a> Site<'a> {
         }
         let user = self.user.clone();
         let mut made: HashMap<String, (u64, Option<String>)> = HashMap::new();
+        // The frame first: when a save moved a head it fails, and nothing
+        // (no new table either) was made before the round starts over.
+        let committed = self
+            .db
+            .commit_frame(frame.not_before(newest.saturating_add(1)), &user)?;
+        for (table, c) in committed.tables {
+            let name = c.created.then(|| c.version.name.clone());
+            made.insert(table, (c.version.seq, name));
+        }
         for table in &creates {
             let r = replays
                 .iter()
@@ -469,13 +559,6 @@ impl<'a> Site<'a> {
             let c = self.db.create_table_as(table, r.content.clone(), &opts)?;
             made.insert(table.clone(), (c.version.seq, Some(c.version.name)));
         }
-        let committed = self
-            .db
-            .commit_frame(frame.not_before(newest.saturating_add(1)), &user)?;
-        for (table, c) in committed.tables {
-            let name = c.created.then(|| c.version.name.clone());
-            made.insert(table, (c.version.seq, name));
-        }
         for r in replays {
             let (seq, version) = made.get(&r.table).cloned().unwrap_or((0, None));
             let mut a = r.applied;
@@ -483,7 +566,6 @@ impl<'a> Site<'a> {
                 last.checkpoint = (seq > 0).then_some(seq);
             }
             a.seq = seq;
-            self.save_applied(&r.table, &a)?;
             let mut lost = self.lost(&r.table)?;
             // Values this replay found overwritten that no earlier replay
             // here did become conflict records, listed and resolved like
@@ -507,6 +589,9 @@ impl<'a> Site<'a> {
             lost.extend(r.lost);
             self.db
                 .write_sync_state(&lost_name(&r.table), &encode_lost(&lost))?;
+            // Last: until it is saved, a crash means the next round replays
+            // again, and records these losses again.
+            self.save_applied(&r.table, &a)?;
             report.tables.push(TableIntegrated {
                 table: r.table,
                 records: r.records,
@@ -568,7 +653,11 @@ impl<'a> Site<'a> {
         held: &BTreeMap<String, BTreeMap<String, String>>,
     ) -> Result<Replayed> {
         let t = self.db.table(table).ok();
+        // The head the replay is the successor of: the one the export saw.
+        // A save made since fails the frame (BaseMismatch) and the round
+        // starts over with it exported, instead of being replaced.
         let base_seq = match &t {
+            Some(_) if a.seq > 0 => Some(a.seq),
             Some(t) => Some(t.head_seq()?),
             None => None,
         };

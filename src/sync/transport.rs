@@ -20,8 +20,12 @@ pub const DEFAULT_SSH: &str = "ssh -o BatchMode=yes -o ConnectTimeout=10";
 /// Environment variable with the ssh command for locations that name none.
 pub const SSH_ENV: &str = "REEDBASE_SSH";
 
-/// How long one transfer or remote command may take.
+/// How long one remote command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long one transfer may take in all: a large one goes on as long as
+/// bytes flow (rsync's own `--timeout` ends a stalled one after 30 s).
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 /// What one transfer moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -118,6 +122,10 @@ pub struct Remote<'a> {
     pub sockets: Option<std::path::PathBuf>,
 }
 
+/// Environment variable naming `rdb` on remote hosts whose location sets
+/// none (default: `rdb` on the remote PATH).
+pub const REMOTE_RDB_ENV: &str = "REEDBASE_REMOTE_RDB";
+
 /// Environment variable that turns connection sharing off (`0`).
 pub const SSH_MUX_ENV: &str = "REEDBASE_SSH_MUX";
 
@@ -192,6 +200,13 @@ impl<'a> Remote<'a> {
         words
     }
 
+    /// The ssh program and its arguments (an empty command is an error).
+    fn ssh_program<'w>(&self, words: &'w [String]) -> Result<(&'w String, &'w [String])> {
+        words.split_first().ok_or_else(|| {
+            SyncError::Config(format!("{}: an empty ssh command", self.location.name))
+        })
+    }
+
     fn fail(&self, what: &str, ran: &Ran) -> SyncError {
         let detail = match ran.status {
             None => format!("no answer within {} s", COMMAND_TIMEOUT.as_secs()),
@@ -252,7 +267,7 @@ impl<'a> Remote<'a> {
         }
         cmd.arg(src).arg(dst);
         let ran =
-            run_with_input(cmd, COMMAND_TIMEOUT, input).map_err(|e| self.spawn_error(what, e))?;
+            run_with_input(cmd, TRANSFER_TIMEOUT, input).map_err(|e| self.spawn_error(what, e))?;
         if ran.status != Some(0) {
             return Err(self.fail(what, &ran));
         }
@@ -302,14 +317,20 @@ impl<'a> Remote<'a> {
             )));
         };
         let words = self.ssh_words();
-        let rdb = self.location.rdb.as_deref().unwrap_or("rdb");
-        let mut remote = vec![shell_quote(rdb)];
+        let env = std::env::var(REMOTE_RDB_ENV)
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+        let rdb = self
+            .location
+            .rdb
+            .clone()
+            .or(env)
+            .unwrap_or_else(|| "rdb".into());
+        let mut remote = vec![shell_quote(&rdb)];
         remote.extend(args.iter().map(|a| shell_quote(a)));
-        let mut cmd = Command::new(&words[0]);
-        cmd.args(&words[1..])
-            .arg(host)
-            .arg("--")
-            .arg(remote.join(" "));
+        let (program, rest) = self.ssh_program(&words)?;
+        let mut cmd = Command::new(program);
+        cmd.args(rest).arg(host).arg("--").arg(remote.join(" "));
         let what = format!("rdb {}", args.first().copied().unwrap_or(""));
         let ran = run(cmd, COMMAND_TIMEOUT).map_err(|e| self.spawn_error(&what, e))?;
         if ran.status != Some(0) {
@@ -327,8 +348,9 @@ impl<'a> Remote<'a> {
         let exe = std::env::current_exe().map_err(|e| self.spawn_error("install rdb", e))?;
         let words = self.ssh_words();
         let dir = dest.rsplit_once('/').map_or(".", |(d, _)| d);
-        let mut mk = Command::new(&words[0]);
-        mk.args(&words[1..])
+        let (program, rest) = self.ssh_program(&words)?;
+        let mut mk = Command::new(program);
+        mk.args(rest)
             .arg(host)
             .arg("--")
             .arg(format!("mkdir -p {}", shell_quote(dir)));

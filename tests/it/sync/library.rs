@@ -186,15 +186,13 @@ fn a_frame_is_integrated_whole_and_a_bad_record_never() {
     let mut bytes = std::fs::read(&newest).unwrap();
     let cut = bytes.len() / 2;
     bytes.truncate(cut);
-    let bad = dst.with_file_name("20990101T000000.000000Z-0badbad0.rec");
+    let bad_name = format!("20990101T000000.000000Z-{}.rec", a.config().node);
+    let bad = dst.with_file_name(&bad_name);
     std::fs::write(&bad, &bytes).unwrap();
     let before = head(&b, "users");
     let r = Site::new(&b, "tester").integrate().unwrap();
     assert_eq!(r.refused.len(), 1, "{r:?}");
-    assert!(
-        r.refused[0].contains("20990101T000000.000000Z-0badbad0.rec"),
-        "{r:?}"
-    );
+    assert!(r.refused[0].contains(&bad_name), "{r:?}");
     assert_eq!(head(&b, "users"), before);
     // It stays refused, and listed for `db:info`, round after round.
     Site::new(&b, "tester").integrate().unwrap();
@@ -209,7 +207,7 @@ fn a_frame_is_integrated_whole_and_a_bad_record_never() {
     let foreign = Record {
         db: "another-database".into(),
         table: "users".into(),
-        id: "20990101T000000.000001Z-0badbad1".into(),
+        id: format!("20990101T000000.000001Z-{}", a.config().node),
         user: "mallory".into(),
         action: "update".into(),
         frame: None,
@@ -218,15 +216,13 @@ fn a_frame_is_integrated_whole_and_a_bad_record_never() {
         new_header,
         changes,
     };
-    std::fs::write(
-        dst.with_file_name("20990101T000000.000001Z-0badbad1.rec"),
-        foreign.encode(),
-    )
-    .unwrap();
+    let foreign_name = format!("{}.rec", foreign.id);
+    std::fs::write(dst.with_file_name(&foreign_name), foreign.encode()).unwrap();
     let r = Site::new(&b, "tester").integrate().unwrap();
     assert!(
-        r.refused.iter().any(|m| m.contains("another database")
-            && m.contains("20990101T000000.000001Z-0badbad1.rec")),
+        r.refused
+            .iter()
+            .any(|m| m.contains("another database") && m.contains(&foreign_name)),
         "{r:?}"
     );
     assert_eq!(head(&b, "users"), before);

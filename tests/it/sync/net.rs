@@ -163,6 +163,20 @@ impl Net {
             .unwrap();
             net.sshd_pids.push(pid);
         }
+        // How hosts reach each other when a location sets nothing (the
+        // travelling list never carries commands): the test's ssh, and rdb
+        // at this binary's path. h0 creates the locations; it names both
+        // explicitly (or has rdb installed), so it gets only the ssh.
+        let ssh = net.ssh();
+        for (i, h) in net.hosts.iter_mut().enumerate() {
+            h.env.push(("REEDBASE_SSH".into(), ssh.clone()));
+            if i > 0 {
+                h.env.push((
+                    "REEDBASE_REMOTE_RDB".into(),
+                    env!("CARGO_BIN_EXE_rdb").into(),
+                ));
+            }
+        }
         // sshd writes its pid file once it listens.
         let start = Instant::now();
         while !net.sshd_pids.iter().all(|p| p.exists()) && start.elapsed() < Duration::from_secs(10)
