@@ -161,13 +161,13 @@ impl<'a> Site<'a> {
 
     /// The frame version `v` belongs to, with how many records make it
     /// whole: its tables that were already synced when this export began
-    /// (`synced`). A table synced for the first time travels as a snapshot,
+    /// (those with a replay state in `states`). A table synced for the first time travels as a snapshot,
     /// no frame's part; the others export their part in the same pass,
     /// since a frame becomes visible to an export all at once.
     fn frame_ref(
         &self,
         v: &crate::storage::VersionInfo,
-        synced: &BTreeSet<String>,
+        states: &BTreeMap<String, Option<Applied>>,
     ) -> Result<Option<FrameRef>> {
         let Some(f) = &v.frame else {
             return Ok(None);
@@ -175,7 +175,7 @@ impl<'a> Site<'a> {
         let tables = self.db.frame_by_id(f)?.map_or(1, |info| {
             info.tables
                 .iter()
-                .filter(|(t, _)| synced.contains(t))
+                .filter(|(t, _)| states.get(t).is_some_and(Option::is_some))
                 .count()
                 .max(1)
         });
@@ -216,31 +216,33 @@ impl<'a> Site<'a> {
     /// Writes the records of local commits not yet exported (every table).
     /// The caller holds the sync lock.
     pub fn export(&self) -> Result<usize> {
-        let tables = self.db.table_names()?;
-        let synced = self.synced(&tables)?;
+        let states = self.states(&self.db.table_names()?)?;
         let mut n = 0;
-        for table in &tables {
-            n += self.export_table(table, &synced)?.1;
+        for table in states.keys() {
+            n += self.export_table(table, &states)?.1;
         }
         Ok(n)
     }
 
-    /// The tables of `tables` that were synced before (a replay state).
-    fn synced(&self, tables: &[String]) -> Result<BTreeSet<String>> {
-        let mut out = BTreeSet::new();
+    /// Every table of `tables` with its replay state, loaded once (none:
+    /// never synced here).
+    fn states(&self, tables: &[String]) -> Result<BTreeMap<String, Option<Applied>>> {
+        let mut out = BTreeMap::new();
         for t in tables {
-            if self.load_applied(t)?.is_some() {
-                out.insert(t.clone());
-            }
+            out.insert(t.clone(), self.load_applied(t)?);
         }
         Ok(out)
     }
 
     /// Exports `table`'s local commits after what it replayed; returns its
     /// replay state and how many records were written.
-    fn export_table(&self, table: &str, synced: &BTreeSet<String>) -> Result<(Applied, usize)> {
+    fn export_table(
+        &self,
+        table: &str,
+        states: &BTreeMap<String, Option<Applied>>,
+    ) -> Result<(Applied, usize)> {
         let t = self.db.table(table)?;
-        let loaded = self.load_applied(table)?;
+        let loaded = states.get(table).cloned().flatten();
         if let Some(a) = &loaded
             && a.seq == t.head_seq()?
         {
@@ -295,7 +297,7 @@ impl<'a> Site<'a> {
             // Named after everything replayed here, whatever this clock says.
             let floor = applied.newest_ts().saturating_add(1);
             let id = version_name(v.ts_us.max(floor), self.node());
-            let frame = self.frame_ref(v, synced)?;
+            let frame = self.frame_ref(v, states)?;
             let rec = self.record(&t, &id, frame, v, &old, &new)?;
             self.put(table, &rec)?;
             applied.entries.push(Entry {
@@ -447,12 +449,11 @@ impl<'a> Site<'a> {
     fn integrate_once(&self) -> Result<Integrated> {
         let mut report = Integrated::default();
         let mut applied: HashMap<String, Applied> = HashMap::new();
-        let tables = self.db.table_names()?;
-        let synced = self.synced(&tables)?;
-        for table in tables {
-            let (a, n) = self.export_table(&table, &synced)?;
+        let states = self.states(&self.db.table_names()?)?;
+        for table in states.keys() {
+            let (a, n) = self.export_table(table, &states)?;
             report.exported += n;
-            applied.insert(table, a);
+            applied.insert(table.clone(), a);
         }
         let (held, misnamed) = self.held()?;
         report.refused.extend(misnamed);

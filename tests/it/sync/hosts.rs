@@ -9,7 +9,7 @@ const PRODUCTS: &str = "id|name|qty\n1|apple|3\n2|pear|5\n3|plum|7\n";
 
 /// `shop` at h0, with every other host added as a location over SSH;
 /// the last one gets `rdb` installed by `location:add`.
-fn distributed(n: usize) -> Net {
+pub(super) fn distributed(n: usize) -> Net {
     let net = Net::new(n);
     let h0 = &net.hosts[0];
     h0.ok(&["db:init", "shop"]);

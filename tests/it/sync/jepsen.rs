@@ -12,10 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use super::net::{Net, available};
+use super::net::available;
 use super::{Daemon, Host};
 
-const PRODUCTS: &str = "id|name|qty\n1|apple|3\n2|pear|5\n3|plum|7\n";
 const ORDERS: &str = "id|product|n\n1|1|1\n";
 
 /// xorshift64*: small, seeded, the same schedule on every machine.
@@ -124,33 +123,9 @@ fn frame(host: &Host, contents: &[(&str, &str)]) {
 }
 
 fn run_seed(seed: u64) {
-    let net = Net::new(4);
+    let net = super::hosts::distributed(4);
     let h0 = &net.hosts[0];
-    h0.ok(&["db:init", "shop"]);
-    h0.save("products", PRODUCTS);
     h0.save("orders", ORDERS);
-    let (ssh, me) = (net.ssh(), net.url(0));
-    let rdb = env!("CARGO_BIN_EXE_rdb");
-    for i in 1..4 {
-        let h = &net.hosts[i];
-        std::fs::create_dir_all(h.root().parent().unwrap()).unwrap();
-        let url = net.url(i);
-        h0.ok(&[
-            "location:add",
-            "shop",
-            &h.name,
-            &url,
-            "--ssh",
-            &ssh,
-            "--rdb",
-            rdb,
-            "--as",
-            "h0",
-            "--self-url",
-            &me,
-        ]);
-        h.ok(&["db:register", h.root().to_str().unwrap()]);
-    }
     for h in &net.hosts[1..] {
         h.ok(&["db:sync", "shop", "--peer", "h0"]);
     }

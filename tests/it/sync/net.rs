@@ -34,6 +34,12 @@ fn sh(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// A new ed25519 key pair at `path` (and `path.pub`), no passphrase.
+fn keygen(path: &Path) {
+    let p = path.to_str().unwrap();
+    sh(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", p]).unwrap();
+}
+
 /// Whether hosts can be made here; prints why not (and fails under CI).
 pub fn available() -> bool {
     let why = if unsafe { libc::geteuid() } != 0 {
@@ -79,17 +85,7 @@ impl Net {
         sh(&["ip", "-n", &switch, "link", "set", "br0", "up"]).unwrap();
         let t = net.dir.path().to_path_buf();
         let key = t.join("userkey");
-        sh(&[
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            key.to_str().unwrap(),
-        ])
-        .unwrap();
+        keygen(&key);
         std::fs::copy(t.join("userkey.pub"), t.join("authorized_keys")).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
         for i in 0..n {
@@ -122,17 +118,7 @@ impl Net {
             sh(&["ip", "-n", &ns, "link", "set", &inner, "up"]).unwrap();
             sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]).unwrap();
             let hostkey = t.join(format!("hostkey{i}"));
-            sh(&[
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-f",
-                hostkey.to_str().unwrap(),
-            ])
-            .unwrap();
+            keygen(&hostkey);
             let pid = t.join(format!("sshd{i}.pid"));
             let cfg = t.join(format!("sshd{i}.conf"));
             std::fs::write(
