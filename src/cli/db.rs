@@ -339,6 +339,12 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
         println!("query_timeout_ms = {}", c.query_timeout_ms);
         println!("scratch_memory_mb = {}", c.scratch_memory_mb);
         println!("scratch_max_mb = {}", c.scratch_max_mb);
+        println!("health_interval_seconds = {}", c.health_interval_seconds);
+        println!("health_max_cpu_percent = {}", c.health_max_cpu_percent);
+        println!(
+            "health_max_memory_percent = {}",
+            c.health_max_memory_percent
+        );
     };
     let (Some(key), Some(value)) = (key, value) else {
         let cfg = Config::load(&RealIo, &root.join("config.toml"))?;
@@ -372,9 +378,12 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
             "query_timeout_ms" => c.query_timeout_ms = number(value)?,
             "scratch_memory_mb" => c.scratch_memory_mb = number(value)?,
             "scratch_max_mb" => c.scratch_max_mb = number(value)?,
+            "health_interval_seconds" => c.health_interval_seconds = number(value)?.max(1),
+            "health_max_cpu_percent" => c.health_max_cpu_percent = number(value)?,
+            "health_max_memory_percent" => c.health_max_memory_percent = number(value)?,
             other => {
                 return Err(format!(
-                    "unknown setting {other:?} (conflict_policy, keyframe_every, pack_bytes, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows, max_rows_in_memory, query_timeout_ms, scratch_memory_mb, scratch_max_mb)"
+                    "unknown setting {other:?} (conflict_policy, keyframe_every, pack_bytes, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows, max_rows_in_memory, query_timeout_ms, scratch_memory_mb, scratch_max_mb, health_interval_seconds, health_max_cpu_percent, health_max_memory_percent)"
                 ));
             }
         }

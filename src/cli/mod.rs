@@ -4,6 +4,7 @@
 mod conflict;
 mod db;
 mod frame;
+mod health;
 mod mount;
 mod output;
 mod progress;
@@ -74,6 +75,30 @@ enum Command {
         sql: String,
         #[arg(long, value_enum, default_value = "csv")]
         format: query::QueryFormat,
+        /// Where a distributed database answers: local, auto (this location unless it
+        /// is overloaded or gone, else the nearest healthy one, failing over), or a
+        /// location's name (the only way a write runs elsewhere).
+        #[arg(long, default_value = "local", value_name = "auto|local|LOCATION")]
+        route: String,
+        /// Seconds a routed query may take in all, over every location tried.
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        route_timeout: u64,
+    },
+    /// Print the metrics of the daemon (mount or sync:run) serving a database.
+    Metrics {
+        db: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: health::MetricsFormat,
+    },
+    /// Print this machine's load and memory as one line of JSON (what peers probe).
+    #[command(name = "node:health")]
+    NodeHealth,
+    /// Probe every location of a database now: reachability, latency, load.
+    #[command(name = "db:health")]
+    DbHealth {
+        db: String,
+        #[command(flatten)]
+        format: output::FormatArg,
     },
     /// Save a query under a name (text from the argument or stdin); it is checked
     /// first. The mount shows it as `@query/<name>.sql`, its result as `<name>.csv`.
@@ -173,6 +198,9 @@ enum Command {
         db: String,
         #[arg(long, default_value_t = 30)]
         interval: u64,
+        /// Serve Prometheus metrics over HTTP at PORT (loopback) or ADDRESS:PORT.
+        #[arg(long, value_name = "[ADDRESS:]PORT")]
+        metrics_listen: Option<String>,
     },
     /// Integrate the commit records this location holds (a database name or path).
     #[command(name = "sync:integrate")]
@@ -198,6 +226,20 @@ enum Command {
     /// (Run over SSH by location:add) describe the database at a path.
     #[command(name = "sync:remote-info", hide = true)]
     SyncRemoteInfo { path: PathBuf },
+    /// (Run over SSH by db:info) what the database at a path holds, read-only.
+    #[command(name = "sync:remote-query", hide = true)]
+    SyncRemoteQuery {
+        path: PathBuf,
+        /// The database id the asker expects there.
+        #[arg(long)]
+        id: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: query::QueryFormat,
+        /// Let a write run (the asker named this location).
+        #[arg(long)]
+        writes: bool,
+        sql: String,
+    },
     /// (Run over SSH by db:info) what the database at a path holds, read-only.
     #[command(name = "sync:remote-summary", hide = true)]
     SyncRemoteSummary {
@@ -539,7 +581,30 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::DbInit(a) => db::init(ctx, a),
         Command::DbList(f) => db::list(ctx, f),
         Command::DbInfo { db } => db::info(ctx, &db),
-        Command::DbQuery { db, sql, format } => query::run(ctx, &db, &sql, format),
+        Command::DbQuery {
+            db,
+            sql,
+            format,
+            route,
+            route_timeout,
+        } => {
+            if route == "local" {
+                query::run(ctx, &db, &sql, format)
+            } else {
+                let timeout = std::time::Duration::from_secs(route_timeout.max(1));
+                health::routed_query(ctx, &db, &sql, format, &route, timeout)
+            }
+        }
+        Command::Metrics { db, format } => health::show_metrics(ctx, &db, format),
+        Command::NodeHealth => health::node_health(),
+        Command::DbHealth { db, format } => health::db_health(ctx, &db, format.format),
+        Command::SyncRemoteQuery {
+            path,
+            id,
+            format,
+            writes,
+            sql,
+        } => health::remote_query(ctx, &path, &id, &sql, format, writes),
         Command::QuerySave { db, name, sql } => query::save(ctx, &db, &name, sql),
         Command::QueryList { db } => query::list(ctx, &db),
         Command::QueryShow { db, name, history } => query::show(ctx, &db, &name, history),
@@ -561,7 +626,11 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::DbSync { db, other, peer } => {
             sync::db_sync(ctx, &db, other.as_deref(), peer.as_deref())
         }
-        Command::SyncRun { db, interval } => sync::run_forever(ctx, &db, interval),
+        Command::SyncRun {
+            db,
+            interval,
+            metrics_listen,
+        } => sync::run_forever(ctx, &db, interval, metrics_listen.as_deref()),
         Command::SyncIntegrate {
             target,
             if_free,

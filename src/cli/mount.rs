@@ -76,6 +76,10 @@ pub struct MountArgs {
     /// Seconds between sync rounds of a distributed database.
     #[arg(long, default_value_t = 30)]
     pub sync_interval: u64,
+    /// Serve Prometheus metrics over HTTP at PORT (loopback) or ADDRESS:PORT
+    /// (`GET /metrics`); off by default. `<db>/@metrics` and `rdb metrics` always work.
+    #[arg(long, value_name = "[ADDRESS:]PORT")]
+    pub metrics_listen: Option<String>,
     /// mount(8)-style options: ro, show_virtual, allow_other, nonempty, passthrough (comma-separated).
     #[arg(short = 'o', value_delimiter = ',')]
     pub options: Vec<String>,
@@ -604,7 +608,27 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
         max_file_bytes: a.max_file_size,
         passthrough,
     };
+    let mut health = Vec::new();
+    for d in dbs
+        .iter()
+        .filter(|d| sync_roots.iter().any(|r| r == d.db.root()))
+    {
+        let every = Duration::from_secs(d.db.config().health_interval_seconds.max(1));
+        match reedbase::sync::health::Prober::start(d.db.root().to_path_buf(), every) {
+            Ok(p) => health.push(p),
+            Err(e) => eprintln!("rdb: not probing the locations of {}: {e}", d.name),
+        }
+    }
+    let served: Vec<&Database> = dbs.iter().map(|d| &d.db).collect();
+    let metrics = super::health::serve_metrics(ctx, &served, a.metrics_listen.as_deref())?;
     let core = Arc::new(ReedFs::new(dbs, db_name.is_some(), opts));
+    // Gauges read at each scrape: the query caches' memory.
+    let weak = Arc::downgrade(&core);
+    reedbase::metrics::global().on_render(Box::new(move || {
+        if let Some(core) = weak.upgrade() {
+            core.note_cache_memory();
+        }
+    }));
     // Decode recent history in the background, so the first `@as-of` and
     // `@versions/` reads find their deltas decoded.
     let warm = Arc::clone(&core);
@@ -661,6 +685,8 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
         }
     }
     drop(syncers);
+    drop(health);
+    drop(metrics);
     let r = m.unmount();
     let _ = std::fs::remove_file(&pid_file);
     match r {

@@ -19,6 +19,11 @@ pub fn run(ctx: &Ctx, db: &str, sql: &str, format: QueryFormat) -> Result<i32> {
     run_sql(ctx, &ctx.open(db)?, sql, format, true)
 }
 
+/// Runs `sql` (a write too) on an opened database and prints its result.
+pub fn run_on(ctx: &Ctx, db: &Database, sql: &str, format: QueryFormat) -> Result<i32> {
+    run_sql(ctx, db, sql, format, true)
+}
+
 /// Runs `sql` (a write too when `writes`) and prints its result; CSV and
 /// JSON stream to stdout as rows come.
 fn run_sql(ctx: &Ctx, db: &Database, sql: &str, format: QueryFormat, writes: bool) -> Result<i32> {

@@ -604,6 +604,13 @@ pub fn info(db: &Database, out: &mut impl std::io::Write) -> Result<()> {
     if states.is_empty() {
         return Ok(());
     }
+    let health = super::health::probes_for_info(db);
+    let health_of = |name: &str| {
+        health
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("health unknown".to_string(), |(_, h)| h.clone())
+    };
     let topology = Locations::load(db)?.map(|l| match l.topology {
         TopologyKind::Mesh => "mesh".to_string(),
         TopologyKind::Hub => format!("hub {}", l.hub.unwrap_or_default()),
@@ -617,12 +624,18 @@ pub fn info(db: &Database, out: &mut impl std::io::Write) -> Result<()> {
     )?;
     for s in states {
         if s.me {
-            writeln!(out, "  {} (this location): {}", s.name, s.url)?;
+            writeln!(
+                out,
+                "  {} (this location): {}, {}",
+                s.name,
+                s.url,
+                health_of(&s.name)
+            )?;
             continue;
         }
         let state = match &s.unreachable {
-            Some(why) => format!("unreachable ({why})"),
-            None => "reachable".into(),
+            Some(why) => format!("Unhealthy (unreachable: {why})"),
+            None => health_of(&s.name),
         };
         writeln!(out, "  {}: {}, {state}", s.name, s.url)?;
         let last = s
@@ -632,14 +645,19 @@ pub fn info(db: &Database, out: &mut impl std::io::Write) -> Result<()> {
             .map_or("never".to_string(), |p| {
                 reedbase::storage::names::format_ts_human(p.last_success_us)
             });
-        let (sent, received) = s
-            .status
-            .as_ref()
-            .map_or((0, 0), |p| (p.bytes_sent, p.bytes_received));
+        let (sent, received, lag) = s.status.as_ref().map_or((0, 0, 0), |p| {
+            (p.bytes_sent, p.bytes_received, p.exported_since_success)
+        });
+        let lag = match &s.unreachable {
+            None => format!(
+                "lag: it lacks {} records, we lack {}",
+                s.they_lack, s.we_lack
+            ),
+            Some(_) => format!("lag: {lag} records made here since the last sync"),
+        };
         writeln!(
             out,
-            "    last sync {last}; it has {} records we lack, we have {} it lacks; sent {sent} bytes, received {received} bytes",
-            s.we_lack, s.they_lack
+            "    last sync {last}; {lag}; sent {sent} bytes, received {received} bytes"
         )?;
         if let Some(e) = s
             .status
@@ -677,7 +695,7 @@ pub fn remote_create(path: &Path, name: &str, id: &str, delimiter: char) -> Resu
 /// without a mount: a round after local commits, records that arrive
 /// integrated at once, a round every `interval` seconds; until killed. A
 /// failed round is reported and retried with backoff, never fatal.
-pub fn run_forever(ctx: &Ctx, name: &str, interval: u64) -> Result<i32> {
+pub fn run_forever(ctx: &Ctx, name: &str, interval: u64, listen: Option<&str>) -> Result<i32> {
     let db = ctx.open(name)?;
     if Locations::load(&db)?.is_none() {
         return Err(fail(
@@ -693,6 +711,11 @@ pub fn run_forever(ctx: &Ctx, name: &str, interval: u64) -> Result<i32> {
         ctx.user.clone(),
         std::time::Duration::from_secs(interval.max(1)),
         Some(report),
+    )?;
+    let _metrics = super::health::serve_metrics(ctx, &[&db], listen)?;
+    let _health = reedbase::sync::health::Prober::start(
+        db.root().to_path_buf(),
+        std::time::Duration::from_secs(db.config().health_interval_seconds.max(1)),
     )?;
     eprintln!("syncing {name} (Ctrl-C to stop)");
     while syncer.is_running() {

@@ -84,7 +84,55 @@ pub fn errno(e: &FsError) -> Errno {
 
 fn fail(op: &str, e: &FsError) -> Errno {
     tracing::debug!(op, error = %e, "fuse op failed");
-    errno(e)
+    let n = errno(e);
+    let name = errno_name(n.code());
+    crate::metrics::inc(&crate::metrics::global().fuse_errors, &[op, name]);
+    n
+}
+
+/// The symbolic name of the errnos the mount answers with (a label value).
+fn errno_name(code: i32) -> &'static str {
+    match code {
+        libc::ENOENT => "ENOENT",
+        libc::EEXIST => "EEXIST",
+        libc::EROFS => "EROFS",
+        libc::EPERM => "EPERM",
+        libc::EACCES => "EACCES",
+        libc::EISDIR => "EISDIR",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::EINVAL => "EINVAL",
+        libc::EFBIG => "EFBIG",
+        libc::EXDEV => "EXDEV",
+        libc::ENOTSUP => "ENOTSUP",
+        libc::EBADF => "EBADF",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EBUSY => "EBUSY",
+        libc::ENOSPC => "ENOSPC",
+        libc::EIO => "EIO",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENODATA => "ENODATA",
+        _ => "other",
+    }
+}
+
+/// Times a request from its arrival to the end of its handler (on drop):
+/// `reedbase_fuse_operation_duration_seconds{op}`. A request answered later
+/// from another thread (a query's open) counts its dispatch only.
+struct Timed(&'static str, std::time::Instant);
+
+impl Timed {
+    fn start(op: &'static str) -> Timed {
+        Timed(op, std::time::Instant::now())
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        let m = crate::metrics::global();
+        crate::metrics::observe(&m.fuse_seconds, &[self.0], self.1.elapsed());
+    }
 }
 
 fn attr(a: &Attr) -> FileAttr {
@@ -248,6 +296,7 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _timed = Timed::start("lookup");
         match self.core.lookup(parent.0, name, caller(req)) {
             Ok(a) => reply.entry(ttl(&a), &attr(&a), Generation(0)),
             Err(e) => reply.error(fail("lookup", &e)),
@@ -259,6 +308,7 @@ impl Filesystem for FuseFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _timed = Timed::start("getattr");
         match self.core.getattr(ino.0, fh.map(|f| f.0)) {
             Ok(a) => reply.attr(ttl(&a), &attr(&a)),
             Err(e) => reply.error(fail("getattr", &e)),
@@ -283,6 +333,7 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _timed = Timed::start("setattr");
         let set = SetAttr {
             mode,
             uid,
@@ -297,6 +348,7 @@ impl Filesystem for FuseFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _timed = Timed::start("readlink");
         match self.core.readlink(ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(fail("readlink", &e)),
@@ -312,6 +364,7 @@ impl Filesystem for FuseFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        let _timed = Timed::start("mkdir");
         match self.core.mkdir(parent.0, name) {
             Ok(a) => reply.entry(&TTL, &attr(&a), Generation(0)),
             Err(e) => reply.error(fail("mkdir", &e)),
@@ -319,6 +372,7 @@ impl Filesystem for FuseFs {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _timed = Timed::start("unlink");
         match self.core.unlink(parent.0, name, caller(req)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("unlink", &e)),
@@ -326,6 +380,7 @@ impl Filesystem for FuseFs {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _timed = Timed::start("rmdir");
         match self.core.rmdir(parent.0, name) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("rmdir", &e)),
@@ -340,6 +395,7 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _timed = Timed::start("symlink");
         match self.core.symlink(
             parent.0,
             link_name,
@@ -361,6 +417,7 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _timed = Timed::start("rename");
         if flags.contains(RenameFlags::RENAME_EXCHANGE)
             || flags.contains(RenameFlags::RENAME_WHITEOUT)
         {
@@ -385,10 +442,12 @@ impl Filesystem for FuseFs {
         _newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _timed = Timed::start("link");
         reply.error(Errno::EPERM);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _timed = Timed::start("open");
         if self.core.opens_a_query(ino.0) {
             // The query runs on a query thread, which replies; this request
             // thread is free at once for other callers.
@@ -425,6 +484,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _timed = Timed::start("read");
         match self.core.read(fh.0, offset, size) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(fail("read", &e)),
@@ -443,6 +503,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _timed = Timed::start("write");
         match self.core.write_as(fh.0, offset, data, Some(caller(req))) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(fail("write", &e)),
@@ -457,6 +518,7 @@ impl Filesystem for FuseFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _timed = Timed::start("flush");
         match self.core.flush(fh.0, caller(req)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("flush", &e)),
@@ -473,6 +535,7 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _timed = Timed::start("release");
         self.backing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -493,6 +556,7 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _timed = Timed::start("fsync");
         match self.core.fsync(fh.0, caller(req)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fail("fsync", &e)),
@@ -507,6 +571,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _timed = Timed::start("readdir");
         let (entries, _) = match self.core.listing(fh.0, ino.0) {
             Ok(e) => e,
             Err(e) => {
@@ -544,6 +609,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _timed = Timed::start("readdirplus");
         let (entries, known) = match self.core.listing(fh.0, ino.0) {
             Ok(e) => e,
             Err(e) => {
@@ -584,6 +650,7 @@ impl Filesystem for FuseFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _timed = Timed::start("opendir");
         match self.core.opendir(ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(fail("opendir", &e)),
@@ -598,6 +665,7 @@ impl Filesystem for FuseFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let _timed = Timed::start("releasedir");
         self.core.releasedir(fh.0);
         reply.ok();
     }
@@ -610,10 +678,12 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _timed = Timed::start("fsyncdir");
         reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _timed = Timed::start("statfs");
         match self.core.statfs() {
             Ok(s) => reply.statfs(
                 s.f_blocks,
@@ -643,6 +713,7 @@ impl Filesystem for FuseFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _timed = Timed::start("setxattr");
         reply.error(Errno::ENOSYS);
     }
 
@@ -654,18 +725,22 @@ impl Filesystem for FuseFs {
         _size: u32,
         reply: ReplyXattr,
     ) {
+        let _timed = Timed::start("getxattr");
         reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        let _timed = Timed::start("listxattr");
         reply.error(Errno::ENOSYS);
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        let _timed = Timed::start("removexattr");
         reply.error(Errno::ENOSYS);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        let _timed = Timed::start("access");
         match self.core.getattr(ino.0, None) {
             Ok(_) => reply.ok(),
             Err(e) => reply.error(fail("access", &e)),
@@ -682,6 +757,7 @@ impl Filesystem for FuseFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _timed = Timed::start("create");
         match self.core.create(parent.0, name, mode, flags, caller(req)) {
             Ok((a, fh, c)) => {
                 reply.created(&TTL, &attr(&a), Generation(0), FileHandle(fh), fopen(c))
@@ -707,6 +783,7 @@ impl Filesystem for FuseFs {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
+        let _timed = Timed::start("ioctl");
         tracing::debug!(cmd, "ioctl: ENOTTY");
         reply.error(Errno::ENOTTY);
     }
@@ -724,6 +801,7 @@ impl Filesystem for FuseFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        let _timed = Timed::start("lseek");
         if whence != libc::SEEK_DATA && whence != libc::SEEK_HOLE {
             // The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself and
             // never sends them. Not ENOSYS: that would make the kernel stop
@@ -767,6 +845,7 @@ impl Filesystem for FuseFs {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
+        let _timed = Timed::start("copy_file_range");
         tracing::debug!("copy_file_range: ENOSYS");
         reply.error(Errno::ENOSYS);
     }
@@ -782,6 +861,7 @@ impl Filesystem for FuseFs {
         _mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _timed = Timed::start("fallocate");
         tracing::debug!("fallocate: ENOSYS");
         reply.error(Errno::ENOSYS);
     }
@@ -798,6 +878,7 @@ impl Filesystem for FuseFs {
         _flags: PollFlags,
         reply: ReplyPoll,
     ) {
+        let _timed = Timed::start("poll");
         tracing::debug!("poll: ENOSYS");
         reply.error(Errno::ENOSYS);
     }
@@ -814,6 +895,7 @@ impl Filesystem for FuseFs {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _timed = Timed::start("mknod");
         tracing::debug!("mknod: ENOSYS");
         reply.error(Errno::ENOSYS);
     }

@@ -28,6 +28,8 @@ pub enum Node {
     VersionLog(usize, String),
     /// `<db>/@status`
     Status(usize),
+    /// `<db>/@metrics`: the process's metrics of this database (Prometheus text).
+    Metrics(usize),
     /// `<db>/@rejected/`: content that failed validation, by file name.
     Rejected(usize),
     RejectedFile(usize, String),
@@ -112,6 +114,7 @@ impl Node {
             | Node::VersionFile(d, ..)
             | Node::VersionLog(d, _)
             | Node::Status(d)
+            | Node::Metrics(d)
             | Node::Rejected(d)
             | Node::RejectedFile(d, _)
             | Node::Conflicts(d)
@@ -152,6 +155,7 @@ impl Node {
                 | Node::VersionFile(..)
                 | Node::VersionLog(..)
                 | Node::Status(_)
+                | Node::Metrics(_)
                 | Node::Rejected(_)
                 | Node::RejectedFile(..)
                 | Node::Conflicts(_)

@@ -97,6 +97,11 @@ pub fn resolve(
     let info = get(db, id)?;
     let table = db.live_table(&info.table)?;
     let opts = CommitOptions::new(Action::Merge, user);
+    let label = match &how {
+        Resolution::Theirs => "theirs",
+        Resolution::Content(_) => "content",
+        Resolution::Ours => "ours",
+    };
     let committed = match how {
         Resolution::Theirs => None,
         Resolution::Content(bytes) => Some(table.commit(Base::Head, bytes, &opts)?),
@@ -109,7 +114,7 @@ pub fn resolve(
             Some(committed)
         }
     };
-    remove_record(db, id);
+    remove_record(db, id, label);
     Ok(committed)
 }
 
@@ -117,7 +122,9 @@ pub fn resolve(
 /// already committed, so failing here must not report the resolve as
 /// failed; a record left behind stays listed, and resolving it with
 /// `Theirs` removes it without committing anything.
-fn remove_record(db: &Database, id: &str) {
+fn remove_record(db: &Database, id: &str, how: &str) {
+    let m = crate::metrics::global();
+    crate::metrics::inc(&m.conflicts_resolved, &[db.name(), how]);
     // A value sync kept is listed at every location: the resolution is
     // noted where it travels, so every location drops it.
     let travels = db.conflict_info(id).is_ok_and(|i| i.kind == "sync");
@@ -149,7 +156,7 @@ pub fn resolve_cells(
         match super::commit_merging(&table, seq, content, &opts, ConflictPolicy::Reject, delim)? {
             super::Outcome::Clean(c) | super::Outcome::Merged { committed: c, .. } => c,
         };
-    remove_record(db, id);
+    remove_record(db, id, "cells");
     Ok(committed)
 }
 

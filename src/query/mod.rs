@@ -347,6 +347,7 @@ impl<'db> Engine<'db> {
     /// What execution needs of the engine.
     fn env(&self) -> exec::Env<'_> {
         exec::Env {
+            db: self.db.name(),
             limits: &self.limits,
             indexes: &self.cache.indexes,
             policy: self.policy,
@@ -390,8 +391,19 @@ impl<'db> Engine<'db> {
 
     /// Runs one SELECT.
     pub fn query(&self, sql: &str) -> Result<ResultSet, QueryError> {
-        self.query_shared(sql)
-            .map(|r| Arc::try_unwrap(r).unwrap_or_else(|shared| shared.as_ref().clone()))
+        self.timed("read", || {
+            self.query_shared(sql)
+                .map(|r| Arc::try_unwrap(r).unwrap_or_else(|shared| shared.as_ref().clone()))
+        })
+    }
+
+    /// Runs `f`, a statement of `kind` (read, write), and records its time.
+    fn timed<T>(&self, kind: &str, f: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let out = f();
+        let m = crate::metrics::global();
+        crate::metrics::observe(&m.query_seconds, &[self.db.name(), kind], started.elapsed());
+        out
     }
 
     /// `query`, sharing the result with the result cache (no copy).
@@ -422,8 +434,14 @@ impl<'db> Engine<'db> {
                 read.dedup();
                 let key = (statement.to_string(), read);
                 let cacheable = !binder.reads_clock;
-                if let Some(hit) = self.cache.results.get(&key).filter(|_| cacheable) {
-                    return Ok(Answer::Whole(hit));
+                if cacheable {
+                    let hit = self.cache.results.get(&key);
+                    let m = crate::metrics::global();
+                    let result = if hit.is_some() { "hit" } else { "miss" };
+                    crate::metrics::inc(&m.query_cache, &[self.db.name(), result]);
+                    if let Some(hit) = hit {
+                        return Ok(Answer::Whole(hit));
+                    }
                 }
                 if stream_first
                     && exec::streamable(&select)
@@ -482,6 +500,15 @@ impl<'db> Engine<'db> {
         format: output::Format,
         out: &mut dyn std::io::Write,
     ) -> Result<(), QueryError> {
+        self.timed("read", || self.query_to_untimed(sql, format, out))
+    }
+
+    fn query_to_untimed(
+        &self,
+        sql: &str,
+        format: output::Format,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), QueryError> {
         let io = QueryError::output;
         match self.answer(sql, true)? {
             Answer::Whole(r) => {
@@ -529,7 +556,7 @@ impl<'db> Engine<'db> {
             sqlparser::ast::Statement::Insert(_)
             | sqlparser::ast::Statement::Update(_)
             | sqlparser::ast::Statement::Delete(_) => {
-                let r = dml::run(self, sql, &statement, user)?;
+                let r = self.timed("write", || dml::run(self, sql, &statement, user))?;
                 let text = match format {
                     output::Format::Csv(d) => output::csv(&r, d),
                     output::Format::Json => output::json(&r),
@@ -547,7 +574,9 @@ impl<'db> Engine<'db> {
         match &statement {
             sqlparser::ast::Statement::Insert(_)
             | sqlparser::ast::Statement::Update(_)
-            | sqlparser::ast::Statement::Delete(_) => dml::run(self, sql, &statement, user),
+            | sqlparser::ast::Statement::Delete(_) => {
+                self.timed("write", || dml::run(self, sql, &statement, user))
+            }
             _ => self.query(sql),
         }
     }

@@ -63,6 +63,17 @@ pub struct Config {
     /// beyond it fails with ENOSPC.
     #[serde(default = "default_scratch_max_mb")]
     pub scratch_max_mb: u64,
+    /// Health of locations: seconds between probes of every peer by a
+    /// daemon (`rdb db:health` probes on demand).
+    #[serde(default = "default_health_interval_seconds")]
+    pub health_interval_seconds: u64,
+    /// A location whose CPU load (load average over cores) exceeds this
+    /// percentage is Degraded: routed queries go elsewhere first.
+    #[serde(default = "default_health_max_cpu_percent")]
+    pub health_max_cpu_percent: u64,
+    /// Likewise for the share of memory in use.
+    #[serde(default = "default_health_max_memory_percent")]
+    pub health_max_memory_percent: u64,
 }
 
 fn default_delimiter() -> char {
@@ -98,6 +109,15 @@ fn default_scratch_memory_mb() -> u64 {
 fn default_scratch_max_mb() -> u64 {
     4096
 }
+fn default_health_interval_seconds() -> u64 {
+    30
+}
+fn default_health_max_cpu_percent() -> u64 {
+    80
+}
+fn default_health_max_memory_percent() -> u64 {
+    90
+}
 
 impl Config {
     pub fn new(name: &str, delimiter: char) -> Config {
@@ -118,6 +138,9 @@ impl Config {
             query_timeout_ms: default_query_timeout_ms(),
             scratch_memory_mb: default_scratch_memory_mb(),
             scratch_max_mb: default_scratch_max_mb(),
+            health_interval_seconds: default_health_interval_seconds(),
+            health_max_cpu_percent: default_health_max_cpu_percent(),
+            health_max_memory_percent: default_health_max_memory_percent(),
         }
     }
 

@@ -8,11 +8,13 @@
 mod applied;
 pub mod daemon;
 mod error;
+pub mod health;
 mod inventory;
 pub mod locations;
 pub mod record;
 pub mod replay;
 mod round;
+pub mod route;
 mod site;
 pub mod transport;
 

@@ -58,6 +58,10 @@ pub struct PeerStatus {
     pub records_sent: u64,
     #[serde(default)]
     pub records_received: u64,
+    /// Records exported here since the last successful exchange with it
+    /// (what it lags behind this location).
+    #[serde(default)]
+    pub exported_since_success: u64,
 }
 
 const PEERS: &str = "peers.toml";
@@ -69,15 +73,20 @@ pub fn peer_status(db: &Database) -> Result<BTreeMap<String, PeerStatus>> {
     Ok(toml::from_str(&String::from_utf8_lossy(&bytes)).unwrap_or_default())
 }
 
-fn save_status(db: &Database, peers: &[PeerRound]) -> Result<()> {
+fn save_status(db: &Database, peers: &[PeerRound], exported: u64) -> Result<()> {
     let mut all = peer_status(db)?;
     let now = now_us();
+    // Every peer known lags by what was exported, until an exchange works.
+    for s in all.values_mut() {
+        s.exported_since_success += exported;
+    }
     for p in peers {
         let s = all.entry(p.name.clone()).or_default();
         s.last_attempt_us = now;
         match &p.error {
             None => {
                 s.last_success_us = now;
+                s.exported_since_success = 0;
                 s.last_error.clear();
                 s.unreachable = false;
             }
@@ -219,7 +228,7 @@ impl Here<'_> {
 
 /// `$REEDBASE_HOME/ssh/` (0700): short enough for ssh's socket names
 /// (a database's own directory may be too deep for a Unix socket path).
-fn socket_dir() -> Option<PathBuf> {
+pub(super) fn socket_dir() -> Option<PathBuf> {
     let dir = crate::storage::Registry::default_home().join("ssh");
     match crate::storage::io::create_private_dir(&dir) {
         Ok(()) => Some(dir),
@@ -238,6 +247,40 @@ pub fn round(db: &Database, user: &str, only: Option<&str>) -> Result<Round> {
 /// [`round`] with the peers `try_peer` accepts (by name): a daemon skips
 /// those it backs off from.
 pub fn round_with(
+    db: &Database,
+    user: &str,
+    only: Option<&str>,
+    try_peer: &dyn Fn(&str) -> bool,
+) -> Result<Round> {
+    let started = Instant::now();
+    let round = round_attempt(db, user, only, try_peer);
+    let m = crate::metrics::global();
+    let name = db.name();
+    let outcome = match &round {
+        Ok(r) if r.peers.iter().all(|p| p.error.is_none()) => "ok",
+        Ok(r) if r.peers.iter().any(|p| p.error.is_none()) => "partial",
+        _ => "failed",
+    };
+    crate::metrics::inc(&m.sync_rounds, &[name, outcome]);
+    crate::metrics::observe(&m.sync_round_seconds, &[name], started.elapsed());
+    if let Ok(r) = &round {
+        for p in &r.peers {
+            let peer = p.name.as_str();
+            crate::metrics::add(&m.sync_bytes, &[name, peer, "sent"], p.pushed.bytes);
+            crate::metrics::add(&m.sync_bytes, &[name, peer, "received"], p.pulled.bytes);
+            crate::metrics::add(&m.sync_records, &[name, peer, "sent"], p.pushed.files);
+            crate::metrics::add(&m.sync_records, &[name, peer, "received"], p.pulled.files);
+        }
+    }
+    if let Ok(all) = peer_status(db) {
+        for (peer, s) in &all {
+            m.note_peer(name, peer, s.last_success_us, s.exported_since_success);
+        }
+    }
+    round
+}
+
+fn round_attempt(
     db: &Database,
     user: &str,
     only: Option<&str>,
@@ -269,8 +312,9 @@ pub fn round_with(
         sockets: socket_dir(),
         user,
     };
+    let mut exported = 0;
     let mut round = here.site.locked(|| {
-        here.site.integrate_locked()?;
+        exported += here.site.integrate_locked()?.exported;
         let mut out = Round::default();
         for p in &peers {
             out.peers.push(here.exchange(p));
@@ -300,10 +344,12 @@ pub fn round_with(
                 }
             }
             let more = here.site.integrate_locked()?;
+            exported += out.local.exported;
             out.local.exported = more.exported;
             out.local.tables.extend(more.tables);
             out.local.refused.extend(more.refused);
         }
+        exported += out.local.exported;
         Ok(out)
     })?;
     // Outside our lock: the peer takes its own (two locations running
@@ -326,7 +372,7 @@ pub fn round_with(
             }
         }
     }
-    save_status(db, &round.peers)?;
+    save_status(db, &round.peers, exported as u64)?;
     match db.sweep_transfer_leftovers(LEFTOVER_AGE) {
         Ok(0) => {}
         Ok(n) => tracing::info!(files = n, "removed what cut transfers left"),

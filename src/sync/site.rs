@@ -641,6 +641,8 @@ impl<'a> Site<'a> {
                 kind: "sync".into(),
             };
             self.db.record_conflict(&info, &cells, &ours.content())?;
+            let m = crate::metrics::global();
+            crate::metrics::inc(&m.sync_conflicts, &[self.db.name()]);
         }
         Ok(())
     }

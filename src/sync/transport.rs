@@ -310,13 +310,17 @@ impl<'a> Remote<'a> {
 
     /// Runs `rdb <args>` on the remote host; its stdout.
     pub fn rdb(&self, args: &[&str]) -> Result<String> {
-        let Url::Ssh { host, .. } = &self.url else {
-            return Err(SyncError::Config(format!(
-                "{} is a local path: nothing to run remotely",
-                self.location.name
-            )));
-        };
-        let words = self.ssh_words();
+        let what = format!("rdb {}", args.first().copied().unwrap_or(""));
+        let ran = self.rdb_ran(args, COMMAND_TIMEOUT)?;
+        if ran.status != Some(0) {
+            return Err(self.fail(&what, &ran));
+        }
+        Ok(ran.stdout)
+    }
+
+    /// Runs `rdb <args>` on the remote host within `timeout`, whatever its
+    /// exit: the caller reads the status (a failure to start ssh is the error).
+    pub fn rdb_ran(&self, args: &[&str], timeout: Duration) -> Result<Ran> {
         let env = std::env::var(REMOTE_RDB_ENV)
             .ok()
             .filter(|s| !s.trim().is_empty());
@@ -328,15 +332,38 @@ impl<'a> Remote<'a> {
             .unwrap_or_else(|| "rdb".into());
         let mut remote = vec![shell_quote(&rdb)];
         remote.extend(args.iter().map(|a| shell_quote(a)));
+        let what = format!("rdb {}", args.first().copied().unwrap_or(""));
+        self.ssh_run(&what, &remote.join(" "), timeout)
+    }
+
+    /// Runs the shell command `remote` on the remote host within `timeout`.
+    fn ssh_run(&self, what: &str, remote: &str, timeout: Duration) -> Result<Ran> {
+        let Url::Ssh { host, .. } = &self.url else {
+            return Err(SyncError::Config(format!(
+                "{} is a local path: nothing to run remotely",
+                self.location.name
+            )));
+        };
+        let words = self.ssh_words();
         let (program, rest) = self.ssh_program(&words)?;
         let mut cmd = Command::new(program);
-        cmd.args(rest).arg(host).arg("--").arg(remote.join(" "));
-        let what = format!("rdb {}", args.first().copied().unwrap_or(""));
-        let ran = run(cmd, COMMAND_TIMEOUT).map_err(|e| self.spawn_error(&what, e))?;
+        cmd.args(rest).arg(host).arg("--").arg(remote);
+        run(cmd, timeout).map_err(|e| self.spawn_error(what, e))
+    }
+
+    /// The round trip of one trivial command (`true`) on the remote host.
+    pub fn ping(&self, timeout: Duration) -> Result<Duration> {
+        let started = std::time::Instant::now();
+        let ran = self.ssh_run("ping", "true", timeout)?;
         if ran.status != Some(0) {
-            return Err(self.fail(&what, &ran));
+            return Err(self.fail("ping", &ran));
         }
-        Ok(ran.stdout)
+        Ok(started.elapsed())
+    }
+
+    /// The error of a command that ran and failed (for callers of [`Self::rdb_ran`]).
+    pub fn failure(&self, what: &str, ran: &Ran) -> SyncError {
+        self.fail(what, ran)
     }
 
     /// Copies the running `rdb` to `dest` on the remote host (creating its

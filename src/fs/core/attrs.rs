@@ -73,7 +73,7 @@ impl ReedFs {
             Node::Versions(..) | Node::VersionFile(..) | Node::VersionLog(..) => {
                 self.versions_attr(ino, node)
             }
-            Node::Status(_) => self.status_attr(ino, node),
+            Node::Status(_) | Node::Metrics(_) => self.status_attr(ino, node),
             Node::Rejected(_) | Node::RejectedFile(..) => self.rejected_attr(ino, node),
             Node::Conflicts(_) | Node::ConflictFile(..) => self.conflicts_attr(ino, node),
             Node::AsOfRoot(_) | Node::AsOf(..) | Node::AsOfFile(..) => self.as_of_attr(ino, node),
@@ -94,7 +94,7 @@ impl ReedFs {
         match node {
             Node::VersionFile(..) | Node::VersionLog(..) => self.versions_attr(ino, node),
             Node::AsOfFile(..) => self.as_of_attr(ino, node),
-            Node::Status(_) => self.status_attr(ino, node),
+            Node::Status(_) | Node::Metrics(_) => self.status_attr(ino, node),
             Node::RejectedFile(..) => self.rejected_attr(ino, node),
             Node::ConflictFile(..) => self.conflicts_attr(ino, node),
             _ => Err(FsError::NotFound),
@@ -111,6 +111,7 @@ impl ReedFs {
                 | Node::AsOfFile(..)
                 | Node::VersionLog(..)
                 | Node::Status(_)
+                | Node::Metrics(_)
                 | Node::RejectedFile(..)
                 | Node::ConflictFile(..)
         )

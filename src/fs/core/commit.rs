@@ -49,6 +49,10 @@ impl ReedFs {
             Save::Whole { content, base } => (content.as_slice(), *base),
             Save::Append(bytes) => (bytes.as_slice(), None),
         };
+        let mut kind = match &save {
+            Save::Append(_) => "appended",
+            Save::Whole { .. } => "committed",
+        };
         let outcome = (|| -> std::result::Result<_, MergeError> {
             if pending {
                 return Ok(mdb.db.create_table(table, content, &user)?);
@@ -81,6 +85,7 @@ impl ReedFs {
                     committed,
                     conflicts,
                 } => {
+                    kind = "merged";
                     for c in conflicts {
                         self.status[db].push(Event::Overwritten {
                             table: table.to_string(),
@@ -94,6 +99,16 @@ impl ReedFs {
         let ino = lock(&self.inner)
             .inodes
             .ino(&Node::Current(db, table.to_string()));
+        let counted = match &outcome {
+            Ok(c) if !c.created => "unchanged",
+            Ok(_) => kind,
+            Err(e) => refusal_kind(e),
+        };
+        let m = crate::metrics::global();
+        crate::metrics::inc(&m.saves, &[mdb.db.name(), table, counted]);
+        if counted == "conflict" {
+            crate::metrics::inc(&m.merge_conflicts, &[mdb.db.name(), table]);
+        }
         match outcome {
             Ok(c) => {
                 let mut inner = lock(&self.inner);
@@ -245,5 +260,18 @@ impl ReedFs {
                 None
             }
         }
+    }
+}
+
+/// A refused save's outcome as `reedbase_saves_total` counts it.
+fn refusal_kind(e: &MergeError) -> &'static str {
+    match e {
+        MergeError::Conflicts { .. } => "conflict",
+        MergeError::Csv { .. }
+        | MergeError::Storage(
+            StorageError::Csv(_) | StorageError::Invalid { .. } | StorageError::InvalidName { .. },
+        ) => "invalid",
+        MergeError::Storage(s) if s.os_error() == Some(libc::ENOSPC) => "no_space",
+        _ => "error",
     }
 }

@@ -95,7 +95,7 @@ impl ReedFs {
             Node::Versions(..) | Node::VersionFile(..) | Node::VersionLog(..) => {
                 self.versions_open(inner, &node, how)
             }
-            Node::Status(_) => self.status_open(inner, &node, how),
+            Node::Status(_) | Node::Metrics(_) => self.status_open(inner, &node, how),
             Node::Rejected(_) | Node::RejectedFile(..) => self.rejected_open(inner, &node, how),
             Node::Conflicts(_) | Node::ConflictFile(..) => self.conflicts_open(inner, &node, how),
             Node::AsOfRoot(_) | Node::AsOf(..) | Node::AsOfFile(..) => {

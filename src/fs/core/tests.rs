@@ -109,6 +109,7 @@ fn listing_hides_virtual_names_unless_asked() {
     // Reachable by name all the same.
     assert!(fs.lookup(t, OsStr::new("@versions"), ME).is_ok());
     assert!(fs.lookup(ROOT, OsStr::new("@status"), ME).is_ok());
+    assert!(fs.lookup(ROOT, OsStr::new("@metrics"), ME).is_ok());
     let (_d, fs) = fs_with(MountOptions {
         show_virtual: true,
         ..MountOptions::default()
@@ -118,6 +119,7 @@ fn listing_hides_virtual_names_unless_asked() {
         [
             "users",
             "@status",
+            "@metrics",
             "@rejected",
             "@conflicts",
             "@as-of",

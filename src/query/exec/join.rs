@@ -21,8 +21,17 @@ use super::eval::{Ctx, Row, eval};
 pub(super) fn first_ids(s: &Select, env: &Env) -> Option<Vec<u32>> {
     let first = s.sources.first()?;
     let width = first.table.columns.len();
-    let (col, key) = s.filter.as_ref().and_then(|f| index_probe(f, width))?;
-    let ix = env.index(first, col)?;
+    let ix = s
+        .filter
+        .as_ref()
+        .and_then(|f| index_probe(f, width))
+        .and_then(|(col, key)| Some((env.index(first, col)?, key)));
+    if !first.is_derived() {
+        let access = if ix.is_some() { "index" } else { "scan" };
+        let m = crate::metrics::global();
+        crate::metrics::inc(&m.table_access, &[env.db, access]);
+    }
+    let (ix, key) = ix?;
     Some(ix.lookup(&key).collect())
 }
 

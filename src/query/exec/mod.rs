@@ -58,6 +58,8 @@ use topk::{TopK, run_top_k, top_k};
 
 /// What execution needs besides the query: limits and the index policy.
 pub struct Env<'a> {
+    /// The database's name (a metrics label).
+    pub db: &'a str,
     pub limits: &'a Limits,
     pub indexes: &'a Indexes,
     pub policy: IndexPolicy,

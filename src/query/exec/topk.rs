@@ -390,7 +390,7 @@ mod tests {
             let s = select(table(&rows), &order, filter, limit, offset);
             let limits = Limits::default();
             let indexes = Indexes::default();
-            let env = Env { limits: &limits, indexes: &indexes, policy: IndexPolicy::default() };
+            let env = Env { db: "t", limits: &limits, indexes: &indexes, policy: IndexPolicy::default() };
             let q = top_k(&s, &limits).expect("a top-k query");
             prop_assert!(matches!(choose(&s, &limits, true), Strategy::TopK(_)));
             let fast = run_top_k(&s, &env, &q).unwrap();

@@ -84,6 +84,35 @@ impl Table {
     fn commit_inner<E: From<StorageError>>(
         &self,
         base: Base,
+        content: Vec<u8>,
+        opts: &CommitOptions,
+        resolve: Option<impl FnOnce(&[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>>,
+    ) -> Result<Committed, E> {
+        let started = std::time::Instant::now();
+        let committed = self.commit_attempt(base, content, opts, resolve);
+        if let Ok(c) = &committed {
+            self.count_commit(c, Some(started.elapsed()));
+        }
+        committed
+    }
+
+    /// Counts a committed version in the process's metrics (with the time
+    /// its commit took, when it was one on its own).
+    pub(super) fn count_commit(&self, c: &Committed, took: Option<std::time::Duration>) {
+        if !c.created {
+            return;
+        }
+        let m = crate::metrics::global();
+        let db = self.ctx.config.name.as_str();
+        crate::metrics::inc(&m.commits, &[db, &self.name, &c.version.action]);
+        if let Some(d) = took {
+            crate::metrics::observe(&m.commit_seconds, &[db, &self.name], d);
+        }
+    }
+
+    fn commit_attempt<E: From<StorageError>>(
+        &self,
+        base: Base,
         mut content: Vec<u8>,
         opts: &CommitOptions,
         resolve: Option<impl FnOnce(&[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>>,

@@ -33,6 +33,30 @@ impl Table {
         user: &str,
         parts: Vec<(Arc<Table>, Staged)>,
         not_before_us: u64,
+        resolve: impl FnMut(&str, &[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
+    ) -> Result<FrameCommitted, E> {
+        let started = std::time::Instant::now();
+        let db = parts.first().map(|(t, _)| t.ctx.config.name.clone());
+        let tables: Vec<Arc<Table>> = parts.iter().map(|(t, _)| Arc::clone(t)).collect();
+        let committed = Self::commit_frame_attempt(id, name, user, parts, not_before_us, resolve);
+        if let (Ok(f), Some(db)) = (&committed, db) {
+            let m = crate::metrics::global();
+            crate::metrics::observe(&m.frame_seconds, &[&db], started.elapsed());
+            for (table, c) in &f.tables {
+                if let Some(t) = tables.iter().find(|t| &t.name == table) {
+                    t.count_commit(c, None);
+                }
+            }
+        }
+        committed
+    }
+
+    fn commit_frame_attempt<E: From<StorageError>>(
+        id: &str,
+        name: &str,
+        user: &str,
+        parts: Vec<(Arc<Table>, Staged)>,
+        not_before_us: u64,
         mut resolve: impl FnMut(&str, &[u8], &[u8], &[u8], u64) -> Result<Vec<u8>, E>,
     ) -> Result<FrameCommitted, E> {
         // Lock in name order, so two frames never wait for each other in a

@@ -28,9 +28,10 @@ pub(super) type Listing = Vec<(Node, Kind, String)>;
 
 /// The families' names in a database directory, in listing order (listed
 /// with `--show-virtual`; always reachable by name).
-pub(super) fn db_entries(db: usize) -> [(&'static str, Node, Kind); 6] {
+pub(super) fn db_entries(db: usize) -> [(&'static str, Node, Kind); 7] {
     [
         ("@status", Node::Status(db), Kind::File),
+        ("@metrics", Node::Metrics(db), Kind::File),
         ("@rejected", Node::Rejected(db), Kind::Dir),
         ("@conflicts", Node::Conflicts(db), Kind::Dir),
         ("@as-of", Node::AsOfRoot(db), Kind::Dir),

@@ -1,0 +1,285 @@
+//! `rdb metrics`, `rdb node:health`, `rdb db:health` and routed queries
+//! (`rdb db:query --route`), and what a daemon starts so that its metrics
+//! can be read (docs/METRICS.md, docs/SYNC.md "Health and routed queries").
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use reedbase::metrics;
+use reedbase::storage::{Config, Database};
+use reedbase::sync::health::{self, Routing, State};
+use reedbase::sync::route::{self, Remoted, Route};
+
+use super::output::{Format, print_rows};
+use super::query::QueryFormat;
+use super::{Ctx, exit, fail};
+
+/// What a daemon keeps while it runs for its metrics to be read: the
+/// socket `rdb metrics` asks (removed on drop).
+pub struct MetricsService {
+    _socket: Option<metrics::LocalService>,
+}
+
+/// `--metrics-listen`: a port alone means loopback.
+pub fn listen_addr(s: &str) -> Result<SocketAddr> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        fail(
+            exit::USAGE,
+            format!("--metrics-listen takes PORT or ADDRESS:PORT, not {s:?}"),
+        )
+    })
+}
+
+/// Makes this daemon's metrics of `dbs` readable: by `rdb metrics`
+/// (a socket under `$REEDBASE_HOME/run/`) and, with `listen`, over HTTP.
+pub fn serve_metrics(ctx: &Ctx, dbs: &[&Database], listen: Option<&str>) -> Result<MetricsService> {
+    let m = metrics::global();
+    for db in dbs {
+        m.serve_db(db.name());
+    }
+    let socket = match metrics::serve_local(&ctx.home) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("rdb: `rdb metrics` cannot reach this daemon: {e}");
+            None
+        }
+    };
+    if let Some(listen) = listen {
+        let addr = listen_addr(listen)?;
+        let bound = metrics::serve_http(addr)
+            .map_err(|e| fail(exit::USAGE, format!("--metrics-listen {addr}: {e}")))?;
+        eprintln!("metrics at http://{bound}/metrics");
+    }
+    Ok(MetricsService { _socket: socket })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsFormat {
+    Text,
+    Json,
+    Table,
+}
+
+/// `rdb metrics <db>`: the metrics of the daemon that serves `db`.
+pub fn show_metrics(ctx: &Ctx, name: &str, format: MetricsFormat) -> Result<i32> {
+    let db = ctx.open(name)?;
+    let f = match format {
+        MetricsFormat::Text => metrics::Format::Text,
+        MetricsFormat::Json => metrics::Format::Json,
+        MetricsFormat::Table => metrics::Format::Table,
+    };
+    let answers = metrics::ask_daemons(&ctx.home, db.name(), f);
+    let Some((pid, text)) = answers.first() else {
+        return Err(fail(
+            exit::NOT_FOUND,
+            format!(
+                "no running daemon serves {name}: metrics live in `rdb mount` and `rdb sync:run` processes"
+            ),
+        ));
+    };
+    for (other, _) in &answers[1..] {
+        eprintln!("rdb: process {other} serves {name} too; showing process {pid}");
+    }
+    std::io::stdout().lock().write_all(text)?;
+    Ok(exit::OK)
+}
+
+/// `rdb node:health`: this machine's load, as one line of JSON.
+pub fn node_health() -> Result<i32> {
+    println!("{}", metrics::node_health().to_json());
+    Ok(exit::OK)
+}
+
+fn percent(v: f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
+
+/// `rdb db:health <db>`: probes every location now and prints what it found.
+pub fn db_health(ctx: &Ctx, name: &str, format: Format) -> Result<i32> {
+    let db = ctx.open(name)?;
+    let Some(routing) = health::routing_of(&db)? else {
+        return Err(fail(
+            exit::USAGE,
+            format!("database {name} has no locations: add one with `rdb location:add`"),
+        ));
+    };
+    let probes = health::probe_all(&db)?;
+    let mut rows = Vec::new();
+    for p in &probes {
+        let state = p.state(db.config());
+        let why = match &state {
+            State::Healthy => String::new(),
+            State::Degraded(w) | State::Unhealthy(w) => w.clone(),
+        };
+        let me = if p.location == routing.me {
+            " (this location)"
+        } else {
+            ""
+        };
+        rows.push(vec![
+            format!("{}{me}", p.location),
+            state.word().to_string(),
+            p.latency
+                .map_or("-".into(), |l| format!("{:.1} ms", l.as_secs_f64() * 1e3)),
+            p.node.map_or("-".into(), |n| percent(n.cpu)),
+            p.node.map_or("-".into(), |n| percent(n.memory)),
+            why,
+        ]);
+    }
+    print_rows(
+        format,
+        &["location", "state", "latency", "cpu", "memory", "reason"],
+        &rows,
+    )?;
+    Ok(exit::OK)
+}
+
+/// The health part of `db:info`: a fresh probe of every location, by name.
+pub fn probes_for_info(db: &Database) -> Vec<(String, String)> {
+    match health::probe_all(db) {
+        Ok(probes) => probes
+            .iter()
+            .map(|p| {
+                let state = p.state(db.config());
+                let mut s = state.word().to_string();
+                match &state {
+                    State::Unhealthy(why) => s.push_str(&format!(" ({why})")),
+                    _ => {
+                        if let Some(l) = p.latency {
+                            s.push_str(&format!(", latency {:.1} ms", l.as_secs_f64() * 1e3));
+                        }
+                        if let Some(n) = p.node {
+                            s.push_str(&format!(
+                                ", CPU {}, memory {}",
+                                percent(n.cpu),
+                                percent(n.memory)
+                            ));
+                        }
+                        if let State::Degraded(why) = &state {
+                            s.push_str(&format!(" ({why})"));
+                        }
+                    }
+                }
+                (p.location.clone(), s)
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health probes failed");
+            Vec::new()
+        }
+    }
+}
+
+/// `db:query --route`: runs `sql` where the route says, failing over to
+/// the next location on a transport or storage failure, within `timeout`.
+pub fn routed_query(
+    ctx: &Ctx,
+    name: &str,
+    sql: &str,
+    format: QueryFormat,
+    route: &str,
+    timeout: Duration,
+) -> Result<i32> {
+    let route = Route::parse(route);
+    let local = ctx.open(name);
+    let (routing, cfg): (Routing, Config) = match &local {
+        Ok(db) => match health::routing_of(db)? {
+            Some(r) => (r, db.config().clone()),
+            None if route == Route::Auto => {
+                return super::query::run_on(ctx, db, sql, format);
+            }
+            None => {
+                return Err(fail(
+                    exit::USAGE,
+                    format!("database {name} has no locations to route to"),
+                ));
+            }
+        },
+        // The local copy is gone: the routing directory remembers where
+        // the others are.
+        Err(_) if route != Route::Local => match health::saved_routing(name)? {
+            Some(r) => (r, Config::new(name, '|')),
+            None => return local.map(|_| exit::OK),
+        },
+        Err(_) => return local.map(|_| exit::OK),
+    };
+    let writes = route::is_write(sql);
+    let candidates = route::plan(name, &routing, &cfg, &route, writes, local.is_ok())?;
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let text_format = match format {
+        QueryFormat::Csv => "csv",
+        QueryFormat::Json => "json",
+        QueryFormat::Table => "table",
+    };
+    for c in &candidates {
+        let left = timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            failures.push(format!("{}: not tried, out of time", c.name));
+            continue;
+        }
+        if c.local {
+            let Ok(db) = &local else { continue };
+            eprintln!("rdb: answered by {} ({})", c.name, c.why);
+            return super::query::run_on(ctx, db, sql, format);
+        }
+        match route::run_remote(&routing, &c.name, sql, text_format, writes, left) {
+            Ok(Remoted::Answer(out)) => {
+                eprintln!("rdb: answered by {} ({})", c.name, c.why);
+                std::io::stdout().lock().write_all(out.as_bytes())?;
+                return Ok(exit::OK);
+            }
+            Ok(Remoted::Refused(stderr)) => {
+                return Err(fail(
+                    exit::QUERY,
+                    format!("at {}: {}", c.name, stderr.trim()),
+                ));
+            }
+            Err(e) => {
+                eprintln!("rdb: {} failed ({e}); trying the next location", c.name);
+                failures.push(format!("{}: {e}", c.name));
+            }
+        }
+    }
+    Err(fail(
+        exit::ERROR,
+        format!(
+            "no location answered within {:.1} s:\n  {}",
+            timeout.as_secs_f64(),
+            failures.join("\n  ")
+        ),
+    ))
+}
+
+/// `sync:remote-query <path>`: what a routed query runs at the location
+/// it went to: the database there, checked to be the same one; reading
+/// only unless `--writes`.
+pub fn remote_query(
+    ctx: &Ctx,
+    path: &Path,
+    id: &str,
+    sql: &str,
+    format: QueryFormat,
+    writes_allowed: bool,
+) -> Result<i32> {
+    let db = Database::open(path)?;
+    if db.config().id != id {
+        return Err(fail(
+            exit::CONFLICT,
+            format!("{} holds another database", path.display()),
+        ));
+    }
+    if route::is_write(sql) && !writes_allowed {
+        return Err(fail(
+            exit::QUERY,
+            "a routed query reads only here: name this location with --route to write",
+        ));
+    }
+    super::query::run_on(ctx, &db, sql, format)
+}
