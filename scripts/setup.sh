@@ -19,6 +19,7 @@ packages=(
   vim         # mount tests: vim -es saves (backupcopy yes/no/auto, swap files)
   nano        # mount tests and the demo
   psmisc      # fuser -m: who holds a mount
+  prometheus  # metrics tests: promtool checks @metrics, a real Prometheus scrapes the daemon
   procps      # pgrep, kill in scripts
   pkg-config  # lets xz2 link the system liblzma
   liblzma-dev

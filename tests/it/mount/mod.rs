@@ -18,6 +18,7 @@ mod errors;
 mod frames;
 mod history;
 mod limits;
+mod metrics;
 mod nothing_lost;
 mod options;
 mod others;
