@@ -8,6 +8,7 @@ mod jepsen;
 mod library;
 mod local;
 mod net;
+mod route;
 
 use std::path::PathBuf;
 use std::process::Command;
