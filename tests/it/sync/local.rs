@@ -255,6 +255,8 @@ fn continuous_sync_carries_a_save_into_the_other_locations_mount() {
     let hosts = locations(2);
     let (a, b) = (&hosts[0], &hosts[1]);
     let mp = tempfile::tempdir().unwrap();
+    // Probes every second: the daemon keeps the routing history fresh.
+    a.ok(&["db:config", "shop", "health_interval_seconds", "1"]);
     let runner = Daemon::spawn(a, &["sync:run", "shop", "--interval", "60"], None);
     let mount = Daemon::mount(b, mp.path(), &["--sync-interval", "60"]);
     let logs = || {
@@ -288,6 +290,45 @@ fn continuous_sync_carries_a_save_into_the_other_locations_mount() {
             .head("products")
             .contains("|pear|55")),
         "b's save did not reach a: {}",
+        logs()
+    );
+    // The sync:run daemon's metrics: rounds, records sent to h1, its lag.
+    let metrics = a.ok(&["metrics", "shop"]).stdout;
+    let value = |series: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        value(r#"reedbase_sync_rounds_total{db="shop",outcome="ok"}"#) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        value(r#"reedbase_sync_records_total{db="shop",direction="sent",peer="h1"}"#) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"reedbase_sync_lag_records{db="shop",peer="h1"} 0"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"reedbase_sync_seconds_since_success{db="shop",peer="h1"}"#),
+        "{metrics}"
+    );
+    // b's mount counts what sync integrated there as commits of action sync.
+    let b_metrics = std::fs::read_to_string(mp.path().join("@metrics")).unwrap();
+    assert!(
+        b_metrics.contains(r#"reedbase_commits_total{action="sync",db="shop",table="products"}"#),
+        "{b_metrics}"
+    );
+    // Health history kept by the daemon, one probe a second, bounded.
+    let history = a.home.path().join("routing/shop/h1.csv");
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            std::fs::read_to_string(&history).is_ok_and(|s| s.lines().count() >= 3)
+        }),
+        "the daemon did not probe h1: {}",
         logs()
     );
 }
