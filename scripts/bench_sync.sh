@@ -10,7 +10,9 @@
 #   shared ssh connection warm;
 # - propagation: a save at A (an UPDATE through `rdb db:query`) until B's
 #   mounted current.csv shows it, with `rdb sync:run` at A and B's mount
-#   syncing: p50 and p90 of 20 saves.
+#   syncing: p50 and p90 of 20 saves;
+# - a routed point query (`db:query --route`) from A answered by B, cold
+#   and warm, against B's own query time.
 # Everything lives in a temporary directory and is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,6 +87,24 @@ warm=$(hyperfine -N -w 2 -r 20 --export-json "$T/warm.json" \
   "ip netns exec $A env REEDBASE_HOME=$T/a $RDB db:sync shop" 2>/dev/null >/dev/null; \
   python3 -c "import json;r=json.load(open('$T/warm.json'))['results'][0];print('%.0f ms' % (r['median']*1000))")
 echo "| round with nothing new, $VERSIONS versions, over SSH: p50 cold / warm connection | $cold / $warm |"
+
+# Routed point queries (`db:query --route`): B's own query time, then the
+# same query from A answered by B: named (--route b), cold (a new ssh
+# connection) and warm (the shared one), and --route auto with A overloaded
+# (the test-only load override), its probes fresh from `db:health`.
+p50() { # p50 <name> <runs> <command>: hyperfine's median in ms
+  hyperfine -N -w 2 -r "$2" --export-json "$T/$1.json" "$3" >/dev/null 2>&1
+  python3 -c "import json;r=json.load(open('$T/$1.json'))['results'][0];print('%.0f' % (r['median']*1000))"
+}
+Q="\"SELECT name FROM users WHERE id = '42'\""
+own=$(p50 own 20 "ip netns exec $B env REEDBASE_HOME=$T/b $RDB db:query shop $Q")
+cold=$(p50 rcold 10 "ip netns exec $A env REEDBASE_HOME=$T/a REEDBASE_SSH_MUX=0 $RDB db:query shop $Q --route b")
+warm=$(p50 rwarm 20 "ip netns exec $A env REEDBASE_HOME=$T/a $RDB db:query shop $Q --route b")
+inA "$RDB" db:health shop >/dev/null
+auto=$(p50 rauto 20 "ip netns exec $A env REEDBASE_HOME=$T/a REEDBASE_FAKE_CPU=9 $RDB db:query shop $Q --route auto")
+echo "| point query at B itself (rdb db:query, whole process) | $own ms |"
+echo "| the same from A, --route b: p50 cold / warm connection (overhead over B's own) | $cold / $warm ms (+$((cold - own)) / +$((warm - own)) ms) |"
+echo "| the same, --route auto with A overloaded, warm (picks B from fresh probes) | $auto ms |"
 
 # Propagation with continuous sync: sync:run at A, B's mount syncing. Each
 # `ip netns exec` makes its own mount namespace, so B's mount and its reader

@@ -176,6 +176,44 @@ pub fn probes_for_info(db: &Database) -> Vec<(String, String)> {
     }
 }
 
+/// Output held in memory up to [`HELD_MAX`] bytes, then passed to stdout
+/// (from then on, a failure can no longer go to another location).
+#[derive(Default)]
+struct Held {
+    bytes: Vec<u8>,
+    passed: bool,
+}
+
+const HELD_MAX: usize = 16 << 20;
+
+impl Write for Held {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.passed && self.bytes.len() + buf.len() > HELD_MAX {
+            self.passed = true;
+            std::io::stdout().lock().write_all(&self.bytes)?;
+            self.bytes = Vec::new();
+        }
+        if self.passed {
+            std::io::stdout().lock().write_all(buf)?;
+        } else {
+            self.bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Held {
+    fn finish(self) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&self.bytes)?;
+        out.flush()
+    }
+}
+
 /// `db:query --route`: runs `sql` where the route says, failing over to
 /// the next location on a transport or storage failure, within `timeout`.
 pub fn routed_query(
@@ -226,8 +264,25 @@ pub fn routed_query(
         }
         if c.local {
             let Ok(db) = &local else { continue };
-            eprintln!("rdb: answered by {} ({})", c.name, c.why);
-            return super::query::run_on(ctx, db, sql, format);
+            // Held back until it is whole (up to a bound), so that a failure
+            // of this location can still go to the next one.
+            let mut held = Held::default();
+            match super::query::run_sql_to(ctx, db, sql, format, true, &mut held) {
+                Ok(()) => {
+                    eprintln!("rdb: answered by {} ({})", c.name, c.why);
+                    held.finish()?;
+                    return Ok(exit::OK);
+                }
+                Err(e) if held.passed || super::exit_code(&e) == exit::QUERY => {
+                    held.finish()?;
+                    return Err(e);
+                }
+                Err(e) => {
+                    eprintln!("rdb: {} failed ({e:#}); trying the next location", c.name);
+                    failures.push(format!("{}: {e:#}", c.name));
+                    continue;
+                }
+            }
         }
         match route::run_remote(&routing, &c.name, sql, text_format, writes, left) {
             Ok(Remoted::Answer(out)) => {

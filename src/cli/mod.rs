@@ -446,7 +446,7 @@ fn init_logging(verbose: u8) {
 /// them). Errors of the layers below arrive typed, each with its cause:
 /// storage, merge and query errors are looked up here, never where they
 /// were raised; `CliError` carries a code the CLI chose for its own checks.
-fn exit_code(err: &anyhow::Error) -> i32 {
+pub(crate) fn exit_code(err: &anyhow::Error) -> i32 {
     if let Some(e) = err.downcast_ref::<StorageError>() {
         return storage_code(e);
     }

@@ -27,6 +27,24 @@ pub fn run_on(ctx: &Ctx, db: &Database, sql: &str, format: QueryFormat) -> Resul
 /// Runs `sql` (a write too when `writes`) and prints its result; CSV and
 /// JSON stream to stdout as rows come.
 fn run_sql(ctx: &Ctx, db: &Database, sql: &str, format: QueryFormat, writes: bool) -> Result<i32> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    // A closed pipe (`rdb ... | head`) is an error here and exit 0 in
+    // `exit_code`, like every other error's code.
+    run_sql_to(ctx, db, sql, format, writes, &mut out)?;
+    out.flush()?;
+    Ok(exit::OK)
+}
+
+/// [`run_sql`] into `out`.
+pub fn run_sql_to(
+    ctx: &Ctx,
+    db: &Database,
+    sql: &str,
+    format: QueryFormat,
+    writes: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
     let engine = Engine::new(db);
     let streamed = match format {
         QueryFormat::Csv => output::Format::Csv(db.config().delimiter_byte()),
@@ -38,31 +56,17 @@ fn run_sql(ctx: &Ctx, db: &Database, sql: &str, format: QueryFormat, writes: boo
             } else {
                 engine.query(sql)
             };
-            return print(db, &result?, format);
+            let text = output::table(&result?);
+            out.write_all(text.as_bytes())?;
+            return Ok(());
         }
     };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let result = if writes {
-        engine.execute_to(sql, &ctx.user, streamed, &mut out)
+    if writes {
+        engine.execute_to(sql, &ctx.user, streamed, out)?;
     } else {
-        engine.query_to(sql, streamed, &mut out)
-    };
-    // A closed pipe (`rdb ... | head`) is an error here and exit 0 in
-    // `exit_code`, like every other error's code.
-    result?;
-    out.flush()?;
-    Ok(exit::OK)
-}
-
-fn print(db: &Database, result: &reedbase::query::ResultSet, format: QueryFormat) -> Result<i32> {
-    let text = match format {
-        QueryFormat::Csv => output::csv(result, db.config().delimiter_byte()),
-        QueryFormat::Json => output::json(result),
-        QueryFormat::Table => output::table(result),
-    };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
-    Ok(exit::OK)
+        engine.query_to(sql, streamed, out)?;
+    }
+    Ok(())
 }
 
 /// The current text of saved query `name`, or a not-found error.

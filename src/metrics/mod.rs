@@ -241,6 +241,11 @@ impl Metrics {
         self.enabled.load(Ordering::Relaxed)
     }
 
+    /// Turns recording on or off (the benchmark of its cost does).
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
     /// Adds a function run before every render (it sets gauges).
     pub fn on_render(&self, f: Box<dyn Fn() + Send + Sync>) {
         lock(&self.refreshers).push(f);

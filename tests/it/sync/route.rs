@@ -192,6 +192,17 @@ fn auto_routes_to_the_nearest_healthy_location_and_fails_over() {
         json.stderr
     );
 
+    // This location fails (a damaged log): the next one answers.
+    let log = h0.root().join("tables/products/version.log");
+    let saved = std::fs::read(&log).unwrap();
+    std::fs::write(&log, b"garbage\n").unwrap();
+    let r = with_load(h0, "0.1", &["db:query", "shop", point, "--route", "auto"]);
+    std::fs::write(&log, &saved).unwrap();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "name\npear\n");
+    assert!(r.stderr.contains("h0 failed"), "{}", r.stderr);
+    assert!(answered_by(&r).starts_with("h2 "), "{}", r.stderr);
+
     // A write never leaves unless the route names the location.
     let w = with_load(
         h0,
