@@ -11,7 +11,7 @@ use anyhow::Result;
 use reedbase::metrics;
 use reedbase::storage::{Config, Database};
 use reedbase::sync::health::{self, Routing, State};
-use reedbase::sync::route::{self, Remoted, Route};
+use reedbase::sync::route::{self, Local, Remoted, Route};
 
 use super::output::{Format, print_rows};
 use super::query::QueryFormat;
@@ -224,6 +224,8 @@ pub fn routed_query(
     route: &str,
     timeout: Duration,
 ) -> Result<i32> {
+    let started = Instant::now();
+    let deadline = started + timeout;
     let route = Route::parse(route);
     let local = ctx.open(name);
     let (routing, cfg): (Routing, Config) = match &local {
@@ -239,82 +241,147 @@ pub fn routed_query(
                 ));
             }
         },
-        // The local copy is gone: the routing directory remembers where
-        // the others are.
-        Err(_) if route != Route::Local => match health::saved_routing(name)? {
+        // The local copy cannot be opened: the routing directory remembers
+        // where the others are (for the database at this path only).
+        Err(_) if route != Route::Local => match saved_routing_for(ctx, name)? {
             Some(r) => (r, Config::new(name, '|')),
             None => return local.map(|_| exit::OK),
         },
         Err(_) => return local.map(|_| exit::OK),
     };
-    let writes = route::is_write(sql);
-    let candidates = route::plan(name, &routing, &cfg, &route, writes, local.is_ok())?;
-    let started = Instant::now();
-    let mut failures = Vec::new();
+    let writes = reedbase::query::is_write(sql);
+    let plan = route::plan(
+        name,
+        &routing,
+        &cfg,
+        &route,
+        writes,
+        local.is_ok(),
+        deadline,
+    )?;
+    // A named location may run a write; `auto` never sends one away.
+    let remote_writes = matches!(route, Route::Location(_));
     let text_format = match format {
         QueryFormat::Csv => "csv",
         QueryFormat::Json => "json",
         QueryFormat::Table => "table",
     };
-    for c in &candidates {
-        let left = timeout.saturating_sub(started.elapsed());
+    let mut failures = Vec::new();
+    let mut queue: std::collections::VecDeque<_> = plan.first.into();
+    let mut peers_on_failure = plan.peers_on_failure;
+    while let Some(c) = queue.pop_front() {
+        let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             failures.push(format!("{}: not tried, out of time", c.name));
             continue;
         }
-        if c.local {
-            let Ok(db) = &local else { continue };
-            // Held back until it is whole (up to a bound), so that a failure
-            // of this location can still go to the next one.
-            let mut held = Held::default();
-            match super::query::run_sql_to(ctx, db, sql, format, true, &mut held) {
-                Ok(()) => {
-                    eprintln!("rdb: answered by {} ({})", c.name, c.why);
-                    held.finish()?;
-                    return Ok(exit::OK);
+        // Output is held back until it is whole (up to a bound), so that a
+        // failure can still go to the next location.
+        let mut held = Held::default();
+        let failed = if c.local {
+            let db = match &local {
+                Ok(db) => db,
+                Err(e) => {
+                    failures.push(format!("{}: {e:#}", c.name));
+                    continue;
                 }
+            };
+            match super::query::run_sql_to(ctx, db, sql, format, true, &mut held) {
+                Ok(()) => None,
                 Err(e) if held.passed || super::exit_code(&e) == exit::QUERY => {
                     held.finish()?;
                     return Err(e);
                 }
-                Err(e) => {
-                    eprintln!("rdb: {} failed ({e:#}); trying the next location", c.name);
-                    failures.push(format!("{}: {e:#}", c.name));
-                    continue;
-                }
+                Err(e) => Some(format!("{e:#}")),
             }
-        }
-        match route::run_remote(&routing, &c.name, sql, text_format, writes, left) {
-            Ok(Remoted::Answer(out)) => {
+        } else {
+            let ran = route::run_remote(
+                &routing,
+                &c.name,
+                sql,
+                text_format,
+                remote_writes,
+                left,
+                &mut held,
+            );
+            match ran {
+                Ok(Remoted::Answer) => None,
+                Ok(Remoted::Refused(stderr)) => {
+                    held.finish()?;
+                    return Err(fail(
+                        exit::QUERY,
+                        format!("at {}: {}", c.name, stderr.trim()),
+                    ));
+                }
+                Err(e) if held.passed => {
+                    return Err(fail(
+                        exit::ERROR,
+                        format!(
+                            "{} failed after part of its answer was printed: {e}",
+                            c.name
+                        ),
+                    ));
+                }
+                Err(e) => Some(e.to_string()),
+            }
+        };
+        match failed {
+            None => {
                 eprintln!("rdb: answered by {} ({})", c.name, c.why);
-                std::io::stdout().lock().write_all(out.as_bytes())?;
+                held.finish()?;
                 return Ok(exit::OK);
             }
-            Ok(Remoted::Refused(stderr)) => {
-                return Err(fail(
-                    exit::QUERY,
-                    format!("at {}: {}", c.name, stderr.trim()),
-                ));
-            }
-            Err(e) => {
-                eprintln!("rdb: {} failed ({e}); trying the next location", c.name);
-                failures.push(format!("{}: {e}", c.name));
+            Some(why) => {
+                eprintln!("rdb: {} failed ({why}); trying the next location", c.name);
+                failures.push(format!("{}: {why}", c.name));
             }
         }
+        if queue.is_empty() && std::mem::take(&mut peers_on_failure) {
+            queue.extend(route::peers(
+                name,
+                &routing,
+                &cfg,
+                &Local::Failed,
+                deadline,
+            )?);
+        }
     }
+    let detail = if failures.is_empty() {
+        "no location to try".to_string()
+    } else {
+        failures.join("\n  ")
+    };
     Err(fail(
         exit::ERROR,
         format!(
-            "no location answered within {:.1} s:\n  {}",
-            timeout.as_secs_f64(),
-            failures.join("\n  ")
+            "no location answered within {:.1} s:\n  {detail}",
+            timeout.as_secs_f64()
         ),
     ))
 }
 
+/// The saved routing view of `name`, when it belongs to the database the
+/// name resolves to (a local and a registered database may share a name).
+fn saved_routing_for(ctx: &Ctx, name: &str) -> Result<Option<Routing>> {
+    let Some(r) = health::saved_routing(name)? else {
+        return Ok(None);
+    };
+    if let (Ok((root, _)), Some(saved)) = (ctx.resolve(name), &r.root)
+        && root.display().to_string() != *saved
+    {
+        return Err(fail(
+            exit::NOT_FOUND,
+            format!(
+                "database {name} cannot be opened, and the locations remembered under that name are of the database at {saved}"
+            ),
+        ));
+    }
+    Ok(Some(r))
+}
+
 /// `sync:remote-query <path>`: what a routed query runs at the location
 /// it went to: the database there, checked to be the same one; reading
-/// only unless `--writes`.
+/// only (a write refused as a query error) unless `--writes`.
 pub fn remote_query(
     ctx: &Ctx,
     path: &Path,
@@ -330,11 +397,14 @@ pub fn remote_query(
             format!("{} holds another database", path.display()),
         ));
     }
-    if route::is_write(sql) && !writes_allowed {
+    if !writes_allowed && reedbase::query::is_write(sql) {
         return Err(fail(
             exit::QUERY,
-            "a routed query reads only here: name this location with --route to write",
+            "a routed query only reads here: name this location with --route to write",
         ));
     }
-    super::query::run_on(ctx, &db, sql, format)
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    super::query::run_sql_to(ctx, &db, sql, format, writes_allowed, &mut out)?;
+    out.flush()?;
+    Ok(exit::OK)
 }

@@ -85,6 +85,7 @@ enum Command {
         route_timeout: u64,
     },
     /// Print the metrics of the daemon (mount or sync:run) serving a database.
+    #[command(alias = "metrics:export")]
     Metrics {
         db: String,
         #[arg(long, value_enum, default_value = "text")]

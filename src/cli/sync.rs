@@ -605,6 +605,7 @@ pub fn info(db: &Database, out: &mut impl std::io::Write) -> Result<()> {
         return Ok(());
     }
     let health = super::health::probes_for_info(db);
+    let lags = reedbase::sync::lag(db).unwrap_or_default();
     let health_of = |name: &str| {
         health
             .iter()
@@ -645,9 +646,11 @@ pub fn info(db: &Database, out: &mut impl std::io::Write) -> Result<()> {
             .map_or("never".to_string(), |p| {
                 reedbase::storage::names::format_ts_human(p.last_success_us)
             });
-        let (sent, received, lag) = s.status.as_ref().map_or((0, 0, 0), |p| {
-            (p.bytes_sent, p.bytes_received, p.exported_since_success)
-        });
+        let (sent, received) = s
+            .status
+            .as_ref()
+            .map_or((0, 0), |p| (p.bytes_sent, p.bytes_received));
+        let lag = lags.get(&s.name).copied().unwrap_or(0);
         let lag = match &s.unreachable {
             None => format!(
                 "lag: it lacks {} records, we lack {}",

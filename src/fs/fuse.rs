@@ -84,7 +84,12 @@ pub fn errno(e: &FsError) -> Errno {
 
 fn fail(op: &str, e: &FsError) -> Errno {
     tracing::debug!(op, error = %e, "fuse op failed");
-    let n = errno(e);
+    counted(op, errno(e))
+}
+
+/// An errno answered without an `FsError` (a refusal of the adapter's
+/// own), counted like those of [`fail`].
+fn counted(op: &str, n: Errno) -> Errno {
     let name = errno_name(n.code());
     crate::metrics::inc(&crate::metrics::global().fuse_errors, &[op, name]);
     n
@@ -113,6 +118,9 @@ fn errno_name(code: i32) -> &'static str {
         libc::EIO => "EIO",
         libc::EAGAIN => "EAGAIN",
         libc::ENODATA => "ENODATA",
+        libc::ENOSYS => "ENOSYS",
+        libc::ENOTTY => "ENOTTY",
+        libc::ENXIO => "ENXIO",
         _ => "other",
     }
 }
@@ -219,7 +227,7 @@ impl FuseFs {
         let ident = match file.metadata() {
             Ok(m) => (m.dev(), m.ino()),
             Err(e) => {
-                reply.error(Errno::from(e));
+                reply.error(counted("open", Errno::from(e)));
                 return;
             }
         };
@@ -243,7 +251,7 @@ impl FuseFs {
                         pid: 0,
                     },
                 );
-                reply.error(Errno::EBUSY);
+                reply.error(counted("open", Errno::EBUSY));
                 return;
             }
             None => match reply.open_backing(&file) {
@@ -421,7 +429,7 @@ impl Filesystem for FuseFs {
         if flags.contains(RenameFlags::RENAME_EXCHANGE)
             || flags.contains(RenameFlags::RENAME_WHITEOUT)
         {
-            reply.error(Errno::EINVAL);
+            reply.error(counted("rename", Errno::EINVAL));
             return;
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
@@ -443,7 +451,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         let _timed = Timed::start("link");
-        reply.error(Errno::EPERM);
+        reply.error(counted("link", Errno::EPERM));
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -460,7 +468,7 @@ impl Filesystem for FuseFs {
             });
             if let Err(reply) = queued {
                 tracing::info!("too many queries pending: an open of a result fails with EAGAIN");
-                reply.error(Errno::EAGAIN);
+                reply.error(counted("open", Errno::EAGAIN));
             }
             return;
         }
@@ -714,7 +722,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let _timed = Timed::start("setxattr");
-        reply.error(Errno::ENOSYS);
+        reply.error(counted("setxattr", Errno::ENOSYS));
     }
 
     fn getxattr(
@@ -726,17 +734,17 @@ impl Filesystem for FuseFs {
         reply: ReplyXattr,
     ) {
         let _timed = Timed::start("getxattr");
-        reply.error(Errno::ENOSYS);
+        reply.error(counted("getxattr", Errno::ENOSYS));
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
         let _timed = Timed::start("listxattr");
-        reply.error(Errno::ENOSYS);
+        reply.error(counted("listxattr", Errno::ENOSYS));
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
         let _timed = Timed::start("removexattr");
-        reply.error(Errno::ENOSYS);
+        reply.error(counted("removexattr", Errno::ENOSYS));
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
@@ -785,7 +793,7 @@ impl Filesystem for FuseFs {
     ) {
         let _timed = Timed::start("ioctl");
         tracing::debug!(cmd, "ioctl: ENOTTY");
-        reply.error(Errno::ENOTTY);
+        reply.error(counted("ioctl", Errno::ENOTTY));
     }
 
     /// SEEK_DATA and SEEK_HOLE (`cp`, `tar` probing for holes). Our files
@@ -806,7 +814,7 @@ impl Filesystem for FuseFs {
             // The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself and
             // never sends them. Not ENOSYS: that would make the kernel stop
             // asking for SEEK_DATA/SEEK_HOLE on the whole mount.
-            reply.error(Errno::EINVAL);
+            reply.error(counted("lseek", Errno::EINVAL));
             return;
         }
         // The size this handle sees (its snapshot, or what it wrote).
@@ -826,7 +834,7 @@ impl Filesystem for FuseFs {
                 };
                 reply.offset(to)
             }
-            _ => reply.error(Errno::ENXIO),
+            _ => reply.error(counted("lseek", Errno::ENXIO)),
         }
     }
 
@@ -847,7 +855,7 @@ impl Filesystem for FuseFs {
     ) {
         let _timed = Timed::start("copy_file_range");
         tracing::debug!("copy_file_range: ENOSYS");
-        reply.error(Errno::ENOSYS);
+        reply.error(counted("copy_file_range", Errno::ENOSYS));
     }
 
     /// Not supported, as fuser's default (callers see EOPNOTSUPP), quietly.
@@ -863,7 +871,7 @@ impl Filesystem for FuseFs {
     ) {
         let _timed = Timed::start("fallocate");
         tracing::debug!("fallocate: ENOSYS");
-        reply.error(Errno::ENOSYS);
+        reply.error(counted("fallocate", Errno::ENOSYS));
     }
 
     /// Not supported, as fuser's default (the kernel then treats our files
@@ -880,7 +888,7 @@ impl Filesystem for FuseFs {
     ) {
         let _timed = Timed::start("poll");
         tracing::debug!("poll: ENOSYS");
-        reply.error(Errno::ENOSYS);
+        reply.error(counted("poll", Errno::ENOSYS));
     }
 
     /// Devices, FIFOs and sockets cannot be made here (`mkfifo`): ENOSYS as
@@ -897,7 +905,7 @@ impl Filesystem for FuseFs {
     ) {
         let _timed = Timed::start("mknod");
         tracing::debug!("mknod: ENOSYS");
-        reply.error(Errno::ENOSYS);
+        reply.error(counted("mknod", Errno::ENOSYS));
     }
 }
 

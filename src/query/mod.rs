@@ -32,6 +32,18 @@ pub use interrupt::Interrupt;
 pub use table::{TypedTable, infer};
 pub use value::{Type, Value};
 
+/// Whether `sql` is a statement that writes (INSERT, UPDATE, DELETE), as the
+/// parser reads it (comments and all); a statement that does not parse
+/// writes nothing.
+pub fn is_write(sql: &str) -> bool {
+    matches!(
+        parse::parse(sql),
+        Ok(sqlparser::ast::Statement::Insert(_)
+            | sqlparser::ast::Statement::Update(_)
+            | sqlparser::ast::Statement::Delete(_))
+    )
+}
+
 use crate::storage::Database;
 
 /// Limits a query runs under (errors name them).
@@ -707,5 +719,23 @@ impl<'db> Engine<'db> {
             drop_later(Box::new((evicted, cached, prev)));
         }
         Ok((parsed, version, name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_write;
+
+    #[test]
+    fn writes_are_told_from_reads_as_the_parser_reads_them() {
+        assert!(is_write("insert into t values (1)"));
+        assert!(is_write("  UPDATE t SET a = 1"));
+        assert!(is_write("/* nightly */ DELETE FROM t"));
+        assert!(is_write("-- x\nINSERT INTO t VALUES (1)"));
+        assert!(!is_write("SELECT * FROM t"));
+        assert!(!is_write("WITH x AS (SELECT 1) SELECT * FROM x"));
+        assert!(!is_write("SELECT 'delete' FROM t"));
+        assert!(!is_write("EXPLAIN SELECT 1"));
+        assert!(!is_write("not sql at all"));
     }
 }

@@ -127,10 +127,11 @@ impl Probe {
         Some(Probe {
             location: location.to_string(),
             at_us: at.parse().ok()?,
+            // A damaged file's NaN or negative number is no latency.
             latency: latency
                 .parse::<f64>()
                 .ok()
-                .map(|ms| Duration::from_secs_f64(ms / 1e3)),
+                .and_then(|ms| Duration::try_from_secs_f64(ms / 1e3).ok()),
             node,
             error: (!error.is_empty()).then(|| error.to_string()),
         })
@@ -149,9 +150,30 @@ fn routing_dir(db_name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Probes `l` now (this location itself: this machine's load, no latency).
-pub fn probe_location(l: &Location, id: &str, me: bool, sockets: Option<PathBuf>) -> Probe {
+/// Probes `l` now, within `timeout` in all (at most [`PROBE_TIMEOUT`]);
+/// this location itself: this machine's load, no latency.
+pub fn probe_location(
+    l: &Location,
+    id: &str,
+    me: bool,
+    sockets: Option<PathBuf>,
+    timeout: Duration,
+) -> Probe {
     let started = Instant::now();
+    let deadline = started + timeout.min(PROBE_TIMEOUT);
+    let left = || {
+        let d = deadline.saturating_duration_since(Instant::now());
+        if d.is_zero() {
+            Err(SyncError::Transport {
+                peer: l.name.clone(),
+                what: "probe".into(),
+                detail: "out of time".into(),
+                unreachable: true,
+            })
+        } else {
+            Ok(d)
+        }
+    };
     let mut p = Probe {
         location: l.name.clone(),
         at_us: now_us(),
@@ -184,7 +206,7 @@ pub fn probe_location(l: &Location, id: &str, me: bool, sockets: Option<PathBuf>
             Url::Ssh { .. } => {
                 // The first command opens the shared connection; the
                 // round trips are measured over it.
-                let ran = remote.rdb_ran(&["node:health"], PROBE_TIMEOUT)?;
+                let ran = remote.rdb_ran(&["node:health"], left()?)?;
                 if ran.status != Some(0) {
                     return Err(remote.failure("rdb node:health", &ran));
                 }
@@ -197,7 +219,7 @@ pub fn probe_location(l: &Location, id: &str, me: bool, sockets: Option<PathBuf>
                 })?;
                 let mut rtts = Vec::with_capacity(PINGS);
                 for _ in 0..PINGS {
-                    rtts.push(remote.ping(PROBE_TIMEOUT)?);
+                    rtts.push(remote.ping(left()?)?);
                 }
                 Ok((median(rtts).unwrap_or_default(), node))
             }
@@ -218,6 +240,10 @@ pub fn probe_location(l: &Location, id: &str, me: bool, sockets: Option<PathBuf>
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Routing {
     pub id: String,
+    /// Where this location's copy is (a saved view is used for the
+    /// database at this path only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
     /// This location's name.
     pub me: String,
     #[serde(rename = "location")]
@@ -255,6 +281,7 @@ pub fn routing_of(db: &Database) -> Result<Option<Routing>> {
     let node = &db.config().node;
     Ok(Some(Routing {
         id: db.config().id.clone(),
+        root: Some(db.root().display().to_string()),
         me: list.me(node).map(|l| l.name.clone()).unwrap_or_default(),
         locations: list
             .locations
@@ -296,7 +323,7 @@ pub fn probe_all(db: &Database) -> Result<Vec<Probe>> {
             .iter()
             .map(|l| {
                 let (id, me, sockets) = (&routing.id, l.name == routing.me, sockets.clone());
-                s.spawn(move || probe_location(&l.location(), id, me, sockets))
+                s.spawn(move || probe_location(&l.location(), id, me, sockets, PROBE_TIMEOUT))
             })
             .collect();
         handles
@@ -313,19 +340,28 @@ pub fn probe_all(db: &Database) -> Result<Vec<Probe>> {
             })
             .collect()
     });
-    save(db.name(), &routing, &probes)?;
+    save_probes(db.name(), &routing, &probes)?;
     let m = crate::metrics::global();
     for p in probes.iter().filter(|p| p.location != routing.me) {
-        if let Some(l) = p.latency {
-            m.peer_latency
+        match p.latency {
+            Some(l) if m.enabled() => m
+                .peer_latency
                 .with_label_values(&[db.name(), &p.location])
-                .set(l.as_secs_f64());
+                .set(l.as_secs_f64()),
+            // Unreachable: no latency to show, rather than the last good one.
+            _ => {
+                let _ = m
+                    .peer_latency
+                    .remove_label_values(&[db.name(), &p.location]);
+            }
         }
     }
     Ok(probes)
 }
 
-fn save(db_name: &str, routing: &Routing, probes: &[Probe]) -> Result<()> {
+/// Keeps `probes` in the routing directory (each location's history, the
+/// last [`HISTORY`]) with the routing view.
+pub(super) fn save_probes(db_name: &str, routing: &Routing, probes: &[Probe]) -> Result<()> {
     let dir = routing_dir(db_name)?;
     let text = toml::to_string(routing).map_err(|e| SyncError::Config(e.to_string()))?;
     replace_file(&RealIo, &dir.join("locations.toml"), text.as_bytes())?;
@@ -404,9 +440,14 @@ impl Prober {
 }
 
 impl Drop for Prober {
+    /// Stops the thread; one in the middle of a probe (up to
+    /// `PROBE_TIMEOUT`) is left to end on its own rather than waited for,
+    /// so an unmount never waits on a slow peer.
     fn drop(&mut self) {
         let _ = self.stop.send(());
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = self.thread.take()
+            && t.is_finished()
+        {
             let _ = t.join();
         }
     }

@@ -24,7 +24,8 @@ pub use error::{Result, SyncError};
 pub use inventory::Inventory;
 pub use locations::{Access, Location, Locations, Peer, TopologyKind, Url, access, set_access};
 pub use round::{
-    LocationState, PeerRound, PeerStatus, Round, locations_state, peer_status, round, round_with,
+    LocationState, PeerRound, PeerStatus, Round, lag, locations_state, peer_status, round,
+    round_with,
 };
 pub use site::{Integrated, Site, TableIntegrated};
 #[cfg(test)]

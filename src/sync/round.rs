@@ -58,10 +58,35 @@ pub struct PeerStatus {
     pub records_sent: u64,
     #[serde(default)]
     pub records_received: u64,
-    /// Records exported here since the last successful exchange with it
-    /// (what it lags behind this location).
+    /// The newest record made here when the last exchange with it worked:
+    /// what it lags behind this location is the records made here since
+    /// ([`lag`]).
     #[serde(default)]
-    pub exported_since_success: u64,
+    pub synced_through: String,
+}
+
+/// The names of the records made here, sorted (names sort by time).
+fn own_records(db: &Database) -> Result<Vec<String>> {
+    let node = &db.config().node;
+    let mut names = Vec::new();
+    for table in db.record_tables(node)? {
+        names.extend(db.record_names(node, &table)?);
+    }
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// Per peer: the records made here since the last exchange with it worked
+/// (all of them when none ever did).
+pub fn lag(db: &Database) -> Result<BTreeMap<String, u64>> {
+    let own = own_records(db)?;
+    Ok(peer_status(db)?
+        .into_iter()
+        .map(|(peer, s)| {
+            let since = own.partition_point(|n| n.as_str() <= s.synced_through.as_str());
+            (peer, (own.len() - since) as u64)
+        })
+        .collect())
 }
 
 const PEERS: &str = "peers.toml";
@@ -73,20 +98,17 @@ pub fn peer_status(db: &Database) -> Result<BTreeMap<String, PeerStatus>> {
     Ok(toml::from_str(&String::from_utf8_lossy(&bytes)).unwrap_or_default())
 }
 
-fn save_status(db: &Database, peers: &[PeerRound], exported: u64) -> Result<()> {
+fn save_status(db: &Database, peers: &[PeerRound]) -> Result<()> {
     let mut all = peer_status(db)?;
     let now = now_us();
-    // Every peer known lags by what was exported, until an exchange works.
-    for s in all.values_mut() {
-        s.exported_since_success += exported;
-    }
+    let newest = own_records(db)?.pop().unwrap_or_default();
     for p in peers {
         let s = all.entry(p.name.clone()).or_default();
         s.last_attempt_us = now;
         match &p.error {
             None => {
                 s.last_success_us = now;
-                s.exported_since_success = 0;
+                s.synced_through = newest.clone();
                 s.last_error.clear();
                 s.unreachable = false;
             }
@@ -257,8 +279,11 @@ pub fn round_with(
     let m = crate::metrics::global();
     let name = db.name();
     let outcome = match &round {
+        // Every peer backed off: nobody was asked.
+        Ok(r) if r.peers.is_empty() => "skipped",
         Ok(r) if r.peers.iter().all(|p| p.error.is_none()) => "ok",
         Ok(r) if r.peers.iter().any(|p| p.error.is_none()) => "partial",
+        Err(SyncError::Busy(_)) => "busy",
         _ => "failed",
     };
     crate::metrics::inc(&m.sync_rounds, &[name, outcome]);
@@ -272,9 +297,10 @@ pub fn round_with(
             crate::metrics::add(&m.sync_records, &[name, peer, "received"], p.pulled.files);
         }
     }
-    if let Ok(all) = peer_status(db) {
+    if let (Ok(all), Ok(lag)) = (peer_status(db), lag(db)) {
         for (peer, s) in &all {
-            m.note_peer(name, peer, s.last_success_us, s.exported_since_success);
+            let behind = lag.get(peer).copied().unwrap_or(0);
+            m.note_peer(name, peer, s.last_success_us, behind);
         }
     }
     round
@@ -312,9 +338,8 @@ fn round_attempt(
         sockets: socket_dir(),
         user,
     };
-    let mut exported = 0;
     let mut round = here.site.locked(|| {
-        exported += here.site.integrate_locked()?.exported;
+        here.site.integrate_locked()?;
         let mut out = Round::default();
         for p in &peers {
             out.peers.push(here.exchange(p));
@@ -344,12 +369,10 @@ fn round_attempt(
                 }
             }
             let more = here.site.integrate_locked()?;
-            exported += out.local.exported;
             out.local.exported = more.exported;
             out.local.tables.extend(more.tables);
             out.local.refused.extend(more.refused);
         }
-        exported += out.local.exported;
         Ok(out)
     })?;
     // Outside our lock: the peer takes its own (two locations running
@@ -372,7 +395,7 @@ fn round_attempt(
             }
         }
     }
-    save_status(db, &round.peers, exported as u64)?;
+    save_status(db, &round.peers)?;
     match db.sweep_transfer_leftovers(LEFTOVER_AGE) {
         Ok(0) => {}
         Ok(n) => tracing::info!(files = n, "removed what cut transfers left"),

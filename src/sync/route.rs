@@ -10,10 +10,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::metrics::node_health;
 use crate::storage::Config;
 
 use super::error::{Result, SyncError};
-use super::health::{Probe, Routing, State, last_probes, probe_location};
+use super::health::{Probe, Routing, State, last_probes, probe_location, save_probes};
 use super::locations::Url;
 use super::transport::Remote;
 
@@ -49,9 +50,48 @@ fn stale_after(cfg: &Config) -> Duration {
     Duration::from_secs(cfg.health_interval_seconds.saturating_mul(2).max(5))
 }
 
-/// The locations to try for a query, in order. `local_ok`: this location's
-/// copy opened. Probes come from the routing directory, measured again when
-/// missing or stale; this location's load is measured now.
+/// How this location stands, for `auto`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Local {
+    Healthy,
+    /// Loaded past a threshold: why.
+    Degraded(String),
+    /// Its copy cannot be opened.
+    Gone,
+    /// It was tried and failed.
+    Failed,
+}
+
+/// Where a query goes first.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub first: Vec<Candidate>,
+    /// `auto` with a healthy local location: the peers are probed and
+    /// ordered only if the local run fails ([`peers`]), so a query that
+    /// answers here never waits on a probe.
+    pub peers_on_failure: bool,
+}
+
+/// How this location stands now: its load measured at once.
+pub fn local_state(cfg: &Config, local_ok: bool) -> Local {
+    if !local_ok {
+        return Local::Gone;
+    }
+    let me = Probe {
+        location: String::new(),
+        at_us: 0,
+        latency: Some(Duration::ZERO),
+        node: Some(node_health()),
+        error: None,
+    };
+    match me.state(cfg) {
+        State::Healthy => Local::Healthy,
+        State::Degraded(why) | State::Unhealthy(why) => Local::Degraded(why),
+    }
+}
+
+/// The locations to try first for a query. `local_ok`: this location's
+/// copy opened.
 pub fn plan(
     db_name: &str,
     routing: &Routing,
@@ -59,13 +99,18 @@ pub fn plan(
     route: &Route,
     writes: bool,
     local_ok: bool,
-) -> Result<Vec<Candidate>> {
+    deadline: Instant,
+) -> Result<Plan> {
+    let only = |c: Candidate| Plan {
+        first: vec![c],
+        peers_on_failure: false,
+    };
     match route {
-        Route::Local => Ok(vec![Candidate {
+        Route::Local => Ok(only(Candidate {
             name: routing.me.clone(),
             local: true,
             why: "--route local".into(),
-        }]),
+        })),
         Route::Location(name) => {
             let l = routing
                 .locations
@@ -82,98 +127,141 @@ pub fn plan(
                             .join(", ")
                     ))
                 })?;
-            Ok(vec![Candidate {
+            Ok(only(Candidate {
                 name: l.name.clone(),
                 local: l.name == routing.me,
                 why: format!("--route {name}"),
-            }])
+            }))
         }
-        Route::Auto if writes => Ok(vec![Candidate {
+        Route::Auto if writes => Ok(only(Candidate {
             name: routing.me.clone(),
             local: true,
             why: "a write runs here unless --route names a location".into(),
-        }]),
+        })),
         Route::Auto => {
-            let probes = fresh_probes(db_name, routing, cfg)?;
-            Ok(order(routing, cfg, &probes, local_ok))
+            let local = local_state(cfg, local_ok);
+            if local == Local::Healthy {
+                return Ok(Plan {
+                    first: vec![Candidate {
+                        name: routing.me.clone(),
+                        local: true,
+                        why: "this location is healthy".into(),
+                    }],
+                    peers_on_failure: true,
+                });
+            }
+            Ok(Plan {
+                first: peers(db_name, routing, cfg, &local, deadline)?,
+                peers_on_failure: false,
+            })
         }
     }
 }
 
-/// The last probes, each measured again when missing or stale (in
-/// parallel); this location's always now.
-fn fresh_probes(db_name: &str, routing: &Routing, cfg: &Config) -> Result<Vec<Probe>> {
+/// The other locations in `auto`'s order after this one stood as `local`
+/// (their last probes, measured again when missing or stale, within the
+/// deadline); this location last when it is only degraded.
+pub fn peers(
+    db_name: &str,
+    routing: &Routing,
+    cfg: &Config,
+    local: &Local,
+    deadline: Instant,
+) -> Result<Vec<Candidate>> {
+    let probes = fresh_probes(db_name, routing, cfg, deadline)?;
+    Ok(order(routing, cfg, &probes, local))
+}
+
+/// The last probes of the other locations, each measured again (in
+/// parallel, within the deadline) when missing or stale; what was measured
+/// is kept.
+fn fresh_probes(
+    db_name: &str,
+    routing: &Routing,
+    cfg: &Config,
+    deadline: Instant,
+) -> Result<Vec<Probe>> {
     let saved = last_probes(db_name, routing)?;
     let now = crate::storage::names::now_us();
     let stale = stale_after(cfg).as_micros() as u64;
     let sockets = super::round::socket_dir();
-    Ok(std::thread::scope(|s| {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let probed: Vec<(Probe, bool)> = std::thread::scope(|s| {
         let handles: Vec<_> = routing
             .locations
             .iter()
             .zip(saved)
+            .filter(|(l, _)| l.name != routing.me)
             .map(|(l, saved)| {
-                let me = l.name == routing.me;
                 let (id, sockets) = (&routing.id, sockets.clone());
-                s.spawn(move || match saved {
-                    Some(p) if !me && now.saturating_sub(p.at_us) < stale => p,
-                    _ => probe_location(&l.location(), id, me, sockets),
-                })
+                let name = l.name.clone();
+                let h = s.spawn(move || match saved {
+                    Some(p) if now.saturating_sub(p.at_us) < stale => (p, false),
+                    _ => (
+                        probe_location(&l.location(), id, false, sockets, timeout),
+                        true,
+                    ),
+                });
+                (name, h)
             })
             .collect();
         handles
             .into_iter()
-            .zip(&routing.locations)
-            .map(|(h, l)| {
-                h.join().unwrap_or_else(|_| Probe {
-                    location: l.name.clone(),
-                    at_us: now,
-                    latency: None,
-                    node: None,
-                    error: Some("the probe failed".into()),
+            .map(|(name, h)| {
+                h.join().unwrap_or_else(|_| {
+                    (
+                        Probe {
+                            location: name,
+                            at_us: now,
+                            latency: None,
+                            node: None,
+                            error: Some("the probe failed".into()),
+                        },
+                        false,
+                    )
                 })
             })
             .collect()
-    }))
+    });
+    let measured: Vec<Probe> = probed
+        .iter()
+        .filter(|(_, fresh)| *fresh)
+        .map(|(p, _)| p.clone())
+        .collect();
+    if !measured.is_empty()
+        && let Err(e) = save_probes(db_name, routing, &measured)
+    {
+        tracing::info!(error = %e, "probes not kept");
+    }
+    Ok(probed.into_iter().map(|(p, _)| p).collect())
 }
 
-/// `auto`'s order over probes (one per location of `routing`).
-pub fn order(routing: &Routing, cfg: &Config, probes: &[Probe], local_ok: bool) -> Vec<Candidate> {
+/// `auto`'s order of the other locations' probes, with this location as
+/// `local` stands.
+pub fn order(routing: &Routing, cfg: &Config, probes: &[Probe], local: &Local) -> Vec<Candidate> {
     let mut out = Vec::new();
     let (mut healthy, mut degraded, mut down) = (Vec::new(), Vec::new(), Vec::new());
-    // Why this location is not first (none: it is).
-    let mut passed_over = (!local_ok).then(|| "this location's copy cannot be opened".to_string());
-    let mut local_later = None;
-    for p in probes {
+    for p in probes.iter().filter(|p| p.location != routing.me) {
         let latency = p.latency.unwrap_or(Duration::MAX);
-        let state = p.state(cfg);
-        if p.location == routing.me {
-            if !local_ok {
-                continue;
-            }
-            match state {
-                State::Healthy => out.push(Candidate {
-                    name: p.location.clone(),
-                    local: true,
-                    why: "this location is healthy".into(),
-                }),
-                State::Degraded(why) | State::Unhealthy(why) => {
-                    passed_over = Some(format!("this location is degraded ({why})"));
-                    local_later = Some(Candidate {
-                        name: p.location.clone(),
-                        local: true,
-                        why: format!("this location, degraded ({why}): no other answered"),
-                    });
-                }
-            }
-            continue;
-        }
-        match state {
+        match p.state(cfg) {
             State::Healthy => healthy.push((latency, p.location.clone())),
             State::Degraded(why) => degraded.push((latency, p.location.clone(), why)),
             State::Unhealthy(why) => down.push((p.location.clone(), why)),
         }
     }
+    let passed_over = match local {
+        Local::Healthy => {
+            out.push(Candidate {
+                name: routing.me.clone(),
+                local: true,
+                why: "this location is healthy".into(),
+            });
+            None
+        }
+        Local::Degraded(why) => Some(format!("this location is degraded ({why})")),
+        Local::Gone => Some("this location's copy cannot be opened".to_string()),
+        Local::Failed => Some("this location failed".to_string()),
+    };
     healthy.sort();
     for (i, (latency, name)) in healthy.into_iter().enumerate() {
         let ms = latency.as_secs_f64() * 1e3;
@@ -196,7 +284,13 @@ pub fn order(routing: &Routing, cfg: &Config, probes: &[Probe], local_ok: bool) 
             why: format!("degraded ({why}): no healthy location answered"),
         });
     }
-    out.extend(local_later);
+    if let Local::Degraded(why) = local {
+        out.push(Candidate {
+            name: routing.me.clone(),
+            local: true,
+            why: format!("this location, degraded ({why}): no other answered"),
+        });
+    }
     for (name, why) in down {
         out.push(Candidate {
             name,
@@ -207,34 +301,23 @@ pub fn order(routing: &Routing, cfg: &Config, probes: &[Probe], local_ok: bool) 
     out
 }
 
-/// Whether a statement writes (INSERT, UPDATE, DELETE, also after WITH),
-/// by its words: a routed query must know before it picks a location.
-pub fn is_write(sql: &str) -> bool {
-    let upper = sql.to_ascii_uppercase();
-    let mut words = upper
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty());
-    match words.next() {
-        Some("INSERT" | "UPDATE" | "DELETE" | "REPLACE") => true,
-        Some("WITH") => words.any(|w| matches!(w, "INSERT" | "UPDATE" | "DELETE")),
-        _ => false,
-    }
-}
-
 /// What a remote location answered.
 pub enum Remoted {
-    /// The query's output (stdout).
-    Answer(String),
-    /// The query itself was refused there (a query error, exit 8): the same
-    /// query fails everywhere, so no other location is tried.
+    /// The query ran there; its output went to the caller's writer.
+    Answer,
+    /// The query itself was refused there (a query error, exit 8, with its
+    /// stderr): the same query fails everywhere, so no other location is
+    /// tried.
     Refused(String),
 }
 
 /// The exit code of a query error (docs/CLI.md).
 const QUERY_ERROR_EXIT: i32 = 8;
 
-/// Runs `sql` at the remote location `name` within `timeout`: reading only,
-/// unless `writes`.
+/// Runs `sql` at the remote location `name` within `timeout`, its output
+/// copied into `out` as it comes: reading only, unless `writes` (the route
+/// named the location).
+#[allow(clippy::too_many_arguments)]
 pub fn run_remote(
     routing: &Routing,
     name: &str,
@@ -242,6 +325,7 @@ pub fn run_remote(
     format: &str,
     writes: bool,
     timeout: Duration,
+    out: &mut (dyn std::io::Write + Send),
 ) -> Result<Remoted> {
     let l = routing
         .locations
@@ -271,36 +355,38 @@ pub fn run_remote(
     if writes {
         args.insert(1, "--writes");
     }
+    let transport = |detail: String, unreachable: bool| SyncError::Transport {
+        peer: name.to_string(),
+        what: "query".into(),
+        detail,
+        unreachable,
+    };
     let ran = match &remote.url {
-        Url::Ssh { .. } => remote.rdb_ran(&args, timeout)?,
+        Url::Ssh { .. } => remote.rdb_into(&args, timeout, out)?,
         Url::Path(_) => {
             // A location on this machine: the same binary, in a process of
             // its own (its time limit applies the same way).
-            let exe = std::env::current_exe().map_err(|e| SyncError::Transport {
-                peer: name.to_string(),
-                what: "query".into(),
-                detail: e.to_string(),
-                unreachable: false,
-            })?;
+            let exe = std::env::current_exe().map_err(|e| transport(e.to_string(), false))?;
             let mut cmd = std::process::Command::new(exe);
             cmd.args(&args);
-            super::transport::run(cmd, timeout).map_err(|e| SyncError::Transport {
-                peer: name.to_string(),
-                what: "query".into(),
-                detail: e.to_string(),
-                unreachable: false,
-            })?
+            super::transport::run_into(cmd, timeout, out)
+                .map_err(|e| transport(e.to_string(), false))?
         }
     };
     match ran.status {
-        Some(0) => Ok(Remoted::Answer(ran.stdout)),
+        Some(0) => Ok(Remoted::Answer),
         Some(QUERY_ERROR_EXIT) => Ok(Remoted::Refused(ran.stderr)),
-        None => Err(SyncError::Transport {
-            peer: name.to_string(),
-            what: "query".into(),
-            detail: format!("no answer within {:.1} s", started.elapsed().as_secs_f64()),
-            unreachable: true,
-        }),
+        None if writes => Err(transport(
+            format!(
+                "no answer within {:.1} s: the write may have committed at {name}; look there before running it again",
+                started.elapsed().as_secs_f64()
+            ),
+            true,
+        )),
+        None => Err(transport(
+            format!("no answer within {:.1} s", started.elapsed().as_secs_f64()),
+            true,
+        )),
         Some(_) => Err(remote.failure("query", &ran)),
     }
 }
@@ -322,6 +408,7 @@ mod tests {
         Routing {
             id: "id".into(),
             me: "a".into(),
+            root: None,
             locations: vec![loc("a"), loc("b"), loc("c"), loc("d")],
         }
     }
@@ -350,50 +437,68 @@ mod tests {
         let cfg = Config::new("x", '|');
         let r = routing();
         let probes = [
-            probe("a", 0, 0.1, None),
             probe("b", 80, 0.1, None),
             probe("c", 20, 0.1, None),
             probe("d", 5, 0.1, Some("exit 255")),
         ];
-        assert_eq!(names(&order(&r, &cfg, &probes, true)), ["a", "c", "b", "d"]);
+        let o = order(&r, &cfg, &probes, &Local::Healthy);
+        assert_eq!(names(&o), ["a", "c", "b", "d"]);
         // Local overloaded: the peers first, by latency, local before the unreachable.
-        let mut busy = probes.clone();
-        busy[0] = probe("a", 0, 0.95, None);
-        let o = order(&r, &cfg, &busy, true);
+        let busy = Local::Degraded("CPU 95% > 80%".into());
+        let o = order(&r, &cfg, &probes, &busy);
         assert_eq!(names(&o), ["c", "b", "a", "d"]);
         assert!(
             o[0].why.contains("degraded") && o[0].why.contains("nearest"),
             "{}",
             o[0].why
         );
-        // Local copy gone: never tried.
-        assert_eq!(names(&order(&r, &cfg, &probes, false)), ["c", "b", "d"]);
+        // Local copy gone, or failed: never tried (again).
+        assert_eq!(
+            names(&order(&r, &cfg, &probes, &Local::Gone)),
+            ["c", "b", "d"]
+        );
+        let o = order(&r, &cfg, &probes, &Local::Failed);
+        assert_eq!(names(&o), ["c", "b", "d"]);
+        assert!(o[0].why.starts_with("this location failed"), "{}", o[0].why);
         // A degraded peer comes after the healthy ones.
         let mut c_busy = probes.clone();
-        c_busy[2] = probe("c", 20, 0.99, None);
-        assert_eq!(names(&order(&r, &cfg, &c_busy, false)), ["b", "c", "d"]);
-    }
-
-    #[test]
-    fn writes_are_told_from_reads() {
-        assert!(is_write("insert into t values (1)"));
-        assert!(is_write("  UPDATE t SET a = 1"));
-        assert!(is_write("DELETE FROM t"));
-        assert!(!is_write("SELECT * FROM t"));
-        assert!(!is_write("WITH x AS (SELECT 1) SELECT * FROM x"));
-        assert!(is_write("WITH x AS (SELECT 1) DELETE FROM t"));
-        assert!(!is_write("EXPLAIN SELECT 1"));
-        assert!(!is_write("SELECT 'delete' FROM t"));
+        c_busy[1] = probe("c", 20, 0.99, None);
+        assert_eq!(
+            names(&order(&r, &cfg, &c_busy, &Local::Gone)),
+            ["b", "c", "d"]
+        );
     }
 
     #[test]
     fn a_write_stays_here_unless_a_location_is_named() {
         let cfg = Config::new("x", '|');
         let r = routing();
-        let p = plan("x", &r, &cfg, &Route::Auto, true, true).unwrap();
-        assert_eq!(names(&p), ["a"]);
-        let p = plan("x", &r, &cfg, &Route::Location("b".into()), true, true).unwrap();
-        assert_eq!(names(&p), ["b"]);
-        assert!(plan("x", &r, &cfg, &Route::Location("zz".into()), false, true).is_err());
+        let soon = Instant::now() + Duration::from_secs(1);
+        let p = plan("x", &r, &cfg, &Route::Auto, true, true, soon).unwrap();
+        assert_eq!(names(&p.first), ["a"]);
+        assert!(!p.peers_on_failure);
+        let p = plan(
+            "x",
+            &r,
+            &cfg,
+            &Route::Location("b".into()),
+            true,
+            true,
+            soon,
+        )
+        .unwrap();
+        assert_eq!(names(&p.first), ["b"]);
+        assert!(
+            plan(
+                "x",
+                &r,
+                &cfg,
+                &Route::Location("zz".into()),
+                false,
+                true,
+                soon
+            )
+            .is_err()
+        );
     }
 }

@@ -642,7 +642,7 @@ impl<'a> Site<'a> {
             };
             self.db.record_conflict(&info, &cells, &ours.content())?;
             let m = crate::metrics::global();
-            crate::metrics::inc(&m.sync_conflicts, &[self.db.name()]);
+            crate::metrics::add(&m.sync_conflicts, &[self.db.name()], cells.len() as u64);
         }
         Ok(())
     }

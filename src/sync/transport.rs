@@ -103,6 +103,61 @@ pub fn run_with_input(
     })
 }
 
+/// Most of a command's stderr kept by [`run_into`].
+const MAX_STDERR: u64 = 1 << 20;
+
+/// [`run`], with the command's stdout copied into `out` as it comes (none
+/// of it held here; `Ran::stdout` is empty) and its stderr kept up to 1 MiB.
+pub fn run_into(
+    mut cmd: Command,
+    timeout: Duration,
+    out: &mut (dyn std::io::Write + Send),
+) -> std::io::Result<Ran> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    std::thread::scope(|s| {
+        let copied = s.spawn(move || -> std::io::Result<()> {
+            if let Some(mut o) = stdout {
+                std::io::copy(&mut o, out)?;
+            }
+            Ok(())
+        });
+        let t_err = s.spawn(move || {
+            let mut text = String::new();
+            if let Some(e) = stderr {
+                let _ = e.take(MAX_STDERR).read_to_string(&mut text);
+            }
+            text
+        });
+        let start = Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait()? {
+                break st.code();
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let copied = copied
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the output copy failed")));
+        let stderr = t_err.join().unwrap_or_default();
+        copied?;
+        Ok(Ran {
+            status,
+            stdout: String::new(),
+            stderr,
+        })
+    })
+}
+
 /// Quotes `s` for a POSIX shell (the remote side of ssh).
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
@@ -318,9 +373,21 @@ impl<'a> Remote<'a> {
         Ok(ran.stdout)
     }
 
-    /// Runs `rdb <args>` on the remote host within `timeout`, whatever its
-    /// exit: the caller reads the status (a failure to start ssh is the error).
-    pub fn rdb_ran(&self, args: &[&str], timeout: Duration) -> Result<Ran> {
+    /// Runs `rdb <args>` on the remote host within `timeout`, its stdout
+    /// copied into `out` as it comes ([`run_into`]); the caller reads the status.
+    pub fn rdb_into(
+        &self,
+        args: &[&str],
+        timeout: Duration,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<Ran> {
+        let what = format!("rdb {}", args.first().copied().unwrap_or(""));
+        let cmd = self.ssh_command(&self.remote_rdb(args))?;
+        run_into(cmd, timeout, out).map_err(|e| self.spawn_error(&what, e))
+    }
+
+    /// The remote shell command that runs `rdb <args>`.
+    fn remote_rdb(&self, args: &[&str]) -> String {
         let env = std::env::var(REMOTE_RDB_ENV)
             .ok()
             .filter(|s| !s.trim().is_empty());
@@ -332,12 +399,18 @@ impl<'a> Remote<'a> {
             .unwrap_or_else(|| "rdb".into());
         let mut remote = vec![shell_quote(&rdb)];
         remote.extend(args.iter().map(|a| shell_quote(a)));
-        let what = format!("rdb {}", args.first().copied().unwrap_or(""));
-        self.ssh_run(&what, &remote.join(" "), timeout)
+        remote.join(" ")
     }
 
-    /// Runs the shell command `remote` on the remote host within `timeout`.
-    fn ssh_run(&self, what: &str, remote: &str, timeout: Duration) -> Result<Ran> {
+    /// Runs `rdb <args>` on the remote host within `timeout`, whatever its
+    /// exit: the caller reads the status (a failure to start ssh is the error).
+    pub fn rdb_ran(&self, args: &[&str], timeout: Duration) -> Result<Ran> {
+        let what = format!("rdb {}", args.first().copied().unwrap_or(""));
+        self.ssh_run(&what, &self.remote_rdb(args), timeout)
+    }
+
+    /// The ssh command that runs the shell command `remote` on the host.
+    fn ssh_command(&self, remote: &str) -> Result<Command> {
         let Url::Ssh { host, .. } = &self.url else {
             return Err(SyncError::Config(format!(
                 "{} is a local path: nothing to run remotely",
@@ -348,6 +421,12 @@ impl<'a> Remote<'a> {
         let (program, rest) = self.ssh_program(&words)?;
         let mut cmd = Command::new(program);
         cmd.args(rest).arg(host).arg("--").arg(remote);
+        Ok(cmd)
+    }
+
+    /// Runs the shell command `remote` on the remote host within `timeout`.
+    fn ssh_run(&self, what: &str, remote: &str, timeout: Duration) -> Result<Ran> {
+        let cmd = self.ssh_command(remote)?;
         run(cmd, timeout).map_err(|e| self.spawn_error(what, e))
     }
 

@@ -145,7 +145,7 @@ fn a_partitioned_host_keeps_saving_and_a_skewed_clock_changes_only_who_wins() {
     assert!(list.contains("unreachable"), "{list}");
     let info = h0.ok(&["db:info", "shop"]).stdout;
     assert!(
-        info.contains("h1: ") && info.contains("unreachable ("),
+        info.contains("h1: ") && info.contains("Unhealthy (unreachable: "),
         "{info}"
     );
     edit(h1, "products", |s| s.replace("2|pear|5", "2|pear|51"));

@@ -222,7 +222,51 @@ fn auto_routes_to_the_nearest_healthy_location_and_fails_over() {
         w.stderr
     );
     assert!(h0.head("products").contains("4|fig|1"));
-    assert!(!net.hosts[2].head("products").contains("fig"));
+    // The parser reads the statement, comments and all: still a write, still here.
+    let w = with_load(
+        h0,
+        "9",
+        &[
+            "db:query",
+            "shop",
+            "/* nightly */ DELETE FROM products WHERE id = 3",
+            "--route",
+            "auto",
+        ],
+    );
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    assert!(
+        answered_by(&w).starts_with("h0 (a write runs here"),
+        "{}",
+        w.stderr
+    );
+    for h in &net.hosts[1..] {
+        let head = h.head("products");
+        assert!(
+            !head.contains("fig") && head.contains("3|plum|7"),
+            "{}: {head}",
+            h.name
+        );
+    }
+    // A remote refuses a write it was not explicitly sent.
+    let id = h0.ok(&["db:info", "shop"]).stdout;
+    let id = id
+        .lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let h2 = &net.hosts[2];
+    let refused = h2.rdb(&[
+        "sync:remote-query",
+        h2.root().to_str().unwrap(),
+        "--id",
+        &id,
+        "--",
+        "-- sneaky\nDELETE FROM products",
+    ]);
+    assert_eq!(refused.code, 8, "{}", refused.stderr);
+    assert_eq!(h2.head("products"), PRODUCTS);
     let w = h0.rdb(&[
         "db:query",
         "shop",
@@ -277,6 +321,24 @@ fn auto_routes_to_the_nearest_healthy_location_and_fails_over() {
     assert!(r.stderr.contains("h2 failed"), "{}", r.stderr);
     assert!(answered_by(&r).starts_with("h3 "), "{}", r.stderr);
     assert!(started.elapsed() < Duration::from_secs(40));
+    // h2 lags by what was made here since: a commit, a round that cannot reach it.
+    h0.save("products", "id|name|qty\n1|apple|30\n2|pear|5\n4|fig|1\n");
+    let round = h0.rdb(&["db:sync", "shop"]);
+    assert_eq!(round.code, 1, "h2 cannot be reached: {}", round.stderr);
+    let info = with_load(h0, "0.1", &["db:info", "shop"]).stdout;
+    let lag_of = |name: &str| -> String {
+        let mut lines = info
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("  {name}: ")));
+        lines.nth(1).unwrap_or("").to_string()
+    };
+    let h2_lag: u64 = lag_of("h2")
+        .split("lag: ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no lag for h2: {info}"));
+    assert!(h2_lag >= 2, "fig's insert and the save: {info}");
+    assert!(lag_of("h3").contains("lag: it lacks 0 records"), "{info}");
     // db:info shows it, with the reason.
     let info = with_load(h0, "0.1", &["db:info", "shop"]).stdout;
     assert!(
@@ -307,6 +369,30 @@ fn auto_routes_to_the_nearest_healthy_location_and_fails_over() {
     );
     std::fs::rename(&away, &root).unwrap();
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    // With every peer down and their probes stale, a healthy location
+    // answers at once: no peer is probed.
+    h0.ok(&["db:config", "shop", "health_interval_seconds", "1"]);
+    let quick = Instant::now();
+    let here = with_load(
+        h0,
+        "0.1",
+        &[
+            "db:query",
+            "shop",
+            point,
+            "--route",
+            "auto",
+            "--route-timeout",
+            "5",
+        ],
+    );
+    assert_eq!(here.code, 0, "{}", here.stderr);
+    assert!(answered_by(&here).starts_with("h0 "), "{}", here.stderr);
+    assert!(
+        quick.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        quick.elapsed()
+    );
     assert!(
         r.stderr.contains("no location answered within 20.0 s"),
         "{}",
