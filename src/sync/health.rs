@@ -22,10 +22,10 @@ use super::transport::Remote;
 
 /// Probes kept per location.
 pub const HISTORY: usize = 100;
-/// How long one probe command may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one probe may take in all.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Round trips measured per probe (the median is kept).
-const PINGS: usize = 3;
+const PINGS: usize = 5;
 
 /// One probe of one location.
 #[derive(Debug, Clone, PartialEq)]
