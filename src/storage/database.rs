@@ -489,15 +489,29 @@ impl Database {
         revisions::exists(&*self.ctx.io, &self.schema_dir(table)?, "toml")
     }
 
-    /// Sets table `table`'s schema (checked first) as a new version, or
-    /// removes it (`None`). Durable when it returns.
+    /// Checks a schema for table `table`: it parses, holds together, names
+    /// columns of the table, and the table's head keeps its rules (else the
+    /// violations, up to 20, are the error).
+    pub fn check_schema(&self, table: &str, text: &str) -> Result<()> {
+        let t = self.table(table)?;
+        Schema::parse(text, table, Some(&t.columns()?))?;
+        let (_, head) = t.head()?;
+        let violations = t.violations_of(text, &head, 21)?;
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(t.schema_refusal(violations))
+        }
+    }
+
+    /// Sets table `table`'s schema (checked first: [`Self::check_schema`])
+    /// as a new version, or removes it (`None`). Durable when it returns.
+    /// A commit that lands between the check and the write is checked
+    /// against the schema it found in force.
     pub fn set_schema(&self, table: &str, text: Option<&str>) -> Result<Revision> {
         let dir = self.schema_dir(table)?;
-        let t = self.table(table)?;
         match text {
-            Some(text) => {
-                Schema::parse(text, table, Some(&t.columns()?))?;
-            }
+            Some(text) => self.check_schema(table, text)?,
             None if !revisions::exists(&*self.ctx.io, &dir, "toml")? => {
                 return Err(StorageError::NotFound {
                     kind: "schema of table",

@@ -6,19 +6,24 @@
 //! [columns]
 //! id = "integer"
 //! price = "real"
-//! zip = "text"
+//! [columns.email]
+//! type = "text"
+//! unique = true
 //! ```
 //!
-//! A declared type replaces inference for its column in queries, with
-//! SQLite's column affinity (docs/QUERY.md, "Types"). Columns left out are
-//! inferred. Key and uniqueness constraints are not part of it yet: the key
-//! is the table's first column.
+//! Its rules (storage/schema_rules.rs) say what valid data is; every
+//! commit is checked against them (table/rules.rs). A declared type also
+//! replaces inference for its column in queries, with SQLite's column
+//! affinity (docs/QUERY.md, "Types"): integer and real as such, the other
+//! types as text. Columns left out are inferred.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use super::error::{Result, StorageError};
+use super::error::Result;
+use super::schema_rules::{RuleType, Rules};
 
-/// A column's declared type.
+/// A column's declared type, as queries use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ColumnType {
@@ -28,12 +33,12 @@ pub enum ColumnType {
 }
 
 /// A parsed `schema.toml`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Schema {
-    /// Declared types by column name.
-    #[serde(default)]
+    /// Declared types by column name (for queries).
     pub columns: BTreeMap<String, ColumnType>,
+    /// Every rule, as commits check them.
+    pub rules: Arc<Rules>,
 }
 
 /// Largest schema text.
@@ -43,30 +48,29 @@ impl Schema {
     /// Parses a schema; with `header`, checks that every declared column
     /// exists (as a save does).
     pub fn parse(text: &str, table: &str, header: Option<&[String]>) -> Result<Schema> {
-        let bad = |reason: String| StorageError::Invalid {
-            what: format!("schema.toml of {table}"),
-            reason,
-        };
         if text.len() > MAX_SCHEMA_BYTES {
-            return Err(bad(format!("longer than {MAX_SCHEMA_BYTES} bytes")));
+            return Err(super::error::StorageError::Invalid {
+                what: format!("schema.toml of {table}"),
+                reason: format!("longer than {MAX_SCHEMA_BYTES} bytes"),
+            });
         }
-        let raw: toml::Table = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
-        if raw.contains_key("key") || raw.contains_key("unique") {
-            return Err(bad(
-                "key and unique constraints are not supported yet; the key is the first column"
-                    .into(),
-            ));
-        }
-        let schema: Schema = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
-        if let Some(header) = header
-            && let Some(missing) = schema.columns.keys().find(|c| !header.contains(c))
-        {
-            return Err(bad(format!(
-                "column {missing:?} is not in the table (columns: {})",
-                header.join(", ")
-            )));
-        }
-        Ok(schema)
+        let rules = Rules::parse(text, table, header)?;
+        let columns = rules
+            .columns
+            .iter()
+            .map(|c| {
+                let t = match c.kind {
+                    RuleType::Integer => ColumnType::Integer,
+                    RuleType::Real => ColumnType::Real,
+                    _ => ColumnType::Text,
+                };
+                (c.name.clone(), t)
+            })
+            .collect();
+        Ok(Schema {
+            columns,
+            rules: Arc::new(rules),
+        })
     }
 }
 
@@ -85,20 +89,22 @@ mod tests {
         .unwrap();
         assert_eq!(s.columns["price"], ColumnType::Real);
         assert_eq!(s.columns.len(), 2);
-        assert_eq!(
-            Schema::parse("", "t", Some(&header)).unwrap(),
-            Schema::default()
+        assert!(
+            Schema::parse("", "t", Some(&header))
+                .unwrap()
+                .columns
+                .is_empty()
         );
         // Read back later (no header check), a missing column is no error.
         assert!(Schema::parse("[columns]\nnope = \"text\"\n", "t", None).is_ok());
         for (text, says) in [
-            ("[columns]\nprice = \"money\"\n", "unknown variant"),
+            ("[columns]\nprice = \"money\"\n", "unknown type"),
             (
                 "[columns]\nnope = \"text\"\n",
                 "column \"nope\" is not in the table",
             ),
-            ("key = \"zip\"\n", "not supported yet"),
-            ("colums = 1\n", "unknown field"),
+            ("key = \"zip\"\n", "unknown key"),
+            ("colums = 1\n", "unknown key"),
             ("[columns\n", "schema.toml of t"),
         ] {
             let e = Schema::parse(text, "t", Some(&header))

@@ -27,6 +27,11 @@
 //!
 //! An empty cell is a missing value: only `required` (and `primary_key`)
 //! refuse it; every other rule holds for the values present.
+//!
+//! The short form `name = "integer"` is what schemas always were: the
+//! column's type for queries, with SQLite's affinity, which lets any value
+//! in (a column declared INTEGER may hold `abc`, as in SQLite). It checks
+//! nothing. `type` in a column's table of rules is checked on every save.
 
 use std::collections::HashMap;
 
@@ -110,6 +115,9 @@ pub enum Bound {
 pub struct ColumnRules {
     pub name: String,
     pub kind: RuleType,
+    /// Whether saves check the type (false for the short form, which only
+    /// types queries).
+    pub checked_type: bool,
     pub primary_key: bool,
     pub unique: bool,
     pub required: bool,
@@ -420,7 +428,7 @@ impl ColumnRules {
         if v.is_empty() {
             return (self.required || self.primary_key).then(|| "required: empty".to_string());
         }
-        if !self.kind.admits(v) {
+        if self.checked_type && !self.kind.admits(v) {
             return Some(format!("type: not {}", self.kind.name()));
         }
         if self.kind == RuleType::Enum && !self.values.iter().any(|x| x == v) {
@@ -470,6 +478,7 @@ fn column(table: &str, name: &str, spec: &toml::Value) -> Result<ColumnRules> {
     let mut c = ColumnRules {
         name: name.to_string(),
         kind: RuleType::Text,
+        checked_type: false,
         primary_key: false,
         unique: false,
         required: false,
@@ -509,6 +518,7 @@ fn column(table: &str, name: &str, spec: &toml::Value) -> Result<ColumnRules> {
                     .as_str()
                     .ok_or_else(|| err("type must be a string".into()))?;
                 c.kind = RuleType::parse(t).ok_or_else(|| err(format!("unknown type {t:?}")))?;
+                c.checked_type = true;
             }
             "primary_key" => c.primary_key = flag(v)?,
             "unique" => c.unique = flag(v)?,

@@ -1006,7 +1006,7 @@ fn schema_set_show_and_drop_type_queries() {
     let refused = r.run(&["schema:set", "shop", "users", &bad]);
     assert_eq!(refused.code, 4, "{}", refused.stderr);
     assert!(
-        refused.stderr.contains("unknown variant"),
+        refused.stderr.contains("unknown type \"money\""),
         "{}",
         refused.stderr
     );

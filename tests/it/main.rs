@@ -8,6 +8,7 @@ mod frames;
 mod model;
 mod mount;
 mod query;
+mod schema_rules;
 mod storage;
 mod sync;
 mod tidy;

@@ -131,7 +131,9 @@ impl ReedFs {
                 let message = StorageError::chain(&e);
                 let kept = match &e {
                     MergeError::Storage(
-                        StorageError::Csv(_) | StorageError::BaseMismatch { .. },
+                        StorageError::Csv(_)
+                        | StorageError::Invalid { .. }
+                        | StorageError::BaseMismatch { .. },
                     )
                     | MergeError::Csv { .. } => self.keep_rejected(db, table, "csv", content),
                     MergeError::Conflicts { conflicts, head } => merge::conflicts::record(

@@ -269,10 +269,20 @@ impl Table {
                 }
             }
         };
+        let hash = &writer.hash;
+        if let Err(e) = self.check_rules(&mut writer.rules, old, &content, &hunks, || hash.digest())
+        {
+            // What this commit learnt describes content that is not the
+            // head: the next commit learns the head again.
+            writer.log_len = None;
+            return Err(e);
+        }
         writer.hash.update(old.len(), &content, p, s);
+        let digest = writer.hash.digest();
+        Self::stamp_rules(&mut writer.rules, &digest);
         Ok(Prepared::Version(NewVersion {
             rows: rows as u64,
-            hash: writer.hash.digest(),
+            hash: digest,
             content,
             hunks,
         }))

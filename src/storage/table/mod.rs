@@ -9,6 +9,7 @@ mod frame_commit;
 mod packing;
 mod read;
 mod recover;
+mod rules;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -146,6 +147,8 @@ struct Writer {
     /// parsed by its caller (`Database::create_table` validates before it
     /// creates the directory), so that commit does not parse it again.
     parsed: Option<TableIndex>,
+    /// The schema's rules in force and the unique counts (`rules.rs`).
+    rules: rules::RuleCache,
 }
 #[derive(Debug)]
 pub struct Table {

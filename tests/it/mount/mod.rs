@@ -24,6 +24,7 @@ mod options;
 mod others;
 mod queries;
 mod saves;
+mod schema_rules;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

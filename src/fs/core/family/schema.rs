@@ -119,13 +119,7 @@ impl ReedFs {
             format!("{table}/{}", SCHEMA),
             (&format!("{table}-schema"), "toml"),
             text,
-            |t| {
-                let header = mdb.table(table).and_then(|x| x.columns());
-                let header = header.map_err(|e| e.to_string())?;
-                crate::storage::Schema::parse(t, table, Some(&header))
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            },
+            |t| mdb.check_schema(table, t).map_err(|e| e.to_string()),
             |t| Ok(mdb.set_schema(table, Some(t))?.version),
         )
     }
