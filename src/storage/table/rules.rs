@@ -6,8 +6,10 @@
 //! Cost in proportion to the change: the per-value rules run on the
 //! records the commit changes; `unique` keeps, per unique column, a count
 //! of each value of the head (built once per handle, then updated by each
-//! commit's changed records). A commit that changes the header is checked
-//! whole (rare: a column added, renamed, moved).
+//! commit's changed records). The head is trusted: it was checked when it
+//! was committed, and against the schema when that was set. A commit that
+//! changes the header is checked whole (rare: a column added, renamed,
+//! moved).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -167,13 +169,10 @@ impl Table {
         }
         let delim = self.delim();
         let header = csv::record_fields(new, 0, delim);
-        let head_digest = head_digest();
-        let valid = cache
-            .unique
-            .as_ref()
-            .is_some_and(|u| u.digest == head_digest && u.header == header);
-        if !valid || hunks.iter().any(|h| h.new.start == 0 || h.old.start == 0) {
-            // The header changed, or nothing is known of the head: all of it.
+        let header_changed =
+            old.is_empty() || hunks.iter().any(|h| h.new.start == 0 || h.old.start == 0);
+        if header_changed {
+            // A new header (columns added, renamed, moved): all of it.
             let rows = records_in(new, 0..new.len(), delim);
             let records = rows.iter().map(|(l, f)| (*l, f.as_slice()));
             let violations = rules.check_table(&header, records, usize::MAX);
@@ -183,6 +182,16 @@ impl Table {
             }
             cache.unique = Some(UniqueIndex::build(&rules, new, delim, PENDING.into()));
             return Ok(());
+        }
+        // The head was checked when it was committed (and against this
+        // schema when it was set): only the unique counts need building.
+        let head_digest = head_digest();
+        let valid = cache
+            .unique
+            .as_ref()
+            .is_some_and(|u| u.digest == head_digest && u.header == header);
+        if !valid {
+            cache.unique = Some(UniqueIndex::build(&rules, old, delim, head_digest));
         }
         let mut violations = Vec::new();
         let mut added = Vec::new();
