@@ -197,3 +197,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_sync_integration_is_never_refused_so_locations_converge() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("users", table(20).as_bytes(), "t").unwrap();
+    db.set_schema("users", Some(SCHEMA)).unwrap();
+    let t = db.table("users").unwrap();
+    // Two locations each gave u2@x.io to a row: valid at each, a duplicate
+    // once both are replayed. The replay lands whatever the rules say.
+    let merged = table(20).replace("5|u5@x.io", "5|u2@x.io");
+    let sync = CommitOptions::new(Action::Sync, "t");
+    assert!(
+        t.commit(Base::Head, merged.clone().into_bytes(), &sync)
+            .unwrap()
+            .created
+    );
+    // A later save of another row is checked and lands ...
+    let next = merged.replace("6|u6@x.io|6|", "6|u6@x.io|60|");
+    assert!(
+        t.commit(Base::Head, next.clone().into_bytes(), &opts())
+            .unwrap()
+            .created
+    );
+    // ... and one that touches the duplicate without fixing it is refused.
+    let still = next.replace("5|u2@x.io|5|", "5|u2@x.io|50|");
+    let msg = refusal(
+        t.commit(Base::Head, still.into_bytes(), &opts())
+            .unwrap_err(),
+    );
+    assert!(msg.contains("line 6, column email: unique"), "{msg}");
+    let fixed = next.replace("5|u2@x.io|5|", "5|u5@x.io|50|");
+    assert!(
+        t.commit(Base::Head, fixed.into_bytes(), &opts())
+            .unwrap()
+            .created
+    );
+}

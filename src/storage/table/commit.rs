@@ -13,6 +13,7 @@
 //! Reads never depend on that rebuild: when the file cannot be rewritten (a
 //! full disk), the head is served from memory.
 
+use super::rules::Rules;
 use std::sync::Arc;
 
 use super::super::csv::{Hunk, TableIndex, common_ends};
@@ -176,7 +177,8 @@ impl Table {
         opts: &CommitOptions,
     ) -> Result<Committed> {
         opts.phase("validating", 0);
-        let prepared = match self.prepare(&mut writer, &state, content)? {
+        let rules = Rules::for_action(opts.action);
+        let prepared = match self.prepare(&mut writer, &state, content, rules)? {
             Prepared::Unchanged(c) => return Ok(c),
             Prepared::Version(v) => v,
         };
@@ -199,11 +201,14 @@ impl Table {
     /// `state` and diffs it. Updates the writer's index and hash to describe
     /// `content`; a caller that then does not commit must reset them
     /// (`writer.log_len = None`).
+    /// `rules`: whether the schema's rules are checked (not for a sync
+    /// integration: see `table/rules.rs`).
     pub(super) fn prepare(
         &self,
         writer: &mut Writer,
         state: &State,
         content: Vec<u8>,
+        rules: Rules,
     ) -> Result<Prepared> {
         let head_seq = state.log.len() as u64;
         // Only ever for the commit it was given for.
@@ -270,8 +275,16 @@ impl Table {
             }
         };
         let hash = &writer.hash;
-        if let Err(e) = self.check_rules(&mut writer.rules, old, &content, &hunks, || hash.digest())
-        {
+        let checked = match rules {
+            Rules::Checked => {
+                self.check_rules(&mut writer.rules, old, &content, &hunks, || hash.digest())
+            }
+            Rules::Skipped => {
+                writer.rules.forget_counts();
+                Ok(())
+            }
+        };
+        if let Err(e) = checked {
             // What this commit learnt describes content that is not the
             // head: the next commit learns the head again.
             writer.log_len = None;

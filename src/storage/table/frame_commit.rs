@@ -2,6 +2,7 @@
 //! timestamp and the frame id, or none of them (the records and their
 //! meaning are in `storage/frame.rs`).
 
+use super::rules::Rules;
 use std::sync::Arc;
 
 use super::super::dict::Action;
@@ -190,7 +191,7 @@ impl Table {
             let base_bytes = self.base_bytes(&state, b)?;
             content = resolve(&self.name, &base_bytes, &content, &state.head, head_seq)?;
         }
-        let prepared = self.prepare(writer, &state, content)?;
+        let prepared = self.prepare(writer, &state, content, Rules::for_action(st.action))?;
         Ok(FramePart {
             state,
             prepared,

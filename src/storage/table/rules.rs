@@ -17,8 +17,31 @@ use std::sync::Arc;
 use super::super::csv::{self, Hunk};
 use super::super::error::{Result, StorageError};
 use super::super::revisions;
-use super::super::schema_rules::{Rules, Violation};
+use super::super::schema_rules::{Rules as SchemaRules, Violation};
 use super::Table;
+
+/// Whether a commit is checked against the schema's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rules {
+    Checked,
+    /// A sync integration: the replay of records that were checked where
+    /// they were made. Refusing it here would make this location's head
+    /// differ from the others' holding the same records (invariant 14);
+    /// two saves that are each valid at their location can still break
+    /// `unique` together, and that stays in the data for a later save to
+    /// fix.
+    Skipped,
+}
+
+impl Rules {
+    pub(crate) fn for_action(action: super::super::dict::Action) -> Rules {
+        if action == super::super::dict::Action::Sync {
+            Rules::Skipped
+        } else {
+            Rules::Checked
+        }
+    }
+}
 
 /// Violations listed in one refusal.
 const MAX_LISTED: usize = 20;
@@ -29,7 +52,7 @@ const MAX_LISTED: usize = 20;
 pub(super) struct RuleCache {
     /// The newest schema revision read (none: none read yet).
     revision: Option<Option<String>>,
-    rules: Option<Arc<Rules>>,
+    rules: Option<Arc<SchemaRules>>,
     unique: Option<UniqueIndex>,
 }
 
@@ -46,8 +69,16 @@ struct UniqueIndex {
 
 const PENDING: &str = "pending";
 
+impl RuleCache {
+    /// A commit not checked changed the content: the counts are counted
+    /// again at the next checked one.
+    pub(super) fn forget_counts(&mut self) {
+        self.unique = None;
+    }
+}
+
 impl UniqueIndex {
-    fn build(rules: &Rules, content: &[u8], delim: u8, digest: String) -> UniqueIndex {
+    fn build(rules: &SchemaRules, content: &[u8], delim: u8, digest: String) -> UniqueIndex {
         let header = csv::record_fields(content, 0, delim);
         let mut columns: Vec<(usize, String, HashMap<String, u32>)> = header
             .iter()
@@ -126,7 +157,7 @@ fn refusal(table: &str, mut v: Vec<Violation>) -> StorageError {
 impl Table {
     /// The rules in force: the newest schema revision's (read again only
     /// when a newer one exists).
-    fn rules_in_force(&self, cache: &mut RuleCache) -> Result<Option<Arc<Rules>>> {
+    fn rules_in_force(&self, cache: &mut RuleCache) -> Result<Option<Arc<SchemaRules>>> {
         let io = &*self.ctx.io;
         let dir = self.dir.join("schema");
         let newest = revisions::newest(io, &dir, "toml")?;
@@ -136,7 +167,7 @@ impl Table {
                 None => None,
             };
             cache.rules = match text {
-                Some(t) => Some(Arc::new(Rules::parse(&t, &self.name, None)?)),
+                Some(t) => Some(Arc::new(SchemaRules::parse(&t, &self.name, None)?)),
                 None => None,
             };
             cache.unique = None;
@@ -263,7 +294,7 @@ impl Table {
         head: &[u8],
         limit: usize,
     ) -> Result<Vec<Violation>> {
-        let rules = Rules::parse(schema_text, &self.name, None)?;
+        let rules = SchemaRules::parse(schema_text, &self.name, None)?;
         if head.is_empty() {
             return Ok(Vec::new());
         }
