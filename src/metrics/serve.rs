@@ -156,12 +156,6 @@ pub struct LocalService {
     path: PathBuf,
 }
 
-impl LocalService {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
 impl Drop for LocalService {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);

@@ -494,9 +494,9 @@ impl Database {
     /// violations, up to 20, are the error).
     pub fn check_schema(&self, table: &str, text: &str) -> Result<()> {
         let t = self.table(table)?;
-        Schema::parse(text, table, Some(&t.columns()?))?;
+        let schema = Schema::parse(text, table, Some(&t.columns()?))?;
         let (_, head) = t.head()?;
-        let violations = t.violations_of(text, &head, 21)?;
+        let violations = t.violations_of(&schema.rules, &head, 21);
         if violations.is_empty() {
             Ok(())
         } else {

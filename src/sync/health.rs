@@ -310,25 +310,25 @@ pub fn saved_routing(db_name: &str) -> Result<Option<Routing>> {
         .map_err(|e| SyncError::Config(format!("{}: {e}", path.display())))
 }
 
-/// Probes every location of `db` (in parallel), keeps the probes in its
-/// routing directory with the routing view, and sets the latency metric.
-pub fn probe_all(db: &Database) -> Result<Vec<Probe>> {
-    let Some(routing) = routing_of(db)? else {
-        return Ok(Vec::new());
-    };
+/// Probes `which` (locations of `routing`) at once, each on a thread of its
+/// own within `timeout`: their probes, in the same order.
+pub(super) fn probe_in_parallel(
+    routing: &Routing,
+    which: &[&RoutedLocation],
+    timeout: Duration,
+) -> Vec<Probe> {
     let sockets = super::round::socket_dir();
-    let probes: Vec<Probe> = std::thread::scope(|s| {
-        let handles: Vec<_> = routing
-            .locations
+    std::thread::scope(|s| {
+        let handles: Vec<_> = which
             .iter()
             .map(|l| {
                 let (id, me, sockets) = (&routing.id, l.name == routing.me, sockets.clone());
-                s.spawn(move || probe_location(&l.location(), id, me, sockets, PROBE_TIMEOUT))
+                s.spawn(move || probe_location(&l.location(), id, me, sockets, timeout))
             })
             .collect();
         handles
             .into_iter()
-            .zip(&routing.locations)
+            .zip(which)
             .map(|(h, l)| {
                 h.join().unwrap_or_else(|_| Probe {
                     location: l.name.clone(),
@@ -339,7 +339,20 @@ pub fn probe_all(db: &Database) -> Result<Vec<Probe>> {
                 })
             })
             .collect()
-    });
+    })
+}
+
+/// Probes every location of `db` (in parallel), keeps the probes in its
+/// routing directory with the routing view, and sets the latency metric.
+pub fn probe_all(db: &Database) -> Result<Vec<Probe>> {
+    let Some(routing) = routing_of(db)? else {
+        return Ok(Vec::new());
+    };
+    let probes = probe_in_parallel(
+        &routing,
+        &routing.locations.iter().collect::<Vec<_>>(),
+        PROBE_TIMEOUT,
+    );
     save_probes(db.name(), &routing, &probes)?;
     let m = crate::metrics::global();
     for p in probes.iter().filter(|p| p.location != routing.me) {

@@ -14,7 +14,9 @@ use crate::metrics::node_health;
 use crate::storage::Config;
 
 use super::error::{Result, SyncError};
-use super::health::{Probe, Routing, State, last_probes, probe_location, save_probes};
+use super::health::{
+    Probe, RoutedLocation, Routing, State, last_probes, probe_in_parallel, save_probes,
+};
 use super::locations::Url;
 use super::transport::Remote;
 
@@ -184,56 +186,32 @@ fn fresh_probes(
     let saved = last_probes(db_name, routing)?;
     let now = crate::storage::names::now_us();
     let stale = stale_after(cfg).as_micros() as u64;
-    let sockets = super::round::socket_dir();
     let timeout = deadline.saturating_duration_since(Instant::now());
-    let probed: Vec<(Probe, bool)> = std::thread::scope(|s| {
-        let handles: Vec<_> = routing
-            .locations
-            .iter()
-            .zip(saved)
-            .filter(|(l, _)| l.name != routing.me)
-            .map(|(l, saved)| {
-                let (id, sockets) = (&routing.id, sockets.clone());
-                let name = l.name.clone();
-                let h = s.spawn(move || match saved {
-                    Some(p) if now.saturating_sub(p.at_us) < stale => (p, false),
-                    _ => (
-                        probe_location(&l.location(), id, false, sockets, timeout),
-                        true,
-                    ),
-                });
-                (name, h)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(name, h)| {
-                h.join().unwrap_or_else(|_| {
-                    (
-                        Probe {
-                            location: name,
-                            at_us: now,
-                            latency: None,
-                            node: None,
-                            error: Some("the probe failed".into()),
-                        },
-                        false,
-                    )
-                })
-            })
-            .collect()
-    });
-    let measured: Vec<Probe> = probed
+    // Fresh saved probes as they are; the others measured, all at once.
+    let others: Vec<(&RoutedLocation, Option<Probe>)> = routing
+        .locations
         .iter()
-        .filter(|(_, fresh)| *fresh)
-        .map(|(p, _)| p.clone())
+        .zip(saved)
+        .filter(|(l, _)| l.name != routing.me)
+        .map(|(l, p)| (l, p.filter(|p| now.saturating_sub(p.at_us) < stale)))
         .collect();
+    let missing: Vec<&RoutedLocation> = others
+        .iter()
+        .filter(|(_, p)| p.is_none())
+        .map(|(l, _)| *l)
+        .collect();
+    let measured = probe_in_parallel(routing, &missing, timeout);
     if !measured.is_empty()
         && let Err(e) = save_probes(db_name, routing, &measured)
     {
         tracing::info!(error = %e, "probes not kept");
     }
-    Ok(probed.into_iter().map(|(p, _)| p).collect())
+    // `order` sorts them: their order here does not matter.
+    Ok(others
+        .into_iter()
+        .filter_map(|(_, p)| p)
+        .chain(measured)
+        .collect())
 }
 
 /// `auto`'s order of the other locations' probes, with this location as

@@ -84,23 +84,32 @@ pub fn run_with_input(
         }
         s
     });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s.code();
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = wait_bounded(&mut child, timeout)?;
     Ok(Ran {
         status,
         stdout: t_out.join().unwrap_or_default(),
         stderr: t_err.join().unwrap_or_default(),
     })
+}
+
+/// Waits for `child` at most `timeout`, then kills it: its exit code
+/// (none: killed, or ended by a signal).
+fn wait_bounded(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> std::io::Result<Option<i32>> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait()? {
+            return Ok(s.code());
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Most of a command's stderr kept by [`run_into`].
@@ -133,18 +142,7 @@ pub fn run_into(
             }
             text
         });
-        let start = Instant::now();
-        let status = loop {
-            if let Some(st) = child.try_wait()? {
-                break st.code();
-            }
-            if start.elapsed() > timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let status = wait_bounded(&mut child, timeout)?;
         let copied = copied
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the output copy failed")));

@@ -286,22 +286,21 @@ impl Table {
         }
     }
 
-    /// Every violation of the rules of `schema_text` by the head (`head`),
-    /// at most `limit`: what setting that schema would refuse.
+    /// Every violation of `rules` by the head (`head`), at most `limit`:
+    /// what setting a schema with those rules would refuse.
     pub(crate) fn violations_of(
         &self,
-        schema_text: &str,
+        rules: &SchemaRules,
         head: &[u8],
         limit: usize,
-    ) -> Result<Vec<Violation>> {
-        let rules = SchemaRules::parse(schema_text, &self.name, None)?;
+    ) -> Vec<Violation> {
         if head.is_empty() {
-            return Ok(Vec::new());
+            return Vec::new();
         }
         let delim = self.delim();
         let header = csv::record_fields(head, 0, delim);
         let rows = records_in(head, 0..head.len(), delim);
-        Ok(rules.check_table(&header, rows.iter().map(|(l, f)| (*l, f.as_slice())), limit))
+        rules.check_table(&header, rows.iter().map(|(l, f)| (*l, f.as_slice())), limit)
     }
 
     /// The refusal of a schema that the head violates.
