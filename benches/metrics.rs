@@ -18,14 +18,7 @@ use reedbase::metrics::{self, Format};
 use reedbase::storage::{Action, Base, CommitOptions, Database, RealIo};
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
+    common::status_kib("VmRSS:")
 }
 
 fn main() {

@@ -2,7 +2,10 @@
 //! 1-row change of a 100k-row table with every rule declared (`unique` on
 //! two columns, a `pattern`, bounds, an enum, a boolean and a date, strict)
 //! against the same change of the same table without a schema; the two
-//! tables are committed in turn, so drift hits both alike.
+//! tables are committed in turn, so drift hits both alike. Then a migration
+//! of the table without a schema: a computed column (`--map`), a declared
+//! one with a default, and every `age` converted to a checked integer, as
+//! one frame; its time and memory.
 //!
 //!   cargo bench --bench schema [-- --quick]
 
@@ -12,8 +15,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{Lcg, edit_one_row, ms, pct};
-use reedbase::storage::{Action, Base, CommitOptions, Database, RealIo};
+use common::{Lcg, edit_one_row, ms, pct, status_kib};
+use reedbase::query::Engine;
+use reedbase::query::migrate::{self, MigrationRequest};
+use reedbase::storage::{Action, Base, CommitOptions, Database, Frame, RealIo};
 
 const RULES: &str = r#"
 strict = true
@@ -80,7 +85,7 @@ fn main() {
     db.create_table("plain", &base, "bench").expect("create");
     db.create_table("ruled", &base, "bench").expect("create");
     let started = Instant::now();
-    db.set_schema("ruled", Some(RULES)).expect("schema");
+    db.set_schema("ruled", Some(RULES), "test").expect("schema");
     let set = started.elapsed();
     let (plain, ruled) = (db.table("plain").expect("t"), db.table("ruled").expect("t"));
     let opts = CommitOptions::new(Action::Update, "bench");
@@ -134,4 +139,49 @@ fn main() {
         "| `schema:set` of those rules (checks all {rows} rows) | {} | |",
         ms(set)
     );
+    drop((plain, ruled));
+    let rss_before = status_kib("VmRSS:");
+    let req = MigrationRequest {
+        table: "plain".into(),
+        schema: MIGRATED.into(),
+        maps: vec![("label".into(), "upper(city) || '-' || id".into())],
+        drops: Vec::new(),
+    };
+    let started = Instant::now();
+    let plan = migrate::plan(&Engine::new(&db), &req).expect("plan");
+    let planned = started.elapsed();
+    let mut frame = Frame::begin("migrate-plain").expect("frame");
+    frame
+        .stage("plain", Base::Version(plan.base), plan.content)
+        .expect("stage");
+    frame
+        .stage_schema("plain", Some(MIGRATED.into()))
+        .expect("schema");
+    db.commit_frame(frame, "bench").expect("migrate");
+    let total = started.elapsed();
+    println!(
+        "| migration of {rows} rows: a computed column (`--map`), a default column, every age converted to integer | {} (plan {}, frame commit {}) | report |",
+        ms(total),
+        ms(planned),
+        ms(total - planned)
+    );
+    println!(
+        "| ... RSS before / after / peak of the process | {} / {} / {} MiB | |",
+        rss_before / 1024,
+        status_kib("VmRSS:") / 1024,
+        status_kib("VmHWM:") / 1024
+    );
 }
+
+/// What the migration benchmark migrates the table without a schema to.
+const MIGRATED: &str = r#"
+[columns.age]
+type = "integer"
+min = 0
+[columns.label]
+type = "text"
+required = true
+[columns.stock]
+type = "integer"
+default = "0"
+"#;

@@ -232,6 +232,13 @@ fn commit_and_report(
     let mut out = std::io::stdout().lock();
     let print = |out: &mut std::io::StdoutLock| -> std::io::Result<()> {
         writeln!(out, "{}", done.id)?;
+        for table in &done.schemas {
+            writeln!(
+                out,
+                "{table}: schema.toml (version {})",
+                names::version_name(done.ts_us, &db.config().node)
+            )?;
+        }
         for (table, c) in &done.tables {
             let note = notes.get(table).map(String::as_str).unwrap_or_default();
             if c.created {
@@ -253,8 +260,12 @@ fn commit_and_report(
         eprintln!("rdb: cannot write to stdout: {e}");
     }
     let changed = done.tables.iter().filter(|(_, c)| c.created).count();
+    let schemas = match done.schemas.len() {
+        0 => String::new(),
+        n => format!(", {n} schema(s)"),
+    };
     eprintln!(
-        "committed frame {} ({}): {changed} of {} table(s) changed",
+        "committed frame {} ({}): {changed} of {} table(s) changed{schemas}",
         done.name,
         done.id,
         done.tables.len()
@@ -512,6 +523,32 @@ pub fn show(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
             writeln!(out, "user:    {}", f.user)?;
             writeln!(out, "status:  {}", f.status)?;
             writeln!(out, "tables:  {}", tables.join(", "))?;
+            for (table, version) in &f.schemas {
+                writeln!(out)?;
+                let history = db.schema_history(table)?;
+                let at = history.iter().position(|r| r.version == *version);
+                let text = |r: Option<&reedbase::storage::Revision>| {
+                    r.and_then(|r| r.text.clone()).unwrap_or_default()
+                };
+                let (before, after) = match at {
+                    Some(i) => (
+                        text(i.checked_sub(1).and_then(|j| history.get(j))),
+                        text(history.get(i)),
+                    ),
+                    None => {
+                        writeln!(
+                            out,
+                            "{table}/schema.toml: no version (the frame did not commit)"
+                        )?;
+                        continue;
+                    }
+                };
+                let parse = |t: &str| reedbase::storage::Rules::parse(t, table, None);
+                writeln!(out, "{table}/schema.toml: version {version}")?;
+                for l in reedbase::storage::schema_change::diff(&parse(&before)?, &parse(&after)?) {
+                    writeln!(out, "{l}")?;
+                }
+            }
             for (table, _) in &f.tables {
                 writeln!(out)?;
                 let v = match frame_version(&db, table, &f.id) {
@@ -635,7 +672,19 @@ pub fn rollback(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
         );
         print_conflicts(&conflicts, ["frame", "before", "now"]);
     }
-    if frame.staged().next().is_none() {
+    for (table, version) in &info.schemas {
+        let history = db.schema_history(table)?;
+        let Some(at) = history.iter().position(|r| r.version == *version) else {
+            continue;
+        };
+        if history.last().map(|r| &r.version) != Some(version) {
+            eprintln!("{table}: schema.toml changed since the frame; left as it is");
+            continue;
+        }
+        let before = at.checked_sub(1).and_then(|i| history[i].text.clone());
+        frame.stage_schema(table, before)?;
+    }
+    if frame.staged().next().is_none() && frame.staged_schemas().next().is_none() {
         eprintln!("nothing to roll back: every table is already as before the frame");
         return Ok(exit::OK);
     }

@@ -148,12 +148,55 @@ enum Command {
         #[arg(long)]
         history: bool,
     },
-    /// Set a table's schema.toml from a file (or stdin); it is checked first.
+    /// Set a table's schema.toml from a file (or stdin); it is checked first. With
+    /// --migrate, the data is migrated to it as `schema:migrate` does.
     #[command(name = "schema:set")]
     SchemaSet {
         db: String,
         table: String,
         file: Option<String>,
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Migrate a table to a new schema.toml in one frame: renames (renamed_from), added
+    /// columns (default or --map), --drop, type conversions; all or nothing, undone by
+    /// `frame:rollback`.
+    #[command(name = "schema:migrate")]
+    SchemaMigrate {
+        db: String,
+        table: String,
+        /// The new schema.toml (`-`: stdin).
+        #[arg(long)]
+        to: String,
+        /// COLUMN=EXPRESSION: fill a column with a ReedQL expression over the old row.
+        #[arg(long = "map", value_name = "COLUMN=EXPRESSION")]
+        maps: Vec<String>,
+        /// Remove a column and its data.
+        #[arg(long = "drop", value_name = "COLUMN")]
+        drops: Vec<String>,
+        /// Print what the migration would do; commit nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List the rows of a table that break its schema.toml now (what a sync integration can
+    /// bring in: two saves valid at their own locations breaking `unique` together); exit 4
+    /// when there are any.
+    #[command(name = "schema:check")]
+    SchemaCheck {
+        db: String,
+        table: String,
+        /// Violations listed at most.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// What changed between two versions of a table's schema.toml: version names (a
+    /// prefix will do) or numbers (1 is the oldest); V2 defaults to the current one.
+    #[command(name = "schema:diff")]
+    SchemaDiff {
+        db: String,
+        table: String,
+        v1: String,
+        v2: Option<String>,
     },
     /// Remove a table's schema.toml (a new version; the history stays).
     #[command(name = "schema:drop")]
@@ -613,7 +656,35 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::QueryDrop { db, name } => query::drop(ctx, &db, &name),
         Command::IndexList { db, format } => query::index_list(ctx, &db, format.format),
         Command::SchemaShow { db, table, history } => schema::show(ctx, &db, &table, history),
-        Command::SchemaSet { db, table, file } => schema::set(ctx, &db, &table, file.as_deref()),
+        Command::SchemaSet {
+            db,
+            table,
+            file,
+            migrate,
+        } => match migrate {
+            true => schema::migrate(
+                ctx,
+                &db,
+                &table,
+                file.as_deref().unwrap_or("-"),
+                &[],
+                &[],
+                false,
+            ),
+            false => schema::set(ctx, &db, &table, file.as_deref()),
+        },
+        Command::SchemaMigrate {
+            db,
+            table,
+            to,
+            maps,
+            drops,
+            dry_run,
+        } => schema::migrate(ctx, &db, &table, &to, &maps, &drops, dry_run),
+        Command::SchemaCheck { db, table, limit } => schema::check(ctx, &db, &table, limit),
+        Command::SchemaDiff { db, table, v1, v2 } => {
+            schema::diff(ctx, &db, &table, &v1, v2.as_deref())
+        }
         Command::SchemaDrop { db, table } => schema::drop(ctx, &db, &table),
         Command::DbConfig { db, key, values } => match key.as_deref() {
             Some("topology") => sync::set_topology(ctx, &db, &values),

@@ -190,6 +190,7 @@ pub fn index_list(ctx: &Ctx, db: &str, format: super::output::Format) -> Result<
                 i.column.clone(),
                 match i.kind {
                     IndexKind::Key => "key".into(),
+                    IndexKind::Unique => "unique".into(),
                     IndexKind::Auto => "auto".into(),
                 },
                 i.lookups.to_string(),

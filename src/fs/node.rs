@@ -49,6 +49,9 @@ pub enum Node {
     /// `<db>/@frames/<frame>/<table>.csv`: staged content (or the table as
     /// the frame began); writing it stages.
     FrameTable(usize, String, String),
+    /// `<db>/@frames/<frame>/<table>.schema.toml`: the schema staged with
+    /// the frame (or the table's schema now); writing it stages a migration.
+    FrameSchema(usize, String, String),
     /// `<db>/@frames/<frame>/ctl`: write `commit` or `abort`; read the state.
     FrameCtl(usize, String),
     /// `<db>/@query/`: every name under it is a query.
@@ -125,6 +128,7 @@ impl Node {
             | Node::FramesRoot(d)
             | Node::FrameDir(d, _)
             | Node::FrameTable(d, ..)
+            | Node::FrameSchema(d, ..)
             | Node::FrameCtl(d, _)
             | Node::QueryRoot(d)
             | Node::QueryFile(d, _)

@@ -24,7 +24,12 @@ use crate::storage::{Action, CommitOptions};
 /// point so the column stays REAL; quoted when it holds the delimiter, a
 /// quote or a line break.
 fn render(v: &Value, delim: u8) -> String {
-    let text = match v {
+    crate::storage::csv::quote_field(&field_text(v), delim).into_owned()
+}
+
+/// A value as a field's text, unquoted (see [`render`]).
+pub(super) fn field_text(v: &Value) -> String {
+    match v {
         Value::Null => String::new(),
         Value::Int(i) => i.to_string(),
         Value::Real(r) => {
@@ -36,8 +41,7 @@ fn render(v: &Value, delim: u8) -> String {
             }
         }
         Value::Text(t) => t.to_string(),
-    };
-    crate::storage::csv::quote_field(&text, delim).into_owned()
+    }
 }
 
 fn line(fields: &[String], delim: u8) -> String {
@@ -54,17 +58,22 @@ fn unsupported(what: &str) -> QueryError {
 }
 
 /// The table a statement writes: its name, head, parsed rows and record offsets.
-struct Target {
+pub(super) struct Target {
     name: String,
     table: Arc<crate::storage::Table>,
-    seq: u64,
-    head: Arc<Vec<u8>>,
-    typed: Arc<TypedTable>,
+    pub(super) seq: u64,
+    pub(super) head: Arc<Vec<u8>>,
+    pub(super) typed: Arc<TypedTable>,
 }
 
 fn target(engine: &Engine, name: &sql::ObjectName) -> Result<Target, QueryError> {
+    target_named(engine, &name.to_string())
+}
+
+/// The table `name` as a statement writes it (also a migration's source).
+pub(super) fn target_named(engine: &Engine, name: &str) -> Result<Target, QueryError> {
     let db = engine.db;
-    let (resolved, table) = engine.resolve_table(&name.to_string())?;
+    let (resolved, table) = engine.resolve_table(name)?;
     if table.is_dropped()? {
         return Err(QueryError::new(
             ErrorKind::Unknown,
@@ -621,7 +630,7 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn source(t: &Target, alias: Option<String>) -> Source {
+pub(super) fn source(t: &Target, alias: Option<String>) -> Source {
     Source {
         alias: alias.unwrap_or_else(|| t.name.clone()),
         name: t.name.clone(),

@@ -54,6 +54,8 @@ impl Default for IndexPolicy {
 #[serde(rename_all = "lowercase")]
 pub enum IndexKind {
     Key,
+    /// Declared `unique` or `primary_key` in schema.toml.
+    Unique,
     Auto,
 }
 
@@ -138,7 +140,7 @@ struct Held {
 #[derive(Debug, Clone, Copy, Default)]
 struct Lookups {
     n: u64,
-    key: bool,
+    kind: Option<IndexKind>,
 }
 
 #[derive(Debug, Default)]
@@ -155,6 +157,18 @@ struct State {
 #[derive(Debug, Default)]
 pub struct Indexes {
     state: Mutex<State>,
+}
+
+/// The kind of index column `col` gets at its first equality lookup: the
+/// key column's, or one schema.toml declares unique; None: counted first.
+fn eager_kind(typed: &TypedTable, col: usize) -> Option<IndexKind> {
+    if col == 0 {
+        Some(IndexKind::Key)
+    } else if typed.declared_unique(col) {
+        Some(IndexKind::Unique)
+    } else {
+        None
+    }
 }
 
 impl Indexes {
@@ -182,7 +196,7 @@ impl Indexes {
                 .entry((i.table.clone(), i.column.clone()))
                 .or_insert(Lookups {
                     n: i.lookups,
-                    key: i.kind == IndexKind::Key,
+                    kind: Some(i.kind),
                 });
         }
     }
@@ -207,8 +221,9 @@ impl Indexes {
         let clock = st.clock;
         let l = st.lookups.entry((table.to_string(), name)).or_default();
         l.n += 1;
-        l.key = col == 0;
-        let wanted = col == 0 || l.n >= policy.auto_after;
+        let kind = eager_kind(typed, col);
+        l.kind = Some(kind.unwrap_or(IndexKind::Auto));
+        let wanted = kind.is_some() || l.n >= policy.auto_after;
         // Counts are persisted now and then: at powers of two.
         if l.n.is_power_of_two() {
             st.dirty = true;
@@ -323,7 +338,9 @@ impl Indexes {
                         .lookups
                         .get(&(table.to_string(), typed.columns[c].clone()))
                         .map_or(0, |l| l.n);
-                    was_held(c) || (n >= policy.auto_after && n > 0) || (c == 0 && n > 0)
+                    was_held(c)
+                        || (n >= policy.auto_after && n > 0)
+                        || (eager_kind(typed, c).is_some() && n > 0)
                 })
                 .collect()
         };
@@ -350,7 +367,12 @@ impl Indexes {
         col: usize,
     ) -> (bool, String) {
         let name = typed.columns.get(col).map_or("?", String::as_str);
-        let kind = if col == 0 { "key" } else { "auto" };
+        let eager = eager_kind(typed, col);
+        let kind = match eager {
+            Some(IndexKind::Key) => "key",
+            Some(_) => "unique (schema.toml)",
+            None => "auto",
+        };
         if let Some(ix) = typed.index(col) {
             return (
                 true,
@@ -366,7 +388,7 @@ impl Indexes {
             .lookups
             .get(&(table.to_string(), name.to_string()))
             .map_or(0, |l| l.n);
-        if col == 0 || n + 1 >= policy.auto_after {
+        if eager.is_some() || n + 1 >= policy.auto_after {
             (
                 true,
                 format!("{kind} hash index on {table}.{name}, built by this query"),
@@ -401,11 +423,7 @@ impl Indexes {
             out.push(IndexInfo {
                 table: table.clone(),
                 column: column.clone(),
-                kind: if l.key {
-                    IndexKind::Key
-                } else {
-                    IndexKind::Auto
-                },
+                kind: l.kind.unwrap_or(IndexKind::Auto),
                 lookups: l.n,
                 built: held.is_some(),
                 version: held.map(|h| h.version.clone()).unwrap_or_default(),

@@ -16,6 +16,7 @@ mod error;
 mod exec;
 pub mod index;
 mod interrupt;
+pub mod migrate;
 pub mod output;
 mod parse;
 mod plan;
@@ -693,8 +694,11 @@ impl<'db> Engine<'db> {
         let parsed = Arc::new(match derived {
             Some(d) => d,
             None => {
-                let declared = schema.map(|(s, _)| s.columns).unwrap_or_default();
-                TypedTable::parse_declared(&content, delim, &declared)?
+                let (declared, unique) = schema
+                    .map(|(s, _)| (s.unique_columns(), s.columns))
+                    .map(|(u, c)| (c, u))
+                    .unwrap_or_default();
+                TypedTable::parse_declared(&content, delim, &declared)?.with_unique(&unique)
             }
         });
         let evicted = self

@@ -246,6 +246,23 @@ pub fn parse(sql: &str) -> Result<Statement, QueryError> {
     }
 }
 
+/// Parses one expression (a migration's `--map`), with a statement's limits.
+pub fn parse_expr(text: &str) -> Result<sqlparser::ast::Expr, QueryError> {
+    use sqlparser::ast::{SelectItem, SetExpr};
+    let not_one = || QueryError::new(ErrorKind::Syntax, format!("not one expression: {text}"));
+    let Statement::Query(q) = parse(&format!("SELECT {text}"))? else {
+        return Err(not_one());
+    };
+    let SetExpr::Select(select) = *q.body else {
+        return Err(not_one());
+    };
+    let mut items = select.projection;
+    match (items.pop(), items.is_empty(), select.from.is_empty()) {
+        (Some(SelectItem::UnnamedExpr(e)), true, true) => Ok(e),
+        _ => Err(not_one()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

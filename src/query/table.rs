@@ -125,6 +125,9 @@ pub struct TypedTable {
     numbers: Vec<OnceLock<Option<Numbers>>>,
     /// Types `schema.toml` declares (None: inferred).
     declared: Vec<Option<Type>>,
+    /// Columns `schema.toml` declares unique (or primary_key): indexed at
+    /// their first equality lookup.
+    unique: Vec<bool>,
     /// Value classes per column (what inference decided from).
     classes: Vec<Classes>,
     /// Bytes of the header record.
@@ -412,6 +415,7 @@ impl TypedTable {
                 dicts: Vec::new(),
                 numbers: Vec::new(),
                 declared: Vec::new(),
+                unique: Vec::new(),
                 classes: Vec::new(),
                 header_len: 0,
                 content: Arc::clone(shared),
@@ -435,7 +439,8 @@ impl TypedTable {
             .iter()
             .map(|c| {
                 declared.get(c).map(|t| match t {
-                    ColumnType::Integer => Type::Integer,
+                    // NUMERIC and INTEGER affinity differ in CAST only.
+                    ColumnType::Integer | ColumnType::Numeric => Type::Integer,
                     ColumnType::Real => Type::Real,
                     ColumnType::Text => Type::Text,
                 })
@@ -475,6 +480,7 @@ impl TypedTable {
             len,
             derivable,
             change: None,
+            unique: vec![false; width],
             declared,
             classes,
             header_len,
@@ -527,6 +533,7 @@ impl TypedTable {
             derivable: false,
             change: None,
             declared: types.clone(),
+            unique: vec![false; width],
             classes: vec![Classes::default(); width],
             types,
             columns,
@@ -534,6 +541,17 @@ impl TypedTable {
             content: Arc::new(Vec::new()),
             delim: b'|',
         }
+    }
+
+    /// Marks the columns named in `unique` as declared unique.
+    pub fn with_unique(mut self, unique: &std::collections::BTreeSet<String>) -> TypedTable {
+        self.unique = self.columns.iter().map(|c| unique.contains(c)).collect();
+        self
+    }
+
+    /// Whether `schema.toml` declares column `col` unique (or primary_key).
+    pub fn declared_unique(&self, col: usize) -> bool {
+        self.unique.get(col).copied().unwrap_or(false)
     }
 
     /// The next version of this table, from this version's content `old`
@@ -706,6 +724,7 @@ impl TypedTable {
                 added: added_rows,
             }),
             declared: self.declared.clone(),
+            unique: self.unique.clone(),
             classes,
             header_len: self.header_len,
             content: Arc::clone(shared),

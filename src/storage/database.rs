@@ -15,7 +15,7 @@ use super::progress::Progress;
 use super::revisions::{self, Revision};
 use super::saved_query::{self, SavedQuery};
 use super::schema::Schema;
-use super::table::{self, Base, CommitOptions, Committed, Table};
+use super::table::{self, Base, CommitOptions, Committed, PartIn, Table};
 use super::{attrs, kept};
 
 pub const CONFIG: &str = "config.toml";
@@ -295,12 +295,24 @@ impl Database {
             id,
             name,
             staged,
+            mut schemas,
             not_before_us,
         } = frame;
         // Moved, not copied: the staged contents may be whole tables.
         let mut parts = Vec::with_capacity(staged.len());
         for (table, st) in staged {
-            parts.push((self.table(&table)?, st));
+            parts.push(PartIn {
+                table: self.table(&table)?,
+                staged: Some(st),
+                schema: schemas.remove(&table),
+            });
+        }
+        for (table, schema) in schemas {
+            parts.push(PartIn {
+                table: self.table(&table)?,
+                staged: None,
+                schema: Some(schema),
+            });
         }
         Table::commit_frame(&id, &name, user, parts, not_before_us, resolve)
     }
@@ -454,9 +466,23 @@ impl Database {
         Ok(self.tables_dir().join(table).join("schema"))
     }
 
+    /// Runs `f` over table `table`'s schema revisions, counting the schema
+    /// a committed frame staged but has not published yet (its writer is
+    /// at it, or died after its commit point).
+    fn with_schema_dir<T>(
+        &self,
+        table: &str,
+        f: impl FnOnce(&dyn Io, &Path, revisions::Staging) -> Result<T>,
+    ) -> Result<T> {
+        let dir = self.schema_dir(table)?;
+        let ctx = &self.ctx;
+        let staging = |id: &str| frame::committed_schema(ctx, table, id);
+        f(&*ctx.io, &dir, Some(&staging))
+    }
+
     /// Table `table`'s schema text and its version, None when it has none.
     pub fn schema_text(&self, table: &str) -> Result<Option<Revision>> {
-        revisions::current(&*self.ctx.io, &self.schema_dir(table)?, "toml")
+        self.with_schema_dir(table, |io, dir, st| revisions::current(io, dir, "toml", st))
     }
 
     /// Table `table`'s parsed schema and the schema's version; None when it
@@ -464,8 +490,9 @@ impl Database {
     /// renamed or dropped a declared column, and old versions have their
     /// own headers; a declared column a version lacks types nothing.
     pub fn schema(&self, table: &str) -> Result<Option<(Schema, String)>> {
-        let dir = self.schema_dir(table)?;
-        let Some(newest) = revisions::newest(&*self.ctx.io, &dir, "toml")? else {
+        let newest =
+            self.with_schema_dir(table, |io, dir, st| revisions::newest(io, dir, "toml", st))?;
+        let Some(newest) = newest else {
             return Ok(None);
         };
         let mut cache = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
@@ -486,7 +513,20 @@ impl Database {
 
     /// Whether table `table` has a schema (a listing; nothing read).
     pub fn schema_exists(&self, table: &str) -> Result<bool> {
-        revisions::exists(&*self.ctx.io, &self.schema_dir(table)?, "toml")
+        self.with_schema_dir(table, |io, dir, st| revisions::exists(io, dir, "toml", st))
+    }
+
+    /// The violations of table `table`'s schema by its head, at most
+    /// `limit`: none unless something bypassed the check of each commit
+    /// (a sync integration: two saves valid at their own locations can
+    /// break `unique` together; docs/FORMAT.md section 12).
+    pub fn violations(&self, table: &str, limit: usize) -> Result<Vec<super::Violation>> {
+        let t = self.table(table)?;
+        let Some((schema, _)) = self.schema(table)? else {
+            return Ok(Vec::new());
+        };
+        let (_, head) = t.head()?;
+        Ok(t.violations_of(&schema.rules, &head, limit))
     }
 
     /// Checks a schema for table `table`: it parses, holds together, names
@@ -504,28 +544,32 @@ impl Database {
         }
     }
 
-    /// Sets table `table`'s schema (checked first: [`Self::check_schema`])
-    /// as a new version, or removes it (`None`). Durable when it returns.
-    /// A commit that lands between the check and the write is checked
-    /// against the schema it found in force.
-    pub fn set_schema(&self, table: &str, text: Option<&str>) -> Result<Revision> {
-        let dir = self.schema_dir(table)?;
-        match text {
-            Some(text) => self.check_schema(table, text)?,
-            None if !revisions::exists(&*self.ctx.io, &dir, "toml")? => {
-                return Err(StorageError::NotFound {
-                    kind: "schema of table",
-                    name: table.to_string(),
-                });
-            }
-            None => {}
+    /// Sets table `table`'s schema as a new version, or removes it
+    /// (`None`). Durable when it returns. It is a frame of its own (named
+    /// `schema-<table>`), so it is checked against the head under the
+    /// table's lock (no commit slips in between), and `frame:rollback`
+    /// undoes it. Setting the schema in force changes nothing.
+    pub fn set_schema(&self, table: &str, text: Option<&str>, user: &str) -> Result<Revision> {
+        if text.is_none() && !self.schema_exists(table)? {
+            return Err(StorageError::NotFound {
+                kind: "schema of table",
+                name: table.to_string(),
+            });
         }
-        revisions::write(&*self.ctx.io, &dir, "toml", &self.ctx.config.node, text)
+        let mut frame = Frame::begin("schema-change")?;
+        frame.stage_schema(table, text.map(str::to_string))?;
+        self.commit_frame(frame, user)?;
+        let rev = self.schema_text(table)?;
+        let newest = self.schema_history(table)?.pop();
+        rev.or(newest).ok_or_else(|| StorageError::NotFound {
+            kind: "schema of table",
+            name: table.to_string(),
+        })
     }
 
     /// Every version of table `table`'s schema, oldest first.
     pub fn schema_history(&self, table: &str) -> Result<Vec<Revision>> {
-        revisions::history(&*self.ctx.io, &self.schema_dir(table)?, "toml")
+        self.with_schema_dir(table, |io, dir, st| revisions::history(io, dir, "toml", st))
     }
 
     /// Opens a table (cached: one `Table` per name per `Database`).

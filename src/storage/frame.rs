@@ -12,6 +12,13 @@
 //! 5. write `frames/<id>.commit` and fsync it and the directory: **the commit
 //!    point of the frame**; then update memory and unlock.
 //!
+//! A frame may also change tables' schemas (a migration: the schema and the
+//! data it needs, together). Each such schema is staged in the table's
+//! `schema/` directory as a dot file before step 4, named in the intent,
+//! and published under the frame's version name after step 5; until then
+//! readers count the staged file only once the frame has its commit record
+//! (storage/revisions.rs).
+//!
 //! Visibility: a log line with a frame id counts only once its frame has a
 //! commit record. Until then readers stop before it (it can only be the
 //! last line: a committer of that table holds its lock, and anyone else
@@ -52,6 +59,8 @@ pub struct Intent {
     pub user: String,
     /// (table, version name) for every table the frame writes.
     pub tables: Vec<(String, String)>,
+    /// (table, version name) for every schema the frame sets or removes.
+    pub schemas: Vec<(String, String)>,
 }
 
 const INTENT_MAGIC: &str = "reedbase-frame|1";
@@ -64,6 +73,9 @@ impl Intent {
         );
         for (t, v) in &self.tables {
             s.push_str(&format!("table|{t}|{v}\n"));
+        }
+        for (t, v) in &self.schemas {
+            s.push_str(&format!("schema|{t}|{v}\n"));
         }
         let crc = crc32fast::hash(s.as_bytes());
         s.push_str(&format!("end|{crc:08x}\n"));
@@ -88,6 +100,7 @@ impl Intent {
             ts_us: 0,
             user: String::new(),
             tables: Vec::new(),
+            schemas: Vec::new(),
         };
         for l in lines {
             let (k, v) = l.split_once('|')?;
@@ -99,6 +112,10 @@ impl Intent {
                 "table" => {
                     let (t, ver) = v.split_once('|')?;
                     it.tables.push((t.to_string(), ver.to_string()));
+                }
+                "schema" => {
+                    let (t, ver) = v.split_once('|')?;
+                    it.schemas.push((t.to_string(), ver.to_string()));
                 }
                 _ => {}
             }
@@ -114,6 +131,68 @@ pub(crate) struct FrameRecords {
     decided: std::sync::Mutex<HashMap<String, Decision>>,
     /// What recovery did, for `@status` and the CLI.
     pub notes: std::sync::Mutex<Vec<String>>,
+}
+
+/// A table's schema directory.
+pub(crate) fn schema_dir(ctx: &DbCtx, table: &str) -> PathBuf {
+    ctx.root.join("tables").join(table).join("schema")
+}
+
+/// Whether frame `id`'s schema of `table` is on disk: staged, or published
+/// as `version`.
+fn schema_part_written(ctx: &DbCtx, table: &str, id: &str, version: &str) -> Result<bool> {
+    let dir = schema_dir(ctx, table);
+    let staged = super::revisions::staged(&*ctx.io, &dir, "toml")?;
+    if staged.iter().any(|(f, _)| f == id) {
+        return Ok(true);
+    }
+    for file in [format!("{version}.toml"), format!("{version}.deleted")] {
+        let p = dir.join(file);
+        if ctx
+            .io
+            .len(&p)
+            .map_err(|e| StorageError::io("stat", &p, e))?
+            .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The version name a schema of `table` staged by frame `id` counts under:
+/// None while the frame is undecided, or when it aborted.
+pub(crate) fn committed_schema(ctx: &DbCtx, table: &str, id: &str) -> Result<Option<String>> {
+    if ctx.frames.decision(ctx, id)? != Some(Decision::Commit) {
+        return Ok(None);
+    }
+    Ok(read_intent(&*ctx.io, &ctx.root, id)?.and_then(|it| {
+        it.schemas
+            .into_iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, v)| v)
+    }))
+}
+
+/// Settles the schemas frames staged for `table` (the caller holds the
+/// table's lock, so their writers are done or dead): a committed frame's
+/// is published, an aborted one's removed, an undecided one's frame is
+/// decided first.
+pub(crate) fn settle_staged_schemas(ctx: &DbCtx, table: &str) -> Result<()> {
+    let dir = schema_dir(ctx, table);
+    for (id, deleted) in super::revisions::staged(&*ctx.io, &dir, "toml")? {
+        let decision = match ctx.frames.decision(ctx, &id)? {
+            Some(d) => d,
+            None => ctx.frames.decide_after_crash(ctx, &id)?,
+        };
+        match (decision, committed_schema(ctx, table, &id)?) {
+            (Decision::Commit, Some(version)) => {
+                super::revisions::publish_staged(&*ctx.io, &dir, "toml", &id, deleted, &version)?
+            }
+            _ => super::revisions::remove_staged(&*ctx.io, &dir, "toml", &id)?,
+        }
+    }
+    Ok(())
 }
 
 fn frames_dir(root: &Path) -> PathBuf {
@@ -212,6 +291,9 @@ impl FrameRecords {
                         .any(|e| e.frame.as_deref() == Some(id) && &e.name() == version);
                     all &= has;
                 }
+                for (table, version) in &it.schemas {
+                    all &= schema_part_written(ctx, table, id, version)?;
+                }
                 all
             }
         };
@@ -242,6 +324,9 @@ pub struct Staged {
     pub action: Action,
 }
 
+/// A frame's change to a table's schema: the new text, or None to remove it.
+pub type SchemaChange = Option<String>;
+
 /// The result of a committed frame.
 #[derive(Debug, Clone)]
 pub struct FrameCommitted {
@@ -251,6 +336,8 @@ pub struct FrameCommitted {
     /// Every staged table with its outcome (`created` is false where the
     /// content equalled the head).
     pub tables: Vec<(String, Committed)>,
+    /// The tables whose schema the frame changed.
+    pub schemas: Vec<String>,
 }
 
 /// A frame: content staged for several tables, committed all at once or
@@ -261,6 +348,8 @@ pub struct Frame {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) staged: std::collections::BTreeMap<String, Staged>,
+    /// Schemas the frame sets (Some) or removes (None), by table.
+    pub(crate) schemas: std::collections::BTreeMap<String, SchemaChange>,
     /// The frame's timestamp is at least this (microseconds): sync commits
     /// a head it replayed after every record it holds (hybrid clock).
     pub(crate) not_before_us: u64,
@@ -274,6 +363,7 @@ impl Frame {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.to_string(),
             staged: Default::default(),
+            schemas: Default::default(),
             not_before_us: 0,
         })
     }
@@ -293,6 +383,7 @@ impl Frame {
                     (table, st)
                 })
                 .collect(),
+            schemas: Default::default(),
             not_before_us: 0,
         }
     }
@@ -351,9 +442,30 @@ impl Frame {
         Ok(())
     }
 
-    /// Takes `table` out of the frame again.
+    /// Stages a new schema for `table` (`None`: remove its schema). The
+    /// frame's content for the table, or its head when none is staged, is
+    /// checked against this schema as a whole; the schema and the content
+    /// commit together.
+    pub fn stage_schema(&mut self, table: &str, schema: SchemaChange) -> Result<()> {
+        names::validate(table)?;
+        self.schemas.insert(table.to_string(), schema);
+        Ok(())
+    }
+
+    /// Takes `table` out of the frame again (its content and its schema).
     pub fn unstage(&mut self, table: &str) -> bool {
-        self.staged.remove(table).is_some()
+        let schema = self.schemas.remove(table).is_some();
+        self.staged.remove(table).is_some() || schema
+    }
+
+    /// Takes `table`'s schema out of the frame again.
+    pub fn unstage_schema(&mut self, table: &str) -> bool {
+        self.schemas.remove(table).is_some()
+    }
+
+    /// The schemas staged, by table.
+    pub fn staged_schemas(&self) -> impl Iterator<Item = (&str, &SchemaChange)> {
+        self.schemas.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     pub fn staged(&self) -> impl Iterator<Item = (&str, &Staged)> {
@@ -392,6 +504,8 @@ pub struct FrameInfo {
     pub ts_us: u64,
     pub user: String,
     pub tables: Vec<(String, String)>,
+    /// (table, version name) of every schema it set or removed.
+    pub schemas: Vec<(String, String)>,
     /// "committed", "aborted" or "pending" (its writer is still at work, or
     /// died and the next open of one of its tables decides it).
     pub status: &'static str,
@@ -435,6 +549,7 @@ pub(crate) fn info(ctx: &DbCtx, id: &str) -> Result<Option<FrameInfo>> {
         ts_us: it.ts_us,
         user: it.user,
         tables: it.tables,
+        schemas: it.schemas,
         status,
     }))
 }
@@ -467,6 +582,7 @@ mod tests {
             ts_us: 42,
             user: "ann".into(),
             tables: vec![("a".into(), "v1".into()), ("b".into(), "v2".into())],
+            schemas: vec![("a".into(), "v1".into())],
         };
         let bytes = it.encode().into_bytes();
         assert_eq!(Intent::decode(&bytes), Some(it));

@@ -33,6 +33,7 @@ mod revisions;
 pub mod rowdiff;
 mod saved_query;
 mod schema;
+pub mod schema_change;
 mod schema_rules;
 mod sync_files;
 mod table;

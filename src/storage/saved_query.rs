@@ -45,19 +45,19 @@ fn saved(name: &str, r: revisions::Revision) -> SavedQuery {
 
 /// Every version of saved query `name`, oldest first.
 pub(crate) fn history(io: &dyn Io, root: &Path, name: &str) -> Result<Vec<SavedQuery>> {
-    let revs = revisions::history(io, &dir_of(root, name)?, "sql")?;
+    let revs = revisions::history(io, &dir_of(root, name)?, "sql", None)?;
     Ok(revs.into_iter().map(|r| saved(name, r)).collect())
 }
 
 /// The current text of saved query `name`, None when never saved or deleted.
 pub(crate) fn current(io: &dyn Io, root: &Path, name: &str) -> Result<Option<SavedQuery>> {
-    let rev = revisions::current(io, &dir_of(root, name)?, "sql")?;
+    let rev = revisions::current(io, &dir_of(root, name)?, "sql", None)?;
     Ok(rev.map(|r| saved(name, r)))
 }
 
 /// Whether saved query `name` currently exists.
 pub(crate) fn exists(io: &dyn Io, root: &Path, name: &str) -> Result<bool> {
-    revisions::exists(io, &dir_of(root, name)?, "sql")
+    revisions::exists(io, &dir_of(root, name)?, "sql", None)
 }
 
 /// Names of the saved queries that currently exist, sorted.
@@ -70,7 +70,7 @@ pub(crate) fn list(io: &dyn Io, root: &Path) -> Result<Vec<String>> {
     };
     let mut out = Vec::new();
     for n in names {
-        if names::validate(&n).is_ok() && revisions::exists(io, &dir.join(&n), "sql")? {
+        if names::validate(&n).is_ok() && revisions::exists(io, &dir.join(&n), "sql", None)? {
             out.push(n);
         }
     }

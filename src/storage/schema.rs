@@ -14,8 +14,9 @@
 //! Its rules (storage/schema_rules.rs) say what valid data is; every
 //! commit is checked against them (table/rules.rs). A declared type also
 //! replaces inference for its column in queries, with SQLite's column
-//! affinity (docs/QUERY.md, "Types"): integer and real as such, the other
-//! types as text. Columns left out are inferred.
+//! affinity (docs/QUERY.md, "Types"): integer and real as such, boolean,
+//! date and datetime as NUMERIC (as SQLite types those names), text and
+//! enum as text. Columns left out are inferred.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +31,10 @@ pub enum ColumnType {
     Integer,
     Real,
     Text,
+    /// SQLite's NUMERIC affinity, which its `CREATE TABLE` gives `BOOLEAN`,
+    /// `DATE` and `DATETIME`: a value that reads as a number is one, any
+    /// other stays text (so ISO dates compare as text, `1`/`0` as numbers).
+    Numeric,
 }
 
 /// A parsed `schema.toml`.
@@ -39,6 +44,19 @@ pub struct Schema {
     pub columns: BTreeMap<String, ColumnType>,
     /// Every rule, as commits check them.
     pub rules: Arc<Rules>,
+}
+
+impl Schema {
+    /// The columns declared `unique` or `primary_key`: queries index them
+    /// at their first equality lookup, as they do a table's key.
+    pub fn unique_columns(&self) -> std::collections::BTreeSet<String> {
+        self.rules
+            .columns
+            .iter()
+            .filter(|c| c.unique || c.primary_key)
+            .map(|c| c.name.clone())
+            .collect()
+    }
 }
 
 /// Largest schema text.
@@ -62,7 +80,8 @@ impl Schema {
                 let t = match c.kind {
                     RuleType::Integer => ColumnType::Integer,
                     RuleType::Real => ColumnType::Real,
-                    _ => ColumnType::Text,
+                    RuleType::Boolean | RuleType::Date | RuleType::Datetime => ColumnType::Numeric,
+                    RuleType::Text | RuleType::Enum => ColumnType::Text,
                 };
                 (c.name.clone(), t)
             })

@@ -160,12 +160,12 @@ impl std::fmt::Display for Violation {
     }
 }
 
-fn is_integer(v: &str) -> bool {
+pub(super) fn is_integer(v: &str) -> bool {
     let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && v.parse::<i64>().is_ok()
 }
 
-fn as_real(v: &str) -> Option<f64> {
+pub(super) fn as_real(v: &str) -> Option<f64> {
     let ok = !v.is_empty()
         && v.bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
@@ -175,7 +175,7 @@ fn as_real(v: &str) -> Option<f64> {
 }
 
 /// `true`/`false` (any case) or `1`/`0`, as SQLite reads booleans.
-fn as_boolean(v: &str) -> Option<bool> {
+pub(super) fn as_boolean(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" => Some(true),
         "false" | "0" => Some(false),
@@ -189,7 +189,7 @@ fn digits(s: &str, n: usize) -> Option<u32> {
         .flatten()
 }
 
-fn is_date(v: &str) -> bool {
+pub(super) fn is_date(v: &str) -> bool {
     let mut parts = v.split('-');
     let (Some(y), Some(m), Some(d), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -239,7 +239,7 @@ fn is_time(t: &str) -> bool {
             .is_some_and(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn is_datetime(v: &str) -> bool {
+pub(super) fn is_datetime(v: &str) -> bool {
     if v.len() < 16 || !v.is_char_boundary(10) || !v.is_char_boundary(11) {
         return false;
     }

@@ -8,25 +8,25 @@ use std::process::{Command, Output, Stdio};
 
 use crate::util::{OtherUser, USERS, generated, rows, set_row};
 
-struct Rdb {
+pub(crate) struct Rdb {
     home: tempfile::TempDir,
     cwd: tempfile::TempDir,
 }
 
-struct Run {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn out(&self) -> String {
+    pub(crate) fn out(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 }
 
 impl Rdb {
-    fn new() -> Rdb {
+    pub(crate) fn new() -> Rdb {
         Rdb {
             home: tempfile::tempdir().unwrap(),
             cwd: tempfile::tempdir().unwrap(),
@@ -53,18 +53,18 @@ impl Rdb {
         }
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         self.run_in(self.cwd.path(), args)
     }
 
     /// Runs and asserts success.
-    fn ok(&self, args: &[&str]) -> Run {
+    pub(crate) fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);
         assert_eq!(r.code, 0, "rdb {args:?} failed: {}", r.stderr);
         r
     }
 
-    fn stdin(&self, args: &[&str], input: &[u8]) -> Run {
+    pub(crate) fn stdin(&self, args: &[&str], input: &[u8]) -> Run {
         let mut child = self
             .cmd(self.cwd.path(), args)
             .stdin(Stdio::piped())
@@ -81,13 +81,13 @@ impl Rdb {
         }
     }
 
-    fn file(&self, name: &str, bytes: &[u8]) -> String {
+    pub(crate) fn file(&self, name: &str, bytes: &[u8]) -> String {
         let p = self.cwd.path().join(name);
         std::fs::write(&p, bytes).unwrap();
         p.to_string_lossy().into_owned()
     }
 
-    fn db_root(&self, name: &str) -> PathBuf {
+    pub(crate) fn db_root(&self, name: &str) -> PathBuf {
         self.home.path().join("databases").join(name)
     }
 }

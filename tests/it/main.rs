@@ -5,6 +5,7 @@
 mod cli;
 mod crash;
 mod frames;
+mod migrate;
 mod model;
 mod mount;
 mod query;

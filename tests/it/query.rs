@@ -1615,6 +1615,7 @@ fn declared_types_from_schema_toml_agree_with_sqlite() {
     db.set_schema(
         "t3",
         Some("[columns]\nn = \"integer\"\nx = \"real\"\nz = \"text\"\n"),
+        "test",
     )
     .unwrap();
     let sqlite = dir.path().join("typed.db");
@@ -1664,13 +1665,13 @@ fn declared_types_from_schema_toml_agree_with_sqlite() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Without the schema, inference types n as TEXT: the same query differs.
-    db.set_schema("t3", None).unwrap();
+    db.set_schema("t3", None, "test").unwrap();
     let inferred = Engine::new(&db)
         .query("SELECT k FROM t3 WHERE n = 7 ORDER BY k")
         .unwrap();
     assert!(inferred.rows.is_empty(), "{:?}", inferred.rows);
     // A schema naming a column the table lacks is refused.
-    let bad = db.set_schema("t3", Some("[columns]\nnope = \"text\"\n"));
+    let bad = db.set_schema("t3", Some("[columns]\nnope = \"text\"\n"), "test");
     assert!(
         bad.unwrap_err()
             .to_string()
@@ -1678,8 +1679,12 @@ fn declared_types_from_schema_toml_agree_with_sqlite() {
     );
     // A commit that drops a declared column leaves queries working, now
     // and AS OF before it.
-    db.set_schema("t3", Some("[columns]\nz = \"text\"\nn = \"integer\"\n"))
-        .unwrap();
+    db.set_schema(
+        "t3",
+        Some("[columns]\nz = \"text\"\nn = \"integer\"\n"),
+        "test",
+    )
+    .unwrap();
     let before = reedbase::storage::names::now_us();
     std::thread::sleep(std::time::Duration::from_millis(2));
     db.table("t3")
@@ -2166,4 +2171,147 @@ fn explain_names_the_column_wise_paths() {
     // t has many rows per value of g: not a dimension.
     let p = plan("SELECT d.g, COUNT(*) FROM d JOIN t ON d.g = t.g GROUP BY d.g");
     assert!(!p.contains("as a dimension"), "{p}");
+}
+
+/// Booleans, dates and datetimes declared in schema.toml compare as SQLite
+/// compares the same data in columns declared BOOLEAN, DATE and DATETIME
+/// (NUMERIC affinity: `1`/`0` are numbers, `true` and ISO dates text).
+#[test]
+fn declared_booleans_and_dates_agree_with_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(&dir.path().join("db"));
+    let b = ["true", "false", "1", "0", "TRUE", "", "False", "1"];
+    let d = [
+        "2026-01-02",
+        "2025-12-31",
+        "",
+        "2026-02-28",
+        "2024-02-29",
+        "2026-01-02",
+        "2030-10-01",
+    ];
+    let t = [
+        "2026-01-02T10:00:00",
+        "2026-01-02 09:30",
+        "",
+        "2026-01-01T23:59:59Z",
+        "2025-06-01T00:00:00+02:00",
+    ];
+    let rows: Vec<Vec<String>> = (0..24)
+        .map(|i| {
+            vec![
+                (i + 1).to_string(),
+                b[i % b.len()].to_string(),
+                d[i % d.len()].to_string(),
+                t[i % t.len()].to_string(),
+            ]
+        })
+        .collect();
+    let text = csv(&["k", "b", "d", "t"], &rows);
+    db.create_table("t4", text.as_bytes(), "test").unwrap();
+    db.set_schema(
+        "t4",
+        Some("[columns.b]\ntype = \"boolean\"\n[columns.d]\ntype = \"date\"\n[columns.t]\ntype = \"datetime\"\n"),
+        "test",
+    )
+    .unwrap();
+    let sqlite = dir.path().join("typed.db");
+    let path = dir.path().join("t4.csv");
+    std::fs::write(&path, &text).unwrap();
+    let cols = [
+        ("k", "INTEGER"),
+        ("b", "BOOLEAN"),
+        ("d", "DATE"),
+        ("t", "DATETIME"),
+    ];
+    sqlite_load(&sqlite, "t4", &path, &cols);
+    let engine = Engine::new(&db);
+    let queries = [
+        "SELECT k, b FROM t4 ORDER BY b, k",
+        "SELECT k FROM t4 WHERE b = 1 ORDER BY k",
+        "SELECT k FROM t4 WHERE b = TRUE ORDER BY k",
+        "SELECT k FROM t4 WHERE b = 'true' ORDER BY k",
+        "SELECT k FROM t4 WHERE b IS FALSE ORDER BY k",
+        "SELECT k FROM t4 WHERE NOT b ORDER BY k",
+        "SELECT b, COUNT(*) FROM t4 GROUP BY b ORDER BY b",
+        "SELECT SUM(b), MAX(b), MIN(b) FROM t4",
+        "SELECT k, d FROM t4 ORDER BY d, k",
+        "SELECT k FROM t4 WHERE d > '2026-01-01' ORDER BY k",
+        "SELECT k FROM t4 WHERE d BETWEEN '2025-01-01' AND '2026-01-31' ORDER BY k",
+        "SELECT k FROM t4 WHERE d = date('2026-01-02') ORDER BY k",
+        "SELECT k, date(d, '+1 day') FROM t4 ORDER BY k",
+        "SELECT MAX(d), MIN(d), COUNT(DISTINCT d) FROM t4",
+        "SELECT k, t FROM t4 ORDER BY t DESC, k",
+        "SELECT k FROM t4 WHERE t < '2026-01-02' ORDER BY k",
+        "SELECT k, datetime(t), julianday(t) - julianday(d) FROM t4 ORDER BY k",
+        "SELECT k FROM t4 WHERE d < t ORDER BY k",
+    ];
+    let mut failures = Vec::new();
+    for sql in queries {
+        let want = sqlite_query(&sqlite, sql);
+        let got = engine.query(sql);
+        match (&want, &got) {
+            (Ok(w), Ok(g)) if same_rows(&g.rows, w) => {}
+            (Err(_), Err(_)) => {}
+            _ => failures.push(format!("{sql}\n  sqlite: {want:?}\n  reedql: {got:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A column declared unique (or primary_key) is indexed at its first
+/// equality lookup, like the key column, and EXPLAIN says so; without the
+/// schema the same lookup waits for `auto_index_after` lookups.
+#[test]
+fn a_declared_unique_column_is_indexed_at_its_first_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(&dir.path().join("db"));
+    let rows: Vec<Vec<String>> = (1..=500)
+        .map(|i| vec![i.to_string(), format!("u{i}@x.io"), (i % 7).to_string()])
+        .collect();
+    db.create_table(
+        "users",
+        csv(&["id", "email", "n"], &rows).as_bytes(),
+        "test",
+    )
+    .unwrap();
+    let policy = reedbase::query::index::IndexPolicy {
+        auto_after: 5,
+        ..Default::default()
+    };
+    let sql = "SELECT id FROM users WHERE email = 'u42@x.io'";
+    let cache = reedbase::query::TableCache::default();
+    let engine = Engine::with_cache(&db, &cache).with_policy(policy);
+    let plan = plan_of(&engine, sql);
+    assert!(
+        plan.contains("no index on users.email yet: 0 of 5"),
+        "{plan}"
+    );
+    db.set_schema(
+        "users",
+        Some("[columns.email]\ntype = \"text\"\nunique = true\n"),
+        "test",
+    )
+    .unwrap();
+    let cache = reedbase::query::TableCache::default();
+    let engine = Engine::with_cache(&db, &cache).with_policy(policy);
+    let plan = plan_of(&engine, sql);
+    assert!(
+        plan.contains("unique (schema.toml) hash index on users.email, built by this query"),
+        "{plan}"
+    );
+    let r = engine.query(sql).unwrap();
+    assert_eq!(r.rows, vec![vec![Value::Int(42)]]);
+    let state = engine.index_state();
+    let email = state.index.iter().find(|i| i.column == "email").unwrap();
+    assert!(email.built, "{email:?}");
+    assert_eq!(email.kind, reedbase::query::index::IndexKind::Unique);
+    let plan = plan_of(&engine, sql);
+    assert!(
+        plan.contains("unique (schema.toml) hash index on users.email (500 values"),
+        "{plan}"
+    );
+    // A column not declared unique still waits for its lookups.
+    let plan = plan_of(&engine, "SELECT id FROM users WHERE n = 3");
+    assert!(plan.contains("no index on users.n yet"), "{plan}");
 }

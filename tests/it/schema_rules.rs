@@ -50,7 +50,7 @@ fn every_commit_is_checked_and_a_refusal_names_each_violation() {
     let dir = tempfile::tempdir().unwrap();
     let db = new_db(dir.path());
     db.create_table("users", table(50).as_bytes(), "t").unwrap();
-    db.set_schema("users", Some(SCHEMA)).unwrap();
+    db.set_schema("users", Some(SCHEMA), "test").unwrap();
     let t = db.table("users").unwrap();
     let head = |t: &reedbase::storage::Table| t.head().unwrap().1;
     // A valid change commits.
@@ -153,12 +153,12 @@ fn a_schema_the_data_breaks_is_refused_with_the_violations() {
         .replace("4|u4@x.io", "4|u3@x.io")
         .replace("8|u8@x.io|8|", "8|u8@x.io|200|");
     db.create_table("users", data.as_bytes(), "t").unwrap();
-    let msg = refusal(db.set_schema("users", Some(SCHEMA)).unwrap_err());
+    let msg = refusal(db.set_schema("users", Some(SCHEMA), "test").unwrap_err());
     assert!(msg.contains("line 5, column email: unique"), "{msg}");
     assert!(msg.contains("line 9, column age: max"), "{msg}");
     assert!(!db.schema_exists("users").unwrap());
     // The short form types queries only: it accepts any data, as before.
-    db.set_schema("users", Some("[columns]\nage = \"integer\"\n"))
+    db.set_schema("users", Some("[columns]\nage = \"integer\"\n"), "test")
         .unwrap();
 }
 
@@ -174,7 +174,7 @@ proptest! {
         let db = new_db(dir.path());
         let schema = "[columns.email]\ntype = \"text\"\nunique = true\n";
         db.create_table("users", table(40).as_bytes(), "t").unwrap();
-        db.set_schema("users", Some(schema)).unwrap();
+        db.set_schema("users", Some(schema), "test").unwrap();
         let rules = Rules::parse(schema, "users", None).unwrap();
         let t = db.table("users").unwrap();
         let mut rows: Vec<Vec<String>> = table(40)
@@ -203,7 +203,7 @@ fn a_sync_integration_is_never_refused_so_locations_converge() {
     let dir = tempfile::tempdir().unwrap();
     let db = new_db(dir.path());
     db.create_table("users", table(20).as_bytes(), "t").unwrap();
-    db.set_schema("users", Some(SCHEMA)).unwrap();
+    db.set_schema("users", Some(SCHEMA), "test").unwrap();
     let t = db.table("users").unwrap();
     // Two locations each gave u2@x.io to a row: valid at each, a duplicate
     // once both are replayed. The replay lands whatever the rules say.
@@ -213,6 +213,17 @@ fn a_sync_integration_is_never_refused_so_locations_converge() {
         t.commit(Base::Head, merged.clone().into_bytes(), &sync)
             .unwrap()
             .created
+    );
+    // `rdb schema:check` lists what the replay brought in.
+    let listed: Vec<String> = db
+        .violations("users", 10)
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(
+        listed,
+        ["line 6, column email: unique: also on line 3 (\"u2@x.io\")"]
     );
     // A later save of another row is checked and lands ...
     let next = merged.replace("6|u6@x.io|6|", "6|u6@x.io|60|");
@@ -234,4 +245,5 @@ fn a_sync_integration_is_never_refused_so_locations_converge() {
             .unwrap()
             .created
     );
+    assert!(db.violations("users", 10).unwrap().is_empty());
 }

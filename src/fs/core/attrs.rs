@@ -80,6 +80,7 @@ impl ReedFs {
             Node::FramesRoot(_)
             | Node::FrameDir(..)
             | Node::FrameTable(..)
+            | Node::FrameSchema(..)
             | Node::FrameCtl(..) => self.frames_attr(inner, ino, node),
             Node::QueryRoot(_)
             | Node::QueryFile(..)
@@ -170,7 +171,10 @@ impl ReedFs {
         if let Some(size) = set.size {
             let edited = matches!(
                 node,
-                Node::ConflictFile(..) | Node::SavedQuery(..) | Node::Schema(..)
+                Node::ConflictFile(..)
+                    | Node::SavedQuery(..)
+                    | Node::Schema(..)
+                    | Node::FrameSchema(..)
             );
             if edited || node.is_virtual() || self.opts.read_only {
                 self.truncate_virtual(&mut inner, &node, fh, size)?;
@@ -240,8 +244,13 @@ impl ReedFs {
         fh: Option<u64>,
         size: u64,
     ) -> Result<()> {
-        if let (Node::ConflictFile(..) | Node::SavedQuery(..) | Node::Schema(..), Some(f)) =
-            (node, fh)
+        if let (
+            Node::ConflictFile(..)
+            | Node::SavedQuery(..)
+            | Node::Schema(..)
+            | Node::FrameSchema(..),
+            Some(f),
+        ) = (node, fh)
             && let Some(Handle::VirtualEdit { buf, dirty, .. }) = inner.handles.get_mut(&f)
         {
             buf.resize(size.min(self.opts.max_file_bytes) as usize, 0);

@@ -108,6 +108,8 @@ pub(super) enum EditTarget {
     SavedQuery(String),
     /// `<table>/schema.toml`: saves the table's schema.
     Schema(String),
+    /// `@frames/<frame>/<table>.schema.toml`: stages (frame, table)'s schema.
+    FrameSchema(String, String),
 }
 
 impl Handle {
@@ -456,7 +458,19 @@ impl ReedFs {
                     *dirty = false;
                     let (db, table, text) = (*db, table.clone(), buf.clone());
                     drop(inner);
-                    return self.save_schema(db, &table, &text);
+                    return self.save_schema(db, &table, &text, caller);
+                }
+                Handle::VirtualEdit {
+                    db,
+                    target: EditTarget::FrameSchema(frame, table),
+                    buf,
+                    dirty,
+                } if *dirty => {
+                    *dirty = false;
+                    let (db, frame, table) = (*db, frame.clone(), table.clone());
+                    let text = buf.clone();
+                    drop(inner);
+                    return self.stage_schema(db, &frame, &table, text);
                 }
                 Handle::VirtualEdit {
                     db,

@@ -262,7 +262,7 @@ fn reader_gone(pid: u32) -> bool {
 }
 
 /// User name for the log: the caller's login name, else `uid:<n>`.
-fn user_name(uid: u32) -> String {
+pub(super) fn user_name(uid: u32) -> String {
     let mut buf = vec![0u8; 1024];
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut out: *mut libc::passwd = std::ptr::null_mut();

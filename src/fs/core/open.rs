@@ -104,6 +104,7 @@ impl ReedFs {
             Node::FramesRoot(_)
             | Node::FrameDir(..)
             | Node::FrameTable(..)
+            | Node::FrameSchema(..)
             | Node::FrameCtl(..) => self.frames_open(inner, &node, how),
             Node::QueryRoot(_)
             | Node::QueryFile(..)

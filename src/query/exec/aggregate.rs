@@ -73,7 +73,19 @@ pub(super) fn accumulate(acc: &mut Acc, v: &Value, sep: Option<&Value>) -> Resul
             any,
         } => {
             *any = true;
-            match v.as_number() {
+            // As SQLite's sum() reads its input: a text is an integer only
+            // when the whole of it is one (`12`, ` 12`); any other text
+            // (`3.0`, `true`) adds as a real, and makes the sum one.
+            let number = match v {
+                Value::Text(t) => match v.clone().with_affinity(super::super::Type::Integer) {
+                    Value::Int(i) if !t.contains(['.', 'e', 'E']) => Some(Value::Int(i)),
+                    Value::Int(i) => Some(Value::Real(i as f64)),
+                    Value::Real(r) => Some(Value::Real(r)),
+                    _ => None,
+                },
+                v => v.as_number(),
+            };
+            match number {
                 Some(Value::Int(i)) if !*is_real => {
                     *int = int
                         .checked_add(i)
@@ -86,7 +98,13 @@ pub(super) fn accumulate(acc: &mut Acc, v: &Value, sep: Option<&Value>) -> Resul
                     }
                     *real += x.as_f64().unwrap_or(0.0);
                 }
-                None => {}
+                None => {
+                    if !*is_real {
+                        *is_real = true;
+                        *real = *int as f64;
+                    }
+                    *real += v.as_f64().unwrap_or(0.0);
+                }
             }
         }
         Acc::Avg { sum, n } => {

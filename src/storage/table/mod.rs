@@ -6,6 +6,7 @@
 
 mod commit;
 mod frame_commit;
+pub(crate) use frame_commit::PartIn;
 mod packing;
 mod read;
 mod recover;

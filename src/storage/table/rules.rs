@@ -159,11 +159,13 @@ impl Table {
     /// when a newer one exists).
     fn rules_in_force(&self, cache: &mut RuleCache) -> Result<Option<Arc<SchemaRules>>> {
         let io = &*self.ctx.io;
+        // The caller holds the lock: a frame's staged schema is decided.
+        super::super::frame::settle_staged_schemas(&self.ctx, &self.name)?;
         let dir = self.dir.join("schema");
-        let newest = revisions::newest(io, &dir, "toml")?;
+        let newest = revisions::newest(io, &dir, "toml", None)?;
         if cache.revision.as_ref() != Some(&newest) {
             let text = match &newest {
-                Some(_) => revisions::current(io, &dir, "toml")?.and_then(|r| r.text),
+                Some(_) => revisions::current(io, &dir, "toml", None)?.and_then(|r| r.text),
                 None => None,
             };
             cache.rules = match text {

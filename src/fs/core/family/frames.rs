@@ -8,6 +8,10 @@
 //!   of the database as `<table>.csv`, as it was when the frame began.
 //! - Writing `<table>.csv` (`>`, `cp`, `sed -i`, any save pattern) stages
 //!   the content; it is validated at once, so a bad file fails its save.
+//! - Writing `<table>.schema.toml` stages a new schema for the table: the
+//!   frame then commits the schema and the table's content together, the
+//!   content checked against the new schema (a migration). Reading it shows
+//!   the staged schema, else the table's schema now.
 //! - `echo commit > @frames/<name>/ctl` commits every staged table at once,
 //!   merging with commits made since the frame began; `echo abort > ctl`
 //!   drops it. Reading `ctl` tells what is staged or how the frame ended.
@@ -17,6 +21,7 @@
 //! that dies before it loses the staging, never half a frame.
 
 use crate::fs::core::family::Listing;
+use crate::fs::core::handles::EditTarget;
 use crate::fs::core::*;
 use crate::storage::{Frame, TableIndex};
 
@@ -29,9 +34,16 @@ pub(in crate::fs::core) struct OpenFrame {
     /// base of what is staged, and what unstaged files show.
     started: BTreeMap<String, u64>,
     began_us: u64,
+    /// When something was last staged or unstaged: the files' mtime. A
+    /// stable one, so an editor that compares it before saving (vim) does
+    /// not see a file changed behind its back.
+    changed_us: u64,
     /// How the frame ended, for `ctl`.
     outcome: Option<String>,
 }
+
+/// The name of a table's schema file in a frame directory.
+const SCHEMA_SUFFIX: &str = ".schema.toml";
 
 /// Whether a frame's table list (a `frame_tables_in` result) holds `t`.
 fn frame_has(tables: &Result<Vec<String>>, t: &str) -> bool {
@@ -53,6 +65,11 @@ impl ReedFs {
             }
             Node::FrameDir(db, f) => {
                 let tables = Self::frame_tables_in(inner, *db, f)?;
+                if let Some(t) = name.strip_suffix(SCHEMA_SUFFIX)
+                    && tables.iter().any(|x| x == t)
+                {
+                    return Ok(Node::FrameSchema(*db, f.clone(), t.to_string()));
+                }
                 match name.strip_suffix(".csv") {
                     _ if name == "ctl" => Node::FrameCtl(*db, f.clone()),
                     Some(t) if tables.iter().any(|x| x == t) => {
@@ -80,6 +97,12 @@ impl ReedFs {
                     let n = format!("{t}.csv");
                     names.push((Node::FrameTable(*db, f.clone(), t), Kind::File, n));
                 }
+                // A schema is listed once staged (any table's opens by name).
+                let frame = Self::frame_in(inner, *db, f)?.frame.as_ref();
+                for (t, _) in frame.into_iter().flat_map(|fr| fr.staged_schemas()) {
+                    let node = Node::FrameSchema(*db, f.clone(), t.to_string());
+                    names.push((node, Kind::File, format!("{t}{SCHEMA_SUFFIX}")));
+                }
                 names.push((Node::FrameCtl(*db, f.clone()), Kind::File, "ctl".into()));
                 names.extend(Self::scratch_entries(inner, *db, &frame_dir_key(f)));
             }
@@ -103,7 +126,11 @@ impl ReedFs {
             }
             Node::FrameTable(db, f, t) => {
                 let len = self.frame_len_in(inner, *db, f, t)?;
-                self.file_attr(ino, len, FILE_PERM, SystemTime::now())
+                self.file_attr(ino, len, FILE_PERM, Self::frame_mtime(inner, *db, f)?)
+            }
+            Node::FrameSchema(db, f, t) => {
+                let len = self.frame_schema_in(inner, *db, f, t)?.len() as u64;
+                self.file_attr(ino, len, FILE_PERM, Self::frame_mtime(inner, *db, f)?)
             }
             Node::FrameCtl(db, f) => {
                 let len = Self::frame_ctl_text_in(inner, *db, f)?.len() as u64;
@@ -137,6 +164,21 @@ impl ReedFs {
             Node::FrameTable(db, f, t) => Handle::Virtual {
                 data: self.frame_content_in(&inner, *db, f, t)?,
             },
+            Node::FrameSchema(db, f, t) => {
+                let text = self.frame_schema_in(&inner, *db, f, t)?;
+                if how.writes() {
+                    Handle::VirtualEdit {
+                        db: *db,
+                        target: EditTarget::FrameSchema(f.clone(), t.clone()),
+                        buf: if trunc { Vec::new() } else { text },
+                        dirty: trunc,
+                    }
+                } else {
+                    Handle::Virtual {
+                        data: Arc::new(text),
+                    }
+                }
+            }
             Node::FrameCtl(db, f) if how.writes() => Handle::FrameCtl {
                 db: *db,
                 frame: f.clone(),
@@ -165,6 +207,16 @@ impl ReedFs {
         caller: Caller,
     ) -> Result<(Attr, u64, Caching)> {
         let tables = Self::frame_tables_in(inner, db, frame)?;
+        if let Some(t) = name.strip_suffix(SCHEMA_SUFFIX)
+            && tables.iter().any(|x| x == t)
+        {
+            if flags & libc::O_EXCL != 0 {
+                return Err(FsError::Exists);
+            }
+            let node = Node::FrameSchema(db, frame.to_string(), t.to_string());
+            let target = EditTarget::FrameSchema(frame.to_string(), t.to_string());
+            return Ok(self.create_edit(inner, db, node, target));
+        }
         let (node, h) = match name.strip_suffix(".csv") {
             _ if name == "ctl" => (
                 Node::FrameCtl(db, frame.to_string()),
@@ -234,6 +286,9 @@ impl ReedFs {
             return Ok(());
         }
         drop(inner);
+        if let Some(t) = name.strip_suffix(SCHEMA_SUFFIX) {
+            return self.unstage_schema(db, f, t);
+        }
         match name.strip_suffix(".csv") {
             Some(t) => self.unstage(db, f, t),
             None if name == "ctl" => Err(FsError::NotPermitted("ctl stays while the frame does")),
@@ -257,6 +312,14 @@ impl ReedFs {
             return Err(FsError::NotPermitted(
                 "only scratch files move inside a frame; save onto <table>.csv to stage",
             ));
+        }
+        let schema_of = newname
+            .strip_suffix(SCHEMA_SUFFIX)
+            .filter(|t| frame_has(&Self::frame_tables_in(&inner, db, f), t));
+        if let Some(t) = schema_of {
+            return self.save_scratch_onto(inner, db, &key.1, name, |text| {
+                self.stage_schema(db, f, t, text)
+            });
         }
         let target = newname
             .strip_suffix(".csv")
@@ -311,6 +374,7 @@ impl ReedFs {
                 frame: Some(frame),
                 started,
                 began_us: names::now_us(),
+                changed_us: names::now_us(),
                 outcome: None,
             },
         );
@@ -345,6 +409,12 @@ impl ReedFs {
             .filter(|(d, _)| *d == db)
             .map(|(_, n)| n.clone())
             .collect()
+    }
+
+    /// The mtime of a frame's files: when it last changed.
+    fn frame_mtime(inner: &Inner, db: usize, name: &str) -> Result<SystemTime> {
+        let us = Self::frame_in(inner, db, name)?.changed_us;
+        Ok(std::time::UNIX_EPOCH + std::time::Duration::from_micros(us))
     }
 
     fn frame_in<'a>(inner: &'a Inner, db: usize, name: &str) -> Result<&'a OpenFrame> {
@@ -444,6 +514,7 @@ impl ReedFs {
             "the frame is committed or aborted; make a new one",
         ))?;
         frame.stage(table, Base::Version(base), content)?;
+        of.changed_us = names::now_us();
         Ok(())
     }
 
@@ -458,6 +529,97 @@ impl ReedFs {
         if let Some(f) = of.frame.as_mut() {
             f.unstage(table);
         }
+        of.changed_us = names::now_us();
+        Ok(())
+    }
+
+    /// What `<table>.schema.toml` of a frame holds: the schema staged, else
+    /// the table's schema now (empty when it has none).
+    pub(in crate::fs::core) fn frame_schema_in(
+        &self,
+        inner: &Inner,
+        db: usize,
+        name: &str,
+        table: &str,
+    ) -> Result<Vec<u8>> {
+        let of = Self::frame_in(inner, db, name)?;
+        if let Some((_, s)) = of
+            .frame
+            .as_ref()
+            .and_then(|f| f.staged_schemas().find(|(t, _)| *t == table))
+        {
+            return Ok(s.clone().unwrap_or_default().into_bytes());
+        }
+        let text = self.dbs[db].db.schema_text(table)?.and_then(|r| r.text);
+        Ok(text.unwrap_or_default().into_bytes())
+    }
+
+    /// Stages `text` as `table`'s schema in frame `name`, after checking it
+    /// parses, holds together and names columns of the frame's content for
+    /// the table (the rows are checked at the commit).
+    pub(in crate::fs::core) fn stage_schema(
+        &self,
+        db: usize,
+        name: &str,
+        table: &str,
+        text: Vec<u8>,
+    ) -> Result<()> {
+        let delim = self.dbs[db].db.config().delimiter_byte();
+        let checked = String::from_utf8(text)
+            .map_err(|_| "schema.toml is not UTF-8".to_string())
+            .and_then(|text| {
+                let content = {
+                    let inner = lock(&self.inner);
+                    self.frame_content_in(&inner, db, name, table)
+                        .map_err(|e| e.to_string())?
+                };
+                let header = crate::storage::csv::header_columns(&content, delim)
+                    .map_err(|e| e.to_string())?;
+                crate::storage::Schema::parse(&text, table, Some(&header))
+                    .map_err(|e| e.to_string())?;
+                Ok(text)
+            });
+        let text = match checked {
+            Ok(t) => t,
+            Err(e) => {
+                let reason = format!("frame {name}: {e}");
+                self.status[db].push(Event::Rejected {
+                    table: format!("{table}{SCHEMA_SUFFIX}"),
+                    reason: reason.clone(),
+                    kept: None,
+                });
+                return Err(FsError::InvalidContent(reason));
+            }
+        };
+        let mut inner = lock(&self.inner);
+        let of = Self::open_frame(&mut inner.frames, db, name)?;
+        if !of.started.contains_key(table) {
+            return Err(FsError::NotFound);
+        }
+        let frame = of.frame.as_mut().ok_or(FsError::NotPermitted(
+            "the frame is committed or aborted; make a new one",
+        ))?;
+        frame.stage_schema(table, Some(text))?;
+        of.changed_us = names::now_us();
+        Ok(())
+    }
+
+    /// `rm @frames/<name>/<table>.schema.toml`: takes the schema out of the frame.
+    pub(in crate::fs::core) fn unstage_schema(
+        &self,
+        db: usize,
+        name: &str,
+        table: &str,
+    ) -> Result<()> {
+        let mut inner = lock(&self.inner);
+        let of = Self::open_frame(&mut inner.frames, db, name)?;
+        if !of.started.contains_key(table) {
+            return Err(FsError::NotFound);
+        }
+        if let Some(f) = of.frame.as_mut() {
+            f.unstage_schema(table);
+        }
+        of.changed_us = names::now_us();
         Ok(())
     }
 
@@ -474,7 +636,13 @@ impl ReedFs {
         let staged: Vec<String> = of
             .frame
             .as_ref()
-            .map(|f| f.staged().map(|(t, _)| t.to_string()).collect())
+            .map(|f| {
+                let tables = f.staged().map(|(t, _)| t.to_string());
+                let schemas = f
+                    .staged_schemas()
+                    .map(|(t, _)| format!("{t}{SCHEMA_SUFFIX}"));
+                tables.chain(schemas).collect()
+            })
             .unwrap_or_default();
         Ok(format!(
             "open {name}\nbegan {}\nstaged {}\nwrite `commit` or `abort` to this file\n",
@@ -554,7 +722,7 @@ impl ReedFs {
         let mdb = &self.dbs[db].db;
         let user = user_name(caller.uid);
         // Kept to put back if the commit fails: the user can fix and retry.
-        let retry = Frame::resume(
+        let mut retry = Frame::resume(
             frame.id(),
             frame.name(),
             frame
@@ -562,6 +730,9 @@ impl ReedFs {
                 .map(|(t, s)| (t.to_string(), s.clone()))
                 .collect(),
         );
+        for (t, s) in frame.staged_schemas() {
+            retry.stage_schema(t, s.clone())?;
+        }
         let result = merge::commit_frame_merging(mdb, frame, &user, mdb.config().conflict_policy);
         let mut inner = lock(&self.inner);
         let of = Self::open_frame(&mut inner.frames, db, name)?;
@@ -573,6 +744,9 @@ impl ReedFs {
                     names::format_ts_human(done.ts_us)
                 );
                 let mut changed = Vec::new();
+                for t in &done.schemas {
+                    text.push_str(&format!("{t}{SCHEMA_SUFFIX} set\n"));
+                }
                 for (t, c) in &done.tables {
                     text.push_str(&format!(
                         "{t} {}\n",
@@ -587,10 +761,13 @@ impl ReedFs {
                     }
                 }
                 of.outcome = Some(text);
-                let inos: Vec<u64> = changed
+                let mut inos: Vec<u64> = changed
                     .iter()
                     .map(|(t, _)| inner.inodes.ino(&Node::Current(db, t.clone())))
                     .collect();
+                for t in &done.schemas {
+                    inos.push(inner.inodes.ino(&Node::Schema(db, t.clone())));
+                }
                 drop(inner);
                 for (t, version) in changed {
                     self.status[db].push(Event::Commit { table: t, version });

@@ -112,21 +112,30 @@ impl ReedFs {
         db: usize,
         table: &str,
         text: &[u8],
+        caller: Caller,
     ) -> Result<()> {
         let mdb = &self.dbs[db].db;
+        let user = user_name(caller.uid);
         self.save_revision(
             db,
             format!("{table}/{}", SCHEMA),
             (&format!("{table}-schema"), "toml"),
             text,
             |t| mdb.check_schema(table, t).map_err(|e| e.to_string()),
-            |t| Ok(mdb.set_schema(table, Some(t))?.version),
+            |t| Ok(mdb.set_schema(table, Some(t), &user)?.version),
         )
     }
 
     /// `rm <table>/schema.toml`.
-    pub(in crate::fs::core) fn delete_schema(&self, db: usize, table: &str) -> Result<()> {
-        let rev = self.dbs[db].db.set_schema(table, None)?;
+    pub(in crate::fs::core) fn delete_schema(
+        &self,
+        db: usize,
+        table: &str,
+        caller: Caller,
+    ) -> Result<()> {
+        let rev = self.dbs[db]
+            .db
+            .set_schema(table, None, &user_name(caller.uid))?;
         self.status[db].push(Event::Saved {
             file: format!("{table}/{}", SCHEMA),
             version: format!("{} (removed)", rev.version),
@@ -146,6 +155,7 @@ impl ReedFs {
         table: &str,
         name: &str,
         newname: &str,
+        caller: Caller,
     ) -> Result<()> {
         if name == CURRENT || newname == CURRENT {
             return Err(FsError::NotPermitted(
@@ -154,13 +164,13 @@ impl ReedFs {
         }
         if newname == SCHEMA {
             return self.save_scratch_onto(inner, db, table, name, |text| {
-                self.save_schema(db, table, &text)
+                self.save_schema(db, table, &text, caller)
             });
         }
         let (data, _) = self.schema_file_in(&inner, db, table)?;
         let file = self.owned_scratch(&data, FILE_PERM)?;
         Self::add_scratch(&mut inner, db, table, newname, file);
         drop(inner);
-        self.delete_schema(db, table)
+        self.delete_schema(db, table, caller)
     }
 }

@@ -416,7 +416,7 @@ impl ReedFs {
         let key = (db, t.to_string());
         if name == SCHEMA {
             drop(inner);
-            return self.delete_schema(db, t);
+            return self.delete_schema(db, t, caller);
         }
         if name == CURRENT {
             // An unlink followed by a create is a replacement (mv across
@@ -477,7 +477,7 @@ impl ReedFs {
             return Err(FsError::Exists);
         }
         if newname == SCHEMA || name == SCHEMA {
-            return self.rename_schema(inner, db, t, name, newname);
+            return self.rename_schema(inner, db, t, name, newname, caller);
         }
         if newname == CURRENT {
             // sed -i, rsync, editors' atomic saves: the base is what this
