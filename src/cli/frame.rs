@@ -437,7 +437,8 @@ pub fn list(ctx: &Ctx, db_name: &str, f: FormatArg) -> Result<i32> {
         .frames()?
         .into_iter()
         .map(|fi| {
-            let tables: Vec<&str> = fi.tables.iter().map(|(t, _)| t.as_str()).collect();
+            let mut tables: Vec<String> = fi.tables.iter().map(|(t, _)| t.clone()).collect();
+            tables.extend(fi.schemas.iter().map(|(t, _)| format!("{t}/schema.toml")));
             let row = vec![
                 fi.id.clone(),
                 fi.name.clone(),

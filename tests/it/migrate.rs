@@ -113,8 +113,9 @@ fn a_migration_renames_adds_maps_drops_and_converts_in_one_frame() {
     let id = done.out().lines().next().unwrap_or_default().to_string();
     let list = r.ok(&["frame:list", "shop", "--format", "csv"]).out();
     assert!(
-        list.lines()
-            .any(|l| l.starts_with(&id) && l.contains("migrate-products")),
+        list.lines().any(|l| l.starts_with(&id)
+            && l.contains("migrate-products")
+            && l.contains("products,products/schema.toml")),
         "{list}"
     );
     let versions = r
