@@ -124,12 +124,15 @@ pub fn migrate(
             Err(StorageError::BaseMismatch { .. }) if attempt < MIGRATE_ATTEMPTS => {
                 eprintln!("{table} changed while the migration was planned: planning again");
             }
+            Err(StorageError::BaseMismatch { .. }) => break,
             Err(e) => return Err(e.into()),
         }
     }
     Err(fail(
         exit::CONFLICT,
-        format!("{table} kept changing: the migration was not committed"),
+        format!(
+            "{table} changed during each of {MIGRATE_ATTEMPTS} attempts: the migration was not committed"
+        ),
     ))
 }
 

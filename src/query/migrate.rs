@@ -54,8 +54,9 @@ fn invalid(table: &str, reason: String) -> QueryError {
 /// Where a new column's values come from.
 #[derive(Debug)]
 enum From {
-    /// The old column at this position, converted to this type when it changes.
-    Old(usize, Option<RuleType>),
+    /// The old column at this position, converted (from, to) when its
+    /// checked type changes.
+    Old(usize, Option<(RuleType, RuleType)>),
     /// The default (or empty).
     Default(String),
     /// The n-th `--map` expression.
@@ -88,6 +89,40 @@ pub fn plan(engine: &Engine, req: &MigrationRequest) -> Result<Migration, QueryE
     let position = |c: &str| old_header.iter().position(|h| h == c);
     let mut steps = Vec::new();
 
+    // A rename must be unambiguous: its source there, its target not
+    // (unless the source is dropped, which is then what happens).
+    for c in &new_rules.columns {
+        let Some(from) = c.renamed_from.as_deref() else {
+            continue;
+        };
+        let dropped = req.drops.iter().any(|d| d == from);
+        match (
+            position(from).is_some(),
+            position(&c.name).is_some(),
+            dropped,
+        ) {
+            (true, true, false) => {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "{} is renamed_from {from}, but the table has both: --drop one of them, or leave renamed_from out",
+                        c.name
+                    ),
+                ));
+            }
+            (true, false, true) => {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "{from} is renamed to {} (renamed_from) and dropped (--drop): one or the other",
+                        c.name
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+
     // The new header: renames in place, drops out, then added columns.
     let mut header: Vec<(String, From)> = Vec::new();
     for (i, h) in old_header.iter().enumerate() {
@@ -113,14 +148,8 @@ pub fn plan(engine: &Engine, req: &MigrationRequest) -> Result<Migration, QueryE
             checked_type(old_rules, h),
             checked_type(Some(&new_rules), &new_name),
         );
-        let convert = (was != now && now != RuleType::Text && now != RuleType::Enum).then(|| {
-            steps.push(format!(
-                "convert column {new_name} from {} to {}",
-                was.name(),
-                now.name()
-            ));
-            now
-        });
+        let convert =
+            (was != now && now != RuleType::Text && now != RuleType::Enum).then_some((was, now));
         header.push((new_name, From::Old(i, convert)));
     }
     for d in &req.drops {
@@ -162,6 +191,15 @@ pub fn plan(engine: &Engine, req: &MigrationRequest) -> Result<Migration, QueryE
         }
         steps.push(format!("set column {column} = {text}"));
     }
+    for (column, from) in &header {
+        if let From::Old(_, Some((was, now))) = from {
+            steps.push(format!(
+                "convert column {column} from {} to {}",
+                was.name(),
+                now.name()
+            ));
+        }
+    }
 
     // The rows, in order; each typed row of the target is the same record.
     let mut rows = target.typed.rows();
@@ -171,7 +209,9 @@ pub fn plan(engine: &Engine, req: &MigrationRequest) -> Result<Migration, QueryE
     );
     let mut failed: Vec<String> = Vec::new();
     let mut failures = 0usize;
-    let (mut pos, mut line) = (record_end(&head, 0), 2usize);
+    let mut pos = record_end(&head, 0);
+    // The first record's line: after the header's (which may hold quoted newlines).
+    let mut line = 1 + memchr::memchr_iter(b'\n', &head[..pos]).count();
     while pos < head.len() {
         let end = record_end(&head, pos);
         let fields = record_fields(&head, pos, delim);
@@ -180,7 +220,7 @@ pub fn plan(engine: &Engine, req: &MigrationRequest) -> Result<Migration, QueryE
         for (column, from) in &header {
             let v = match from {
                 From::Old(i, None) => fields.get(*i).cloned().unwrap_or_default(),
-                From::Old(i, Some(t)) => {
+                From::Old(i, Some((_, t))) => {
                     let v = fields.get(*i).map_or("", String::as_str);
                     match t.convert(v) {
                         Some(c) => c,
@@ -204,7 +244,11 @@ pub fn plan(engine: &Engine, req: &MigrationRequest) -> Result<Migration, QueryE
                             format!("{name} changed while it was read"),
                         ));
                     };
-                    super::dml::field_text(&eval_row(&exprs[*k], row)?)
+                    let v = eval_row(&exprs[*k], row).map_err(|e| QueryError {
+                        message: format!("line {line}, --map {column}: {}", e.message),
+                        ..e
+                    })?;
+                    super::dml::field_text(&v)
                 }
             };
             values.push(v);

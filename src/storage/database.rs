@@ -546,7 +546,7 @@ impl Database {
 
     /// Sets table `table`'s schema as a new version, or removes it
     /// (`None`). Durable when it returns. It is a frame of its own (named
-    /// `schema-<table>`), so it is checked against the head under the
+    /// `schema-change`), so it is checked against the head under the
     /// table's lock (no commit slips in between), and `frame:rollback`
     /// undoes it. Setting the schema in force changes nothing.
     pub fn set_schema(&self, table: &str, text: Option<&str>, user: &str) -> Result<Revision> {

@@ -64,11 +64,20 @@ pub struct Intent {
 }
 
 const INTENT_MAGIC: &str = "reedbase-frame|1";
+/// An intent that names schemas: a binary that knows only version 1 reads
+/// it as torn, so it rolls such a frame back (all old) rather than forward
+/// without its schemas.
+const INTENT_MAGIC_SCHEMAS: &str = "reedbase-frame|2";
 
 impl Intent {
     fn encode(&self) -> String {
+        let magic = if self.schemas.is_empty() {
+            INTENT_MAGIC
+        } else {
+            INTENT_MAGIC_SCHEMAS
+        };
         let mut s = format!(
-            "{INTENT_MAGIC}\nid|{}\nname|{}\nts|{}\nuser|{}\n",
+            "{magic}\nid|{}\nname|{}\nts|{}\nuser|{}\n",
             self.id, self.name, self.ts_us, self.user
         );
         for (t, v) in &self.tables {
@@ -91,7 +100,7 @@ impl Intent {
             return None;
         }
         let mut lines = text[..body_end].lines();
-        if lines.next()? != INTENT_MAGIC {
+        if !matches!(lines.next()?, INTENT_MAGIC | INTENT_MAGIC_SCHEMAS) {
             return None;
         }
         let mut it = Intent {
@@ -452,10 +461,10 @@ impl Frame {
         Ok(())
     }
 
-    /// Takes `table` out of the frame again (its content and its schema).
+    /// Takes `table`'s content out of the frame again (a schema staged for
+    /// it stays: [`Self::unstage_schema`]).
     pub fn unstage(&mut self, table: &str) -> bool {
-        let schema = self.schemas.remove(table).is_some();
-        self.staged.remove(table).is_some() || schema
+        self.staged.remove(table).is_some()
     }
 
     /// Takes `table`'s schema out of the frame again.
@@ -470,6 +479,19 @@ impl Frame {
 
     pub fn staged(&self) -> impl Iterator<Item = (&str, &Staged)> {
         self.staged.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The same staging under a new frame id: what to commit again after a
+    /// failed commit (an id reaches the store once: its intent, maybe its
+    /// abort record, describe that attempt).
+    pub fn renewed(&self) -> Frame {
+        Frame {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: self.name.clone(),
+            staged: self.staged.clone(),
+            schemas: self.schemas.clone(),
+            not_before_us: self.not_before_us,
+        }
     }
 
     /// Discards the frame. (Dropping it does the same.)

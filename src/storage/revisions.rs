@@ -129,9 +129,19 @@ fn load(io: &dyn Io, dir: &Path, found: &Found) -> Result<Revision> {
         None
     } else {
         let path = dir.join(&found.file);
-        let bytes = io
-            .read(&path)
-            .map_err(|e| StorageError::io("read", &path, e))?;
+        let bytes = match io.read(&path) {
+            Ok(b) => b,
+            // A staged file its frame published since it was listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && found.file.starts_with('.') => {
+                let published = dir.join(format!(
+                    "{version}.{}",
+                    found.file.rsplit('.').next().unwrap_or_default()
+                ));
+                io.read(&published)
+                    .map_err(|e| StorageError::io("read", &published, e))?
+            }
+            Err(e) => return Err(StorageError::io("read", &path, e)),
+        };
         Some(String::from_utf8(bytes).map_err(|_| StorageError::corrupt(&path, "not UTF-8"))?)
     };
     Ok(Revision {
@@ -220,9 +230,15 @@ pub(crate) fn write_staged(
 ) -> Result<()> {
     ensure_dir(io, dir)?;
     let path = dir.join(staged_file(frame, ext, text.is_none()));
-    let _ = io.remove(&path);
-    io.write_new(&path, text.unwrap_or("").as_bytes(), true)
-        .map_err(|e| StorageError::io("write", &path, e))?;
+    // Whole or absent after a crash: recovery takes its presence for
+    // "written", so it must never be torn (a temp file, then a rename).
+    let tmp = temp_path_for(&path);
+    io.write_new(&tmp, text.unwrap_or("").as_bytes(), true)
+        .map_err(|e| StorageError::io("write", &tmp, e))?;
+    if let Err(e) = io.rename(&tmp, &path) {
+        let _ = io.remove(&tmp);
+        return Err(StorageError::io("rename", &path, e));
+    }
     sync_parent(io, &path)
 }
 

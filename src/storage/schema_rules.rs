@@ -272,6 +272,50 @@ fn bad(table: &str, reason: String) -> StorageError {
     }
 }
 
+/// The line (1-based) where `text` declares `key`: a top-level key
+/// (`column` None), or column `key`'s table (`[columns.key]`) or its line
+/// under `[columns]`. None when not found (the error then has no line).
+fn declared_at(text: &str, column: bool, key: &str) -> Option<usize> {
+    let names = [key.to_string(), format!("\"{key}\""), format!("'{key}'")];
+    let starts_with_key = |l: &str| {
+        names.iter().any(|n| {
+            l.strip_prefix(n.as_str())
+                .is_some_and(|rest| rest.trim_start().starts_with(['=', '.']))
+        })
+    };
+    let mut section = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(head) = l.strip_prefix('[').and_then(|h| h.split(']').next()) {
+            section = head.trim().to_string();
+            if column && names.iter().any(|n| section == format!("columns.{n}")) {
+                return Some(i + 1);
+            }
+            continue;
+        }
+        let here = if column {
+            section == "columns"
+        } else {
+            section.is_empty()
+        };
+        if here && starts_with_key(l) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// `e` with the line where `text` declares `key` in front of its reason.
+fn at_line(e: StorageError, text: &str, column: bool, key: &str) -> StorageError {
+    match (e, declared_at(text, column, key)) {
+        (StorageError::Invalid { what, reason }, Some(line)) => StorageError::Invalid {
+            what,
+            reason: format!("line {line}: {reason}"),
+        },
+        (e, _) => e,
+    }
+}
+
 /// A TOML value as the text a cell would hold (strings as they are,
 /// numbers and booleans as TOML prints them).
 fn as_cell(v: &toml::Value) -> Option<String> {
@@ -306,26 +350,30 @@ impl Rules {
         let raw: toml::Table = toml::from_str(text).map_err(|e| bad(table, e.to_string()))?;
         let mut rules = Rules::default();
         for (key, value) in &raw {
+            let at = |e: StorageError| at_line(e, text, false, key);
             match (key.as_str(), value) {
                 ("version", toml::Value::Integer(v)) if *v >= 1 => rules.version = Some(*v as u64),
                 ("strict", toml::Value::Boolean(b)) => rules.strict = *b,
                 ("columns", toml::Value::Table(_)) => {}
                 ("version", _) => {
-                    return Err(bad(table, "version must be a whole number >= 1".into()));
+                    return Err(at(bad(table, "version must be a whole number >= 1".into())));
                 }
-                ("strict", _) => return Err(bad(table, "strict must be true or false".into())),
-                ("columns", _) => return Err(bad(table, "columns must be a table".into())),
+                ("strict", _) => {
+                    return Err(at(bad(table, "strict must be true or false".into())));
+                }
+                ("columns", _) => return Err(at(bad(table, "columns must be a table".into()))),
                 (other, _) => {
-                    return Err(bad(
+                    return Err(at(bad(
                         table,
                         format!("unknown key {other:?} (version, strict, columns)"),
-                    ));
+                    )));
                 }
             }
         }
         if let Some(toml::Value::Table(columns)) = raw.get("columns") {
             for (name, spec) in columns {
-                rules.columns.push(column(table, name, spec)?);
+                let c = column(table, name, spec).map_err(|e| at_line(e, text, true, name))?;
+                rules.columns.push(c);
             }
         }
         let keys: Vec<&ColumnRules> = rules.columns.iter().filter(|c| c.primary_key).collect();
@@ -334,14 +382,15 @@ impl Rules {
         }
         if let Some(header) = header {
             if let Some(missing) = rules.columns.iter().find(|c| !header.contains(&c.name)) {
-                return Err(bad(
+                let e = bad(
                     table,
                     format!(
                         "column {:?} is not in the table (columns: {})",
                         missing.name,
                         header.join(", ")
                     ),
-                ));
+                );
+                return Err(at_line(e, text, true, &missing.name));
             }
             if let Some(k) = keys.first()
                 && header.first() != Some(&k.name)
@@ -661,6 +710,31 @@ type = "boolean"
 
     fn row(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn errors_name_the_line_that_declares_the_key() {
+        let header = ["id".to_string(), "price".to_string()];
+        for (text, says) in [
+            (
+                "version = 1\n[columns.id]\ntype = \"integer\"\n[columns.price]\ntype = \"real\"\nmin = 5\nmax = 1\n",
+                "line 4: column \"price\": min is above max",
+            ),
+            (
+                "[columns]\nid = \"integer\"\nprice = \"money\"\n",
+                "line 3: column \"price\": unknown type",
+            ),
+            ("\nstrict = 3\n", "line 2: strict must be true or false"),
+            (
+                "[columns.id]\ntype = \"integer\"\n\n[columns.\"nope\"]\ntype = \"text\"\n",
+                "line 4: column \"nope\" is not in the table",
+            ),
+        ] {
+            let e = Rules::parse(text, "t", Some(&header))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
     }
 
     #[test]

@@ -428,3 +428,122 @@ fn a_committed_schema_counts_before_it_is_published_and_an_undecided_one_does_no
     let db = Database::open(dir.path()).unwrap();
     assert_eq!(state(&db).0.as_deref(), Some(NEW_SCHEMA));
 }
+
+/// `schema:set` is a frame with one schema and no content: a crash, EIO or
+/// ENOSPC at any of its I/O operations leaves the old schema or the new
+/// one whole (never a torn or empty one), new whenever the call succeeded.
+#[test]
+fn every_operation_of_a_schema_set_can_fail_or_crash() {
+    let old_schema = "[columns.n]\ntype = \"integer\"\n";
+    let prepare = |dir: &Path| {
+        setup(dir);
+        let db = Database::open(dir).unwrap();
+        db.set_schema("nums", Some(old_schema), "t").unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    prepare(dir.path());
+    let counter = Arc::new(FaultIo::counting());
+    let db = Database::open_with(Arc::clone(&counter) as Arc<dyn Io>, dir.path()).unwrap();
+    db.set_schema("nums", Some(NEW_SCHEMA), "t").unwrap();
+    let total = counter.ops();
+    drop(db);
+    let mut checked = 0;
+    for n in 1..=total {
+        for fault in [
+            Fault::Crash,
+            Fault::Error(libc::EIO),
+            Fault::Error(libc::ENOSPC),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            prepare(dir.path());
+            let io = Arc::new(FaultIo::new(n, fault));
+            let db = Database::open_with(Arc::clone(&io) as Arc<dyn Io>, dir.path()).unwrap();
+            let result = db.set_schema("nums", Some(NEW_SCHEMA), "t");
+            if fault == Fault::Crash {
+                io.power_cut();
+            }
+            drop(db);
+            let ctx = format!(
+                "{fault:?} at operation {n} of {total}: {:?}",
+                result.as_ref().err()
+            );
+            let db = Database::open(dir.path()).unwrap();
+            // A commit of the table settles what was staged (and checks
+            // against the rules in force, which must parse).
+            let t = db.table("nums").unwrap();
+            let (seq, head) = t.head().unwrap();
+            let mut edited = head.to_vec();
+            edited.extend_from_slice(b"99|5\n");
+            t.commit(
+                Base::Version(seq),
+                edited,
+                &CommitOptions::new(Action::Update, "t"),
+            )
+            .unwrap_or_else(|e| panic!("{ctx}: a later commit: {e}"));
+            let got = db.schema_text("nums").unwrap().and_then(|r| r.text);
+            if result.is_ok() {
+                assert_eq!(got.as_deref(), Some(NEW_SCHEMA), "{ctx}");
+            } else {
+                assert!(
+                    got.as_deref() == Some(old_schema) || got.as_deref() == Some(NEW_SCHEMA),
+                    "{ctx}: {got:?}"
+                );
+            }
+            assert!(staged_files(dir.path()).is_empty(), "{ctx}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 15, "only {checked} fault points");
+}
+
+#[test]
+fn ambiguous_renames_and_failing_expressions_are_refused_with_their_reason() {
+    let r = shop();
+    let both = r.file(
+        "both.toml",
+        b"[columns.junk]\ntype = \"text\"\nrenamed_from = \"mail\"\n",
+    );
+    let o = r.run(&["schema:migrate", "shop", "products", "--to", &both]);
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    assert!(o.stderr.contains("the table has both"), "{}", o.stderr);
+    // Dropping the source resolves it: junk keeps its own values.
+    r.ok(&[
+        "schema:migrate",
+        "shop",
+        "products",
+        "--to",
+        &both,
+        "--drop",
+        "mail",
+        "--dry-run",
+    ]);
+    let to = r.file("v2.toml", V2.as_bytes());
+    let o = r.run(&[
+        "schema:migrate",
+        "shop",
+        "products",
+        "--to",
+        &to,
+        "--drop",
+        "mail",
+        "--map",
+        "label=name",
+    ]);
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    assert!(o.stderr.contains("one or the other"), "{}", o.stderr);
+    // An expression that fails names its line.
+    let o = r.run(&[
+        "schema:migrate",
+        "shop",
+        "products",
+        "--to",
+        &to,
+        "--drop",
+        "junk",
+        "--map",
+        "label=json_extract(name, '$.x')",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("line 2, --map label"), "{}", o.stderr);
+    assert_eq!(r.products().as_bytes(), START);
+}

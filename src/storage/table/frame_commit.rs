@@ -293,7 +293,7 @@ impl Table {
         if content.is_empty() {
             return Err(StorageError::Invalid {
                 what: format!("the schema of {}", self.name),
-                reason: "the same frame drops the table".into(),
+                reason: "the table is dropped (or emptied) by this frame or before it".into(),
             });
         }
         let header = super::super::csv::record_fields(content, 0, self.delim());

@@ -61,6 +61,7 @@ impl Table {
         if repair {
             self.settle_packs()?;
             self.remove_leftovers(&entries)?;
+            super::super::frame::settle_staged_schemas(&self.ctx, &self.name)?;
         } else {
             lock_poisoned(self.packs.lock()).invalidate();
         }

@@ -130,6 +130,17 @@ fn a_migration_staged_in_a_frame_commits_schema_and_data_together() {
     );
     m.sh_ok("cp \"$WORK/v2.toml\" @frames/mig/users.schema.toml");
     assert!(m.out("ls @frames/mig").contains("users.schema.toml"));
+    // The schema and the content unstage apart: `rm users.csv` keeps the
+    // schema (and the check then refuses the commit: years is not there).
+    let staged = m.out("cat @frames/mig/users.csv");
+    m.sh_ok("rm @frames/mig/users.csv");
+    assert!(
+        m.out("cat @frames/mig/ctl")
+            .contains("staged users.schema.toml")
+    );
+    assert!(!m.sh("echo commit > @frames/mig/ctl").status.success());
+    std::fs::write(m.work.path().join("staged.csv"), &staged).unwrap();
+    m.sh_ok("cp \"$WORK/staged.csv\" @frames/mig/users.csv");
     assert!(
         m.out("cat @frames/mig/ctl")
             .contains("users,users.schema.toml")

@@ -401,6 +401,19 @@ impl ReedFs {
         Ok(())
     }
 
+    /// The frame to stage into: refused while it commits, or once it ended.
+    fn staging(of: &mut OpenFrame) -> Result<&mut Frame> {
+        match (&mut of.frame, &of.outcome) {
+            (Some(f), _) => Ok(f),
+            (None, None) => Err(FsError::NotPermitted(
+                "the frame is committing; stage again once ctl says how it ended",
+            )),
+            (None, Some(_)) => Err(FsError::NotPermitted(
+                "the frame is committed or aborted; make a new one",
+            )),
+        }
+    }
+
     /// The frames of database `db` being staged.
     pub(in crate::fs::core) fn frame_names_in(inner: &Inner, db: usize) -> Vec<String> {
         inner
@@ -510,9 +523,7 @@ impl ReedFs {
         let mut inner = lock(&self.inner);
         let of = Self::open_frame(&mut inner.frames, db, name)?;
         let base = *of.started.get(table).ok_or(FsError::NotFound)?;
-        let frame = of.frame.as_mut().ok_or(FsError::NotPermitted(
-            "the frame is committed or aborted; make a new one",
-        ))?;
+        let frame = Self::staging(of)?;
         frame.stage(table, Base::Version(base), content)?;
         of.changed_us = names::now_us();
         Ok(())
@@ -596,9 +607,7 @@ impl ReedFs {
         if !of.started.contains_key(table) {
             return Err(FsError::NotFound);
         }
-        let frame = of.frame.as_mut().ok_or(FsError::NotPermitted(
-            "the frame is committed or aborted; make a new one",
-        ))?;
+        let frame = Self::staging(of)?;
         frame.stage_schema(table, Some(text))?;
         of.changed_us = names::now_us();
         Ok(())
@@ -721,18 +730,9 @@ impl ReedFs {
         };
         let mdb = &self.dbs[db].db;
         let user = user_name(caller.uid);
-        // Kept to put back if the commit fails: the user can fix and retry.
-        let mut retry = Frame::resume(
-            frame.id(),
-            frame.name(),
-            frame
-                .staged()
-                .map(|(t, s)| (t.to_string(), s.clone()))
-                .collect(),
-        );
-        for (t, s) in frame.staged_schemas() {
-            retry.stage_schema(t, s.clone())?;
-        }
+        // Kept to put back if the commit fails: the user can fix and retry,
+        // under a new id (this attempt's records keep this one).
+        let retry = frame.renewed();
         let result = merge::commit_frame_merging(mdb, frame, &user, mdb.config().conflict_policy);
         let mut inner = lock(&self.inner);
         let of = Self::open_frame(&mut inner.frames, db, name)?;
