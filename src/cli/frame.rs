@@ -695,7 +695,7 @@ pub fn rollback(ctx: &Ctx, db_name: &str, id: &str) -> Result<i32> {
 
 /// A point in time in any form `names::parse_time` reads; a full version
 /// name (with its node) stands for its time.
-fn parse_when(text: &str) -> Result<u64> {
+pub(super) fn parse_when(text: &str) -> Result<u64> {
     let now = now_us();
     names::parse_time(text, now)
         .or_else(|e| match text.split_once("Z-") {

@@ -345,6 +345,22 @@ enum Command {
         #[command(flatten)]
         format: output::FormatArg,
     },
+    /// Every change of one row, oldest first: version, time, user, action, frame, and each
+    /// changed cell old -> new (an insert or a delete shows every cell).
+    #[command(name = "row:history")]
+    RowHistory {
+        db: String,
+        table: String,
+        key: String,
+        /// Only changes at or after this time (RFC 3339, a date, `-2h`, or a version name).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only changes at or before this time.
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        format: output::FormatArg,
+    },
     /// Write the exact bytes of a version to stdout.
     #[command(name = "version:show")]
     VersionShow {
@@ -728,6 +744,21 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::TableDrop { db, table } => table::drop(ctx, &db, &table),
         Command::TableRestore { db, table } => table::restore(ctx, &db, &table),
         Command::VersionList { db, table, format } => version::list(ctx, &db, &table, format),
+        Command::RowHistory {
+            db,
+            table,
+            key,
+            since,
+            until,
+            format,
+        } => version::row_history(
+            ctx,
+            &db,
+            &table,
+            &key,
+            (since.as_deref(), until.as_deref()),
+            format,
+        ),
         Command::VersionShow { db, table, version } => version::show(ctx, &db, &table, &version),
         Command::VersionDiff(a) => version::diff(ctx, a),
         Command::VersionRollback { db, table, version } => {

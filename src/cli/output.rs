@@ -15,6 +15,8 @@ pub struct FormatArg {
 pub enum Format {
     Table,
     Csv,
+    /// One JSON object per row, keyed by the header, in an array.
+    Json,
 }
 
 fn csv_field(s: &str) -> String {
@@ -46,6 +48,20 @@ pub fn print_rows(format: Format, header: &[&str], rows: &[Vec<String>]) -> Resu
                     r.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",")
                 )?;
             }
+        }
+        Format::Json => {
+            use reedbase::query::output::json_string;
+            writeln!(out, "[")?;
+            for (i, r) in rows.iter().enumerate() {
+                let fields: Vec<String> = header
+                    .iter()
+                    .zip(r)
+                    .map(|(h, c)| format!("{}: {}", json_string(h), json_string(c)))
+                    .collect();
+                let comma = if i + 1 < rows.len() { "," } else { "" };
+                writeln!(out, "  {{{}}}{comma}", fields.join(", "))?;
+            }
+            writeln!(out, "]")?;
         }
         Format::Table => {
             let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

@@ -223,3 +223,47 @@ pub fn rollback(ctx: &Ctx, db_name: &str, table: &str, v: &str) -> Result<i32> {
     }
     Ok(exit::OK)
 }
+
+/// `row:history`: every change of one row, one line per changed cell.
+pub fn row_history(
+    ctx: &Ctx,
+    db: &str,
+    table: &str,
+    key: &str,
+    (since, until): (Option<&str>, Option<&str>),
+    f: FormatArg,
+) -> Result<i32> {
+    let db = ctx.open(db)?;
+    let t = db.table(table)?;
+    let bound = |s: Option<&str>| s.map(super::frame::parse_when).transpose();
+    let (since, until) = (bound(since)?, bound(until)?);
+    let mut rows = Vec::new();
+    for (v, change) in t.row_history(key)? {
+        if since.is_some_and(|s| v.ts_us < s) || until.is_some_and(|u| v.ts_us > u) {
+            continue;
+        }
+        let time = match f.format {
+            Format::Table => format_ts_human(v.ts_us),
+            _ => reedbase::storage::names::format_ts(v.ts_us),
+        };
+        for (column, old, new) in change.cells() {
+            rows.push(vec![
+                v.seq.to_string(),
+                time.clone(),
+                v.user.clone(),
+                v.action.clone(),
+                v.frame.clone().unwrap_or_default(),
+                change.key.clone(),
+                change.kind.name().to_string(),
+                column,
+                old.unwrap_or_default(),
+                new.unwrap_or_default(),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        eprintln!("{table}: no change of row {key:?}");
+    }
+    print_rows(f.format, &reedbase::query::HISTORY_COLUMNS, &rows)?;
+    Ok(exit::OK)
+}

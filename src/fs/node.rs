@@ -26,6 +26,10 @@ pub enum Node {
     VersionFile(usize, String, u64),
     /// `<table>/@versions/log.csv`
     VersionLog(usize, String),
+    /// `<table>/@rows/`: every name under it is a row's key.
+    Rows(usize, String),
+    /// `<table>/@rows/<key>.csv`: the row's history (key decoded).
+    RowFile(usize, String, String),
     /// `<db>/@status`
     Status(usize),
     /// `<db>/@metrics`: the process's metrics of this database (Prometheus text).
@@ -93,6 +97,7 @@ impl Node {
                 | Node::Db(_)
                 | Node::Table(..)
                 | Node::Versions(..)
+                | Node::Rows(..)
                 | Node::Rejected(_)
                 | Node::Conflicts(_)
                 | Node::AsOfRoot(_)
@@ -116,6 +121,8 @@ impl Node {
             | Node::Versions(d, _)
             | Node::VersionFile(d, ..)
             | Node::VersionLog(d, _)
+            | Node::Rows(d, _)
+            | Node::RowFile(d, ..)
             | Node::Status(d)
             | Node::Metrics(d)
             | Node::Rejected(d)
@@ -148,6 +155,7 @@ impl Node {
                 | Node::AsOf(..)
                 | Node::AsOfFile(..)
                 | Node::VersionFile(..)
+                | Node::RowFile(..)
         )
     }
 
@@ -158,6 +166,8 @@ impl Node {
             Node::Versions(..)
                 | Node::VersionFile(..)
                 | Node::VersionLog(..)
+                | Node::Rows(..)
+                | Node::RowFile(..)
                 | Node::Status(_)
                 | Node::Metrics(_)
                 | Node::Rejected(_)

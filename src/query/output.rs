@@ -13,7 +13,8 @@ pub fn csv(r: &ResultSet, delim: u8) -> String {
     render(r, Format::Csv(delim))
 }
 
-fn json_string(s: &str) -> String {
+/// `s` as a JSON string literal.
+pub fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

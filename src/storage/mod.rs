@@ -61,7 +61,10 @@ pub use saved_query::{MAX_QUERY_BYTES, SavedQuery};
 pub use schema::{ColumnType, Schema};
 pub use schema_rules::{Bound, ColumnRules, RuleType, Rules, Violation};
 pub use sync_files::{SYNC_DIR, SYNC_LOCK_WAIT, valid_component};
-pub use table::{Base, CURRENT, CommitOptions, Committed, LOG, SCHEMA, Table, VersionInfo};
+pub use table::{
+    Base, CURRENT, ChangeKind, CommitOptions, Committed, LOG, ROW_LOG, RowChange, SCHEMA, Table,
+    VersionInfo,
+};
 pub use verify::{Problem, VerifyOptions, VerifyReport};
 
 /// What every table of one database shares.

@@ -182,6 +182,29 @@ fn parse_whole(old: &[u8], new: &[u8], delim: u8) -> Result<Checked, CsvError> {
     Ok(Checked::Parsed { index, hunks })
 }
 
+/// The start of the record of valid content `b` (a stored version) whose
+/// key is `key`, at memchr speed (the row log's history of a row in a
+/// version it did not list).
+pub(crate) fn find_key(b: &[u8], key: &[u8], delim: u8) -> Option<usize> {
+    let header = parse_record(b, 0, delim, 1).ok()?;
+    let columns = header.fields;
+    let mut keys: KeyMap<'_> = HashMap::with_capacity_and_hasher(1, Default::default());
+    keys.insert(key, 0);
+    let mut found = None;
+    scan(
+        b,
+        (header.end, b.len()),
+        (delim, columns),
+        &keys,
+        1,
+        &mut |start, _| {
+            found = Some(start);
+            ControlFlow::Break(())
+        },
+    );
+    found
+}
+
 /// The start of the record of valid content `b` that holds byte `p`, or that
 /// starts at `p` (`header_end <= p <= b.len()`). Quotes are paired in valid
 /// content (a quoted field opens and closes, a quote inside is doubled), so

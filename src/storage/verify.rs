@@ -42,7 +42,7 @@ use super::frame;
 use super::io::RealIo;
 use super::log::{self, LogEntry};
 use super::pack;
-use super::table::{CURRENT, LOG};
+use super::table::{CURRENT, LOG, ROW_LOG};
 use super::zero_bzip2::zero_stream;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +113,20 @@ impl Database {
                 .install(run),
         };
         let mut report = VerifyReport::default();
+        let mut found = found;
+        for (name, f) in names.iter().zip(found.iter_mut()) {
+            // The row log (derived) against the versions, once they are sound.
+            if opts.quick || !f.problems.is_empty() {
+                continue;
+            }
+            match self.table(name).and_then(|t| t.verify_row_log(20)) {
+                Ok(p) => f
+                    .problems
+                    .extend(p.into_iter().map(|p| format!("{ROW_LOG}: {p}"))),
+                Err(StorageError::NotFound { .. }) => {}
+                Err(e) => f.problems.push(format!("{ROW_LOG}: {e}")),
+            }
+        }
         for (name, found) in names.iter().zip(found) {
             report.tables += 1;
             report.versions += found.versions;

@@ -5,6 +5,7 @@
 mod cli;
 mod crash;
 mod frames;
+mod history;
 mod migrate;
 mod model;
 mod mount;

@@ -70,9 +70,11 @@ impl ReedFs {
             }
             Node::Schema(..) => self.schema_attr(inner, ino, node),
             Node::Scratch(..) => Self::scratch_attr(inner, ino),
-            Node::Versions(..) | Node::VersionFile(..) | Node::VersionLog(..) => {
-                self.versions_attr(ino, node)
-            }
+            Node::Versions(..)
+            | Node::VersionFile(..)
+            | Node::VersionLog(..)
+            | Node::Rows(..)
+            | Node::RowFile(..) => self.versions_attr(ino, node),
             Node::Status(_) | Node::Metrics(_) => self.status_attr(ino, node),
             Node::Rejected(_) | Node::RejectedFile(..) => self.rejected_attr(ino, node),
             Node::Conflicts(_) | Node::ConflictFile(..) => self.conflicts_attr(ino, node),

@@ -11,7 +11,7 @@ impl ReedFs {
     pub(super) fn child(&self, inner: &Inner, parent: &Node, name: &str) -> Result<Node> {
         match parent {
             Node::Root | Node::Db(_) | Node::Table(..) => self.tables_child(parent, name),
-            Node::Versions(..) => self.versions_child(parent, name),
+            Node::Versions(..) | Node::Rows(..) => self.versions_child(parent, name),
             Node::Rejected(_) => Self::rejected_child(parent, name),
             Node::Conflicts(_) => Self::conflicts_child(inner, parent, name),
             Node::FramesRoot(_) | Node::FrameDir(..) => Self::frames_child(inner, parent, name),
@@ -82,6 +82,8 @@ impl ReedFs {
             Node::Versions(db, t) => {
                 Self::versions_entries(*db, t, log.as_deref().unwrap_or_default())
             }
+            // Any key can be asked for; none is listed.
+            Node::Rows(..) => Vec::new(),
             Node::Rejected(_) => self.rejected_entries(&node)?,
             Node::Conflicts(_) => self.conflicts_entries(&inner, &node)?,
             Node::FramesRoot(_) | Node::FrameDir(..) => Self::frames_entries(&inner, &node)?,

@@ -92,9 +92,11 @@ impl ReedFs {
             }
             Node::Schema(..) => self.schema_open(inner, &node, how),
             Node::Scratch(..) => self.scratch_open(inner, ino, &node, how),
-            Node::Versions(..) | Node::VersionFile(..) | Node::VersionLog(..) => {
-                self.versions_open(inner, &node, how)
-            }
+            Node::Versions(..)
+            | Node::VersionFile(..)
+            | Node::VersionLog(..)
+            | Node::Rows(..)
+            | Node::RowFile(..) => self.versions_open(inner, &node, how),
             Node::Status(_) | Node::Metrics(_) => self.status_open(inner, &node, how),
             Node::Rejected(_) | Node::RejectedFile(..) => self.rejected_open(inner, &node, how),
             Node::Conflicts(_) | Node::ConflictFile(..) => self.conflicts_open(inner, &node, how),

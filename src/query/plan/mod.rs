@@ -15,6 +15,7 @@ use super::value::{Type, Value};
 mod aggregate;
 mod compose;
 mod expr;
+pub(super) mod history;
 mod scalar;
 mod subquery;
 mod window;
@@ -704,8 +705,11 @@ impl<'e> Binder<'e> {
         else {
             return Err(unsupported(f, "subqueries in FROM"));
         };
-        if args.is_some() {
-            return Err(unsupported(f, "table functions"));
+        if let Some(args) = args {
+            if name.to_string().eq_ignore_ascii_case("history") && version.is_none() {
+                return self.history_source(f, args, alias.as_ref(), offset);
+            }
+            return Err(unsupported(f, "table functions other than history()"));
         }
         let table_name = name.to_string();
         let as_of = match version {

@@ -333,6 +333,7 @@ impl Table {
             )),
             _ => None,
         };
+        let old_head = Arc::clone(&state.head);
         drop(state);
         // The head stays in memory until the next commit: not with the
         // spare capacity a merge or a copy grew it by.
@@ -362,6 +363,7 @@ impl Table {
             tracing::error!(table = %self.name, error = %e.report(), "version committed but current.csv not refreshed");
         }
         let version = version.ok_or_else(|| self.no_version(seq))?;
+        self.log_rows(writer, &version, &old_head, &head, hunks);
         Ok(Committed {
             version,
             created: true,

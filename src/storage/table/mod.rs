@@ -10,7 +10,9 @@ pub(crate) use frame_commit::PartIn;
 mod packing;
 mod read;
 mod recover;
+mod row_log;
 mod rules;
+pub use row_log::{ChangeKind, ROW_LOG, RowChange};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -150,6 +152,8 @@ struct Writer {
     parsed: Option<TableIndex>,
     /// The schema's rules in force and the unique counts (`rules.rs`).
     rules: rules::RuleCache,
+    /// The last version `rows.log` holds a block for (None: not read yet).
+    row_log_seq: Option<u64>,
 }
 #[derive(Debug)]
 pub struct Table {

@@ -41,10 +41,13 @@ pub(super) fn db_entries(db: usize) -> [(&'static str, Node, Kind); 7] {
 }
 
 /// The families' names in a table directory, likewise.
-pub(super) fn table_entries(db: usize, table: &str) -> [(&'static str, Node, Kind); 1] {
-    [(
-        "@versions",
-        Node::Versions(db, table.to_string()),
-        Kind::Dir,
-    )]
+pub(super) fn table_entries(db: usize, table: &str) -> [(&'static str, Node, Kind); 2] {
+    [
+        (
+            "@versions",
+            Node::Versions(db, table.to_string()),
+            Kind::Dir,
+        ),
+        ("@rows", Node::Rows(db, table.to_string()), Kind::Dir),
+    ]
 }

@@ -70,7 +70,7 @@ pub(in crate::fs::core) fn classify(name: &str) -> QueryName<'_> {
 /// A query from a file name under `@query/`: `%2F` is `/` and `%25` is `%`
 /// (names cannot hold `/`); any other `%` stays as typed, so `LIKE 'a%'`
 /// needs no encoding.
-fn decode_query_name(name: &str) -> String {
+pub(in crate::fs::core) fn decode_query_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut rest = name;
     while let Some(i) = rest.find('%') {

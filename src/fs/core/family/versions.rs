@@ -1,7 +1,9 @@
 //! `<table>/@versions/`: every version of a table as `<name>.csv`, and
-//! `log.csv`, the table's log (docs/MOUNT.md, "Time travel"). Read-only; a
-//! version's file never changes, so the kernel may cache it. Attributes
-//! and contents come from the store, outside the namespace lock.
+//! `log.csv`, the table's log (docs/MOUNT.md, "Time travel"); and
+//! `<table>/@rows/<key>.csv`, one row's history (the table's row log,
+//! docs/FORMAT.md). Read-only; a version's file never changes, so the
+//! kernel may cache it. Attributes and contents come from the store,
+//! outside the namespace lock.
 
 use crate::fs::core::family::Listing;
 use crate::fs::core::*;
@@ -9,6 +11,12 @@ use crate::fs::core::*;
 impl ReedFs {
     /// A name in `@versions/`: `log.csv`, or a version by its name.
     pub(in crate::fs::core) fn versions_child(&self, parent: &Node, name: &str) -> Result<Node> {
+        if let Node::Rows(db, t) = parent {
+            // `%2F` is `/` and `%25` is `%`, as in `@query/` names.
+            let stem = name.strip_suffix(".csv").ok_or(FsError::NotFound)?;
+            let key = super::queries::decode_query_name(stem);
+            return Ok(Node::RowFile(*db, t.clone(), key));
+        }
         let Node::Versions(db, t) = parent else {
             return Err(FsError::NotDir);
         };
@@ -70,7 +78,11 @@ impl ReedFs {
     /// Attributes of `@versions/` and its files (no namespace lock).
     pub(in crate::fs::core) fn versions_attr(&self, ino: u64, node: &Node) -> Result<Attr> {
         Ok(match node {
-            Node::Versions(..) => self.dir_attr(ino, self.started),
+            Node::Versions(..) | Node::Rows(..) => self.dir_attr(ino, self.started),
+            Node::RowFile(db, t, key) => {
+                let len = self.row_file(*db, t, key)?.len() as u64;
+                self.file_attr(ino, len, READ_ONLY_PERM, SystemTime::now())
+            }
             Node::VersionFile(db, t, seq) => {
                 // A version's file stays what it was (its directory's lookup
                 // is what notices a drop), so no check for newer commits.
@@ -108,8 +120,39 @@ impl ReedFs {
                 let data = Arc::new(self.version_log(*db, t)?);
                 Ok(self.open_data(data, Caching::Direct))
             }
+            Node::RowFile(db, t, key) => {
+                let data = Arc::new(self.row_file(*db, t, key)?);
+                Ok(self.open_data(data, Caching::Direct))
+            }
             _ => Err(FsError::IsDir),
         }
+    }
+
+    /// The content of `@rows/<key>.csv`: the row's changes, one line per
+    /// changed cell (the columns of `rdb row:history`), in the database's
+    /// delimiter; a key never seen holds the header alone.
+    fn row_file(&self, db: usize, t: &str, key: &str) -> Result<Vec<u8>> {
+        let delim = self.dbs[db].db.config().delimiter_byte();
+        let mut out = crate::storage::csv::render_record(&crate::query::HISTORY_COLUMNS, delim);
+        for (v, change) in self.table(db, t)?.row_history(key)? {
+            let time = names::format_ts_human(v.ts_us);
+            for (column, old, new) in change.cells() {
+                let fields = [
+                    v.seq.to_string(),
+                    time.clone(),
+                    v.user.clone(),
+                    v.action.clone(),
+                    v.frame.clone().unwrap_or_default(),
+                    change.key.clone(),
+                    change.kind.name().to_string(),
+                    column,
+                    old.unwrap_or_default(),
+                    new.unwrap_or_default(),
+                ];
+                out.extend_from_slice(&crate::storage::csv::render_record(&fields, delim));
+            }
+        }
+        Ok(out)
     }
 
     /// The content of `log.csv`.
