@@ -30,6 +30,16 @@ use super::{Table, VersionInfo, Writer};
 
 pub const ROW_LOG: &str = "rows.log";
 
+/// `REEDBASE_ROW_LOG=off` stops appending to row logs (benchmarks measure
+/// what the log costs a commit this way): history then reads the versions
+/// the log does not cover, and the next commit with the log on catches up.
+pub const ROW_LOG_ENV: &str = "REEDBASE_ROW_LOG";
+
+fn row_log_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var(ROW_LOG_ENV).map_or(true, |v| v != "off"))
+}
+
 /// A version that changes more rows than this (or its header, or empties
 /// the table) is logged as bulk: its rows are found by reading it.
 const BULK_ROWS: usize = 1000;
@@ -348,6 +358,9 @@ impl Table {
         new: &[u8],
         hunks: &[Hunk],
     ) {
+        if !row_log_on() {
+            return;
+        }
         if let Err(e) = self.try_log_rows(writer, version, old, new, hunks) {
             writer.row_log_seq = None;
             tracing::warn!(table = %self.name, error = %e.report(), "row log not appended; the next commit rebuilds it");

@@ -142,3 +142,67 @@ fn as_of_shows_every_table_at_a_frame_boundary() {
         b"id|item\n1|tea\n"
     );
 }
+
+#[test]
+fn a_rows_history_file_follows_every_save_of_that_row() {
+    let Some(m) = Mounted::new(b"id|name|qty\n1|apple|3\n2|pear|5\na/b|slash|1\n") else {
+        return;
+    };
+    m.sh_ok("sed -i 's/^2|pear|5/2|pear|6/' users/current.csv");
+    m.sh_ok("echo '4|kiwi|9' >> users/current.csv");
+    m.sh_ok("sed -i 's/^2|pear|6/2|Pear|7/' users/current.csv");
+    m.sh_ok("sed -i '/^4|/d' users/current.csv");
+    let lines = |key: &str| -> Vec<Vec<String>> {
+        m.out(&format!("cat users/@rows/{key}.csv"))
+            .lines()
+            .skip(1)
+            .map(|l| l.split('|').map(str::to_string).collect())
+            .collect()
+    };
+    // (version, change, column, old, new) of each line.
+    let short = |rows: Vec<Vec<String>>| -> Vec<String> {
+        rows.iter()
+            .map(|f| format!("{} {} {} {} {}", f[0], f[6], f[7], f[8], f[9]))
+            .collect()
+    };
+    assert_eq!(
+        short(lines("2")),
+        [
+            "1 insert id  2",
+            "1 insert name  pear",
+            "1 insert qty  5",
+            "2 update qty 5 6",
+            "4 update name pear Pear",
+            "4 update qty 6 7"
+        ]
+    );
+    assert_eq!(
+        short(lines("4")),
+        [
+            "3 insert id  4",
+            "3 insert name  kiwi",
+            "3 insert qty  9",
+            "5 delete id 4 ",
+            "5 delete name kiwi ",
+            "5 delete qty 9 "
+        ]
+    );
+    // Keys are decoded as @query names are; a key never seen: the header.
+    assert_eq!(lines("a%2Fb").len(), 3);
+    assert_eq!(m.out("cat users/@rows/nope.csv").lines().count(), 1);
+    // Hidden from listings, read-only.
+    assert!(!m.out("ls -a users").contains("@rows"));
+    assert!(!m.sh("echo x > users/@rows/1.csv").status.success());
+    // The same as `rdb row:history` (its CSV has commas and compact times).
+    let o = m
+        .rdb()
+        .args(["row:history", "shop", "users", "2", "--format", "csv"])
+        .output()
+        .unwrap();
+    let cli: Vec<Vec<String>> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert_eq!(short(cli), short(lines("2")));
+}
