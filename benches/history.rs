@@ -80,7 +80,7 @@ fn main() {
         println!("{}", pct(&mut times, 0.5).as_nanos());
         return;
     }
-    let mut with_log = commits(&db, versions);
+    let with_log = commits(&db, versions);
     let t = db.table("t").expect("table");
     let started = Instant::now();
     let cold = t.row_history(&TRACKED.to_string()).expect("history");
