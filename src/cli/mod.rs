@@ -361,6 +361,25 @@ enum Command {
         #[command(flatten)]
         format: output::FormatArg,
     },
+    /// Every change committed to a database (or some of its tables), in commit order: a CSV
+    /// line per changed cell, or with --format json a JSON line per changed row. --since
+    /// replays history after a version (or from a time) first; --follow then waits for new
+    /// commits, so a consumer that resumes with the last version it read loses nothing.
+    Changes {
+        db: String,
+        /// Only these tables (repeat for several).
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        /// After this version name (the `version` a line carries), or from this time;
+        /// without it, only commits after the command started (with --follow) or none.
+        #[arg(long)]
+        since: Option<String>,
+        /// Keep waiting for new commits (Ctrl-C stops).
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, value_enum, default_value_t = version::ChangesFormat::Csv)]
+        format: version::ChangesFormat,
+    },
     /// Write the exact bytes of a version to stdout.
     #[command(name = "version:show")]
     VersionShow {
@@ -744,6 +763,13 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::TableDrop { db, table } => table::drop(ctx, &db, &table),
         Command::TableRestore { db, table } => table::restore(ctx, &db, &table),
         Command::VersionList { db, table, format } => version::list(ctx, &db, &table, format),
+        Command::Changes {
+            db,
+            tables,
+            since,
+            follow,
+            format,
+        } => version::changes(ctx, &db, &tables, since.as_deref(), follow, format),
         Command::RowHistory {
             db,
             table,

@@ -669,7 +669,16 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     loop {
         if let Some(sig) = wait_signal(&signals, Duration::from_millis(300)) {
             tracing::info!(signal = sig, "unmounting");
-            if unmount_busy(&mp) {
+            // Followers of the change feed get EOF and close first; they
+            // would keep the mount busy otherwise.
+            m.core().end_feeds();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let mut busy = unmount_busy(&mp);
+            while busy && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+                busy = unmount_busy(&mp);
+            }
+            if busy {
                 // Exiting now would leave a dead mount behind: keep serving.
                 eprintln!(
                     "rdb: {} is busy (a process has files or its working directory in it; `fuser -m` names it); still mounted",

@@ -267,3 +267,68 @@ pub fn row_history(
     print_rows(f.format, &reedbase::query::HISTORY_COLUMNS, &rows)?;
     Ok(exit::OK)
 }
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangesFormat {
+    /// A header, then a line per changed cell.
+    Csv,
+    /// A JSON object per changed row, one per line.
+    Json,
+}
+
+/// How often `changes --follow` looks for new commits.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// `changes`: history after a point, then (with `follow`) every new commit.
+pub fn changes(
+    ctx: &Ctx,
+    db_name: &str,
+    tables: &[String],
+    since: Option<&str>,
+    follow: bool,
+    format: ChangesFormat,
+) -> Result<i32> {
+    use reedbase::storage::feed::{CSV_HEADER, Feed, FeedFormat};
+    let db = ctx.open(db_name)?;
+    let mut feed = match since {
+        // After a version (by its name: the feed's order), or from a time.
+        Some(s) if s.contains("Z-") => {
+            Feed::since(&db, tables, super::frame::parse_when(s)?, Some(s))?
+        }
+        Some(s) => Feed::since(&db, tables, super::frame::parse_when(s)?, None)?,
+        None => Feed::from_now(&db, tables)?,
+    };
+    let format = match format {
+        ChangesFormat::Csv => FeedFormat::Csv,
+        ChangesFormat::Json => FeedFormat::Json,
+    };
+    let mut out = std::io::stdout().lock();
+    let written = (|| -> std::io::Result<()> {
+        if format == FeedFormat::Csv {
+            out.write_all(CSV_HEADER.as_bytes())?;
+        }
+        Ok(())
+    })();
+    let mut result = written.map_err(anyhow::Error::from);
+    while result.is_ok() {
+        let lines = feed.poll(&db, format)?;
+        if let Err(e) = out.write_all(&lines).and_then(|()| out.flush()) {
+            result = Err(e.into());
+        }
+        if !follow || result.is_err() {
+            break;
+        }
+        std::thread::sleep(FOLLOW_EVERY);
+    }
+    match result {
+        // A reader that went away (a closed pipe) ends the feed quietly.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(exit::OK)
+        }
+        Err(e) => Err(e),
+        Ok(()) => Ok(exit::OK),
+    }
+}

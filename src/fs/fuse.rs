@@ -493,6 +493,19 @@ impl Filesystem for FuseFs {
         reply: ReplyData,
     ) {
         let _timed = Timed::start("read");
+        if self.core.is_feed(fh.0) {
+            // A change feed: answered now or when data comes, never by
+            // blocking this request thread.
+            self.core.read_feed(
+                fh.0,
+                size,
+                Box::new(move |r| match r {
+                    Ok(d) => reply.data(&d),
+                    Err(e) => reply.error(fail("read", &e)),
+                }),
+            );
+            return;
+        }
         match self.core.read(fh.0, offset, size) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(fail("read", &e)),
@@ -962,14 +975,33 @@ pub fn mount(core: Arc<ReedFs>, mountpoint: &Path, opts: &FuseOptions) -> std::i
                 let _ = notifier.inval_inode(INodeNo(ino), 0, 0);
             }
         })?;
+    // The change feed's poller (family/changes.rs): it holds the core only
+    // while it polls, and stops when the feeds end.
+    let weak = Arc::downgrade(&core);
+    std::thread::Builder::new()
+        .name("rdb-feed".into())
+        .spawn(move || {
+            while let Some(core) = weak.upgrade() {
+                if !core.feed_wait(FEED_TICK) {
+                    break;
+                }
+                core.feed_tick();
+            }
+        })?;
     Ok(Mount {
         session: Some(session),
         core,
     })
 }
 
+/// How often the change feed looks for commits made outside this mount
+/// (those made through it wake the poller at once).
+const FEED_TICK: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl Mount {
     pub fn unmount(mut self) -> std::io::Result<()> {
+        // Followers of the change feed get EOF, and close, first.
+        self.core.end_feeds();
         let r = match self.session.take() {
             Some(s) => s.umount_and_join(),
             None => Ok(()),
@@ -985,6 +1017,7 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
+        self.core.end_feeds();
         if let Some(s) = self.session.take() {
             let _ = s.umount_and_join();
         }

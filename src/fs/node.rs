@@ -26,6 +26,10 @@ pub enum Node {
     VersionFile(usize, String, u64),
     /// `<table>/@versions/log.csv`
     VersionLog(usize, String),
+    /// `<db>/@changes` (CSV) and `@changes.json`, or the same in a table's
+    /// directory (the table's changes only): the change feed; a read waits
+    /// for the next commit.
+    Changes(usize, Option<String>, bool),
     /// `<table>/@rows/`: every name under it is a row's key.
     Rows(usize, String),
     /// `<table>/@rows/<key>.csv`: the row's history (key decoded).
@@ -123,6 +127,7 @@ impl Node {
             | Node::VersionLog(d, _)
             | Node::Rows(d, _)
             | Node::RowFile(d, ..)
+            | Node::Changes(d, ..)
             | Node::Status(d)
             | Node::Metrics(d)
             | Node::Rejected(d)
@@ -168,6 +173,7 @@ impl Node {
                 | Node::VersionLog(..)
                 | Node::Rows(..)
                 | Node::RowFile(..)
+                | Node::Changes(..)
                 | Node::Status(_)
                 | Node::Metrics(_)
                 | Node::Rejected(_)

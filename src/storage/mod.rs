@@ -12,6 +12,7 @@ pub mod delta;
 mod dict;
 mod error;
 pub mod fault;
+pub mod feed;
 pub mod frame;
 pub mod hash;
 mod head_writer;

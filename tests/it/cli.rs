@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use crate::util::{OtherUser, USERS, generated, rows, set_row};
 
 pub(crate) struct Rdb {
-    home: tempfile::TempDir,
-    cwd: tempfile::TempDir,
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) cwd: tempfile::TempDir,
 }
 
 pub(crate) struct Run {
@@ -33,7 +33,7 @@ impl Rdb {
         }
     }
 
-    fn cmd(&self, dir: &Path, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_rdb"));
         c.args(args)
             .current_dir(dir)

@@ -75,6 +75,8 @@ impl ReedFs {
             | Node::VersionLog(..)
             | Node::Rows(..)
             | Node::RowFile(..) => self.versions_attr(ino, node),
+            // A stream: no size (reads are direct, not bounded by it).
+            Node::Changes(..) => Ok(self.file_attr(ino, 0, READ_ONLY_PERM, SystemTime::now())),
             Node::Status(_) | Node::Metrics(_) => self.status_attr(ino, node),
             Node::Rejected(_) | Node::RejectedFile(..) => self.rejected_attr(ino, node),
             Node::Conflicts(_) | Node::ConflictFile(..) => self.conflicts_attr(ino, node),

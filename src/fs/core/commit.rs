@@ -124,6 +124,7 @@ impl ReedFs {
                         version: c.version.clone(),
                     });
                     self.invalidate(ino);
+                    self.feed_notify();
                 }
                 Ok(c.version.seq)
             }

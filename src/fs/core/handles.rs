@@ -97,6 +97,8 @@ pub(super) enum Handle {
     Spilled {
         file: Arc<std::fs::File>,
     },
+    /// A change feed file: its reads go to `read_feed` (family/changes.rs).
+    Feed,
 }
 
 /// What saving a [`Handle::VirtualEdit`] does.
@@ -190,7 +192,9 @@ impl ReedFs {
                 let s = inner.scratch.get(ino).ok_or(FsError::NotFound)?;
                 return s.data.read(offset, size).map_err(scratch_io);
             }
-            Handle::Spilled { .. } | Handle::Dir { .. } => return Err(FsError::BadHandle),
+            Handle::Spilled { .. } | Handle::Dir { .. } | Handle::Feed => {
+                return Err(FsError::BadHandle);
+            }
         };
         let start = (offset as usize).min(bytes.len());
         let end = start.saturating_add(size as usize).min(bytes.len());
@@ -431,6 +435,11 @@ impl ReedFs {
         };
         let mut inner = lock(&self.inner);
         let released = inner.handles.remove(&fh);
+        if let Some(Handle::Feed) = released {
+            drop(inner);
+            self.release_feed(fh);
+            return result;
+        }
         if let Some(Handle::Scratch { ino }) = released {
             let open = inner
                 .handles

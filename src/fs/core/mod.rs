@@ -202,6 +202,8 @@ pub struct ReedFs {
     scratch_budget: Arc<Budget>,
     /// Queries of `@query/` running now (shown in `@status`).
     queries_running: std::sync::atomic::AtomicUsize,
+    /// Open change feed files (`family/changes.rs`).
+    feeds: family::changes::Feeds,
 }
 
 const TEMP_NAME_MAX: usize = 255;
@@ -370,6 +372,7 @@ impl ReedFs {
             started: SystemTime::now(),
             scratch_budget,
             queries_running: Default::default(),
+            feeds: Default::default(),
         }
     }
 

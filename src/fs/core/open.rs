@@ -97,6 +97,7 @@ impl ReedFs {
             | Node::VersionLog(..)
             | Node::Rows(..)
             | Node::RowFile(..) => self.versions_open(inner, &node, how),
+            Node::Changes(..) => self.changes_open(inner, &node, how),
             Node::Status(_) | Node::Metrics(_) => self.status_open(inner, &node, how),
             Node::Rejected(_) | Node::RejectedFile(..) => self.rejected_open(inner, &node, how),
             Node::Conflicts(_) | Node::ConflictFile(..) => self.conflicts_open(inner, &node, how),

@@ -110,6 +110,8 @@ fn listing_hides_virtual_names_unless_asked() {
     assert!(fs.lookup(t, OsStr::new("@versions"), ME).is_ok());
     assert!(fs.lookup(ROOT, OsStr::new("@status"), ME).is_ok());
     assert!(fs.lookup(ROOT, OsStr::new("@metrics"), ME).is_ok());
+    assert!(fs.lookup(t, OsStr::new("@rows"), ME).is_ok());
+    assert!(fs.lookup(t, OsStr::new("@changes.json"), ME).is_ok());
     let (_d, fs) = fs_with(MountOptions {
         show_virtual: true,
         ..MountOptions::default()
@@ -119,6 +121,8 @@ fn listing_hides_virtual_names_unless_asked() {
         [
             "users",
             "@status",
+            "@changes",
+            "@changes.json",
             "@metrics",
             "@rejected",
             "@conflicts",

@@ -262,6 +262,8 @@ fn block(
 /// One version's block as read back.
 #[derive(Debug, Default)]
 struct Block {
+    /// Where the block starts in the bytes parsed.
+    start: usize,
     seq: u64,
     name: String,
     header: Option<Vec<u8>>,
@@ -277,6 +279,7 @@ fn parse(bytes: &[u8], key: Option<&str>) -> (Vec<Block>, usize) {
     let mut valid = 0;
     let mut pos = 0;
     while let Some(nl) = memchr::memchr(b'\n', &bytes[pos..]) {
+        let line_start = pos;
         let line = &bytes[pos..pos + nl];
         pos += nl + 1;
         let text = String::from_utf8_lossy(line);
@@ -287,6 +290,7 @@ fn parse(bytes: &[u8], key: Option<&str>) -> (Vec<Block>, usize) {
                 let name = f.next().unwrap_or_default().to_string();
                 current = Some((
                     Block {
+                        start: line_start,
                         seq,
                         name,
                         ..Block::default()
@@ -417,11 +421,22 @@ impl Table {
             Err(e) => return Err(StorageError::io("read", &path, e)),
         };
         let (blocks, valid) = parse(&bytes, Some(""));
-        if valid < bytes.len() {
-            io.truncate(&path, valid as u64)
+        // Blocks that are not this table's history at their place (a frame
+        // decided back after its block was written by hand, a log copied
+        // from elsewhere) go too: from the first such block on.
+        let versions = self.versions()?;
+        let stale = blocks.iter().enumerate().find(|(i, b)| {
+            b.seq != *i as u64 + 1 || versions.get(*i).is_none_or(|v| v.name != b.name)
+        });
+        let (covered, cut) = match stale {
+            Some((i, b)) => (i as u64, b.start),
+            None => (blocks.last().map_or(0, |b| b.seq), valid),
+        };
+        if cut < bytes.len() {
+            io.truncate(&path, cut as u64)
                 .map_err(|e| StorageError::io("truncate", &path, e))?;
         }
-        Ok(blocks.last().map_or(0, |b| b.seq))
+        Ok(covered)
     }
 
     /// Every change of row `key`, oldest first, with its version: from the
@@ -448,7 +463,7 @@ impl Table {
         let mut covered = 0;
         for b in blocks {
             let Some(info) = versions
-                .get(b.seq as usize - 1)
+                .get((b.seq as usize).wrapping_sub(1))
                 .filter(|v| v.name == b.name)
             else {
                 // A log of another history (rebuilt elsewhere): not used.
@@ -568,6 +583,108 @@ impl Table {
         Ok(out)
     }
 
+    /// The changes of every version after `after`, oldest first: what a
+    /// follower of the table (`rdb changes --follow`) asks for after each
+    /// commit. Reads the row log's tail, not all of it.
+    pub fn changes_after(&self, after: u64) -> Result<Vec<(VersionInfo, RowChange)>> {
+        let versions = self.versions()?;
+        if versions.len() as u64 <= after {
+            return Ok(Vec::new());
+        }
+        let delim = self.delim();
+        let tail = self.row_log_from(after + 1)?;
+        let (blocks, _) = parse(&tail, None);
+        let blocks: Vec<Block> = blocks.into_iter().filter(|b| b.seq > after).collect();
+        // The header of the blocks before the first that sets one: the
+        // head's when none does (no header change since), else the header
+        // of the version before that block (read: a header change is rare).
+        let mut header: Arc<Vec<String>> =
+            Arc::new(match blocks.iter().find(|b| b.header.is_some()) {
+                Some(b) if b.seq > 1 => record_fields(&self.read_version(b.seq - 1)?, 0, delim),
+                Some(_) => Vec::new(),
+                None => {
+                    let (_, head) = self.head()?;
+                    if head.is_empty() {
+                        Vec::new()
+                    } else {
+                        record_fields(&head, 0, delim)
+                    }
+                }
+            });
+        let mut out = Vec::new();
+        let mut covered = after;
+        for b in blocks {
+            let Some(info) = versions
+                .get((b.seq as usize).wrapping_sub(1))
+                .filter(|v| v.name == b.name && b.seq == covered + 1)
+            else {
+                break;
+            };
+            covered = b.seq;
+            if let Some(h) = &b.header {
+                header = Arc::new(fields(h, delim));
+            }
+            if b.bulk {
+                out.extend(
+                    self.all_changes_in(b.seq)?
+                        .into_iter()
+                        .map(|c| (info.clone(), c)),
+                );
+                continue;
+            }
+            for (kind, k, old, new) in b.rows {
+                let change = RowChange {
+                    kind,
+                    key: k,
+                    header: Arc::clone(&header),
+                    old: (!old.is_empty()).then(|| fields(&old, delim)),
+                    new: (!new.is_empty()).then(|| fields(&new, delim)),
+                };
+                out.push((info.clone(), change));
+            }
+        }
+        for info in versions.iter().skip(covered as usize) {
+            out.extend(
+                self.all_changes_in(info.seq)?
+                    .into_iter()
+                    .map(|c| (info.clone(), c)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The row log from the block of version `seq` on (read from the end
+    /// back until that block's start); all of it when it lacks the block.
+    fn row_log_from(&self, seq: u64) -> Result<Vec<u8>> {
+        let io = &*self.ctx.io;
+        let path = self.row_log_path();
+        let size = match io
+            .len(&path)
+            .map_err(|e| StorageError::io("stat", &path, e))?
+        {
+            Some(n) => n,
+            None => return Ok(Vec::new()),
+        };
+        let start = format!("V\t{seq}\t");
+        let mut chunk: u64 = 16 * 1024;
+        loop {
+            let from = size.saturating_sub(chunk);
+            let bytes = io
+                .read_at(&path, from, (size - from) as usize)
+                .map_err(|e| StorageError::io("read", &path, e))?;
+            let at = if from == 0 && bytes.starts_with(start.as_bytes()) {
+                Some(0)
+            } else {
+                memchr::memmem::find(&bytes, format!("\n{start}").as_bytes()).map(|i| i + 1)
+            };
+            match at {
+                Some(i) => return Ok(bytes[i..].to_vec()),
+                None if from == 0 => return Ok(bytes),
+                None => chunk = chunk.saturating_mul(4),
+            }
+        }
+    }
+
     /// How version `seq` changed row `key`, from the versions (`seq - 1`
     /// and `seq`); None when it did not.
     fn row_change_in(&self, seq: u64, key: &str) -> Result<Option<RowChange>> {
@@ -651,6 +768,16 @@ impl Table {
                 .get(i)
                 .filter(|v| v.seq == b.seq && v.name == b.name)
             else {
+                // A stale tail (no later block is this history's either):
+                // the next commit cuts it; what reads the log skips it.
+                let later_ok = blocks[i..].iter().any(|b| {
+                    versions
+                        .get((b.seq as usize).wrapping_sub(1))
+                        .is_some_and(|v| v.name == b.name)
+                });
+                if !later_ok {
+                    break;
+                }
                 problems.push(format!(
                     "block {} names version {} ({}), not the version at its place",
                     i + 1,

@@ -206,3 +206,80 @@ fn a_rows_history_file_follows_every_save_of_that_row() {
         .collect();
     assert_eq!(short(cli), short(lines("2")));
 }
+
+#[test]
+fn the_change_feed_follows_every_commit_once_and_ends_at_unmount() {
+    let Some(mut m) = Mounted::new(b"id|v\n1|0\n") else {
+        return;
+    };
+    // Two readers from now on: the database's CSV feed, the table's JSON.
+    let readers: Vec<std::process::Child> = [
+        "cat @changes > \"$WORK/feed.csv\"",
+        "cat users/@changes.json > \"$WORK/feed.json\"",
+    ]
+    .iter()
+    .map(|s| m.in_mount(120, "sh").args(["-c", s]).spawn().unwrap())
+    .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Ten writers at once, five appends each.
+    let writers = m.spawn_writers((0..10).map(|w| {
+        format!("for i in 1 2 3 4 5; do echo \"{w}0$i|x\" >> users/current.csv || exit 1; done")
+    }));
+    for mut w in writers {
+        assert!(w.wait().unwrap().success());
+    }
+    let csv = m.work.path().join("feed.csv");
+    let inserts = || {
+        std::fs::read_to_string(&csv)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(",insert,id,"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while inserts() < 50 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Unmounting ends both readers with EOF (cat exits 0), not a hang.
+    m.stop();
+    for mut r in readers {
+        assert!(r.wait().unwrap().success(), "a reader did not end with EOF");
+    }
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("version,time,user,action,frame,table,key,change,column,old,new")
+    );
+    // Every commit once, in order, its lines together.
+    let mut versions: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
+    versions.dedup();
+    let mut sorted = versions.clone();
+    sorted.sort();
+    assert_eq!(versions, sorted, "in commit order");
+    sorted.dedup();
+    assert_eq!(sorted.len(), versions.len(), "a version's lines together");
+    let o = m
+        .rdb()
+        .args(["version:list", "shop", "users", "--format", "csv"])
+        .output()
+        .unwrap();
+    let stored: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(2) // the header, and version 1 (before the readers opened)
+        .map(|l| l.split(',').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(versions, stored);
+    assert_eq!(inserts(), 50);
+    // The JSON feed: a line per changed row, the same 50 rows.
+    let json = std::fs::read_to_string(m.work.path().join("feed.json")).unwrap();
+    let keys: std::collections::BTreeSet<&str> = json
+        .lines()
+        .map(|l| {
+            let at = l.find("\"key\": \"").unwrap() + 8;
+            &l[at..at + l[at..].find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(json.lines().count(), 50);
+    assert_eq!(keys.len(), 50);
+}

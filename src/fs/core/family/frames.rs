@@ -778,6 +778,7 @@ impl ReedFs {
                 for ino in inos {
                     self.invalidate(ino);
                 }
+                self.feed_notify();
                 Ok(())
             }
             Err(e) => {

@@ -14,6 +14,7 @@
 use super::{Kind, Node};
 
 pub(super) mod as_of;
+pub(super) mod changes;
 pub(super) mod conflicts;
 pub(super) mod frames;
 pub(super) mod queries;
@@ -28,9 +29,11 @@ pub(super) type Listing = Vec<(Node, Kind, String)>;
 
 /// The families' names in a database directory, in listing order (listed
 /// with `--show-virtual`; always reachable by name).
-pub(super) fn db_entries(db: usize) -> [(&'static str, Node, Kind); 7] {
+pub(super) fn db_entries(db: usize) -> [(&'static str, Node, Kind); 9] {
     [
         ("@status", Node::Status(db), Kind::File),
+        ("@changes", Node::Changes(db, None, false), Kind::File),
+        ("@changes.json", Node::Changes(db, None, true), Kind::File),
         ("@metrics", Node::Metrics(db), Kind::File),
         ("@rejected", Node::Rejected(db), Kind::Dir),
         ("@conflicts", Node::Conflicts(db), Kind::Dir),
@@ -41,7 +44,8 @@ pub(super) fn db_entries(db: usize) -> [(&'static str, Node, Kind); 7] {
 }
 
 /// The families' names in a table directory, likewise.
-pub(super) fn table_entries(db: usize, table: &str) -> [(&'static str, Node, Kind); 2] {
+pub(super) fn table_entries(db: usize, table: &str) -> [(&'static str, Node, Kind); 4] {
+    let t = || Some(table.to_string());
     [
         (
             "@versions",
@@ -49,5 +53,7 @@ pub(super) fn table_entries(db: usize, table: &str) -> [(&'static str, Node, Kin
             Kind::Dir,
         ),
         ("@rows", Node::Rows(db, table.to_string()), Kind::Dir),
+        ("@changes", Node::Changes(db, t(), false), Kind::File),
+        ("@changes.json", Node::Changes(db, t(), true), Kind::File),
     ]
 }
