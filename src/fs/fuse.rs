@@ -982,9 +982,7 @@ pub fn mount(core: Arc<ReedFs>, mountpoint: &Path, opts: &FuseOptions) -> std::i
         .name("rdb-feed".into())
         .spawn(move || {
             while let Some(core) = weak.upgrade() {
-                if !core.feed_wait(FEED_TICK) {
-                    break;
-                }
+                core.feed_wait(FEED_TICK);
                 core.feed_tick();
             }
         })?;

@@ -47,9 +47,13 @@ pub fn json_string(s: &str) -> String {
 pub struct Feed {
     /// Only these tables (empty: every table, those made later included).
     tables: Vec<String>,
-    /// Per table, the last version read.
-    cursor: BTreeMap<String, u64>,
+    /// Per table, the last version read, and its header once known (the
+    /// column names of the changes that follow, until a header change).
+    cursor: BTreeMap<String, (u64, Option<Header>)>,
 }
+
+/// A version's column names.
+type Header = std::sync::Arc<Vec<String>>;
 
 impl Feed {
     /// A feed of what is committed from now on.
@@ -82,8 +86,14 @@ impl Feed {
             some => some.to_vec(),
         };
         for t in names {
-            let table = db.table(&t)?;
-            cursor.insert(t, seen(&table)?);
+            // A table listed but not readable yet (its first version is a
+            // frame's, undecided) is followed from its first version.
+            let seen = match db.table(&t) {
+                Ok(table) => seen(&table)?,
+                Err(StorageError::NotFound { .. }) => 0,
+                Err(e) => return Err(e),
+            };
+            cursor.insert(t, (seen, None));
         }
         Ok(Feed {
             tables: tables.to_vec(),
@@ -98,11 +108,11 @@ impl Feed {
         if self.tables.is_empty() {
             // Tables made since are read from their first version.
             for t in db.table_names()? {
-                self.cursor.entry(t).or_insert(0);
+                self.cursor.entry(t).or_insert((0, None));
             }
         }
         let mut found = Vec::new();
-        for (t, seen) in self.cursor.iter_mut() {
+        for (t, (seen, header)) in self.cursor.iter_mut() {
             let table = match db.table(t) {
                 Ok(table) => table,
                 Err(StorageError::NotFound { .. }) => continue,
@@ -112,11 +122,14 @@ impl Feed {
             if head <= *seen {
                 continue;
             }
-            let changes = table.changes_after(*seen)?;
-            // Up to the head seen before reading (a version without a
-            // changed row moves the cursor too), or further when the read
-            // saw more.
+            let (changes, last_header) = table.changes_after(*seen, header.take())?;
+            // The versions read: up to the head seen before reading, or
+            // further when the read saw more. (A version without a changed
+            // row moves the cursor too.)
+            let read_to = table.head_seq()?.max(head);
             *seen = changes.last().map_or(head, |(v, _)| v.seq.max(head));
+            // The header is known for the last version read only.
+            *header = (*seen == read_to).then_some(last_header);
             found.extend(changes.into_iter().map(|(v, c)| (t.clone(), v, c)));
         }
         found.sort_by(|a, b| (a.1.ts_us, &a.1.name, &a.0).cmp(&(b.1.ts_us, &b.1.name, &b.0)));

@@ -440,3 +440,44 @@ fn the_change_feed_replays_then_follows_every_commit_once_in_order() {
     assert_eq!(resumed.len(), 1, "{resumed:?}");
     assert_eq!((resumed[0].1.as_str(), resumed[0].2.as_str()), ("b", "1"));
 }
+
+#[test]
+fn two_handles_committing_in_turn_keep_one_block_per_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = new_db(dir.path());
+    a.create_table("t", b"id|v\n1|0\n2|0\n", "t").unwrap();
+    let b = Database::open(dir.path()).unwrap();
+    let opts = CommitOptions::new(Action::Update, "t");
+    for i in 1..=12 {
+        let db = if i % 2 == 0 { &a } else { &b };
+        let t = db.table("t").unwrap();
+        let content = format!("id|v\n1|{i}\n2|{}\n", i * 2);
+        t.commit(Base::Head, content.into_bytes(), &opts).unwrap();
+    }
+    let text = std::fs::read_to_string(dir.path().join("tables/t").join(ROW_LOG)).unwrap();
+    let blocks = text.lines().filter(|l| l.starts_with("V\t")).count();
+    assert_eq!(blocks, 13, "one block per version:\n{text}");
+    assert_eq!(logged(&a, "t", None), reference(&a, "t"));
+    assert!(a.verify().unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_feed_poll_that_spans_an_update_and_a_drop_names_the_updated_cells() {
+    use reedbase::storage::feed::{Feed, FeedFormat};
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("t", b"id|v\n1|0\n2|0\n", "t").unwrap();
+    let mut feed = Feed::from_now(&db, &[]).unwrap();
+    let t = db.table("t").unwrap();
+    t.commit(
+        Base::Head,
+        b"id|v\n1|5\n2|0\n".to_vec(),
+        &CommitOptions::new(Action::Update, "t"),
+    )
+    .unwrap();
+    db.drop_table("t", "t").unwrap();
+    let text = String::from_utf8(feed.poll(&db, FeedFormat::Csv).unwrap()).unwrap();
+    assert!(text.contains(",t,1,update,v,0,5\n"), "{text}");
+    assert!(text.contains(",t,2,delete,v,0,\n"), "{text}");
+    assert!(feed.poll(&db, FeedFormat::Csv).unwrap().is_empty());
+}

@@ -152,8 +152,10 @@ struct Writer {
     parsed: Option<TableIndex>,
     /// The schema's rules in force and the unique counts (`rules.rs`).
     rules: rules::RuleCache,
-    /// The last version `rows.log` holds a block for (None: not read yet).
-    row_log_seq: Option<u64>,
+    /// The last version `rows.log` holds a block for, and the file's
+    /// length then (None: not read yet). Another process's append changes
+    /// the length: the log is read again before this handle appends.
+    row_log_seq: Option<(u64, u64)>,
 }
 #[derive(Debug)]
 pub struct Table {

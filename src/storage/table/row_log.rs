@@ -170,6 +170,10 @@ fn records(b: &[u8], range: Range<usize>, delim: u8) -> Vec<(String, &[u8])> {
     out
 }
 
+/// What [`Table::changes_after`] gives: the changes with their versions,
+/// and the header of the last version read.
+pub type ChangesAfter = (Vec<(VersionInfo, RowChange)>, Arc<Vec<String>>);
+
 /// A row's change: how, its key, its record before and after.
 type Changed<'a> = (ChangeKind, String, Option<&'a [u8]>, Option<&'a [u8]>);
 
@@ -380,12 +384,16 @@ impl Table {
         hunks: &[Hunk],
     ) -> Result<()> {
         let seq = version.seq;
-        let mut covered = match writer.row_log_seq {
-            Some(c) => c,
-            None => self.settle_row_log()?,
-        };
         let io = &*self.ctx.io;
         let path = self.row_log_path();
+        let len = io
+            .len(&path)
+            .map_err(|e| StorageError::io("stat", &path, e))?
+            .unwrap_or(0);
+        let mut covered = match writer.row_log_seq {
+            Some((c, known)) if known == len => c,
+            _ => self.settle_row_log()?,
+        };
         let delim = self.delim();
         let mut text = String::new();
         while covered + 1 < seq {
@@ -406,7 +414,11 @@ impl Table {
         }
         io.append(&path, text.as_bytes(), false)
             .map_err(|e| StorageError::io("append", &path, e))?;
-        writer.row_log_seq = Some(covered);
+        let len = io
+            .len(&path)
+            .map_err(|e| StorageError::io("stat", &path, e))?
+            .unwrap_or(0);
+        writer.row_log_seq = Some((covered, len));
         Ok(())
     }
 
@@ -464,9 +476,10 @@ impl Table {
         for b in blocks {
             let Some(info) = versions
                 .get((b.seq as usize).wrapping_sub(1))
-                .filter(|v| v.name == b.name)
+                .filter(|v| v.name == b.name && b.seq == covered + 1)
             else {
-                // A log of another history (rebuilt elsewhere): not used.
+                // Not the next version of this history (a stale or foreign
+                // block): from here on the versions are read instead.
                 break;
             };
             covered = b.seq;
@@ -508,6 +521,12 @@ impl Table {
     }
 
     fn all_changes_in(&self, seq: u64) -> Result<Vec<RowChange>> {
+        Ok(self.all_changes_and_header(seq)?.0)
+    }
+
+    /// [`Self::all_changes_in`], with the header of version `seq` (empty
+    /// for an emptied or dropped table).
+    fn all_changes_and_header(&self, seq: u64) -> Result<(Vec<RowChange>, Vec<String>)> {
         let delim = self.delim();
         let before = match seq {
             1 => Vec::new(),
@@ -580,37 +599,43 @@ impl Table {
                 new: None,
             });
         }
-        Ok(out)
+        Ok((out, new_header))
     }
 
-    /// The changes of every version after `after`, oldest first: what a
-    /// follower of the table (`rdb changes --follow`) asks for after each
-    /// commit. Reads the row log's tail, not all of it.
-    pub fn changes_after(&self, after: u64) -> Result<Vec<(VersionInfo, RowChange)>> {
+    /// The header of version `seq` (empty for none, or an emptied table).
+    pub fn header_at(&self, seq: u64) -> Result<Vec<String>> {
+        if seq == 0 {
+            return Ok(Vec::new());
+        }
+        let b = self.read_version_shared(seq)?;
+        Ok(if b.is_empty() {
+            Vec::new()
+        } else {
+            record_fields(&b, 0, self.delim())
+        })
+    }
+
+    /// The changes of every version after `after`, oldest first, and the
+    /// header of the last version read: what a follower of the table asks
+    /// for after each commit. `header` is the header at `after` (None:
+    /// read it). Reads the row log's tail, not all of it.
+    pub fn changes_after(
+        &self,
+        after: u64,
+        header: Option<Arc<Vec<String>>>,
+    ) -> Result<ChangesAfter> {
+        let mut header = match header {
+            Some(h) => h,
+            None => Arc::new(self.header_at(after)?),
+        };
         let versions = self.versions()?;
         if versions.len() as u64 <= after {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), header));
         }
         let delim = self.delim();
         let tail = self.row_log_from(after + 1)?;
         let (blocks, _) = parse(&tail, None);
         let blocks: Vec<Block> = blocks.into_iter().filter(|b| b.seq > after).collect();
-        // The header of the blocks before the first that sets one: the
-        // head's when none does (no header change since), else the header
-        // of the version before that block (read: a header change is rare).
-        let mut header: Arc<Vec<String>> =
-            Arc::new(match blocks.iter().find(|b| b.header.is_some()) {
-                Some(b) if b.seq > 1 => record_fields(&self.read_version(b.seq - 1)?, 0, delim),
-                Some(_) => Vec::new(),
-                None => {
-                    let (_, head) = self.head()?;
-                    if head.is_empty() {
-                        Vec::new()
-                    } else {
-                        record_fields(&head, 0, delim)
-                    }
-                }
-            });
         let mut out = Vec::new();
         let mut covered = after;
         for b in blocks {
@@ -625,11 +650,9 @@ impl Table {
                 header = Arc::new(fields(h, delim));
             }
             if b.bulk {
-                out.extend(
-                    self.all_changes_in(b.seq)?
-                        .into_iter()
-                        .map(|c| (info.clone(), c)),
-                );
+                let (changes, h) = self.all_changes_and_header(b.seq)?;
+                header = Arc::new(h);
+                out.extend(changes.into_iter().map(|c| (info.clone(), c)));
                 continue;
             }
             for (kind, k, old, new) in b.rows {
@@ -644,13 +667,11 @@ impl Table {
             }
         }
         for info in versions.iter().skip(covered as usize) {
-            out.extend(
-                self.all_changes_in(info.seq)?
-                    .into_iter()
-                    .map(|c| (info.clone(), c)),
-            );
+            let (changes, h) = self.all_changes_and_header(info.seq)?;
+            header = Arc::new(h);
+            out.extend(changes.into_iter().map(|c| (info.clone(), c)));
         }
-        Ok(out)
+        Ok((out, header))
     }
 
     /// The row log from the block of version `seq` on (read from the end

@@ -33,8 +33,8 @@ struct Follower {
     format: FeedFormat,
     /// Lines read from the store, not yet read by the reader.
     buf: Vec<u8>,
-    /// A read waiting for data, and how much it asked for.
-    waiter: Option<(FeedWaiter, usize)>,
+    /// Reads waiting for data, in arrival order, with what each asked for.
+    waiters: std::collections::VecDeque<(FeedWaiter, usize)>,
     /// No more data will come (unmount, or the store failed): EOF once
     /// `buf` is read.
     ended: bool,
@@ -47,7 +47,6 @@ pub(in crate::fs) struct Feeds {
     /// Set by a commit or a waiting read: the poller should look now.
     pending: Mutex<bool>,
     wake: Condvar,
-    shut: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Feeds {
@@ -102,8 +101,8 @@ impl ReedFs {
                 feed,
                 format,
                 buf,
-                waiter: None,
-                ended: self.feeds.shut.load(std::sync::atomic::Ordering::SeqCst),
+                waiters: Default::default(),
+                ended: false,
             },
         );
         Ok((fh, Caching::Direct))
@@ -123,27 +122,26 @@ impl ReedFs {
             answer(Err(FsError::BadHandle));
             return;
         };
-        if !f.buf.is_empty() || f.ended {
+        if f.waiters.is_empty() && (!f.buf.is_empty() || f.ended) {
             let data = take(&mut f.buf, size as usize);
             drop(followers);
             answer(Ok(data));
             return;
         }
-        // One read at a time waits (the kernel serialises a file's reads).
-        let earlier = f.waiter.replace((answer, size as usize));
+        // Reads at once on one descriptor (pread from two threads) wait
+        // in turn.
+        f.waiters.push_back((answer, size as usize));
         drop(followers);
-        if let Some((w, _)) = earlier {
-            w(Ok(Vec::new()));
-        }
         self.feed_notify();
     }
 
     /// The close of feed file `fh`: a waiting read gets EOF.
     pub(in crate::fs::core) fn release_feed(&self, fh: u64) {
-        let waiter = locked(&self.feeds.followers)
+        let waiters = locked(&self.feeds.followers)
             .remove(&fh)
-            .and_then(|f| f.waiter);
-        if let Some((w, _)) = waiter {
+            .map(|f| f.waiters)
+            .unwrap_or_default();
+        for (w, _) in waiters {
             w(Ok(Vec::new()));
         }
     }
@@ -154,9 +152,8 @@ impl ReedFs {
         self.feeds.wake.notify_all();
     }
 
-    /// Waits until notified or `timeout` passed (the poller's pause);
-    /// false once the feeds are shut.
-    pub fn feed_wait(&self, timeout: Duration) -> bool {
+    /// Waits until notified or `timeout` passed (the poller's pause).
+    pub fn feed_wait(&self, timeout: Duration) {
         let mut pending = locked(&self.feeds.pending);
         if !*pending {
             pending = self
@@ -167,7 +164,6 @@ impl ReedFs {
                 .unwrap_or_else(|p| p.into_inner().0);
         }
         *pending = false;
-        !self.feeds.shut.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Polls every follower with room to read ahead and answers the
@@ -199,34 +195,34 @@ impl ReedFs {
                     f.ended = true;
                 }
             }
-            if !f.buf.is_empty()
-                && let Some((w, size)) = f.waiter.take()
-            {
-                answers.push((w, take(&mut f.buf, size)));
-            }
+            Self::answer_waiters(f, &mut answers);
         }
         for (w, data) in answers {
             w(Ok(data));
         }
     }
 
-    /// Unmount: every follower ends; a waiting read gets EOF, later reads
-    /// what was read ahead, then EOF.
+    /// The waiting reads `f` can answer now: with data while there is
+    /// some, then (once ended) with EOF.
+    fn answer_waiters(f: &mut Follower, answers: &mut Vec<(FeedWaiter, Vec<u8>)>) {
+        while (!f.buf.is_empty() || f.ended)
+            && let Some((w, size)) = f.waiters.pop_front()
+        {
+            answers.push((w, take(&mut f.buf, size)));
+        }
+    }
+
+    /// Unmount (or a request to stop): every open follower ends; waiting
+    /// reads get what was read ahead, then EOF. Files opened later follow
+    /// as usual (a refused unmount keeps serving).
     pub fn end_feeds(&self) {
-        self.feeds
-            .shut
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let waiters: Vec<(FeedWaiter, Vec<u8>)> = locked(&self.feeds.followers)
-            .values_mut()
-            .filter_map(|f| {
-                f.ended = true;
-                let (w, size) = f.waiter.take()?;
-                Some((w, take(&mut f.buf, size)))
-            })
-            .collect();
-        for (w, data) in waiters {
+        let mut answers = Vec::new();
+        for f in locked(&self.feeds.followers).values_mut() {
+            f.ended = true;
+            Self::answer_waiters(f, &mut answers);
+        }
+        for (w, data) in answers {
             w(Ok(data));
         }
-        self.feed_notify();
     }
 }
