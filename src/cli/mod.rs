@@ -468,6 +468,10 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// Also compare each table's row log (rows.log) with its versions; this opens the
+        /// tables, which repairs what a crash left.
+        #[arg(long)]
+        row_log: bool,
     },
 }
 
@@ -790,10 +794,19 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::VersionRollback { db, table, version } => {
             version::rollback(ctx, &db, &table, &version)
         }
-        Command::Verify { db, quick, threads } => db::verify(
+        Command::Verify {
+            db,
+            quick,
+            threads,
+            row_log,
+        } => db::verify(
             ctx,
             db.as_deref(),
-            reedbase::storage::VerifyOptions { quick, threads },
+            reedbase::storage::VerifyOptions {
+                quick,
+                threads,
+                row_log,
+            },
         ),
         Command::Mount(a) => mount::run(ctx, a),
         Command::ConflictList { db, format } => conflict::list(ctx, &db, format),

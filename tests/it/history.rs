@@ -481,3 +481,25 @@ fn a_feed_poll_that_spans_an_update_and_a_drop_names_the_updated_cells() {
     assert!(text.contains(",t,2,delete,v,0,\n"), "{text}");
     assert!(feed.poll(&db, FeedFormat::Csv).unwrap().is_empty());
 }
+
+#[test]
+fn rdb_verify_checks_the_row_log_only_when_asked() {
+    let r = crate::cli::Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let a = r.file("a.csv", b"id|v\n1|a\n2|b\n");
+    r.ok(&["table:create", "shop", "t", "--from", &a]);
+    r.ok(&["db:query", "shop", "UPDATE t SET v = 'c' WHERE id = 2"]);
+    let log = r.db_root("shop").join("tables/t").join(ROW_LOG);
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replace("R\tU\t2\t", "R\tU\t1\t")).unwrap();
+    // Plain verify is read-only and does not open the tables.
+    r.ok(&["verify", "shop"]);
+    let o = r.run(&["verify", "shop", "--row-log"]);
+    assert_eq!(o.code, 7, "{}{}", o.out(), o.stderr);
+    assert!(
+        format!("{}{}", o.out(), o.stderr).contains("rows.log: version 2"),
+        "{}{}",
+        o.out(),
+        o.stderr
+    );
+}

@@ -1134,12 +1134,14 @@ fn verify_both_ways(dir: &std::path::Path) -> reedbase::storage::VerifyReport {
         .verify_with(VerifyOptions {
             quick: false,
             threads: Some(1),
+            row_log: true,
         })
         .unwrap();
     let many = db
         .verify_with(VerifyOptions {
             quick: false,
             threads: Some(4),
+            row_log: true,
         })
         .unwrap();
     assert_eq!(
