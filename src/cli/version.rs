@@ -246,25 +246,12 @@ pub fn row_history(
             Format::Table => format_ts_human(v.ts_us),
             _ => reedbase::storage::names::format_ts(v.ts_us),
         };
-        for (column, old, new) in change.cells() {
-            rows.push(vec![
-                v.seq.to_string(),
-                time.clone(),
-                v.user.clone(),
-                v.action.clone(),
-                v.frame.clone().unwrap_or_default(),
-                change.key.clone(),
-                change.kind.name().to_string(),
-                column,
-                old.unwrap_or_default(),
-                new.unwrap_or_default(),
-            ]);
-        }
+        rows.extend(change.history_lines(&v, &time));
     }
     if rows.is_empty() {
         eprintln!("{table}: no change of row {key:?}");
     }
-    print_rows(f.format, &reedbase::query::HISTORY_COLUMNS, &rows)?;
+    print_rows(f.format, &reedbase::storage::HISTORY_COLUMNS, &rows)?;
     Ok(exit::OK)
 }
 

@@ -30,8 +30,6 @@ use std::time::{Duration, Instant};
 
 pub use error::{Cause, ErrorKind, QueryError};
 pub use interrupt::Interrupt;
-/// The columns of a row history (`history()`, `rdb row:history`).
-pub use plan::history::COLUMNS as HISTORY_COLUMNS;
 pub use table::{TypedTable, infer};
 pub use value::{Type, Value};
 

@@ -63,8 +63,8 @@ pub use schema::{ColumnType, Schema};
 pub use schema_rules::{Bound, ColumnRules, RuleType, Rules, Violation};
 pub use sync_files::{SYNC_DIR, SYNC_LOCK_WAIT, valid_component};
 pub use table::{
-    Base, CURRENT, ChangeKind, CommitOptions, Committed, LOG, ROW_LOG, RowChange, SCHEMA, Table,
-    VersionInfo,
+    Base, CURRENT, ChangeKind, CommitOptions, Committed, HISTORY_COLUMNS, LOG, ROW_LOG, RowChange,
+    SCHEMA, Table, VersionInfo,
 };
 pub use verify::{Problem, VerifyOptions, VerifyReport};
 

@@ -15,11 +15,7 @@ use crate::query::error::{ErrorKind, QueryError};
 use crate::query::exec;
 use crate::query::table::TypedTable;
 use crate::query::value::{Type, Value};
-
-/// The columns, in order, with their affinity (version is an integer).
-pub const COLUMNS: [&str; 10] = [
-    "version", "time", "user", "action", "frame", "key", "change", "column", "old", "new",
-];
+use crate::storage::HISTORY_COLUMNS;
 
 impl Binder<'_> {
     /// The rows of `history(...)`: `args` are the table's name and,
@@ -86,10 +82,10 @@ impl Binder<'_> {
                 ]);
             }
         }
-        let mut types = vec![Some(Type::Text); COLUMNS.len()];
+        let mut types = vec![Some(Type::Text); HISTORY_COLUMNS.len()];
         types[0] = Some(Type::Integer);
         let rows = Rows {
-            names: COLUMNS.iter().map(|c| c.to_string()).collect(),
+            names: HISTORY_COLUMNS.iter().map(|c| c.to_string()).collect(),
             types,
             rows,
         };

@@ -15,7 +15,7 @@ use super::value::{Type, Value};
 mod aggregate;
 mod compose;
 mod expr;
-pub(super) mod history;
+mod history;
 mod scalar;
 mod subquery;
 mod window;

@@ -12,7 +12,7 @@ mod read;
 mod recover;
 mod row_log;
 mod rules;
-pub use row_log::{ChangeKind, ROW_LOG, RowChange};
+pub use row_log::{ChangeKind, HISTORY_COLUMNS, ROW_LOG, RowChange};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};

@@ -90,7 +90,36 @@ pub struct RowChange {
     pub new: Option<Vec<String>>,
 }
 
+/// The columns of a row history (`rdb row:history`, `@rows/<key>.csv`,
+/// ReedQL's `history()`).
+pub const HISTORY_COLUMNS: [&str; 10] = [
+    "version", "time", "user", "action", "frame", "key", "change", "column", "old", "new",
+];
+
 impl RowChange {
+    /// This change (of version `v`) as row-history lines in the order of
+    /// [`HISTORY_COLUMNS`], one per changed cell, no value as empty; `time`
+    /// as the caller writes times.
+    pub fn history_lines(&self, v: &VersionInfo, time: &str) -> Vec<Vec<String>> {
+        self.cells()
+            .into_iter()
+            .map(|(column, old, new)| {
+                vec![
+                    v.seq.to_string(),
+                    time.to_string(),
+                    v.user.clone(),
+                    v.action.clone(),
+                    v.frame.clone().unwrap_or_default(),
+                    self.key.clone(),
+                    self.kind.name().to_string(),
+                    column,
+                    old.unwrap_or_default(),
+                    new.unwrap_or_default(),
+                ]
+            })
+            .collect()
+    }
+
     /// (column, old, new) of every cell that differs (every non-empty one
     /// of an inserted or deleted row).
     pub fn cells(&self) -> Vec<(String, Option<String>, Option<String>)> {
@@ -390,9 +419,17 @@ impl Table {
             .len(&path)
             .map_err(|e| StorageError::io("stat", &path, e))?
             .unwrap_or(0);
-        let mut covered = match writer.row_log_seq {
-            Some((c, known)) if known == len => c,
-            _ => self.settle_row_log()?,
+        // Another process appended (or nothing is known yet): read it again.
+        let (mut covered, base_len) = match writer.row_log_seq {
+            Some((c, known)) if known == len => (c, len),
+            _ => {
+                let c = self.settle_row_log()?;
+                let settled = io
+                    .len(&path)
+                    .map_err(|e| StorageError::io("stat", &path, e))?
+                    .unwrap_or(0);
+                (c, settled)
+            }
         };
         let delim = self.delim();
         let mut text = String::new();
@@ -414,11 +451,7 @@ impl Table {
         }
         io.append(&path, text.as_bytes(), false)
             .map_err(|e| StorageError::io("append", &path, e))?;
-        let len = io
-            .len(&path)
-            .map_err(|e| StorageError::io("stat", &path, e))?
-            .unwrap_or(0);
-        writer.row_log_seq = Some((covered, len));
+        writer.row_log_seq = Some((covered, base_len + text.len() as u64));
         Ok(())
     }
 
@@ -427,11 +460,7 @@ impl Table {
     fn settle_row_log(&self) -> Result<u64> {
         let io = &*self.ctx.io;
         let path = self.row_log_path();
-        let bytes = match io.read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(StorageError::io("read", &path, e)),
-        };
+        let bytes = self.read_row_log()?;
         let (blocks, valid) = parse(&bytes, Some(""));
         // Blocks that are not this table's history at their place (a frame
         // decided back after its block was written by hand, a log copied
@@ -460,20 +489,50 @@ impl Table {
 
     /// Every change of every row (`key` None) or of one, oldest first.
     pub fn changes(&self, key: Option<&str>) -> Result<Vec<(VersionInfo, RowChange)>> {
-        let io = &*self.ctx.io;
+        let bytes = self.read_row_log()?;
+        Ok(self.changes_from(&bytes, 0, Arc::default(), key)?.0)
+    }
+
+    /// `rows.log` whole (empty when there is none).
+    fn read_row_log(&self) -> Result<Vec<u8>> {
         let path = self.row_log_path();
-        let bytes = match io.read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(StorageError::io("read", &path, e)),
-        };
+        match self.ctx.io.read(&path) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(StorageError::io("read", &path, e)),
+        }
+    }
+
+    /// The changes of the versions after `after` (of row `key`, or of
+    /// every row), from the blocks in `log` that follow on from `after`,
+    /// then from the versions for bulk blocks and the versions the log does
+    /// not cover; with the header of the last version read. `header` is the
+    /// header at `after`.
+    fn changes_from(
+        &self,
+        log: &[u8],
+        after: u64,
+        mut header: Arc<Vec<String>>,
+        key: Option<&str>,
+    ) -> Result<ChangesAfter> {
         let versions = self.versions()?;
         let delim = self.delim();
-        let (blocks, _) = parse(&bytes, key);
+        let (blocks, _) = parse(log, key);
         let mut out = Vec::new();
-        let mut header: Arc<Vec<String>> = Arc::default();
-        let mut covered = 0;
-        for b in blocks {
+        let mut covered = after;
+        // Changes read from the versions: a key's only, or all (and then
+        // the version's header, which a drop leaves empty).
+        let from_versions = |seq: u64, header: &mut Arc<Vec<String>>| -> Result<Vec<RowChange>> {
+            Ok(match key {
+                Some(k) => self.row_change_in(seq, k)?.into_iter().collect(),
+                None => {
+                    let (changes, h) = self.all_changes_and_header(seq)?;
+                    *header = Arc::new(h);
+                    changes
+                }
+            })
+        };
+        for b in blocks.into_iter().filter(|b| b.seq > after) {
             let Some(info) = versions
                 .get((b.seq as usize).wrapping_sub(1))
                 .filter(|v| v.name == b.name && b.seq == covered + 1)
@@ -487,9 +546,8 @@ impl Table {
                 header = Arc::new(fields(h, delim));
             }
             if b.bulk {
-                for c in self.changes_in(b.seq, key)? {
-                    out.push((info.clone(), c));
-                }
+                let changes = from_versions(b.seq, &mut header)?;
+                out.extend(changes.into_iter().map(|c| (info.clone(), c)));
                 continue;
             }
             for (kind, k, old, new) in b.rows {
@@ -504,28 +562,15 @@ impl Table {
             }
         }
         for info in versions.iter().skip(covered as usize) {
-            for c in self.changes_in(info.seq, key)? {
-                out.push((info.clone(), c));
-            }
+            let changes = from_versions(info.seq, &mut header)?;
+            out.extend(changes.into_iter().map(|c| (info.clone(), c)));
         }
-        Ok(out)
+        Ok((out, header))
     }
 
-    /// The changes of version `seq` from the versions themselves: of row
-    /// `key`, or of every row (compared by key, cells by column name).
-    fn changes_in(&self, seq: u64, key: Option<&str>) -> Result<Vec<RowChange>> {
-        let Some(key) = key else {
-            return self.all_changes_in(seq);
-        };
-        Ok(self.row_change_in(seq, key)?.into_iter().collect())
-    }
-
-    fn all_changes_in(&self, seq: u64) -> Result<Vec<RowChange>> {
-        Ok(self.all_changes_and_header(seq)?.0)
-    }
-
-    /// [`Self::all_changes_in`], with the header of version `seq` (empty
-    /// for an emptied or dropped table).
+    /// The changes of every row in version `seq`, from the versions (rows
+    /// by key, cells by column name), with the header of version `seq`
+    /// (empty for an emptied or dropped table).
     fn all_changes_and_header(&self, seq: u64) -> Result<(Vec<RowChange>, Vec<String>)> {
         let delim = self.delim();
         let before = match seq {
@@ -624,54 +669,15 @@ impl Table {
         after: u64,
         header: Option<Arc<Vec<String>>>,
     ) -> Result<ChangesAfter> {
-        let mut header = match header {
+        let header = match header {
             Some(h) => h,
             None => Arc::new(self.header_at(after)?),
         };
-        let versions = self.versions()?;
-        if versions.len() as u64 <= after {
+        if self.head_seq()? <= after {
             return Ok((Vec::new(), header));
         }
-        let delim = self.delim();
         let tail = self.row_log_from(after + 1)?;
-        let (blocks, _) = parse(&tail, None);
-        let blocks: Vec<Block> = blocks.into_iter().filter(|b| b.seq > after).collect();
-        let mut out = Vec::new();
-        let mut covered = after;
-        for b in blocks {
-            let Some(info) = versions
-                .get((b.seq as usize).wrapping_sub(1))
-                .filter(|v| v.name == b.name && b.seq == covered + 1)
-            else {
-                break;
-            };
-            covered = b.seq;
-            if let Some(h) = &b.header {
-                header = Arc::new(fields(h, delim));
-            }
-            if b.bulk {
-                let (changes, h) = self.all_changes_and_header(b.seq)?;
-                header = Arc::new(h);
-                out.extend(changes.into_iter().map(|c| (info.clone(), c)));
-                continue;
-            }
-            for (kind, k, old, new) in b.rows {
-                let change = RowChange {
-                    kind,
-                    key: k,
-                    header: Arc::clone(&header),
-                    old: (!old.is_empty()).then(|| fields(&old, delim)),
-                    new: (!new.is_empty()).then(|| fields(&new, delim)),
-                };
-                out.push((info.clone(), change));
-            }
-        }
-        for info in versions.iter().skip(covered as usize) {
-            let (changes, h) = self.all_changes_and_header(info.seq)?;
-            header = Arc::new(h);
-            out.extend(changes.into_iter().map(|c| (info.clone(), c)));
-        }
-        Ok((out, header))
+        self.changes_from(&tail, after, header, None)
     }
 
     /// The row log from the block of version `seq` on (read from the end
@@ -769,13 +775,7 @@ impl Table {
     /// names the version at its position and lists exactly the rows it
     /// changed. The problems found, at most `limit`.
     pub fn verify_row_log(&self, limit: usize) -> Result<Vec<String>> {
-        let io = &*self.ctx.io;
-        let path = self.row_log_path();
-        let bytes = match io.read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StorageError::io("read", &path, e)),
-        };
+        let bytes = self.read_row_log()?;
         let delim = self.delim();
         let versions = self.versions()?;
         let (blocks, _) = parse(&bytes, None);

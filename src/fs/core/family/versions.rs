@@ -133,23 +133,11 @@ impl ReedFs {
     /// delimiter; a key never seen holds the header alone.
     fn row_file(&self, db: usize, t: &str, key: &str) -> Result<Vec<u8>> {
         let delim = self.dbs[db].db.config().delimiter_byte();
-        let mut out = crate::storage::csv::render_record(&crate::query::HISTORY_COLUMNS, delim);
+        let mut out = crate::storage::csv::render_record(&crate::storage::HISTORY_COLUMNS, delim);
         for (v, change) in self.table(db, t)?.row_history(key)? {
             let time = names::format_ts_human(v.ts_us);
-            for (column, old, new) in change.cells() {
-                let fields = [
-                    v.seq.to_string(),
-                    time.clone(),
-                    v.user.clone(),
-                    v.action.clone(),
-                    v.frame.clone().unwrap_or_default(),
-                    change.key.clone(),
-                    change.kind.name().to_string(),
-                    column,
-                    old.unwrap_or_default(),
-                    new.unwrap_or_default(),
-                ];
-                out.extend_from_slice(&crate::storage::csv::render_record(&fields, delim));
+            for line in change.history_lines(&v, &time) {
+                out.extend_from_slice(&crate::storage::csv::render_record(&line, delim));
             }
         }
         Ok(out)
