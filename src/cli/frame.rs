@@ -63,6 +63,21 @@ struct StagedTable {
     base: u64,
 }
 
+/// The versions staged frames start from (their merge bases), by table:
+/// `version:prune` keeps them so the frames can still commit.
+pub fn staged_frame_pins(db: &Database) -> Result<reedbase::storage::Pins> {
+    let mut pins = reedbase::storage::Pins::new();
+    for id in db.open_frames()? {
+        let f = OpenFrame::load(db, &id)?;
+        for t in &f.manifest.tables {
+            pins.entry(t.table.clone())
+                .or_default()
+                .push((t.base, format!("staged frame {}", f.manifest.name)));
+        }
+    }
+    Ok(pins)
+}
+
 /// A frame staged by `frame:begin` and `frame:stage`, not yet committed.
 /// Its id is the name of its staging in the store.
 struct OpenFrame {

@@ -9,6 +9,7 @@ mod mount;
 mod output;
 mod progress;
 mod query;
+mod retention;
 mod schema;
 mod sync;
 mod table;
@@ -380,6 +381,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = version::ChangesFormat::Csv)]
         format: version::ChangesFormat,
     },
+    /// Remove the stored bytes of old versions (their log lines stay): keep each table's last
+    /// --keep versions and/or what a reader of any time since --keep-since needs (default: the
+    /// policy in config.toml). Never removes the head, a version an unresolved conflict or a
+    /// staged frame starts from, or one sync has not exported yet. Kept versions stay
+    /// byte-identical; reports the bytes freed.
+    #[command(name = "version:prune")]
+    VersionPrune(retention::PruneArgs),
     /// Write the exact bytes of a version to stdout.
     #[command(name = "version:show")]
     VersionShow {
@@ -565,7 +573,7 @@ fn sync_code(e: &SyncError) -> i32 {
 
 fn storage_code(e: &StorageError) -> i32 {
     match e {
-        StorageError::NotFound { .. } => exit::NOT_FOUND,
+        StorageError::NotFound { .. } | StorageError::Pruned { .. } => exit::NOT_FOUND,
         StorageError::Csv(_) | StorageError::Invalid { .. } | StorageError::InvalidName { .. } => {
             exit::INVALID
         }
@@ -791,6 +799,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         ),
         Command::VersionShow { db, table, version } => version::show(ctx, &db, &table, &version),
         Command::VersionDiff(a) => version::diff(ctx, a),
+        Command::VersionPrune(a) => retention::prune(ctx, a),
         Command::VersionRollback { db, table, version } => {
             version::rollback(ctx, &db, &table, &version)
         }

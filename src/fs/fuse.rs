@@ -70,7 +70,7 @@ pub fn errno(e: &FsError) -> Errno {
             StorageError::Io { source, .. } => Errno::from(std::io::Error::from_raw_os_error(
                 source.raw_os_error().unwrap_or(libc::EIO),
             )),
-            StorageError::NotFound { .. } => Errno::ENOENT,
+            StorageError::NotFound { .. } | StorageError::Pruned { .. } => Errno::ENOENT,
             StorageError::Exists { .. } => Errno::EEXIST,
             StorageError::Csv(_)
             | StorageError::Invalid { .. }

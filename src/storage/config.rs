@@ -74,6 +74,15 @@ pub struct Config {
     /// Likewise for the share of memory in use.
     #[serde(default = "default_health_max_memory_percent")]
     pub health_max_memory_percent: u64,
+    /// Retention (`rdb version:prune` applies it): keep each table's last
+    /// this many versions (0: no limit by count).
+    #[serde(default)]
+    pub keep_versions: u64,
+    /// Retention: keep what a reader of any time within this duration
+    /// (`30d`, `12h`, `2w`) needs ("": no limit by age). With both set, a
+    /// prune keeps what either keeps.
+    #[serde(default)]
+    pub keep_since: String,
 }
 
 fn default_delimiter() -> char {
@@ -141,6 +150,8 @@ impl Config {
             health_interval_seconds: default_health_interval_seconds(),
             health_max_cpu_percent: default_health_max_cpu_percent(),
             health_max_memory_percent: default_health_max_memory_percent(),
+            keep_versions: 0,
+            keep_since: String::new(),
         }
     }
 
@@ -173,6 +184,9 @@ impl Config {
         }
         if self.keyframe_every == 0 {
             return Err("keyframe_every must be at least 1".into());
+        }
+        if !self.keep_since.trim().is_empty() {
+            super::retention::keep_since_us(&self.keep_since, 0)?;
         }
         Ok(())
     }

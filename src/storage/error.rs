@@ -48,6 +48,14 @@ pub enum StorageError {
     #[error("{kind} {name:?} already exists")]
     Exists { kind: &'static str, name: String },
 
+    /// A version whose bytes were removed by `version:prune`.
+    #[error("version {seq} of table {table:?} was pruned: the oldest version kept is {oldest}")]
+    Pruned {
+        table: String,
+        seq: u64,
+        oldest: u64,
+    },
+
     #[error("damaged store: {path}: {detail}")]
     Corrupt { path: PathBuf, detail: String },
 

@@ -30,6 +30,7 @@ pub mod pack;
 mod par_bzip2;
 mod progress;
 mod registry;
+mod retention;
 mod revisions;
 pub mod rowdiff;
 mod saved_query;
@@ -57,14 +58,15 @@ pub use lock::{LockFile, LockGuard};
 pub use log::content_hash;
 pub use progress::Progress;
 pub use registry::{DbEntry, LOCAL_DIR, Mode, Registry};
+pub use retention::{Pins, Retention, TablePruned, keep_since_us};
 pub use revisions::Revision;
 pub use saved_query::{MAX_QUERY_BYTES, SavedQuery};
 pub use schema::{ColumnType, Schema};
 pub use schema_rules::{Bound, ColumnRules, RuleType, Rules, Violation};
 pub use sync_files::{SYNC_DIR, SYNC_LOCK_WAIT, valid_component};
 pub use table::{
-    Base, CURRENT, ChangeKind, CommitOptions, Committed, HISTORY_COLUMNS, LOG, ROW_LOG, RowChange,
-    SCHEMA, Table, VersionInfo,
+    Base, CURRENT, ChangeKind, CommitOptions, Committed, FLOOR, HISTORY_COLUMNS, LOG, PruneReport,
+    ROW_LOG, RowChange, SCHEMA, Table, VersionInfo,
 };
 pub use verify::{Problem, VerifyOptions, VerifyReport};
 

@@ -42,7 +42,7 @@ use super::frame;
 use super::io::RealIo;
 use super::log::{self, LogEntry};
 use super::pack;
-use super::table::{CURRENT, LOG, ROW_LOG};
+use super::table::{CURRENT, FLOOR, LOG, ROW_LOG, chain_start, parse_floor};
 use super::zero_bzip2::zero_stream;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,11 +184,26 @@ fn verify_table(root: &Path, dir: &Path, delim: u8, quick: bool) -> Findings {
         ));
     }
     let entries = &parsed.entries;
+    // A pruned table keeps the bytes of the versions from its floor on.
+    let floor = match std::fs::read(dir.join(FLOOR)) {
+        Ok(b) => match parse_floor(&b, entries) {
+            Ok(f) => f,
+            Err(e) => {
+                problems.push(format!("{FLOOR}: {e}"));
+                0
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => {
+            problems.push(format!("{FLOOR}: {e}"));
+            0
+        }
+    };
     let packed = read_packs(dir, &mut problems);
     let mut found = if quick {
-        quick_table(dir, entries, &packed)
+        quick_table(dir, entries, floor, &packed)
     } else {
-        full_table(dir, entries, delim, &packed)
+        full_table(dir, entries, floor, delim, &packed)
     };
     problems.append(&mut found.problems);
     found.problems = problems;
@@ -243,13 +258,13 @@ fn read_delta(dir: &Path, packed: &Packed, file: &str) -> std::io::Result<Vec<u8
 /// so is the XZ stream of nothing.
 const MIN_STORED: u64 = 32;
 
-fn quick_table(dir: &Path, entries: &[LogEntry], packed: &Packed) -> Findings {
+fn quick_table(dir: &Path, entries: &[LogEntry], floor: usize, packed: &Packed) -> Findings {
     let mut problems = Vec::new();
     let mut notes = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
+    for (i, e) in entries.iter().enumerate().skip(floor) {
         let seq = i + 1;
         let mut files = vec![("delta", e.delta_file())];
-        if e.keyframe {
+        if e.keyframe || (i == floor && floor > 0 && !chain_start(entries, i)) {
             files.push(("keyframe", e.keyframe_file()));
         }
         for (what, file) in files {
@@ -302,15 +317,28 @@ fn head_state(dir: &Path, last: &LogEntry, problems: &mut Vec<String>) -> Option
     }
 }
 
-fn full_table(dir: &Path, entries: &[LogEntry], delim: u8, packed: &Packed) -> Findings {
+fn full_table(
+    dir: &Path,
+    entries: &[LogEntry],
+    floor: usize,
+    delim: u8,
+    packed: &Packed,
+) -> Findings {
     let mut problems = Vec::new();
     let n = entries.len();
     // Segment m covers the versions after keyframe k_m up to and including
     // the next keyframe (whose delta it applies and whose keyframe it
-    // checks); the first starts from the empty content.
-    let mut starts = vec![0usize];
+    // checks); the first starts from the empty content, or, in a pruned
+    // table, from the floor: its keyframe, or the empty content when the
+    // floor starts a chain. Versions below the floor have no bytes to check.
+    let first = if floor == 0 || chain_start(entries, floor) {
+        floor
+    } else {
+        floor + 1
+    };
+    let mut starts = vec![first];
     starts.extend(
-        (0..n.saturating_sub(1))
+        (first..n.saturating_sub(1))
             .filter(|&i| entries[i].keyframe)
             .map(|i| i + 1),
     );
@@ -328,7 +356,7 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8, packed: &Packed) -> F
     // The start of the segment from `from`: `None` when its keyframe is
     // missing, damaged or does not match the log.
     let start_of = |from: usize| -> Option<Cur> {
-        if from == 0 {
+        if from == 0 || (from == floor && chain_start(entries, from)) {
             return Some(Cur::new(Vec::new()));
         }
         let (b, c) = walk.keyframe(from - 1, None).ok().flatten()?;
@@ -337,6 +365,18 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8, packed: &Packed) -> F
     // Each segment's keyframe is checked (against the log's hash, which the
     // version before it was checked against too) when the next one starts
     // from it, so it is unpacked once.
+    if first > floor && first <= n && start_of(first).is_none() {
+        problems.push(format!(
+            "version {}: the keyframe {} the pruned history starts from is missing or does not match the log; versions {}-{n} cannot be rebuilt forwards",
+            floor + 1,
+            entries[floor].keyframe_file(),
+            floor + 1
+        ));
+        return Findings {
+            problems,
+            ..Findings::default()
+        };
+    }
     let mut segs: Vec<Option<Segment>> = bounds
         .par_iter()
         .map(|&(from, to)| {
@@ -360,7 +400,8 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8, packed: &Packed) -> F
         let (from, to) = bounds[m];
         segs[m] = Some(walk.run(from, to, start, true, true));
     }
-    let (mut forward, mut own) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    // Below the floor nothing is stored: counted as checked.
+    let (mut forward, mut own) = (vec![true; first], vec![true; first]);
     let mut head_rebuilt = true;
     for s in segs.into_iter().flatten() {
         problems.extend(s.problems);
@@ -396,16 +437,8 @@ fn full_table(dir: &Path, entries: &[LogEntry], delim: u8, packed: &Packed) -> F
             from_file
         } else if head_rebuilt {
             // The head as the deltas rebuild it, again (only on damage).
-            let &(from, to) = bounds.last().unwrap_or(&(0, n));
-            let start = if from == 0 {
-                Some(Cur::new(Vec::new()))
-            } else {
-                walk.keyframe(from - 1, None)
-                    .ok()
-                    .flatten()
-                    .map(|(b, c)| Cur::with_chunks(b, c))
-            };
-            walk.run(from, to, start, true, true).end
+            let &(from, to) = bounds.last().unwrap_or(&(first, n));
+            walk.run(from, to, start_of(from), true, true).end
         } else {
             None
         };

@@ -88,6 +88,21 @@ impl<'a> Site<'a> {
         self.db.config().delimiter_byte()
     }
 
+    /// The versions the next export needs, by table: the one the last
+    /// replay made and every version since (`version:prune` keeps them, so
+    /// every local change still reaches the peers).
+    pub fn export_pins(&self) -> Result<crate::storage::Pins> {
+        let mut pins = crate::storage::Pins::new();
+        for table in self.db.table_names()? {
+            if let Some(a) = self.load_applied(&table)?.filter(|a| a.seq > 0) {
+                pins.entry(table)
+                    .or_default()
+                    .push((a.seq, "sync (changes not yet exported)".to_string()));
+            }
+        }
+        Ok(pins)
+    }
+
     fn load_applied(&self, table: &str) -> Result<Option<Applied>> {
         let bytes = self.db.read_sync_state(&applied_name(table))?;
         Ok(bytes.and_then(|b| {
@@ -677,9 +692,16 @@ impl<'a> Site<'a> {
             .iter()
             .position(|e| recs.contains_key(&e.id))
             .unwrap_or(order.len());
+        // A checkpoint a prune removed cannot start the replay: an older
+        // one that is kept, else the replay starts from nothing (every
+        // record is held, so the result is the same).
+        let oldest_kept = match &t {
+            Some(t) => t.oldest_kept()?,
+            None => 0,
+        };
         let start = order[..first_new]
             .iter()
-            .rposition(|e| e.checkpoint.is_some());
+            .rposition(|e| e.checkpoint.is_some_and(|c| c >= oldest_kept));
         let mut state = match (start, &t) {
             (Some(i), Some(t)) => {
                 let seq = order[i].checkpoint.unwrap_or(0);

@@ -10,6 +10,7 @@ mod migrate;
 mod model;
 mod mount;
 mod query;
+mod retention;
 mod schema_rules;
 mod storage;
 mod sync;

@@ -164,7 +164,12 @@ impl Table {
         if b == 0 {
             return Ok(Vec::new());
         }
-        self.reconstruct(&state.log, Some((head_seq, state.head.as_slice())), b)
+        self.reconstruct(
+            &state.log,
+            state.floor,
+            Some((head_seq, state.head.as_slice())),
+            b,
+        )
     }
 
     /// The commit itself, against the head in `state`; the caller holds the
@@ -404,6 +409,7 @@ impl Table {
             .log
             .iter()
             .rposition(|e| e.keyframe || e.size == 0)
+            .max((state.floor > 0).then_some(state.floor))
             .map_or(state.log.len() as u64, |i| (state.log.len() - i) as u64);
         // What the delta compresses: at most every hunk's bytes, both sides.
         let extra: usize = hunks.iter().map(|h| h.new.len() + h.old.len()).sum();

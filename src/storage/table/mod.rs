@@ -8,6 +8,9 @@ mod commit;
 mod frame_commit;
 pub(crate) use frame_commit::PartIn;
 mod packing;
+mod prune;
+pub use prune::{FLOOR, PruneReport};
+pub(crate) use prune::{chain_start, parse_floor};
 mod read;
 mod recover;
 mod row_log;
@@ -117,6 +120,9 @@ struct State {
     /// `current.csv` by its hash; a commit keeps them up to date), so a
     /// committer learning this head need not hash it again.
     head_hash: Option<Arc<ChunkedHash>>,
+    /// Log index of the oldest version whose bytes are kept (0: nothing
+    /// was pruned); the versions before it are listed but not readable.
+    floor: usize,
 }
 
 /// What a committer knows of the head.

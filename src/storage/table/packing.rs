@@ -222,9 +222,12 @@ impl Table {
             }
         }
         run.reverse();
+        // The floor (nothing before it is stored) is an anchor too.
+        let floor = lock_poisoned(self.state.read()).floor;
         let start = log
             .iter()
             .rposition(|e| e.keyframe || e.size == 0)
+            .max((floor > 0).then_some(floor))
             .map_or(0, |a| a + 1);
         let mut since_anchor = 0;
         for j in start..log.len() {

@@ -10,6 +10,7 @@ use super::super::dict::Action;
 use super::super::error::{Result, StorageError};
 use super::super::io::read_file;
 use super::super::log::{LogEntry, content_hash};
+use super::prune::{chain_start, reads_keyframe};
 use super::{CURRENT, State, Table, VersionInfo, lock_poisoned};
 
 /// Decoded deltas, shared by reads: decoding costs ~25 us a delta, composing
@@ -140,12 +141,31 @@ impl Table {
     /// recently rebuilt versions (no copy): a second read of the same old
     /// version costs a lookup.
     pub fn read_version_shared(&self, seq: u64) -> Result<Arc<Vec<u8>>> {
+        match self.read_version_once(seq) {
+            // Another process may have pruned since this handle read the
+            // floor: a missing file then means "pruned", not damage.
+            Err(StorageError::Corrupt { .. } | StorageError::Io { .. }) if self.floor_moved() => {
+                self.read_version_once(seq)
+            }
+            r => r,
+        }
+    }
+
+    fn read_version_once(&self, seq: u64) -> Result<Arc<Vec<u8>>> {
         let s = self.snapshot()?;
         if seq == 0 || seq > s.log.len() as u64 {
             return Err(self.no_version(seq));
         }
+        if (seq - 1) < s.floor as u64 {
+            return Err(self.pruned(seq, s.floor));
+        }
         if seq == s.log.len() as u64 {
             return Ok(s.head);
+        }
+        // Another process may have pruned: one small read (none is there
+        // until a prune) keeps every handle's answer the same.
+        if self.floor_moved() {
+            return self.read_version_once(seq);
         }
         // A version's name is unique and its bytes never change: reads of the
         // same old version (an `@as-of` time, a version file) reuse them.
@@ -175,10 +195,15 @@ impl Table {
         };
         let head_index = s.log.len() - 1;
         let bytes = Arc::new(match nearest {
-            Some((i, b)) if i.abs_diff(target) < head_index - target => {
-                self.reconstruct(&s.log, Some((i as u64 + 1, b.as_slice())), seq)?
+            Some((i, b)) if i.abs_diff(target) < head_index - target && i >= s.floor => {
+                self.reconstruct(&s.log, s.floor, Some((i as u64 + 1, b.as_slice())), seq)?
             }
-            _ => self.reconstruct(&s.log, Some((s.log.len() as u64, s.head.as_slice())), seq)?,
+            _ => self.reconstruct(
+                &s.log,
+                s.floor,
+                Some((s.log.len() as u64, s.head.as_slice())),
+                seq,
+            )?,
         });
         if bytes.len() <= RECENT_BYTES / 2 {
             recent = lock_poisoned(self.recent.lock());
@@ -325,21 +350,29 @@ impl Table {
     }
 
     /// Rebuilds version `seq` from the nearest anchor: a keyframe, the start
-    /// of a chain (a version whose base was empty), or `known` bytes of some
+    /// of a chain (a version whose base was empty), the floor (log index
+    /// `floor`: nothing before it is stored), or `known` bytes of some
     /// version (the head, or a stale `current.csv`), walking backwards with
     /// the removed bytes each delta carries when that is shorter.
     pub(super) fn reconstruct(
         &self,
         log: &[LogEntry],
+        floor: usize,
         known: Option<(u64, &[u8])>,
         seq: u64,
     ) -> Result<Vec<u8>> {
         let target = (seq - 1) as usize;
-        // Stored anchor: the latest i <= target that is a keyframe or follows an empty version.
-        let stored = (0..=target)
+        if target < floor {
+            return Err(self.pruned(seq, floor));
+        }
+        // Stored anchor: the latest i <= target that is a keyframe, follows
+        // an empty version, or is the floor.
+        let stored = (floor..=target)
             .rev()
-            .find(|&i| log[i].keyframe || i == 0 || log[i - 1].size == 0)
-            .unwrap_or(0);
+            .find(|&i| i == floor || log[i].keyframe || chain_start(log, i))
+            .unwrap_or(floor);
+        // Bytes known below the floor cannot be walked forwards from.
+        let known = known.filter(|(q, _)| *q as usize > floor);
         // Cost model, in microseconds measured on the reference machine:
         // decoding a delta ~25 (composing a decoded one ~2); decoding a whole
         // table ~1 per 100 bytes from a keyframe (XZ), ~1 per 30 bytes from a
@@ -349,7 +382,8 @@ impl Table {
             .as_ref()
             .filter(|(i, _)| *i == stored)
             .map(|(_, b)| Arc::clone(b));
-        let decode = match (&cached, log[stored].keyframe) {
+        let from_keyframe = reads_keyframe(log, floor, stored);
+        let decode = match (&cached, from_keyframe) {
             (Some(_), _) => 0,
             (None, true) => log[stored].size as usize / 100,
             (None, false) => log[stored].size as usize / 30,
@@ -375,7 +409,7 @@ impl Table {
                         let anchor = match cached {
                             Some(b) => b,
                             None => {
-                                let b = Arc::new(if log[stored].keyframe {
+                                let b = Arc::new(if from_keyframe {
                                     self.load_keyframe(&log[stored])?
                                 } else {
                                     // A chain start: its delta applies to nothing.

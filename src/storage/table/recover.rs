@@ -58,9 +58,11 @@ impl Table {
         }
         let (mut entries, mut valid_len) = (parsed.entries, parsed.valid_len);
         self.settle_frame_line(&mut entries, &mut valid_len, repair)?;
+        let floor = self.read_floor(&entries)?;
         if repair {
             self.settle_packs()?;
             self.remove_leftovers(&entries)?;
+            self.settle_prune(&entries, floor)?;
             super::super::frame::settle_staged_schemas(&self.ctx, &self.name)?;
         } else {
             lock_poisoned(self.packs.lock()).invalidate();
@@ -68,6 +70,7 @@ impl Table {
         let mut state = State {
             log: Arc::new(entries),
             log_len: valid_len as u64,
+            floor,
             ..State::default()
         };
         self.load_head(&mut state, repair)?;
@@ -217,7 +220,7 @@ impl Table {
                     let i = state.log.iter().rposition(|e| &e.hash == h)?;
                     Some((i as u64 + 1, on_disk.as_deref()?))
                 });
-                let bytes = self.reconstruct(&state.log, known, seq)?;
+                let bytes = self.reconstruct(&state.log, state.floor, known, seq)?;
                 if repair && let Err(e) = write_head(&*self.ctx.io, &cur, &bytes, true) {
                     tracing::warn!(table = %self.name, error = %e.report(), "could not rewrite current.csv; serving the head from memory");
                 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use super::super::csv::{Hunk, record_end, record_fields};
 use super::super::error::{Result, StorageError};
-use super::{Table, VersionInfo, Writer};
+use super::{Table, VersionInfo, Writer, lock_poisoned};
 
 pub const ROW_LOG: &str = "rows.log";
 
@@ -304,6 +304,16 @@ struct Block {
     rows: Vec<(ChangeKind, String, Vec<u8>, Vec<u8>)>,
 }
 
+/// Where the first complete block of a version from `seq` on starts in
+/// `bytes` (the end of the complete blocks when there is none).
+pub(super) fn block_start(bytes: &[u8], seq: u64) -> usize {
+    let (blocks, valid) = parse(bytes, Some(""));
+    blocks
+        .iter()
+        .find(|b| b.seq >= seq)
+        .map_or(valid, |b| b.start)
+}
+
 /// The complete blocks of `bytes` (a key given: only its rows kept), and
 /// the length of the complete part.
 fn parse(bytes: &[u8], key: Option<&str>) -> (Vec<Block>, usize) {
@@ -462,17 +472,31 @@ impl Table {
         let path = self.row_log_path();
         let bytes = self.read_row_log()?;
         let (blocks, valid) = parse(&bytes, Some(""));
+        // History starts after the floor: the log may start at any version
+        // up to the one after it (a prune cuts the blocks before).
+        let after = self.history_after()?;
+        let first = match blocks.first() {
+            Some(b) if b.seq >= 1 && b.seq <= after + 1 => b.seq,
+            _ => after + 1,
+        };
         // Blocks that are not this table's history at their place (a frame
         // decided back after its block was written by hand, a log copied
         // from elsewhere) go too: from the first such block on.
         let versions = self.versions()?;
         let stale = blocks.iter().enumerate().find(|(i, b)| {
-            b.seq != *i as u64 + 1 || versions.get(*i).is_none_or(|v| v.name != b.name)
+            b.seq != first + *i as u64
+                || versions
+                    .get((b.seq as usize).wrapping_sub(1))
+                    .is_none_or(|v| v.name != b.name)
         });
-        let (covered, cut) = match stale {
-            Some((i, b)) => (i as u64, b.start),
+        let (mut covered, mut cut) = match stale {
+            Some((i, b)) => (i.checked_sub(1).map_or(0, |j| blocks[j].seq), b.start),
             None => (blocks.last().map_or(0, |b| b.seq), valid),
         };
+        if covered < after {
+            // Only blocks of pruned versions: none follows on to the floor.
+            (covered, cut) = (after, 0);
+        }
         if cut < bytes.len() {
             io.truncate(&path, cut as u64)
                 .map_err(|e| StorageError::io("truncate", &path, e))?;
@@ -488,9 +512,22 @@ impl Table {
     }
 
     /// Every change of every row (`key` None) or of one, oldest first.
+    /// History starts at the versions after the floor (the oldest kept
+    /// version is where it starts from; what changed it is pruned).
     pub fn changes(&self, key: Option<&str>) -> Result<Vec<(VersionInfo, RowChange)>> {
         let bytes = self.read_row_log()?;
-        Ok(self.changes_from(&bytes, 0, Arc::default(), key)?.0)
+        let after = self.history_after()?;
+        let header = match after {
+            0 => Arc::default(),
+            _ => Arc::new(self.header_at(after)?),
+        };
+        Ok(self.changes_from(&bytes, after, header, key)?.0)
+    }
+
+    /// The version history starts after: 0, or the floor once pruned.
+    fn history_after(&self) -> Result<u64> {
+        let floor = lock_poisoned(self.state.read()).floor;
+        Ok(if floor == 0 { 0 } else { floor as u64 + 1 })
     }
 
     /// `rows.log` whole (empty when there is none).
@@ -669,11 +706,16 @@ impl Table {
         after: u64,
         header: Option<Arc<Vec<String>>>,
     ) -> Result<ChangesAfter> {
+        let head = self.head_seq()?;
+        let floor = self.history_after()?;
+        if after < floor {
+            return Err(self.pruned(after.max(1), floor as usize - 1));
+        }
         let header = match header {
             Some(h) => h,
             None => Arc::new(self.header_at(after)?),
         };
-        if self.head_seq()? <= after {
+        if head <= after {
             return Ok((Vec::new(), header));
         }
         let tail = self.row_log_from(after + 1)?;
@@ -778,15 +820,22 @@ impl Table {
         let bytes = self.read_row_log()?;
         let delim = self.delim();
         let versions = self.versions()?;
+        let after = self.history_after()?;
         let (blocks, _) = parse(&bytes, None);
+        // Blocks of pruned versions (a prune that could not cut them) are
+        // not history any more: the check starts after the floor.
+        let blocks: Vec<Block> = blocks.into_iter().filter(|b| b.seq > after).collect();
         let mut problems = Vec::new();
-        let mut before: Vec<u8> = Vec::new();
+        let mut before: Vec<u8> = match after {
+            0 => Vec::new(),
+            _ => self.read_version(after)?,
+        };
         for (i, b) in blocks.iter().enumerate() {
             if problems.len() >= limit {
                 break;
             }
             let Some(info) = versions
-                .get(i)
+                .get(i + after as usize)
                 .filter(|v| v.seq == b.seq && v.name == b.name)
             else {
                 // A stale tail (no later block is this history's either):
