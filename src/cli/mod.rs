@@ -388,6 +388,13 @@ enum Command {
     /// byte-identical; reports the bytes freed.
     #[command(name = "version:prune")]
     VersionPrune(retention::PruneArgs),
+    /// Copy a database into a directory, consistent at a frame boundary, while it stays in use
+    /// (a mount keeps running): every file content-addressed by SHA-256 with a manifest. Run
+    /// again into the same directory, it copies only what is new.
+    Backup { db: String, dir: String },
+    /// Create a database from a backup directory: every file checked against its SHA-256,
+    /// then the whole database verified.
+    Restore(retention::RestoreArgs),
     /// Write the exact bytes of a version to stdout.
     #[command(name = "version:show")]
     VersionShow {
@@ -800,6 +807,8 @@ fn run(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::VersionShow { db, table, version } => version::show(ctx, &db, &table, &version),
         Command::VersionDiff(a) => version::diff(ctx, a),
         Command::VersionPrune(a) => retention::prune(ctx, a),
+        Command::Backup { db, dir } => retention::backup(ctx, &db, &dir),
+        Command::Restore(a) => retention::restore(ctx, a),
         Command::VersionRollback { db, table, version } => {
             version::rollback(ctx, &db, &table, &version)
         }

@@ -167,6 +167,11 @@ pub trait Io: Send + Sync + std::fmt::Debug {
     fn remove(&self, path: &Path) -> io::Result<()>;
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// A second name for file `from` (same file system): for a backup's
+    /// snapshot of immutable history files.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::hard_link(from, to)
+    }
     /// The entry itself (a symlink is not followed), or `None` when there
     /// is none: for the checks of type and owner before a database is used.
     fn lstat(&self, path: &Path) -> io::Result<Option<fs::Metadata>> {

@@ -141,7 +141,7 @@ fn owner_pid(name: &str) -> Option<i32> {
     rest.split('-').next()?.parse().ok()
 }
 
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     pid > 0
         && (unsafe { libc::kill(pid, 0) } == 0

@@ -4,6 +4,7 @@
 //! [`Table`], [`Registry`] and the types they return.
 
 pub mod attrs;
+pub mod backup;
 mod config;
 mod conflict_store;
 pub mod csv;
@@ -66,7 +67,7 @@ pub use schema_rules::{Bound, ColumnRules, RuleType, Rules, Violation};
 pub use sync_files::{SYNC_DIR, SYNC_LOCK_WAIT, valid_component};
 pub use table::{
     Base, CURRENT, ChangeKind, CommitOptions, Committed, FLOOR, HISTORY_COLUMNS, LOG, PruneReport,
-    ROW_LOG, RowChange, SCHEMA, Table, VersionInfo,
+    ROW_LOG, RowChange, SCHEMA, Table, TableSnapshot, VersionInfo,
 };
 pub use verify::{Problem, VerifyOptions, VerifyReport};
 

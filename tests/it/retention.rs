@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use reedbase::storage::fault::{Fault, FaultIo};
 use reedbase::storage::{
-    Action, Base, CommitOptions, ConflictInfo, Database, Io, Pins, Retention, StorageError, Table,
+    Action, Base, CommitOptions, ConflictInfo, Database, Io, Pins, RealIo, Retention, StorageError,
+    Table,
 };
 
 use crate::cli::Rdb;
@@ -509,4 +510,181 @@ fn rdb_version_prune_applies_the_policy_and_keeps_staged_frames_bases() {
         2
     );
     assert_eq!(r.run(&["version:prune", "shop", "--keep", "0"]).code, 2);
+}
+
+/// The single value both tables of the pair hold (a frame sets both).
+fn pair_value(db: &Database, table: &str) -> String {
+    let head = db.table(table).unwrap().head().unwrap().1;
+    String::from_utf8_lossy(&head)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split('|').nth(1))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_backup_taken_while_frames_commit_restores_at_a_frame_boundary_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    for t in ["a", "b"] {
+        db.create_table(t, b"id|n\n1|0\n", "t").unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (root, stop) = (dir.path().to_path_buf(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            // Another handle, as another process: its own locks.
+            let db = Database::open(&root).unwrap();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 3000 {
+                i += 1;
+                let mut f = reedbase::storage::Frame::begin("pair").unwrap();
+                for t in ["a", "b"] {
+                    f.stage(t, Base::Head, format!("id|n\n1|{i}\n").into_bytes())
+                        .unwrap();
+                }
+                db.commit_frame(f, "w").unwrap();
+            }
+            i
+        })
+    };
+    let dest = tempfile::tempdir().unwrap();
+    let mut restored = 0;
+    for round in 0..4 {
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let r = db.backup(dest.path()).unwrap();
+        if round > 0 {
+            // Incremental: only what is new (and the logs) was copied.
+            assert!(r.copied_bytes < r.bytes, "round {round}: {r:?}");
+        }
+        let into = tempfile::tempdir().unwrap();
+        let root = into.path().join("copy");
+        let m = reedbase::storage::backup::restore(&RealIo, dest.path(), &root, "copy").unwrap();
+        let copy = Database::open(&root).unwrap();
+        assert!(copy.verify().unwrap().problems.is_empty(), "round {round}");
+        // Both tables at the same frame: the pair's values agree, and the
+        // manifest names the heads the copy has.
+        assert_eq!(
+            pair_value(&copy, "a"),
+            pair_value(&copy, "b"),
+            "round {round}"
+        );
+        for t in &m.tables {
+            let ct = copy.table(&t.table).unwrap();
+            assert_eq!(ct.head_seq().unwrap(), t.head_seq);
+            assert_eq!(ct.version(t.head_seq).unwrap().hash, t.head_hash);
+            for s in 1..=t.head_seq {
+                ct.read_version(s).unwrap();
+            }
+        }
+        assert_eq!(copy.config().name, "copy");
+        assert_eq!(copy.config().id, db.config().id);
+        restored += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let frames = writer.join().unwrap();
+    assert!(frames > 10, "the writer ran: {frames}");
+    assert_eq!(restored, 4);
+}
+
+#[test]
+fn an_incremental_backup_follows_a_prune_and_a_damaged_object_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    prepare_history(dir.path());
+    let db = Database::open(dir.path()).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let first = db.backup(dest.path()).unwrap();
+    let again = db.backup(dest.path()).unwrap();
+    // Nothing new: only the files that change in place are read again.
+    assert_eq!(again.copied_files, 0, "{again:?}");
+    assert_eq!(again.bytes, first.bytes);
+    db.table("t").unwrap().prune(25, false).unwrap();
+    let after = db.backup(dest.path()).unwrap();
+    assert!(after.removed_objects > 0, "{after:?}");
+    assert!(after.bytes < first.bytes, "{after:?} vs {first:?}");
+    let into = tempfile::tempdir().unwrap();
+    let root = into.path().join("copy");
+    reedbase::storage::backup::restore(&RealIo, dest.path(), &root, "copy").unwrap();
+    let copy = Database::open(&root).unwrap();
+    let t = copy.table("t").unwrap();
+    assert_eq!(t.oldest_kept().unwrap(), 25);
+    assert_eq!(
+        t.read_version(27).unwrap(),
+        db.table("t").unwrap().read_version(27).unwrap()
+    );
+    assert!(copy.verify().unwrap().problems.is_empty());
+    // One flipped byte in one object: restore refuses, and leaves nothing.
+    let m = reedbase::storage::backup::read_manifest(&RealIo, dest.path())
+        .unwrap()
+        .unwrap();
+    let victim = m.files.iter().find(|f| f.path.ends_with(".pack")).unwrap();
+    let obj = dest
+        .path()
+        .join("objects")
+        .join(&victim.sha256[..2])
+        .join(&victim.sha256);
+    let mut bytes = std::fs::read(&obj).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&obj, bytes).unwrap();
+    let root2 = into.path().join("copy2");
+    match reedbase::storage::backup::restore(&RealIo, dest.path(), &root2, "copy2") {
+        Err(StorageError::Corrupt { detail, .. }) => {
+            assert!(detail.contains(&victim.path), "{detail}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!root2.exists());
+    // A backup into a directory of another database's backup is refused.
+    let other = tempfile::tempdir().unwrap();
+    let odb = new_db(other.path());
+    assert!(matches!(
+        odb.backup(dest.path()),
+        Err(StorageError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn rdb_backup_and_restore_as_a_user_runs_them() {
+    let r = Rdb::new();
+    r.ok(&["db:init", "shop"]);
+    let f = r.file("t.csv", &rows(40));
+    r.ok(&["table:import", "shop", "t", &f]);
+    let f = r.file("t.csv", &set_row(&rows(40), "3", "3|three|3"));
+    r.ok(&["table:import", "shop", "t", &f]);
+    let b = r.ok(&["backup", "shop", "bk"]);
+    assert!(
+        b.stderr.contains("backed up shop: 1 tables, 2 versions"),
+        "{}",
+        b.stderr
+    );
+    let again = r.ok(&["backup", "shop", "bk"]);
+    assert!(again.stderr.contains("in 0 files"), "{}", again.stderr);
+    let res = r.ok(&["restore", "bk", "shop2"]);
+    assert!(res.stderr.contains("verify ok"), "{}", res.stderr);
+    assert_eq!(
+        r.ok(&["version:show", "shop2", "t", "head"]).stdout,
+        set_row(&rows(40), "3", "3|three|3")
+    );
+    assert_eq!(r.ok(&["version:show", "shop2", "t", "1"]).stdout, rows(40));
+    // A name in use is refused; a damaged backup exits 7 and registers nothing.
+    assert_eq!(r.run(&["restore", "bk", "shop2"]).code, 5);
+    let objects = r.cwd.path().join("bk/objects");
+    for d in std::fs::read_dir(&objects).unwrap().flatten() {
+        for f in std::fs::read_dir(d.path()).unwrap().flatten() {
+            let mut b = std::fs::read(f.path()).unwrap();
+            b.push(b'x');
+            std::fs::write(f.path(), b).unwrap();
+        }
+    }
+    let bad = r.run(&["restore", "bk", "shop3"]);
+    assert_eq!(bad.code, 7, "{}", bad.stderr);
+    assert!(bad.stderr.contains("checksum"), "{}", bad.stderr);
+    assert_eq!(r.run(&["db:info", "shop3"]).code, 3);
+    // The backup directory must not be inside the database.
+    let inside = r.db_root("shop").join("bk");
+    assert_eq!(
+        r.run(&["backup", "shop", &inside.to_string_lossy()]).code,
+        2
+    );
 }

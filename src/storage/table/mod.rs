@@ -15,7 +15,9 @@ mod read;
 mod recover;
 mod row_log;
 mod rules;
+mod snapshot;
 pub use row_log::{ChangeKind, HISTORY_COLUMNS, ROW_LOG, RowChange};
+pub use snapshot::TableSnapshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};

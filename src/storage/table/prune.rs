@@ -117,6 +117,8 @@ impl Table {
     /// 0 when the table has no version). Older versions are listed by the
     /// log but cannot be read.
     pub fn oldest_kept(&self) -> Result<u64> {
+        // Another process may have pruned (the log's length says nothing).
+        self.floor_moved();
         let s = self.snapshot()?;
         Ok(if s.log.is_empty() {
             0

@@ -211,7 +211,10 @@ impl Table {
             }
             None if last.size == 0 => Vec::new(),
             _ => {
-                if repair {
+                if repair && on_disk.is_none() {
+                    // A restored backup, or a file removed by hand.
+                    tracing::info!(table = %self.name, "current.csv is missing; writing it from the deltas");
+                } else if repair {
                     tracing::warn!(table = %self.name, "current.csv is stale; rebuilding it from the deltas");
                 }
                 let seq = state.log.len() as u64;

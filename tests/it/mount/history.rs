@@ -283,3 +283,63 @@ fn the_change_feed_follows_every_commit_once_and_ends_at_unmount() {
     assert_eq!(json.lines().count(), 50);
     assert_eq!(keys.len(), 50);
 }
+
+#[test]
+fn a_backup_and_a_prune_run_while_the_mount_saves() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    // Saves through the mount, while the CLI backs up (three times, the
+    // last two incremental) and then prunes.
+    let saver = m.spawn(
+        "for i in $(seq 1 30); do sed -i \"s/^2|[^|]*|/2|n$i|/\" users/current.csv || exit 1; done",
+    );
+    let bk = m.work.path().join("bk");
+    for _ in 0..3 {
+        let o = m.rdb().args(["backup", "shop"]).arg(&bk).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let out = saver.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(m.versions(), 31);
+    let old = m.sh("ls users/@versions | head -1");
+    let old_name = String::from_utf8_lossy(&old.stdout).trim().to_string();
+    let p = m
+        .rdb()
+        .args(["version:prune", "shop", "--keep", "3"])
+        .output()
+        .unwrap();
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    // The mount lists only what is kept; a pruned version is gone (ENOENT).
+    let ls = m.sh("ls users/@versions");
+    assert_eq!(String::from_utf8_lossy(&ls.stdout).lines().count(), 3 + 1);
+    let gone = m.sh(&format!("cat users/@versions/{old_name}"));
+    assert!(!gone.status.success());
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("No such file"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+    // Saving goes on, and a last backup restores to what the mount shows.
+    m.sh_ok("sed -i 's/^1|[^|]*|/1|Last|/' users/current.csv");
+    let o = m.rdb().args(["backup", "shop"]).arg(&bk).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = m
+        .rdb()
+        .args(["restore"])
+        .arg(&bk)
+        .arg("copy")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let head = m
+        .rdb()
+        .args(["version:show", "copy", "users", "head"])
+        .output()
+        .unwrap();
+    assert_eq!(head.stdout, std::fs::read(m.current()).unwrap());
+}
