@@ -345,6 +345,8 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
             "health_max_memory_percent = {}",
             c.health_max_memory_percent
         );
+        println!("keep_versions = {}", c.keep_versions);
+        println!("keep_since = {:?}", c.keep_since);
     };
     let (Some(key), Some(value)) = (key, value) else {
         let cfg = Config::load(&RealIo, &root.join("config.toml"))?;
@@ -381,9 +383,11 @@ pub fn config(ctx: &Ctx, name: &str, key: Option<&str>, value: Option<&str>) -> 
             "health_interval_seconds" => c.health_interval_seconds = number(value)?.max(1),
             "health_max_cpu_percent" => c.health_max_cpu_percent = number(value)?,
             "health_max_memory_percent" => c.health_max_memory_percent = number(value)?,
+            "keep_versions" => c.keep_versions = number(value)?,
+            "keep_since" => c.keep_since = value.trim().to_string(),
             other => {
                 return Err(format!(
-                    "unknown setting {other:?} (conflict_policy, keyframe_every, pack_bytes, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows, max_rows_in_memory, query_timeout_ms, scratch_memory_mb, scratch_max_mb, health_interval_seconds, health_max_cpu_percent, health_max_memory_percent)"
+                    "unknown setting {other:?} (conflict_policy, keyframe_every, pack_bytes, lock_timeout_ms, auto_index_after, index_memory_mb, max_join_rows, max_rows_in_memory, query_timeout_ms, scratch_memory_mb, scratch_max_mb, health_interval_seconds, health_max_cpu_percent, health_max_memory_percent, keep_versions, keep_since)"
                 ));
             }
         }

@@ -121,10 +121,22 @@ impl Database {
                 (a, b) => a.into_iter().chain(b).min().unwrap_or(1),
             }
             .clamp(1, n);
+            // A dropped table keeps what `table:restore` brings back: its
+            // last content before the drop.
+            let restorable = if t.is_dropped()? {
+                t.versions()?
+                    .iter()
+                    .rev()
+                    .find(|v| v.size > 0)
+                    .map(|v| (v.seq, "table:restore (the table is dropped)".to_string()))
+            } else {
+                None
+            };
             let pin = pins
                 .get(&name)
                 .into_iter()
                 .flatten()
+                .chain(restorable.as_ref())
                 .filter(|(seq, _)| *seq >= 1 && *seq < wanted)
                 .min_by_key(|(seq, _)| *seq);
             let floor = pin.map_or(wanted, |(seq, _)| *seq);

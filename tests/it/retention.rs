@@ -416,6 +416,33 @@ fn pins_hold_the_floor_and_the_policy_takes_the_union() {
         .unwrap();
     assert_eq!(done[0].report.oldest_after, 7);
     assert!(done[0].report.bytes_freed > 0);
+    // A dropped table keeps what table:restore brings back.
+    db.create_table("d", &rows(5), "t").unwrap();
+    let d = db.table("d").unwrap();
+    d.commit(
+        Base::Head,
+        rows(6),
+        &CommitOptions::new(Action::Update, "u"),
+    )
+    .unwrap();
+    db.drop_table("d", "u").unwrap();
+    let one = Retention {
+        versions: Some(1),
+        since_us: None,
+    };
+    let done = db
+        .prune(&["d".to_string()], one, &Pins::new(), false)
+        .unwrap();
+    assert_eq!(done[0].report.oldest_after, 2, "{:?}", done[0]);
+    assert!(
+        done[0]
+            .held_by
+            .as_deref()
+            .unwrap_or("")
+            .contains("table:restore")
+    );
+    db.restore_table("d", "u").unwrap();
+    assert_eq!(db.table("d").unwrap().head().unwrap().1.as_slice(), rows(6));
 }
 
 #[test]
@@ -503,6 +530,17 @@ fn rdb_version_prune_applies_the_policy_and_keeps_staged_frames_bases() {
     assert_eq!(show("12").code, 3);
     assert_eq!(show("13").stdout, staged);
     r.ok(&["verify", "shop", "--row-log"]);
+    // keep_since in the config: every version is younger than 30 days.
+    r.ok(&["db:config", "shop", "keep_versions", "0"]);
+    r.ok(&["db:config", "shop", "keep_since", "30d"]);
+    assert!(
+        r.ok(&["db:config", "shop"])
+            .out()
+            .contains("keep_since = \"30d\"")
+    );
+    let kept = r.ok(&["version:prune", "shop", "--format", "csv"]).out();
+    assert!(kept.contains("t,13,13,0,"), "{kept}");
+    assert_ne!(r.run(&["db:config", "shop", "keep_since", "soon"]).code, 0);
     // A bad duration is a usage error.
     assert_eq!(
         r.run(&["version:prune", "shop", "--keep-since", "soon"])

@@ -131,10 +131,13 @@ impl ReedFs {
             Err(e) => {
                 let message = StorageError::chain(&e);
                 let kept = match &e {
+                    // A base pruned since the file was opened: nothing to
+                    // merge against; the bytes are kept as refused.
                     MergeError::Storage(
                         StorageError::Csv(_)
                         | StorageError::Invalid { .. }
-                        | StorageError::BaseMismatch { .. },
+                        | StorageError::BaseMismatch { .. }
+                        | StorageError::Pruned { .. },
                     )
                     | MergeError::Csv { .. } => self.keep_rejected(db, table, "csv", content),
                     MergeError::Conflicts { conflicts, head } => merge::conflicts::record(

@@ -164,9 +164,12 @@ impl Table {
         if b == 0 {
             return Ok(Vec::new());
         }
+        // Another process may have pruned since `state` was read.
+        self.floor_moved();
+        let floor = lock_poisoned(self.state.read()).floor.max(state.floor);
         self.reconstruct(
             &state.log,
-            state.floor,
+            floor,
             Some((head_seq, state.head.as_slice())),
             b,
         )

@@ -117,9 +117,11 @@ impl Table {
     /// 0 when the table has no version). Older versions are listed by the
     /// log but cannot be read.
     pub fn oldest_kept(&self) -> Result<u64> {
-        // Another process may have pruned (the log's length says nothing).
+        // Another process may have pruned (the log's length says nothing);
+        // the log first, since the floor may name a version new to us.
+        self.snapshot()?;
         self.floor_moved();
-        let s = self.snapshot()?;
+        let s = lock_poisoned(self.state.read()).clone();
         Ok(if s.log.is_empty() {
             0
         } else {
