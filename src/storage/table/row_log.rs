@@ -256,6 +256,52 @@ fn changed_rows<'a>(
     (out.len() <= BULK_ROWS).then_some(out)
 }
 
+/// One hunk of whole records holding every difference of `old` and `new`:
+/// the common prefix and suffix left out (the records in it are the same
+/// bytes in both, so record boundaries found in one hold in the other).
+fn changed_region(old: &[u8], new: &[u8]) -> Hunk {
+    let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let room = old.len().min(new.len()) - prefix;
+    let suffix = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take(room)
+        .take_while(|(a, b)| a == b)
+        .count();
+    // The start of the record holding the first difference.
+    let mut start = 0;
+    loop {
+        let end = record_end(old, start);
+        if end > prefix || end >= old.len() {
+            break;
+        }
+        start = end;
+    }
+    let end_past = |b: &[u8], limit: usize| {
+        let mut e = start;
+        while e < limit {
+            e = record_end(b, e);
+        }
+        e
+    };
+    let (old_end, new_end) = (
+        end_past(old, old.len() - suffix),
+        end_past(new, new.len() - suffix),
+    );
+    if old.get(old_end..) == new.get(new_end..) {
+        Hunk {
+            old: start..old_end,
+            new: start..new_end,
+        }
+    } else {
+        Hunk {
+            old: start..old.len(),
+            new: start..new.len(),
+        }
+    }
+}
+
 /// The block of version `seq` (`name`), from `old` to `new` (changed by
 /// `hunks`, when known).
 fn block(
@@ -858,11 +904,16 @@ impl Table {
             };
             let after = self.read_version(info.seq)?;
             if !b.bulk {
-                let want: Vec<(ChangeKind, String)> = changed_rows(&before, &after, None, delim)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, key, ..)| (k, key))
-                    .collect();
+                // The changed region first (a 1-row change parses a few
+                // records, not the table); every row when it spans too many.
+                let region = changed_region(&before, &after);
+                let want: Vec<(ChangeKind, String)> =
+                    changed_rows(&before, &after, Some(std::slice::from_ref(&region)), delim)
+                        .or_else(|| changed_rows(&before, &after, None, delim))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, key, ..)| (k, key))
+                        .collect();
                 let mut got: Vec<(ChangeKind, String)> = b
                     .rows
                     .iter()
@@ -889,6 +940,38 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_changed_region_finds_what_comparing_every_row_finds() {
+        let base = b"id|v\n1|a\n2|b\n3|c\n4|\"x\ny\"\n5|e\n".to_vec();
+        let cases: Vec<Vec<u8>> = vec![
+            b"id|v\n1|a\n2|B\n3|c\n4|\"x\ny\"\n5|e\n".to_vec(),
+            b"id|v\n1|a\n2|b\n3|c\n4|\"x\ny\"\n5|e\n6|f\n".to_vec(),
+            b"id|v\n1|a\n2|b\n3|c\n4|\"x\ny\"\n5|e\n6|f".to_vec(),
+            b"id|v\n2|b\n3|c\n4|\"x\ny\"\n5|e\n".to_vec(),
+            b"id|v\n1|a\n2|b\n3|c\n4|\"x\nz\"\n5|e\n".to_vec(),
+            b"id|v\n5|e\n2|b\n3|c\n4|\"x\ny\"\n1|a\n".to_vec(),
+            b"id|v\n1|a\n2|b\n3|c\n4|\"x\ny\"\n".to_vec(),
+            b"id|v\n1|a\n2|b\n3|c\n4|\"x\ny\"\n5|e".to_vec(),
+        ];
+        for new in &cases {
+            for (a, b) in [(&base, new), (new, &base)] {
+                let region = changed_region(a, b);
+                let mut by_region =
+                    changed_rows(a, b, Some(std::slice::from_ref(&region)), b'|').unwrap();
+                let mut all = changed_rows(a, b, None, b'|').unwrap();
+                by_region.sort_by(|x, y| x.1.cmp(&y.1));
+                all.sort_by(|x, y| x.1.cmp(&y.1));
+                assert_eq!(
+                    by_region,
+                    all,
+                    "{:?} -> {:?}",
+                    String::from_utf8_lossy(a),
+                    String::from_utf8_lossy(b)
+                );
+            }
+        }
+    }
 
     #[test]
     fn escaping_round_trips_and_blocks_parse_whole_only() {
