@@ -305,6 +305,9 @@ pub fn changes(
         if let Err(e) = out.write_all(&lines).and_then(|()| out.flush()) {
             result = Err(e.into());
         }
+        if feed.behind() {
+            continue; // more history to replay: no pause
+        }
         if !follow || result.is_err() {
             break;
         }

@@ -50,7 +50,14 @@ pub struct Feed {
     /// Per table, the last version read, and its header once known (the
     /// column names of the changes that follow, until a header change).
     cursor: BTreeMap<String, (u64, Option<Header>)>,
+    /// The last poll stopped at its bound with more to read.
+    behind: bool,
 }
+
+/// Versions of one table a poll reads at most: a reader far behind (a
+/// `--since` of last month) catches up in steps of bounded memory. (One
+/// version is never split: a bulk import's rows come in one poll.)
+const POLL_VERSIONS: u64 = 256;
 
 /// A version's column names.
 type Header = std::sync::Arc<Vec<String>>;
@@ -98,7 +105,13 @@ impl Feed {
         Ok(Feed {
             tables: tables.to_vec(),
             cursor,
+            behind: false,
         })
+    }
+
+    /// Whether the last poll left versions to read (poll again at once).
+    pub fn behind(&self) -> bool {
+        self.behind
     }
 
     /// Every change committed after the cursor, as lines in `format`, in
@@ -111,7 +124,12 @@ impl Feed {
                 self.cursor.entry(t).or_insert((0, None));
             }
         }
-        let mut found = Vec::new();
+        // Each table up to POLL_VERSIONS versions past its cursor. When a
+        // table stops short of its head, every table stops at that
+        // version's time, so commit order across tables (and a frame's
+        // changes together) holds from one poll to the next.
+        let mut read = Vec::new();
+        let mut bound: Option<u64> = None;
         for (t, (seen, header)) in self.cursor.iter_mut() {
             let table = match db.table(t) {
                 Ok(table) => table,
@@ -122,15 +140,35 @@ impl Feed {
             if head <= *seen {
                 continue;
             }
-            let (changes, last_header) = table.changes_after(*seen, header.take())?;
-            // The versions read: up to the head seen before reading, or
-            // further when the read saw more. (A version without a changed
-            // row moves the cursor too.)
-            let read_to = table.head_seq()?.max(head);
-            *seen = changes.last().map_or(head, |(v, _)| v.seq.max(head));
+            let upto = head.min(seen.saturating_add(POLL_VERSIONS));
+            let (changes, last_header) = table.changes_after(*seen, upto, header.take())?;
+            if upto < head {
+                let ts = table.version(upto)?.ts_us;
+                bound = Some(bound.map_or(ts, |b| b.min(ts)));
+            }
+            read.push((t.clone(), table, upto, changes, last_header));
+        }
+        self.behind = bound.is_some();
+        let mut found = Vec::new();
+        for (t, table, upto, changes, last_header) in read {
+            let Some((seen, header)) = self.cursor.get_mut(&t) else {
+                continue;
+            };
+            // The versions read: up to `upto` (a version without a changed
+            // row moves the cursor too), or to the bound's time.
+            let to = match bound {
+                Some(ts) => upto.min(table.seq_at(ts)?).max(*seen),
+                None => upto,
+            };
             // The header is known for the last version read only.
-            *header = (*seen == read_to).then_some(last_header);
-            found.extend(changes.into_iter().map(|(v, c)| (t.clone(), v, c)));
+            *header = (to == upto).then_some(last_header);
+            *seen = to;
+            found.extend(
+                changes
+                    .into_iter()
+                    .filter(|(v, _)| v.seq <= to)
+                    .map(|(v, c)| (t.clone(), v, c)),
+            );
         }
         found.sort_by(|a, b| (a.1.ts_us, &a.1.name, &a.0).cmp(&(b.1.ts_us, &b.1.name, &b.0)));
         let mut out = Vec::new();

@@ -503,3 +503,73 @@ fn rdb_verify_checks_the_row_log_only_when_asked() {
         o.stderr
     );
 }
+
+#[test]
+fn a_feed_far_behind_catches_up_in_bounded_steps_in_commit_order() {
+    use reedbase::storage::feed::{Feed, FeedFormat};
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("a", b"id|n\n1|0\n", "t").unwrap();
+    db.create_table("b", b"id|n\n1|0\n", "t").unwrap();
+    let opts = CommitOptions::new(Action::Update, "ann");
+    // 600 rounds: a alone, then a frame over a and b, then b alone.
+    let mut expected = Vec::new();
+    for i in 1..=600u32 {
+        match i % 3 {
+            0 => {
+                let v = db
+                    .table("a")
+                    .unwrap()
+                    .commit(Base::Head, format!("id|n\n1|{i}\n").into_bytes(), &opts)
+                    .unwrap();
+                expected.push((v.version.name, "a".to_string()));
+            }
+            1 => {
+                let mut f = Frame::begin("both").unwrap();
+                for t in ["a", "b"] {
+                    f.stage(t, Base::Head, format!("id|n\n1|{i}\n").into_bytes())
+                        .unwrap();
+                }
+                let done = db.commit_frame(f, "bob").unwrap();
+                let mut parts: Vec<(String, String)> = done
+                    .tables
+                    .iter()
+                    .map(|(t, c)| (c.version.name.clone(), t.clone()))
+                    .collect();
+                parts.sort();
+                expected.extend(parts);
+            }
+            _ => {
+                let v = db
+                    .table("b")
+                    .unwrap()
+                    .commit(Base::Head, format!("id|n\n1|{i}\n").into_bytes(), &opts)
+                    .unwrap();
+                expected.push((v.version.name, "b".to_string()));
+            }
+        }
+    }
+    let mut feed = Feed::since(&db, &[], 0, None).unwrap();
+    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut polls = 0;
+    loop {
+        let out = String::from_utf8(feed.poll(&db, FeedFormat::Csv).unwrap()).unwrap();
+        polls += 1;
+        for l in out.lines() {
+            let f: Vec<&str> = l.split(',').collect();
+            if f[7] == "update" {
+                lines.push((f[0].to_string(), f[5].to_string()));
+            }
+        }
+        if !feed.behind() {
+            break;
+        }
+    }
+    assert!(polls >= 2, "bounded steps: {polls} polls");
+    // Every update once, in commit order (time, then name, then table).
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "commit order across polls");
+    assert_eq!(lines, expected);
+    assert!(feed.poll(&db, FeedFormat::Csv).unwrap().is_empty());
+}

@@ -567,7 +567,7 @@ impl Table {
             0 => Arc::default(),
             _ => Arc::new(self.header_at(after)?),
         };
-        Ok(self.changes_from(&bytes, after, header, key)?.0)
+        Ok(self.changes_from(&bytes, after, u64::MAX, header, key)?.0)
     }
 
     /// The version history starts after: 0, or the floor once pruned.
@@ -595,6 +595,7 @@ impl Table {
         &self,
         log: &[u8],
         after: u64,
+        upto: u64,
         mut header: Arc<Vec<String>>,
         key: Option<&str>,
     ) -> Result<ChangesAfter> {
@@ -615,7 +616,11 @@ impl Table {
                 }
             })
         };
-        for b in blocks.into_iter().filter(|b| b.seq > after) {
+        for b in blocks
+            .into_iter()
+            .filter(|b| b.seq > after)
+            .take_while(|b| b.seq <= upto)
+        {
             let Some(info) = versions
                 .get((b.seq as usize).wrapping_sub(1))
                 .filter(|v| v.name == b.name && b.seq == covered + 1)
@@ -644,7 +649,11 @@ impl Table {
                 out.push((info.clone(), change));
             }
         }
-        for info in versions.iter().skip(covered as usize) {
+        for info in versions
+            .iter()
+            .skip(covered as usize)
+            .take_while(|v| v.seq <= upto)
+        {
             let changes = from_versions(info.seq, &mut header)?;
             out.extend(changes.into_iter().map(|c| (info.clone(), c)));
         }
@@ -743,13 +752,15 @@ impl Table {
         })
     }
 
-    /// The changes of every version after `after`, oldest first, and the
-    /// header of the last version read: what a follower of the table asks
-    /// for after each commit. `header` is the header at `after` (None:
-    /// read it). Reads the row log's tail, not all of it.
+    /// The changes of the versions after `after` up to `upto` (inclusive),
+    /// oldest first, and the header of the last version read: what a
+    /// follower of the table asks for after each commit. `header` is the
+    /// header at `after` (None: read it). Reads the row log's tail, not
+    /// all of it.
     pub fn changes_after(
         &self,
         after: u64,
+        upto: u64,
         header: Option<Arc<Vec<String>>>,
     ) -> Result<ChangesAfter> {
         let head = self.head_seq()?;
@@ -765,7 +776,7 @@ impl Table {
             return Ok((Vec::new(), header));
         }
         let tail = self.row_log_from(after + 1)?;
-        self.changes_from(&tail, after, header, None)
+        self.changes_from(&tail, after, upto, header, None)
     }
 
     /// The row log from the block of version `seq` on (read from the end

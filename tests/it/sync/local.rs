@@ -493,14 +493,24 @@ fn a_prune_keeps_what_sync_has_not_exported_and_the_peer_gets_every_change() {
     for i in 0..5 {
         edit(a, "products", |s| s + &format!("{}|new{i}|1\n", 10 + i));
     }
-    let p = a.ok(&["version:prune", "shop", "products", "--keep", "1", "--format", "csv"]);
+    let p = a.ok(&[
+        "version:prune",
+        "shop",
+        "products",
+        "--keep",
+        "1",
+        "--format",
+        "csv",
+    ]);
     let out = p.stdout;
     assert!(out.contains("sync (changes not yet exported)"), "{out}");
     settle(&hosts);
     assert_eq!(b.current("products"), a.current("products"));
     // Once exported, the next prune goes to the head; sync still works.
     a.ok(&["version:prune", "shop", "--keep", "1"]);
-    let listed = a.ok(&["version:list", "shop", "products", "--format", "csv"]).stdout;
+    let listed = a
+        .ok(&["version:list", "shop", "products", "--format", "csv"])
+        .stdout;
     assert_eq!(listed.lines().count(), 2, "{listed}");
     edit(b, "products", |s| s + "9|kiwi|2\n");
     settle(&hosts);

@@ -176,8 +176,10 @@ impl ReedFs {
             .map(|(fh, f)| (*fh, f.db, f.feed.clone(), f.format))
             .collect();
         let mut answers: Vec<(FeedWaiter, Vec<u8>)> = Vec::new();
+        let mut behind = false;
         for (fh, db, mut feed, format) in due {
             let polled = feed.poll(&self.dbs[db].db, format);
+            behind |= polled.is_ok() && feed.behind();
             let mut followers = locked(&self.feeds.followers);
             let Some(f) = followers.get_mut(&fh) else {
                 continue;
@@ -199,6 +201,10 @@ impl ReedFs {
         }
         for (w, data) in answers {
             w(Ok(data));
+        }
+        if behind {
+            // A follower stopped at its bound: the next tick comes at once.
+            *locked(&self.feeds.pending) = true;
         }
     }
 
