@@ -91,7 +91,9 @@ fn main() {
         since_us: None,
     };
     let started = Instant::now();
-    let pruned = db.prune(&[], policy, &Pins::new(), false).expect("prune");
+    let pruned = db
+        .prune(&[], policy, &Pins::new(), false, false)
+        .expect("prune");
     let prune_time = started.elapsed();
     let r = &pruned[0].report;
     let after = du(&tdir);

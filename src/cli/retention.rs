@@ -29,6 +29,11 @@ pub struct PruneArgs {
     /// Say what would be removed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Prune to exactly what the policy allows, even where the keyframe that needs costs
+    /// more space than it frees (by default such a table stops at an older keyframe, or is
+    /// left as it is).
+    #[arg(long)]
+    pub exact: bool,
     #[command(flatten)]
     pub format: FormatArg,
 }
@@ -78,7 +83,7 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     let tables: Vec<String> = a.table.into_iter().collect();
-    let pruned = db.prune(&tables, policy, &pins(&db)?, a.dry_run)?;
+    let pruned = db.prune(&tables, policy, &pins(&db)?, a.exact, a.dry_run)?;
     let human = a.format.format == Format::Table;
     let rows: Vec<Vec<String>> = pruned
         .iter()
@@ -201,12 +206,16 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     for p in &report.problems {
         eprintln!("{}: {}", p.table, p.what);
     }
-    if !report.problems.is_empty() {
+    let missing = backup::missing_heads(&db, &m)?;
+    for p in &missing {
+        eprintln!("{p}");
+    }
+    if !report.problems.is_empty() || !missing.is_empty() {
         eprintln!(
             "restored {:?} at {}, but verify found {} problem(s)",
             a.db,
             root.display(),
-            report.problems.len()
+            report.problems.len() + missing.len()
         );
         return Ok(exit::DAMAGED);
     }

@@ -46,6 +46,8 @@ use super::io::{Io, TEMP_MARKER, replace_file, sync_parent};
 use super::table::TableSnapshot;
 
 pub const MANIFEST: &str = "backup.manifest";
+/// The flock one backup into a directory holds.
+const LOCK: &str = ".lock";
 const OBJECTS: &str = "objects";
 const MAGIC: &str = "reedbase-backup|1";
 /// Bytes read or written at a time: a file of any size is copied through
@@ -297,6 +299,13 @@ impl Database {
         }
         io.create_dir(&dest.join(OBJECTS))
             .map_err(|e| StorageError::io("create", dest, e))?;
+        // One backup into a directory at a time: another's removal of
+        // unused objects would take this one's new objects.
+        let lock = super::lock::LockFile::open(&dest.join(LOCK))?;
+        let _held = lock.acquire(
+            &format!("backup directory {}", dest.display()),
+            std::time::Duration::from_millis(self.config().lock_timeout_ms),
+        )?;
         let state_dir = root.join("state");
         remove_stale_staging(io, &state_dir);
         let staging = state_dir.join(format!(
@@ -363,13 +372,23 @@ impl Database {
             .unwrap_or_default();
         let mut report = BackupReport::default();
         let mut entries = Vec::with_capacity(files.len());
+        let mut object_dirs: HashSet<PathBuf> = HashSet::new();
         for (rel, src) in files {
             let size = match io
                 .len(&src)
                 .map_err(|e| StorageError::io("stat", &src, e))?
             {
                 Some(s) => s,
-                None => continue, // removed since it was listed (a resolved conflict)
+                // Removed since it was listed: a resolved conflict may be;
+                // a table's snapshot file may not (it would go missing).
+                None if !src.starts_with(staging) => continue,
+                None => {
+                    return Err(StorageError::io(
+                        "read",
+                        &src,
+                        std::io::Error::from(std::io::ErrorKind::NotFound),
+                    ));
+                }
             };
             let reuse = known
                 .get(rel.as_str())
@@ -379,6 +398,9 @@ impl Database {
                 Some(f) => (*f).clone(),
                 None => {
                     let (sha256, size, copied) = store_object(io, dest, &src)?;
+                    if let Some(d) = object_path(dest, &sha256).parent() {
+                        object_dirs.insert(d.to_path_buf());
+                    }
                     if copied {
                         report.copied_bytes += size;
                         report.copied_files += 1;
@@ -403,6 +425,13 @@ impl Database {
             tables: snaps,
             files: entries,
         };
+        // Every object the manifest names is durable before it: its bytes
+        // (fsynced when written), its name and its directory's name.
+        object_dirs.insert(dest.join(OBJECTS));
+        for d in &object_dirs {
+            io.sync_dir(d)
+                .map_err(|e| StorageError::io("fsync directory", d, e))?;
+        }
         // The commit point of the backup.
         replace_file(io, &dest.join(MANIFEST), manifest.encode().as_bytes())?;
         report.removed_objects = remove_unused_objects(io, dest, &manifest)?;
@@ -433,7 +462,6 @@ fn store_object(io: &dyn Io, dest: &Path, src: &Path) -> Result<(String, u64, bo
         let _ = io.remove(&tmp);
         return Err(StorageError::io("rename", &obj, e));
     }
-    sync_parent(io, &obj)?;
     Ok((sha, size, true))
 }
 
@@ -524,7 +552,7 @@ pub fn restore(io: &dyn Io, src: &Path, root: &Path, name: &str) -> Result<Manif
         let _ = io.remove_dir_all(&building);
         return Err(e);
     }
-    if let Err(e) = io.rename(&building, root) {
+    if let Err(e) = io.rename_noreplace(&building, root) {
         let _ = io.remove_dir_all(&building);
         return Err(StorageError::io("rename", root, e));
     }
@@ -543,9 +571,17 @@ fn restore_into(io: &dyn Io, src: &Path, m: &Manifest, into: &Path, name: &str) 
     for f in &m.files {
         let dst = into.join(&f.path);
         let dir = dst.parent().unwrap_or(into).to_path_buf();
-        if dirs.insert(dir.clone()) {
+        if !dirs.contains(&dir) {
             io.create_dir(&dir)
                 .map_err(|e| StorageError::io("create", &dir, e))?;
+            // Each directory up to `into` is fsynced below (its entries).
+            let mut d = dir.as_path();
+            while d.starts_with(into) && dirs.insert(d.to_path_buf()) {
+                match d.parent() {
+                    Some(p) => d = p,
+                    None => break,
+                }
+            }
         }
         let obj = object_path(src, &f.sha256);
         let (sha, size) = copy_hashing(io, &obj, Some(&dst)).map_err(|e| match e {
@@ -576,4 +612,27 @@ fn restore_into(io: &dyn Io, src: &Path, m: &Manifest, into: &Path, name: &str) 
         cfg.save(io, &cfg_path)?;
     }
     Ok(())
+}
+
+/// What a restored database lacks of its backup's manifest: each table's
+/// head (sequence number and hash) must be there. Empty when whole.
+pub fn missing_heads(db: &Database, m: &Manifest) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for t in &m.tables {
+        let found = match db.table(&t.table) {
+            Ok(table) => {
+                let seq = table.head_seq()?;
+                seq == t.head_seq && (seq == 0 || table.version(seq)?.hash == t.head_hash)
+            }
+            Err(StorageError::NotFound { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if !found {
+            out.push(format!(
+                "table {}: the backup's head is version {} ({}), the restored copy differs",
+                t.table, t.head_seq, t.head_hash
+            ));
+        }
+    }
+    Ok(out)
 }

@@ -127,6 +127,7 @@ pub fn parse_time(text: &str, now_us: u64) -> std::result::Result<u64, String> {
     // Version names: 20261124T051530.123456Z, with or without `-<node>`.
     let b = t.as_bytes();
     if b.len() >= 23
+        && b[..23].is_ascii()
         && b[8] == b'T'
         && b[15] == b'.'
         && b[22] == b'Z'
@@ -215,6 +216,12 @@ pub fn now_us() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_time_with_non_ascii_text_is_an_error_not_a_panic() {
+        assert!(super::parse_time("abcé123T456789.123456Z", 0).is_err());
+        assert!(super::parse_time("2026-11-2é", 0).is_err());
+    }
+
     use super::*;
 
     #[test]

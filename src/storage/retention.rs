@@ -90,13 +90,14 @@ impl Database {
     }
 
     /// Prunes `tables` (all when empty) to `policy`, keeping every version
-    /// at or after a pin, and always the head. With `dry_run` nothing
-    /// changes.
+    /// at or after a pin, and always the head; `exact`: see `Table::prune`.
+    /// With `dry_run` nothing changes.
     pub fn prune(
         &self,
         tables: &[String],
         policy: Retention,
         pins: &Pins,
+        exact: bool,
         dry_run: bool,
     ) -> Result<Vec<TablePruned>> {
         let names = match tables {
@@ -140,11 +141,15 @@ impl Database {
                 .filter(|(seq, _)| *seq >= 1 && *seq < wanted)
                 .min_by_key(|(seq, _)| *seq);
             let floor = pin.map_or(wanted, |(seq, _)| *seq);
-            let report = t.prune(floor, dry_run)?;
-            out.push(TablePruned {
-                report,
-                held_by: pin.map(|(seq, why)| format!("{why} needs version {seq}")),
-            });
+            let report = t.prune(floor, exact, dry_run)?;
+            let held_by = match pin {
+                Some((seq, why)) => Some(format!("{why} needs version {seq}")),
+                None if report.held_for_space => Some(format!(
+                    "a keyframe at version {floor} would take more space than the prune frees (--exact prunes anyway)"
+                )),
+                None => None,
+            };
+            out.push(TablePruned { report, held_by });
         }
         Ok(out)
     }

@@ -154,7 +154,7 @@ fn pruned_history_matches_a_twin_that_keeps_everything() {
                 let n = t.head_seq().unwrap();
                 let from = t.oldest_kept().unwrap();
                 let keep_from = from + rng.next(n - from + 1);
-                let r = t.prune(keep_from, false).unwrap();
+                let r = t.prune(keep_from, true, false).unwrap();
                 assert_eq!(
                     r.oldest_after,
                     keep_from.max(from),
@@ -210,7 +210,34 @@ fn another_processs_prune_turns_missing_files_into_pruned_not_damage() {
     let v5 = t.read_version(5).unwrap();
     // Another handle (as another process would) prunes.
     let other = Database::open(dir.path()).unwrap();
-    other.table("t").unwrap().prune(20, false).unwrap();
+    other.table("t").unwrap().prune(20, true, false).unwrap();
+    let log_len = || {
+        std::fs::metadata(dir.path().join("tables/t/rows.log"))
+            .unwrap()
+            .len()
+    };
+    let pruned_log = log_len();
+    // This handle commits on the head (no old version read): the prune is
+    // seen under the lock, the row log keeps its blocks and grows by one.
+    content = set_row(&content, "45", "45|seen|1");
+    t.commit(
+        Base::Head,
+        content.clone(),
+        &CommitOptions::new(Action::Update, "u"),
+    )
+    .unwrap();
+    assert!(
+        log_len() > pruned_log,
+        "the row log was cut, not appended to"
+    );
+    assert_eq!(
+        t.changes(None).unwrap().len(),
+        12,
+        "versions 21..32, a row each"
+    );
+    // A prune asking for less than the floor on disk leaves it.
+    let r = t.prune(10, true, false).unwrap();
+    assert_eq!((r.oldest_before, r.oldest_after), (20, 20));
     // This handle still believes in the old floor: its read of version 3
     // finds files gone and reports the prune; version 20 and on read.
     match t.read_version(3) {
@@ -290,7 +317,7 @@ fn every_operation_of_a_prune_can_fail_or_crash() {
     let versions = prepare_history(dir.path());
     let counter = Arc::new(FaultIo::counting());
     let db = Database::open_with(Arc::clone(&counter) as Arc<dyn Io>, dir.path()).unwrap();
-    let r = db.table("t").unwrap().prune(FLOOR, false).unwrap();
+    let r = db.table("t").unwrap().prune(FLOOR, true, false).unwrap();
     assert!(r.files > 0 && r.keyframe_bytes > 0, "{r:?}");
     let total = counter.ops();
     assert!(total >= 5, "only {total} operations");
@@ -306,7 +333,7 @@ fn every_operation_of_a_prune_can_fail_or_crash() {
             prepare_history(dir.path());
             let io = Arc::new(FaultIo::new(n, fault));
             let db = Database::open_with(Arc::clone(&io) as Arc<dyn Io>, dir.path()).unwrap();
-            let result = db.table("t").and_then(|t| t.prune(FLOOR, false));
+            let result = db.table("t").and_then(|t| t.prune(FLOOR, true, false));
             if fault == Fault::Crash {
                 io.power_cut();
             }
@@ -341,7 +368,7 @@ fn every_operation_of_a_prune_can_fail_or_crash() {
             let want_kf = usize::from(oldest == FLOOR);
             assert_eq!(kf.len(), want_kf, "{ctx}: keyframes and temp files {kf:?}");
             // The prune can be retried, and commits go on.
-            t.prune(FLOOR, false)
+            t.prune(FLOOR, true, false)
                 .unwrap_or_else(|e| panic!("{ctx}: retry: {e}"));
             let head = t.head().unwrap().1;
             t.commit(
@@ -382,7 +409,7 @@ fn pins_hold_the_floor_and_the_policy_takes_the_union() {
         versions: Some(5),
         since_us: Some(t7),
     };
-    let dry = db.prune(&[], policy, &Pins::new(), true).unwrap();
+    let dry = db.prune(&[], policy, &Pins::new(), true, true).unwrap();
     assert_eq!(dry[0].report.oldest_after, 7);
     assert_eq!(t.oldest_kept().unwrap(), 1, "a dry run changes nothing");
     // An unresolved conflict started from version 4: it holds the floor.
@@ -397,7 +424,7 @@ fn pins_hold_the_floor_and_the_policy_takes_the_union() {
     };
     db.record_conflict(&info, &[], b"").unwrap();
     let pins = db.conflict_pins().unwrap();
-    let done = db.prune(&[], policy, &pins, false).unwrap();
+    let done = db.prune(&[], policy, &pins, true, false).unwrap();
     assert_eq!(done[0].report.oldest_after, 4);
     assert!(
         done[0]
@@ -412,7 +439,7 @@ fn pins_hold_the_floor_and_the_policy_takes_the_union() {
     // Resolved, the next prune goes as far as the policy says.
     db.remove_conflict("c1").unwrap();
     let done = db
-        .prune(&[], policy, &db.conflict_pins().unwrap(), false)
+        .prune(&[], policy, &db.conflict_pins().unwrap(), true, false)
         .unwrap();
     assert_eq!(done[0].report.oldest_after, 7);
     assert!(done[0].report.bytes_freed > 0);
@@ -431,7 +458,7 @@ fn pins_hold_the_floor_and_the_policy_takes_the_union() {
         since_us: None,
     };
     let done = db
-        .prune(&["d".to_string()], one, &Pins::new(), false)
+        .prune(&["d".to_string()], one, &Pins::new(), true, false)
         .unwrap();
     assert_eq!(done[0].report.oldest_after, 2, "{:?}", done[0]);
     assert!(
@@ -637,7 +664,7 @@ fn an_incremental_backup_follows_a_prune_and_a_damaged_object_is_refused() {
     // Nothing new: only the files that change in place are read again.
     assert_eq!(again.copied_files, 0, "{again:?}");
     assert_eq!(again.bytes, first.bytes);
-    db.table("t").unwrap().prune(25, false).unwrap();
+    db.table("t").unwrap().prune(25, true, false).unwrap();
     let after = db.backup(dest.path()).unwrap();
     assert!(after.removed_objects > 0, "{after:?}");
     assert!(after.bytes < first.bytes, "{after:?} vs {first:?}");
@@ -725,4 +752,54 @@ fn rdb_backup_and_restore_as_a_user_runs_them() {
         r.run(&["backup", "shop", &inside.to_string_lossy()]).code,
         2
     );
+}
+
+#[test]
+fn a_prune_that_would_grow_the_table_does_nothing_unless_exact() {
+    // Varied rows (bzip2, which stores the table's creation, beats the
+    // keyframe's XZ on them) and few small edits: a keyframe at the new
+    // oldest version would take more space than everything it frees.
+    let mut rng = Lcg(3);
+    let mut content = String::from("id|name|score\n");
+    for i in 1..=6000 {
+        content.push_str(&format!(
+            "{i}|n{}|{}\n",
+            rng.next(1_000_000),
+            rng.next(1_000_000_000)
+        ));
+    }
+    let mut content = content.into_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(dir.path());
+    db.create_table("t", &content, "t").unwrap();
+    let t = db.table("t").unwrap();
+    for i in 1..=5 {
+        content = set_row(&content, &i.to_string(), &format!("{i}|e{i}|0"));
+        t.commit(
+            Base::Head,
+            content.clone(),
+            &CommitOptions::new(Action::Update, "u"),
+        )
+        .unwrap();
+    }
+    let keep = Retention {
+        versions: Some(2),
+        since_us: None,
+    };
+    let dry = db.prune(&[], keep, &Pins::new(), false, true).unwrap();
+    // Only version 1 (the chain start) is an anchor below 5: nothing to do.
+    assert!(dry[0].report.held_for_space, "{:?}", dry[0]);
+    assert_eq!(dry[0].report.oldest_after, 1);
+    assert!(dry[0].held_by.as_deref().unwrap_or("").contains("--exact"));
+    let exact = db.prune(&[], keep, &Pins::new(), true, true).unwrap();
+    let r = &exact[0].report;
+    assert_eq!(r.oldest_after, 5);
+    assert!(r.keyframe_bytes > r.bytes_freed + r.row_log_freed, "{r:?}");
+    // The default changed nothing; --exact prunes.
+    db.prune(&[], keep, &Pins::new(), false, false).unwrap();
+    assert_eq!(t.oldest_kept().unwrap(), 1);
+    db.prune(&[], keep, &Pins::new(), true, false).unwrap();
+    assert_eq!(t.oldest_kept().unwrap(), 5);
+    assert_eq!(t.read_version(6).unwrap(), content);
+    assert!(db.verify().unwrap().problems.is_empty());
 }

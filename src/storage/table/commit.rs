@@ -148,6 +148,8 @@ impl Table {
             writer.repaired = true;
         }
         self.refresh(true)?;
+        // A prune by another process changes no log length: read its floor.
+        self.floor_moved();
         Ok(lock_poisoned(self.state.read()).clone())
     }
 

@@ -55,6 +55,23 @@ pub struct PruneReport {
     pub keyframe_bytes: u64,
     /// Bytes the row log shrank by.
     pub row_log_freed: u64,
+    /// The floor stayed below the version asked for: a keyframe there
+    /// would take more space than the prune frees (see `Table::prune`).
+    pub held_for_space: bool,
+}
+
+/// What a prune to one floor removes and writes.
+struct Plan {
+    floor: usize,
+    doomed: Vec<(String, u64)>,
+    keyframe: Option<Vec<u8>>,
+    row_log: Option<(Vec<u8>, u64)>,
+}
+
+impl Plan {
+    fn freed(&self) -> u64 {
+        self.doomed.iter().map(|(_, n)| n).sum::<u64>() + self.row_log.as_ref().map_or(0, |r| r.1)
+    }
 }
 
 fn crc_line(body: &str) -> String {
@@ -111,6 +128,15 @@ impl Table {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(StorageError::io("read", &path, e)),
         }
+    }
+
+    /// The sequence number the floor file names, unchecked (None: none,
+    /// or unreadable): tells a floor newer than a log read just before it
+    /// (a commit and a prune in between) from damage.
+    pub(super) fn floor_seq_on_disk(&self) -> Option<u64> {
+        let bytes = self.ctx.io.read(&self.floor_path()).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        text.split('|').nth(1)?.parse().ok()
     }
 
     /// The oldest version whose bytes are kept (1 when nothing was pruned;
@@ -220,12 +246,31 @@ impl Table {
         Ok(())
     }
 
+    /// What pruning to the floor at index `floor` removes and writes.
+    fn plan(&self, log: &[LogEntry], floor: usize) -> Result<Plan> {
+        let keyframe = if reads_keyframe(log, floor, floor) && !log[floor].keyframe {
+            let bytes = self.read_version(floor as u64 + 1)?;
+            Some(delta::xz(&bytes, 1))
+        } else {
+            None
+        };
+        Ok(Plan {
+            floor,
+            doomed: self.files_below(log, floor)?,
+            keyframe,
+            row_log: self.row_log_after_prune(floor)?,
+        })
+    }
+
     /// Removes the stored bytes of every version before `keep_from`
     /// (a sequence number; the head is always kept), so that version is
-    /// the oldest readable one. With `dry_run` nothing changes and the
+    /// the oldest readable one. Unless `exact`, a prune whose keyframe for
+    /// that version would take more space than the prune frees stops at
+    /// the latest existing anchor below it instead (keeping more, never
+    /// less), or does nothing. With `dry_run` nothing changes and the
     /// report says what would. Every kept version reads back
     /// byte-identical.
-    pub fn prune(&self, keep_from: u64, dry_run: bool) -> Result<PruneReport> {
+    pub fn prune(&self, keep_from: u64, exact: bool, dry_run: bool) -> Result<PruneReport> {
         let mut writer = lock_poisoned(self.writer.lock());
         let _guard = self.acquire()?;
         let state = self.catch_up(&mut writer)?;
@@ -243,20 +288,33 @@ impl Table {
             report.oldest_after = report.oldest_before;
             return Ok(report);
         }
+        let mut plan = self.plan(log, floor)?;
+        let cost = plan.keyframe.as_ref().map_or(0, |k| k.len() as u64);
+        if !exact && cost > 0 && cost >= plan.freed() {
+            report.held_for_space = true;
+            // An anchor already stored costs nothing to stop at.
+            let anchor = (state.floor + 1..floor)
+                .rev()
+                .find(|&i| log[i].keyframe || chain_start(log, i));
+            match anchor {
+                Some(a) => plan = self.plan(log, a)?,
+                None => {
+                    report.oldest_after = report.oldest_before;
+                    return Ok(report);
+                }
+            }
+        }
+        let Plan {
+            floor,
+            doomed,
+            keyframe,
+            row_log,
+        } = plan;
         report.oldest_after = floor as u64 + 1;
         report.versions = (floor - state.floor) as u64;
-        let doomed = self.files_below(log, floor)?;
         report.files = doomed.len() as u64;
         report.bytes_freed = doomed.iter().map(|(_, n)| n).sum();
-        let needs_keyframe = reads_keyframe(log, floor, floor) && !log[floor].keyframe;
-        let keyframe = if needs_keyframe {
-            let bytes = self.read_version(floor as u64 + 1)?;
-            Some(delta::xz(&bytes, 1))
-        } else {
-            None
-        };
         report.keyframe_bytes = keyframe.as_ref().map_or(0, |k| k.len() as u64);
-        let row_log = self.row_log_after_prune(floor)?;
         if let Some((_, cut)) = &row_log {
             report.row_log_freed = *cut;
         }
@@ -290,11 +348,13 @@ impl Table {
             // Failed before its rename: the keyframe is unused. After it
             // (the directory's fsync failed), the new floor is in force and
             // names the keyframe: both stay, the next locked open finishes.
-            let in_force = self.read_floor(log).is_ok_and(|f| f == floor);
-            if in_force {
-                lock_poisoned(self.state.write()).floor = floor;
-            } else if keyframe.is_some() {
-                let _ = io.remove(&kf_path);
+            // Removed only when the floor on disk is known not to name it.
+            match self.read_floor(log) {
+                Ok(f) if f == floor => lock_poisoned(self.state.write()).floor = floor,
+                Ok(_) if keyframe.is_some() => {
+                    let _ = io.remove(&kf_path);
+                }
+                _ => {}
             }
             return Err(e);
         }

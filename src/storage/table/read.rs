@@ -272,8 +272,11 @@ impl Table {
     /// daemon calls it in the background after mounting; bounded by the
     /// cache's byte limit. Returns how many deltas it decoded.
     pub fn prefetch_history(&self, versions: usize) -> Result<usize> {
-        let s = self.snapshot()?;
-        let from = s.log.len().saturating_sub(versions);
+        self.snapshot()?;
+        self.floor_moved();
+        let s = lock_poisoned(self.state.read()).clone();
+        // Nothing below the floor is stored.
+        let from = s.log.len().saturating_sub(versions).max(s.floor);
         let entries = &s.log[from..];
         let mut decoded = 0;
         for chunk in entries.chunks(256) {

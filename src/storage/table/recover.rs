@@ -37,6 +37,10 @@ impl Table {
     /// the table lock) it also cuts a torn log line, removes leftovers of
     /// interrupted commits and rewrites a stale `current.csv`.
     pub(super) fn recover(&self, repair: bool) -> Result<State> {
+        self.recover_once(repair, true)
+    }
+
+    fn recover_once(&self, repair: bool, may_retry: bool) -> Result<State> {
         let io = &*self.ctx.io;
         let log_path = self.path(LOG);
         let bytes = match io.read(&log_path) {
@@ -58,7 +62,19 @@ impl Table {
         }
         let (mut entries, mut valid_len) = (parsed.entries, parsed.valid_len);
         self.settle_frame_line(&mut entries, &mut valid_len, repair)?;
-        let floor = self.read_floor(&entries)?;
+        let floor = match self.read_floor(&entries) {
+            Ok(f) => f,
+            // Committed and pruned since the log was read: read again.
+            Err(_)
+                if may_retry
+                    && self
+                        .floor_seq_on_disk()
+                        .is_some_and(|s| s > entries.len() as u64) =>
+            {
+                return self.recover_once(repair, false);
+            }
+            Err(e) => return Err(e),
+        };
         if repair {
             self.settle_packs()?;
             self.remove_leftovers(&entries)?;

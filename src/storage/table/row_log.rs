@@ -572,6 +572,10 @@ impl Table {
 
     /// The version history starts after: 0, or the floor once pruned.
     fn history_after(&self) -> Result<u64> {
+        // The log first (the floor may name a version new to this handle),
+        // then the floor another process may have moved.
+        self.snapshot()?;
+        self.floor_moved();
         let floor = lock_poisoned(self.state.read()).floor;
         Ok(if floor == 0 { 0 } else { floor as u64 + 1 })
     }
