@@ -456,6 +456,9 @@ fn block_signals() -> libc::sigset_t {
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGHUP);
+        // From `rdb umount`: end the change feed's readers (they hold the
+        // mount open), keep serving.
+        libc::sigaddset(&mut set, libc::SIGUSR1);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
@@ -668,6 +671,11 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     let start = Instant::now();
     loop {
         if let Some(sig) = wait_signal(&signals, Duration::from_millis(300)) {
+            if sig == libc::SIGUSR1 {
+                tracing::info!("ending the change feed's readers for an unmount");
+                m.core().end_feeds();
+                continue;
+            }
             tracing::info!(signal = sig, "unmounting");
             // Followers of the change feed get EOF and close first; they
             // would keep the mount busy otherwise.
@@ -845,6 +853,14 @@ pub fn umount(ctx: &Ctx, arg: &str) -> Result<i32> {
         match unmount(&mp, false) {
             Unmounted::Done => break,
             Unmounted::Busy if start.elapsed() < BUSY_GRACE => {
+                if !waiting && let Some(pid) = pid {
+                    // Readers of `@changes` wait for the next commit and
+                    // would hold the mount for ever: the daemon ends them
+                    // (EOF), as it does at its own unmount.
+                    // SAFETY: kill sends a signal; `pid` is our daemon (it
+                    // holds /dev/fuse and wrote the mount's pid file).
+                    unsafe { libc::kill(pid, libc::SIGUSR1) };
+                }
                 if !waiting {
                     eprintln!(
                         "rdb: {} is in use; waiting up to {} s for calls in flight",

@@ -242,3 +242,43 @@ for whence in (os.SEEK_DATA, os.SEEK_HOLE):
         .collect();
     assert!(loud.is_empty(), "{}", loud.join("\n"));
 }
+
+#[test]
+fn umount_ends_the_change_feeds_readers_and_unmounts() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    // A reader following the feed, from outside the mount (its working
+    // directory must not hold the mount).
+    let out_path = m.work.path().join("feed.out");
+    let reader = Command::new("timeout")
+        .arg("60")
+        .arg("cat")
+        .arg(m.mp.path().join("@changes"))
+        .current_dir(m.work.path())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut seen = false;
+    for i in 0..100 {
+        m.sh_ok(&format!(
+            "sed -i 's/^1|[^|]*|/1|Feed{i}|/' users/current.csv"
+        ));
+        std::thread::sleep(Duration::from_millis(100));
+        if std::fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .contains("Feed")
+        {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the reader never got a line");
+    let (um, took) = rdb_timed(&m, &["umount"], m.mp.path());
+    assert!(um.status.success(), "{}", stderr(&um));
+    assert!(took < Duration::from_secs(20), "rdb umount took {took:?}");
+    assert!(!mounted_at(m.mp.path()));
+    // The reader got end-of-file: cat exited by itself, with success.
+    let out = reader.wait_with_output().unwrap();
+    assert!(out.status.success(), "cat: {:?}", out.status);
+}
