@@ -149,7 +149,10 @@ impl Table {
         }
         self.refresh(true)?;
         // A prune by another process changes no log length: read its floor.
-        self.floor_moved();
+        // It also replaced `rows.log`, whatever length it has now.
+        if self.floor_moved() {
+            writer.row_log_seq = None;
+        }
         Ok(lock_poisoned(self.state.read()).clone())
     }
 
