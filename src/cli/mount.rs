@@ -670,6 +670,9 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     // Until a signal, or until someone unmounts us from outside.
     let start = Instant::now();
     loop {
+        // What this mount's readers and writers need stays out of reach of
+        // `rdb version:prune`.
+        m.core().publish_pins();
         if let Some(sig) = wait_signal(&signals, Duration::from_millis(300)) {
             if sig == libc::SIGUSR1 {
                 tracing::info!("ending the change feed's readers for an unmount");
@@ -704,6 +707,7 @@ pub fn run(ctx: &Ctx, a: MountArgs) -> Result<i32> {
     drop(syncers);
     drop(health);
     drop(metrics);
+    m.core().remove_pins();
     let r = m.unmount();
     let _ = std::fs::remove_file(&pid_file);
     match r {

@@ -39,13 +39,14 @@ pub struct PruneArgs {
 }
 
 /// Every version something recorded in the database still needs: the bases
-/// of unresolved conflicts and of staged frames, and what sync has not
-/// exported yet.
+/// of unresolved conflicts and of staged frames, what sync has not
+/// exported yet, and what running mounts need.
 fn pins(db: &Database) -> Result<Pins> {
     let mut pins = db.conflict_pins()?;
     let more = [
         super::frame::staged_frame_pins(db)?,
         Site::new(db, "").export_pins()?,
+        db.mount_pins()?,
     ];
     for p in more {
         for (table, seqs) in p {

@@ -401,6 +401,13 @@ impl Database {
         super::io::replace_file_unsynced(&*self.ctx.io, &dir.join(name), bytes)
     }
 
+    /// Removes `state/<name>` (nothing to do when it is not there).
+    pub fn remove_state(&self, name: &str) -> Result<()> {
+        names::validate(name)?;
+        super::io::remove_if_exists(&*self.ctx.io, &self.ctx.root.join("state").join(name))
+            .map(|_| ())
+    }
+
     /// An anonymous file (no name; gone when closed) next to the database,
     /// for data too large to hold in memory, such as a huge query result.
     pub fn anonymous_file(&self) -> Result<std::fs::File> {

@@ -59,7 +59,7 @@ pub use lock::{LockFile, LockGuard};
 pub use log::content_hash;
 pub use progress::Progress;
 pub use registry::{DbEntry, LOCAL_DIR, Mode, Registry};
-pub use retention::{Pins, Retention, TablePruned, keep_since_us};
+pub use retention::{MOUNT_PINS_PREFIX, Pins, Retention, TablePruned, keep_since_us};
 pub use revisions::Revision;
 pub use saved_query::{MAX_QUERY_BYTES, SavedQuery};
 pub use schema::{ColumnType, Schema};

@@ -71,7 +71,48 @@ pub struct TablePruned {
     pub held_by: Option<String>,
 }
 
+/// `state/<prefix><pid>`: what a running mount needs (`fs/core/pins.rs`).
+pub const MOUNT_PINS_PREFIX: &str = "mount-pins-";
+
 impl Database {
+    /// The versions running mounts need (what their processes read, files
+    /// open for writing, their frames), from the pins files of mounts
+    /// whose process is alive.
+    pub fn mount_pins(&self) -> Result<Pins> {
+        let dir = self.root().join("state");
+        let names = match self.io().list(&dir) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Pins::new()),
+            Err(e) => return Err(StorageError::io("list", &dir, e)),
+        };
+        let mut pins = Pins::new();
+        for n in names {
+            let Some(pid) = n
+                .strip_prefix(MOUNT_PINS_PREFIX)
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if !super::kept::alive(pid) {
+                continue;
+            }
+            let Some(bytes) = self.read_state(&n)? else {
+                continue;
+            };
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                let mut f = line.splitn(3, '|');
+                if let (Some(t), Some(Ok(seq)), Some(why)) =
+                    (f.next(), f.next().map(str::parse::<u64>), f.next())
+                {
+                    pins.entry(t.to_string())
+                        .or_default()
+                        .push((seq, format!("{why} (mount pid {pid})")));
+                }
+            }
+        }
+        Ok(pins)
+    }
+
     /// The versions this database's own records need: the base of every
     /// unresolved conflict (its resolution reads it).
     pub fn conflict_pins(&self) -> Result<Pins> {

@@ -51,6 +51,7 @@ mod lookup;
 mod model_tests;
 mod namespace;
 mod open;
+mod pins;
 #[cfg(test)]
 mod saves_tests;
 mod scratch;
@@ -204,6 +205,8 @@ pub struct ReedFs {
     queries_running: std::sync::atomic::AtomicUsize,
     /// Open change feed files (`family/changes.rs`).
     feeds: family::changes::Feeds,
+    /// Per database, the pins last written (`pins.rs`).
+    published_pins: Mutex<Vec<Option<String>>>,
 }
 
 const TEMP_NAME_MAX: usize = 255;
@@ -373,6 +376,7 @@ impl ReedFs {
             scratch_budget,
             queries_running: Default::default(),
             feeds: Default::default(),
+            published_pins: Mutex::new(Vec::new()),
         }
     }
 

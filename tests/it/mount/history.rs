@@ -343,3 +343,83 @@ fn a_backup_and_a_prune_run_while_the_mount_saves() {
         .unwrap();
     assert_eq!(head.stdout, std::fs::read(m.current()).unwrap());
 }
+
+#[test]
+fn a_prune_keeps_the_version_an_open_editor_will_save_against() {
+    let Some(m) = Mounted::new(&table()) else {
+        return;
+    };
+    // An editor: reads the table, waits (the user edits), then saves as
+    // most editors do: a new file renamed over current.csv.
+    let editor = m
+        .in_mount(60, "python3")
+        .args([
+            "-c",
+            r#"
+import os, time
+work = os.environ['WORK']
+data = open('users/current.csv').read()
+open(work + '/read', 'w').write('ok')
+while not os.path.exists(work + '/go'):
+    time.sleep(0.05)
+lines = data.split('\n')
+f = lines[2].split('|')
+f[1] = 'EditorName'
+lines[2] = '|'.join(f)
+open('users/current.csv.tmp', 'w').write('\n'.join(lines))
+os.rename('users/current.csv.tmp', 'users/current.csv')
+"#,
+        ])
+        .spawn()
+        .unwrap();
+    let work = m.work.path().to_path_buf();
+    let start = std::time::Instant::now();
+    while !work.join("read").exists() {
+        assert!(start.elapsed().as_secs() < 20, "the editor never read");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Other saves move the head on; then a prune that keeps only the head.
+    for i in 0..5 {
+        m.sh_ok(&format!(
+            "sed -i 's/^1|[^|]*|/1|Other{i}|/' users/current.csv"
+        ));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(700)); // the pins are published
+    let p = m
+        .rdb()
+        .args(["version:prune", "shop", "--keep", "1", "--format", "csv"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&p.stdout).into_owned();
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    assert!(out.contains("which read it"), "{out}");
+    assert!(out.contains("users,1,1,0,"), "version 1 kept: {out}");
+    // The editor saves: merged with the others' saves, nothing refused.
+    std::fs::write(work.join("go"), b"").unwrap();
+    let done = editor.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let now = std::fs::read_to_string(m.current()).unwrap();
+    assert!(now.contains("|EditorName|"), "the editor's save landed");
+    assert!(now.contains("1|Other4|"), "and kept the other saves");
+    // Once the editor is gone, the next prune goes to the head.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let p = m
+        .rdb()
+        .args([
+            "version:prune",
+            "shop",
+            "--keep",
+            "1",
+            "--exact",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    assert_eq!(m.versions(), 1);
+}

@@ -42,6 +42,13 @@ pub(in crate::fs::core) struct OpenFrame {
     outcome: Option<String>,
 }
 
+impl OpenFrame {
+    /// Each table's head when the frame began: the merge bases it needs.
+    pub(in crate::fs::core) fn bases(&self) -> impl Iterator<Item = (&String, &u64)> {
+        self.started.iter()
+    }
+}
+
 /// The name of a table's schema file in a frame directory.
 const SCHEMA_SUFFIX: &str = ".schema.toml";
 
