@@ -100,14 +100,22 @@ impl Database {
                 continue;
             };
             for line in String::from_utf8_lossy(&bytes).lines() {
-                let mut f = line.splitn(3, '|');
-                if let (Some(t), Some(Ok(seq)), Some(why)) =
-                    (f.next(), f.next().map(str::parse::<u64>), f.next())
-                {
-                    pins.entry(t.to_string())
-                        .or_default()
-                        .push((seq, format!("{why} (mount pid {pid})")));
+                let mut f = line.splitn(4, '|');
+                let (Some(t), Some(Ok(seq)), Some(Ok(reader)), Some(why)) = (
+                    f.next(),
+                    f.next().map(str::parse::<u64>),
+                    f.next().map(str::parse::<i32>),
+                    f.next(),
+                ) else {
+                    continue;
+                };
+                // A process that read and has exited since will not save.
+                if reader != 0 && !super::kept::alive(reader) {
+                    continue;
                 }
+                pins.entry(t.to_string())
+                    .or_default()
+                    .push((seq, format!("{why} (mount pid {pid})")));
             }
         }
         Ok(pins)

@@ -4,17 +4,19 @@
 //! that renames its file over `current.csv` hours later), the base of each
 //! file open for writing, and where each `@frames/` frame began.
 //!
-//! Each database gets `state/mount-pins-<pid>` (`table|seq|why` lines),
-//! rewritten only when it changes; the daemon's main loop publishes every
-//! 300 ms, so a prune can miss a read made within that much of it. A file
-//! whose pid is gone is ignored by readers.
+//! Each database gets `state/mount-pins-<pid>` (`table|seq|pid|why`
+//! lines; pid: the reading process, 0 for the others), rewritten only when
+//! it changes; the daemon's main loop publishes every 300 ms, so a prune
+//! can miss a read made within that much of it. Readers ignore a file
+//! whose mount is gone and a line whose reading process is gone.
 
 use std::collections::BTreeMap;
 
 use crate::fs::core::*;
 
-/// Per database: table -> (oldest version needed, by whom).
-type MountPins = Vec<BTreeMap<String, (u64, String)>>;
+/// Per database: table -> (oldest version needed, the process whose read
+/// it is or 0, by whom).
+type MountPins = Vec<BTreeMap<String, (u64, u32, String)>>;
 
 /// The state file of this process's pins.
 fn pins_name() -> String {
@@ -28,11 +30,13 @@ fn pins_name() -> String {
 impl ReedFs {
     fn mount_pins(&self) -> MountPins {
         let mut pins: MountPins = vec![BTreeMap::new(); self.dbs.len()];
-        let mut add = |db: usize, table: &str, seq: u64, why: String| {
+        let mut add = |db: usize, table: &str, seq: u64, pid: u32, why: String| {
             if let Some(p) = pins.get_mut(db) {
-                let e = p.entry(table.to_string()).or_insert((seq, why.clone()));
+                let e = p
+                    .entry(table.to_string())
+                    .or_insert((seq, pid, why.clone()));
                 if seq < e.0 {
-                    *e = (seq, why);
+                    *e = (seq, pid, why);
                 }
             }
         };
@@ -47,6 +51,7 @@ impl ReedFs {
                     *db,
                     table,
                     *seq,
+                    *pid,
                     format!("process {pid}, which read it, saving"),
                 );
             }
@@ -59,7 +64,13 @@ impl ReedFs {
                 ..
             } = h
             {
-                add(*db, table, *b, "a file open for writing in a mount".into());
+                add(
+                    *db,
+                    table,
+                    *b,
+                    0,
+                    "a file open for writing in a mount".into(),
+                );
             }
         }
         for ((db, name), f) in &inner.frames {
@@ -68,6 +79,7 @@ impl ReedFs {
                     *db,
                     table,
                     *seq,
+                    0,
                     format!("the mount's frame @frames/{name}"),
                 );
             }
@@ -87,7 +99,7 @@ impl ReedFs {
         for (db, p) in pins.iter().enumerate() {
             let text: String = p
                 .iter()
-                .map(|(t, (seq, why))| format!("{t}|{seq}|{why}\n"))
+                .map(|(t, (seq, pid, why))| format!("{t}|{seq}|{pid}|{why}\n"))
                 .collect();
             if published[db].as_deref() == Some(text.as_str()) {
                 continue;
