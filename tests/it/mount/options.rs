@@ -106,7 +106,17 @@ fn passthrough_reads_are_exact_and_saves_by_rename_still_work() {
         "writer while a passthrough reader is open"
     );
     drop(held);
-    let now = std::fs::read_to_string(m.current()).unwrap();
+    // The kernel sends the release of a closed file after close returns:
+    // until the daemon has it, the newer reader still waits (EBUSY).
+    let start = std::time::Instant::now();
+    let now = loop {
+        match std::fs::read_to_string(m.current()) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed().as_secs() < 10 => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => break r.unwrap(),
+        }
+    };
     assert!(
         now.contains("\n1|Through|") && now.contains("\n2|Renamed|"),
         "newest content after the reader closed"
