@@ -33,31 +33,51 @@ pub struct InitArgs {
     pub ssh: Option<String>,
 }
 
-pub fn init(ctx: &Ctx, a: InitArgs) -> Result<i32> {
-    reedbase::storage::names::validate(&a.name)?;
-    let (root, mode) = if a.local {
+/// Where a new database called `name` lives: `./.reedbase` when `local`,
+/// else under `$REEDBASE_HOME/databases/`.
+pub fn new_root(ctx: &Ctx, name: &str, local: bool) -> Result<(PathBuf, Mode)> {
+    reedbase::storage::names::validate(name)?;
+    Ok(if local {
         (ctx.cwd.join(reedbase::storage::LOCAL_DIR), Mode::Local)
     } else {
-        (
-            Registry::load(&ctx.home)?.global_root(&a.name),
-            Mode::Global,
-        )
-    };
-    // Register first (it checks for duplicate names under the registry lock),
-    // then create; undo the registration if creating fails.
+        (Registry::load(&ctx.home)?.global_root(name), Mode::Global)
+    })
+}
+
+/// Registers database `name` at `root` first (the registry refuses a
+/// duplicate name under its lock), then runs `create`; takes the
+/// registration back when that fails.
+pub fn register_then<T>(
+    ctx: &Ctx,
+    name: &str,
+    root: &Path,
+    mode: Mode,
+    create: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     Registry::update(&ctx.home, |reg| {
         reg.add(
-            &a.name,
+            name,
             DbEntry {
-                path: root.clone(),
+                path: root.to_path_buf(),
                 mode,
             },
         )
     })?;
-    if let Err(e) = Database::init(Arc::new(RealIo), &root, &a.name, a.delimiter) {
-        let _ = Registry::update(&ctx.home, |reg| reg.remove(&a.name).map(|_| ()));
-        return Err(e.into());
-    }
+    create().inspect_err(|_| {
+        let _ = Registry::update(&ctx.home, |reg| reg.remove(name).map(|_| ()));
+    })
+}
+
+pub fn init(ctx: &Ctx, a: InitArgs) -> Result<i32> {
+    let (root, mode) = new_root(ctx, &a.name, a.local)?;
+    register_then(ctx, &a.name, &root, mode, || {
+        Ok(Database::init(
+            Arc::new(RealIo),
+            &root,
+            &a.name,
+            a.delimiter,
+        )?)
+    })?;
     eprintln!(
         "created {} database {:?} at {}",
         mode.as_str(),

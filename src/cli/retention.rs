@@ -1,14 +1,11 @@
 //! `version:prune`, `backup`, `restore`: bounding how much history a
 //! database keeps, and keeping a copy of it elsewhere.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
 use reedbase::storage::names::now_us;
-use reedbase::storage::{
-    Database, DbEntry, Mode, Pins, RealIo, Registry, Retention, backup, keep_since_us,
-};
+use reedbase::storage::{Database, Pins, RealIo, Retention, backup, keep_since_us};
 use reedbase::sync::Site;
 
 use super::output::{Format, FormatArg, human_bytes, print_rows};
@@ -176,32 +173,11 @@ pub struct RestoreArgs {
 }
 
 pub fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
-    reedbase::storage::names::validate(&a.db)?;
-    let (root, mode): (PathBuf, Mode) = if a.local {
-        (ctx.cwd.join(reedbase::storage::LOCAL_DIR), Mode::Local)
-    } else {
-        (Registry::load(&ctx.home)?.global_root(&a.db), Mode::Global)
-    };
+    let (root, mode) = super::db::new_root(ctx, &a.db, a.local)?;
     let src = ctx.cwd.join(&a.dir);
-    // Registered first (duplicate names are refused under the registry's
-    // lock), taken back if the restore fails.
-    Registry::update(&ctx.home, |reg| {
-        reg.add(
-            &a.db,
-            DbEntry {
-                path: root.clone(),
-                mode,
-            },
-        )
+    let m = super::db::register_then(ctx, &a.db, &root, mode, || {
+        Ok(backup::restore(&RealIo, &src, &root, &a.db)?)
     })?;
-    let restored = backup::restore(&RealIo, &src, &root, &a.db);
-    let m = match restored {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = Registry::update(&ctx.home, |reg| reg.remove(&a.db).map(|_| ()));
-            return Err(e.into());
-        }
-    };
     let db = Database::open_with(Arc::new(RealIo), &root)?;
     let report = db.verify()?;
     for p in &report.problems {

@@ -71,11 +71,9 @@ pub fn list(ctx: &Ctx, db_name: &str, table: &str, f: FormatArg) -> Result<i32> 
     let db = ctx.open(db_name)?;
     let t = db.table(table)?;
     // Versions a prune removed have no bytes to show: listed no more.
-    let oldest = t.oldest_kept()?;
     let rows: Vec<Vec<String>> = t
-        .versions()?
+        .kept_versions()?
         .into_iter()
-        .filter(|v| v.seq >= oldest)
         .map(|v| {
             let time = if f.format == Format::Csv {
                 v.name.clone()

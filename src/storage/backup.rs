@@ -220,28 +220,25 @@ fn copy_hashing(io: &dyn Io, src: &Path, dst: Option<&Path>) -> Result<(String, 
     }
 }
 
-/// The files under `dir` (recursively), as paths relative to `base`;
-/// symlinks, hidden names and temp files skipped.
-fn walk(io: &dyn Io, base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// The files under `dir` (recursively, symlinks not followed), absolute.
+/// `every`: hidden names and temp files too (the backup's own objects
+/// directory); else they are skipped (what is backed up), and so are
+/// entries that are neither files nor directories.
+fn files_under(io: &dyn Io, dir: &Path, every: bool, out: &mut Vec<PathBuf>) -> Result<()> {
     let names = match io.list(dir) {
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(StorageError::io("list", dir, e)),
     };
     for n in names {
-        if n.starts_with('.') || n.contains(TEMP_MARKER) {
+        if !every && (n.starts_with('.') || n.contains(TEMP_MARKER)) {
             continue;
         }
         let p = dir.join(&n);
-        let Some(meta) = io.lstat(&p).map_err(|e| StorageError::io("stat", &p, e))? else {
-            continue;
-        };
-        if meta.is_dir() {
-            walk(io, base, &p, out)?;
-        } else if meta.is_file()
-            && let Ok(rel) = p.strip_prefix(base)
-        {
-            out.push(rel.to_path_buf());
+        match io.lstat(&p).map_err(|e| StorageError::io("stat", &p, e))? {
+            Some(m) if m.is_dir() => files_under(io, &p, every, out)?,
+            Some(m) if every || m.is_file() => out.push(p),
+            _ => {}
         }
     }
     Ok(())
@@ -349,23 +346,27 @@ impl Database {
             snaps
         };
         // The rest: each file is replaced atomically or written once.
+        // (path relative to the database root, where to read it)
         let mut files: Vec<(String, PathBuf)> = Vec::new();
-        let mut rels = Vec::new();
-        walk(io, staging, &staging.join("tables"), &mut rels)?;
-        files.extend(
-            rels.drain(..)
-                .map(|r| (r.to_string_lossy().into_owned(), staging.join(&r))),
-        );
+        let relative = |base: &Path, found: Vec<PathBuf>| -> Vec<(String, PathBuf)> {
+            found
+                .into_iter()
+                .filter_map(|p| {
+                    let rel = p.strip_prefix(base).ok()?.to_string_lossy().into_owned();
+                    Some((rel, p))
+                })
+                .collect()
+        };
+        let mut found = Vec::new();
+        files_under(io, &staging.join("tables"), false, &mut found)?;
+        files.extend(relative(staging, std::mem::take(&mut found)));
         if io.len(&root.join(CONFIG)).ok().flatten().is_some() {
             files.push((CONFIG.to_string(), root.join(CONFIG)));
         }
         for d in DB_DIRS {
-            walk(io, root, &root.join(d), &mut rels)?;
+            files_under(io, &root.join(d), false, &mut found)?;
         }
-        files.extend(
-            rels.drain(..)
-                .map(|r| (r.to_string_lossy().into_owned(), root.join(&r))),
-        );
+        files.extend(relative(root, found));
         files.sort();
         let known: BTreeMap<&str, &BackupFile> = prev
             .map(|p| p.files.iter().map(|f| (f.path.as_str(), f)).collect())
@@ -470,7 +471,7 @@ fn remove_unused_objects(io: &dyn Io, dest: &Path, manifest: &Manifest) -> Resul
     let keep: HashSet<&str> = manifest.files.iter().map(|f| f.sha256.as_str()).collect();
     let objects = dest.join(OBJECTS);
     let mut all = Vec::new();
-    walk_all(io, &objects, &mut all)?;
+    files_under(io, &objects, true, &mut all)?;
     let mut removed = 0;
     for p in all {
         let name = p
@@ -482,24 +483,6 @@ fn remove_unused_objects(io: &dyn Io, dest: &Path, manifest: &Manifest) -> Resul
         }
     }
     Ok(removed)
-}
-
-/// Every file under `dir`, hidden and temp ones included.
-fn walk_all(io: &dyn Io, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let names = match io.list(dir) {
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StorageError::io("list", dir, e)),
-    };
-    for n in names {
-        let p = dir.join(&n);
-        match io.lstat(&p).map_err(|e| StorageError::io("stat", &p, e))? {
-            Some(m) if m.is_dir() => walk_all(io, &p, out)?,
-            Some(_) => out.push(p),
-            None => {}
-        }
-    }
-    Ok(())
 }
 
 /// Removes the staging directories of backups whose process is gone.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use reedbase::query::{Engine, Value};
 use reedbase::storage::{Action, Base, CommitOptions, Database, Frame, ROW_LOG};
 
-use crate::util::new_db;
+use crate::util::{Lcg, new_db, render};
 
 /// (version, key, change, column, old, new), as `history()` gives it.
 type Cell = (u64, String, String, String, String, String);
@@ -92,26 +92,6 @@ fn logged(db: &Database, table: &str, key: Option<&str>) -> Vec<Cell> {
     }
     out.sort();
     out
-}
-
-/// A small deterministic generator.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n.max(1)
-    }
-}
-
-fn render(header: &[String], rows: &BTreeMap<u64, Vec<String>>) -> Vec<u8> {
-    let mut s = header.join("|") + "\n";
-    for (k, f) in rows {
-        s.push_str(&format!("{k}|{}\n", f.join("|")));
-    }
-    s.into_bytes()
 }
 
 /// Random edits of `t` in `db` (a frame now and then with a second table).

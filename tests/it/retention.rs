@@ -14,27 +14,7 @@ use reedbase::storage::{
 };
 
 use crate::cli::Rdb;
-use crate::util::{new_db, rows, set_config, set_keyframe_every, set_row};
-
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n.max(1)
-    }
-}
-
-fn render(header: &[String], rows: &BTreeMap<u64, Vec<String>>) -> Vec<u8> {
-    let mut s = header.join("|") + "\n";
-    for (k, f) in rows {
-        s.push_str(&format!("{k}|{}\n", f.join("|")));
-    }
-    s.into_bytes()
-}
+use crate::util::{Lcg, new_db, render, rows, set_config, set_keyframe_every, set_row};
 
 /// A change as history reports it, without the version's name (the twin's
 /// names differ: they are commit times).

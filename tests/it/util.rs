@@ -292,3 +292,25 @@ pub fn packed_and_loose(table_dir: &Path) -> (Vec<String>, Vec<String>) {
     }
     (packed, loose)
 }
+
+/// A small deterministic generator: `next(n)` is in `0..n`.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+/// A `|` table from its header and rows keyed by number.
+pub fn render(header: &[String], rows: &BTreeMap<u64, Vec<String>>) -> Vec<u8> {
+    let mut s = header.join("|") + "\n";
+    for (k, f) in rows {
+        s.push_str(&format!("{k}|{}\n", f.join("|")));
+    }
+    s.into_bytes()
+}

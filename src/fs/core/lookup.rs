@@ -70,17 +70,8 @@ impl ReedFs {
     fn list_dir(&self, ino: u64) -> Result<(Vec<(u64, Kind, String)>, Option<Vec<VersionInfo>>)> {
         let node = self.node(&lock(&self.inner), ino)?;
         let log = match &node {
-            Node::Versions(db, t) => {
-                // Pruned versions (their bytes removed) are not files.
-                let t = self.table(*db, t)?;
-                let oldest = t.oldest_kept()?;
-                Some(
-                    t.versions()?
-                        .into_iter()
-                        .filter(|v| v.seq >= oldest)
-                        .collect(),
-                )
-            }
+            // Pruned versions (their bytes removed) are not files.
+            Node::Versions(db, t) => Some(self.table(*db, t)?.kept_versions()?),
             _ => None,
         };
         let mut inner = lock(&self.inner);

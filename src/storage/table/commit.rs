@@ -169,12 +169,10 @@ impl Table {
         if b == 0 {
             return Ok(Vec::new());
         }
-        // Another process may have pruned since `state` was read.
-        self.floor_moved();
-        let floor = lock_poisoned(self.state.read()).floor.max(state.floor);
+        // `state` comes from `catch_up`, which read the floor under the lock.
         self.reconstruct(
             &state.log,
-            floor,
+            state.floor,
             Some((head_seq, state.head.as_slice())),
             b,
         )

@@ -155,6 +155,17 @@ impl Table {
         })
     }
 
+    /// The versions whose bytes are kept (what listings show: `version:list`,
+    /// `@versions/`), oldest first.
+    pub fn kept_versions(&self) -> Result<Vec<super::VersionInfo>> {
+        let oldest = self.oldest_kept()?;
+        Ok(self
+            .versions()?
+            .into_iter()
+            .filter(|v| v.seq >= oldest)
+            .collect())
+    }
+
     /// The error for reading version `seq`, below the floor at `floor`.
     pub(super) fn pruned(&self, seq: u64, floor: usize) -> StorageError {
         StorageError::Pruned {
